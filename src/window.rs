@@ -97,7 +97,9 @@ impl FromStr for Quarter {
         if b.len() != 7 || b[4] != b'-' || b[5] != b'Q' || !b[..4].iter().all(u8::is_ascii_digit) {
             return Err(BadQuarter);
         }
-        let year = b[..4].iter().fold(0i32, |y, d| y * 10 + i32::from(d - b'0'));
+        let year = b[..4]
+            .iter()
+            .fold(0i32, |y, d| y * 10 + i32::from(d - b'0'));
         let n = b[6].wrapping_sub(b'0');
         Quarter::new(year, n).ok_or(BadQuarter)
     }
@@ -205,7 +207,10 @@ mod tests {
         assert_eq!(q3.start(), ts("2025-07-01T00:00:00Z"));
         assert_eq!(q3.end(), ts("2025-10-01T00:00:00Z"));
         assert_eq!(q3.previous().to_string(), "2025-Q2");
-        assert_eq!("2025-Q1".parse::<Quarter>().unwrap().previous().to_string(), "2024-Q4");
+        assert_eq!(
+            "2025-Q1".parse::<Quarter>().unwrap().previous().to_string(),
+            "2024-Q4"
+        );
     }
 
     #[test]
@@ -219,7 +224,17 @@ mod tests {
 
     #[test]
     fn bad_quarter_ids_are_refused() {
-        for bad in ["", "2025-Q0", "2025-Q5", "2025Q3", "25-Q3", "2025-q3", "2025-Q33", "+025-Q3", "２０２５-Q3"] {
+        for bad in [
+            "",
+            "2025-Q0",
+            "2025-Q5",
+            "2025Q3",
+            "25-Q3",
+            "2025-q3",
+            "2025-Q33",
+            "+025-Q3",
+            "２０２５-Q3",
+        ] {
             assert_eq!(bad.parse::<Quarter>(), Err(BadQuarter), "{bad}");
         }
     }
@@ -237,7 +252,12 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for s in ["2025-07-14T10:00:00Z", "2024-02-29T23:59:59.001Z", "1970-01-01T00:00:00Z", "6429-12-31T23:59:59.999Z"] {
+        for s in [
+            "2025-07-14T10:00:00Z",
+            "2024-02-29T23:59:59.001Z",
+            "1970-01-01T00:00:00Z",
+            "6429-12-31T23:59:59.999Z",
+        ] {
             assert_eq!(format_rfc3339(ts(s)), s);
         }
     }

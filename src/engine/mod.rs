@@ -1,2 +1,427 @@
-//! placeholder
-pub mod posts;
+//! The aggregation engine: applies decoded events to per-post state and
+//! per-page, per-window totals (SPEC §2 semantics). Pure: time arrives only
+//! inside events, and the watermark is the greatest `observed_at` seen.
+//!
+//! Bounds: every structure that input can grow is capped by [`Limits`]. An
+//! event that would grow a structure past its cap is refused with
+//! [`Outcome::Rejected`] naming the [`Bound`], changes nothing, and is
+//! counted per bound in [`Engine::rejections`].
+//!
+//! Page-level observations (follower counts, page names) are merged from
+//! every valid event that reaches a page, whatever becomes of its post
+//! counts: the later `(observed_at, value)` wins, so the merge is idempotent
+//! and order-independent, like snapshots.
+
+mod event_ids;
+mod pages;
+mod posts;
+
+pub use pages::{Page, Pages, QuarterSlot, Sample, TopPost, Totals};
+pub use posts::{MAX_PAGES, Post, post_hash};
+
+use crate::event::{Event, Kind};
+use crate::window::{Millis, Quarter};
+use event_ids::{EventIds, Remembered, event_key};
+use pages::PageRefused;
+use posts::PostTable;
+
+/// Caps on what input can grow, and the window settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Earlier quarters kept besides the current one (SPEC default 4).
+    pub retained_quarters: u32,
+    /// Length of the rolling window in days (SPEC default 90).
+    pub rolling_days: u32,
+    pub max_pages: u32,
+    pub max_posts: u32,
+    pub max_platforms: u32,
+    pub max_event_ids: u32,
+    /// Posts listed per page by the page endpoint.
+    pub top_posts: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            retained_quarters: 4,
+            rolling_days: 90,
+            max_pages: 1_000_000,
+            max_posts: 50_000_000,
+            max_platforms: 64,
+            max_event_ids: 20_000_000,
+            top_posts: 10,
+        }
+    }
+}
+
+/// Largest `retained_quarters`: a post record stores observed − published
+/// in 36 bits of milliseconds (795 days), which covers 8 quarters.
+pub const MAX_RETAINED_QUARTERS: u32 = 7;
+
+impl Limits {
+    /// Checks the limits against what the engine can represent.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.retained_quarters > MAX_RETAINED_QUARTERS {
+            return Err("retained_quarters must be at most 7");
+        }
+        if self.rolling_days == 0 || self.rolling_days > 366 {
+            return Err("rolling_days must be between 1 and 366");
+        }
+        if self.max_pages == 0 || self.max_pages > MAX_PAGES - 1 {
+            return Err("max_pages must be between 1 and 8388606");
+        }
+        if self.max_platforms == 0 || self.max_platforms > 1024 {
+            return Err("max_platforms must be between 1 and 1024");
+        }
+        if self.top_posts > 100 {
+            return Err("top_posts must be at most 100");
+        }
+        Ok(())
+    }
+}
+
+/// Which cap refused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bound {
+    Pages,
+    Posts,
+    Platforms,
+    EventIds,
+}
+
+impl Bound {
+    pub const ALL: [Bound; 4] = [
+        Bound::Pages,
+        Bound::Posts,
+        Bound::Platforms,
+        Bound::EventIds,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Pages => "pages",
+            Bound::Posts => "posts",
+            Bound::Platforms => "platforms",
+            Bound::EventIds => "event_ids",
+        }
+    }
+
+    /// The reason given for a refused event (log field, dead-letter header).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Bound::Pages => "page limit reached",
+            Bound::Posts => "post limit reached",
+            Bound::Platforms => "platform limit reached",
+            Bound::EventIds => "event id limit reached",
+        }
+    }
+}
+
+/// What became of an event (SPEC §4 `outcome` label, plus `rejected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Applied,
+    Stale,
+    Duplicate,
+    Conflict,
+    Expired,
+    Invalid,
+    /// Refused at a capacity bound (see [`Bound`]); not in SPEC §4's list.
+    Rejected(Bound),
+}
+
+impl Outcome {
+    /// Every label value, in the order they are exported.
+    pub const LABELS: [&'static str; 7] = [
+        "applied",
+        "stale",
+        "duplicate",
+        "conflict",
+        "expired",
+        "invalid",
+        "rejected",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Stale => "stale",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Conflict => "conflict",
+            Outcome::Expired => "expired",
+            Outcome::Invalid => "invalid",
+            Outcome::Rejected(_) => "rejected",
+        }
+    }
+
+    /// Position of [`as_str`](Self::as_str) in [`LABELS`](Self::LABELS).
+    pub fn index(self) -> usize {
+        match self {
+            Outcome::Applied => 0,
+            Outcome::Stale => 1,
+            Outcome::Duplicate => 2,
+            Outcome::Conflict => 3,
+            Outcome::Expired => 4,
+            Outcome::Invalid => 5,
+            Outcome::Rejected(_) => 6,
+        }
+    }
+}
+
+impl From<PageRefused> for Bound {
+    fn from(r: PageRefused) -> Bound {
+        match r {
+            PageRefused::Pages => Bound::Pages,
+            PageRefused::Platforms => Bound::Platforms,
+        }
+    }
+}
+
+/// Sizes of the input-grown structures, for gauges against their bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub pages: usize,
+    pub posts: usize,
+    pub platforms: usize,
+    pub event_ids: usize,
+    pub heap_bytes: usize,
+}
+
+/// The engine. One writer owns it; readers get a [`crate::view::View`].
+pub struct Engine {
+    limits: Limits,
+    watermark: Option<Millis>,
+    pages: Pages,
+    posts: PostTable,
+    event_ids: EventIds,
+    rejections: [u64; 4],
+}
+
+impl Engine {
+    /// # Panics
+    /// When `limits` fail [`Limits::validate`]; configuration is checked
+    /// before an engine is built.
+    pub fn new(limits: Limits) -> Engine {
+        limits
+            .validate()
+            .expect("engine limits are validated with the configuration");
+        Engine {
+            pages: Pages::new(
+                limits.max_pages,
+                limits.max_platforms as usize,
+                limits.retained_quarters as usize + 1,
+            ),
+            posts: PostTable::default(),
+            event_ids: EventIds::new(limits.max_event_ids as usize),
+            watermark: None,
+            rejections: [0; 4],
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn watermark(&self) -> Option<Millis> {
+        self.watermark
+    }
+
+    /// The quarter containing the watermark.
+    pub fn current(&self) -> Option<Quarter> {
+        self.watermark.map(Quarter::containing)
+    }
+
+    /// The oldest retained quarter.
+    pub fn oldest(&self) -> Option<Quarter> {
+        Some(self.current()?.minus(self.limits.retained_quarters))
+    }
+
+    pub fn pages(&self) -> &Pages {
+        &self.pages
+    }
+
+    pub fn posts(&self) -> impl Iterator<Item = Post> + '_ {
+        self.posts.iter()
+    }
+
+    /// Events refused per bound, in [`Bound::ALL`] order.
+    pub fn rejections(&self) -> [(Bound, u64); 4] {
+        let r = self.rejections;
+        [
+            (Bound::Pages, r[0]),
+            (Bound::Posts, r[1]),
+            (Bound::Platforms, r[2]),
+            (Bound::EventIds, r[3]),
+        ]
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            pages: self.pages.len(),
+            posts: self.posts.len(),
+            platforms: self.pages.platforms().len(),
+            event_ids: self.event_ids.len(),
+            heap_bytes: self.pages.heap_bytes()
+                + self.posts.heap_bytes()
+                + self.event_ids.heap_bytes(),
+        }
+    }
+
+    /// Applies one valid event and says what became of it.
+    pub fn apply(&mut self, ev: &Event<'_>) -> Outcome {
+        self.advance_watermark(ev.observed_at);
+        let oldest = self.oldest().expect("the watermark was just set");
+        let page = match self.pages.intern(&ev.platform, &ev.page_id) {
+            Ok(p) => p,
+            Err(refused) => return self.reject(refused.into()),
+        };
+        self.observe_page(page, ev, oldest);
+        let quarter = Quarter::containing(ev.published_at);
+        if quarter < oldest {
+            return Outcome::Expired;
+        }
+        let hash = post_hash(&ev.post_id);
+        match self.posts.find(page, hash) {
+            None => self.add_post(page, hash, quarter, ev),
+            Some((_, post)) if post.kind != ev.kind => Outcome::Conflict,
+            Some((slot, post)) => {
+                let updated = match ev.kind {
+                    Kind::Snapshot => self.apply_snapshot(post, ev),
+                    Kind::Delta => self.apply_delta(post, quarter, ev),
+                };
+                match updated {
+                    Ok(updated) => {
+                        self.posts.update(slot, &updated);
+                        self.note_change(&post, &updated, quarter, &ev.post_id);
+                        Outcome::Applied
+                    }
+                    Err(unchanged) => unchanged,
+                }
+            }
+        }
+    }
+
+    fn reject(&mut self, bound: Bound) -> Outcome {
+        let i = Bound::ALL
+            .iter()
+            .position(|b| *b == bound)
+            .expect("bound listed in ALL");
+        self.rejections[i] += 1;
+        Outcome::Rejected(bound)
+    }
+
+    fn advance_watermark(&mut self, observed: Millis) {
+        let before = self.current();
+        if self.watermark.is_none_or(|w| observed > w) {
+            self.watermark = Some(observed);
+        }
+        if before.is_some_and(|q| Some(q) != self.current()) {
+            self.forget_expired();
+        }
+    }
+
+    /// Frees posts, event ids and page data of quarters out of retention.
+    fn forget_expired(&mut self) {
+        let oldest = self.oldest().expect("called after the watermark is set");
+        let cutoff = oldest.start();
+        self.posts.remove_where(|p| p.published < cutoff);
+        self.event_ids.forget_before(oldest);
+        self.pages.forget_before(oldest);
+    }
+
+    fn observe_page(&mut self, page: u32, ev: &Event<'_>, oldest: Quarter) {
+        if Quarter::containing(ev.observed_at) < oldest {
+            return;
+        }
+        let p = self.pages.get_mut(page);
+        if let Some(f) = ev.followers {
+            p.observe_followers(ev.observed_at, f);
+        }
+        if let Some(name) = &ev.page_name {
+            p.observe_name(ev.observed_at, name);
+        }
+    }
+
+    fn add_post(&mut self, page: u32, hash: u64, quarter: Quarter, ev: &Event<'_>) -> Outcome {
+        if self.posts.len() >= self.limits.max_posts as usize {
+            return self.reject(Bound::Posts);
+        }
+        if let (Kind::Delta, Some(id)) = (ev.kind, &ev.event_id) {
+            if self.event_ids.insert(quarter, event_key(page, hash, id)) == Remembered::Full {
+                return self.reject(Bound::EventIds);
+            }
+        }
+        let post = Post {
+            page,
+            hash,
+            kind: ev.kind,
+            published: ev.published_at,
+            observed: ev.observed_at,
+            counts: ev.counts,
+        };
+        self.posts.insert(&post);
+        let p = self.pages.get_mut(page);
+        p.slot_mut(quarter).totals.add_post(&post.counts);
+        let top = self.limits.top_posts as usize;
+        p.note_top_post(quarter, hash, &ev.post_id, post.counts.interactions(), top);
+        Outcome::Applied
+    }
+
+    /// The updated post, or the outcome that leaves it unchanged.
+    fn apply_snapshot(&self, post: Post, ev: &Event<'_>) -> Result<Post, Outcome> {
+        let newer = (ev.observed_at, ev.counts.interactions())
+            > (post.observed, post.counts.interactions());
+        if !newer {
+            return Err(Outcome::Stale);
+        }
+        Ok(Post {
+            observed: ev.observed_at,
+            counts: ev.counts,
+            ..post
+        })
+    }
+
+    fn apply_delta(
+        &mut self,
+        post: Post,
+        quarter: Quarter,
+        ev: &Event<'_>,
+    ) -> Result<Post, Outcome> {
+        if let Some(id) = &ev.event_id {
+            match self
+                .event_ids
+                .insert(quarter, event_key(post.page, post.hash, id))
+            {
+                Remembered::New => {}
+                Remembered::Seen => return Err(Outcome::Duplicate),
+                Remembered::Full => return Err(self.reject(Bound::EventIds)),
+            }
+        }
+        let add = |a: u64, b: u64| a.saturating_add(b).min(crate::event::COUNT_LIMIT - 1);
+        let c = post.counts;
+        let counts = crate::event::Counts {
+            reactions: add(c.reactions, ev.counts.reactions),
+            comments: add(c.comments, ev.counts.comments),
+            shares: add(c.shares, ev.counts.shares),
+            views: add(c.views, ev.counts.views),
+        };
+        Ok(Post {
+            observed: post.observed.max(ev.observed_at),
+            counts,
+            ..post
+        })
+    }
+
+    fn note_change(&mut self, old: &Post, new: &Post, quarter: Quarter, post_id: &str) {
+        let p = self.pages.get_mut(new.page);
+        p.slot_mut(quarter)
+            .totals
+            .apply_change(&old.counts, &new.counts);
+        let top = self.limits.top_posts as usize;
+        p.note_top_post(quarter, new.hash, post_id, new.counts.interactions(), top);
+    }
+}
+
+#[cfg(test)]
+mod tests;

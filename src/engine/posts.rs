@@ -101,7 +101,11 @@ impl Packed {
         Post {
             page: self.page(),
             hash: self.hash(),
-            kind: if b >> 58 & 1 == 1 { Kind::Delta } else { Kind::Snapshot },
+            kind: if b >> 58 & 1 == 1 {
+                Kind::Delta
+            } else {
+                Kind::Snapshot
+            },
             published,
             observed: published + seen,
             counts: big.copied().unwrap_or(Counts {
@@ -148,10 +152,6 @@ impl PostTable {
         self.live
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
     fn at(&self, i: u32) -> &Packed {
         &self.chunks[i as usize / CHUNK][i as usize % CHUNK]
     }
@@ -189,7 +189,10 @@ impl PostTable {
 
     /// Replaces the post in `slot`; its page and hash must not change.
     pub fn update(&mut self, slot: Slot, post: &Post) {
-        debug_assert_eq!((self.at(slot.0).page(), self.at(slot.0).hash()), (post.page, post.hash));
+        debug_assert_eq!(
+            (self.at(slot.0).page(), self.at(slot.0).hash()),
+            (post.page, post.hash)
+        );
         self.write(slot.0, post);
     }
 
@@ -255,7 +258,9 @@ impl PostTable {
 
     /// Every live post, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = Post> + '_ {
-        (0..self.slots()).filter(|&i| self.at(i).page() != FREE_PAGE).map(|i| self.read(i))
+        (0..self.slots())
+            .filter(|&i| self.at(i).page() != FREE_PAGE)
+            .map(|i| self.read(i))
     }
 
     /// Heap bytes held, from capacities (the bench checks it against a
@@ -279,7 +284,12 @@ mod tests {
             kind: Kind::Snapshot,
             published,
             observed,
-            counts: Counts { reactions: r, comments: 2, shares: 3, views: 4 },
+            counts: Counts {
+                reactions: r,
+                comments: 2,
+                shares: 3,
+                views: 4,
+            },
         }
     }
 
@@ -292,8 +302,23 @@ mod tests {
     fn packing_round_trips_at_the_extremes() {
         let cases = [
             post(0, "a", 0, 0, 0),
-            post(MAX_PAGES - 1, "b", (1 << 47) - 1 - MAX_SEEN_DELTA, (1 << 47) - 1, u32::MAX.into()),
-            Post { kind: Kind::Delta, ..post(4_000_000, "c", 1_752_487_200_123, 1_752_487_200_123 + MAX_SEEN_DELTA, 7) },
+            post(
+                MAX_PAGES - 1,
+                "b",
+                (1 << 47) - 1 - MAX_SEEN_DELTA,
+                (1 << 47) - 1,
+                u32::MAX.into(),
+            ),
+            Post {
+                kind: Kind::Delta,
+                ..post(
+                    4_000_000,
+                    "c",
+                    1_752_487_200_123,
+                    1_752_487_200_123 + MAX_SEEN_DELTA,
+                    7,
+                )
+            },
         ];
         for p in cases {
             assert_eq!(Packed::pack(&p, false).unpack(None), p);
@@ -308,8 +333,19 @@ mod tests {
         let sa = t.insert(&a);
         t.insert(&b);
         assert_eq!(t.find(1, a.hash), Some((sa, a)));
-        assert_eq!(t.find(2, a.hash).unwrap().1, b, "same id on another page is another post");
-        let a2 = Post { observed: 30, counts: Counts { reactions: 9, ..a.counts }, ..a };
+        assert_eq!(
+            t.find(2, a.hash).unwrap().1,
+            b,
+            "same id on another page is another post"
+        );
+        let a2 = Post {
+            observed: 30,
+            counts: Counts {
+                reactions: 9,
+                ..a.counts
+            },
+            ..a
+        };
         t.update(sa, &a2);
         assert_eq!(t.find(1, a.hash).unwrap().1, a2);
         let removed = t.remove_where(|p| p.page == 1);
@@ -328,7 +364,10 @@ mod tests {
         p.counts.views = 1 << 40;
         let s = t.insert(&p);
         assert_eq!(t.find(1, p.hash).unwrap().1, p);
-        let small = Post { counts: Counts::default(), ..p };
+        let small = Post {
+            counts: Counts::default(),
+            ..p
+        };
         t.update(s, &small);
         assert_eq!(t.find(1, p.hash).unwrap().1, small);
         assert!(t.big.is_empty());
@@ -338,7 +377,13 @@ mod tests {
     fn many_posts_survive_index_growth() {
         let mut t = PostTable::default();
         for i in 0..200_000u32 {
-            t.insert(&post(i % 1000, &i.to_string(), i.into(), i.into(), i.into()));
+            t.insert(&post(
+                i % 1000,
+                &i.to_string(),
+                i.into(),
+                i.into(),
+                i.into(),
+            ));
         }
         for i in (0..200_000u32).step_by(7) {
             let (_, p) = t.find(i % 1000, post_hash(&i.to_string())).unwrap();

@@ -1,0 +1,370 @@
+//! Pages: the interned (platform, page_id) → dense index map, and per page
+//! its name, follower samples, per-quarter totals and top posts.
+//!
+//! Per-quarter data sits in a ring of `retained + 1` slots indexed by the
+//! quarter number modulo the ring length; a slot whose tag is not the quarter
+//! asked for is stale and reads as empty. Freed pages go on a free list and
+//! their index is reused, so the number of page records never exceeds the
+//! configured bound.
+
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::event::Counts;
+use crate::window::{Millis, Quarter};
+
+/// Totals of the posts of one page in one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub reactions: u64,
+    pub comments: u64,
+    pub shares: u64,
+    pub views: u64,
+    pub posts: u64,
+}
+
+impl Totals {
+    pub fn interactions(&self) -> u64 {
+        self.reactions
+            .wrapping_add(self.comments)
+            .wrapping_add(self.shares)
+    }
+
+    /// Adds `new - old` field by field. Wrapping arithmetic keeps every
+    /// intermediate state representable; the result is exact whenever the
+    /// true total fits in a u64.
+    pub fn apply_change(&mut self, old: &Counts, new: &Counts) {
+        let step = |t: &mut u64, o: u64, n: u64| *t = t.wrapping_add(n.wrapping_sub(o));
+        step(&mut self.reactions, old.reactions, new.reactions);
+        step(&mut self.comments, old.comments, new.comments);
+        step(&mut self.shares, old.shares, new.shares);
+        step(&mut self.views, old.views, new.views);
+    }
+
+    pub fn add_post(&mut self, counts: &Counts) {
+        self.apply_change(&Counts::default(), counts);
+        self.posts += 1;
+    }
+
+    pub fn remove_post(&mut self, counts: &Counts) {
+        self.apply_change(counts, &Counts::default());
+        self.posts -= 1;
+    }
+}
+
+/// A value observed at an instant; the greater `(at, value)` wins, which
+/// makes merging idempotent and independent of arrival order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sample<T> {
+    pub at: Millis,
+    pub value: T,
+}
+
+fn merge<T: Ord>(slot: &mut Option<Sample<T>>, candidate: Sample<T>) -> bool {
+    if slot.as_ref().is_none_or(|s| candidate > *s) {
+        *slot = Some(candidate);
+        true
+    } else {
+        false
+    }
+}
+
+/// One quarter of one page: posts published in it, followers observed in it.
+#[derive(Debug, Clone, Default)]
+pub struct QuarterSlot {
+    quarter: Option<Quarter>,
+    pub totals: Totals,
+    pub followers: Option<Sample<u64>>,
+}
+
+/// A post listed among a page's top posts of the current quarter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopPost {
+    pub hash: u64,
+    pub post_id: Arc<str>,
+    pub interactions: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub platform: u16,
+    pub id: Arc<str>,
+    pub name: Option<Sample<Arc<str>>>,
+    /// Latest follower sample overall (for the rolling window).
+    pub followers: Option<Sample<u64>>,
+    slots: Box<[QuarterSlot]>,
+    /// Top posts of `top_quarter` by interactions, at most `top_posts` long.
+    top_quarter: Option<Quarter>,
+    top: Vec<TopPost>,
+}
+
+impl Page {
+    fn slot_index(&self, q: Quarter) -> usize {
+        q.index().rem_euclid(self.slots.len() as i32) as usize
+    }
+
+    /// The slot of `q`, or `None` when it holds no data for `q`.
+    pub fn slot(&self, q: Quarter) -> Option<&QuarterSlot> {
+        let s = &self.slots[self.slot_index(q)];
+        (s.quarter == Some(q)).then_some(s)
+    }
+
+    /// The slot of `q`, emptied first if it held an older quarter.
+    pub fn slot_mut(&mut self, q: Quarter) -> &mut QuarterSlot {
+        let i = self.slot_index(q);
+        let s = &mut self.slots[i];
+        if s.quarter != Some(q) {
+            *s = QuarterSlot {
+                quarter: Some(q),
+                ..QuarterSlot::default()
+            };
+        }
+        s
+    }
+
+    /// Top posts of quarter `q` (empty unless `q` is the one tracked).
+    pub fn top_posts(&self, q: Quarter) -> &[TopPost] {
+        if self.top_quarter == Some(q) {
+            &self.top
+        } else {
+            &[]
+        }
+    }
+
+    /// Records a post's interactions for the top-posts list of `q`.
+    /// A post whose count falls keeps its place until another post passes it.
+    pub fn note_top_post(
+        &mut self,
+        q: Quarter,
+        hash: u64,
+        post_id: &str,
+        interactions: u64,
+        max: usize,
+    ) {
+        if self.top_quarter != Some(q) {
+            if self.top_quarter.is_some_and(|t| t > q) {
+                return;
+            }
+            self.top_quarter = Some(q);
+            self.top.clear();
+        }
+        if let Some(t) = self.top.iter_mut().find(|t| t.hash == hash) {
+            t.interactions = interactions;
+            return;
+        }
+        let entry = || TopPost {
+            hash,
+            post_id: Arc::from(post_id),
+            interactions,
+        };
+        if self.top.len() < max {
+            self.top.push(entry());
+        } else if let Some(low) = self.top.iter_mut().min_by_key(|t| t.interactions) {
+            if interactions > low.interactions {
+                *low = entry();
+            }
+        }
+    }
+
+    /// Drops data of quarters before `oldest`; true when nothing is left.
+    fn forget_before(&mut self, oldest: Quarter) -> bool {
+        for s in self.slots.iter_mut() {
+            if s.quarter.is_some_and(|q| q < oldest) {
+                *s = QuarterSlot::default();
+            }
+        }
+        if self.top_quarter.is_some_and(|q| q < oldest) {
+            self.top_quarter = None;
+            self.top = Vec::new();
+        }
+        self.slots.iter().all(|s| s.quarter.is_none())
+    }
+
+    pub fn observe_followers(&mut self, at: Millis, followers: u64) {
+        merge(
+            &mut self.followers,
+            Sample {
+                at,
+                value: followers,
+            },
+        );
+        merge(
+            &mut self.slot_mut(Quarter::containing(at)).followers,
+            Sample {
+                at,
+                value: followers,
+            },
+        );
+    }
+
+    pub fn observe_name(&mut self, at: Millis, name: &str) {
+        let newer = self
+            .name
+            .as_ref()
+            .is_none_or(|n| (at, name) > (n.at, &*n.value));
+        if newer {
+            self.name = Some(Sample {
+                at,
+                value: Arc::from(name),
+            });
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.id.len()
+            + self.name.as_ref().map_or(0, |n| n.value.len())
+            + self.slots.len() * size_of::<QuarterSlot>()
+            + self.top.capacity() * size_of::<TopPost>()
+            + self.top.iter().map(|t| t.post_id.len()).sum::<usize>()
+    }
+}
+
+/// Why a page could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRefused {
+    Pages,
+    Platforms,
+}
+
+/// All pages, with the platform names they refer to.
+pub struct Pages {
+    platforms: Vec<Arc<str>>,
+    max_platforms: usize,
+    pages: Vec<Option<Page>>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    max_pages: u32,
+    ring: usize,
+}
+
+fn page_hash(platform: u16, id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), u64::from(platform))
+}
+
+impl Pages {
+    pub fn new(max_pages: u32, max_platforms: usize, ring: usize) -> Pages {
+        Pages {
+            platforms: Vec::new(),
+            max_platforms,
+            pages: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            max_pages,
+            ring,
+        }
+    }
+
+    pub fn platform_name(&self, platform: u16) -> &Arc<str> {
+        &self.platforms[usize::from(platform)]
+    }
+
+    pub fn platforms(&self) -> &[Arc<str>] {
+        &self.platforms
+    }
+
+    fn platform(&mut self, name: &str) -> Result<u16, PageRefused> {
+        if let Some(i) = self.platforms.iter().position(|p| &**p == name) {
+            return Ok(i as u16);
+        }
+        if self.platforms.len() >= self.max_platforms {
+            return Err(PageRefused::Platforms);
+        }
+        self.platforms.push(Arc::from(name));
+        Ok((self.platforms.len() - 1) as u16)
+    }
+
+    /// The index of (platform, id), adding the page if it is new.
+    pub fn intern(&mut self, platform: &str, id: &str) -> Result<u32, PageRefused> {
+        let p = self.platform(platform)?;
+        let h = page_hash(p, id);
+        let pages = &self.pages;
+        let found = self.index.find(h, |&i| {
+            let page = pages[i as usize].as_ref().expect("indexed pages are live");
+            page.platform == p && &*page.id == id
+        });
+        if let Some(&i) = found {
+            return Ok(i);
+        }
+        if self.len() >= self.max_pages as usize {
+            return Err(PageRefused::Pages);
+        }
+        let page = Page {
+            platform: p,
+            id: Arc::from(id),
+            name: None,
+            followers: None,
+            slots: vec![QuarterSlot::default(); self.ring].into_boxed_slice(),
+            top_quarter: None,
+            top: Vec::new(),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.pages[i as usize] = Some(page);
+                i
+            }
+            None => {
+                self.pages.push(Some(page));
+                (self.pages.len() - 1) as u32
+            }
+        };
+        let pages = &self.pages;
+        self.index.insert_unique(h, i, |&j| {
+            let page = pages[j as usize].as_ref().expect("indexed pages are live");
+            page_hash(page.platform, &page.id)
+        });
+        Ok(i)
+    }
+
+    pub fn get(&self, i: u32) -> &Page {
+        self.pages[i as usize]
+            .as_ref()
+            .expect("page index refers to a live page")
+    }
+
+    pub fn get_mut(&mut self, i: u32) -> &mut Page {
+        self.pages[i as usize]
+            .as_mut()
+            .expect("page index refers to a live page")
+    }
+
+    /// Live pages with their indices.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Page)> {
+        self.pages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as u32, p.as_ref()?)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pages.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets quarters before `oldest` and frees pages left with nothing.
+    pub fn forget_before(&mut self, oldest: Quarter) {
+        for i in 0..self.pages.len() {
+            let Some(page) = self.pages[i].as_mut() else {
+                continue;
+            };
+            if page.forget_before(oldest) {
+                let h = page_hash(page.platform, &page.id);
+                if let Ok(e) = self.index.find_entry(h, |&j| j as usize == i) {
+                    e.remove();
+                }
+                self.pages[i] = None;
+                self.free.push(i as u32);
+            }
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.pages.capacity() * size_of::<Option<Page>>()
+            + self.iter().map(|(_, p)| p.heap_bytes()).sum::<usize>()
+            + (self.index.capacity() * 8 / 7).next_power_of_two() * 5
+            + self.free.capacity() * 4
+    }
+}

@@ -1,0 +1,329 @@
+use super::*;
+use crate::event::{Counts, DecodeContext, decode};
+use crate::view::View;
+use crate::window::parse_rfc3339;
+
+fn ts(s: &str) -> Millis {
+    parse_rfc3339(s).unwrap()
+}
+
+/// Decodes `json` and applies it; the event must be valid.
+fn apply(e: &mut Engine, json: &str) -> Outcome {
+    let cx = DecodeContext {
+        message_time: None,
+        now: ts("2030-01-01T00:00:00Z"),
+        max_skew: 3_600_000,
+        max_payload_bytes: 1 << 16,
+    };
+    e.apply(&decode(json.as_bytes(), &cx).expect("valid test event"))
+}
+
+fn snap(post: &str, published: &str, observed: &str, reactions: u64) -> String {
+    format!(
+        r#"{{"page_id":"pg","post_id":"{post}","published_at":"{published}","observed_at":"{observed}","reactions":{reactions}}}"#
+    )
+}
+
+fn delta(post: &str, id: Option<&str>, reactions: u64) -> String {
+    let id = id.map_or(String::new(), |i| format!(r#","event_id":"{i}""#));
+    format!(
+        r#"{{"page_id":"pg","post_id":"{post}","kind":"delta","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":{reactions}{id}}}"#
+    )
+}
+
+fn q(s: &str) -> Quarter {
+    s.parse().unwrap()
+}
+
+/// Totals of page `pg` in quarter `quarter`.
+fn totals(e: &Engine, quarter: &str) -> Totals {
+    let v = View::build(e);
+    let page = v.find_page("facebook", "pg").expect("page known");
+    v.quarter(q(quarter))
+        .and_then(|t| t.row(page))
+        .map(|r| r.totals)
+        .unwrap_or_default()
+}
+
+#[test]
+fn newer_snapshot_replaces_older_and_older_is_stale() {
+    let mut e = Engine::new(Limits::default());
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("a", "2025-07-01T00:00:00Z", "2025-07-02T00:00:00Z", 10)
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 7)
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("a", "2025-07-01T00:00:00Z", "2025-07-02T12:00:00Z", 99)
+        ),
+        Outcome::Stale
+    );
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 7)
+        ),
+        Outcome::Stale,
+        "equal pair"
+    );
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 8)
+        ),
+        Outcome::Applied,
+        "same time, more"
+    );
+    let t = totals(&e, "2025-Q3");
+    assert_eq!((t.reactions, t.posts), (8, 1));
+}
+
+#[test]
+fn deltas_add_and_repeated_event_ids_are_duplicates() {
+    let mut e = Engine::new(Limits::default());
+    assert_eq!(apply(&mut e, &delta("d", Some("e1"), 5)), Outcome::Applied);
+    assert_eq!(apply(&mut e, &delta("d", Some("e2"), 6)), Outcome::Applied);
+    assert_eq!(
+        apply(&mut e, &delta("d", Some("e1"), 5)),
+        Outcome::Duplicate
+    );
+    assert_eq!(
+        apply(&mut e, &delta("d", None, 1)),
+        Outcome::Applied,
+        "no id: always applied"
+    );
+    assert_eq!(totals(&e, "2025-Q3").reactions, 12);
+}
+
+#[test]
+fn the_first_event_decides_how_a_post_is_tracked() {
+    let mut e = Engine::new(Limits::default());
+    apply(&mut e, &delta("d", Some("e1"), 5));
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("d", "2025-07-01T00:00:00Z", "2025-07-05T00:00:00Z", 1)
+        ),
+        Outcome::Conflict
+    );
+    apply(
+        &mut e,
+        &snap("s", "2025-07-01T00:00:00Z", "2025-07-05T00:00:00Z", 1),
+    );
+    assert_eq!(apply(&mut e, &delta("s", Some("e9"), 5)), Outcome::Conflict);
+    assert_eq!(totals(&e, "2025-Q3").reactions, 6);
+}
+
+#[test]
+fn late_observations_count_for_the_publication_quarter() {
+    let mut e = Engine::new(Limits::default());
+    apply(
+        &mut e,
+        &snap("a", "2025-09-30T23:00:00Z", "2025-09-30T23:30:00Z", 10),
+    );
+    apply(
+        &mut e,
+        &snap("a", "2025-09-30T23:00:00Z", "2025-11-15T00:00:00Z", 500),
+    );
+    assert_eq!(totals(&e, "2025-Q3").reactions, 500);
+    assert_eq!(totals(&e, "2025-Q4").posts, 0);
+    assert_eq!(e.current(), Some(q("2025-Q4")));
+}
+
+#[test]
+fn posts_before_the_retained_quarters_are_expired_and_freed() {
+    let mut e = Engine::new(Limits {
+        retained_quarters: 1,
+        ..Limits::default()
+    });
+    apply(
+        &mut e,
+        &snap("old", "2025-01-10T00:00:00Z", "2025-01-11T00:00:00Z", 3),
+    );
+    assert_eq!(e.usage().posts, 1);
+    apply(
+        &mut e,
+        &snap("new", "2025-07-10T00:00:00Z", "2025-07-11T00:00:00Z", 4),
+    );
+    assert_eq!(
+        e.usage().posts,
+        1,
+        "2025-Q1 left retention when 2025-Q3 became current"
+    );
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("old", "2025-01-10T00:00:00Z", "2025-07-12T00:00:00Z", 9)
+        ),
+        Outcome::Expired
+    );
+    assert_eq!(
+        apply(
+            &mut e,
+            &snap("q2", "2025-04-10T00:00:00Z", "2025-07-12T00:00:00Z", 9)
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(View::build(&e).quarters.len(), 2);
+}
+
+#[test]
+fn watermark_is_the_greatest_observation_of_valid_events() {
+    let mut e = Engine::new(Limits::default());
+    apply(
+        &mut e,
+        &snap("a", "2025-07-01T00:00:00Z", "2025-08-01T00:00:00Z", 1),
+    );
+    apply(
+        &mut e,
+        &snap("a", "2025-07-01T00:00:00Z", "2025-07-15T00:00:00Z", 1),
+    );
+    assert_eq!(e.watermark(), Some(ts("2025-08-01T00:00:00Z")));
+}
+
+#[test]
+fn followers_are_the_latest_sample_in_each_window() {
+    let mut e = Engine::new(Limits::default());
+    let with_followers = |post: &str, observed: &str, f: u64| {
+        format!(
+            r#"{{"page_id":"pg","post_id":"{post}","published_at":"2025-06-01T00:00:00Z","observed_at":"{observed}","followers":{f}}}"#
+        )
+    };
+    apply(&mut e, &with_followers("a", "2025-06-20T00:00:00Z", 100));
+    apply(&mut e, &with_followers("b", "2025-06-25T00:00:00Z", 200));
+    apply(&mut e, &with_followers("a", "2025-06-21T00:00:00Z", 150)); // older than 200's sample
+    apply(&mut e, &with_followers("c", "2025-07-02T00:00:00Z", 300));
+    apply(
+        &mut e,
+        r#"{"page_id":"pg","post_id":"x","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-03T00:00:00Z"}"#,
+    );
+    let v = View::build(&e);
+    let f = |quarter: &str| v.quarter(q(quarter)).unwrap().rows[0].followers;
+    assert_eq!(f("2025-Q2"), Some(200));
+    assert_eq!(f("2025-Q3"), Some(300));
+}
+
+#[test]
+fn page_names_come_from_the_latest_observation() {
+    let mut e = Engine::new(Limits::default());
+    let named = |observed: &str, name: &str| {
+        format!(
+            r#"{{"page_id":"pg","post_id":"a","published_at":"2025-07-01T00:00:00Z","observed_at":"{observed}","page_name":"{name}"}}"#
+        )
+    };
+    apply(&mut e, &named("2025-07-03T00:00:00Z", "New"));
+    apply(&mut e, &named("2025-07-02T00:00:00Z", "Old"));
+    assert_eq!(View::build(&e).pages[0].name.as_deref(), Some("New"));
+}
+
+#[test]
+fn bounds_refuse_new_things_and_count_them() {
+    let limits = Limits {
+        max_pages: 2,
+        max_posts: 3,
+        max_platforms: 2,
+        max_event_ids: 1,
+        ..Limits::default()
+    };
+    let mut e = Engine::new(limits);
+    let ev = |platform: &str, page: &str, post: &str| {
+        format!(
+            r#"{{"platform":"{platform}","page_id":"{page}","post_id":"{post}","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z"}}"#
+        )
+    };
+    assert_eq!(apply(&mut e, &ev("fb", "p1", "a")), Outcome::Applied);
+    assert_eq!(apply(&mut e, &ev("ig", "p2", "a")), Outcome::Applied);
+    assert_eq!(
+        apply(&mut e, &ev("x", "p1", "a")),
+        Outcome::Rejected(Bound::Platforms)
+    );
+    assert_eq!(
+        apply(&mut e, &ev("fb", "p3", "a")),
+        Outcome::Rejected(Bound::Pages)
+    );
+    assert_eq!(apply(&mut e, &ev("fb", "p1", "b")), Outcome::Applied);
+    assert_eq!(
+        apply(&mut e, &ev("fb", "p1", "c")),
+        Outcome::Rejected(Bound::Posts)
+    );
+    let mut d = Engine::new(limits);
+    assert_eq!(apply(&mut d, &delta("d", Some("e1"), 1)), Outcome::Applied);
+    assert_eq!(
+        apply(&mut d, &delta("d", Some("e2"), 1)),
+        Outcome::Rejected(Bound::EventIds)
+    );
+    assert_eq!(totals(&d, "2025-Q3").reactions, 1);
+    let counts: Vec<u64> = e.rejections().iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, vec![1, 1, 1, 0]);
+    assert_eq!(e.usage().posts, 3);
+}
+
+#[test]
+fn outcome_labels_line_up_with_indices() {
+    let all = [
+        Outcome::Applied,
+        Outcome::Stale,
+        Outcome::Duplicate,
+        Outcome::Conflict,
+        Outcome::Expired,
+        Outcome::Invalid,
+        Outcome::Rejected(Bound::Posts),
+    ];
+    for o in all {
+        assert_eq!(Outcome::LABELS[o.index()], o.as_str());
+    }
+}
+
+#[test]
+fn limits_are_validated() {
+    assert!(Limits::default().validate().is_ok());
+    assert!(
+        Limits {
+            retained_quarters: 8,
+            ..Limits::default()
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        Limits {
+            rolling_days: 0,
+            ..Limits::default()
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        Limits {
+            max_pages: MAX_PAGES,
+            ..Limits::default()
+        }
+        .validate()
+        .is_err()
+    );
+}
+
+#[test]
+fn counts_near_the_limit_do_not_overflow() {
+    let mut e = Engine::new(Limits::default());
+    let big = crate::event::COUNT_LIMIT - 1;
+    apply(&mut e, &delta("d", Some("1"), big));
+    apply(&mut e, &delta("d", Some("2"), big));
+    assert_eq!(
+        totals(&e, "2025-Q3").reactions,
+        big,
+        "per-post counts saturate below 2^53"
+    );
+    let _ = Counts::default();
+}

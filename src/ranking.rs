@@ -1,0 +1,252 @@
+//! Ranking (SPEC §3): order a window's pages by a metric, descending, ties by
+//! platform then page_id ascending; and the diff of two top-N lists that the
+//! rank-change loop of SPEC §5 reports.
+//!
+//! Ratios are compared exactly, as fractions (cross-multiplied in u128), so
+//! the order never depends on floating-point rounding; they are rounded to
+//! two decimals only for display. A page with no known follower count (or
+//! zero followers) has no per-follower ratio and ranks after every page that
+//! has one.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::view::{Row, Table, View};
+
+/// What pages are ranked by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Interactions,
+    Reactions,
+    Comments,
+    Shares,
+    Posts,
+    InteractionsPerPost,
+    InteractionsPer1kFollowers,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 7] = [
+        Metric::Interactions,
+        Metric::Reactions,
+        Metric::Comments,
+        Metric::Shares,
+        Metric::Posts,
+        Metric::InteractionsPerPost,
+        Metric::InteractionsPer1kFollowers,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Interactions => "interactions",
+            Metric::Reactions => "reactions",
+            Metric::Comments => "comments",
+            Metric::Shares => "shares",
+            Metric::Posts => "posts",
+            Metric::InteractionsPerPost => "interactions_per_post",
+            Metric::InteractionsPer1kFollowers => "interactions_per_1k_followers",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The value as a fraction `numerator / denominator`; `None` when the
+    /// metric is undefined for the row.
+    fn fraction(self, r: &Row) -> Option<(u128, u128)> {
+        let t = &r.totals;
+        let whole = |n: u64| Some((u128::from(n), 1));
+        match self {
+            Metric::Interactions => whole(t.interactions()),
+            Metric::Reactions => whole(t.reactions),
+            Metric::Comments => whole(t.comments),
+            Metric::Shares => whole(t.shares),
+            Metric::Posts => whole(t.posts),
+            Metric::InteractionsPerPost => {
+                (t.posts > 0).then(|| (u128::from(t.interactions()), u128::from(t.posts)))
+            }
+            Metric::InteractionsPer1kFollowers => {
+                let f = r.followers.filter(|f| *f > 0)?;
+                Some((u128::from(t.interactions()) * 1000, u128::from(f)))
+            }
+        }
+    }
+
+    /// The displayed value: integers as they are, ratios rounded half up to
+    /// two decimals; `None` when undefined.
+    pub fn value(self, r: &Row) -> Option<f64> {
+        let (n, d) = self.fraction(r)?;
+        if d == 1 {
+            return Some(n as f64);
+        }
+        let cents = (n * 200 + d) / (2 * d);
+        Some(cents as f64 / 100.0)
+    }
+
+    /// Orders two rows: `Less` when `a` ranks before `b`.
+    pub fn compare(self, a: &Row, b: &Row) -> Ordering {
+        let by_value = match (self.fraction(a), self.fraction(b)) {
+            (Some((an, ad)), Some((bn, bd))) => mul_wide(bn, ad).cmp(&mul_wide(an, bd)),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        by_value.then(a.page.cmp(&b.page))
+    }
+}
+
+/// `a * b` as a (high, low) pair, ordered like the 256-bit product.
+fn mul_wide(a: u128, b: u128) -> (u128, u128) {
+    let (a1, a0) = (a >> 64, a & u128::from(u64::MAX));
+    let (b1, b0) = (b >> 64, b & u128::from(u64::MAX));
+    let low = a0 * b0;
+    let mid1 = a1 * b0;
+    let mid2 = a0 * b1;
+    let (mid, carry) = mid1.overflowing_add(mid2);
+    let (low, c2) = low.overflowing_add(mid << 64);
+    let high = a1 * b1 + (mid >> 64) + (u128::from(carry) << 64) + u128::from(c2);
+    (high, low)
+}
+
+/// Which pages take part in a ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filter<'a> {
+    #[default]
+    All,
+    Platform(&'a str),
+}
+
+/// The rows of `table` the filter keeps: a contiguous slice, since rows
+/// follow page order and pages are sorted by platform first.
+pub fn rows<'t>(view: &View, table: &'t Table, filter: Filter<'_>) -> &'t [Row] {
+    match filter {
+        Filter::All => &table.rows,
+        Filter::Platform(p) => {
+            let range = view.platform_range(p);
+            let lo = table.rows.partition_point(|r| r.page < range.start);
+            let hi = table.rows.partition_point(|r| r.page < range.end);
+            &table.rows[lo..hi]
+        }
+    }
+}
+
+/// Entries `offset .. offset + limit` of the ranking, with their 1-based
+/// ranks. O(n + k log k) for k = offset + limit: a selection, then a sort of
+/// the first k only.
+pub fn top(rows: &[Row], metric: Metric, offset: usize, limit: usize) -> Vec<(u32, &Row)> {
+    let k = offset.saturating_add(limit).min(rows.len());
+    if k == 0 || offset >= k {
+        return Vec::new();
+    }
+    let mut refs: Vec<&Row> = rows.iter().collect();
+    if k < refs.len() {
+        refs.select_nth_unstable_by(k - 1, |a, b| metric.compare(a, b));
+        refs.truncate(k);
+    }
+    refs.sort_unstable_by(|a, b| metric.compare(a, b));
+    refs.into_iter()
+        .enumerate()
+        .skip(offset)
+        .map(|(i, r)| (i as u32 + 1, r))
+        .collect()
+}
+
+/// The rank of each of `pages` in `rows` (`None` for a page without a row).
+/// One pass over `rows`: O(n log k).
+pub fn ranks_of(rows: &[Row], metric: Metric, pages: &[u32]) -> Vec<Option<u32>> {
+    let mut targets: Vec<(usize, &Row)> = pages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            rows.binary_search_by_key(p, |r| r.page)
+                .ok()
+                .map(|j| (i, &rows[j]))
+        })
+        .collect();
+    targets.sort_unstable_by(|a, b| metric.compare(a.1, b.1));
+    // ahead[j]: rows that rank before target j but not before target j-1.
+    let mut ahead = vec![0u32; targets.len() + 1];
+    for r in rows {
+        let j = targets.partition_point(|t| metric.compare(t.1, r) != Ordering::Greater);
+        ahead[j] += 1;
+    }
+    let mut ranks = vec![None; pages.len()];
+    let mut before = 0;
+    for (j, (i, _)) in targets.iter().enumerate() {
+        before += ahead[j];
+        ranks[*i] = Some(before + 1);
+    }
+    ranks
+}
+
+/// A page's place in a top-N list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    pub platform: Arc<str>,
+    pub page_id: Arc<str>,
+    pub rank: u32,
+    pub interactions: u64,
+}
+
+/// One rank change of SPEC §5; `None` means outside the top N.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankChange {
+    pub platform: Arc<str>,
+    pub page_id: Arc<str>,
+    pub old_rank: Option<u32>,
+    pub new_rank: Option<u32>,
+    pub interactions: u64,
+}
+
+/// What changed between two top-N lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Pages that moved, entered or left, in new-rank order, leavers last.
+    pub changes: Vec<RankChange>,
+    /// A page other than the old #1 now leads.
+    pub new_leader: bool,
+}
+
+pub fn diff(old: &[Ranked], new: &[Ranked]) -> Diff {
+    let key = |r: &Ranked| (r.platform.clone(), r.page_id.clone());
+    let find = |list: &[Ranked], r: &Ranked| {
+        list.iter()
+            .find(|o| o.platform == r.platform && o.page_id == r.page_id)
+            .map(|o| o.rank)
+    };
+    let mut changes: Vec<RankChange> = new
+        .iter()
+        .filter_map(|n| {
+            let old_rank = find(old, n);
+            (old_rank != Some(n.rank)).then(|| RankChange {
+                platform: n.platform.clone(),
+                page_id: n.page_id.clone(),
+                old_rank,
+                new_rank: Some(n.rank),
+                interactions: n.interactions,
+            })
+        })
+        .collect();
+    changes.extend(
+        old.iter()
+            .filter(|o| find(new, o).is_none())
+            .map(|o| RankChange {
+                platform: o.platform.clone(),
+                page_id: o.page_id.clone(),
+                old_rank: Some(o.rank),
+                new_rank: None,
+                interactions: o.interactions,
+            }),
+    );
+    let new_leader = new
+        .first()
+        .is_some_and(|n| old.first().map(key) != Some(key(n)));
+    Diff {
+        changes,
+        new_leader,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+//! Synthetic events: the SPEC §1 league table rebuilt from per-post
+//! snapshots, and a seeded random stream for benches, load tests and the
+//! demo. Pure and deterministic for a given seed.
+
+use std::io::Write;
+
+use crate::window::{Millis, Quarter, format_rfc3339};
+
+/// A page of the SPEC §1 table (Q3 2025, Facebook).
+#[derive(Debug, Clone, Copy)]
+pub struct SeedPage {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub interactions: u64,
+    pub followers: Option<u64>,
+    pub posts: u64,
+}
+
+/// The table of SPEC §1. The last two rows are reported only roughly
+/// ("≈ 17.5 M", "≈ 10.5 M", no followers or posts): they get round figures.
+pub const SEED_TABLE: [SeedPage; 5] = [
+    SeedPage {
+        id: "whitehouse",
+        name: "The White House",
+        interactions: 26_243_488,
+        followers: Some(12_485_769),
+        posts: 650,
+    },
+    SeedPage {
+        id: "moi.egy",
+        name: "وزارة الداخلية - Egypt, Ministry of Interior",
+        interactions: 24_370_680,
+        followers: Some(12_083_986),
+        posts: 1_780,
+    },
+    SeedPage {
+        id: "pmcambodia",
+        name: "Prime Minister of Cambodia",
+        interactions: 19_116_205,
+        followers: Some(4_961_090),
+        posts: 666,
+    },
+    SeedPage {
+        id: "inc.bihar",
+        name: "Indian National Congress – Bihar",
+        interactions: 17_500_000,
+        followers: None,
+        posts: 900,
+    },
+    SeedPage {
+        id: "ice.gov",
+        name: "U.S. Immigration and Customs Enforcement",
+        interactions: 10_500_000,
+        followers: None,
+        posts: 400,
+    },
+];
+
+/// The quarter the table describes.
+pub fn seed_quarter() -> Quarter {
+    Quarter::new(2025, 3).expect("valid quarter")
+}
+
+/// Splits `total` into `parts` near-equal integers that add up exactly.
+pub fn split(total: u64, parts: u64, i: u64) -> u64 {
+    total / parts + u64::from(i < total % parts)
+}
+
+/// One snapshot per post of every [`SEED_TABLE`] page, published across
+/// the quarter and observed an hour later, so that the quarter's totals,
+/// post counts and followers equal the table exactly.
+pub fn seed_events() -> Vec<String> {
+    let q = seed_quarter();
+    let span = q.end() - q.start() - 2 * 3_600_000;
+    let mut out = Vec::new();
+    for page in SEED_TABLE {
+        for i in 0..page.posts {
+            let published = q.start() + span * i as i64 / page.posts as i64;
+            let interactions = split(page.interactions, page.posts, i);
+            out.push(snapshot_json(
+                &page,
+                i,
+                published,
+                published + 3_600_000,
+                interactions,
+            ));
+        }
+    }
+    out
+}
+
+fn snapshot_json(
+    page: &SeedPage,
+    i: u64,
+    published: Millis,
+    observed: Millis,
+    interactions: u64,
+) -> String {
+    let comments = interactions / 8;
+    let shares = interactions / 10;
+    let reactions = interactions - comments - shares;
+    let followers = page
+        .followers
+        .map_or(String::new(), |f| format!(",\"followers\":{f}"));
+    format!(
+        "{{\"page_id\":\"{}\",\"post_id\":\"{}-{i}\",\"page_name\":{},\"published_at\":\"{}\",\"observed_at\":\"{}\",\"reactions\":{reactions},\"comments\":{comments},\"shares\":{shares}{followers}}}",
+        page.id,
+        page.id,
+        serde_json::to_string(page.name).expect("a str serializes"),
+        format_rfc3339(published),
+        format_rfc3339(observed),
+    )
+}
+
+/// SplitMix64: a tiny, fast, seedable generator, good enough for test data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), by multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// A random stream of snapshot events over `pages × posts_per_page` posts
+/// published in one quarter: each event re-observes a random post later and
+/// with higher counts than any earlier event for it could have had.
+#[derive(Debug, Clone)]
+pub struct RandomStream {
+    pub pages: u64,
+    pub posts_per_page: u64,
+    pub quarter: Quarter,
+    rng: Rng,
+    seq: u64,
+}
+
+impl RandomStream {
+    pub fn new(pages: u64, posts_per_page: u64, quarter: Quarter, seed: u64) -> RandomStream {
+        RandomStream {
+            pages,
+            posts_per_page,
+            quarter,
+            rng: Rng::new(seed),
+            seq: 0,
+        }
+    }
+
+    /// Writes the next event's JSON into `buf` (cleared first), without
+    /// allocating once `buf` has grown to an event's size (~200 bytes).
+    pub fn next_into(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        let page = self.rng.below(self.pages);
+        let post = self.rng.below(self.posts_per_page);
+        let q = self.quarter;
+        let span = (q.end() - q.start()) as u64 / 2;
+        let published = q.start() + (self.rng.below(span)) as Millis;
+        self.seq += 1;
+        let observed = published + (self.seq % 1_000_000) as Millis * 1000;
+        let base = self.rng.below(50_000);
+        write!(
+            buf,
+            "{{\"page_id\":\"page_{page:07}\",\"post_id\":\"p{page:07}_{post:06}\",\"published_at\":{published},\"observed_at\":{observed},\"kind\":\"snapshot\",\"reactions\":{},\"comments\":{},\"shares\":{},\"views\":{},\"followers\":{}}}",
+            base + self.seq % 1000,
+            base / 10,
+            base / 20,
+            base * 12,
+            1_000_000 + page * 10,
+        )
+        .expect("writing to a Vec cannot fail");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_adds_up() {
+        for (total, parts) in [(26_243_488, 650), (7, 3), (2, 5)] {
+            assert_eq!(
+                (0..parts).map(|i| split(total, parts, i)).sum::<u64>(),
+                total
+            );
+        }
+    }
+
+    #[test]
+    fn seed_events_cover_the_table() {
+        let n: u64 = SEED_TABLE.iter().map(|p| p.posts).sum();
+        assert_eq!(seed_events().len() as u64, n);
+    }
+
+    #[test]
+    fn random_events_are_about_200_bytes() {
+        let mut s = RandomStream::new(100_000, 50, seed_quarter(), 7);
+        let mut buf = Vec::new();
+        let total: usize = (0..1000)
+            .map(|_| {
+                s.next_into(&mut buf);
+                buf.len()
+            })
+            .sum();
+        assert!((150..260).contains(&(total / 1000)), "{}", total / 1000);
+    }
+}
