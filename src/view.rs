@@ -139,6 +139,7 @@ impl View {
             position[*engine_idx as usize] = view_idx as u32;
         }
         let current = Quarter::containing(watermark);
+        let oldest = current.minus(engine.limits().retained_quarters);
         let quarters = (0..=engine.limits().retained_quarters)
             .map(|back| quarter_table(&live, current.minus(back)))
             .collect();
@@ -155,7 +156,7 @@ impl View {
                 PageInfo {
                     platform: platforms[usize::from(p.platform)].clone(),
                     id: p.id.clone(),
-                    name: p.name.as_ref().map(|n| n.value.clone()),
+                    name: p.name_since(oldest).cloned(),
                     top_posts,
                 }
             })

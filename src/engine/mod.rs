@@ -7,6 +7,10 @@
 //! [`Outcome::Rejected`] naming the [`Bound`], changes nothing, and is
 //! counted per bound in [`Engine::rejections`].
 //!
+//! A post's publication time (hence its quarter) is fixed by its first
+//! event; a later event carrying another `published_at` is applied to the
+//! post as first published.
+//!
 //! Page-level observations (follower counts, page names) are merged from
 //! every valid event that reaches a page, whatever becomes of its post
 //! counts: the later `(observed_at, value)` wins, so the merge is idempotent
@@ -277,28 +281,31 @@ impl Engine {
             Err(refused) => return self.reject(refused.into()),
         };
         self.observe_page(page, ev, oldest);
-        let quarter = Quarter::containing(ev.published_at);
+        let hash = post_hash(&ev.post_id);
+        let found = self.posts.find(page, hash);
+        // A post's publication time is fixed by its first event.
+        let published = found.map_or(ev.published_at, |(_, p)| p.published);
+        let quarter = Quarter::containing(published);
         if quarter < oldest {
             return Outcome::Expired;
         }
-        let hash = post_hash(&ev.post_id);
-        match self.posts.find(page, hash) {
-            None => self.add_post(page, hash, quarter, ev),
-            Some((_, post)) if post.kind != ev.kind => Outcome::Conflict,
-            Some((slot, post)) => {
-                let updated = match ev.kind {
-                    Kind::Snapshot => self.apply_snapshot(post, ev),
-                    Kind::Delta => self.apply_delta(post, quarter, ev),
-                };
-                match updated {
-                    Ok(updated) => {
-                        self.posts.update(slot, &updated);
-                        self.note_change(&post, &updated, quarter, &ev.post_id);
-                        Outcome::Applied
-                    }
-                    Err(unchanged) => unchanged,
-                }
+        let Some((slot, post)) = found else {
+            return self.add_post(page, hash, quarter, ev);
+        };
+        if post.kind != ev.kind {
+            return Outcome::Conflict;
+        }
+        let updated = match ev.kind {
+            Kind::Snapshot => self.apply_snapshot(post, ev),
+            Kind::Delta => self.apply_delta(post, quarter, ev),
+        };
+        match updated {
+            Ok(updated) => {
+                self.posts.update(slot, &updated);
+                self.note_change(&post, &updated, quarter, &ev.post_id);
+                Outcome::Applied
             }
+            Err(unchanged) => unchanged,
         }
     }
 

@@ -167,7 +167,8 @@ impl Page {
         }
     }
 
-    /// Drops data of quarters before `oldest`; true when nothing is left.
+    /// Drops data of quarters before `oldest`; true when nothing is left:
+    /// no post or follower sample in a retained quarter, no recent name.
     fn forget_before(&mut self, oldest: Quarter) -> bool {
         for s in self.slots.iter_mut() {
             if s.quarter.is_some_and(|q| q < oldest) {
@@ -178,7 +179,18 @@ impl Page {
             self.top_quarter = None;
             self.top = Vec::new();
         }
+        let recent = |at: Millis| at >= oldest.start();
         self.slots.iter().all(|s| s.quarter.is_none())
+            && !self.name.as_ref().is_some_and(|n| recent(n.at))
+            && !self.followers.as_ref().is_some_and(|f| recent(f.at))
+    }
+
+    /// The name, when observed in a retained quarter (from `oldest` on).
+    pub fn name_since(&self, oldest: Quarter) -> Option<&Arc<str>> {
+        self.name
+            .as_ref()
+            .filter(|n| n.at >= oldest.start())
+            .map(|n| &n.value)
     }
 
     pub fn observe_followers(&mut self, at: Millis, followers: u64) {

@@ -1,0 +1,524 @@
+//! Property tests of the core: order independence, idempotent redelivery,
+//! and agreement with a deliberately naive reference model on random streams
+//! mixing snapshots, deltas, repeated ids, conflicts, several quarters and
+//! invalid records. 1,000 cases per property (PROPTEST_CASES overrides).
+
+use std::collections::{BTreeMap, HashSet};
+
+use engagement_monitor::engine::{Engine, Limits, Outcome};
+use engagement_monitor::event::{DecodeContext, Event, Kind, decode};
+use engagement_monitor::ranking::{Filter, Metric, ranks_of, rows, top};
+use engagement_monitor::view::{Table, View, Window};
+use engagement_monitor::window::{DAY_MS, Millis, Quarter, Rolling, format_rfc3339};
+use proptest::prelude::*;
+
+const LIMITS: Limits = Limits {
+    retained_quarters: 2,
+    rolling_days: 40,
+    max_pages: 1000,
+    max_posts: 100_000,
+    max_platforms: 16,
+    max_event_ids: 100_000,
+    top_posts: 10,
+};
+
+fn cx() -> DecodeContext {
+    DecodeContext {
+        message_time: Some(0),
+        now: 4_000_000_000_000,
+        max_skew: 0,
+        max_payload_bytes: 1 << 16,
+    }
+}
+
+/// 2024-07-01, the start of the generated history (six quarters long).
+const EPOCH: Millis = 1_719_792_000_000;
+
+/// One generated record: an event, or garbage.
+#[derive(Debug, Clone)]
+enum Gen {
+    Event {
+        platform: u8,
+        page: u8,
+        post: u8,
+        delta: bool,
+        id: Option<u8>,
+        observed_day: u16,
+        counts: [u16; 4],
+        followers: Option<u16>,
+        name: Option<u8>,
+    },
+    Garbage(u8),
+}
+
+/// Publication time is a function of the post, as it is in reality.
+fn published(page: u8, post: u8) -> Millis {
+    EPOCH
+        + (i64::from(page) * 37 + i64::from(post) * 53) % 540 * DAY_MS
+        + i64::from(post) * 3_600_000
+}
+
+fn render(g: &Gen) -> String {
+    match g {
+        Gen::Garbage(0) => "not json".into(),
+        Gen::Garbage(1) => r#"{"page_id":"p0","post_id":"x"}"#.into(),
+        Gen::Garbage(2) => {
+            r#"{"page_id":"p0","post_id":"x","published_at":"2025-01-01T00:00:00Z","reactions":-4}"#
+                .into()
+        }
+        Gen::Garbage(_) => r#"[{"page_id":"p0"}]"#.into(),
+        Gen::Event {
+            platform,
+            page,
+            post,
+            delta,
+            id,
+            observed_day,
+            counts,
+            followers,
+            name,
+        } => {
+            let p = published(*page, *post);
+            let observed = p + i64::from(*observed_day) * DAY_MS / 4;
+            let mut s = format!(
+                r#"{{"platform":"{}","page_id":"p{page}","post_id":"s{post}","published_at":"{}","observed_at":{observed},"kind":"{}","reactions":{},"comments":{},"shares":{},"views":{}"#,
+                ["facebook", "instagram"][usize::from(*platform % 2)],
+                format_rfc3339(p),
+                if *delta { "delta" } else { "snapshot" },
+                counts[0],
+                counts[1],
+                counts[2],
+                counts[3],
+            );
+            if let Some(i) = id {
+                s += &format!(r#","event_id":"e{i}""#);
+            }
+            if let Some(f) = followers {
+                s += &format!(r#","followers":{f}"#);
+            }
+            if let Some(n) = name {
+                s += &format!(r#","page_name":"Name {n}""#);
+            }
+            s + "}"
+        }
+    }
+}
+
+prop_compose! {
+    fn event(snapshots_only: bool)(
+        platform in 0u8..2, page in 0u8..5, post in 0u8..8, delta in any::<bool>(), id in proptest::option::of(0u8..6),
+        observed_day in 0u16..400, counts in proptest::array::uniform4(0u16..1000),
+        followers in proptest::option::of(0u16..5000), name in proptest::option::of(0u8..3),
+    ) -> Gen {
+        // Posts with an even number are snapshot-tracked, odd ones delta-tracked,
+        // except for a few events of the other kind (conflicts).
+        let delta = !snapshots_only && ((post % 2 == 1) != (delta && observed_day % 13 == 0));
+        Gen::Event { platform, page, post, delta, id: if delta { id } else { None }, observed_day, counts, followers, name }
+    }
+}
+
+fn record() -> impl Strategy<Value = Gen> {
+    prop_oneof![12 => event(false), 1 => (0u8..4).prop_map(Gen::Garbage)]
+}
+
+fn run(engine: &mut Engine, records: &[String]) {
+    for r in records {
+        if let Ok(ev) = decode(r.as_bytes(), &cx()) {
+            engine.apply(&ev);
+        }
+    }
+}
+
+/// Every ranking a view can answer, flattened for comparison: per table and
+/// metric, the ordered (platform, page, value, previous rank) list.
+fn rankings(v: &View) -> Vec<String> {
+    let mut out = Vec::new();
+    let tables = v
+        .quarters
+        .iter()
+        .chain(v.rolling.iter())
+        .chain(v.rolling_previous.iter());
+    for t in tables {
+        for m in Metric::ALL {
+            for filter in [Filter::All, Filter::Platform("facebook")] {
+                let r = rows(v, t, filter);
+                let ranked = top(r, m, 0, usize::MAX);
+                let pages: Vec<u32> = ranked.iter().map(|(_, row)| row.page).collect();
+                let prev = v
+                    .predecessor(t)
+                    .map(|p| ranks_of(rows(v, p, filter), m, &pages))
+                    .unwrap_or_default();
+                for (i, (rank, row)) in ranked.iter().enumerate() {
+                    let p = &v.pages[row.page as usize];
+                    out.push(format!(
+                        "{:?} {} {filter:?} #{rank} {}/{} {:?} {:?} {:?} prev={:?}",
+                        t.window,
+                        m.as_str(),
+                        p.platform,
+                        p.id,
+                        p.name,
+                        row.totals,
+                        row.followers,
+                        prev.get(i)
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn any_permutation_of_snapshots_ranks_the_same(
+        (records, shuffled) in proptest::collection::vec(event(true), 1..120)
+            .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+    ) {
+        let (mut a, mut b) = (Engine::new(LIMITS), Engine::new(LIMITS));
+        run(&mut a, &records.iter().map(render).collect::<Vec<_>>());
+        run(&mut b, &shuffled.iter().map(render).collect::<Vec<_>>());
+        prop_assert_eq!(rankings(&View::build(&a)), rankings(&View::build(&b)));
+    }
+
+    #[test]
+    fn redelivering_a_prefix_changes_nothing(
+        records in proptest::collection::vec(record(), 1..150), cut in any::<prop::sample::Index>()
+    ) {
+        let json: Vec<String> = records.iter().map(render).collect();
+        let mut once = Engine::new(LIMITS);
+        run(&mut once, &json);
+        let mut twice = Engine::new(LIMITS);
+        run(&mut twice, &json);
+        let prefix = &json[..cut.index(json.len() + 1)];
+        let before = rankings(&View::build(&twice));
+        for r in prefix {
+            if let Ok(ev) = decode(r.as_bytes(), &cx()) {
+                let o = twice.apply(&ev);
+                prop_assert!(o != Outcome::Applied || ev.kind == Kind::Delta && ev.event_id.is_none(),
+                    "a redelivered event was applied again: {r}");
+            }
+        }
+        // Deltas without an event id are not idempotent (SPEC §2): compare
+        // only when the prefix holds none.
+        let idless = prefix.iter().filter_map(|r| decode(r.as_bytes(), &cx()).ok()).any(|e| e.kind == Kind::Delta && e.event_id.is_none());
+        if !idless {
+            prop_assert_eq!(rankings(&View::build(&once)), before.clone());
+            prop_assert_eq!(rankings(&View::build(&twice)), before);
+        }
+    }
+
+    #[test]
+    fn engine_agrees_with_the_naive_model(records in proptest::collection::vec(record(), 1..200)) {
+        let json: Vec<String> = records.iter().map(render).collect();
+        let mut engine = Engine::new(LIMITS);
+        let mut model = Model::default();
+        for r in &json {
+            if let Ok(ev) = decode(r.as_bytes(), &cx()) {
+                let got = engine.apply(&ev);
+                let want = model.apply(&ev);
+                prop_assert_eq!(got.as_str(), want, "{}", r);
+            }
+        }
+        let view = View::build(&engine);
+        prop_assert_eq!(tables_of_view(&view), model.tables());
+        prop_assert_eq!(rankings_of_view(&view), model.rankings());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The naive reference model: every post in a BTreeMap keyed by strings, every
+// observation in a list, every window computed from scratch by filtering.
+
+type PageKey = (String, String);
+
+#[derive(Debug, Clone)]
+struct ModelPost {
+    delta: bool,
+    published: Millis,
+    observed: Millis,
+    counts: [u64; 4],
+}
+
+#[derive(Default)]
+struct Model {
+    watermark: Option<Millis>,
+    posts: BTreeMap<(String, String, String), ModelPost>,
+    ids: HashSet<(String, String, String, String)>,
+    followers: Vec<(PageKey, Millis, u64)>,
+    names: Vec<(PageKey, Millis, String)>,
+}
+
+/// Per window and page: reactions, comments, shares, views, posts, followers, name.
+type Figures = BTreeMap<PageKey, ([u64; 5], Option<u64>, Option<String>)>;
+
+impl Model {
+    fn current(&self) -> Quarter {
+        Quarter::containing(self.watermark.unwrap())
+    }
+
+    fn oldest(&self) -> Quarter {
+        self.current().minus(LIMITS.retained_quarters)
+    }
+
+    fn apply(&mut self, ev: &Event<'_>) -> &'static str {
+        self.watermark = Some(
+            self.watermark
+                .map_or(ev.observed_at, |w| w.max(ev.observed_at)),
+        );
+        let page: PageKey = (ev.platform.to_string(), ev.page_id.to_string());
+        if Quarter::containing(ev.observed_at) >= self.oldest() {
+            if let Some(f) = ev.followers {
+                self.followers.push((page.clone(), ev.observed_at, f));
+            }
+            if let Some(n) = &ev.page_name {
+                self.names
+                    .push((page.clone(), ev.observed_at, n.to_string()));
+            }
+        }
+        let key = (page.0.clone(), page.1.clone(), ev.post_id.to_string());
+        let published = self
+            .posts
+            .get(&key)
+            .map_or(ev.published_at, |p| p.published);
+        if Quarter::containing(published) < self.oldest() {
+            return "expired";
+        }
+        let delta = ev.kind == Kind::Delta;
+        let c = [
+            ev.counts.reactions,
+            ev.counts.comments,
+            ev.counts.shares,
+            ev.counts.views,
+        ];
+        let id_key = ev
+            .event_id
+            .as_ref()
+            .map(|id| (key.0.clone(), key.1.clone(), key.2.clone(), id.to_string()));
+        let Some(post) = self.posts.get_mut(&key) else {
+            if let Some(k) = id_key {
+                self.ids.insert(k);
+            }
+            self.posts.insert(
+                key,
+                ModelPost {
+                    delta,
+                    published,
+                    observed: ev.observed_at,
+                    counts: c,
+                },
+            );
+            return "applied";
+        };
+        if post.delta != delta {
+            return "conflict";
+        }
+        if delta {
+            if let Some(k) = id_key {
+                if !self.ids.insert(k) {
+                    return "duplicate";
+                }
+            }
+            for i in 0..4 {
+                post.counts[i] += c[i];
+            }
+            post.observed = post.observed.max(ev.observed_at);
+            return "applied";
+        }
+        let sum = |c: &[u64; 4]| c[0] + c[1] + c[2];
+        if (ev.observed_at, sum(&c)) > (post.observed, sum(&post.counts)) {
+            post.observed = ev.observed_at;
+            post.counts = c;
+            "applied"
+        } else {
+            "stale"
+        }
+    }
+
+    fn latest<T: Clone + Ord>(
+        list: &[(PageKey, Millis, T)],
+        page: &PageKey,
+        keep: impl Fn(Millis) -> bool,
+    ) -> Option<T> {
+        list.iter()
+            .filter(|(p, at, _)| p == page && keep(*at))
+            .map(|(_, at, v)| (*at, v.clone()))
+            .max()
+            .map(|(_, v)| v)
+    }
+
+    /// Figures of the posts published in `[start, end]` (end inclusive for rolling).
+    fn figures(
+        &self,
+        start: Millis,
+        end_exclusive: Millis,
+        followers: impl Fn(&PageKey) -> Option<u64>,
+    ) -> Figures {
+        let cutoff = self.oldest().start();
+        let mut out: Figures = BTreeMap::new();
+        for ((platform, page, _), p) in &self.posts {
+            if p.published < cutoff || p.published < start || p.published >= end_exclusive {
+                continue;
+            }
+            let key = (platform.clone(), page.clone());
+            let e = out.entry(key.clone()).or_insert(([0; 5], None, None));
+            for i in 0..4 {
+                e.0[i] += p.counts[i];
+            }
+            e.0[4] += 1;
+        }
+        for (key, e) in out.iter_mut() {
+            e.1 = followers(key);
+            e.2 = Self::latest(&self.names, key, |at| at >= cutoff);
+        }
+        out
+    }
+
+    fn tables(&self) -> Vec<(String, Figures)> {
+        let Some(wm) = self.watermark else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for back in 0..=LIMITS.retained_quarters {
+            let q = self.current().minus(back);
+            let f =
+                |k: &PageKey| Self::latest(&self.followers, k, |at| Quarter::containing(at) == q);
+            out.push((
+                format!("{:?}", Window::Quarter(q)),
+                self.figures(q.start(), q.end(), f),
+            ));
+        }
+        let r = Rolling::at(wm, LIMITS.rolling_days);
+        let f = |k: &PageKey| Self::latest(&self.followers, k, |at| at >= r.start);
+        out.push(("Rolling".into(), self.figures(r.start, wm + 1, f)));
+        let p = r.previous();
+        // Mirrors the documented approximation: the latest per-quarter sample
+        // that lies in the previous rolling window.
+        let f = |k: &PageKey| {
+            (0..=LIMITS.retained_quarters)
+                .filter_map(|b| {
+                    let q = self.current().minus(b);
+                    let latest_in_q = self
+                        .followers
+                        .iter()
+                        .filter(|(pk, at, _)| pk == k && Quarter::containing(*at) == q)
+                        .map(|(_, at, v)| (*at, *v))
+                        .max()?;
+                    (latest_in_q.0 >= p.start && latest_in_q.0 < p.end).then_some(latest_in_q)
+                })
+                .max()
+                .map(|(_, v)| v)
+        };
+        out.push(("RollingPrevious".into(), self.figures(p.start, p.end, f)));
+        out
+    }
+
+    /// Rankings by every metric, computed by sorting with a comparator
+    /// written from the SPEC text.
+    fn rankings(&self) -> Vec<(String, String, Vec<PageKey>)> {
+        let mut out = Vec::new();
+        for (window, figures) in self.tables() {
+            for m in Metric::ALL {
+                let mut pages: Vec<(&PageKey, &([u64; 5], Option<u64>, Option<String>))> =
+                    figures.iter().collect();
+                pages.sort_by(|a, b| {
+                    let (va, vb) = (model_value(m, a.1), model_value(m, b.1));
+                    let by_value = match (va, vb) {
+                        (Some((an, ad)), Some((bn, bd))) => (bn * ad).cmp(&(an * bd)),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => std::cmp::Ordering::Equal,
+                    };
+                    by_value.then_with(|| a.0.cmp(b.0))
+                });
+                out.push((
+                    window.clone(),
+                    m.as_str().to_string(),
+                    pages.into_iter().map(|(k, _)| k.clone()).collect(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn model_value(m: Metric, f: &([u64; 5], Option<u64>, Option<String>)) -> Option<(u128, u128)> {
+    let t = f.0.map(u128::from);
+    let inter = t[0] + t[1] + t[2];
+    match m {
+        Metric::Interactions => Some((inter, 1)),
+        Metric::Reactions => Some((t[0], 1)),
+        Metric::Comments => Some((t[1], 1)),
+        Metric::Shares => Some((t[2], 1)),
+        Metric::Posts => Some((t[4], 1)),
+        Metric::InteractionsPerPost => Some((inter, t[4])),
+        Metric::InteractionsPer1kFollowers => {
+            f.1.filter(|f| *f > 0)
+                .map(|f| (inter * 1000, u128::from(f)))
+        }
+    }
+}
+
+fn tables_of_view(v: &View) -> Vec<(String, Figures)> {
+    let convert = |t: &Table| -> Figures {
+        t.rows
+            .iter()
+            .map(|r| {
+                let p = &v.pages[r.page as usize];
+                let x = r.totals;
+                (
+                    (p.platform.to_string(), p.id.to_string()),
+                    (
+                        [x.reactions, x.comments, x.shares, x.views, x.posts],
+                        r.followers,
+                        p.name.as_deref().map(String::from),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let mut out: Vec<(String, Figures)> = v
+        .quarters
+        .iter()
+        .map(|t| (format!("{:?}", t.window), convert(t)))
+        .collect();
+    out.extend(
+        v.rolling
+            .iter()
+            .map(|t| ("Rolling".to_string(), convert(t))),
+    );
+    out.extend(
+        v.rolling_previous
+            .iter()
+            .map(|t| ("RollingPrevious".to_string(), convert(t))),
+    );
+    out
+}
+
+fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
+    let names = ["Rolling", "RollingPrevious"];
+    let tables = v
+        .quarters
+        .iter()
+        .map(|t| (format!("{:?}", t.window), t))
+        .chain(
+            v.rolling
+                .iter()
+                .chain(v.rolling_previous.iter())
+                .zip(names)
+                .map(|(t, n)| (n.to_string(), t)),
+        );
+    let mut out = Vec::new();
+    for (name, t) in tables {
+        for m in Metric::ALL {
+            let ranked = top(&t.rows, m, 0, usize::MAX);
+            let keys = ranked.iter().map(|(_, r)| {
+                let p = &v.pages[r.page as usize];
+                (p.platform.to_string(), p.id.to_string())
+            });
+            out.push((name.clone(), m.as_str().to_string(), keys.collect()));
+        }
+    }
+    out
+}
