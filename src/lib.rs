@@ -7,9 +7,30 @@
 //! - [`view`]: the immutable, query-ready picture readers are given.
 //! - [`ranking`]: SPEC §3 ordering, top-k, ranks, and top-N diffs (SPEC §5).
 //! - [`synth`]: synthetic events (the SPEC §1 table, random streams).
+//!
+//! The shell wires the core to the world:
+//! - [`cli`], [`config`]: command line; layered, validated configuration.
+//! - [`telemetry`]: logs; [`metrics`]: every metric name, top-N collector.
+//! - [`status`]: lifecycle phase and readiness shared by all parts.
+//! - [`consumer`]: Kafka loop: poll → decode → apply → offsets; owns the engine.
+//! - [`publisher`]: dead letters and rank-change events to Kafka, never blocking.
+//! - [`ranker`]: SPEC §5 rank-change detection over successive views.
+//! - [`api`]: the HTTP router of SPEC §3.
+//! - [`daemon`]: starts the parts and stops them in order; [`shutdown`]: signals.
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod consumer;
+pub mod daemon;
 pub mod engine;
 pub mod event;
+pub mod metrics;
+pub mod publisher;
+pub mod ranker;
 pub mod ranking;
+pub mod shutdown;
+pub mod status;
 pub mod synth;
+pub mod telemetry;
 pub mod view;
 pub mod window;

@@ -250,8 +250,10 @@ struct Model {
     names: Vec<(PageKey, Millis, String)>,
 }
 
-/// Per window and page: reactions, comments, shares, views, posts, followers, name.
-type Figures = BTreeMap<PageKey, ([u64; 5], Option<u64>, Option<String>)>;
+/// Per page: reactions, comments, shares, views, posts; followers; name.
+type Figure = ([u64; 5], Option<u64>, Option<String>);
+/// Per window and page.
+type Figures = BTreeMap<PageKey, Figure>;
 
 impl Model {
     fn current(&self) -> Quarter {
@@ -320,8 +322,8 @@ impl Model {
                     return "duplicate";
                 }
             }
-            for i in 0..4 {
-                post.counts[i] += c[i];
+            for (total, add) in post.counts.iter_mut().zip(c) {
+                *total += add;
             }
             post.observed = post.observed.max(ev.observed_at);
             return "applied";
@@ -363,8 +365,8 @@ impl Model {
             }
             let key = (platform.clone(), page.clone());
             let e = out.entry(key.clone()).or_insert(([0; 5], None, None));
-            for i in 0..4 {
-                e.0[i] += p.counts[i];
+            for (total, add) in e.0.iter_mut().zip(p.counts) {
+                *total += add;
             }
             e.0[4] += 1;
         }
@@ -420,7 +422,7 @@ impl Model {
         let mut out = Vec::new();
         for (window, figures) in self.tables() {
             for m in Metric::ALL {
-                let mut pages: Vec<(&PageKey, &([u64; 5], Option<u64>, Option<String>))> =
+                let mut pages: Vec<(&PageKey, &Figure)> =
                     figures.iter().collect();
                 pages.sort_by(|a, b| {
                     let (va, vb) = (model_value(m, a.1), model_value(m, b.1));
@@ -443,7 +445,7 @@ impl Model {
     }
 }
 
-fn model_value(m: Metric, f: &([u64; 5], Option<u64>, Option<String>)) -> Option<(u128, u128)> {
+fn model_value(m: Metric, f: &Figure) -> Option<(u128, u128)> {
     let t = f.0.map(u128::from);
     let inter = t[0] + t[1] + t[2];
     match m {
