@@ -15,7 +15,7 @@
 #   chromium        headless screenshots of the dashboard/pages
 #   fonts-liberation  so headless chromium renders text
 #   pkg-config libssl-dev zlib1g-dev cmake build-essential   building rdkafka-sys (vendored librdkafka)
-#   curl jq         test helpers
+#   curl jq bc      test and benchmark helpers
 #   default-jre-headless maven   Kafka test broker (scripts/kafka.sh fetches its jars via mvn)
 set -euo pipefail
 
@@ -31,6 +31,7 @@ PKGS=(
   build-essential
   curl
   jq
+  bc
 )
 # The Kafka broker needs Java 17+ and Maven; only add them when no java/mvn is on PATH
 # (the dev image ships OpenJDK 17 + Maven 3.8 already).

@@ -17,14 +17,18 @@
 //! - [`ranker`]: SPEC §5 rank-change detection over successive views.
 //! - [`api`]: the HTTP router of SPEC §3.
 //! - [`daemon`]: starts the parts and stops them in order; [`shutdown`]: signals.
+//! - [`produce`]: synthetic events to a real topic, for demos and load tests.
+//! - [`demo`]: the pipeline on librdkafka's in-process mock cluster.
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod metrics;
+pub mod produce;
 pub mod publisher;
 pub mod ranker;
 pub mod ranking;

@@ -73,13 +73,14 @@ pub fn seed_events() -> Vec<String> {
     let q = seed_quarter();
     let span = q.end() - q.start() - 2 * 3_600_000;
     let mut out = Vec::new();
-    for page in SEED_TABLE {
+    for page in &SEED_TABLE {
         for i in 0..page.posts {
             let published = q.start() + span * i as i64 / page.posts as i64;
             let interactions = split(page.interactions, page.posts, i);
+            let post = format!("{}-{i}", page.id);
             out.push(snapshot_json(
-                &page,
-                i,
+                &page.into(),
+                &post,
                 published,
                 published + 3_600_000,
                 interactions,
@@ -89,9 +90,28 @@ pub fn seed_events() -> Vec<String> {
     out
 }
 
+/// Identifies the page an event is about.
+struct PageRef<'a> {
+    platform: &'a str,
+    id: &'a str,
+    name: &'a str,
+    followers: Option<u64>,
+}
+
+impl<'a> From<&'a SeedPage> for PageRef<'a> {
+    fn from(p: &'a SeedPage) -> PageRef<'a> {
+        PageRef {
+            platform: "facebook",
+            id: p.id,
+            name: p.name,
+            followers: p.followers,
+        }
+    }
+}
+
 fn snapshot_json(
-    page: &SeedPage,
-    i: u64,
+    page: &PageRef<'_>,
+    post: &str,
     published: Millis,
     observed: Millis,
     interactions: u64,
@@ -103,12 +123,101 @@ fn snapshot_json(
         .followers
         .map_or(String::new(), |f| format!(",\"followers\":{f}"));
     format!(
-        "{{\"page_id\":\"{}\",\"post_id\":\"{}-{i}\",\"page_name\":{},\"published_at\":\"{}\",\"observed_at\":\"{}\",\"reactions\":{reactions},\"comments\":{comments},\"shares\":{shares}{followers}}}",
+        "{{\"page_id\":\"{}\",\"platform\":\"{}\",\"post_id\":\"{post}\",\"page_name\":{},\"published_at\":\"{}\",\"observed_at\":\"{}\",\"reactions\":{reactions},\"comments\":{comments},\"shares\":{shares}{followers}}}",
         page.id,
-        page.id,
+        page.platform,
         serde_json::to_string(page.name).expect("a str serializes"),
         format_rfc3339(published),
         format_rfc3339(observed),
+    )
+}
+
+/// The demo's opening history: the SPEC §1 table, earlier (smaller)
+/// observations of some posts, a long tail of smaller Facebook pages, pages
+/// on other platforms, delta-tracked posts with repeated event ids, and a
+/// few invalid records, all shuffled. Everything lies in 2025-Q3, so the
+/// table's quarter is `current`.
+pub fn demo_events(seed: u64) -> Vec<String> {
+    let mut rng = Rng::new(seed);
+    let q = seed_quarter();
+    let mut out = seed_events();
+    // Earlier, smaller observations of every seventh post: stale or replaced.
+    for i in (0..out.len()).step_by(7) {
+        out.push(out[i].replacen("\"reactions\":", "\"reactions\":0,\"reactions_before\":", 1));
+    }
+    let day = |d: u64| q.start() + d as i64 * 86_400_000;
+    for page in 0..240u64 {
+        let (platform, cap) = match page % 8 {
+            0 => ("instagram", 30_000_000),
+            1 => ("x", 8_000_000),
+            _ => ("facebook", 9_000_000),
+        };
+        let posts = 5 + rng.below(40);
+        let total = 10_000 + rng.below(cap);
+        let id = format!("tail{page:03}");
+        let name = format!("Page {page}");
+        let page_ref = PageRef {
+            platform,
+            id: &id,
+            name: &name,
+            followers: Some(50_000 + rng.below(5_000_000)),
+        };
+        for i in 0..posts {
+            let published = day(rng.below(85));
+            let post = format!("{id}-{i}");
+            out.push(snapshot_json(
+                &page_ref,
+                &post,
+                published,
+                published + 86_400_000,
+                split(total, posts, i),
+            ));
+        }
+    }
+    for i in 0..300u64 {
+        let (published, observed) = (
+            format_rfc3339(day(10 + i % 60)),
+            format_rfc3339(day(11 + i % 60)),
+        );
+        let id = i % 250; // ids repeat: duplicates
+        out.push(format!(
+            "{{\"page_id\":\"live.deltas\",\"page_name\":\"Delta-tracked page\",\"post_id\":\"d{}\",\"kind\":\"delta\",\"event_id\":\"ev{id}\",\"published_at\":\"{published}\",\"observed_at\":\"{observed}\",\"reactions\":{},\"comments\":3}}",
+            id % 20,
+            1_000 + rng.below(20_000)
+        ));
+    }
+    out.extend([
+        "not json at all".into(),
+        "{\"page_id\":\"x\"}".into(),
+        "[1,2,3]".into(),
+        String::new(),
+    ]);
+    for i in (1..out.len()).rev() {
+        out.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out
+}
+
+/// The live part of the demo: step `k` re-observes one viral post of
+/// `inc.bihar` or `ice.gov` late in the quarter, with interactions that rise
+/// and fall so the top five keep changing places (and the lead, at times).
+pub fn demo_live_event(k: u64) -> String {
+    let q = seed_quarter();
+    let phase = k as f64 / 6.0;
+    let (page, swing) = if k % 2 == 0 {
+        (&SEED_TABLE[4], phase.sin())
+    } else {
+        (&SEED_TABLE[3], phase.cos())
+    };
+    let interactions = (9_000_000.0 + 9_000_000.0 * swing) as u64;
+    let published = q.end() - 3 * 86_400_000;
+    let observed = published + 86_400_000 + k as i64 * 1000;
+    snapshot_json(
+        &page.into(),
+        &format!("{}-viral", page.id),
+        published,
+        observed,
+        interactions,
     )
 }
 
@@ -159,8 +268,9 @@ impl RandomStream {
     }
 
     /// Writes the next event's JSON into `buf` (cleared first), without
-    /// allocating once `buf` has grown to an event's size (~200 bytes).
-    pub fn next_into(&mut self, buf: &mut Vec<u8>) {
+    /// allocating once `buf` has grown to an event's size (~200 bytes), and
+    /// returns the page number (the message key is `page_NNNNNNN`).
+    pub fn next_into(&mut self, buf: &mut Vec<u8>) -> u64 {
         buf.clear();
         let page = self.rng.below(self.pages);
         let post = self.rng.below(self.posts_per_page);
@@ -180,6 +290,7 @@ impl RandomStream {
             1_000_000 + page * 10,
         )
         .expect("writing to a Vec cannot fail");
+        page
     }
 }
 

@@ -422,8 +422,7 @@ impl Model {
         let mut out = Vec::new();
         for (window, figures) in self.tables() {
             for m in Metric::ALL {
-                let mut pages: Vec<(&PageKey, &Figure)> =
-                    figures.iter().collect();
+                let mut pages: Vec<(&PageKey, &Figure)> = figures.iter().collect();
                 pages.sort_by(|a, b| {
                     let (va, vb) = (model_value(m, a.1), model_value(m, b.1));
                     let by_value = match (va, vb) {

@@ -1,0 +1,300 @@
+//! `engagement-monitor produce`: writes synthetic events to a real topic at
+//! a target rate, with a progress line (rate, ETA) and a summary. Used by the
+//! demo, the end-to-end benchmark and load tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use crate::synth::{RandomStream, seed_events, seed_quarter};
+
+/// What to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The SPEC §1 table, one snapshot per post, repeated as needed.
+    Seed,
+    /// Random snapshots over `pages × posts_per_page` posts.
+    Random { pages: u64, posts_per_page: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub brokers: String,
+    pub topic: String,
+    pub scenario: Scenario,
+    /// Stop after this many events (default: one pass of the seed table,
+    /// or 1,000,000 random events, unless a duration is given).
+    pub events: Option<u64>,
+    pub duration: Option<Duration>,
+    /// Events per second; 0 = as fast as the broker takes them.
+    pub rate: u64,
+    pub compression: String,
+    /// Partitions of the topic when it has to be created.
+    pub partitions: i32,
+    pub seed: u64,
+    pub properties: Vec<(String, String)>,
+    pub progress: bool,
+}
+
+/// What was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub sent: u64,
+    pub acknowledged: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn rate(&self) -> f64 {
+        self.acknowledged as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+#[derive(Default)]
+struct Acks {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct AckContext(Arc<Acks>);
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let counter = if result.is_ok() {
+            &self.0.ok
+        } else {
+            &self.0.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists.
+pub async fn ensure_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    properties: &[(String, String)],
+) -> anyhow::Result<()> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        c.create().context("creating the admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
+    for r in admin
+        .create_topics([&new], &opts)
+        .await
+        .context("creating the topic")?
+    {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Produces events as `opts` says; blocks until every event is acknowledged
+/// or failed.
+pub fn run(opts: &Options) -> anyhow::Result<Summary> {
+    let acks = Arc::new(Acks::default());
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &opts.brokers)
+        .set("compression.type", &opts.compression)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    for (k, v) in &opts.properties {
+        c.set(k, v);
+    }
+    let producer: ThreadedProducer<AckContext> = c
+        .create_with_context(AckContext(acks.clone()))
+        .context("creating the producer")?;
+    let limit = opts.events.or(if opts.duration.is_some() {
+        None
+    } else {
+        Some(default_events(opts.scenario))
+    });
+    let seed = seed_events();
+    let mut random = match opts.scenario {
+        Scenario::Random {
+            pages,
+            posts_per_page,
+        } => Some(RandomStream::new(
+            pages.max(1),
+            posts_per_page.max(1),
+            seed_quarter(),
+            opts.seed,
+        )),
+        Scenario::Seed => None,
+    };
+    let started = Instant::now();
+    let mut progress = Progress::new(opts.progress, limit);
+    let mut buf = Vec::with_capacity(256);
+    let mut key = String::with_capacity(32);
+    let mut sent = 0u64;
+    while limit.is_none_or(|n| sent < n) && opts.duration.is_none_or(|d| started.elapsed() < d) {
+        key.clear();
+        match random.as_mut() {
+            Some(r) => {
+                let page = r.next_into(&mut buf);
+                let _ = std::fmt::Write::write_fmt(&mut key, format_args!("page_{page:07}"));
+            }
+            None => {
+                let json = &seed[(sent % seed.len() as u64) as usize];
+                buf.clear();
+                buf.extend_from_slice(json.as_bytes());
+                key.push_str(page_id_of(json));
+            }
+        }
+        send(&producer, &opts.topic, &key, &buf)?;
+        sent += 1;
+        pace(opts.rate, sent, started);
+        progress.tick(sent, started.elapsed());
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("waiting for the broker to acknowledge every event")?;
+    let summary = Summary {
+        sent,
+        acknowledged: acks.ok.load(Ordering::Relaxed),
+        failed: acks.failed.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    };
+    progress.finish(&summary);
+    Ok(summary)
+}
+
+fn default_events(s: Scenario) -> u64 {
+    match s {
+        Scenario::Seed => seed_events().len() as u64,
+        Scenario::Random { .. } => 1_000_000,
+    }
+}
+
+/// The `page_id` of a seed event (they are written by `synth`, so the field
+/// is always first and unescaped).
+fn page_id_of(json: &str) -> &str {
+    json.strip_prefix("{\"page_id\":\"")
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+}
+
+/// Sends one event, waiting while the local queue is full.
+fn send(
+    p: &ThreadedProducer<AckContext>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match p.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
+        }
+    }
+}
+
+/// Sleeps so that `sent` events take at least `sent / rate` seconds.
+fn pace(rate: u64, sent: u64, started: Instant) {
+    if rate == 0 || sent % 64 != 0 {
+        return;
+    }
+    let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+}
+
+/// A one-line progress display on stderr, redrawn at most 5 times a second.
+struct Progress {
+    enabled: bool,
+    total: Option<u64>,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: Option<u64>) -> Progress {
+        Progress {
+            enabled,
+            total,
+            last: None,
+        }
+    }
+
+    fn tick(&mut self, sent: u64, elapsed: Duration) {
+        if !self.enabled
+            || sent % 1024 != 0
+            || self
+                .last
+                .is_some_and(|l| l.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let rate = sent as f64 / elapsed.as_secs_f64().max(1e-9);
+        let line = match self.total {
+            Some(total) => {
+                let done = sent as f64 / total.max(1) as f64;
+                let bar: String = (0..30)
+                    .map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' })
+                    .collect();
+                let eta = (total.saturating_sub(sent)) as f64 / rate.max(1.0);
+                format!("[{bar}] {sent}/{total} events  {rate:.0} ev/s  ETA {eta:.0}s")
+            }
+            None => format!("{sent} events  {rate:.0} ev/s"),
+        };
+        eprint!("\r{line}   ");
+    }
+
+    fn finish(&self, s: &Summary) {
+        if self.enabled {
+            eprintln!();
+        }
+        eprintln!(
+            "produced {} events ({} acknowledged, {} failed) in {:.2}s: {:.0} events/s",
+            s.sent,
+            s.acknowledged,
+            s.failed,
+            s.elapsed.as_secs_f64(),
+            s.rate()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_keys_are_page_ids() {
+        for json in seed_events().iter().step_by(500) {
+            let id = page_id_of(json);
+            assert!(crate::synth::SEED_TABLE.iter().any(|p| p.id == id), "{id}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Shared helpers of the integration tests: the project's Kafka broker
+//! (started by `scripts/test.sh`; a test fails loudly when it is absent),
+//! unique topics, a producer, the daemon binary on a free port, a tiny HTTP
+//! client and `wait_until`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// The broker the tests use: `KAFKA_BROKERS`, or the project script's default.
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+/// A topic name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let result = rt
+        .block_on(admin.create_topics([&topic], &opts))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the Kafka broker at {} ({e}): start it with scripts/kafka.sh start",
+                brokers()
+            )
+        });
+    for r in result {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+pub fn producer(compression: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("compression.type", compression)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `payloads` (keyed by index) round-robin over `partitions` and
+/// waits until all are acknowledged.
+pub fn produce(topic: &str, partitions: i32, payloads: &[Vec<u8>], compression: &str) {
+    let p = producer(compression);
+    for (i, payload) in payloads.iter().enumerate() {
+        let key = i.to_string();
+        let mut record = BaseRecord::to(topic)
+            .payload(payload)
+            .key(&key)
+            .partition(i as i32 % partitions);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    p.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60))
+        .expect("all messages acknowledged");
+}
+
+pub fn produce_strings(topic: &str, partitions: i32, payloads: &[String]) {
+    let bytes: Vec<Vec<u8>> = payloads.iter().map(|s| s.as_bytes().to_vec()).collect();
+    produce(topic, partitions, &bytes, "none");
+}
+
+/// The daemon binary, running with its stderr captured.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `engagement-monitor run` on a free port with fast intervals
+    /// and waits until it serves HTTP. `extra` are additional CLI args.
+    pub fn start(topic: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(&brokers(), topic, extra, env)
+    }
+
+    /// Like [`Daemon::start`], with explicit bootstrap servers.
+    pub fn launch(brokers: &str, topic: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_engagement-monitor"));
+        cmd.args([
+            "run",
+            "--brokers",
+            brokers,
+            "--topic",
+            topic,
+            "--group",
+            &format!("{topic}-group"),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(extra)
+        .env("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "200ms")
+        .env("ENGAGEMENT_MONITOR_KAFKA_COMMIT_INTERVAL", "500ms")
+        .env("ENGAGEMENT_MONITOR_KAFKA_METADATA_REFRESH", "1s")
+        .env("ENGAGEMENT_MONITOR_RANKING_READY_MAX_LAG", "0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the daemon binary starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = wait_until(
+            "the daemon to log its listen address",
+            Duration::from_secs(30),
+            || {
+                logs.lock().unwrap().iter().find_map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                    v["listen"].as_str().map(String::from)
+                })
+            },
+        );
+        Daemon { child, addr, logs }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = self.get(path);
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) {
+        wait_until("/readyz to answer 200", timeout, || {
+            (http_get(&self.addr, "/readyz").ok()?.0 == 200).then_some(())
+        });
+    }
+
+    /// The value of one metric sample, e.g. `engagement_events_total{outcome="applied"}`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+    }
+
+    /// Waits until `sample` reaches `value`.
+    pub fn wait_metric(&self, sample: &str, value: f64, timeout: Duration) {
+        wait_until(&format!("{sample} to reach {value}"), timeout, || {
+            (self.metric(sample)? >= value).then_some(())
+        });
+        assert_eq!(
+            self.metric(sample),
+            Some(value),
+            "{sample} went past the expected value"
+        );
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// Waits for the process to exit and returns its status and the time it took.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (std::process::ExitStatus, Duration) {
+        let start = Instant::now();
+        let status = wait_until("the daemon to exit", timeout, || {
+            self.child.try_wait().unwrap()
+        });
+        (status, start.elapsed())
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
