@@ -943,7 +943,11 @@ mod tests {
     use super::*;
 
     fn file(text: &str) -> Result<Loaded, ConfigError> {
-        load_text(Some((Path::new("/etc/em.toml"), text)), &Env::default(), &Overrides::default())
+        load_text(
+            Some((Path::new("/etc/em.toml"), text)),
+            &Env::default(),
+            &Overrides::default(),
+        )
     }
 
     fn env(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
@@ -951,7 +955,9 @@ mod tests {
     }
 
     fn error(result: Result<Loaded, ConfigError>) -> String {
-        result.expect_err("configuration should be refused").to_string()
+        result
+            .expect_err("configuration should be refused")
+            .to_string()
     }
 
     #[test]
@@ -961,14 +967,31 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for bad in ["", "10", "s", "1.5s", "-1s", "10 s", "1d", "1m30s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 s",
+            "1d",
+            "1m30s",
+            "99999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
     #[test]
     fn durations_print_in_the_largest_whole_unit() {
-        for (ms, text) in [(0, "0s"), (250, "250ms"), (1500, "1500ms"), (90_000, "90s"), (120_000, "2m"), (7_200_000, "2h")] {
+        for (ms, text) in [
+            (0, "0s"),
+            (250, "250ms"),
+            (1500, "1500ms"),
+            (90_000, "90s"),
+            (120_000, "2m"),
+            (7_200_000, "2h"),
+        ] {
             let d = Duration::from_millis(ms);
             assert_eq!(format_duration(d), text);
             assert_eq!(parse_duration(text), Ok(d));
@@ -977,9 +1000,18 @@ mod tests {
 
     #[test]
     fn env_names_follow_the_key() {
-        assert_eq!(env_var_name("kafka.brokers"), "ENGAGEMENT_MONITOR_KAFKA_BROKERS");
-        assert_eq!(env_var_name("ranking.top_n"), "ENGAGEMENT_MONITOR_RANKING_TOP_N");
-        assert_eq!(env_var_name("shutdown_timeout"), "ENGAGEMENT_MONITOR_SHUTDOWN_TIMEOUT");
+        assert_eq!(
+            env_var_name("kafka.brokers"),
+            "ENGAGEMENT_MONITOR_KAFKA_BROKERS"
+        );
+        assert_eq!(
+            env_var_name("ranking.top_n"),
+            "ENGAGEMENT_MONITOR_RANKING_TOP_N"
+        );
+        assert_eq!(
+            env_var_name("shutdown_timeout"),
+            "ENGAGEMENT_MONITOR_SHUTDOWN_TIMEOUT"
+        );
         // No setting's variable may be mistaken for a pass-through property.
         for s in SETTINGS {
             assert!(!s.env_var().starts_with(PROPERTY_ENV_PREFIX), "{}", s.key);
@@ -997,25 +1029,89 @@ mod tests {
         // Destructured without `..`: a new field fails to compile here
         // until it is listed, and the list must match SETTINGS.
         let Config {
-            kafka: KafkaConfig { brokers: _, topic: _, group_id: _, dead_letter_topic: _, rank_events_topic: _, properties: _, metadata_refresh: _, commit_interval: _, producer_queue_messages: _ },
-            http: HttpConfig { listen: _, request_timeout: _, max_concurrent_requests: _, max_query_bytes: _ },
-            events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
-            engine: Limits { retained_quarters: _, rolling_days: _, max_pages: _, max_posts: _, max_platforms: _, max_event_ids: _, top_posts: _ },
-            ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _ },
-            state: StateConfig { dir: _, checkpoint_interval: _ },
-            log: LogConfig { format: _, level: _ },
+            kafka:
+                KafkaConfig {
+                    brokers: _,
+                    topic: _,
+                    group_id: _,
+                    dead_letter_topic: _,
+                    rank_events_topic: _,
+                    properties: _,
+                    metadata_refresh: _,
+                    commit_interval: _,
+                    producer_queue_messages: _,
+                },
+            http:
+                HttpConfig {
+                    listen: _,
+                    request_timeout: _,
+                    max_concurrent_requests: _,
+                    max_query_bytes: _,
+                },
+            events:
+                EventsConfig {
+                    max_future_skew: _,
+                    max_payload_bytes: _,
+                    log_rate_per_second: _,
+                },
+            engine:
+                Limits {
+                    retained_quarters: _,
+                    rolling_days: _,
+                    max_pages: _,
+                    max_posts: _,
+                    max_platforms: _,
+                    max_event_ids: _,
+                    top_posts: _,
+                },
+            ranking:
+                RankingConfig {
+                    interval: _,
+                    top_n: _,
+                    ready_max_lag: _,
+                },
+            state:
+                StateConfig {
+                    dir: _,
+                    checkpoint_interval: _,
+                },
+            log: LogConfig {
+                format: _,
+                level: _,
+            },
             shutdown_timeout: _,
         } = Config::default();
         let fields = [
             "shutdown_timeout",
-            "kafka.brokers", "kafka.topic", "kafka.group_id", "kafka.dead_letter_topic", "kafka.rank_events_topic",
-            "kafka.metadata_refresh", "kafka.commit_interval", "kafka.producer_queue_messages",
-            "http.listen", "http.request_timeout", "http.max_concurrent_requests", "http.max_query_bytes",
-            "events.max_future_skew", "events.max_payload_bytes", "events.log_rate_per_second",
-            "engine.retained_quarters", "engine.rolling_days", "engine.max_pages", "engine.max_posts",
-            "engine.max_platforms", "engine.max_event_ids", "engine.top_posts",
-            "ranking.interval", "ranking.top_n", "ranking.ready_max_lag",
-            "state.dir", "state.checkpoint_interval", "log.format", "log.level",
+            "kafka.brokers",
+            "kafka.topic",
+            "kafka.group_id",
+            "kafka.dead_letter_topic",
+            "kafka.rank_events_topic",
+            "kafka.metadata_refresh",
+            "kafka.commit_interval",
+            "kafka.producer_queue_messages",
+            "http.listen",
+            "http.request_timeout",
+            "http.max_concurrent_requests",
+            "http.max_query_bytes",
+            "events.max_future_skew",
+            "events.max_payload_bytes",
+            "events.log_rate_per_second",
+            "engine.retained_quarters",
+            "engine.rolling_days",
+            "engine.max_pages",
+            "engine.max_posts",
+            "engine.max_platforms",
+            "engine.max_event_ids",
+            "engine.top_posts",
+            "ranking.interval",
+            "ranking.top_n",
+            "ranking.ready_max_lag",
+            "state.dir",
+            "state.checkpoint_interval",
+            "log.format",
+            "log.level",
         ];
         let keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
         assert_eq!(keys, fields);
@@ -1023,7 +1119,8 @@ mod tests {
 
     #[test]
     fn no_file_no_env_no_flags_gives_defaults() {
-        let loaded = load(None, &Env::default(), &Overrides::default()).expect("defaults are valid");
+        let loaded =
+            load(None, &Env::default(), &Overrides::default()).expect("defaults are valid");
         assert_eq!(loaded.config, Config::default());
         assert!(loaded.sources.values().all(|s| *s == Source::Default));
         assert_eq!(loaded.sources.len(), SETTINGS.len());
@@ -1032,9 +1129,12 @@ mod tests {
     #[test]
     fn flags_beat_env_beat_file_beat_defaults() {
         let text = "[ranking]\ninterval = \"1m\"\ntop_n = 10\nready_max_lag = 5\n[http]\nlisten = \"0.0.0.0:1\"\n";
-        let env: Env = [("ENGAGEMENT_MONITOR_RANKING_TOP_N", "20"), ("ENGAGEMENT_MONITOR_HTTP_LISTEN", "0.0.0.0:2")]
-            .into_iter()
-            .collect();
+        let env: Env = [
+            ("ENGAGEMENT_MONITOR_RANKING_TOP_N", "20"),
+            ("ENGAGEMENT_MONITOR_HTTP_LISTEN", "0.0.0.0:2"),
+        ]
+        .into_iter()
+        .collect();
         let mut flags = Overrides::default();
         flags.set("http.listen", "--listen", Some("0.0.0.0:3"));
         let loaded = load_text(Some((Path::new("f.toml"), text)), &env, &flags).expect("valid");
@@ -1045,7 +1145,10 @@ mod tests {
         assert_eq!(c.kafka.topic, "engagement-events");
         let source = |key: &str| loaded.sources[key].to_string();
         assert_eq!(source("ranking.interval"), "file");
-        assert_eq!(source("ranking.top_n"), "env ENGAGEMENT_MONITOR_RANKING_TOP_N");
+        assert_eq!(
+            source("ranking.top_n"),
+            "env ENGAGEMENT_MONITOR_RANKING_TOP_N"
+        );
         assert_eq!(source("http.listen"), "flag --listen");
         assert_eq!(source("kafka.topic"), "default");
     }
@@ -1053,7 +1156,8 @@ mod tests {
     #[test]
     fn dotted_keys_and_tables_are_the_same() {
         let a = file("ranking.top_n = 7\nkafka.properties.\"linger.ms\" = 5\n").expect("valid");
-        let b = file("[ranking]\ntop_n = 7\n[kafka.properties]\nlinger.ms = \"5\"\n").expect("valid");
+        let b =
+            file("[ranking]\ntop_n = 7\n[kafka.properties]\nlinger.ms = \"5\"\n").expect("valid");
         assert_eq!(a.config, b.config);
         assert_eq!(a.config.kafka.properties["linger.ms"], "5");
     }
@@ -1076,9 +1180,18 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_variables_are_refused() {
-        assert_eq!(error(file("[ranking]\ntop = 5\n")), "unknown setting ranking.top (from /etc/em.toml)");
-        assert_eq!(error(file("[rankin]\ntop_n = 5\n")), "unknown setting rankin.top_n (from /etc/em.toml)");
-        assert_eq!(error(file("kafka = 1\n")), "unknown setting kafka (from /etc/em.toml)");
+        assert_eq!(
+            error(file("[ranking]\ntop = 5\n")),
+            "unknown setting ranking.top (from /etc/em.toml)"
+        );
+        assert_eq!(
+            error(file("[rankin]\ntop_n = 5\n")),
+            "unknown setting rankin.top_n (from /etc/em.toml)"
+        );
+        assert_eq!(
+            error(file("kafka = 1\n")),
+            "unknown setting kafka (from /etc/em.toml)"
+        );
         assert!(error(file("[ranking\n")).starts_with("/etc/em.toml is not valid TOML"));
         assert_eq!(
             error(env(&[("ENGAGEMENT_MONITOR_KAFKA_BROKER", "x:1")])),
@@ -1111,7 +1224,9 @@ mod tests {
             let err = error(env(&[(name, value)]));
             assert!(err.contains(name), "{name}={value}: {err}");
         }
-        assert!(error(file("[kafka]\ncommit_interval = 5\n")).contains("expected a duration like 10s"));
+        assert!(
+            error(file("[kafka]\ncommit_interval = 5\n")).contains("expected a duration like 10s")
+        );
         assert!(error(file("[http]\nmax_query_bytes = 1.5\n")).contains("http.max_query_bytes"));
     }
 
@@ -1123,7 +1238,10 @@ mod tests {
             ("ENGAGEMENT_MONITOR_STATE_DIR", "/var/lib/em"),
         ])
         .expect("valid");
-        assert_eq!(loaded.config.kafka.dead_letter_topic.as_deref(), Some("dlq"));
+        assert_eq!(
+            loaded.config.kafka.dead_letter_topic.as_deref(),
+            Some("dlq")
+        );
         assert_eq!(loaded.config.kafka.rank_events_topic, None);
         assert_eq!(loaded.config.state.dir, Some(PathBuf::from("/var/lib/em")));
         let unset = file("[state]\ndir = \"\"\n").expect("valid");
@@ -1149,7 +1267,10 @@ mod tests {
     fn properties_come_from_every_layer() {
         let text = "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"linger.ms\" = 5\n\"enable.idempotence\" = true\n";
         let env: Env = [
-            ("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
+            (
+                "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL",
+                "SASL_SSL",
+            ),
             ("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SASL_MECHANISM", "PLAIN"),
             ("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_LINGER_MS", ""),
         ]
@@ -1163,8 +1284,14 @@ mod tests {
         assert_eq!(p["sasl.mechanism"], "SCRAM-SHA-512");
         assert_eq!(p["enable.idempotence"], "true");
         assert!(!p.contains_key("linger.ms"), "an empty value unsets");
-        assert_eq!(loaded.sources["kafka.properties.sasl.mechanism"], Source::Flag("--kafka-property"));
-        assert_eq!(loaded.sources["kafka.properties.enable.idempotence"], Source::File("f.toml".into()));
+        assert_eq!(
+            loaded.sources["kafka.properties.sasl.mechanism"],
+            Source::Flag("--kafka-property")
+        );
+        assert_eq!(
+            loaded.sources["kafka.properties.enable.idempotence"],
+            Source::File("f.toml".into())
+        );
     }
 
     #[test]
@@ -1173,25 +1300,47 @@ mod tests {
             error(file("[kafka.properties]\n\"group.id\" = \"g\"\n")),
             "kafka property group.id (from /etc/em.toml) cannot be passed through: set kafka.group_id instead"
         );
-        assert!(error(file("[kafka.properties]\nbootstrap.servers = \"b:1\"\n")).contains("bootstrap.servers"));
-        assert!(error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_ENABLE_AUTO_COMMIT", "true")])).contains("enable.auto.commit"));
+        assert!(
+            error(file("[kafka.properties]\nbootstrap.servers = \"b:1\"\n"))
+                .contains("bootstrap.servers")
+        );
+        assert!(
+            error(env(&[(
+                "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_ENABLE_AUTO_COMMIT",
+                "true"
+            )]))
+            .contains("enable.auto.commit")
+        );
         let mut flags = Overrides::default();
         flags.property("enable.auto.offset.store", "true");
         let err = error(load_text(None, &Env::default(), &flags));
-        assert!(err.contains("enable.auto.offset.store (from flag --kafka-property)"), "{err}");
-        assert!(error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_", "x")])).contains("kafka.properties"));
+        assert!(
+            err.contains("enable.auto.offset.store (from flag --kafka-property)"),
+            "{err}"
+        );
+        assert!(
+            error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_", "x")])).contains("kafka.properties")
+        );
         assert!(error(file("[kafka]\nproperties = \"x\"\n")).contains("kafka.properties"));
-        assert!(error(file("[kafka.properties]\n\"a.b\" = [1]\n")).contains("kafka.properties.a.b"));
+        assert!(
+            error(file("[kafka.properties]\n\"a.b\" = [1]\n")).contains("kafka.properties.a.b")
+        );
     }
 
     #[test]
     fn non_unicode_variables_of_ours_are_refused() {
         use std::os::unix::ffi::OsStringExt;
         let bad = OsString::from_vec(vec![0xff]);
-        let ours = (OsString::from("ENGAGEMENT_MONITOR_KAFKA_TOPIC"), bad.clone());
+        let ours = (
+            OsString::from("ENGAGEMENT_MONITOR_KAFKA_TOPIC"),
+            bad.clone(),
+        );
         let theirs = (OsString::from("OTHER"), bad);
         assert!(Env::from_os([theirs.clone()]).is_ok());
-        assert!(matches!(Env::from_os([theirs, ours]), Err(ConfigError::NotUnicode { .. })));
+        assert!(matches!(
+            Env::from_os([theirs, ours]),
+            Err(ConfigError::NotUnicode { .. })
+        ));
     }
 
     #[test]
@@ -1200,24 +1349,49 @@ mod tests {
             [kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.jaas.config\" = \"x\"\n\"ssl.key.location\" = \"/k\"\n\
             \"sasl.oauthbearer.token.endpoint.url\" = \"https://t\"\n\"security.protocol\" = \"SASL_SSL\"\n\
             [state]\ndir = \"/var/lib/em\"\n[events]\nmax_future_skew = \"90s\"\n";
-        let env: Env = [("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "250ms")].into_iter().collect();
-        let loaded = load_text(Some((Path::new("f.toml"), text)), &env, &Overrides::default()).expect("valid");
+        let env: Env = [("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "250ms")]
+            .into_iter()
+            .collect();
+        let loaded = load_text(
+            Some((Path::new("f.toml"), text)),
+            &env,
+            &Overrides::default(),
+        )
+        .expect("valid");
         let rendered = render_effective(&loaded);
         for secret in ["s3cret", "alice", "hunter2", "/k\"", "https://t"] {
             assert!(!rendered.contains(secret), "{secret} leaked:\n{rendered}");
         }
-        assert!(rendered.contains("# env ENGAGEMENT_MONITOR_RANKING_INTERVAL"), "{rendered}");
-        assert!(rendered.contains("# file") && rendered.contains("# default"), "{rendered}");
+        assert!(
+            rendered.contains("# env ENGAGEMENT_MONITOR_RANKING_INTERVAL"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("# file") && rendered.contains("# default"),
+            "{rendered}"
+        );
 
         let back = file(&rendered).expect("the rendered configuration loads");
         let mut expected = loaded.config.clone();
         expected.kafka.brokers = "sasl_ssl://<redacted>@k1:9093,k2:9093".into();
-        for name in ["sasl.password", "sasl.jaas.config", "ssl.key.location", "sasl.oauthbearer.token.endpoint.url"] {
-            expected.kafka.properties.insert(name.into(), REDACTED.into());
+        for name in [
+            "sasl.password",
+            "sasl.jaas.config",
+            "ssl.key.location",
+            "sasl.oauthbearer.token.endpoint.url",
+        ] {
+            expected
+                .kafka
+                .properties
+                .insert(name.into(), REDACTED.into());
         }
         assert_eq!(back.config, expected);
         // Every setting is printed, so the file alone reproduces the config.
-        assert!(SETTINGS.iter().all(|s| back.sources[s.key] == Source::File("/etc/em.toml".into())));
+        assert!(
+            SETTINGS
+                .iter()
+                .all(|s| back.sources[s.key] == Source::File("/etc/em.toml".into()))
+        );
     }
 
     #[test]
@@ -1233,13 +1407,25 @@ mod tests {
         let reference = include_str!("../config/engagement-monitor.toml");
         let shipped = file(reference).expect("the reference file loads");
         assert_eq!(shipped.config, Config::default());
-        assert!(shipped.sources.values().all(|s| *s == Source::Default), "every line is commented out");
+        assert!(
+            shipped.sources.values().all(|s| *s == Source::Default),
+            "every line is commented out"
+        );
 
         let uncommented = uncomment(reference);
         let loaded = file(&uncommented).expect("the uncommented reference loads");
-        assert_eq!(loaded.config, Config::default(), "the reference shows the defaults");
+        assert_eq!(
+            loaded.config,
+            Config::default(),
+            "the reference shows the defaults"
+        );
         for s in SETTINGS {
-            assert_eq!(loaded.sources[s.key], Source::File("/etc/em.toml".into()), "{} missing", s.key);
+            assert_eq!(
+                loaded.sources[s.key],
+                Source::File("/etc/em.toml".into()),
+                "{} missing",
+                s.key
+            );
             assert!(reference.contains(&s.env_var()), "{} missing", s.env_var());
         }
         assert!(uncommented.contains(&format!("\n[{PROPERTIES_KEY}]\n")));

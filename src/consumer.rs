@@ -41,7 +41,8 @@ pub struct Parts {
     pub config: Arc<Config>,
     pub engine: Engine,
     pub view: Arc<ArcSwap<View>>,
-    pub views: watch::Sender<Arc<View>>,
+    /// Each published view, and whether the daemon was ready when it was built.
+    pub views: watch::Sender<(Arc<View>, bool)>,
     pub status: Status,
     pub metrics: Arc<Metrics>,
     pub publisher: Arc<Publisher>,
@@ -407,7 +408,8 @@ impl State {
             .set(started.elapsed().as_secs_f64());
         self.parts.metrics.observe_view(&view);
         self.parts.view.store(view.clone());
-        let _ = self.parts.views.send(view);
+        let ready = self.parts.status.phase() == Phase::Ready;
+        let _ = self.parts.views.send((view, ready));
     }
 
     /// Commits the offsets after the last applied message of each partition.

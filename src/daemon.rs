@@ -42,11 +42,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %config.kafka.brokers, "engagement-monitor started");
 
-    let (views_tx, views_rx) = watch::channel(Arc::new(View::empty()));
+    let (views_tx, views_rx) = watch::channel((Arc::new(View::empty()), false));
     let ranker = tokio::spawn(ranker::run(
         views_rx,
         config.ranking.top_n,
-        status.clone(),
         metrics.clone(),
         publisher.clone(),
     ));

@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use crate::metrics::{Metrics, WINDOWS, window_table};
 use crate::publisher::Publisher;
 use crate::ranking::{Metric, RankChange, Ranked, diff, top};
-use crate::status::{Phase, Status};
 use crate::view::{View, Window};
 use crate::window::format_rfc3339;
 
@@ -32,10 +31,12 @@ pub struct RankEvent<'a> {
     pub watermark: Option<String>,
 }
 
-/// The last top N of one window and which window instance it was.
+/// The last top N of one window, which window instance it was, and whether
+/// the daemon was ready then.
 #[derive(Default)]
 struct Baseline {
     window: Option<Window>,
+    ready: bool,
     top: Vec<Ranked>,
 }
 
@@ -59,27 +60,22 @@ pub fn top_n(view: &View, window: &str, n: usize) -> (Option<Window>, Vec<Ranked
     (Some(t.window), list)
 }
 
-/// Runs until the sender side of `views` is dropped.
-pub async fn run(
-    mut views: watch::Receiver<Arc<View>>,
-    n: usize,
-    status: Status,
-    metrics: Arc<Metrics>,
-    publisher: Arc<Publisher>,
-) {
+/// Runs until the sender side of `views` is dropped. Each view comes with
+/// whether the daemon was ready when it was built; changes are reported
+/// only between two views that were both built ready.
+pub async fn run(mut views: watch::Receiver<(Arc<View>, bool)>, n: usize, metrics: Arc<Metrics>, publisher: Arc<Publisher>) {
     let mut baselines: [Baseline; 3] = Default::default();
     while views.changed().await.is_ok() {
-        let view = views.borrow_and_update().clone();
-        let ready = status.phase() == Phase::Ready;
+        let (view, ready) = views.borrow_and_update().clone();
         for (w, baseline) in WINDOWS.iter().zip(baselines.iter_mut()) {
             let (window, list) = top_n(&view, w, n);
-            let same_window = baseline.window.is_some() && baseline.window == window;
-            if ready && same_window {
+            let comparable = ready && baseline.ready && baseline.window.is_some();
+            if comparable && baseline.window == window {
                 report(w, &view, &diff(&baseline.top, &list), &metrics, &publisher);
-            } else if ready && baseline.window.is_some() && window.is_some() {
+            } else if comparable && window.is_some() {
                 tracing::info!(window = w, "window rolled over; rank baseline reset");
             }
-            *baseline = Baseline { window, top: list };
+            *baseline = Baseline { window, ready, top: list };
         }
     }
 }
@@ -127,5 +123,14 @@ fn report(
 }
 
 fn log_change(window: &str, c: &RankChange) {
-    tracing::info!(window, platform = %c.platform, page_id = %c.page_id, old_rank = ?c.old_rank, new_rank = ?c.new_rank, interactions = c.interactions, "rank changed");
+    let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
+    tracing::info!(
+        window,
+        platform = %c.platform,
+        page_id = %c.page_id,
+        old_rank = %rank(c.old_rank),
+        new_rank = %rank(c.new_rank),
+        interactions = c.interactions,
+        "rank changed"
+    );
 }

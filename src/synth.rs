@@ -148,7 +148,7 @@ pub fn demo_events(seed: u64) -> Vec<String> {
     let day = |d: u64| q.start() + d as i64 * 86_400_000;
     for page in 0..240u64 {
         let (platform, cap) = match page % 8 {
-            0 => ("instagram", 30_000_000),
+            0 => ("instagram", 9_500_000),
             1 => ("x", 8_000_000),
             _ => ("facebook", 9_000_000),
         };
