@@ -8,7 +8,13 @@
 //!
 //! Housekeeping runs between messages at most every 100 ms: it flushes
 //! counters to metrics, computes lag and readiness, publishes the view every
-//! ranking interval, commits offsets and notices new partitions.
+//! ranking interval, takes checkpoints, commits offsets and notices new
+//! partitions.
+//!
+//! With a state directory, the loop starts from the newest valid checkpoint
+//! and commits to Kafka only the offsets of checkpoints that are durable.
+//! A checkpoint pauses consumption only while the state is serialized into
+//! the page cache; fsync and rename happen on another thread.
 
 use std::ffi::CString;
 use std::sync::Arc;
@@ -23,6 +29,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::{self, Offsets, Pending};
 use crate::config::Config;
 use crate::engine::{Engine, Outcome};
 use crate::event::{DecodeContext, Invalid, decode};
@@ -39,7 +46,6 @@ const CHECK_EVERY: u32 = 256;
 /// What the loop needs, handed over by the daemon.
 pub struct Parts {
     pub config: Arc<Config>,
-    pub engine: Engine,
     pub view: Arc<ArcSwap<View>>,
     /// Each published view, and whether the daemon was ready when it was built.
     pub views: watch::Sender<(Arc<View>, bool)>,
@@ -117,17 +123,30 @@ impl Partition {
 /// Per-outcome counts not yet flushed to metrics (a label lookup per event
 /// would cost more than decoding it).
 #[derive(Default)]
-struct Pending {
+struct Unflushed {
     outcomes: [u64; Outcome::LABELS.len()],
     invalid: Vec<(&'static str, u64)>,
     rejected: Vec<(crate::engine::Bound, u64)>,
 }
 
+/// Checkpointing, when a state directory is configured.
+struct Checkpoints {
+    dir: std::path::PathBuf,
+    seq: u64,
+    next_at: Instant,
+    /// The checkpoint being made durable on another thread.
+    in_flight: Option<(Instant, std::sync::mpsc::Receiver<std::io::Result<Pending>>)>,
+}
+
 struct State {
     parts: Parts,
+    engine: Engine,
+    checkpoints: Option<Checkpoints>,
+    /// Where each partition starts, from the checkpoint.
+    start: Offsets,
     topic: CString,
     partitions: Vec<Partition>,
-    pending: Pending,
+    unflushed: Unflushed,
     limiter: LogLimiter,
     now_ms: i64,
     next_view: Instant,
@@ -153,23 +172,98 @@ fn run(parts: Parts, done: oneshot::Sender<anyhow::Result<()>>) {
                 return;
             }
         };
+    let (engine, start, checkpoints) = match restore(&parts) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = done.send(Err(e));
+            return;
+        }
+    };
     let now = Instant::now();
     let mut state = State {
         topic: CString::new(parts.config.kafka.topic.clone()).unwrap_or_default(),
         limiter: LogLimiter::new(parts.config.events.log_rate_per_second, now),
         partitions: Vec::new(),
-        pending: Pending::default(),
+        unflushed: Unflushed::default(),
         now_ms: wall_ms(),
         next_view: now,
         next_commit: now + parts.config.kafka.commit_interval,
         next_metadata: now,
         next_watermark_fetch: now,
+        engine,
+        checkpoints,
+        start,
         parts,
     };
+    state.parts.status.set(Phase::CatchingUp, "starting");
+    state.parts.metrics.set_phase(Phase::CatchingUp);
     state.consume(&consumer);
     state.stop(&consumer);
     let _ = done.send(Ok(()));
     drop(consumer);
+}
+
+type Restoration = (Engine, Offsets, Option<Checkpoints>);
+
+/// The engine and start offsets: from the newest valid checkpoint in the
+/// state directory, or empty (replay from the earliest offsets).
+fn restore(parts: &Parts) -> anyhow::Result<Restoration> {
+    let cfg = &parts.config;
+    let Some(dir) = cfg.state.dir.clone() else {
+        return Ok((Engine::new(cfg.engine), Vec::new(), None));
+    };
+    parts
+        .status
+        .set(Phase::Restoring, "restoring the checkpoint");
+    parts.metrics.set_phase(Phase::Restoring);
+    let started = Instant::now();
+    let (restored, report) = checkpoint::restore(&dir, cfg.engine)
+        .map_err(|e| anyhow::anyhow!("reading state.dir {}: {e}", dir.display()))?;
+    let m = &parts.metrics;
+    for (path, why) in &report.discarded {
+        m.restores.with_label_values(&["discarded"]).inc();
+        tracing::error!(path = %path.display(), reason = %why, "checkpoint unusable; moved aside");
+    }
+    m.restore_duration.set(started.elapsed().as_secs_f64());
+    let next_at = Instant::now() + cfg.state.checkpoint_interval;
+    let Some(r) = restored else {
+        m.restores.with_label_values(&["none"]).inc();
+        tracing::info!(dir = %dir.display(), "no checkpoint: replaying from the earliest offsets");
+        return Ok((
+            Engine::new(cfg.engine),
+            Vec::new(),
+            Some(Checkpoints {
+                dir,
+                seq: 1,
+                next_at,
+                in_flight: None,
+            }),
+        ));
+    };
+    m.restores.with_label_values(&["restored"]).inc();
+    let offsets = if r.topic == cfg.kafka.topic {
+        r.offsets
+    } else {
+        tracing::warn!(checkpoint_topic = %r.topic, topic = %cfg.kafka.topic, "checkpoint was taken on another topic: its offsets are ignored");
+        Vec::new()
+    };
+    tracing::info!(
+        seq = r.seq,
+        bytes = r.bytes,
+        posts = r.engine.usage().posts,
+        seconds = started.elapsed().as_secs_f64(),
+        "checkpoint restored"
+    );
+    Ok((
+        r.engine,
+        offsets,
+        Some(Checkpoints {
+            dir,
+            seq: r.seq + 1,
+            next_at,
+            in_flight: None,
+        }),
+    ))
 }
 
 impl State {
@@ -207,7 +301,7 @@ impl State {
             max_payload_bytes: cfg.max_payload_bytes,
         };
         let outcome = match decode(payload, &cx) {
-            Ok(ev) => self.parts.engine.apply(&ev),
+            Ok(ev) => self.engine.apply(&ev),
             Err(Invalid(reason)) => {
                 self.not_applied(msg, reason, true);
                 Outcome::Invalid
@@ -215,9 +309,9 @@ impl State {
         };
         if let Outcome::Rejected(bound) = outcome {
             self.not_applied(msg, bound.reason(), false);
-            bump(&mut self.pending.rejected, bound);
+            bump(&mut self.unflushed.rejected, bound);
         }
-        self.pending.outcomes[outcome.index()] += 1;
+        self.unflushed.outcomes[outcome.index()] += 1;
         if let Some(p) = self.partitions.get_mut(msg.partition() as usize) {
             p.next = Some(msg.offset() + 1);
         }
@@ -227,7 +321,7 @@ impl State {
     /// event that changed nothing because it was invalid or refused.
     fn not_applied(&mut self, msg: &BorrowedMessage<'_>, reason: &'static str, invalid: bool) {
         if invalid {
-            bump(&mut self.pending.invalid, reason);
+            bump(&mut self.unflushed.invalid, reason);
         }
         if self.limiter.allow(Instant::now()) {
             let what = if invalid {
@@ -268,20 +362,124 @@ impl State {
             self.refresh_partitions(consumer);
         }
         self.update_lag(consumer, now);
-        let became_ready = self.update_phase();
-        if became_ready || now >= self.next_view {
+        if self.update_phase() {
+            // The view first: whoever sees /readyz 200 must see caught-up answers.
             self.next_view = now + self.parts.config.ranking.interval;
-            self.publish_view();
+            self.publish_view(true);
+            self.parts.status.set(Phase::Ready, "");
+            self.parts.metrics.set_phase(Phase::Ready);
+        } else if now >= self.next_view {
+            self.next_view = now + self.parts.config.ranking.interval;
+            self.publish_view(self.parts.status.phase() == Phase::Ready);
         }
-        if now >= self.next_commit {
+        if self.checkpoints.is_some() {
+            self.checkpoint_tick(consumer, now);
+        } else if now >= self.next_commit {
             self.next_commit = now + self.parts.config.kafka.commit_interval;
-            self.commit(consumer);
+            let applied = self.applied();
+            self.commit(consumer, &applied);
+        }
+    }
+
+    /// The offset after the last applied message, per partition.
+    fn applied(&self) -> Offsets {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as i32, p.next?)))
+            .collect()
+    }
+
+    /// Collects a finished checkpoint, or starts one when it is due.
+    fn checkpoint_tick(&mut self, consumer: &BaseConsumer<Ctx>, now: Instant) {
+        let Some(ck) = self.checkpoints.as_mut() else {
+            return;
+        };
+        if let Some((started, rx)) = &ck.in_flight {
+            let result = match rx.try_recv() {
+                Ok(r) => r,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Err(std::io::Error::other("checkpoint thread died"))
+                }
+            };
+            let started = *started;
+            ck.in_flight = None;
+            self.checkpoint_done(consumer, started, result);
+            return;
+        }
+        if now < ck.next_at {
+            return;
+        }
+        ck.next_at = now + self.parts.config.state.checkpoint_interval;
+        let started = Instant::now();
+        match self.write_checkpoint() {
+            Ok(pending) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("checkpoint".into())
+                        .spawn(move || {
+                            let _ = tx.send(pending.finish());
+                        });
+                match spawned {
+                    Ok(_) => {
+                        self.checkpoints.as_mut().expect("checked above").in_flight =
+                            Some((started, rx))
+                    }
+                    Err(e) => self.checkpoint_done(consumer, started, Err(e)),
+                }
+            }
+            Err(e) => self.checkpoint_done(consumer, started, Err(e)),
+        }
+    }
+
+    fn write_checkpoint(&mut self) -> std::io::Result<Pending> {
+        let offsets = self.applied();
+        let ck = self
+            .checkpoints
+            .as_mut()
+            .expect("checkpointing is configured");
+        let seq = ck.seq;
+        ck.seq += 1;
+        let dir = ck.dir.clone();
+        checkpoint::write(
+            &dir,
+            seq,
+            &self.parts.config.kafka.topic,
+            &offsets,
+            &self.engine,
+        )
+    }
+
+    /// Records a checkpoint's result; a durable one's offsets are committed.
+    fn checkpoint_done(
+        &mut self,
+        consumer: &BaseConsumer<Ctx>,
+        started: Instant,
+        result: std::io::Result<Pending>,
+    ) {
+        let m = &self.parts.metrics;
+        match result {
+            Ok(p) => {
+                m.checkpoints.with_label_values(&["ok"]).inc();
+                m.checkpoint_last_success.set(wall_ms() as f64 / 1000.0);
+                m.checkpoint_duration.set(started.elapsed().as_secs_f64());
+                m.checkpoint_pause.set(p.pause.as_secs_f64());
+                m.checkpoint_bytes.set(p.bytes as i64);
+                tracing::debug!(seq = p.seq, bytes = p.bytes, "checkpoint durable");
+                self.commit(consumer, &p.offsets);
+            }
+            Err(e) => {
+                m.checkpoints.with_label_values(&["failed"]).inc();
+                tracing::error!(error = %e, "checkpoint failed; offsets stay uncommitted until one succeeds");
+            }
         }
     }
 
     fn flush_counts(&mut self) {
         let m = &self.parts.metrics;
-        for (i, n) in std::mem::take(&mut self.pending.outcomes)
+        for (i, n) in std::mem::take(&mut self.unflushed.outcomes)
             .into_iter()
             .enumerate()
         {
@@ -289,10 +487,10 @@ impl State {
                 m.events.with_label_values(&[Outcome::LABELS[i]]).inc_by(n);
             }
         }
-        for (reason, n) in self.pending.invalid.drain(..) {
+        for (reason, n) in self.unflushed.invalid.drain(..) {
             m.invalid.with_label_values(&[reason]).inc_by(n);
         }
-        for (bound, n) in self.pending.rejected.drain(..) {
+        for (bound, n) in self.unflushed.rejected.drain(..) {
             m.rejected.with_label_values(&[bound.as_str()]).inc_by(n);
         }
         m.log_suppressed.inc_by(self.limiter.take_suppressed());
@@ -324,26 +522,54 @@ impl State {
             return;
         }
         let mut tpl = TopicPartitionList::new();
-        for p in self.partitions.len()..count {
-            let _ = tpl.add_partition_offset(topic, p as i32, Offset::Beginning);
+        let from = self.partitions.len();
+        for p in from..count {
+            let start = self.start_of(p as i32);
+            let _ = tpl.add_partition_offset(
+                topic,
+                p as i32,
+                start.map_or(Offset::Beginning, Offset::Offset),
+            );
         }
         match consumer.incremental_assign(&tpl) {
             Ok(()) => {
-                tracing::info!(
-                    topic,
-                    from = self.partitions.len(),
-                    to = count,
-                    "assigned partitions"
-                );
-                self.partitions.resize(
-                    count,
-                    Partition {
-                        next: None,
+                tracing::info!(topic, from, to = count, "assigned partitions");
+                for p in from..count {
+                    let start = self.start_of(p as i32);
+                    self.partitions.push(Partition {
+                        next: start,
                         watermarks: None,
-                    },
-                );
+                    });
+                    self.check_history(consumer, p as i32, start);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "cannot assign partitions"),
+        }
+    }
+
+    /// The checkpointed start offset of partition `p`, if any.
+    fn start_of(&self, p: i32) -> Option<i64> {
+        self.start.iter().find(|(q, _)| *q == p).map(|(_, o)| *o)
+    }
+
+    /// Warns and counts when offsets the state needs no longer exist
+    /// (retention deleted them): consumption continues from the earliest
+    /// offset that does, and history may be incomplete.
+    fn check_history(&self, consumer: &BaseConsumer<Ctx>, p: i32, start: Option<i64>) {
+        let topic = self.parts.config.kafka.topic.as_str();
+        let Ok((low, _)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else {
+            return;
+        };
+        let needed = start.unwrap_or(0);
+        if needed < low {
+            self.parts.metrics.history_gaps.inc();
+            tracing::warn!(
+                topic,
+                partition = p,
+                needed,
+                earliest = low,
+                "offsets no longer exist: history may be incomplete; continuing from the earliest offset"
+            );
         }
     }
 
@@ -368,8 +594,8 @@ impl State {
         }
     }
 
-    /// Moves from catching up to ready once every partition is within the
-    /// configured lag; true on that transition.
+    /// True once every partition is within the configured lag while
+    /// catching up (the caller then publishes a view and becomes ready).
     fn update_phase(&mut self) -> bool {
         if self.parts.status.phase() != Phase::CatchingUp || self.partitions.is_empty() {
             return false;
@@ -387,8 +613,6 @@ impl State {
             .all(|l| *l as u64 <= self.parts.config.ranking.ready_max_lag)
         {
             tracing::info!(behind, "caught up: ready");
-            self.parts.status.set(Phase::Ready, "");
-            self.parts.metrics.set_phase(Phase::Ready);
             true
         } else {
             self.parts.status.set(
@@ -399,27 +623,27 @@ impl State {
         }
     }
 
-    fn publish_view(&mut self) {
+    /// Builds and publishes the view; `ready` tells the rank-change loop
+    /// whether it may report changes against it.
+    fn publish_view(&mut self, ready: bool) {
         let started = Instant::now();
-        let view = Arc::new(View::build(&self.parts.engine));
+        let view = Arc::new(View::build(&self.engine));
         self.parts
             .metrics
             .view_build_seconds
             .set(started.elapsed().as_secs_f64());
         self.parts.metrics.observe_view(&view);
         self.parts.view.store(view.clone());
-        let ready = self.parts.status.phase() == Phase::Ready;
         let _ = self.parts.views.send((view, ready));
     }
 
-    /// Commits the offsets after the last applied message of each partition.
-    fn commit(&mut self, consumer: &BaseConsumer<Ctx>) {
+    /// Commits `offsets` under the group id (asynchronously; the result is
+    /// counted by the commit callback).
+    fn commit(&mut self, consumer: &BaseConsumer<Ctx>, offsets: &Offsets) {
         let topic = self.parts.config.kafka.topic.as_str();
         let mut tpl = TopicPartitionList::new();
-        for (i, p) in self.partitions.iter().enumerate() {
-            if let Some(next) = p.next {
-                let _ = tpl.add_partition_offset(topic, i as i32, Offset::Offset(next));
-            }
+        for (p, next) in offsets {
+            let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*next));
         }
         if tpl.count() == 0 {
             return;
@@ -434,33 +658,54 @@ impl State {
         }
     }
 
-    /// Stops intake: final counts, view and commit. Waits at most 2 s for
-    /// the commit's result so shutdown stays bounded without a broker.
+    /// Stops intake: final counts, view, checkpoint and commit. Waits at
+    /// most 2 s for the commit's result so shutdown stays bounded without a
+    /// broker.
     fn stop(&mut self, consumer: &BaseConsumer<Ctx>) {
         self.parts.status.set(Phase::Stopping, "shutting down");
         self.parts.metrics.set_phase(Phase::Stopping);
         self.flush_counts();
-        self.publish_view();
-        let before = self.parts.metrics.commits.with_label_values(&["ok"]).get()
-            + self
-                .parts
-                .metrics
-                .commits
-                .with_label_values(&["failed"])
-                .get();
-        self.commit(consumer);
+        self.publish_view(false);
+        let offsets = match self.checkpoints.as_mut() {
+            None => Some(self.applied()),
+            Some(ck) => {
+                if let Some((_, rx)) = ck.in_flight.take() {
+                    let _ = rx.recv();
+                }
+                let started = Instant::now();
+                let result = self.write_checkpoint().and_then(Pending::finish);
+                let offsets = result.as_ref().ok().map(|p| p.offsets.clone());
+                self.checkpoint_done_quietly(started, result);
+                offsets
+            }
+        };
+        let m = self.parts.metrics.clone();
+        let commits = || {
+            m.commits.with_label_values(&["ok"]).get()
+                + m.commits.with_label_values(&["failed"]).get()
+        };
+        let before = commits();
+        if let Some(offsets) = offsets {
+            self.commit(consumer, &offsets);
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && commits() == before {
             let _ = consumer.poll(Duration::from_millis(50));
-            let after = self.parts.metrics.commits.with_label_values(&["ok"]).get()
-                + self
-                    .parts
-                    .metrics
-                    .commits
-                    .with_label_values(&["failed"])
-                    .get();
-            if after > before {
-                break;
+        }
+    }
+
+    /// Like `checkpoint_done`, without committing (the caller commits).
+    fn checkpoint_done_quietly(&mut self, started: Instant, result: std::io::Result<Pending>) {
+        let m = &self.parts.metrics;
+        match result {
+            Ok(p) => {
+                m.checkpoints.with_label_values(&["ok"]).inc();
+                m.checkpoint_duration.set(started.elapsed().as_secs_f64());
+                tracing::info!(seq = p.seq, bytes = p.bytes, "final checkpoint durable");
+            }
+            Err(e) => {
+                m.checkpoints.with_label_values(&["failed"]).inc();
+                tracing::error!(error = %e, "final checkpoint failed");
             }
         }
     }

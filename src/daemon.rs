@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, HttpLimits};
 use crate::config::Config;
 use crate::consumer;
-use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::ranker;
@@ -51,7 +50,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     let mut consumer_done = consumer::spawn(consumer::Parts {
         config: config.clone(),
-        engine: Engine::new(config.engine),
         view: view.clone(),
         views: views_tx,
         status: status.clone(),

@@ -10,6 +10,7 @@
 //!
 //! The shell wires the core to the world:
 //! - [`cli`], [`config`]: command line; layered, validated configuration.
+//! - [`checkpoint`]: durable, checksummed state + offsets; atomic writes.
 //! - [`telemetry`]: logs; [`metrics`]: every metric name, top-N collector.
 //! - [`status`]: lifecycle phase and readiness shared by all parts.
 //! - [`consumer`]: Kafka loop: poll → decode → apply → offsets; owns the engine.
@@ -20,6 +21,7 @@
 //! - [`produce`]: synthetic events to a real topic, for demos and load tests.
 //! - [`demo`]: the pipeline on librdkafka's in-process mock cluster.
 pub mod api;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod consumer;

@@ -54,6 +54,13 @@ pub struct Metrics {
     pub view_build_seconds: Gauge,
     pub log_suppressed: IntCounter,
     pub history_gaps: IntCounter,
+    pub checkpoints: IntCounterVec,
+    pub checkpoint_last_success: Gauge,
+    pub checkpoint_duration: Gauge,
+    pub checkpoint_pause: Gauge,
+    pub checkpoint_bytes: IntGauge,
+    pub restores: IntCounterVec,
+    pub restore_duration: Gauge,
 }
 
 fn counter_vec(
@@ -120,6 +127,13 @@ impl Metrics {
             view_build_seconds: register(&r, Gauge::new("engagement_view_build_duration_seconds", "Time the last view rebuild took.").expect("valid")),
             log_suppressed: register(&r, IntCounter::new("engagement_log_lines_suppressed_total", "Log lines dropped by rate limiting (the events are still counted).").expect("valid")),
             history_gaps: register(&r, IntCounter::new("engagement_history_gaps_total", "Times consumption had to skip offsets that no longer exist: history may be incomplete.").expect("valid")),
+            checkpoints: counter_vec(&r, "engagement_checkpoints_total", "Checkpoints written, by result.", "result", &["ok", "failed"]),
+            checkpoint_last_success: register(&r, Gauge::new("engagement_checkpoint_last_success_timestamp_seconds", "When the last checkpoint became durable.").expect("valid")),
+            checkpoint_duration: register(&r, Gauge::new("engagement_checkpoint_duration_seconds", "Time the last checkpoint took, from start to durable.").expect("valid")),
+            checkpoint_pause: register(&r, Gauge::new("engagement_checkpoint_pause_seconds", "Time the last checkpoint paused consumption (serializing the state).").expect("valid")),
+            checkpoint_bytes: register(&r, IntGauge::new("engagement_checkpoint_size_bytes", "Size of the last checkpoint file.").expect("valid")),
+            restores: counter_vec(&r, "engagement_checkpoint_restores_total", "Checkpoint files examined at start, by result: restored, discarded (corrupt, moved aside) or none found.", "result", &["restored", "discarded", "none"]),
+            restore_duration: register(&r, Gauge::new("engagement_restore_duration_seconds", "Time restoring the checkpoint took at start.").expect("valid")),
             registry: r,
         };
         for w in WINDOWS {

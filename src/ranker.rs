@@ -63,7 +63,12 @@ pub fn top_n(view: &View, window: &str, n: usize) -> (Option<Window>, Vec<Ranked
 /// Runs until the sender side of `views` is dropped. Each view comes with
 /// whether the daemon was ready when it was built; changes are reported
 /// only between two views that were both built ready.
-pub async fn run(mut views: watch::Receiver<(Arc<View>, bool)>, n: usize, metrics: Arc<Metrics>, publisher: Arc<Publisher>) {
+pub async fn run(
+    mut views: watch::Receiver<(Arc<View>, bool)>,
+    n: usize,
+    metrics: Arc<Metrics>,
+    publisher: Arc<Publisher>,
+) {
     let mut baselines: [Baseline; 3] = Default::default();
     while views.changed().await.is_ok() {
         let (view, ready) = views.borrow_and_update().clone();
@@ -75,7 +80,11 @@ pub async fn run(mut views: watch::Receiver<(Arc<View>, bool)>, n: usize, metric
             } else if comparable && window.is_some() {
                 tracing::info!(window = w, "window rolled over; rank baseline reset");
             }
-            *baseline = Baseline { window, ready, top: list };
+            *baseline = Baseline {
+                window,
+                ready,
+                top: list,
+            };
         }
     }
 }

@@ -210,6 +210,30 @@ proptest! {
     }
 
     #[test]
+    fn a_checkpoint_restores_an_engine_that_behaves_the_same(
+        records in proptest::collection::vec(record(), 1..150), cut in any::<prop::sample::Index>()
+    ) {
+        let json: Vec<String> = records.iter().map(render).collect();
+        let (head, tail) = json.split_at(cut.index(json.len() + 1));
+        let mut original = Engine::new(LIMITS);
+        run(&mut original, head);
+        let mut bytes = Vec::new();
+        original.encode(&mut bytes).unwrap();
+        let mut restored = Engine::decode(&bytes[..], LIMITS).unwrap();
+        prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
+        for r in tail {
+            if let Ok(ev) = decode(r.as_bytes(), &cx()) {
+                prop_assert_eq!(original.apply(&ev), restored.apply(&ev), "{}", r);
+            }
+        }
+        prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
+        // Every truncation of the body is refused, never a panic.
+        for len in (0..bytes.len()).step_by(bytes.len() / 50 + 1) {
+            prop_assert!(Engine::decode(&bytes[..len], LIMITS).is_err());
+        }
+    }
+
+    #[test]
     fn engine_agrees_with_the_naive_model(records in proptest::collection::vec(record(), 1..200)) {
         let json: Vec<String> = records.iter().map(render).collect();
         let mut engine = Engine::new(LIMITS);

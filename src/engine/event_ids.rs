@@ -3,8 +3,11 @@
 //! Ids are stored as 64-bit hashes of (page, post, event_id): two different
 //! ids of one post collide with probability about n²/2^65.
 
+use std::io::{self, Read, Write};
+
 use hashbrown::HashTable;
 
+use super::codec::{DecodeError, Reader, Writer};
 use crate::window::Quarter;
 
 /// The event-id memory, bounded by `max` ids in total.
@@ -76,5 +79,34 @@ impl EventIds {
             .iter()
             .map(|(_, s)| (s.capacity() * 8 / 7).next_power_of_two() * 9)
             .sum()
+    }
+}
+
+impl EventIds {
+    pub(super) fn encode<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        w.len(self.sets.len())?;
+        for (q, set) in &self.sets {
+            w.i32(q.index())?;
+            w.len(set.len())?;
+            for k in set.iter() {
+                w.u64(*k)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn decode<R: Read>(r: &mut Reader<R>, max: usize) -> Result<EventIds, DecodeError> {
+        let mut ids = EventIds::new(max);
+        let sets = r.len(64, "event id sets")?;
+        for _ in 0..sets {
+            let q = Quarter::from_index(r.i32()?);
+            let n = r.len(max.saturating_sub(ids.len), "event id count")?;
+            for _ in 0..n {
+                if ids.insert(q, r.u64()?) != Remembered::New {
+                    return Err(DecodeError::Range("event id"));
+                }
+            }
+        }
+        Ok(ids)
     }
 }

@@ -16,9 +16,12 @@
 //! counts: the later `(observed_at, value)` wins, so the merge is idempotent
 //! and order-independent, like snapshots.
 
+mod codec;
 mod event_ids;
 mod pages;
 mod posts;
+
+pub use codec::DecodeError;
 
 pub use pages::{Page, Pages, QuarterSlot, Sample, TopPost, Totals};
 pub use posts::{MAX_PAGES, Post, post_hash};
@@ -427,6 +430,52 @@ impl Engine {
             .apply_change(&old.counts, &new.counts);
         let top = self.limits.top_posts as usize;
         p.note_top_post(quarter, new.hash, post_id, new.counts.interactions(), top);
+    }
+}
+
+/// Checkpoint body format version of [`Engine::encode`].
+pub const STATE_VERSION: u32 = 1;
+
+impl Engine {
+    /// Writes the complete state (see `checkpoint` for the file around it).
+    pub fn encode<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
+        let mut w = codec::Writer(out);
+        match self.watermark {
+            None => w.u8(0)?,
+            Some(wm) => {
+                w.u8(1)?;
+                w.i64(wm)?;
+            }
+        }
+        self.pages.encode(&mut w)?;
+        self.posts.encode(&mut w)?;
+        self.event_ids.encode(&mut w)
+    }
+
+    /// Rebuilds an engine from [`encode`](Self::encode)'s output under the
+    /// current `limits` (state beyond the current retention is dropped).
+    pub fn decode<R: std::io::Read>(input: R, limits: Limits) -> Result<Engine, DecodeError> {
+        let mut r = codec::Reader(input);
+        let mut e = Engine::new(limits);
+        e.watermark = match r.u8()? {
+            0 => None,
+            1 => Some(r.i64()?).filter(|w| crate::window::in_range(*w)),
+            _ => return Err(DecodeError::Range("watermark flag")),
+        };
+        let ring = limits.retained_quarters as usize + 1;
+        e.pages = Pages::decode(
+            &mut r,
+            limits.max_pages,
+            limits.max_platforms as usize,
+            ring,
+        )?;
+        let pages = &e.pages;
+        e.posts = PostTable::decode(&mut r, limits.max_posts as usize, |p| pages.is_live(p))?;
+        e.event_ids = EventIds::decode(&mut r, limits.max_event_ids as usize)?;
+        if e.watermark.is_some() {
+            e.forget_expired();
+        }
+        Ok(e)
     }
 }
 

@@ -7,10 +7,12 @@
 //! their index is reused, so the number of page records never exceeds the
 //! configured bound.
 
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use super::codec::{DecodeError, Reader, Writer};
 use crate::event::Counts;
 use crate::window::{Millis, Quarter};
 
@@ -378,5 +380,189 @@ impl Pages {
             + self.iter().map(|(_, p)| p.heap_bytes()).sum::<usize>()
             + (self.index.capacity() * 8 / 7).next_power_of_two() * 5
             + self.free.capacity() * 4
+    }
+}
+
+fn encode_totals<W: Write>(w: &mut Writer<W>, t: &Totals) -> io::Result<()> {
+    for v in [t.reactions, t.comments, t.shares, t.views, t.posts] {
+        w.u64(v)?;
+    }
+    Ok(())
+}
+
+fn decode_totals<R: Read>(r: &mut Reader<R>) -> Result<Totals, DecodeError> {
+    Ok(Totals {
+        reactions: r.u64()?,
+        comments: r.u64()?,
+        shares: r.u64()?,
+        views: r.u64()?,
+        posts: r.u64()?,
+    })
+}
+
+fn sample(s: &Option<Sample<u64>>) -> Option<(i64, u64)> {
+    s.as_ref().map(|s| (s.at, s.value))
+}
+
+fn unsample(s: Option<(i64, u64)>) -> Option<Sample<u64>> {
+    s.map(|(at, value)| Sample { at, value })
+}
+
+impl Page {
+    fn encode<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        w.u16(self.platform)?;
+        w.str(&self.id)?;
+        match &self.name {
+            None => w.u8(0)?,
+            Some(n) => {
+                w.u8(1)?;
+                w.i64(n.at)?;
+                w.str(&n.value)?;
+            }
+        }
+        w.sample(sample(&self.followers))?;
+        let slots: Vec<&QuarterSlot> = self.slots.iter().filter(|s| s.quarter.is_some()).collect();
+        w.len(slots.len())?;
+        for slot in slots {
+            w.i32(slot.quarter.map_or(0, Quarter::index))?;
+            encode_totals(w, &slot.totals)?;
+            w.sample(sample(&slot.followers))?;
+        }
+        w.i32(self.top_quarter.map_or(i32::MIN, Quarter::index))?;
+        w.len(self.top.len())?;
+        for t in &self.top {
+            w.u64(t.hash)?;
+            w.u64(t.interactions)?;
+            w.str(&t.post_id)?;
+        }
+        Ok(())
+    }
+
+    fn decode<R: Read>(
+        r: &mut Reader<R>,
+        ring: usize,
+        platforms: usize,
+    ) -> Result<Page, DecodeError> {
+        let platform = r.u16()?;
+        if usize::from(platform) >= platforms {
+            return Err(DecodeError::Range("page platform"));
+        }
+        let id: Arc<str> = r.str(128, "page id")?.into();
+        let name = match r.u8()? {
+            0 => None,
+            1 => Some(Sample {
+                at: r.i64()?,
+                value: Arc::from(r.str(256, "page name")?),
+            }),
+            _ => return Err(DecodeError::Range("page name flag")),
+        };
+        let mut page = Page {
+            platform,
+            id,
+            name,
+            followers: unsample(r.sample()?),
+            slots: vec![QuarterSlot::default(); ring].into_boxed_slice(),
+            top_quarter: None,
+            top: Vec::new(),
+        };
+        let mut saved = Vec::new();
+        for _ in 0..r.len(64, "page slots")? {
+            saved.push((
+                Quarter::from_index(r.i32()?),
+                decode_totals(r)?,
+                unsample(r.sample()?),
+            ));
+        }
+        // Oldest first, so that with a smaller ring the newest quarter wins.
+        saved.sort_by_key(|(q, _, _)| *q);
+        for (q, totals, followers) in saved {
+            let slot = page.slot_mut(q);
+            slot.totals = totals;
+            slot.followers = followers;
+        }
+        let top_quarter = r.i32()?;
+        page.top_quarter = (top_quarter != i32::MIN).then(|| Quarter::from_index(top_quarter));
+        for _ in 0..r.len(100, "top posts")? {
+            let (hash, interactions) = (r.u64()?, r.u64()?);
+            page.top.push(TopPost {
+                hash,
+                interactions,
+                post_id: r.str(128, "post id")?.into(),
+            });
+        }
+        Ok(page)
+    }
+}
+
+impl Pages {
+    pub(super) fn encode<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        w.len(self.platforms.len())?;
+        for p in &self.platforms {
+            w.str(p)?;
+        }
+        w.len(self.len())?;
+        for (i, page) in self.iter() {
+            w.u32(i)?;
+            page.encode(w)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote, keeping page indices (the
+    /// post records refer to them).
+    pub(super) fn decode<R: Read>(
+        r: &mut Reader<R>,
+        max_pages: u32,
+        max_platforms: usize,
+        ring: usize,
+    ) -> Result<Pages, DecodeError> {
+        let mut pages = Pages::new(max_pages, max_platforms, ring);
+        for _ in 0..r.len(max_platforms, "platform count")? {
+            pages.platforms.push(r.str(32, "platform")?.into());
+        }
+        for _ in 0..r.len(max_pages as usize, "page count")? {
+            let i = r.u32()? as usize;
+            if i >= max_pages as usize {
+                return Err(DecodeError::Range("page index"));
+            }
+            let page = Page::decode(r, ring, pages.platforms.len())?;
+            if pages.pages.len() <= i {
+                pages.pages.resize_with(i + 1, || None);
+            }
+            if pages.pages[i].replace(page).is_some() {
+                return Err(DecodeError::Range("page index repeated"));
+            }
+        }
+        pages.free = (0..pages.pages.len() as u32)
+            .rev()
+            .filter(|i| pages.pages[*i as usize].is_none())
+            .collect();
+        let Pages {
+            index, pages: list, ..
+        } = &mut pages;
+        for (i, page) in list.iter().enumerate() {
+            if let Some(p) = page {
+                let h = page_hash(p.platform, &p.id);
+                let dup = index.find(h, |&j| {
+                    list[j as usize]
+                        .as_ref()
+                        .is_some_and(|q| q.platform == p.platform && q.id == p.id)
+                });
+                if dup.is_some() {
+                    return Err(DecodeError::Range("page repeated"));
+                }
+                index.insert_unique(h, i as u32, |&j| {
+                    list[j as usize]
+                        .as_ref()
+                        .map_or(0, |q| page_hash(q.platform, &q.id))
+                });
+            }
+        }
+        Ok(pages)
+    }
+
+    /// Whether `i` is a live page.
+    pub(super) fn is_live(&self, i: u32) -> bool {
+        self.pages.get(i as usize).is_some_and(Option::is_some)
     }
 }

@@ -15,8 +15,11 @@
 //! - w5..w8: reactions, comments, shares, views as u32; a post with any count
 //!   above u32::MAX has `big` set and keeps its counts in a side map.
 
+use std::io::{self, Read, Write};
+
 use hashbrown::HashTable;
 
+use super::codec::{DecodeError, Reader, Writer};
 use crate::event::{Counts, Kind};
 use crate::window::Millis;
 
@@ -270,6 +273,69 @@ impl PostTable {
         let index = (self.index.capacity() * 8 / 7).next_power_of_two() * (size_of::<u32>() + 1);
         let big = self.big.capacity() * (size_of::<u32>() + size_of::<Counts>() + 1);
         records + index + big + self.chunks.capacity() * size_of::<Vec<Packed>>()
+    }
+}
+
+impl PostTable {
+    /// Writes every live post: the 36-byte record, then its 32 bytes of
+    /// counts when they live in the side map.
+    pub(super) fn encode<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        w.len(self.live)?;
+        let mut buf = [0u8; 36];
+        for i in 0..self.slots() {
+            let rec = self.at(i);
+            if rec.page() == FREE_PAGE {
+                continue;
+            }
+            for (chunk, word) in buf.chunks_exact_mut(4).zip(rec.0) {
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
+            w.bytes(&buf)?;
+            if rec.is_big() {
+                let c = self.big.get(&i).copied().unwrap_or_default();
+                for v in [c.reactions, c.comments, c.shares, c.views] {
+                    w.u64(v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote. `page_ok` says whether a
+    /// page index refers to a restored page.
+    pub(super) fn decode<R: Read>(
+        r: &mut Reader<R>,
+        max_posts: usize,
+        page_ok: impl Fn(u32) -> bool,
+    ) -> Result<PostTable, DecodeError> {
+        let n = r.len(max_posts, "post count")?;
+        let mut table = PostTable::default();
+        table.index.reserve(n, |_| 0);
+        let mut buf = [0u8; 36];
+        for _ in 0..n {
+            r.bytes(&mut buf)?;
+            let mut words = [0u32; 9];
+            for (word, chunk) in words.iter_mut().zip(buf.chunks_exact(4)) {
+                *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            }
+            let rec = Packed(words);
+            let big = if rec.is_big() {
+                Some(Counts {
+                    reactions: r.u64()?,
+                    comments: r.u64()?,
+                    shares: r.u64()?,
+                    views: r.u64()?,
+                })
+            } else {
+                None
+            };
+            let post = rec.unpack(big.as_ref());
+            if !page_ok(post.page) || table.find(post.page, post.hash).is_some() {
+                return Err(DecodeError::Range("post"));
+            }
+            table.insert(&post);
+        }
+        Ok(table)
     }
 }
 
