@@ -98,7 +98,7 @@ fn list(dir: &Path, ext: &str) -> io::Result<Vec<(u64, PathBuf)>> {
             found.push((seq, p));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
     Ok(found)
 }
 

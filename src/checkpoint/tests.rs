@@ -85,6 +85,8 @@ fn only_the_two_newest_are_kept_and_tmp_files_are_ignored() {
     );
 }
 
+type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+
 fn damaged(name: &str, damage: impl Fn(&mut Vec<u8>)) -> (Option<Restored>, RestoreReport) {
     let dir = tempdir(name);
     let e = engine();
@@ -105,7 +107,7 @@ fn damaged(name: &str, damage: impl Fn(&mut Vec<u8>)) -> (Option<Restored>, Rest
 
 #[test]
 fn a_damaged_newest_checkpoint_falls_back_to_the_previous() {
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>, &str); 5] = [
+    let cases: [(&str, Damage, &str); 5] = [
         (
             "truncated",
             Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
