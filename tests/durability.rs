@@ -45,7 +45,7 @@ fn state_dir(name: &str) -> PathBuf {
     d
 }
 
-fn with_state(topic: &str, dir: &PathBuf, env: &[(&str, &str)]) -> Daemon {
+fn with_state(topic: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
     let mut env = env.to_vec();
     env.push(("ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL", "200ms"));
     Daemon::start(topic, &["--state-dir", dir.to_str().unwrap()], &env)
