@@ -105,6 +105,36 @@ impl FromStr for Quarter {
     }
 }
 
+/// Quarter lookup for instants near a given quarter: a handful of cached
+/// boundaries replace calendar arithmetic on the per-event path.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    first: Quarter,
+    /// Start of `first`, `first + 1`, ..., and the end of the last one.
+    bounds: Vec<Millis>,
+}
+
+impl Calendar {
+    /// Covers `back` quarters before `current` through the one after it.
+    pub fn around(current: Quarter, back: u32) -> Calendar {
+        let first = current.minus(back);
+        let bounds = (0..=back as i32 + 2)
+            .map(|i| Quarter::from_index(first.index() + i).start())
+            .collect();
+        Calendar { first, bounds }
+    }
+
+    /// The quarter containing `ms` (same answer as [`Quarter::containing`]).
+    pub fn quarter_of(&self, ms: Millis) -> Quarter {
+        let (lo, hi) = (self.bounds[0], self.bounds[self.bounds.len() - 1]);
+        if ms < lo || ms >= hi {
+            return Quarter::containing(ms);
+        }
+        let i = self.bounds.partition_point(|b| *b <= ms) - 1;
+        Quarter::from_index(self.first.index() + i as i32)
+    }
+}
+
 /// The rolling window ending at the watermark: `[watermark - days, watermark]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rolling {
@@ -268,6 +298,24 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn calendar_agrees_with_calendar_arithmetic() {
+        let c = Calendar::around("2025-Q3".parse().unwrap(), 4);
+        let start = ts("2023-06-01T00:00:00Z");
+        for i in 0..2000 {
+            let ms = start + i * 997 * 60_000;
+            assert_eq!(
+                c.quarter_of(ms),
+                Quarter::containing(ms),
+                "{}",
+                format_rfc3339(ms)
+            );
+        }
+        let q = Quarter::containing(ts("2024-07-01T00:00:00Z"));
+        assert_eq!(c.quarter_of(q.start()), q);
+        assert_eq!(c.quarter_of(q.start() - 1), q.previous());
     }
 
     #[test]

@@ -23,11 +23,11 @@ mod posts;
 
 pub use codec::DecodeError;
 
-pub use pages::{Page, Pages, QuarterSlot, Sample, TopPost, Totals};
+pub use pages::{Page, Pages, QuarterSlot, Sample, TopCandidate, TopPost, Totals};
 pub use posts::{MAX_PAGES, Post, post_hash};
 
 use crate::event::{Event, Kind};
-use crate::window::{Millis, Quarter};
+use crate::window::{Calendar, Millis, Quarter};
 use event_ids::{EventIds, Remembered, event_key};
 use pages::PageRefused;
 use posts::PostTable;
@@ -198,6 +198,10 @@ pub struct Usage {
 pub struct Engine {
     limits: Limits,
     watermark: Option<Millis>,
+    /// The quarter containing the watermark, and when it ends.
+    current: Option<(Quarter, Millis)>,
+    /// Quarter boundaries around the current quarter.
+    calendar: Calendar,
     pages: Pages,
     posts: PostTable,
     event_ids: EventIds,
@@ -221,6 +225,8 @@ impl Engine {
             posts: PostTable::default(),
             event_ids: EventIds::new(limits.max_event_ids as usize),
             watermark: None,
+            current: None,
+            calendar: Calendar::around(Quarter::containing(0), 0),
             rejections: [0; 4],
             limits,
         }
@@ -236,7 +242,7 @@ impl Engine {
 
     /// The quarter containing the watermark.
     pub fn current(&self) -> Option<Quarter> {
-        self.watermark.map(Quarter::containing)
+        self.current.map(|(q, _)| q)
     }
 
     /// The oldest retained quarter.
@@ -288,7 +294,7 @@ impl Engine {
         let found = self.posts.find(page, hash);
         // A post's publication time is fixed by its first event.
         let published = found.map_or(ev.published_at, |(_, p)| p.published);
-        let quarter = Quarter::containing(published);
+        let quarter = self.calendar.quarter_of(published);
         if quarter < oldest {
             return Outcome::Expired;
         }
@@ -322,11 +328,18 @@ impl Engine {
     }
 
     fn advance_watermark(&mut self, observed: Millis) {
-        let before = self.current();
-        if self.watermark.is_none_or(|w| observed > w) {
-            self.watermark = Some(observed);
+        if self.watermark.is_some_and(|w| observed <= w) {
+            return;
         }
-        if before.is_some_and(|q| Some(q) != self.current()) {
+        self.watermark = Some(observed);
+        if self.current.is_some_and(|(_, end)| observed < end) {
+            return;
+        }
+        let q = Quarter::containing(observed);
+        let had_one = self.current.is_some();
+        self.current = Some((q, q.end()));
+        self.calendar = Calendar::around(q, self.limits.retained_quarters + 1);
+        if had_one {
             self.forget_expired();
         }
     }
@@ -341,12 +354,13 @@ impl Engine {
     }
 
     fn observe_page(&mut self, page: u32, ev: &Event<'_>, oldest: Quarter) {
-        if Quarter::containing(ev.observed_at) < oldest {
+        let observed_in = self.calendar.quarter_of(ev.observed_at);
+        if observed_in < oldest {
             return;
         }
         let p = self.pages.get_mut(page);
         if let Some(f) = ev.followers {
-            p.observe_followers(ev.observed_at, f);
+            p.observe_followers(observed_in, ev.observed_at, f);
         }
         if let Some(name) = &ev.page_name {
             p.observe_name(ev.observed_at, name);
@@ -374,7 +388,13 @@ impl Engine {
         let p = self.pages.get_mut(page);
         p.slot_mut(quarter).totals.add_post(&post.counts);
         let top = self.limits.top_posts as usize;
-        p.note_top_post(quarter, hash, &ev.post_id, post.counts.interactions(), top);
+        let candidate = TopCandidate {
+            hash,
+            id: &ev.post_id,
+            old: None,
+            interactions: post.counts.interactions(),
+        };
+        p.note_top_post(quarter, candidate, top);
         Outcome::Applied
     }
 
@@ -429,7 +449,13 @@ impl Engine {
             .totals
             .apply_change(&old.counts, &new.counts);
         let top = self.limits.top_posts as usize;
-        p.note_top_post(quarter, new.hash, post_id, new.counts.interactions(), top);
+        let candidate = TopCandidate {
+            hash: new.hash,
+            id: post_id,
+            old: Some(old.counts.interactions()),
+            interactions: new.counts.interactions(),
+        };
+        p.note_top_post(quarter, candidate, top);
     }
 }
 
@@ -472,7 +498,10 @@ impl Engine {
         let pages = &e.pages;
         e.posts = PostTable::decode(&mut r, limits.max_posts as usize, |p| pages.is_live(p))?;
         e.event_ids = EventIds::decode(&mut r, limits.max_event_ids as usize)?;
-        if e.watermark.is_some() {
+        if let Some(wm) = e.watermark {
+            let q = Quarter::containing(wm);
+            e.current = Some((q, q.end()));
+            e.calendar = Calendar::around(q, limits.retained_quarters + 1);
             e.forget_expired();
         }
         Ok(e)

@@ -80,6 +80,16 @@ pub struct QuarterSlot {
     pub followers: Option<Sample<u64>>,
 }
 
+/// A post offered to a page's top-posts list.
+#[derive(Debug, Clone, Copy)]
+pub struct TopCandidate<'a> {
+    pub hash: u64,
+    pub id: &'a str,
+    /// Interactions before this change; `None` for a new post.
+    pub old: Option<u64>,
+    pub interactions: u64,
+}
+
 /// A post listed among a page's top posts of the current quarter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopPost {
@@ -99,6 +109,8 @@ pub struct Page {
     /// Top posts of `top_quarter` by interactions, at most `top_posts` long.
     top_quarter: Option<Quarter>,
     top: Vec<TopPost>,
+    /// Smallest interactions in `top`.
+    top_min: u64,
 }
 
 impl Page {
@@ -134,39 +146,43 @@ impl Page {
         }
     }
 
-    /// Records a post's interactions for the top-posts list of `q`.
-    /// A post whose count falls keeps its place until another post passes it.
-    pub fn note_top_post(
-        &mut self,
-        q: Quarter,
-        hash: u64,
-        post_id: &str,
-        interactions: u64,
-        max: usize,
-    ) {
+    /// Records a post's interactions for the top-posts list of `q`; `old`
+    /// is its count before this change (`None` for a new post). A post whose
+    /// count falls keeps its place until another post passes it.
+    pub fn note_top_post(&mut self, q: Quarter, post: TopCandidate<'_>, max: usize) {
         if self.top_quarter != Some(q) {
             if self.top_quarter.is_some_and(|t| t > q) {
                 return;
             }
             self.top_quarter = Some(q);
             self.top.clear();
+            self.top_min = 0;
         }
-        if let Some(t) = self.top.iter_mut().find(|t| t.hash == hash) {
-            t.interactions = interactions;
+        // A listed post's recorded count is its previous count and is never
+        // below the list's minimum, so a post whose previous count was below
+        // it is not listed: with a full list and no gain past the minimum,
+        // there is nothing to do (the common case, without a scan).
+        let full = self.top.len() >= max;
+        if full && post.old.is_none_or(|o| o < self.top_min) && post.interactions <= self.top_min {
             return;
         }
-        let entry = || TopPost {
-            hash,
-            post_id: Arc::from(post_id),
-            interactions,
-        };
-        if self.top.len() < max {
-            self.top.push(entry());
-        } else if let Some(low) = self.top.iter_mut().min_by_key(|t| t.interactions) {
-            if interactions > low.interactions {
-                *low = entry();
+        if let Some(t) = self.top.iter_mut().find(|t| t.hash == post.hash) {
+            t.interactions = post.interactions;
+        } else {
+            let entry = || TopPost {
+                hash: post.hash,
+                post_id: Arc::from(post.id),
+                interactions: post.interactions,
+            };
+            if !full {
+                self.top.push(entry());
+            } else if let Some(low) = self.top.iter_mut().min_by_key(|t| t.interactions) {
+                if post.interactions > low.interactions {
+                    *low = entry();
+                }
             }
         }
+        self.top_min = self.top.iter().map(|t| t.interactions).min().unwrap_or(0);
     }
 
     /// Drops data of quarters before `oldest`; true when nothing is left:
@@ -195,7 +211,8 @@ impl Page {
             .map(|n| &n.value)
     }
 
-    pub fn observe_followers(&mut self, at: Millis, followers: u64) {
+    /// Records a follower count observed at `at`, in quarter `q`.
+    pub fn observe_followers(&mut self, q: Quarter, at: Millis, followers: u64) {
         merge(
             &mut self.followers,
             Sample {
@@ -204,7 +221,7 @@ impl Page {
             },
         );
         merge(
-            &mut self.slot_mut(Quarter::containing(at)).followers,
+            &mut self.slot_mut(q).followers,
             Sample {
                 at,
                 value: followers,
@@ -311,6 +328,7 @@ impl Pages {
             slots: vec![QuarterSlot::default(); self.ring].into_boxed_slice(),
             top_quarter: None,
             top: Vec::new(),
+            top_min: 0,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -464,6 +482,7 @@ impl Page {
             slots: vec![QuarterSlot::default(); ring].into_boxed_slice(),
             top_quarter: None,
             top: Vec::new(),
+            top_min: 0,
         };
         let mut saved = Vec::new();
         for _ in 0..r.len(64, "page slots")? {
@@ -490,6 +509,7 @@ impl Page {
                 post_id: r.str(128, "post id")?.into(),
             });
         }
+        page.top_min = page.top.iter().map(|t| t.interactions).min().unwrap_or(0);
         Ok(page)
     }
 }
