@@ -141,6 +141,7 @@ pub fn demo_events(seed: u64) -> Vec<String> {
     let mut rng = Rng::new(seed);
     let q = seed_quarter();
     let mut out = seed_events();
+    out.extend(demo_live_history());
     // Earlier, smaller observations of every seventh post: stale or replaced.
     for i in (0..out.len()).step_by(7) {
         out.push(out[i].replacen("\"reactions\":", "\"reactions\":0,\"reactions_before\":", 1));
@@ -198,22 +199,56 @@ pub fn demo_events(seed: u64) -> Vec<String> {
     out
 }
 
-/// The live part of the demo: step `k` re-observes one viral post of
-/// `inc.bihar` or `ice.gov` late in the quarter, with interactions that rise
-/// and fall so the top five keep changing places (and the lead, at times).
+/// Pages whose totals the demo's live stream moves (they stay below the
+/// five seed pages, so the SPEC table keeps its order while ranks 6 and
+/// below change).
+pub const DEMO_LIVE_PAGES: [(&str, &str, u64); 3] = [
+    ("rising.a", "Ministry of Tourism (demo)", 8_000_000),
+    ("rising.b", "City Hall (demo)", 8_300_000),
+    ("rising.c", "Ministère de la Santé (demo)", 8_600_000),
+];
+
+fn live_page(i: usize) -> PageRef<'static> {
+    let (id, name, _) = DEMO_LIVE_PAGES[i];
+    PageRef {
+        platform: "facebook",
+        id,
+        name,
+        followers: Some(2_000_000 + i as u64 * 500_000),
+    }
+}
+
+/// The live pages' history: one post each, holding their base totals.
+fn demo_live_history() -> Vec<String> {
+    let q = seed_quarter();
+    (0..DEMO_LIVE_PAGES.len())
+        .map(|i| {
+            let published = q.start() + 30 * 86_400_000;
+            let page = live_page(i);
+            snapshot_json(
+                &page,
+                &format!("{}-base", page.id),
+                published,
+                published + 3_600_000,
+                DEMO_LIVE_PAGES[i].2,
+            )
+        })
+        .collect()
+}
+
+/// The live part of the demo: step `k` re-observes the viral post of one
+/// of [`DEMO_LIVE_PAGES`] late in the quarter, with interactions that rise
+/// and fall by up to 1.5 M, so those pages keep overtaking each other.
 pub fn demo_live_event(k: u64) -> String {
     let q = seed_quarter();
-    let phase = k as f64 / 6.0;
-    let (page, swing) = if k % 2 == 0 {
-        (&SEED_TABLE[4], phase.sin())
-    } else {
-        (&SEED_TABLE[3], phase.cos())
-    };
-    let interactions = (9_000_000.0 + 9_000_000.0 * swing) as u64;
+    let i = (k % 3) as usize;
+    let swing = ((k as f64 / 5.0) + i as f64 * 2.1).sin();
+    let interactions = (750_000.0 + 750_000.0 * swing) as u64;
     let published = q.end() - 3 * 86_400_000;
     let observed = published + 86_400_000 + k as i64 * 1000;
+    let page = live_page(i);
     snapshot_json(
-        &page.into(),
+        &page,
         &format!("{}-viral", page.id),
         published,
         observed,
