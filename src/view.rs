@@ -130,8 +130,8 @@ impl View {
         let mut live: Vec<(u32, &crate::engine::Page)> = engine.pages().iter().collect();
         let platforms = engine.pages().platforms();
         live.sort_unstable_by(|a, b| {
-            (&*platforms[usize::from(a.1.platform)], &*a.1.id)
-                .cmp(&(&*platforms[usize::from(b.1.platform)], &*b.1.id))
+            (&*platforms[usize::from(a.1.platform)], a.1.id.as_str())
+                .cmp(&(&*platforms[usize::from(b.1.platform)], b.1.id.as_str()))
         });
         let mut position =
             vec![u32::MAX; live.iter().map(|(i, _)| *i as usize + 1).max().unwrap_or(0)];
@@ -155,7 +155,7 @@ impl View {
                 top_posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 PageInfo {
                     platform: platforms[usize::from(p.platform)].clone(),
-                    id: p.id.clone(),
+                    id: Arc::from(p.id.as_str()),
                     name: p.name_since(oldest).cloned(),
                     top_posts,
                 }

@@ -10,6 +10,7 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use hashbrown::HashTable;
 
 use super::codec::{DecodeError, Reader, Writer};
@@ -101,7 +102,9 @@ pub struct TopPost {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub platform: u16,
-    pub id: Arc<str>,
+    /// Inline up to 24 bytes: the per-event lookup compares it without a
+    /// pointer chase.
+    pub id: CompactString,
     pub name: Option<Sample<Arc<str>>>,
     /// Latest follower sample overall (for the rolling window).
     pub followers: Option<Sample<u64>>,
@@ -243,8 +246,11 @@ impl Page {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.id.len()
-            + self.name.as_ref().map_or(0, |n| n.value.len())
+        (if self.id.is_heap_allocated() {
+            self.id.len()
+        } else {
+            0
+        }) + self.name.as_ref().map_or(0, |n| n.value.len())
             + self.slots.len() * size_of::<QuarterSlot>()
             + self.top.capacity() * size_of::<TopPost>()
             + self.top.iter().map(|t| t.post_id.len()).sum::<usize>()
@@ -312,7 +318,7 @@ impl Pages {
         let pages = &self.pages;
         let found = self.index.find(h, |&i| {
             let page = pages[i as usize].as_ref().expect("indexed pages are live");
-            page.platform == p && &*page.id == id
+            page.platform == p && page.id.as_str() == id
         });
         if let Some(&i) = found {
             return Ok(i);
@@ -322,7 +328,7 @@ impl Pages {
         }
         let page = Page {
             platform: p,
-            id: Arc::from(id),
+            id: CompactString::new(id),
             name: None,
             followers: None,
             slots: vec![QuarterSlot::default(); self.ring].into_boxed_slice(),
@@ -465,7 +471,7 @@ impl Page {
         if usize::from(platform) >= platforms {
             return Err(DecodeError::Range("page platform"));
         }
-        let id: Arc<str> = r.str(128, "page id")?.into();
+        let id = CompactString::from(r.str(128, "page id")?);
         let name = match r.u8()? {
             0 => None,
             1 => Some(Sample {
