@@ -74,37 +74,20 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/v1/pages/{platform}/{page_id}", get(page))
         .route("/v1/windows", get(windows))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            guard(req, next, limits, permits.clone())
-        }))
+        .layer(middleware::from_fn(move |req: Request, next: Next| guard(req, next, limits, permits.clone())))
 }
 
 /// Query-length bound, concurrency limit and deadline for every request.
 async fn guard(req: Request, next: Next, limits: HttpLimits, permits: Arc<Semaphore>) -> Response {
-    if req
-        .uri()
-        .query()
-        .is_some_and(|q| q.len() > limits.max_query_bytes)
-    {
-        return ApiError::bad(format!(
-            "query string longer than {} bytes",
-            limits.max_query_bytes
-        ))
-        .into_response();
+    if req.uri().query().is_some_and(|q| q.len() > limits.max_query_bytes) {
+        return ApiError::bad(format!("query string longer than {} bytes", limits.max_query_bytes)).into_response();
     }
     let Ok(_permit) = permits.try_acquire() else {
-        return ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many concurrent requests".into(),
-        )
-        .into_response();
+        return ApiError(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent requests".into()).into_response();
     };
     match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
         Ok(resp) => resp,
@@ -117,27 +100,14 @@ async fn landing() -> Html<&'static str> {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
-    let body = tokio::task::spawn_blocking(move || s.metrics.render())
-        .await
-        .unwrap_or_default();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(metrics::CONTENT_TYPE),
-        )],
-        body,
-    )
-        .into_response()
+    let body = tokio::task::spawn_blocking(move || s.metrics.render()).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], body).into_response()
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
     let st = s.status.get();
     let body = Json(serde_json::json!({ "status": st.phase.as_str(), "reason": st.detail }));
-    let code = if st.phase == Phase::Ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if st.phase == Phase::Ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }
 
@@ -152,11 +122,7 @@ fn params(
     let mut seen = HashSet::new();
     for (k, _) in &list {
         if !allowed.contains(&k.as_str()) {
-            return Err(ApiError::bad(format!(
-                "unknown parameter {:?}; allowed: {}",
-                truncate(k),
-                allowed.join(", ")
-            )));
+            return Err(ApiError::bad(format!("unknown parameter {:?}; allowed: {}", truncate(k), allowed.join(", "))));
         }
         if !seen.insert(k.as_str()) {
             return Err(ApiError::bad(format!("parameter {k} given more than once")));
@@ -182,9 +148,7 @@ fn number(list: &Params, key: &str, default: usize, max: usize) -> Result<usize,
     };
     match v.parse::<usize>() {
         Ok(n) if n <= max => Ok(n),
-        _ => Err(ApiError::bad(format!(
-            "{key} must be an integer from 0 to {max}"
-        ))),
+        _ => Err(ApiError::bad(format!("{key} must be an integer from 0 to {max}"))),
     }
 }
 
@@ -196,14 +160,10 @@ fn window<'v>(view: &'v View, id: &str) -> Result<&'v Table, ApiError> {
     let found = match id {
         "current" | "previous" | "rolling" => metrics::window_table(view, id),
         q => {
-            let q: Quarter = q.parse().map_err(|_| {
-                ApiError::bad(
-                    "window must be current, previous, rolling or a quarter such as 2025-Q3",
-                )
-            })?;
-            return view
-                .quarter(q)
-                .ok_or_else(|| ApiError::not_found(format!("quarter {q} is not retained")));
+            let q: Quarter = q
+                .parse()
+                .map_err(|_| ApiError::bad("window must be current, previous, rolling or a quarter such as 2025-Q3"))?;
+            return view.quarter(q).ok_or_else(|| ApiError::not_found(format!("quarter {q} is not retained")));
         }
     };
     found.ok_or_else(|| ApiError::not_found("window not available"))
@@ -215,14 +175,11 @@ fn platform_filter(list: &Params) -> Result<Filter<'_>, ApiError> {
         Some(p)
             if !p.is_empty()
                 && p.len() <= 32
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+                && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
         {
             Ok(Filter::Platform(p))
         }
-        Some(_) => Err(ApiError::bad(
-            "platform must be 1 to 32 characters of [a-z0-9_]",
-        )),
+        Some(_) => Err(ApiError::bad("platform must be 1 to 32 characters of [a-z0-9_]")),
     }
 }
 
@@ -239,11 +196,7 @@ fn window_json(t: &Table) -> WindowJson {
         Window::Rolling => "rolling".into(),
         Window::RollingPrevious => "rolling_previous".into(),
     };
-    WindowJson {
-        id,
-        start: format_rfc3339(t.start),
-        end: format_rfc3339(t.end),
-    }
+    WindowJson { id, start: format_rfc3339(t.start), end: format_rfc3339(t.end) }
 }
 
 /// A page's figures in a window (used by rankings and the page endpoint).
@@ -304,9 +257,7 @@ async fn rankings(
     let candidates = rows(&view, table, filter);
     let ranked = top(candidates, metric, offset, limit);
     let pages: Vec<u32> = ranked.iter().map(|(_, r)| r.page).collect();
-    let previous = view
-        .predecessor(table)
-        .map(|p| ranks_of(rows(&view, p, filter), metric, &pages));
+    let previous = view.predecessor(table).map(|p| ranks_of(rows(&view, p, filter), metric, &pages));
     let entries: Vec<Entry> = ranked
         .iter()
         .enumerate()
@@ -337,19 +288,13 @@ async fn page(
     Path((platform, page_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let view = s.view.load_full();
-    let i = view
-        .find_page(&platform, &page_id)
-        .ok_or_else(|| ApiError::not_found("unknown page"))?;
+    let i = view.find_page(&platform, &page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
     let p = &view.pages[i as usize];
     let tables = view.quarters.iter().chain(view.rolling.iter());
     let windows: Vec<serde_json::Value> = tables
         .map(|t| {
             let rank = ranks_of(&t.rows, Metric::Interactions, &[i])[0];
-            let empty = Row {
-                page: i,
-                totals: Default::default(),
-                followers: None,
-            };
+            let empty = Row { page: i, totals: Default::default(), followers: None };
             let row = t.row(i).unwrap_or(&empty);
             let mut v = serde_json::to_value(figures(row)).expect("figures serialize");
             let w = window_json(t);
@@ -360,11 +305,8 @@ async fn page(
             v
         })
         .collect();
-    let top_posts: Vec<_> = p
-        .top_posts
-        .iter()
-        .map(|(id, n)| serde_json::json!({"post_id": &**id, "interactions": n}))
-        .collect();
+    let top_posts: Vec<_> =
+        p.top_posts.iter().map(|(id, n)| serde_json::json!({"post_id": &**id, "interactions": n})).collect();
     Ok(Json(serde_json::json!({
         "platform": &*p.platform,
         "page_id": &*p.id,

@@ -88,12 +88,10 @@ fn list(dir: &Path, ext: &str) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
         let p = entry?.path();
-        let seq: Option<u64> = p.file_name().and_then(|n| n.to_str()).and_then(|n| {
-            n.strip_prefix("checkpoint-")?
-                .strip_suffix(&format!(".{ext}"))?
-                .parse()
-                .ok()
-        });
+        let seq: Option<u64> = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("checkpoint-")?.strip_suffix(&format!(".{ext}"))?.parse().ok());
         if let Some(seq) = seq {
             found.push((seq, p));
         }
@@ -115,26 +113,15 @@ pub struct Pending {
 }
 
 /// Streams a checkpoint of `engine` and `offsets` to a temporary file.
-pub fn write(
-    dir: &Path,
-    seq: u64,
-    topic: &str,
-    offsets: &Offsets,
-    engine: &Engine,
-) -> io::Result<Pending> {
+pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, engine: &Engine) -> io::Result<Pending> {
     let started = Instant::now();
     fs::create_dir_all(dir)?;
     let tmp = path(dir, seq, "tmp");
     let mut file = File::create(&tmp)?;
     file.write_all(&[0u8; HEADER])?;
-    let mut body = Hashing {
-        inner: BufWriter::with_capacity(1 << 20, &mut file),
-        hash: Xxh3::new(),
-        len: 0,
-    };
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    // Hash under the buffer, so the checksum sees 1 MiB blocks, not fields.
+    let mut body = BufWriter::with_capacity(1 << 20, Hashing { inner: &mut file, hash: Xxh3::new(), len: 0 });
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     body.write_all(&now.to_le_bytes())?;
     body.write_all(&(topic.len() as u32).to_le_bytes())?;
     body.write_all(topic.as_bytes())?;
@@ -144,9 +131,8 @@ pub fn write(
         body.write_all(&o.to_le_bytes())?;
     }
     engine.encode(&mut body)?;
-    body.flush()?;
-    let (len, digest) = (body.len, body.hash.digest128());
-    drop(body);
+    let hashed = body.into_inner().map_err(|e| e.into_error())?;
+    let (len, digest) = (hashed.len, hashed.hash.digest128());
     file.seek(SeekFrom::Start(0))?;
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
@@ -213,53 +199,33 @@ pub fn restore(dir: &Path, limits: Limits) -> io::Result<(Option<Restored>, Rest
 }
 
 fn read(p: &Path, seq: u64, limits: Limits) -> Result<Restored, String> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(p).map_err(|e| e.to_string())?);
+    let mut file = File::open(p).map_err(|e| e.to_string())?;
     let mut header = [0u8; HEADER];
-    file.read_exact(&mut header)
-        .map_err(|_| "shorter than its header".to_string())?;
+    file.read_exact(&mut header).map_err(|_| "shorter than its header".to_string())?;
     if &header[..8] != MAGIC {
         return Err("not a checkpoint (bad magic)".into());
     }
-    let word = |at: usize, n: usize| {
-        header[at..at + n]
-            .iter()
-            .rev()
-            .fold(0u128, |acc, b| acc << 8 | u128::from(*b))
-    };
+    let word = |at: usize, n: usize| header[at..at + n].iter().rev().fold(0u128, |acc, b| acc << 8 | u128::from(*b));
     let version = word(8, 4) as u32;
     if version != STATE_VERSION {
-        return Err(format!(
-            "version {version}, this build reads {STATE_VERSION}"
-        ));
+        return Err(format!("version {version}, this build reads {STATE_VERSION}"));
     }
     let (len, digest) = (word(12, 8) as u64, word(20, 16));
-    let mut body = Hashing {
-        inner: file.take(len),
-        hash: Xxh3::new(),
-        len: 0,
-    };
+    let mut body = BufReader::with_capacity(1 << 20, Hashing { inner: file.take(len), hash: Xxh3::new(), len: 0 });
     let decoded = decode_body(&mut body, limits);
     io::copy(&mut body, &mut io::sink()).map_err(|e| e.to_string())?;
-    if body.len != len {
+    let hashed = body.into_inner();
+    if hashed.len != len {
         return Err("truncated".into());
     }
-    if body.hash.digest128() != digest {
+    if hashed.hash.digest128() != digest {
         return Err("checksum mismatch".into());
     }
     let (topic, offsets, engine) = decoded.map_err(|e| e.to_string())?;
-    Ok(Restored {
-        seq,
-        topic,
-        offsets,
-        engine,
-        bytes: len + HEADER as u64,
-    })
+    Ok(Restored { seq, topic, offsets, engine, bytes: len + HEADER as u64 })
 }
 
-fn decode_body<R: Read>(
-    r: &mut R,
-    limits: Limits,
-) -> Result<(String, Offsets, Engine), Box<dyn std::error::Error>> {
+fn decode_body<R: Read>(r: &mut R, limits: Limits) -> Result<(String, Offsets, Engine), Box<dyn std::error::Error>> {
     let mut b8 = [0u8; 8];
     let mut b4 = [0u8; 4];
     r.read_exact(&mut b8)?; // written at (wall clock), informational

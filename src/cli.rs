@@ -174,10 +174,7 @@ impl ProduceArgs {
     pub fn options(&self) -> produce::Options {
         let scenario = match self.scenario {
             ScenarioArg::Seed => produce::Scenario::Seed,
-            ScenarioArg::Random => produce::Scenario::Random {
-                pages: self.pages,
-                posts_per_page: self.posts_per_page,
-            },
+            ScenarioArg::Random => produce::Scenario::Random { pages: self.pages, posts_per_page: self.posts_per_page },
         };
         produce::Options {
             brokers: self.brokers.clone(),
@@ -210,9 +207,7 @@ pub fn parse() -> Cli {
 /// `NAME=VALUE` → `(NAME, VALUE)`; the value may contain `=`.
 fn parse_property(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.trim().to_owned(), value.to_owned()))
-        }
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
         _ => Err("expected NAME=VALUE, e.g. security.protocol=SASL_SSL".into()),
     }
 }
@@ -233,9 +228,7 @@ mod tests {
 
     fn run_args(args: &[&str]) -> RunArgs {
         match parse(&[&["run"], args].concat()) {
-            Ok(Cli {
-                command: Command::Run(run),
-            }) => run,
+            Ok(Cli { command: Command::Run(run) }) => run,
             other => panic!("expected run, got {other:?}"),
         }
     }
@@ -284,10 +277,7 @@ mod tests {
         let run = run_args(&[]);
         assert_eq!(run.overrides(), Overrides::default());
         assert_eq!(run.config, None);
-        assert_eq!(
-            run_args(&["--config", "x.toml"]).config,
-            Some(PathBuf::from("x.toml"))
-        );
+        assert_eq!(run_args(&["--config", "x.toml"]).config, Some(PathBuf::from("x.toml")));
     }
 
     #[test]
@@ -298,18 +288,12 @@ mod tests {
         assert!(parse(&["run", "--nope"]).is_err());
         let run = run_args(&["--listen", "nowhere"]);
         let err = load(None, &Env::default(), &run.overrides()).unwrap_err();
-        assert!(
-            err.to_string().contains("http.listen (from flag --listen)"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("http.listen (from flag --listen)"), "{err}");
     }
 
     #[test]
     fn demo_takes_a_listen_address() {
-        let Ok(Cli {
-            command: Command::Demo(demo),
-        }) = parse(&["demo", "--listen", "127.0.0.1:0"])
-        else {
+        let Ok(Cli { command: Command::Demo(demo) }) = parse(&["demo", "--listen", "127.0.0.1:0"]) else {
             panic!("expected demo");
         };
         let loaded = load(None, &Env::default(), &demo.overrides()).expect("valid");
@@ -318,27 +302,19 @@ mod tests {
 
     #[test]
     fn produce_defaults() {
-        let Ok(Cli {
-            command: Command::Produce(p),
-        }) = parse(&["produce"])
-        else {
+        let Ok(Cli { command: Command::Produce(p) }) = parse(&["produce"]) else {
             panic!("expected produce");
         };
         let o = p.options();
         assert_eq!(o.scenario, produce::Scenario::Seed);
         assert_eq!(o.compression, "lz4");
-        assert_eq!(
-            (o.partitions, o.rate, o.events, o.duration),
-            (3, 0, None, None)
-        );
+        assert_eq!((o.partitions, o.rate, o.events, o.duration), (3, 0, None, None));
         assert!(o.progress);
     }
 
     #[test]
     fn produce_flags() {
-        let Ok(Cli {
-            command: Command::Produce(p),
-        }) = parse(&[
+        let Ok(Cli { command: Command::Produce(p) }) = parse(&[
             "produce",
             "--brokers",
             "b:9092",
@@ -365,28 +341,15 @@ mod tests {
             "--kafka-property",
             "linger.ms=50",
             "--no-progress",
-        ])
-        else {
+        ]) else {
             panic!("expected produce");
         };
         let o = p.options();
-        assert_eq!(
-            o.scenario,
-            produce::Scenario::Random {
-                pages: 7,
-                posts_per_page: 3
-            }
-        );
-        assert_eq!(
-            (o.events, o.duration),
-            (Some(500), Some(Duration::from_secs(30)))
-        );
+        assert_eq!(o.scenario, produce::Scenario::Random { pages: 7, posts_per_page: 3 });
+        assert_eq!((o.events, o.duration), (Some(500), Some(Duration::from_secs(30))));
         assert_eq!((o.rate, o.partitions, o.seed), (1000, 6, 42));
         assert_eq!(o.compression, "zstd");
-        assert_eq!(
-            o.properties,
-            vec![("linger.ms".to_owned(), "50".to_owned())]
-        );
+        assert_eq!(o.properties, vec![("linger.ms".to_owned(), "50".to_owned())]);
         assert!(!o.progress);
         assert!(parse(&["produce", "--duration", "30"]).is_err());
         assert!(parse(&["produce", "--partitions", "0"]).is_err());
@@ -395,10 +358,7 @@ mod tests {
 
     #[test]
     fn check_config_takes_a_file() {
-        let Ok(Cli {
-            command: Command::CheckConfig(c),
-        }) = parse(&["check-config", "a.toml"])
-        else {
+        let Ok(Cli { command: Command::CheckConfig(c) }) = parse(&["check-config", "a.toml"]) else {
             panic!("expected check-config");
         };
         assert_eq!(c.file, PathBuf::from("a.toml"));

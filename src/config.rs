@@ -134,19 +134,9 @@ impl Default for Config {
                 log_rate_per_second: 10,
             },
             engine: Limits::default(),
-            ranking: RankingConfig {
-                interval: Duration::from_secs(10),
-                top_n: 50,
-                ready_max_lag: 1000,
-            },
-            state: StateConfig {
-                dir: None,
-                checkpoint_interval: Duration::from_secs(60),
-            },
-            log: LogConfig {
-                format: LogFormat::Text,
-                level: "info".into(),
-            },
+            ranking: RankingConfig { interval: Duration::from_secs(10), top_n: 50, ready_max_lag: 1000 },
+            state: StateConfig { dir: None, checkpoint_interval: Duration::from_secs(60) },
+            log: LogConfig { format: LogFormat::Text, level: "info".into() },
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -172,14 +162,7 @@ pub const PROPERTIES_KEY: &str = "kafka.properties";
 
 /// Pass-through properties whose name contains one of these hold secrets;
 /// they are printed as `"<redacted>"`.
-pub const SECRET_MARKERS: [&str; 6] = [
-    "password",
-    "secret",
-    "sasl.jaas",
-    ".key.pem",
-    "token",
-    "ssl.key",
-];
+pub const SECRET_MARKERS: [&str; 6] = ["password", "secret", "sasl.jaas", ".key.pem", "token", "ssl.key"];
 const REDACTED: &str = "<redacted>";
 
 /// Properties the daemon owns: passing them through would break its offset
@@ -188,14 +171,8 @@ const RESERVED_PROPERTIES: [(&str, &str); 5] = [
     ("bootstrap.servers", "set kafka.brokers instead"),
     ("metadata.broker.list", "set kafka.brokers instead"),
     ("group.id", "set kafka.group_id instead"),
-    (
-        "enable.auto.commit",
-        "the daemon commits offsets itself, never ahead of its state",
-    ),
-    (
-        "enable.auto.offset.store",
-        "the daemon stores offsets itself, after applying the events",
-    ),
+    ("enable.auto.commit", "the daemon commits offsets itself, never ahead of its state"),
+    ("enable.auto.offset.store", "the daemon stores offsets itself, after applying the events"),
 ];
 
 /// `ENGAGEMENT_MONITOR_` + the key upper-cased, dots as underscores:
@@ -257,17 +234,13 @@ pub struct Env {
 impl Env {
     /// From `std::env::vars_os()`; a variable of ours that is not UTF-8 is
     /// an error rather than silently ignored.
-    pub fn from_os(
-        vars: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> Result<Env, ConfigError> {
+    pub fn from_os(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Env, ConfigError> {
         let mut env = Env::default();
         for (name, value) in vars {
             if !name.as_encoded_bytes().starts_with(ENV_PREFIX.as_bytes()) {
                 continue;
             }
-            let not_unicode = |name: &OsString| ConfigError::NotUnicode {
-                name: name.to_string_lossy().into_owned(),
-            };
+            let not_unicode = |name: &OsString| ConfigError::NotUnicode { name: name.to_string_lossy().into_owned() };
             let value = value.into_string().map_err(|_| not_unicode(&name))?;
             let name = name.into_string().map_err(|n| not_unicode(&n))?;
             env.vars.insert(name, value);
@@ -316,10 +289,7 @@ impl Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{} is not valid TOML: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
     #[error("unknown setting {key} ({origin})")]
@@ -329,48 +299,27 @@ pub enum ConfigError {
     #[error("environment variable {name} is not valid UTF-8")]
     NotUnicode { name: String },
     #[error("invalid value {value} for {key} ({origin}): expected {expected}")]
-    Invalid {
-        key: String,
-        value: String,
-        origin: String,
-        expected: String,
-    },
+    Invalid { key: String, value: String, origin: String, expected: String },
     #[error("invalid value {value} for {key} ({origin}): {rule}")]
-    Rule {
-        key: String,
-        value: String,
-        origin: String,
-        rule: String,
-    },
+    Rule { key: String, value: String, origin: String, rule: String },
     #[error("kafka property {name} ({origin}) cannot be passed through: {reason}")]
-    Reserved {
-        name: String,
-        origin: String,
-        reason: &'static str,
-    },
+    Reserved { name: String, origin: String, reason: &'static str },
 }
 
 /// Loads the configuration: defaults < `file` < `env` < `flags`, then
 /// validates the whole.
 pub fn load(file: Option<&Path>, env: &Env, flags: &Overrides) -> Result<Loaded, ConfigError> {
     let text = match file {
-        Some(path) => Some(
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?,
-        ),
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?)
+        }
         None => None,
     };
     load_text(file.zip(text.as_deref()), env, flags)
 }
 
 /// [`load`] with the file already read: `(path, contents)`.
-fn load_text(
-    file: Option<(&Path, &str)>,
-    env: &Env,
-    flags: &Overrides,
-) -> Result<Loaded, ConfigError> {
+fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Result<Loaded, ConfigError> {
     let mut loaded = Loaded::defaults();
     if let Some((path, text)) = file {
         loaded.apply_file(path, text)?;
@@ -383,34 +332,20 @@ fn load_text(
 
 impl Loaded {
     fn defaults() -> Loaded {
-        let sources = SETTINGS
-            .iter()
-            .map(|s| (s.key.to_owned(), Source::Default))
-            .collect();
-        Loaded {
-            config: Config::default(),
-            sources,
-        }
+        let sources = SETTINGS.iter().map(|s| (s.key.to_owned(), Source::Default)).collect();
+        Loaded { config: Config::default(), sources }
     }
 
     fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
         let mut entries = Vec::new();
         flatten("", &table, &mut entries);
         for (key, value) in entries {
             let source = Source::File(path.to_owned());
-            match key
-                .strip_prefix(PROPERTIES_KEY)
-                .and_then(|k| k.strip_prefix('.'))
-            {
-                Some(name) => {
-                    self.set_property(name, &property_text(&key, value, &source)?, source)?
-                }
+            match key.strip_prefix(PROPERTIES_KEY).and_then(|k| k.strip_prefix('.')) {
+                Some(name) => self.set_property(name, &property_text(&key, value, &source)?, source)?,
                 None => self.set(&key, Raw::Toml(value), source)?,
             }
         }
@@ -445,10 +380,8 @@ impl Loaded {
     }
 
     fn set(&mut self, key: &str, raw: Raw<'_>, source: Source) -> Result<(), ConfigError> {
-        let setting = setting(key).ok_or_else(|| ConfigError::UnknownKey {
-            key: key.to_owned(),
-            origin: source.origin(),
-        })?;
+        let setting =
+            setting(key).ok_or_else(|| ConfigError::UnknownKey { key: key.to_owned(), origin: source.origin() })?;
         (setting.apply)(&mut self.config, raw).map_err(|expected| ConfigError::Invalid {
             key: key.to_owned(),
             value: raw.shown(),
@@ -486,11 +419,7 @@ impl Loaded {
         let value = setting(&key).map_or_else(String::new, |s| (s.show)(&self.config).to_string());
         Err(ConfigError::Rule {
             origin: self.sources.get(&key).unwrap_or(&Source::Default).origin(),
-            rule: reason
-                .strip_prefix(field)
-                .unwrap_or(reason)
-                .trim()
-                .to_owned(),
+            rule: reason.strip_prefix(field).unwrap_or(reason).trim().to_owned(),
             key,
             value,
         })
@@ -538,15 +467,8 @@ fn check_property(name: &str, source: &Source) -> Result<(), ConfigError> {
         });
     }
     let lower = name.to_ascii_lowercase();
-    match RESERVED_PROPERTIES
-        .iter()
-        .find(|(reserved, _)| *reserved == lower)
-    {
-        Some((_, reason)) => Err(ConfigError::Reserved {
-            name: name.to_owned(),
-            origin: source.origin(),
-            reason,
-        }),
+    match RESERVED_PROPERTIES.iter().find(|(reserved, _)| *reserved == lower) {
+        Some((_, reason)) => Err(ConfigError::Reserved { name: name.to_owned(), origin: source.origin(), reason }),
         None => Ok(()),
     }
 }
@@ -696,9 +618,7 @@ pub const SETTINGS: &[Setting] = &[
 /// The effective configuration as TOML, each value followed by its source;
 /// secrets are printed as `"<redacted>"`.
 pub fn render_effective(loaded: &Loaded) -> String {
-    let mut out = String::from(
-        "# engagement-monitor effective configuration; each value is followed by its source.\n",
-    );
+    let mut out = String::from("# engagement-monitor effective configuration; each value is followed by its source.\n");
     let mut table = "";
     for s in SETTINGS {
         let (section, name) = s.key.rsplit_once('.').unwrap_or(("", s.key));
@@ -707,9 +627,7 @@ pub fn render_effective(loaded: &Loaded) -> String {
             table = section;
         }
         let value = match (s.show)(&loaded.config) {
-            Value::String(brokers) if s.key == "kafka.brokers" => {
-                Value::String(redact_brokers(&brokers))
-            }
+            Value::String(brokers) if s.key == "kafka.brokers" => Value::String(redact_brokers(&brokers)),
             value => value,
         };
         push_line(&mut out, name, &value, loaded.sources.get(s.key));
@@ -738,19 +656,13 @@ fn is_secret(property: &str) -> bool {
 
 /// Replaces `user:pass@` in each broker URL with `<redacted>@`.
 fn redact_brokers(brokers: &str) -> String {
-    brokers
-        .split(',')
-        .map(redact_userinfo)
-        .collect::<Vec<_>>()
-        .join(",")
+    brokers.split(',').map(redact_userinfo).collect::<Vec<_>>().join(",")
 }
 
 fn redact_userinfo(broker: &str) -> Cow<'_, str> {
     let start = broker.find("://").map_or(0, |i| i + 3);
     match broker.rfind('@') {
-        Some(at) if at >= start => {
-            format!("{}{REDACTED}@{}", &broker[..start], &broker[at + 1..]).into()
-        }
+        Some(at) if at >= start => format!("{}{REDACTED}@{}", &broker[..start], &broker[at + 1..]).into(),
         _ => broker.into(),
     }
 }
@@ -778,9 +690,7 @@ const TOPIC_EXPECTED: &str = "a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -"
 
 /// Parses `500ms`, `10s`, `2m` or `1h`: digits, then one unit.
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or(DURATION_EXPECTED)?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or(DURATION_EXPECTED)?;
     let (digits, unit) = text.split_at(split);
     let count: u64 = digits.parse().map_err(|_| DURATION_EXPECTED)?;
     let millis_per_unit = match unit {
@@ -790,9 +700,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
         "h" => 3_600_000,
         _ => return Err(DURATION_EXPECTED),
     };
-    let millis = count
-        .checked_mul(millis_per_unit)
-        .ok_or(DURATION_EXPECTED)?;
+    let millis = count.checked_mul(millis_per_unit).ok_or(DURATION_EXPECTED)?;
     Ok(Duration::from_millis(millis))
 }
 
@@ -874,9 +782,7 @@ fn interval(v: Raw<'_>) -> Result<Duration, String> {
 }
 
 fn address(v: Raw<'_>) -> Result<SocketAddr, String> {
-    string(v)?
-        .parse()
-        .map_err(|_| "an address like 127.0.0.1:9898 or [::]:9898".into())
+    string(v)?.parse().map_err(|_| "an address like 127.0.0.1:9898 or [::]:9898".into())
 }
 
 fn optional_path(v: Raw<'_>) -> Result<Option<PathBuf>, String> {
@@ -899,9 +805,7 @@ fn log_filter(v: Raw<'_>) -> Result<String, String> {
     let s = non_empty(v)?;
     match tracing_subscriber::EnvFilter::try_new(&s) {
         Ok(_) => Ok(s),
-        Err(e) => Err(format!(
-            "a log filter like info or engagement_monitor=debug ({e})"
-        )),
+        Err(e) => Err(format!("a log filter like info or engagement_monitor=debug ({e})")),
     }
 }
 
@@ -927,11 +831,7 @@ fn address_value(a: &SocketAddr) -> Value {
 }
 
 fn path_value(p: &Option<PathBuf>) -> Value {
-    Value::String(
-        p.as_ref()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    )
+    Value::String(p.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default())
 }
 
 fn format_value(f: &LogFormat) -> Value {
@@ -943,11 +843,7 @@ mod tests {
     use super::*;
 
     fn file(text: &str) -> Result<Loaded, ConfigError> {
-        load_text(
-            Some((Path::new("/etc/em.toml"), text)),
-            &Env::default(),
-            &Overrides::default(),
-        )
+        load_text(Some((Path::new("/etc/em.toml"), text)), &Env::default(), &Overrides::default())
     }
 
     fn env(vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
@@ -955,9 +851,7 @@ mod tests {
     }
 
     fn error(result: Result<Loaded, ConfigError>) -> String {
-        result
-            .expect_err("configuration should be refused")
-            .to_string()
+        result.expect_err("configuration should be refused").to_string()
     }
 
     #[test]
@@ -967,31 +861,16 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for bad in [
-            "",
-            "10",
-            "s",
-            "1.5s",
-            "-1s",
-            "10 s",
-            "1d",
-            "1m30s",
-            "99999999999999999999h",
-        ] {
+        for bad in ["", "10", "s", "1.5s", "-1s", "10 s", "1d", "1m30s", "99999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
     #[test]
     fn durations_print_in_the_largest_whole_unit() {
-        for (ms, text) in [
-            (0, "0s"),
-            (250, "250ms"),
-            (1500, "1500ms"),
-            (90_000, "90s"),
-            (120_000, "2m"),
-            (7_200_000, "2h"),
-        ] {
+        for (ms, text) in
+            [(0, "0s"), (250, "250ms"), (1500, "1500ms"), (90_000, "90s"), (120_000, "2m"), (7_200_000, "2h")]
+        {
             let d = Duration::from_millis(ms);
             assert_eq!(format_duration(d), text);
             assert_eq!(parse_duration(text), Ok(d));
@@ -1000,18 +879,9 @@ mod tests {
 
     #[test]
     fn env_names_follow_the_key() {
-        assert_eq!(
-            env_var_name("kafka.brokers"),
-            "ENGAGEMENT_MONITOR_KAFKA_BROKERS"
-        );
-        assert_eq!(
-            env_var_name("ranking.top_n"),
-            "ENGAGEMENT_MONITOR_RANKING_TOP_N"
-        );
-        assert_eq!(
-            env_var_name("shutdown_timeout"),
-            "ENGAGEMENT_MONITOR_SHUTDOWN_TIMEOUT"
-        );
+        assert_eq!(env_var_name("kafka.brokers"), "ENGAGEMENT_MONITOR_KAFKA_BROKERS");
+        assert_eq!(env_var_name("ranking.top_n"), "ENGAGEMENT_MONITOR_RANKING_TOP_N");
+        assert_eq!(env_var_name("shutdown_timeout"), "ENGAGEMENT_MONITOR_SHUTDOWN_TIMEOUT");
         // No setting's variable may be mistaken for a pass-through property.
         for s in SETTINGS {
             assert!(!s.env_var().starts_with(PROPERTY_ENV_PREFIX), "{}", s.key);
@@ -1041,19 +911,8 @@ mod tests {
                     commit_interval: _,
                     producer_queue_messages: _,
                 },
-            http:
-                HttpConfig {
-                    listen: _,
-                    request_timeout: _,
-                    max_concurrent_requests: _,
-                    max_query_bytes: _,
-                },
-            events:
-                EventsConfig {
-                    max_future_skew: _,
-                    max_payload_bytes: _,
-                    log_rate_per_second: _,
-                },
+            http: HttpConfig { listen: _, request_timeout: _, max_concurrent_requests: _, max_query_bytes: _ },
+            events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
             engine:
                 Limits {
                     retained_quarters: _,
@@ -1064,21 +923,9 @@ mod tests {
                     max_event_ids: _,
                     top_posts: _,
                 },
-            ranking:
-                RankingConfig {
-                    interval: _,
-                    top_n: _,
-                    ready_max_lag: _,
-                },
-            state:
-                StateConfig {
-                    dir: _,
-                    checkpoint_interval: _,
-                },
-            log: LogConfig {
-                format: _,
-                level: _,
-            },
+            ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _ },
+            state: StateConfig { dir: _, checkpoint_interval: _ },
+            log: LogConfig { format: _, level: _ },
             shutdown_timeout: _,
         } = Config::default();
         let fields = [
@@ -1119,8 +966,7 @@ mod tests {
 
     #[test]
     fn no_file_no_env_no_flags_gives_defaults() {
-        let loaded =
-            load(None, &Env::default(), &Overrides::default()).expect("defaults are valid");
+        let loaded = load(None, &Env::default(), &Overrides::default()).expect("defaults are valid");
         assert_eq!(loaded.config, Config::default());
         assert!(loaded.sources.values().all(|s| *s == Source::Default));
         assert_eq!(loaded.sources.len(), SETTINGS.len());
@@ -1129,12 +975,9 @@ mod tests {
     #[test]
     fn flags_beat_env_beat_file_beat_defaults() {
         let text = "[ranking]\ninterval = \"1m\"\ntop_n = 10\nready_max_lag = 5\n[http]\nlisten = \"0.0.0.0:1\"\n";
-        let env: Env = [
-            ("ENGAGEMENT_MONITOR_RANKING_TOP_N", "20"),
-            ("ENGAGEMENT_MONITOR_HTTP_LISTEN", "0.0.0.0:2"),
-        ]
-        .into_iter()
-        .collect();
+        let env: Env = [("ENGAGEMENT_MONITOR_RANKING_TOP_N", "20"), ("ENGAGEMENT_MONITOR_HTTP_LISTEN", "0.0.0.0:2")]
+            .into_iter()
+            .collect();
         let mut flags = Overrides::default();
         flags.set("http.listen", "--listen", Some("0.0.0.0:3"));
         let loaded = load_text(Some((Path::new("f.toml"), text)), &env, &flags).expect("valid");
@@ -1145,10 +988,7 @@ mod tests {
         assert_eq!(c.kafka.topic, "engagement-events");
         let source = |key: &str| loaded.sources[key].to_string();
         assert_eq!(source("ranking.interval"), "file");
-        assert_eq!(
-            source("ranking.top_n"),
-            "env ENGAGEMENT_MONITOR_RANKING_TOP_N"
-        );
+        assert_eq!(source("ranking.top_n"), "env ENGAGEMENT_MONITOR_RANKING_TOP_N");
         assert_eq!(source("http.listen"), "flag --listen");
         assert_eq!(source("kafka.topic"), "default");
     }
@@ -1156,8 +996,7 @@ mod tests {
     #[test]
     fn dotted_keys_and_tables_are_the_same() {
         let a = file("ranking.top_n = 7\nkafka.properties.\"linger.ms\" = 5\n").expect("valid");
-        let b =
-            file("[ranking]\ntop_n = 7\n[kafka.properties]\nlinger.ms = \"5\"\n").expect("valid");
+        let b = file("[ranking]\ntop_n = 7\n[kafka.properties]\nlinger.ms = \"5\"\n").expect("valid");
         assert_eq!(a.config, b.config);
         assert_eq!(a.config.kafka.properties["linger.ms"], "5");
     }
@@ -1175,23 +1014,17 @@ mod tests {
         let mut flags = Overrides::default();
         flags.set("http.listen", "--listen", Some("localhost"));
         let err = error(load_text(None, &Env::default(), &flags));
-        assert!(err.starts_with("invalid value \"localhost\" for http.listen (from flag --listen): expected an address"), "{err}");
+        assert!(
+            err.starts_with("invalid value \"localhost\" for http.listen (from flag --listen): expected an address"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_keys_and_variables_are_refused() {
-        assert_eq!(
-            error(file("[ranking]\ntop = 5\n")),
-            "unknown setting ranking.top (from /etc/em.toml)"
-        );
-        assert_eq!(
-            error(file("[rankin]\ntop_n = 5\n")),
-            "unknown setting rankin.top_n (from /etc/em.toml)"
-        );
-        assert_eq!(
-            error(file("kafka = 1\n")),
-            "unknown setting kafka (from /etc/em.toml)"
-        );
+        assert_eq!(error(file("[ranking]\ntop = 5\n")), "unknown setting ranking.top (from /etc/em.toml)");
+        assert_eq!(error(file("[rankin]\ntop_n = 5\n")), "unknown setting rankin.top_n (from /etc/em.toml)");
+        assert_eq!(error(file("kafka = 1\n")), "unknown setting kafka (from /etc/em.toml)");
         assert!(error(file("[ranking\n")).starts_with("/etc/em.toml is not valid TOML"));
         assert_eq!(
             error(env(&[("ENGAGEMENT_MONITOR_KAFKA_BROKER", "x:1")])),
@@ -1224,9 +1057,7 @@ mod tests {
             let err = error(env(&[(name, value)]));
             assert!(err.contains(name), "{name}={value}: {err}");
         }
-        assert!(
-            error(file("[kafka]\ncommit_interval = 5\n")).contains("expected a duration like 10s")
-        );
+        assert!(error(file("[kafka]\ncommit_interval = 5\n")).contains("expected a duration like 10s"));
         assert!(error(file("[http]\nmax_query_bytes = 1.5\n")).contains("http.max_query_bytes"));
     }
 
@@ -1238,10 +1069,7 @@ mod tests {
             ("ENGAGEMENT_MONITOR_STATE_DIR", "/var/lib/em"),
         ])
         .expect("valid");
-        assert_eq!(
-            loaded.config.kafka.dead_letter_topic.as_deref(),
-            Some("dlq")
-        );
+        assert_eq!(loaded.config.kafka.dead_letter_topic.as_deref(), Some("dlq"));
         assert_eq!(loaded.config.kafka.rank_events_topic, None);
         assert_eq!(loaded.config.state.dir, Some(PathBuf::from("/var/lib/em")));
         let unset = file("[state]\ndir = \"\"\n").expect("valid");
@@ -1265,12 +1093,10 @@ mod tests {
 
     #[test]
     fn properties_come_from_every_layer() {
-        let text = "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"linger.ms\" = 5\n\"enable.idempotence\" = true\n";
+        let text =
+            "[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"linger.ms\" = 5\n\"enable.idempotence\" = true\n";
         let env: Env = [
-            (
-                "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL",
-                "SASL_SSL",
-            ),
+            ("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
             ("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SASL_MECHANISM", "PLAIN"),
             ("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_LINGER_MS", ""),
         ]
@@ -1284,14 +1110,8 @@ mod tests {
         assert_eq!(p["sasl.mechanism"], "SCRAM-SHA-512");
         assert_eq!(p["enable.idempotence"], "true");
         assert!(!p.contains_key("linger.ms"), "an empty value unsets");
-        assert_eq!(
-            loaded.sources["kafka.properties.sasl.mechanism"],
-            Source::Flag("--kafka-property")
-        );
-        assert_eq!(
-            loaded.sources["kafka.properties.enable.idempotence"],
-            Source::File("f.toml".into())
-        );
+        assert_eq!(loaded.sources["kafka.properties.sasl.mechanism"], Source::Flag("--kafka-property"));
+        assert_eq!(loaded.sources["kafka.properties.enable.idempotence"], Source::File("f.toml".into()));
     }
 
     #[test]
@@ -1300,47 +1120,28 @@ mod tests {
             error(file("[kafka.properties]\n\"group.id\" = \"g\"\n")),
             "kafka property group.id (from /etc/em.toml) cannot be passed through: set kafka.group_id instead"
         );
+        assert!(error(file("[kafka.properties]\nbootstrap.servers = \"b:1\"\n")).contains("bootstrap.servers"));
         assert!(
-            error(file("[kafka.properties]\nbootstrap.servers = \"b:1\"\n"))
-                .contains("bootstrap.servers")
-        );
-        assert!(
-            error(env(&[(
-                "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_ENABLE_AUTO_COMMIT",
-                "true"
-            )]))
-            .contains("enable.auto.commit")
+            error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_ENABLE_AUTO_COMMIT", "true")]))
+                .contains("enable.auto.commit")
         );
         let mut flags = Overrides::default();
         flags.property("enable.auto.offset.store", "true");
         let err = error(load_text(None, &Env::default(), &flags));
-        assert!(
-            err.contains("enable.auto.offset.store (from flag --kafka-property)"),
-            "{err}"
-        );
-        assert!(
-            error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_", "x")])).contains("kafka.properties")
-        );
+        assert!(err.contains("enable.auto.offset.store (from flag --kafka-property)"), "{err}");
+        assert!(error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PROPERTY_", "x")])).contains("kafka.properties"));
         assert!(error(file("[kafka]\nproperties = \"x\"\n")).contains("kafka.properties"));
-        assert!(
-            error(file("[kafka.properties]\n\"a.b\" = [1]\n")).contains("kafka.properties.a.b")
-        );
+        assert!(error(file("[kafka.properties]\n\"a.b\" = [1]\n")).contains("kafka.properties.a.b"));
     }
 
     #[test]
     fn non_unicode_variables_of_ours_are_refused() {
         use std::os::unix::ffi::OsStringExt;
         let bad = OsString::from_vec(vec![0xff]);
-        let ours = (
-            OsString::from("ENGAGEMENT_MONITOR_KAFKA_TOPIC"),
-            bad.clone(),
-        );
+        let ours = (OsString::from("ENGAGEMENT_MONITOR_KAFKA_TOPIC"), bad.clone());
         let theirs = (OsString::from("OTHER"), bad);
         assert!(Env::from_os([theirs.clone()]).is_ok());
-        assert!(matches!(
-            Env::from_os([theirs, ours]),
-            Err(ConfigError::NotUnicode { .. })
-        ));
+        assert!(matches!(Env::from_os([theirs, ours]), Err(ConfigError::NotUnicode { .. })));
     }
 
     #[test]
@@ -1349,49 +1150,24 @@ mod tests {
             [kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.jaas.config\" = \"x\"\n\"ssl.key.location\" = \"/k\"\n\
             \"sasl.oauthbearer.token.endpoint.url\" = \"https://t\"\n\"security.protocol\" = \"SASL_SSL\"\n\
             [state]\ndir = \"/var/lib/em\"\n[events]\nmax_future_skew = \"90s\"\n";
-        let env: Env = [("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "250ms")]
-            .into_iter()
-            .collect();
-        let loaded = load_text(
-            Some((Path::new("f.toml"), text)),
-            &env,
-            &Overrides::default(),
-        )
-        .expect("valid");
+        let env: Env = [("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "250ms")].into_iter().collect();
+        let loaded = load_text(Some((Path::new("f.toml"), text)), &env, &Overrides::default()).expect("valid");
         let rendered = render_effective(&loaded);
         for secret in ["s3cret", "alice", "hunter2", "/k\"", "https://t"] {
             assert!(!rendered.contains(secret), "{secret} leaked:\n{rendered}");
         }
-        assert!(
-            rendered.contains("# env ENGAGEMENT_MONITOR_RANKING_INTERVAL"),
-            "{rendered}"
-        );
-        assert!(
-            rendered.contains("# file") && rendered.contains("# default"),
-            "{rendered}"
-        );
+        assert!(rendered.contains("# env ENGAGEMENT_MONITOR_RANKING_INTERVAL"), "{rendered}");
+        assert!(rendered.contains("# file") && rendered.contains("# default"), "{rendered}");
 
         let back = file(&rendered).expect("the rendered configuration loads");
         let mut expected = loaded.config.clone();
         expected.kafka.brokers = "sasl_ssl://<redacted>@k1:9093,k2:9093".into();
-        for name in [
-            "sasl.password",
-            "sasl.jaas.config",
-            "ssl.key.location",
-            "sasl.oauthbearer.token.endpoint.url",
-        ] {
-            expected
-                .kafka
-                .properties
-                .insert(name.into(), REDACTED.into());
+        for name in ["sasl.password", "sasl.jaas.config", "ssl.key.location", "sasl.oauthbearer.token.endpoint.url"] {
+            expected.kafka.properties.insert(name.into(), REDACTED.into());
         }
         assert_eq!(back.config, expected);
         // Every setting is printed, so the file alone reproduces the config.
-        assert!(
-            SETTINGS
-                .iter()
-                .all(|s| back.sources[s.key] == Source::File("/etc/em.toml".into()))
-        );
+        assert!(SETTINGS.iter().all(|s| back.sources[s.key] == Source::File("/etc/em.toml".into())));
     }
 
     #[test]
@@ -1407,25 +1183,13 @@ mod tests {
         let reference = include_str!("../config/engagement-monitor.toml");
         let shipped = file(reference).expect("the reference file loads");
         assert_eq!(shipped.config, Config::default());
-        assert!(
-            shipped.sources.values().all(|s| *s == Source::Default),
-            "every line is commented out"
-        );
+        assert!(shipped.sources.values().all(|s| *s == Source::Default), "every line is commented out");
 
         let uncommented = uncomment(reference);
         let loaded = file(&uncommented).expect("the uncommented reference loads");
-        assert_eq!(
-            loaded.config,
-            Config::default(),
-            "the reference shows the defaults"
-        );
+        assert_eq!(loaded.config, Config::default(), "the reference shows the defaults");
         for s in SETTINGS {
-            assert_eq!(
-                loaded.sources[s.key],
-                Source::File("/etc/em.toml".into()),
-                "{} missing",
-                s.key
-            );
+            assert_eq!(loaded.sources[s.key], Source::File("/etc/em.toml".into()), "{} missing", s.key);
             assert!(reference.contains(&s.env_var()), "{} missing", s.env_var());
         }
         assert!(uncommented.contains(&format!("\n[{PROPERTIES_KEY}]\n")));

@@ -59,9 +59,7 @@ pub struct Parts {
 /// stopped consuming and committed (the consumer may still be closing).
 pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<()>>> {
     let (done, rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("consumer".into())
-        .spawn(move || run(parts, done))?;
+    std::thread::Builder::new().name("consumer".into()).spawn(move || run(parts, done))?;
     Ok(rx)
 }
 
@@ -156,22 +154,18 @@ struct State {
 }
 
 fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn run(parts: Parts, done: oneshot::Sender<anyhow::Result<()>>) {
-    let consumer: BaseConsumer<Ctx> =
-        match client_config(&parts.config).create_with_context(Ctx(parts.metrics.clone())) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = done.send(Err(anyhow::anyhow!(
-                    "cannot create the Kafka consumer: {e}"
-                )));
-                return;
-            }
-        };
+    let consumer: BaseConsumer<Ctx> = match client_config(&parts.config).create_with_context(Ctx(parts.metrics.clone()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = done.send(Err(anyhow::anyhow!("cannot create the Kafka consumer: {e}")));
+            return;
+        }
+    };
     let (engine, start, checkpoints) = match restore(&parts) {
         Ok(r) => r,
         Err(e) => {
@@ -212,9 +206,7 @@ fn restore(parts: &Parts) -> anyhow::Result<Restoration> {
     let Some(dir) = cfg.state.dir.clone() else {
         return Ok((Engine::new(cfg.engine), Vec::new(), None));
     };
-    parts
-        .status
-        .set(Phase::Restoring, "restoring the checkpoint");
+    parts.status.set(Phase::Restoring, "restoring the checkpoint");
     parts.metrics.set_phase(Phase::Restoring);
     let started = Instant::now();
     let (restored, report) = checkpoint::restore(&dir, cfg.engine)
@@ -229,16 +221,7 @@ fn restore(parts: &Parts) -> anyhow::Result<Restoration> {
     let Some(r) = restored else {
         m.restores.with_label_values(&["none"]).inc();
         tracing::info!(dir = %dir.display(), "no checkpoint: replaying from the earliest offsets");
-        return Ok((
-            Engine::new(cfg.engine),
-            Vec::new(),
-            Some(Checkpoints {
-                dir,
-                seq: 1,
-                next_at,
-                in_flight: None,
-            }),
-        ));
+        return Ok((Engine::new(cfg.engine), Vec::new(), Some(Checkpoints { dir, seq: 1, next_at, in_flight: None })));
     };
     m.restores.with_label_values(&["restored"]).inc();
     let offsets = if r.topic == cfg.kafka.topic {
@@ -254,16 +237,7 @@ fn restore(parts: &Parts) -> anyhow::Result<Restoration> {
         seconds = started.elapsed().as_secs_f64(),
         "checkpoint restored"
     );
-    Ok((
-        r.engine,
-        offsets,
-        Some(Checkpoints {
-            dir,
-            seq: r.seq + 1,
-            next_at,
-            in_flight: None,
-        }),
-    ))
+    Ok((r.engine, offsets, Some(Checkpoints { dir, seq: r.seq + 1, next_at, in_flight: None })))
 }
 
 impl State {
@@ -324,27 +298,11 @@ impl State {
             bump(&mut self.unflushed.invalid, reason);
         }
         if self.limiter.allow(Instant::now()) {
-            let what = if invalid {
-                "invalid event"
-            } else {
-                "event refused at a state bound"
-            };
-            tracing::warn!(
-                reason,
-                partition = msg.partition(),
-                offset = msg.offset(),
-                "{what}"
-            );
+            let what = if invalid { "invalid event" } else { "event refused at a state bound" };
+            tracing::warn!(reason, partition = msg.partition(), offset = msg.offset(), "{what}");
         }
-        let origin = Origin {
-            topic: msg.topic(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            key: msg.key(),
-        };
-        self.parts
-            .publisher
-            .dead_letter(msg.payload().unwrap_or_default(), &origin, reason);
+        let origin = Origin { topic: msg.topic(), partition: msg.partition(), offset: msg.offset(), key: msg.key() };
+        self.parts.publisher.dead_letter(msg.payload().unwrap_or_default(), &origin, reason);
     }
 
     fn consumer_error(&mut self, e: &KafkaError) {
@@ -383,11 +341,7 @@ impl State {
 
     /// The offset after the last applied message, per partition.
     fn applied(&self) -> Offsets {
-        self.partitions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i as i32, p.next?)))
-            .collect()
+        self.partitions.iter().enumerate().filter_map(|(i, p)| Some((i as i32, p.next?))).collect()
     }
 
     /// Collects a finished checkpoint, or starts one when it is due.
@@ -416,17 +370,11 @@ impl State {
         match self.write_checkpoint() {
             Ok(pending) => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("checkpoint".into())
-                        .spawn(move || {
-                            let _ = tx.send(pending.finish());
-                        });
+                let spawned = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+                    let _ = tx.send(pending.finish());
+                });
                 match spawned {
-                    Ok(_) => {
-                        self.checkpoints.as_mut().expect("checked above").in_flight =
-                            Some((started, rx))
-                    }
+                    Ok(_) => self.checkpoints.as_mut().expect("checked above").in_flight = Some((started, rx)),
                     Err(e) => self.checkpoint_done(consumer, started, Err(e)),
                 }
             }
@@ -436,29 +384,15 @@ impl State {
 
     fn write_checkpoint(&mut self) -> std::io::Result<Pending> {
         let offsets = self.applied();
-        let ck = self
-            .checkpoints
-            .as_mut()
-            .expect("checkpointing is configured");
+        let ck = self.checkpoints.as_mut().expect("checkpointing is configured");
         let seq = ck.seq;
         ck.seq += 1;
         let dir = ck.dir.clone();
-        checkpoint::write(
-            &dir,
-            seq,
-            &self.parts.config.kafka.topic,
-            &offsets,
-            &self.engine,
-        )
+        checkpoint::write(&dir, seq, &self.parts.config.kafka.topic, &offsets, &self.engine)
     }
 
     /// Records a checkpoint's result; a durable one's offsets are committed.
-    fn checkpoint_done(
-        &mut self,
-        consumer: &BaseConsumer<Ctx>,
-        started: Instant,
-        result: std::io::Result<Pending>,
-    ) {
+    fn checkpoint_done(&mut self, consumer: &BaseConsumer<Ctx>, started: Instant, result: std::io::Result<Pending>) {
         let m = &self.parts.metrics;
         match result {
             Ok(p) => {
@@ -479,10 +413,7 @@ impl State {
 
     fn flush_counts(&mut self) {
         let m = &self.parts.metrics;
-        for (i, n) in std::mem::take(&mut self.unflushed.outcomes)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, n) in std::mem::take(&mut self.unflushed.outcomes).into_iter().enumerate() {
             if n > 0 {
                 m.events.with_label_values(&[Outcome::LABELS[i]]).inc_by(n);
             }
@@ -513,10 +444,7 @@ impl State {
         };
         if count <= self.partitions.len() {
             if count == 0 {
-                self.parts.status.set(
-                    Phase::CatchingUp,
-                    format!("waiting for topic {topic} to exist"),
-                );
+                self.parts.status.set(Phase::CatchingUp, format!("waiting for topic {topic} to exist"));
                 self.next_metadata = Instant::now() + Duration::from_secs(1);
             }
             return;
@@ -525,21 +453,14 @@ impl State {
         let from = self.partitions.len();
         for p in from..count {
             let start = self.start_of(p as i32);
-            let _ = tpl.add_partition_offset(
-                topic,
-                p as i32,
-                start.map_or(Offset::Beginning, Offset::Offset),
-            );
+            let _ = tpl.add_partition_offset(topic, p as i32, start.map_or(Offset::Beginning, Offset::Offset));
         }
         match consumer.incremental_assign(&tpl) {
             Ok(()) => {
                 tracing::info!(topic, from, to = count, "assigned partitions");
                 for p in from..count {
                     let start = self.start_of(p as i32);
-                    self.partitions.push(Partition {
-                        next: start,
-                        watermarks: None,
-                    });
+                    self.partitions.push(Partition { next: start, watermarks: None });
                     self.check_history(consumer, p as i32, start);
                 }
             }
@@ -580,16 +501,10 @@ impl State {
             p.watermarks = cached_watermarks(consumer, &self.topic, i as i32).or(p.watermarks);
             if p.watermarks.is_none() && fetch {
                 self.next_watermark_fetch = now + Duration::from_secs(2);
-                p.watermarks = consumer
-                    .fetch_watermarks(&topic, i as i32, Duration::from_millis(500))
-                    .ok();
+                p.watermarks = consumer.fetch_watermarks(&topic, i as i32, Duration::from_millis(500)).ok();
             }
             if let Some(lag) = p.lag() {
-                self.parts
-                    .metrics
-                    .lag
-                    .with_label_values(&[&topic, &i.to_string()])
-                    .set(lag);
+                self.parts.metrics.lag.with_label_values(&[&topic, &i.to_string()]).set(lag);
             }
         }
     }
@@ -602,23 +517,15 @@ impl State {
         }
         let lags: Option<Vec<i64>> = self.partitions.iter().map(Partition::lag).collect();
         let Some(lags) = lags else {
-            self.parts
-                .status
-                .set(Phase::CatchingUp, "partition ends not known yet");
+            self.parts.status.set(Phase::CatchingUp, "partition ends not known yet");
             return false;
         };
         let behind: i64 = lags.iter().sum();
-        if lags
-            .iter()
-            .all(|l| *l as u64 <= self.parts.config.ranking.ready_max_lag)
-        {
+        if lags.iter().all(|l| *l as u64 <= self.parts.config.ranking.ready_max_lag) {
             tracing::info!(behind, "caught up: ready");
             true
         } else {
-            self.parts.status.set(
-                Phase::CatchingUp,
-                format!("catching up: {behind} messages behind"),
-            );
+            self.parts.status.set(Phase::CatchingUp, format!("catching up: {behind} messages behind"));
             false
         }
     }
@@ -628,10 +535,7 @@ impl State {
     fn publish_view(&mut self, ready: bool) {
         let started = Instant::now();
         let view = Arc::new(View::build(&self.engine));
-        self.parts
-            .metrics
-            .view_build_seconds
-            .set(started.elapsed().as_secs_f64());
+        self.parts.metrics.view_build_seconds.set(started.elapsed().as_secs_f64());
         self.parts.metrics.observe_view(&view);
         self.parts.view.store(view.clone());
         let _ = self.parts.views.send((view, ready));
@@ -649,11 +553,7 @@ impl State {
             return;
         }
         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-            self.parts
-                .metrics
-                .commits
-                .with_label_values(&["failed"])
-                .inc();
+            self.parts.metrics.commits.with_label_values(&["failed"]).inc();
             tracing::warn!(error = %e, "offset commit failed");
         }
     }
@@ -680,10 +580,7 @@ impl State {
             }
         };
         let m = self.parts.metrics.clone();
-        let commits = || {
-            m.commits.with_label_values(&["ok"]).get()
-                + m.commits.with_label_values(&["failed"]).get()
-        };
+        let commits = || m.commits.with_label_values(&["ok"]).get() + m.commits.with_label_values(&["failed"]).get();
         let before = commits();
         if let Some(offsets) = offsets {
             self.commit(consumer, &offsets);
@@ -720,11 +617,7 @@ fn bump<K: PartialEq + Copy>(list: &mut Vec<(K, u64)>, key: K) {
 
 /// The watermarks librdkafka cached from its last fetch response: no
 /// broker round trip, so it is safe to call from the consume loop.
-fn cached_watermarks(
-    consumer: &BaseConsumer<Ctx>,
-    topic: &CString,
-    partition: i32,
-) -> Option<(i64, i64)> {
+fn cached_watermarks(consumer: &BaseConsumer<Ctx>, topic: &CString, partition: i32) -> Option<(i64, i64)> {
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` lives, `topic` is a
     // NUL-terminated string, and librdkafka only writes the two out-params.
@@ -737,8 +630,6 @@ fn cached_watermarks(
             &mut high,
         )
     };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        && low >= 0
-        && high >= 0)
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0)
         .then_some((low, high))
 }

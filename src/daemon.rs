@@ -27,27 +27,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let config = Arc::new(config);
     let view = Arc::new(ArcSwap::from_pointee(View::empty()));
     let status = Status::new(Phase::CatchingUp, "starting");
-    let metrics = Arc::new(Metrics::new(
-        view.clone(),
-        config.ranking.top_n,
-        &config.engine,
-    ));
+    let metrics = Arc::new(Metrics::new(view.clone(), config.ranking.top_n, &config.engine));
     metrics.set_phase(Phase::CatchingUp);
-    let publisher = Arc::new(
-        Publisher::new(&config.kafka, metrics.clone()).context("creating the Kafka producer")?,
-    );
+    let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).context("creating the Kafka producer")?);
     let listener = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %config.kafka.brokers, "engagement-monitor started");
 
     let (views_tx, views_rx) = watch::channel((Arc::new(View::empty()), false));
-    let ranker = tokio::spawn(ranker::run(
-        views_rx,
-        config.ranking.top_n,
-        metrics.clone(),
-        publisher.clone(),
-    ));
+    let ranker = tokio::spawn(ranker::run(views_rx, config.ranking.top_n, metrics.clone(), publisher.clone()));
     let mut consumer_done = consumer::spawn(consumer::Parts {
         config: config.clone(),
         view: view.clone(),
@@ -58,12 +47,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown: shutdown.clone(),
     })?;
 
-    let state = AppState {
-        view,
-        status,
-        metrics,
-        rolling_days: config.engine.rolling_days,
-    };
+    let state = AppState { view, status, metrics, rolling_days: config.engine.rolling_days };
     let limits = HttpLimits {
         request_timeout: config.http.request_timeout,
         max_concurrent_requests: config.http.max_concurrent_requests,
@@ -92,15 +76,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     let left = deadline.saturating_duration_since(Instant::now());
     let flush = publisher.clone();
-    let _ = tokio::time::timeout(
-        left,
-        tokio::task::spawn_blocking(move || flush.flush(left.min(Duration::from_secs(3)))),
-    )
-    .await;
+    let _ =
+        tokio::time::timeout(left, tokio::task::spawn_blocking(move || flush.flush(left.min(Duration::from_secs(3)))))
+            .await;
     stop_serving.cancel();
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(100));
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
     let _ = tokio::time::timeout(left, server).await;
     ranker.abort();
     tracing::info!("stopped");

@@ -31,12 +31,8 @@ pub async fn run(listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Res
     let (tx, rx) = mpsc::channel();
     let stop = shutdown.clone();
     // The mock cluster is !Send: it lives and dies on this thread.
-    let cluster = std::thread::Builder::new()
-        .name("mock-kafka".into())
-        .spawn(move || mock_cluster(&tx, &stop))?;
-    let brokers = tokio::task::spawn_blocking(move || rx.recv())
-        .await?
-        .context("the mock cluster did not start")??;
+    let cluster = std::thread::Builder::new().name("mock-kafka".into()).spawn(move || mock_cluster(&tx, &stop))?;
+    let brokers = tokio::task::spawn_blocking(move || rx.recv()).await?.context("the mock cluster did not start")??;
     let mut config = Config::default();
     config.kafka.brokers = brokers;
     config.kafka.topic = TOPIC.into();

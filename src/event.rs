@@ -144,8 +144,7 @@ impl<'a> Wire<'a> {
         use Field as F;
         let page_id = id(F::PageId, self.page_id, 128)?;
         let post_id = id(F::PostId, self.post_id, 128)?;
-        let published_at =
-            timestamp(F::PublishedAt, self.published_at)?.ok_or(F::PublishedAt.missing())?;
+        let published_at = timestamp(F::PublishedAt, self.published_at)?.ok_or(F::PublishedAt.missing())?;
         let observed_at = match timestamp(F::ObservedAt, self.observed_at)? {
             Some(t) => t,
             None => cx.message_time.ok_or(F::ObservedAt.missing())?,
@@ -195,11 +194,7 @@ fn id<'a>(f: Field, v: Option<Loose<'a>>, max: usize) -> Result<Cow<'a, str>, In
     Ok(s)
 }
 
-fn optional_text<'a>(
-    f: Field,
-    v: Option<Loose<'a>>,
-    max: usize,
-) -> Result<Option<Cow<'a, str>>, Invalid> {
+fn optional_text<'a>(f: Field, v: Option<Loose<'a>>, max: usize) -> Result<Option<Cow<'a, str>>, Invalid> {
     match v {
         None => Ok(None),
         Some(Loose::Str(s)) if s.len() > max => Err(f.out_of_range()),
@@ -213,12 +208,7 @@ fn platform<'a>(v: Option<Loose<'a>>) -> Result<Cow<'a, str>, Invalid> {
     match v {
         None => Ok(Cow::Borrowed("facebook")),
         Some(Loose::Str(s)) if s.is_empty() || s.len() > 32 => Err(f.out_of_range()),
-        Some(Loose::Str(s))
-            if s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
-        {
-            Ok(s)
-        }
+        Some(Loose::Str(s)) if s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') => Ok(s),
         Some(Loose::Str(_)) => Err(Invalid("platform has characters outside [a-z0-9_]")),
         Some(_) => Err(f.wrong_type()),
     }

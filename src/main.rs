@@ -22,10 +22,7 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
 fn load(file: Option<&std::path::Path>, flags: &Overrides) -> anyhow::Result<config::Config> {
@@ -63,11 +60,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 &opts.properties,
             ))?;
             let summary = produce::run(&opts)?;
-            anyhow::ensure!(
-                summary.failed == 0,
-                "{} events were not acknowledged",
-                summary.failed
-            );
+            anyhow::ensure!(summary.failed == 0, "{} events were not acknowledged", summary.failed);
             Ok(())
         }
         Command::CheckConfig(args) => {

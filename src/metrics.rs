@@ -8,9 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge as GaugeProto, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{
-    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::engine::{Bound, Limits, Outcome, Usage};
 use crate::ranking::{Metric as RankBy, top};
@@ -63,32 +61,23 @@ pub struct Metrics {
     pub restore_duration: Gauge,
 }
 
-fn counter_vec(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: &[&str],
-) -> IntCounterVec {
+fn counter_vec(r: &Registry, name: &str, help: &str, label: &str, values: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric definition");
     for v in values {
         c.with_label_values(&[v]);
     }
-    r.register(Box::new(c.clone()))
-        .expect("metric names are unique");
+    r.register(Box::new(c.clone())).expect("metric names are unique");
     c
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(g.clone()))
-        .expect("metric names are unique");
+    r.register(Box::new(g.clone())).expect("metric names are unique");
     g
 }
 
 fn register<T: Collector + Clone + 'static>(r: &Registry, m: T) -> T {
-    r.register(Box::new(m.clone()))
-        .expect("metric names are unique");
+    r.register(Box::new(m.clone())).expect("metric names are unique");
     m
 }
 
@@ -100,23 +89,103 @@ impl Metrics {
         let r = Registry::new();
         let bounds: Vec<&str> = Bound::ALL.iter().map(|b| b.as_str()).collect();
         let m = Metrics {
-            events: counter_vec(&r, "engagement_events_total", "Events consumed, by what became of them.", "outcome", &Outcome::LABELS),
+            events: counter_vec(
+                &r,
+                "engagement_events_total",
+                "Events consumed, by what became of them.",
+                "outcome",
+                &Outcome::LABELS,
+            ),
             invalid: counter_vec(&r, "engagement_invalid_events_total", "Invalid events, by reason.", "reason", &[]),
-            rejected: counter_vec(&r, "engagement_rejected_events_total", "Events refused because a state bound was reached, by bound.", "bound", &bounds),
-            rank_changes: counter_vec(&r, "engagement_rank_changes_total", "Rank changes inside the top N seen by the ranking loop.", "window", &WINDOWS),
-            leader_changes: counter_vec(&r, "engagement_leader_changes_total", "Changes of the #1 page seen by the ranking loop.", "window", &WINDOWS),
-            pages: gauge_vec(&r, "engagement_pages", "Pages with at least one post in the window (updated by the ranking loop).", &["window"]),
+            rejected: counter_vec(
+                &r,
+                "engagement_rejected_events_total",
+                "Events refused because a state bound was reached, by bound.",
+                "bound",
+                &bounds,
+            ),
+            rank_changes: counter_vec(
+                &r,
+                "engagement_rank_changes_total",
+                "Rank changes inside the top N seen by the ranking loop.",
+                "window",
+                &WINDOWS,
+            ),
+            leader_changes: counter_vec(
+                &r,
+                "engagement_leader_changes_total",
+                "Changes of the #1 page seen by the ranking loop.",
+                "window",
+                &WINDOWS,
+            ),
+            pages: gauge_vec(
+                &r,
+                "engagement_pages",
+                "Pages with at least one post in the window (updated by the ranking loop).",
+                &["window"],
+            ),
             posts: gauge_vec(&r, "engagement_posts", "Posts in the window (updated by the ranking loop).", &["window"]),
-            watermark: register(&r, Gauge::new("engagement_watermark_timestamp_seconds", "The watermark: greatest observed_at of the valid events consumed.").expect("valid")),
-            lag: gauge_vec(&r, "engagement_consumer_lag_messages", "High watermark minus position, per assigned partition.", &["topic", "partition"]),
-            phase: gauge_vec(&r, "engagement_phase", "1 for the daemon's current lifecycle phase, 0 for the others.", &["phase"]),
-            state_entries: gauge_vec(&r, "engagement_state_entries", "Entries held in each input-grown structure.", &["structure"]),
-            state_limit: gauge_vec(&r, "engagement_state_limit", "Configured bound of each input-grown structure.", &["structure"]),
-            state_heap_bytes: register(&r, IntGauge::new("engagement_state_heap_bytes", "Heap bytes held by the engine's state, from its capacities.").expect("valid")),
-            commits: counter_vec(&r, "engagement_offset_commits_total", "Offset commits under the group id, by result.", "result", &["ok", "failed"]),
-            consumer_errors: register(&r, IntCounter::new("engagement_consumer_errors_total", "Errors reported by the Kafka consumer.").expect("valid")),
+            watermark: register(
+                &r,
+                Gauge::new(
+                    "engagement_watermark_timestamp_seconds",
+                    "The watermark: greatest observed_at of the valid events consumed.",
+                )
+                .expect("valid"),
+            ),
+            lag: gauge_vec(
+                &r,
+                "engagement_consumer_lag_messages",
+                "High watermark minus position, per assigned partition.",
+                &["topic", "partition"],
+            ),
+            phase: gauge_vec(
+                &r,
+                "engagement_phase",
+                "1 for the daemon's current lifecycle phase, 0 for the others.",
+                &["phase"],
+            ),
+            state_entries: gauge_vec(
+                &r,
+                "engagement_state_entries",
+                "Entries held in each input-grown structure.",
+                &["structure"],
+            ),
+            state_limit: gauge_vec(
+                &r,
+                "engagement_state_limit",
+                "Configured bound of each input-grown structure.",
+                &["structure"],
+            ),
+            state_heap_bytes: register(
+                &r,
+                IntGauge::new(
+                    "engagement_state_heap_bytes",
+                    "Heap bytes held by the engine's state, from its capacities.",
+                )
+                .expect("valid"),
+            ),
+            commits: counter_vec(
+                &r,
+                "engagement_offset_commits_total",
+                "Offset commits under the group id, by result.",
+                "result",
+                &["ok", "failed"],
+            ),
+            consumer_errors: register(
+                &r,
+                IntCounter::new("engagement_consumer_errors_total", "Errors reported by the Kafka consumer.")
+                    .expect("valid"),
+            ),
             produced: {
-                let c = IntCounterVec::new(Opts::new("engagement_produced_messages_total", "Messages for the dead-letter and rank-event topics, by topic kind and result."), &["kind", "result"]).expect("valid");
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "engagement_produced_messages_total",
+                        "Messages for the dead-letter and rank-event topics, by topic kind and result.",
+                    ),
+                    &["kind", "result"],
+                )
+                .expect("valid");
                 for kind in ["dead_letter", "rank_event"] {
                     for result in ["queued", "dropped", "delivered", "failed"] {
                         c.with_label_values(&[kind, result]);
@@ -124,16 +193,74 @@ impl Metrics {
                 }
                 register(&r, c)
             },
-            view_build_seconds: register(&r, Gauge::new("engagement_view_build_duration_seconds", "Time the last view rebuild took.").expect("valid")),
-            log_suppressed: register(&r, IntCounter::new("engagement_log_lines_suppressed_total", "Log lines dropped by rate limiting (the events are still counted).").expect("valid")),
-            history_gaps: register(&r, IntCounter::new("engagement_history_gaps_total", "Times consumption had to skip offsets that no longer exist: history may be incomplete.").expect("valid")),
-            checkpoints: counter_vec(&r, "engagement_checkpoints_total", "Checkpoints written, by result.", "result", &["ok", "failed"]),
-            checkpoint_last_success: register(&r, Gauge::new("engagement_checkpoint_last_success_timestamp_seconds", "When the last checkpoint became durable.").expect("valid")),
-            checkpoint_duration: register(&r, Gauge::new("engagement_checkpoint_duration_seconds", "Time the last checkpoint took, from start to durable.").expect("valid")),
-            checkpoint_pause: register(&r, Gauge::new("engagement_checkpoint_pause_seconds", "Time the last checkpoint paused consumption (serializing the state).").expect("valid")),
-            checkpoint_bytes: register(&r, IntGauge::new("engagement_checkpoint_size_bytes", "Size of the last checkpoint file.").expect("valid")),
-            restores: counter_vec(&r, "engagement_checkpoint_restores_total", "Checkpoint files examined at start, by result: restored, discarded (corrupt, moved aside) or none found.", "result", &["restored", "discarded", "none"]),
-            restore_duration: register(&r, Gauge::new("engagement_restore_duration_seconds", "Time restoring the checkpoint took at start.").expect("valid")),
+            view_build_seconds: register(
+                &r,
+                Gauge::new("engagement_view_build_duration_seconds", "Time the last view rebuild took.")
+                    .expect("valid"),
+            ),
+            log_suppressed: register(
+                &r,
+                IntCounter::new(
+                    "engagement_log_lines_suppressed_total",
+                    "Log lines dropped by rate limiting (the events are still counted).",
+                )
+                .expect("valid"),
+            ),
+            history_gaps: register(
+                &r,
+                IntCounter::new(
+                    "engagement_history_gaps_total",
+                    "Times consumption had to skip offsets that no longer exist: history may be incomplete.",
+                )
+                .expect("valid"),
+            ),
+            checkpoints: counter_vec(
+                &r,
+                "engagement_checkpoints_total",
+                "Checkpoints written, by result.",
+                "result",
+                &["ok", "failed"],
+            ),
+            checkpoint_last_success: register(
+                &r,
+                Gauge::new(
+                    "engagement_checkpoint_last_success_timestamp_seconds",
+                    "When the last checkpoint became durable.",
+                )
+                .expect("valid"),
+            ),
+            checkpoint_duration: register(
+                &r,
+                Gauge::new(
+                    "engagement_checkpoint_duration_seconds",
+                    "Time the last checkpoint took, from start to durable.",
+                )
+                .expect("valid"),
+            ),
+            checkpoint_pause: register(
+                &r,
+                Gauge::new(
+                    "engagement_checkpoint_pause_seconds",
+                    "Time the last checkpoint paused consumption (serializing the state).",
+                )
+                .expect("valid"),
+            ),
+            checkpoint_bytes: register(
+                &r,
+                IntGauge::new("engagement_checkpoint_size_bytes", "Size of the last checkpoint file.").expect("valid"),
+            ),
+            restores: counter_vec(
+                &r,
+                "engagement_checkpoint_restores_total",
+                "Checkpoint files examined at start, by result: restored, discarded (corrupt, moved aside) or none found.",
+                "result",
+                &["restored", "discarded", "none"],
+            ),
+            restore_duration: register(
+                &r,
+                Gauge::new("engagement_restore_duration_seconds", "Time restoring the checkpoint took at start.")
+                    .expect("valid"),
+            ),
             registry: r,
         };
         for w in WINDOWS {
@@ -160,27 +287,15 @@ impl Metrics {
             &["version"],
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        m.registry
-            .register(Box::new(TopPages {
-                view,
-                top_n,
-                descs: TopPages::descs(),
-            }))
-            .expect("unique");
+        m.registry.register(Box::new(TopPages { view, top_n, descs: TopPages::descs() })).expect("unique");
         #[cfg(target_os = "linux")]
-        m.registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
-            .expect("unique");
+        m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("unique");
         m
     }
 
     pub fn set_phase(&self, phase: Phase) {
         for p in Phase::ALL {
-            self.phase
-                .with_label_values(&[p.as_str()])
-                .set(i64::from(p == phase));
+            self.phase.with_label_values(&[p.as_str()]).set(i64::from(p == phase));
         }
     }
 
@@ -199,12 +314,8 @@ impl Metrics {
     pub fn observe_view(&self, view: &View) {
         for w in WINDOWS {
             let t = window_table(view, w);
-            self.pages
-                .with_label_values(&[w])
-                .set(t.map_or(0, |t| t.rows.len() as i64));
-            self.posts
-                .with_label_values(&[w])
-                .set(t.map_or(0, |t| t.posts() as i64));
+            self.pages.with_label_values(&[w]).set(t.map_or(0, |t| t.rows.len() as i64));
+            self.posts.with_label_values(&[w]).set(t.map_or(0, |t| t.posts() as i64));
         }
         if let Some(wm) = view.watermark {
             self.watermark.set(wm as f64 / 1000.0);
@@ -213,10 +324,7 @@ impl Metrics {
     }
 
     fn observe_usage(&self, u: &Usage) {
-        for (s, n) in STRUCTURES
-            .iter()
-            .zip([u.pages, u.posts, u.platforms, u.event_ids])
-        {
+        for (s, n) in STRUCTURES.iter().zip([u.pages, u.posts, u.platforms, u.event_ids]) {
             self.state_entries.with_label_values(&[s]).set(n as i64);
         }
         self.state_heap_bytes.set(u.heap_bytes as i64);
@@ -225,9 +333,7 @@ impl Metrics {
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("encoding to a Vec cannot fail");
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to a Vec cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
     }
 }
@@ -240,14 +346,10 @@ struct TopPages {
 }
 
 const PAGE_LABELS: [&str; 3] = ["window", "platform", "page_id"];
-const INTERACTIONS: (&str, &str) = (
-    "engagement_page_interactions",
-    "Interactions of the top-N pages by interactions, per window.",
-);
-const RANK: (&str, &str) = (
-    "engagement_page_rank",
-    "Rank (1 = first) of the top-N pages by interactions across all platforms, per window.",
-);
+const INTERACTIONS: (&str, &str) =
+    ("engagement_page_interactions", "Interactions of the top-N pages by interactions, per window.");
+const RANK: (&str, &str) =
+    ("engagement_page_rank", "Rank (1 = first) of the top-N pages by interactions across all platforms, per window.");
 
 impl TopPages {
     fn descs() -> Vec<Desc> {
@@ -255,13 +357,7 @@ impl TopPages {
             .iter()
             .map(|(name, help)| {
                 let labels = PAGE_LABELS.iter().map(|l| l.to_string()).collect();
-                Desc::new(
-                    name.to_string(),
-                    help.to_string(),
-                    labels,
-                    Default::default(),
-                )
-                .expect("valid desc")
+                Desc::new(name.to_string(), help.to_string(), labels, Default::default()).expect("valid desc")
             })
             .collect()
     }
@@ -310,10 +406,7 @@ impl Collector for TopPages {
             };
             for (rank, row) in top(&t.rows, RankBy::Interactions, 0, self.top_n) {
                 let p = &view.pages[row.page as usize];
-                interactions.push(gauge(
-                    [w, &p.platform, &p.id],
-                    row.totals.interactions() as f64,
-                ));
+                interactions.push(gauge([w, &p.platform, &p.id], row.totals.interactions() as f64));
                 ranks.push(gauge([w, &p.platform, &p.id], f64::from(rank)));
             }
         }

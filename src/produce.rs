@@ -72,11 +72,7 @@ impl ClientContext for AckContext {}
 impl ProducerContext for AckContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let counter = if result.is_ok() {
-            &self.0.ok
-        } else {
-            &self.0.failed
-        };
+        let counter = if result.is_ok() { &self.0.ok } else { &self.0.failed };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -93,17 +89,12 @@ pub async fn ensure_topic(
     for (k, v) in properties {
         c.set(k, v);
     }
-    let admin: AdminClient<DefaultClientContext> =
-        c.create().context("creating the admin client")?;
+    let admin: AdminClient<DefaultClientContext> = c.create().context("creating the admin client")?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
         .request_timeout(Some(Duration::from_secs(30)));
-    for r in admin
-        .create_topics([&new], &opts)
-        .await
-        .context("creating the topic")?
-    {
+    for r in admin.create_topics([&new], &opts).await.context("creating the topic")? {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((t, e)) => anyhow::bail!("cannot create topic {t}: {e}"),
@@ -126,25 +117,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     for (k, v) in &opts.properties {
         c.set(k, v);
     }
-    let producer: ThreadedProducer<AckContext> = c
-        .create_with_context(AckContext(acks.clone()))
-        .context("creating the producer")?;
-    let limit = opts.events.or(if opts.duration.is_some() {
-        None
-    } else {
-        Some(default_events(opts.scenario))
-    });
+    let producer: ThreadedProducer<AckContext> =
+        c.create_with_context(AckContext(acks.clone())).context("creating the producer")?;
+    let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario)) });
     let seed = seed_events();
     let mut random = match opts.scenario {
-        Scenario::Random {
-            pages,
-            posts_per_page,
-        } => Some(RandomStream::new(
-            pages.max(1),
-            posts_per_page.max(1),
-            seed_quarter(),
-            opts.seed,
-        )),
+        Scenario::Random { pages, posts_per_page } => {
+            Some(RandomStream::new(pages.max(1), posts_per_page.max(1), seed_quarter(), opts.seed))
+        }
         Scenario::Seed => None,
     };
     let started = Instant::now();
@@ -171,9 +151,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         pace(opts.rate, sent, started);
         progress.tick(sent, started.elapsed());
     }
-    producer
-        .flush(Duration::from_secs(120))
-        .context("waiting for the broker to acknowledge every event")?;
+    producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge every event")?;
     let summary = Summary {
         sent,
         acknowledged: acks.ok.load(Ordering::Relaxed),
@@ -194,18 +172,11 @@ fn default_events(s: Scenario) -> u64 {
 /// The `page_id` of a seed event (they are written by `synth`, so the field
 /// is always first and unescaped).
 fn page_id_of(json: &str) -> &str {
-    json.strip_prefix("{\"page_id\":\"")
-        .and_then(|r| r.split('"').next())
-        .unwrap_or("")
+    json.strip_prefix("{\"page_id\":\"").and_then(|r| r.split('"').next()).unwrap_or("")
 }
 
 /// Sends one event, waiting while the local queue is full.
-fn send(
-    p: &ThreadedProducer<AckContext>,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-) -> anyhow::Result<()> {
+fn send(p: &ThreadedProducer<AckContext>, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
     let mut record = BaseRecord::to(topic).key(key).payload(payload);
     loop {
         match p.send(record) {
@@ -239,20 +210,11 @@ struct Progress {
 
 impl Progress {
     fn new(enabled: bool, total: Option<u64>) -> Progress {
-        Progress {
-            enabled,
-            total,
-            last: None,
-        }
+        Progress { enabled, total, last: None }
     }
 
     fn tick(&mut self, sent: u64, elapsed: Duration) {
-        if !self.enabled
-            || sent % 1024 != 0
-            || self
-                .last
-                .is_some_and(|l| l.elapsed() < Duration::from_millis(200))
-        {
+        if !self.enabled || sent % 1024 != 0 || self.last.is_some_and(|l| l.elapsed() < Duration::from_millis(200)) {
             return;
         }
         self.last = Some(Instant::now());
@@ -260,9 +222,7 @@ impl Progress {
         let line = match self.total {
             Some(total) => {
                 let done = sent as f64 / total.max(1) as f64;
-                let bar: String = (0..30)
-                    .map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' })
-                    .collect();
+                let bar: String = (0..30).map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' }).collect();
                 let eta = (total.saturating_sub(sent)) as f64 / rate.max(1.0);
                 format!("[{bar}] {sent}/{total} events  {rate:.0} ev/s  ETA {eta:.0}s")
             }

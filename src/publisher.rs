@@ -40,15 +40,8 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<Kind>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, kind: Box<Kind>) {
-        let outcome = if result.is_ok() {
-            "delivered"
-        } else {
-            "failed"
-        };
-        self.0
-            .produced
-            .with_label_values(&[kind.as_str(), outcome])
-            .inc();
+        let outcome = if result.is_ok() { "delivered" } else { "failed" };
+        self.0.produced.with_label_values(&[kind.as_str(), outcome]).inc();
     }
 }
 
@@ -74,10 +67,7 @@ impl Publisher {
             let mut c = ClientConfig::new();
             c.set("bootstrap.servers", &cfg.brokers)
                 .set("client.id", "engagement-monitor-publisher")
-                .set(
-                    "queue.buffering.max.messages",
-                    cfg.producer_queue_messages.to_string(),
-                )
+                .set("queue.buffering.max.messages", cfg.producer_queue_messages.to_string())
                 .set("linger.ms", "20")
                 .set("compression.type", "lz4")
                 .set("message.timeout.ms", "60000");
@@ -108,25 +98,12 @@ impl Publisher {
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
         let headers = OwnedHeaders::new_with_capacity(4)
-            .insert(Header {
-                key: "reason",
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: "source_topic",
-                value: Some(origin.topic),
-            })
-            .insert(Header {
-                key: "source_partition",
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: "source_offset",
-                value: Some(&offset),
-            });
-        let mut record = BaseRecord::with_opaque_to(topic, Box::new(Kind::DeadLetter))
-            .payload(payload)
-            .headers(headers);
+            .insert(Header { key: "reason", value: Some(reason) })
+            .insert(Header { key: "source_topic", value: Some(origin.topic) })
+            .insert(Header { key: "source_partition", value: Some(&partition) })
+            .insert(Header { key: "source_offset", value: Some(&offset) });
+        let mut record =
+            BaseRecord::with_opaque_to(topic, Box::new(Kind::DeadLetter)).payload(payload).headers(headers);
         if let Some(k) = origin.key {
             record = record.key(k);
         }
@@ -138,9 +115,7 @@ impl Publisher {
         let Some(topic) = self.rank_events_topic.as_deref() else {
             return;
         };
-        let record = BaseRecord::with_opaque_to(topic, Box::new(Kind::RankEvent))
-            .payload(json)
-            .key(key.as_bytes());
+        let record = BaseRecord::with_opaque_to(topic, Box::new(Kind::RankEvent)).payload(json).key(key.as_bytes());
         self.send(Kind::RankEvent, record);
     }
 
@@ -150,10 +125,7 @@ impl Publisher {
             Ok(()) => "queued",
             Err(_) => "dropped",
         };
-        self.metrics
-            .produced
-            .with_label_values(&[kind.as_str(), result])
-            .inc();
+        self.metrics.produced.with_label_values(&[kind.as_str(), result]).inc();
     }
 
     /// Waits up to `timeout` for queued messages to be delivered.

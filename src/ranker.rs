@@ -80,29 +80,16 @@ pub async fn run(
             } else if comparable && window.is_some() {
                 tracing::info!(window = w, "window rolled over; rank baseline reset");
             }
-            *baseline = Baseline {
-                window,
-                ready,
-                top: list,
-            };
+            *baseline = Baseline { window, ready, top: list };
         }
     }
 }
 
-fn report(
-    window: &str,
-    view: &View,
-    d: &crate::ranking::Diff,
-    metrics: &Metrics,
-    publisher: &Publisher,
-) {
+fn report(window: &str, view: &View, d: &crate::ranking::Diff, metrics: &Metrics, publisher: &Publisher) {
     if d.changes.is_empty() {
         return;
     }
-    metrics
-        .rank_changes
-        .with_label_values(&[window])
-        .inc_by(d.changes.len() as u64);
+    metrics.rank_changes.with_label_values(&[window]).inc_by(d.changes.len() as u64);
     if d.new_leader {
         metrics.leader_changes.with_label_values(&[window]).inc();
         if let Some(c) = d.changes.iter().find(|c| c.new_rank == Some(1)) {

@@ -63,9 +63,7 @@ impl Metric {
             Metric::Comments => whole(t.comments),
             Metric::Shares => whole(t.shares),
             Metric::Posts => whole(t.posts),
-            Metric::InteractionsPerPost => {
-                (t.posts > 0).then(|| (u128::from(t.interactions()), u128::from(t.posts)))
-            }
+            Metric::InteractionsPerPost => (t.posts > 0).then(|| (u128::from(t.interactions()), u128::from(t.posts))),
             Metric::InteractionsPer1kFollowers => {
                 let f = r.followers.filter(|f| *f > 0)?;
                 Some((u128::from(t.interactions()) * 1000, u128::from(f)))
@@ -145,11 +143,7 @@ pub fn top(rows: &[Row], metric: Metric, offset: usize, limit: usize) -> Vec<(u3
         refs.truncate(k);
     }
     refs.sort_unstable_by(|a, b| metric.compare(a, b));
-    refs.into_iter()
-        .enumerate()
-        .skip(offset)
-        .map(|(i, r)| (i as u32 + 1, r))
-        .collect()
+    refs.into_iter().enumerate().skip(offset).map(|(i, r)| (i as u32 + 1, r)).collect()
 }
 
 /// The rank of each of `pages` in `rows` (`None` for a page without a row).
@@ -158,11 +152,7 @@ pub fn ranks_of(rows: &[Row], metric: Metric, pages: &[u32]) -> Vec<Option<u32>>
     let mut targets: Vec<(usize, &Row)> = pages
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| {
-            rows.binary_search_by_key(p, |r| r.page)
-                .ok()
-                .map(|j| (i, &rows[j]))
-        })
+        .filter_map(|(i, p)| rows.binary_search_by_key(p, |r| r.page).ok().map(|j| (i, &rows[j])))
         .collect();
     targets.sort_unstable_by(|a, b| metric.compare(a.1, b.1));
     // ahead[j]: rows that rank before target j but not before target j-1.
@@ -211,9 +201,7 @@ pub struct Diff {
 pub fn diff(old: &[Ranked], new: &[Ranked]) -> Diff {
     let key = |r: &Ranked| (r.platform.clone(), r.page_id.clone());
     let find = |list: &[Ranked], r: &Ranked| {
-        list.iter()
-            .find(|o| o.platform == r.platform && o.page_id == r.page_id)
-            .map(|o| o.rank)
+        list.iter().find(|o| o.platform == r.platform && o.page_id == r.page_id).map(|o| o.rank)
     };
     let mut changes: Vec<RankChange> = new
         .iter()
@@ -228,24 +216,15 @@ pub fn diff(old: &[Ranked], new: &[Ranked]) -> Diff {
             })
         })
         .collect();
-    changes.extend(
-        old.iter()
-            .filter(|o| find(new, o).is_none())
-            .map(|o| RankChange {
-                platform: o.platform.clone(),
-                page_id: o.page_id.clone(),
-                old_rank: Some(o.rank),
-                new_rank: None,
-                interactions: o.interactions,
-            }),
-    );
-    let new_leader = new
-        .first()
-        .is_some_and(|n| old.first().map(key) != Some(key(n)));
-    Diff {
-        changes,
-        new_leader,
-    }
+    changes.extend(old.iter().filter(|o| find(new, o).is_none()).map(|o| RankChange {
+        platform: o.platform.clone(),
+        page_id: o.page_id.clone(),
+        old_rank: Some(o.rank),
+        new_rank: None,
+        interactions: o.interactions,
+    }));
+    let new_leader = new.first().is_some_and(|n| old.first().map(key) != Some(key(n)));
+    Diff { changes, new_leader }
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@ pub fn on_signals(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("installing a SIGTERM handler succeeds on unix");
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler succeeds on unix");
             tokio::select! {
                 _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
                 _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),

@@ -19,12 +19,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [
-        Phase::Restoring,
-        Phase::CatchingUp,
-        Phase::Ready,
-        Phase::Stopping,
-    ];
+    pub const ALL: [Phase; 4] = [Phase::Restoring, Phase::CatchingUp, Phase::Ready, Phase::Stopping];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,17 +44,11 @@ pub struct Status(Arc<ArcSwap<State>>);
 
 impl Status {
     pub fn new(phase: Phase, detail: impl Into<String>) -> Status {
-        Status(Arc::new(ArcSwap::from_pointee(State {
-            phase,
-            detail: detail.into(),
-        })))
+        Status(Arc::new(ArcSwap::from_pointee(State { phase, detail: detail.into() })))
     }
 
     pub fn set(&self, phase: Phase, detail: impl Into<String>) {
-        self.0.store(Arc::new(State {
-            phase,
-            detail: detail.into(),
-        }));
+        self.0.store(Arc::new(State { phase, detail: detail.into() }));
     }
 
     pub fn get(&self) -> Arc<State> {

@@ -78,13 +78,7 @@ pub fn seed_events() -> Vec<String> {
             let published = q.start() + span * i as i64 / page.posts as i64;
             let interactions = split(page.interactions, page.posts, i);
             let post = format!("{}-{i}", page.id);
-            out.push(snapshot_json(
-                &page.into(),
-                &post,
-                published,
-                published + 3_600_000,
-                interactions,
-            ));
+            out.push(snapshot_json(&page.into(), &post, published, published + 3_600_000, interactions));
         }
     }
     out
@@ -100,28 +94,15 @@ struct PageRef<'a> {
 
 impl<'a> From<&'a SeedPage> for PageRef<'a> {
     fn from(p: &'a SeedPage) -> PageRef<'a> {
-        PageRef {
-            platform: "facebook",
-            id: p.id,
-            name: p.name,
-            followers: p.followers,
-        }
+        PageRef { platform: "facebook", id: p.id, name: p.name, followers: p.followers }
     }
 }
 
-fn snapshot_json(
-    page: &PageRef<'_>,
-    post: &str,
-    published: Millis,
-    observed: Millis,
-    interactions: u64,
-) -> String {
+fn snapshot_json(page: &PageRef<'_>, post: &str, published: Millis, observed: Millis, interactions: u64) -> String {
     let comments = interactions / 8;
     let shares = interactions / 10;
     let reactions = interactions - comments - shares;
-    let followers = page
-        .followers
-        .map_or(String::new(), |f| format!(",\"followers\":{f}"));
+    let followers = page.followers.map_or(String::new(), |f| format!(",\"followers\":{f}"));
     format!(
         "{{\"page_id\":\"{}\",\"platform\":\"{}\",\"post_id\":\"{post}\",\"page_name\":{},\"published_at\":\"{}\",\"observed_at\":\"{}\",\"reactions\":{reactions},\"comments\":{comments},\"shares\":{shares}{followers}}}",
         page.id,
@@ -157,29 +138,15 @@ pub fn demo_events(seed: u64) -> Vec<String> {
         let total = 10_000 + rng.below(cap);
         let id = format!("tail{page:03}");
         let name = format!("Page {page}");
-        let page_ref = PageRef {
-            platform,
-            id: &id,
-            name: &name,
-            followers: Some(50_000 + rng.below(5_000_000)),
-        };
+        let page_ref = PageRef { platform, id: &id, name: &name, followers: Some(50_000 + rng.below(5_000_000)) };
         for i in 0..posts {
             let published = day(rng.below(85));
             let post = format!("{id}-{i}");
-            out.push(snapshot_json(
-                &page_ref,
-                &post,
-                published,
-                published + 86_400_000,
-                split(total, posts, i),
-            ));
+            out.push(snapshot_json(&page_ref, &post, published, published + 86_400_000, split(total, posts, i)));
         }
     }
     for i in 0..300u64 {
-        let (published, observed) = (
-            format_rfc3339(day(10 + i % 60)),
-            format_rfc3339(day(11 + i % 60)),
-        );
+        let (published, observed) = (format_rfc3339(day(10 + i % 60)), format_rfc3339(day(11 + i % 60)));
         let id = i % 250; // ids repeat: duplicates
         out.push(format!(
             "{{\"page_id\":\"live.deltas\",\"page_name\":\"Delta-tracked page\",\"post_id\":\"d{}\",\"kind\":\"delta\",\"event_id\":\"ev{id}\",\"published_at\":\"{published}\",\"observed_at\":\"{observed}\",\"reactions\":{},\"comments\":3}}",
@@ -187,12 +154,7 @@ pub fn demo_events(seed: u64) -> Vec<String> {
             1_000 + rng.below(20_000)
         ));
     }
-    out.extend([
-        "not json at all".into(),
-        "{\"page_id\":\"x\"}".into(),
-        "[1,2,3]".into(),
-        String::new(),
-    ]);
+    out.extend(["not json at all".into(), "{\"page_id\":\"x\"}".into(), "[1,2,3]".into(), String::new()]);
     for i in (1..out.len()).rev() {
         out.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -210,12 +172,7 @@ pub const DEMO_LIVE_PAGES: [(&str, &str, u64); 3] = [
 
 fn live_page(i: usize) -> PageRef<'static> {
     let (id, name, _) = DEMO_LIVE_PAGES[i];
-    PageRef {
-        platform: "facebook",
-        id,
-        name,
-        followers: Some(2_000_000 + i as u64 * 500_000),
-    }
+    PageRef { platform: "facebook", id, name, followers: Some(2_000_000 + i as u64 * 500_000) }
 }
 
 /// The live pages' history: one post each, holding their base totals.
@@ -225,13 +182,7 @@ fn demo_live_history() -> Vec<String> {
         .map(|i| {
             let published = q.start() + 30 * 86_400_000;
             let page = live_page(i);
-            snapshot_json(
-                &page,
-                &format!("{}-base", page.id),
-                published,
-                published + 3_600_000,
-                DEMO_LIVE_PAGES[i].2,
-            )
+            snapshot_json(&page, &format!("{}-base", page.id), published, published + 3_600_000, DEMO_LIVE_PAGES[i].2)
         })
         .collect()
 }
@@ -247,13 +198,7 @@ pub fn demo_live_event(k: u64) -> String {
     let published = q.end() - 3 * 86_400_000;
     let observed = published + 86_400_000 + k as i64 * 1000;
     let page = live_page(i);
-    snapshot_json(
-        &page,
-        &format!("{}-viral", page.id),
-        published,
-        observed,
-        interactions,
-    )
+    snapshot_json(&page, &format!("{}-viral", page.id), published, observed, interactions)
 }
 
 /// SplitMix64: a tiny, fast, seedable generator, good enough for test data.
@@ -293,13 +238,7 @@ pub struct RandomStream {
 
 impl RandomStream {
     pub fn new(pages: u64, posts_per_page: u64, quarter: Quarter, seed: u64) -> RandomStream {
-        RandomStream {
-            pages,
-            posts_per_page,
-            quarter,
-            rng: Rng::new(seed),
-            seq: 0,
-        }
+        RandomStream { pages, posts_per_page, quarter, rng: Rng::new(seed), seq: 0 }
     }
 
     /// Writes the next event's JSON into `buf` (cleared first), without
@@ -336,10 +275,7 @@ mod tests {
     #[test]
     fn split_adds_up() {
         for (total, parts) in [(26_243_488, 650), (7, 3), (2, 5)] {
-            assert_eq!(
-                (0..parts).map(|i| split(total, parts, i)).sum::<u64>(),
-                total
-            );
+            assert_eq!((0..parts).map(|i| split(total, parts, i)).sum::<u64>(), total);
         }
     }
 

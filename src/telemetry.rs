@@ -12,9 +12,7 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -32,12 +30,7 @@ pub struct LogLimiter {
 
 impl LogLimiter {
     pub fn new(per_second: u32, now: Instant) -> LogLimiter {
-        LogLimiter {
-            per_second,
-            window: now,
-            used: 0,
-            suppressed: 0,
-        }
+        LogLimiter { per_second, window: now, used: 0, suppressed: 0 }
     }
 
     /// Whether a line may be logged now.
@@ -69,10 +62,7 @@ mod tests {
     fn limiter_allows_a_burst_per_second_and_counts_the_rest() {
         let t0 = Instant::now();
         let mut l = LogLimiter::new(2, t0);
-        assert_eq!(
-            [l.allow(t0), l.allow(t0), l.allow(t0), l.allow(t0)],
-            [true, true, false, false]
-        );
+        assert_eq!([l.allow(t0), l.allow(t0), l.allow(t0), l.allow(t0)], [true, true, false, false]);
         assert_eq!(l.take_suppressed(), 2);
         assert!(l.allow(t0 + Duration::from_millis(1001)));
         assert_eq!(l.take_suppressed(), 0);

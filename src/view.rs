@@ -50,10 +50,7 @@ pub struct Table {
 
 impl Table {
     pub fn row(&self, page: u32) -> Option<&Row> {
-        self.rows
-            .binary_search_by_key(&page, |r| r.page)
-            .ok()
-            .map(|i| &self.rows[i])
+        self.rows.binary_search_by_key(&page, |r| r.page).ok().map(|i| &self.rows[i])
     }
 
     pub fn posts(&self) -> u64 {
@@ -90,9 +87,7 @@ impl View {
     }
 
     pub fn quarter(&self, q: Quarter) -> Option<&Table> {
-        self.quarters
-            .iter()
-            .find(|t| t.window == Window::Quarter(q))
+        self.quarters.iter().find(|t| t.window == Window::Quarter(q))
     }
 
     /// The table `previous_period_rank` compares a table with.
@@ -106,10 +101,7 @@ impl View {
 
     /// The index of (platform, id) in [`pages`](Self::pages).
     pub fn find_page(&self, platform: &str, id: &str) -> Option<u32> {
-        self.pages
-            .binary_search_by(|p| (&*p.platform, &*p.id).cmp(&(platform, id)))
-            .ok()
-            .map(|i| i as u32)
+        self.pages.binary_search_by(|p| (&*p.platform, &*p.id).cmp(&(platform, id))).ok().map(|i| i as u32)
     }
 
     /// The page indices of one platform: a contiguous range.
@@ -122,10 +114,7 @@ impl View {
     /// Builds the view of `engine` as it is now.
     pub fn build(engine: &Engine) -> View {
         let Some(watermark) = engine.watermark() else {
-            return View {
-                usage: engine.usage(),
-                ..View::empty()
-            };
+            return View { usage: engine.usage(), ..View::empty() };
         };
         let mut live: Vec<(u32, &crate::engine::Page)> = engine.pages().iter().collect();
         let platforms = engine.pages().platforms();
@@ -133,25 +122,20 @@ impl View {
             (&*platforms[usize::from(a.1.platform)], a.1.id.as_str())
                 .cmp(&(&*platforms[usize::from(b.1.platform)], b.1.id.as_str()))
         });
-        let mut position =
-            vec![u32::MAX; live.iter().map(|(i, _)| *i as usize + 1).max().unwrap_or(0)];
+        let mut position = vec![u32::MAX; live.iter().map(|(i, _)| *i as usize + 1).max().unwrap_or(0)];
         for (view_idx, (engine_idx, _)) in live.iter().enumerate() {
             position[*engine_idx as usize] = view_idx as u32;
         }
         let current = Quarter::containing(watermark);
         let oldest = current.minus(engine.limits().retained_quarters);
-        let quarters = (0..=engine.limits().retained_quarters)
-            .map(|back| quarter_table(&live, current.minus(back)))
-            .collect();
+        let quarters =
+            (0..=engine.limits().retained_quarters).map(|back| quarter_table(&live, current.minus(back))).collect();
         let (rolling, rolling_previous) = rolling_tables(engine, &live, &position, watermark);
         let pages = live
             .iter()
             .map(|(_, p)| {
-                let mut top_posts: Vec<_> = p
-                    .top_posts(current)
-                    .iter()
-                    .map(|t| (t.post_id.clone(), t.interactions))
-                    .collect();
+                let mut top_posts: Vec<_> =
+                    p.top_posts(current).iter().map(|t| (t.post_id.clone(), t.interactions)).collect();
                 top_posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 PageInfo {
                     platform: platforms[usize::from(p.platform)].clone(),
@@ -185,12 +169,7 @@ fn quarter_table(live: &[(u32, &crate::engine::Page)], q: Quarter) -> Table {
             })
         })
         .collect();
-    Table {
-        window: Window::Quarter(q),
-        start: q.start(),
-        end: q.end(),
-        rows,
-    }
+    Table { window: Window::Quarter(q), start: q.start(), end: q.end(), rows }
 }
 
 /// The rolling window and its predecessor, from one pass over all posts.
@@ -223,41 +202,17 @@ fn rolling_tables(
             .into_iter()
             .enumerate()
             .filter(|(_, t)| t.posts > 0)
-            .map(|(i, totals)| Row {
-                page: i as u32,
-                totals,
-                followers: followers(live[i].1),
-            })
+            .map(|(i, totals)| Row { page: i as u32, totals, followers: followers(live[i].1) })
             .collect()
     };
     let in_window = |s: &crate::engine::Sample<u64>, w: Rolling| s.at >= w.start && s.at <= w.end;
-    let rolling = rows(now, &|page| {
-        page.followers
-            .as_ref()
-            .filter(|s| in_window(s, r))
-            .map(|s| s.value)
-    });
+    let rolling = rows(now, &|page| page.followers.as_ref().filter(|s| in_window(s, r)).map(|s| s.value));
     let previous = rows(before, &|page| {
-        let slots = (0..=engine.limits().retained_quarters)
-            .filter_map(|b| page.slot(Quarter::containing(wm).minus(b)));
-        slots
-            .filter_map(|s| s.followers.as_ref())
-            .filter(|s| s.at >= p.start && s.at < p.end)
-            .max()
-            .map(|s| s.value)
+        let slots = (0..=engine.limits().retained_quarters).filter_map(|b| page.slot(Quarter::containing(wm).minus(b)));
+        slots.filter_map(|s| s.followers.as_ref()).filter(|s| s.at >= p.start && s.at < p.end).max().map(|s| s.value)
     });
     (
-        Table {
-            window: Window::Rolling,
-            start: r.start,
-            end: r.end,
-            rows: rolling,
-        },
-        Table {
-            window: Window::RollingPrevious,
-            start: p.start,
-            end: p.end,
-            rows: previous,
-        },
+        Table { window: Window::Rolling, start: r.start, end: r.end, rows: rolling },
+        Table { window: Window::RollingPrevious, start: p.start, end: p.end, rows: previous },
     )
 }

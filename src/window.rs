@@ -28,8 +28,7 @@ pub struct Quarter(i32);
 impl Quarter {
     /// The quarter of `year` numbered `n` (1..=4).
     pub fn new(year: i32, n: u8) -> Option<Quarter> {
-        ((1..=4).contains(&n) && (0..=9999).contains(&year))
-            .then(|| Quarter(year * 4 + i32::from(n) - 1))
+        ((1..=4).contains(&n) && (0..=9999).contains(&year)).then(|| Quarter(year * 4 + i32::from(n) - 1))
     }
 
     /// The quarter that contains the instant `ms`.
@@ -97,9 +96,7 @@ impl FromStr for Quarter {
         if b.len() != 7 || b[4] != b'-' || b[5] != b'Q' || !b[..4].iter().all(u8::is_ascii_digit) {
             return Err(BadQuarter);
         }
-        let year = b[..4]
-            .iter()
-            .fold(0i32, |y, d| y * 10 + i32::from(d - b'0'));
+        let year = b[..4].iter().fold(0i32, |y, d| y * 10 + i32::from(d - b'0'));
         let n = b[6].wrapping_sub(b'0');
         Quarter::new(year, n).ok_or(BadQuarter)
     }
@@ -118,9 +115,7 @@ impl Calendar {
     /// Covers `back` quarters before `current` through the one after it.
     pub fn around(current: Quarter, back: u32) -> Calendar {
         let first = current.minus(back);
-        let bounds = (0..=back as i32 + 2)
-            .map(|i| Quarter::from_index(first.index() + i).start())
-            .collect();
+        let bounds = (0..=back as i32 + 2).map(|i| Quarter::from_index(first.index() + i).start()).collect();
         Calendar { first, bounds }
     }
 
@@ -144,19 +139,13 @@ pub struct Rolling {
 
 impl Rolling {
     pub fn at(watermark: Millis, days: u32) -> Rolling {
-        Rolling {
-            start: watermark - i64::from(days) * DAY_MS,
-            end: watermark,
-        }
+        Rolling { start: watermark - i64::from(days) * DAY_MS, end: watermark }
     }
 
     /// The window of the same length just before this one, used for
     /// `previous_period_rank`: `[start - days, start)`.
     pub fn previous(self) -> Rolling {
-        Rolling {
-            start: self.start - (self.end - self.start),
-            end: self.start,
-        }
+        Rolling { start: self.start - (self.end - self.start), end: self.start }
     }
 
     /// Whether a post published at `published` counts in the window.
@@ -196,12 +185,7 @@ pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
 pub fn format_rfc3339(ms: Millis) -> String {
     let (y, mo, d) = civil_from_days(ms.div_euclid(DAY_MS));
     let in_day = ms.rem_euclid(DAY_MS);
-    let (h, mi, s, frac) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
+    let (h, mi, s, frac) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
     if frac == 0 {
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
     } else {
@@ -237,10 +221,7 @@ mod tests {
         assert_eq!(q3.start(), ts("2025-07-01T00:00:00Z"));
         assert_eq!(q3.end(), ts("2025-10-01T00:00:00Z"));
         assert_eq!(q3.previous().to_string(), "2025-Q2");
-        assert_eq!(
-            "2025-Q1".parse::<Quarter>().unwrap().previous().to_string(),
-            "2024-Q4"
-        );
+        assert_eq!("2025-Q1".parse::<Quarter>().unwrap().previous().to_string(), "2024-Q4");
     }
 
     #[test]
@@ -254,17 +235,7 @@ mod tests {
 
     #[test]
     fn bad_quarter_ids_are_refused() {
-        for bad in [
-            "",
-            "2025-Q0",
-            "2025-Q5",
-            "2025Q3",
-            "25-Q3",
-            "2025-q3",
-            "2025-Q33",
-            "+025-Q3",
-            "２０２５-Q3",
-        ] {
+        for bad in ["", "2025-Q0", "2025-Q5", "2025Q3", "25-Q3", "2025-q3", "2025-Q33", "+025-Q3", "２０２５-Q3"] {
             assert_eq!(bad.parse::<Quarter>(), Err(BadQuarter), "{bad}");
         }
     }
@@ -282,12 +253,9 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for s in [
-            "2025-07-14T10:00:00Z",
-            "2024-02-29T23:59:59.001Z",
-            "1970-01-01T00:00:00Z",
-            "6429-12-31T23:59:59.999Z",
-        ] {
+        for s in
+            ["2025-07-14T10:00:00Z", "2024-02-29T23:59:59.001Z", "1970-01-01T00:00:00Z", "6429-12-31T23:59:59.999Z"]
+        {
             assert_eq!(format_rfc3339(ts(s)), s);
         }
     }
@@ -306,12 +274,7 @@ mod tests {
         let start = ts("2023-06-01T00:00:00Z");
         for i in 0..2000 {
             let ms = start + i * 997 * 60_000;
-            assert_eq!(
-                c.quarter_of(ms),
-                Quarter::containing(ms),
-                "{}",
-                format_rfc3339(ms)
-            );
+            assert_eq!(c.quarter_of(ms), Quarter::containing(ms), "{}", format_rfc3339(ms));
         }
         let q = Quarter::containing(ts("2024-07-01T00:00:00Z"));
         assert_eq!(c.quarter_of(q.start()), q);

@@ -23,12 +23,7 @@ const LIMITS: Limits = Limits {
 };
 
 fn cx() -> DecodeContext {
-    DecodeContext {
-        message_time: Some(0),
-        now: 4_000_000_000_000,
-        max_skew: 0,
-        max_payload_bytes: 1 << 16,
-    }
+    DecodeContext { message_time: Some(0), now: 4_000_000_000_000, max_skew: 0, max_payload_bytes: 1 << 16 }
 }
 
 /// 2024-07-01, the start of the generated history (six quarters long).
@@ -53,9 +48,7 @@ enum Gen {
 
 /// Publication time is a function of the post, as it is in reality.
 fn published(page: u8, post: u8) -> Millis {
-    EPOCH
-        + (i64::from(page) * 37 + i64::from(post) * 53) % 540 * DAY_MS
-        + i64::from(post) * 3_600_000
+    EPOCH + (i64::from(page) * 37 + i64::from(post) * 53) % 540 * DAY_MS + i64::from(post) * 3_600_000
 }
 
 fn render(g: &Gen) -> String {
@@ -63,21 +56,10 @@ fn render(g: &Gen) -> String {
         Gen::Garbage(0) => "not json".into(),
         Gen::Garbage(1) => r#"{"page_id":"p0","post_id":"x"}"#.into(),
         Gen::Garbage(2) => {
-            r#"{"page_id":"p0","post_id":"x","published_at":"2025-01-01T00:00:00Z","reactions":-4}"#
-                .into()
+            r#"{"page_id":"p0","post_id":"x","published_at":"2025-01-01T00:00:00Z","reactions":-4}"#.into()
         }
         Gen::Garbage(_) => r#"[{"page_id":"p0"}]"#.into(),
-        Gen::Event {
-            platform,
-            page,
-            post,
-            delta,
-            id,
-            observed_day,
-            counts,
-            followers,
-            name,
-        } => {
+        Gen::Event { platform, page, post, delta, id, observed_day, counts, followers, name } => {
             let p = published(*page, *post);
             let observed = p + i64::from(*observed_day) * DAY_MS / 4;
             let mut s = format!(
@@ -133,21 +115,14 @@ fn run(engine: &mut Engine, records: &[String]) {
 /// metric, the ordered (platform, page, value, previous rank) list.
 fn rankings(v: &View) -> Vec<String> {
     let mut out = Vec::new();
-    let tables = v
-        .quarters
-        .iter()
-        .chain(v.rolling.iter())
-        .chain(v.rolling_previous.iter());
+    let tables = v.quarters.iter().chain(v.rolling.iter()).chain(v.rolling_previous.iter());
     for t in tables {
         for m in Metric::ALL {
             for filter in [Filter::All, Filter::Platform("facebook")] {
                 let r = rows(v, t, filter);
                 let ranked = top(r, m, 0, usize::MAX);
                 let pages: Vec<u32> = ranked.iter().map(|(_, row)| row.page).collect();
-                let prev = v
-                    .predecessor(t)
-                    .map(|p| ranks_of(rows(v, p, filter), m, &pages))
-                    .unwrap_or_default();
+                let prev = v.predecessor(t).map(|p| ranks_of(rows(v, p, filter), m, &pages)).unwrap_or_default();
                 for (i, (rank, row)) in ranked.iter().enumerate() {
                     let p = &v.pages[row.page as usize];
                     out.push(format!(
@@ -289,52 +264,29 @@ impl Model {
     }
 
     fn apply(&mut self, ev: &Event<'_>) -> &'static str {
-        self.watermark = Some(
-            self.watermark
-                .map_or(ev.observed_at, |w| w.max(ev.observed_at)),
-        );
+        self.watermark = Some(self.watermark.map_or(ev.observed_at, |w| w.max(ev.observed_at)));
         let page: PageKey = (ev.platform.to_string(), ev.page_id.to_string());
         if Quarter::containing(ev.observed_at) >= self.oldest() {
             if let Some(f) = ev.followers {
                 self.followers.push((page.clone(), ev.observed_at, f));
             }
             if let Some(n) = &ev.page_name {
-                self.names
-                    .push((page.clone(), ev.observed_at, n.to_string()));
+                self.names.push((page.clone(), ev.observed_at, n.to_string()));
             }
         }
         let key = (page.0.clone(), page.1.clone(), ev.post_id.to_string());
-        let published = self
-            .posts
-            .get(&key)
-            .map_or(ev.published_at, |p| p.published);
+        let published = self.posts.get(&key).map_or(ev.published_at, |p| p.published);
         if Quarter::containing(published) < self.oldest() {
             return "expired";
         }
         let delta = ev.kind == Kind::Delta;
-        let c = [
-            ev.counts.reactions,
-            ev.counts.comments,
-            ev.counts.shares,
-            ev.counts.views,
-        ];
-        let id_key = ev
-            .event_id
-            .as_ref()
-            .map(|id| (key.0.clone(), key.1.clone(), key.2.clone(), id.to_string()));
+        let c = [ev.counts.reactions, ev.counts.comments, ev.counts.shares, ev.counts.views];
+        let id_key = ev.event_id.as_ref().map(|id| (key.0.clone(), key.1.clone(), key.2.clone(), id.to_string()));
         let Some(post) = self.posts.get_mut(&key) else {
             if let Some(k) = id_key {
                 self.ids.insert(k);
             }
-            self.posts.insert(
-                key,
-                ModelPost {
-                    delta,
-                    published,
-                    observed: ev.observed_at,
-                    counts: c,
-                },
-            );
+            self.posts.insert(key, ModelPost { delta, published, observed: ev.observed_at, counts: c });
             return "applied";
         };
         if post.delta != delta {
@@ -352,8 +304,9 @@ impl Model {
             post.observed = post.observed.max(ev.observed_at);
             return "applied";
         }
+        // SPEC's (observed_at, interactions), then the counts as a tie-break.
         let sum = |c: &[u64; 4]| c[0] + c[1] + c[2];
-        if (ev.observed_at, sum(&c)) > (post.observed, sum(&post.counts)) {
+        if (ev.observed_at, sum(&c), c) > (post.observed, sum(&post.counts), post.counts) {
             post.observed = ev.observed_at;
             post.counts = c;
             "applied"
@@ -367,20 +320,11 @@ impl Model {
         page: &PageKey,
         keep: impl Fn(Millis) -> bool,
     ) -> Option<T> {
-        list.iter()
-            .filter(|(p, at, _)| p == page && keep(*at))
-            .map(|(_, at, v)| (*at, v.clone()))
-            .max()
-            .map(|(_, v)| v)
+        list.iter().filter(|(p, at, _)| p == page && keep(*at)).map(|(_, at, v)| (*at, v.clone())).max().map(|(_, v)| v)
     }
 
     /// Figures of the posts published in `[start, end]` (end inclusive for rolling).
-    fn figures(
-        &self,
-        start: Millis,
-        end_exclusive: Millis,
-        followers: impl Fn(&PageKey) -> Option<u64>,
-    ) -> Figures {
+    fn figures(&self, start: Millis, end_exclusive: Millis, followers: impl Fn(&PageKey) -> Option<u64>) -> Figures {
         let cutoff = self.oldest().start();
         let mut out: Figures = BTreeMap::new();
         for ((platform, page, _), p) in &self.posts {
@@ -408,12 +352,8 @@ impl Model {
         let mut out = Vec::new();
         for back in 0..=LIMITS.retained_quarters {
             let q = self.current().minus(back);
-            let f =
-                |k: &PageKey| Self::latest(&self.followers, k, |at| Quarter::containing(at) == q);
-            out.push((
-                format!("{:?}", Window::Quarter(q)),
-                self.figures(q.start(), q.end(), f),
-            ));
+            let f = |k: &PageKey| Self::latest(&self.followers, k, |at| Quarter::containing(at) == q);
+            out.push((format!("{:?}", Window::Quarter(q)), self.figures(q.start(), q.end(), f)));
         }
         let r = Rolling::at(wm, LIMITS.rolling_days);
         let f = |k: &PageKey| Self::latest(&self.followers, k, |at| at >= r.start);
@@ -457,11 +397,7 @@ impl Model {
                     };
                     by_value.then_with(|| a.0.cmp(b.0))
                 });
-                out.push((
-                    window.clone(),
-                    m.as_str().to_string(),
-                    pages.into_iter().map(|(k, _)| k.clone()).collect(),
-                ));
+                out.push((window.clone(), m.as_str().to_string(), pages.into_iter().map(|(k, _)| k.clone()).collect()));
             }
         }
         out
@@ -478,10 +414,7 @@ fn model_value(m: Metric, f: &Figure) -> Option<(u128, u128)> {
         Metric::Shares => Some((t[2], 1)),
         Metric::Posts => Some((t[4], 1)),
         Metric::InteractionsPerPost => Some((inter, t[4])),
-        Metric::InteractionsPer1kFollowers => {
-            f.1.filter(|f| *f > 0)
-                .map(|f| (inter * 1000, u128::from(f)))
-        }
+        Metric::InteractionsPer1kFollowers => f.1.filter(|f| *f > 0).map(|f| (inter * 1000, u128::from(f))),
     }
 }
 
@@ -503,21 +436,9 @@ fn tables_of_view(v: &View) -> Vec<(String, Figures)> {
             })
             .collect()
     };
-    let mut out: Vec<(String, Figures)> = v
-        .quarters
-        .iter()
-        .map(|t| (format!("{:?}", t.window), convert(t)))
-        .collect();
-    out.extend(
-        v.rolling
-            .iter()
-            .map(|t| ("Rolling".to_string(), convert(t))),
-    );
-    out.extend(
-        v.rolling_previous
-            .iter()
-            .map(|t| ("RollingPrevious".to_string(), convert(t))),
-    );
+    let mut out: Vec<(String, Figures)> = v.quarters.iter().map(|t| (format!("{:?}", t.window), convert(t))).collect();
+    out.extend(v.rolling.iter().map(|t| ("Rolling".to_string(), convert(t))));
+    out.extend(v.rolling_previous.iter().map(|t| ("RollingPrevious".to_string(), convert(t))));
     out
 }
 
@@ -527,13 +448,7 @@ fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
         .quarters
         .iter()
         .map(|t| (format!("{:?}", t.window), t))
-        .chain(
-            v.rolling
-                .iter()
-                .chain(v.rolling_previous.iter())
-                .zip(names)
-                .map(|(t, n)| (n.to_string(), t)),
-        );
+        .chain(v.rolling.iter().chain(v.rolling_previous.iter()).zip(names).map(|(t, n)| (n.to_string(), t)));
     let mut out = Vec::new();
     for (name, t) in tables {
         for m in Metric::ALL {

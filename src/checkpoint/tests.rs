@@ -5,12 +5,7 @@ use crate::view::View;
 
 fn engine() -> Engine {
     let mut e = Engine::new(Limits::default());
-    let cx = DecodeContext {
-        message_time: None,
-        now: i64::MAX / 4,
-        max_skew: 0,
-        max_payload_bytes: 1 << 16,
-    };
+    let cx = DecodeContext { message_time: None, now: i64::MAX / 4, max_skew: 0, max_payload_bytes: 1 << 16 };
     for json in seed_events().iter().take(500) {
         e.apply(&decode(json.as_bytes(), &cx).unwrap());
     }
@@ -29,12 +24,7 @@ fn summary(e: &Engine) -> Vec<(String, u64)> {
         .unwrap()
         .rows
         .iter()
-        .map(|r| {
-            (
-                v.pages[r.page as usize].id.to_string(),
-                r.totals.interactions(),
-            )
-        })
+        .map(|r| (v.pages[r.page as usize].id.to_string(), r.totals.interactions()))
         .collect()
 }
 
@@ -43,18 +33,12 @@ fn written_checkpoints_restore_exactly() {
     let dir = tempdir("roundtrip");
     let e = engine();
     let offsets = vec![(0, 17), (1, 4), (2, 0)];
-    let p = write(&dir, 1, "events", &offsets, &e)
-        .unwrap()
-        .finish()
-        .unwrap();
+    let p = write(&dir, 1, "events", &offsets, &e).unwrap().finish().unwrap();
     assert!(p.bytes > HEADER as u64);
     let (restored, report) = restore(&dir, Limits::default()).unwrap();
     let r = restored.expect("a checkpoint");
     assert!(report.discarded.is_empty());
-    assert_eq!(
-        (r.seq, r.topic.as_str(), &r.offsets),
-        (1, "events", &offsets)
-    );
+    assert_eq!((r.seq, r.topic.as_str(), &r.offsets), (1, "events", &offsets));
     assert_eq!(summary(&r.engine), summary(&e));
 }
 
@@ -63,26 +47,13 @@ fn only_the_two_newest_are_kept_and_tmp_files_are_ignored() {
     let dir = tempdir("keep");
     let e = engine();
     for seq in 1..=4 {
-        write(&dir, seq, "t", &vec![(0, seq as i64)], &e)
-            .unwrap()
-            .finish()
-            .unwrap();
+        write(&dir, seq, "t", &vec![(0, seq as i64)], &e).unwrap().finish().unwrap();
     }
     write(&dir, 5, "t", &vec![(0, 5)], &e).unwrap(); // crashed before rename
-    assert_eq!(
-        list(&dir, "bin")
-            .unwrap()
-            .iter()
-            .map(|(s, _)| *s)
-            .collect::<Vec<_>>(),
-        [4, 3]
-    );
+    assert_eq!(list(&dir, "bin").unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [4, 3]);
     let (r, _) = restore(&dir, Limits::default()).unwrap();
     assert_eq!(r.unwrap().offsets, vec![(0, 4)]);
-    assert!(
-        list(&dir, "tmp").unwrap().is_empty(),
-        "leftover temporary files are removed"
-    );
+    assert!(list(&dir, "tmp").unwrap().is_empty(), "leftover temporary files are removed");
 }
 
 type Damage = Box<dyn Fn(&mut Vec<u8>)>;
@@ -90,14 +61,8 @@ type Damage = Box<dyn Fn(&mut Vec<u8>)>;
 fn damaged(name: &str, damage: impl Fn(&mut Vec<u8>)) -> (Option<Restored>, RestoreReport) {
     let dir = tempdir(name);
     let e = engine();
-    write(&dir, 1, "t", &vec![(0, 1)], &e)
-        .unwrap()
-        .finish()
-        .unwrap();
-    write(&dir, 2, "t", &vec![(0, 2)], &e)
-        .unwrap()
-        .finish()
-        .unwrap();
+    write(&dir, 1, "t", &vec![(0, 1)], &e).unwrap().finish().unwrap();
+    write(&dir, 2, "t", &vec![(0, 2)], &e).unwrap().finish().unwrap();
     let newest = path(&dir, 2, "bin");
     let mut bytes = fs::read(&newest).unwrap();
     damage(&mut bytes);
@@ -108,11 +73,7 @@ fn damaged(name: &str, damage: impl Fn(&mut Vec<u8>)) -> (Option<Restored>, Rest
 #[test]
 fn a_damaged_newest_checkpoint_falls_back_to_the_previous() {
     let cases: [(&str, Damage, &str); 5] = [
-        (
-            "truncated",
-            Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
-            "truncated",
-        ),
+        ("truncated", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)), "truncated"),
         (
             "bitflip",
             Box::new(|b: &mut Vec<u8>| {
@@ -121,35 +82,16 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous() {
             }),
             "checksum mismatch",
         ),
-        (
-            "version",
-            Box::new(|b: &mut Vec<u8>| b[8] = 99),
-            "version 99",
-        ),
-        (
-            "magic",
-            Box::new(|b: &mut Vec<u8>| b[0] = b'X'),
-            "bad magic",
-        ),
+        ("version", Box::new(|b: &mut Vec<u8>| b[8] = 99), "version 99"),
+        ("magic", Box::new(|b: &mut Vec<u8>| b[0] = b'X'), "bad magic"),
         ("empty", Box::new(|b: &mut Vec<u8>| b.clear()), "header"),
     ];
     for (name, damage, why) in cases {
         let (r, report) = damaged(name, damage);
-        assert_eq!(
-            r.expect("falls back to checkpoint 1").offsets,
-            vec![(0, 1)],
-            "{name}"
-        );
+        assert_eq!(r.expect("falls back to checkpoint 1").offsets, vec![(0, 1)], "{name}");
         assert_eq!(report.discarded.len(), 1, "{name}");
-        assert!(
-            report.discarded[0].1.contains(why),
-            "{name}: {}",
-            report.discarded[0].1
-        );
-        assert!(
-            report.discarded[0].0.exists(),
-            "{name}: moved aside, not deleted"
-        );
+        assert!(report.discarded[0].1.contains(why), "{name}: {}", report.discarded[0].1);
+        assert!(report.discarded[0].0.exists(), "{name}: moved aside, not deleted");
     }
 }
 

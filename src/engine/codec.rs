@@ -91,10 +91,7 @@ impl<R: Read> Reader<R> {
     /// A count no larger than `max`.
     pub fn len(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
         let n = self.u64()?;
-        usize::try_from(n)
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or(DecodeError::Range(what))
+        usize::try_from(n).ok().filter(|n| *n <= max).ok_or(DecodeError::Range(what))
     }
     /// A UTF-8 string of at most `max` bytes.
     pub fn str(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {

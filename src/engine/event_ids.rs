@@ -31,11 +31,7 @@ pub fn event_key(page: u32, post_hash: u64, event_id: &str) -> u64 {
 
 impl EventIds {
     pub fn new(max: usize) -> EventIds {
-        EventIds {
-            sets: Vec::new(),
-            len: 0,
-            max,
-        }
+        EventIds { sets: Vec::new(), len: 0, max }
     }
 
     pub fn len(&self) -> usize {
@@ -43,10 +39,7 @@ impl EventIds {
     }
 
     pub fn contains(&self, quarter: Quarter, key: u64) -> bool {
-        self.sets
-            .iter()
-            .find(|(q, _)| *q == quarter)
-            .is_some_and(|(_, set)| set.find(key, |&k| k == key).is_some())
+        self.sets.iter().find(|(q, _)| *q == quarter).is_some_and(|(_, set)| set.find(key, |&k| k == key).is_some())
     }
 
     /// Remembers `key` unless it is known or the bound is reached.
@@ -75,10 +68,7 @@ impl EventIds {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.sets
-            .iter()
-            .map(|(_, s)| (s.capacity() * 8 / 7).next_power_of_two() * 9)
-            .sum()
+        self.sets.iter().map(|(_, s)| (s.capacity() * 8 / 7).next_power_of_two() * 9).sum()
     }
 }
 

@@ -97,12 +97,7 @@ pub enum Bound {
 }
 
 impl Bound {
-    pub const ALL: [Bound; 4] = [
-        Bound::Pages,
-        Bound::Posts,
-        Bound::Platforms,
-        Bound::EventIds,
-    ];
+    pub const ALL: [Bound; 4] = [Bound::Pages, Bound::Posts, Bound::Platforms, Bound::EventIds];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -139,15 +134,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every label value, in the order they are exported.
-    pub const LABELS: [&'static str; 7] = [
-        "applied",
-        "stale",
-        "duplicate",
-        "conflict",
-        "expired",
-        "invalid",
-        "rejected",
-    ];
+    pub const LABELS: [&'static str; 7] =
+        ["applied", "stale", "duplicate", "conflict", "expired", "invalid", "rejected"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -213,15 +201,9 @@ impl Engine {
     /// When `limits` fail [`Limits::validate`]; configuration is checked
     /// before an engine is built.
     pub fn new(limits: Limits) -> Engine {
-        limits
-            .validate()
-            .expect("engine limits are validated with the configuration");
+        limits.validate().expect("engine limits are validated with the configuration");
         Engine {
-            pages: Pages::new(
-                limits.max_pages,
-                limits.max_platforms as usize,
-                limits.retained_quarters as usize + 1,
-            ),
+            pages: Pages::new(limits.max_pages, limits.max_platforms as usize, limits.retained_quarters as usize + 1),
             posts: PostTable::default(),
             event_ids: EventIds::new(limits.max_event_ids as usize),
             watermark: None,
@@ -261,12 +243,7 @@ impl Engine {
     /// Events refused per bound, in [`Bound::ALL`] order.
     pub fn rejections(&self) -> [(Bound, u64); 4] {
         let r = self.rejections;
-        [
-            (Bound::Pages, r[0]),
-            (Bound::Posts, r[1]),
-            (Bound::Platforms, r[2]),
-            (Bound::EventIds, r[3]),
-        ]
+        [(Bound::Pages, r[0]), (Bound::Posts, r[1]), (Bound::Platforms, r[2]), (Bound::EventIds, r[3])]
     }
 
     pub fn usage(&self) -> Usage {
@@ -275,9 +252,7 @@ impl Engine {
             posts: self.posts.len(),
             platforms: self.pages.platforms().len(),
             event_ids: self.event_ids.len(),
-            heap_bytes: self.pages.heap_bytes()
-                + self.posts.heap_bytes()
-                + self.event_ids.heap_bytes(),
+            heap_bytes: self.pages.heap_bytes() + self.posts.heap_bytes() + self.event_ids.heap_bytes(),
         }
     }
 
@@ -319,10 +294,7 @@ impl Engine {
     }
 
     fn reject(&mut self, bound: Bound) -> Outcome {
-        let i = Bound::ALL
-            .iter()
-            .position(|b| *b == bound)
-            .expect("bound listed in ALL");
+        let i = Bound::ALL.iter().position(|b| *b == bound).expect("bound listed in ALL");
         self.rejections[i] += 1;
         Outcome::Rejected(bound)
     }
@@ -376,53 +348,34 @@ impl Engine {
                 return self.reject(Bound::EventIds);
             }
         }
-        let post = Post {
-            page,
-            hash,
-            kind: ev.kind,
-            published: ev.published_at,
-            observed: ev.observed_at,
-            counts: ev.counts,
-        };
+        let post =
+            Post { page, hash, kind: ev.kind, published: ev.published_at, observed: ev.observed_at, counts: ev.counts };
         self.posts.insert(&post);
         let p = self.pages.get_mut(page);
         p.slot_mut(quarter).totals.add_post(&post.counts);
         let top = self.limits.top_posts as usize;
-        let candidate = TopCandidate {
-            hash,
-            id: &ev.post_id,
-            old: None,
-            interactions: post.counts.interactions(),
-        };
+        let candidate = TopCandidate { hash, id: &ev.post_id, old: None, interactions: post.counts.interactions() };
         p.note_top_post(quarter, candidate, top);
         Outcome::Applied
     }
 
     /// The updated post, or the outcome that leaves it unchanged.
+    /// SPEC §2 applies a snapshot when (`observed_at`, interactions) is
+    /// strictly greater. Two snapshots equal on that pair but with other
+    /// counts would make the result depend on arrival order, so the counts
+    /// themselves break the tie.
     fn apply_snapshot(&self, post: Post, ev: &Event<'_>) -> Result<Post, Outcome> {
-        let newer = (ev.observed_at, ev.counts.interactions())
-            > (post.observed, post.counts.interactions());
-        if !newer {
+        let key =
+            |at: Millis, c: &crate::event::Counts| (at, c.interactions(), c.reactions, c.comments, c.shares, c.views);
+        if key(ev.observed_at, &ev.counts) <= key(post.observed, &post.counts) {
             return Err(Outcome::Stale);
         }
-        Ok(Post {
-            observed: ev.observed_at,
-            counts: ev.counts,
-            ..post
-        })
+        Ok(Post { observed: ev.observed_at, counts: ev.counts, ..post })
     }
 
-    fn apply_delta(
-        &mut self,
-        post: Post,
-        quarter: Quarter,
-        ev: &Event<'_>,
-    ) -> Result<Post, Outcome> {
+    fn apply_delta(&mut self, post: Post, quarter: Quarter, ev: &Event<'_>) -> Result<Post, Outcome> {
         if let Some(id) = &ev.event_id {
-            match self
-                .event_ids
-                .insert(quarter, event_key(post.page, post.hash, id))
-            {
+            match self.event_ids.insert(quarter, event_key(post.page, post.hash, id)) {
                 Remembered::New => {}
                 Remembered::Seen => return Err(Outcome::Duplicate),
                 Remembered::Full => return Err(self.reject(Bound::EventIds)),
@@ -436,18 +389,12 @@ impl Engine {
             shares: add(c.shares, ev.counts.shares),
             views: add(c.views, ev.counts.views),
         };
-        Ok(Post {
-            observed: post.observed.max(ev.observed_at),
-            counts,
-            ..post
-        })
+        Ok(Post { observed: post.observed.max(ev.observed_at), counts, ..post })
     }
 
     fn note_change(&mut self, old: &Post, new: &Post, quarter: Quarter, post_id: &str) {
         let p = self.pages.get_mut(new.page);
-        p.slot_mut(quarter)
-            .totals
-            .apply_change(&old.counts, &new.counts);
+        p.slot_mut(quarter).totals.apply_change(&old.counts, &new.counts);
         let top = self.limits.top_posts as usize;
         let candidate = TopCandidate {
             hash: new.hash,
@@ -485,24 +432,28 @@ impl Engine {
         let mut e = Engine::new(limits);
         e.watermark = match r.u8()? {
             0 => None,
-            1 => Some(r.i64()?).filter(|w| crate::window::in_range(*w)),
+            1 => Some(r.i64()?)
+                .filter(|w| crate::window::in_range(*w))
+                .map(Ok)
+                .unwrap_or(Err(DecodeError::Range("watermark")))?
+                .into(),
             _ => return Err(DecodeError::Range("watermark flag")),
         };
         let ring = limits.retained_quarters as usize + 1;
-        e.pages = Pages::decode(
-            &mut r,
-            limits.max_pages,
-            limits.max_platforms as usize,
-            ring,
-        )?;
+        e.pages = Pages::decode(&mut r, limits.max_pages, limits.max_platforms as usize, ring)?;
+        let oldest = e.watermark.map(|wm| Quarter::containing(wm).minus(limits.retained_quarters));
+        let cutoff = oldest.map_or(i64::MIN, Quarter::start);
         let pages = &e.pages;
-        e.posts = PostTable::decode(&mut r, limits.max_posts as usize, |p| pages.is_live(p))?;
+        e.posts =
+            PostTable::decode(&mut r, limits.max_posts as usize, |p| pages.is_live(p), |p| p.published >= cutoff)?;
         e.event_ids = EventIds::decode(&mut r, limits.max_event_ids as usize)?;
-        if let Some(wm) = e.watermark {
+        if let (Some(wm), Some(oldest)) = (e.watermark, oldest) {
             let q = Quarter::containing(wm);
             e.current = Some((q, q.end()));
             e.calendar = Calendar::around(q, limits.retained_quarters + 1);
-            e.forget_expired();
+            // Posts out of retention were skipped while decoding.
+            e.event_ids.forget_before(oldest);
+            e.pages.forget_before(oldest);
         }
         Ok(e)
     }

@@ -29,9 +29,7 @@ pub struct Totals {
 
 impl Totals {
     pub fn interactions(&self) -> u64 {
-        self.reactions
-            .wrapping_add(self.comments)
-            .wrapping_add(self.shares)
+        self.reactions.wrapping_add(self.comments).wrapping_add(self.shares)
     }
 
     /// Adds `new - old` field by field. Wrapping arithmetic keeps every
@@ -132,21 +130,14 @@ impl Page {
         let i = self.slot_index(q);
         let s = &mut self.slots[i];
         if s.quarter != Some(q) {
-            *s = QuarterSlot {
-                quarter: Some(q),
-                ..QuarterSlot::default()
-            };
+            *s = QuarterSlot { quarter: Some(q), ..QuarterSlot::default() };
         }
         s
     }
 
     /// Top posts of quarter `q` (empty unless `q` is the one tracked).
     pub fn top_posts(&self, q: Quarter) -> &[TopPost] {
-        if self.top_quarter == Some(q) {
-            &self.top
-        } else {
-            &[]
-        }
+        if self.top_quarter == Some(q) { &self.top } else { &[] }
     }
 
     /// Records a post's interactions for the top-posts list of `q`; `old`
@@ -172,11 +163,7 @@ impl Page {
         if let Some(t) = self.top.iter_mut().find(|t| t.hash == post.hash) {
             t.interactions = post.interactions;
         } else {
-            let entry = || TopPost {
-                hash: post.hash,
-                post_id: Arc::from(post.id),
-                interactions: post.interactions,
-            };
+            let entry = || TopPost { hash: post.hash, post_id: Arc::from(post.id), interactions: post.interactions };
             if !full {
                 self.top.push(entry());
             } else if let Some(low) = self.top.iter_mut().min_by_key(|t| t.interactions) {
@@ -208,49 +195,25 @@ impl Page {
 
     /// The name, when observed in a retained quarter (from `oldest` on).
     pub fn name_since(&self, oldest: Quarter) -> Option<&Arc<str>> {
-        self.name
-            .as_ref()
-            .filter(|n| n.at >= oldest.start())
-            .map(|n| &n.value)
+        self.name.as_ref().filter(|n| n.at >= oldest.start()).map(|n| &n.value)
     }
 
     /// Records a follower count observed at `at`, in quarter `q`.
     pub fn observe_followers(&mut self, q: Quarter, at: Millis, followers: u64) {
-        merge(
-            &mut self.followers,
-            Sample {
-                at,
-                value: followers,
-            },
-        );
-        merge(
-            &mut self.slot_mut(q).followers,
-            Sample {
-                at,
-                value: followers,
-            },
-        );
+        merge(&mut self.followers, Sample { at, value: followers });
+        merge(&mut self.slot_mut(q).followers, Sample { at, value: followers });
     }
 
     pub fn observe_name(&mut self, at: Millis, name: &str) {
-        let newer = self
-            .name
-            .as_ref()
-            .is_none_or(|n| (at, name) > (n.at, &*n.value));
+        let newer = self.name.as_ref().is_none_or(|n| (at, name) > (n.at, &*n.value));
         if newer {
-            self.name = Some(Sample {
-                at,
-                value: Arc::from(name),
-            });
+            self.name = Some(Sample { at, value: Arc::from(name) });
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        (if self.id.is_heap_allocated() {
-            self.id.len()
-        } else {
-            0
-        }) + self.name.as_ref().map_or(0, |n| n.value.len())
+        (if self.id.is_heap_allocated() { self.id.len() } else { 0 })
+            + self.name.as_ref().map_or(0, |n| n.value.len())
             + self.slots.len() * size_of::<QuarterSlot>()
             + self.top.capacity() * size_of::<TopPost>()
             + self.top.iter().map(|t| t.post_id.len()).sum::<usize>()
@@ -355,23 +318,16 @@ impl Pages {
     }
 
     pub fn get(&self, i: u32) -> &Page {
-        self.pages[i as usize]
-            .as_ref()
-            .expect("page index refers to a live page")
+        self.pages[i as usize].as_ref().expect("page index refers to a live page")
     }
 
     pub fn get_mut(&mut self, i: u32) -> &mut Page {
-        self.pages[i as usize]
-            .as_mut()
-            .expect("page index refers to a live page")
+        self.pages[i as usize].as_mut().expect("page index refers to a live page")
     }
 
     /// Live pages with their indices.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Page)> {
-        self.pages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i as u32, p.as_ref()?)))
+        self.pages.iter().enumerate().filter_map(|(i, p)| Some((i as u32, p.as_ref()?)))
     }
 
     pub fn len(&self) -> usize {
@@ -415,13 +371,7 @@ fn encode_totals<W: Write>(w: &mut Writer<W>, t: &Totals) -> io::Result<()> {
 }
 
 fn decode_totals<R: Read>(r: &mut Reader<R>) -> Result<Totals, DecodeError> {
-    Ok(Totals {
-        reactions: r.u64()?,
-        comments: r.u64()?,
-        shares: r.u64()?,
-        views: r.u64()?,
-        posts: r.u64()?,
-    })
+    Ok(Totals { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()?, posts: r.u64()? })
 }
 
 fn sample(s: &Option<Sample<u64>>) -> Option<(i64, u64)> {
@@ -462,11 +412,7 @@ impl Page {
         Ok(())
     }
 
-    fn decode<R: Read>(
-        r: &mut Reader<R>,
-        ring: usize,
-        platforms: usize,
-    ) -> Result<Page, DecodeError> {
+    fn decode<R: Read>(r: &mut Reader<R>, ring: usize, platforms: usize) -> Result<Page, DecodeError> {
         let platform = r.u16()?;
         if usize::from(platform) >= platforms {
             return Err(DecodeError::Range("page platform"));
@@ -474,10 +420,7 @@ impl Page {
         let id = CompactString::from(r.str(128, "page id")?);
         let name = match r.u8()? {
             0 => None,
-            1 => Some(Sample {
-                at: r.i64()?,
-                value: Arc::from(r.str(256, "page name")?),
-            }),
+            1 => Some(Sample { at: r.i64()?, value: Arc::from(r.str(256, "page name")?) }),
             _ => return Err(DecodeError::Range("page name flag")),
         };
         let mut page = Page {
@@ -492,11 +435,7 @@ impl Page {
         };
         let mut saved = Vec::new();
         for _ in 0..r.len(64, "page slots")? {
-            saved.push((
-                Quarter::from_index(r.i32()?),
-                decode_totals(r)?,
-                unsample(r.sample()?),
-            ));
+            saved.push((Quarter::from_index(r.i32()?), decode_totals(r)?, unsample(r.sample()?)));
         }
         // Oldest first, so that with a smaller ring the newest quarter wins.
         saved.sort_by_key(|(q, _, _)| *q);
@@ -509,11 +448,7 @@ impl Page {
         page.top_quarter = (top_quarter != i32::MIN).then(|| Quarter::from_index(top_quarter));
         for _ in 0..r.len(100, "top posts")? {
             let (hash, interactions) = (r.u64()?, r.u64()?);
-            page.top.push(TopPost {
-                hash,
-                interactions,
-                post_id: r.str(128, "post id")?.into(),
-            });
+            page.top.push(TopPost { hash, interactions, post_id: r.str(128, "post id")?.into() });
         }
         page.top_min = page.top.iter().map(|t| t.interactions).min().unwrap_or(0);
         Ok(page)
@@ -559,28 +494,18 @@ impl Pages {
                 return Err(DecodeError::Range("page index repeated"));
             }
         }
-        pages.free = (0..pages.pages.len() as u32)
-            .rev()
-            .filter(|i| pages.pages[*i as usize].is_none())
-            .collect();
-        let Pages {
-            index, pages: list, ..
-        } = &mut pages;
+        pages.free = (0..pages.pages.len() as u32).rev().filter(|i| pages.pages[*i as usize].is_none()).collect();
+        let Pages { index, pages: list, .. } = &mut pages;
         for (i, page) in list.iter().enumerate() {
             if let Some(p) = page {
                 let h = page_hash(p.platform, &p.id);
-                let dup = index.find(h, |&j| {
-                    list[j as usize]
-                        .as_ref()
-                        .is_some_and(|q| q.platform == p.platform && q.id == p.id)
-                });
+                let dup = index
+                    .find(h, |&j| list[j as usize].as_ref().is_some_and(|q| q.platform == p.platform && q.id == p.id));
                 if dup.is_some() {
                     return Err(DecodeError::Range("page repeated"));
                 }
                 index.insert_unique(h, i as u32, |&j| {
-                    list[j as usize]
-                        .as_ref()
-                        .map_or(0, |q| page_hash(q.platform, &q.id))
+                    list[j as usize].as_ref().map_or(0, |q| page_hash(q.platform, &q.id))
                 });
             }
         }

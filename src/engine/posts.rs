@@ -104,11 +104,7 @@ impl Packed {
         Post {
             page: self.page(),
             hash: self.hash(),
-            kind: if b >> 58 & 1 == 1 {
-                Kind::Delta
-            } else {
-                Kind::Snapshot
-            },
+            kind: if b >> 58 & 1 == 1 { Kind::Delta } else { Kind::Snapshot },
             published,
             observed: published + seen,
             counts: big.copied().unwrap_or(Counts {
@@ -190,12 +186,31 @@ impl PostTable {
         Slot(i)
     }
 
+    /// Adds `post` unless a post with its page and hash exists, with one
+    /// probe of the index (restoring a checkpoint inserts millions).
+    fn insert_new(&mut self, post: &Post) -> bool {
+        let i = self.allocate();
+        self.write(i, post);
+        let Self { index, chunks, .. } = self;
+        let at = |j: u32| &chunks[j as usize / CHUNK][j as usize % CHUNK];
+        let same = |&j: &u32| at(j).hash() == post.hash && at(j).page() == post.page;
+        let hasher = |&j: &u32| index_hash(at(j).page(), at(j).hash());
+        match index.entry(index_hash(post.page, post.hash), same, hasher) {
+            hashbrown::hash_table::Entry::Occupied(_) => {
+                self.remove_slot(i);
+                false
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(i);
+                self.live += 1;
+                true
+            }
+        }
+    }
+
     /// Replaces the post in `slot`; its page and hash must not change.
     pub fn update(&mut self, slot: Slot, post: &Post) {
-        debug_assert_eq!(
-            (self.at(slot.0).page(), self.at(slot.0).hash()),
-            (post.page, post.hash)
-        );
+        debug_assert_eq!((self.at(slot.0).page(), self.at(slot.0).hash()), (post.page, post.hash));
         self.write(slot.0, post);
     }
 
@@ -245,6 +260,12 @@ impl PostTable {
         if let Ok(entry) = self.index.find_entry(h, |&j| j == i) {
             entry.remove();
         }
+        self.remove_slot(i);
+        self.live -= 1;
+    }
+
+    /// Puts slot `i` on the free list (its index entry is already gone).
+    fn remove_slot(&mut self, i: u32) {
         self.big.remove(&i);
         let mut free = Packed::default();
         free.0[0] = self.free_head.unwrap_or(NONE);
@@ -252,7 +273,6 @@ impl PostTable {
         free.0[1] = u32::MAX;
         *self.at_mut(i) = free;
         self.free_head = Some(i);
-        self.live -= 1;
     }
 
     fn slots(&self) -> u32 {
@@ -261,9 +281,7 @@ impl PostTable {
 
     /// Every live post, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = Post> + '_ {
-        (0..self.slots())
-            .filter(|&i| self.at(i).page() != FREE_PAGE)
-            .map(|i| self.read(i))
+        (0..self.slots()).filter(|&i| self.at(i).page() != FREE_PAGE).map(|i| self.read(i))
     }
 
     /// Heap bytes held, from capacities (the bench checks it against a
@@ -303,10 +321,14 @@ impl PostTable {
 
     /// Reads what [`encode`](Self::encode) wrote. `page_ok` says whether a
     /// page index refers to a restored page.
+    /// Reads what [`encode`](Self::encode) wrote. `page_ok` says whether a
+    /// page index refers to a restored page; posts `retained` refuses are
+    /// skipped (they fell out of retention).
     pub(super) fn decode<R: Read>(
         r: &mut Reader<R>,
         max_posts: usize,
         page_ok: impl Fn(u32) -> bool,
+        retained: impl Fn(&Post) -> bool,
     ) -> Result<PostTable, DecodeError> {
         let n = r.len(max_posts, "post count")?;
         let mut table = PostTable::default();
@@ -320,20 +342,17 @@ impl PostTable {
             }
             let rec = Packed(words);
             let big = if rec.is_big() {
-                Some(Counts {
-                    reactions: r.u64()?,
-                    comments: r.u64()?,
-                    shares: r.u64()?,
-                    views: r.u64()?,
-                })
+                Some(Counts { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()? })
             } else {
                 None
             };
             let post = rec.unpack(big.as_ref());
-            if !page_ok(post.page) || table.find(post.page, post.hash).is_some() {
-                return Err(DecodeError::Range("post"));
+            if !page_ok(post.page) {
+                return Err(DecodeError::Range("post page"));
             }
-            table.insert(&post);
+            if retained(&post) && !table.insert_new(&post) {
+                return Err(DecodeError::Range("post repeated"));
+            }
         }
         Ok(table)
     }
@@ -350,12 +369,7 @@ mod tests {
             kind: Kind::Snapshot,
             published,
             observed,
-            counts: Counts {
-                reactions: r,
-                comments: 2,
-                shares: 3,
-                views: 4,
-            },
+            counts: Counts { reactions: r, comments: 2, shares: 3, views: 4 },
         }
     }
 
@@ -368,22 +382,10 @@ mod tests {
     fn packing_round_trips_at_the_extremes() {
         let cases = [
             post(0, "a", 0, 0, 0),
-            post(
-                MAX_PAGES - 1,
-                "b",
-                (1 << 47) - 1 - MAX_SEEN_DELTA,
-                (1 << 47) - 1,
-                u32::MAX.into(),
-            ),
+            post(MAX_PAGES - 1, "b", (1 << 47) - 1 - MAX_SEEN_DELTA, (1 << 47) - 1, u32::MAX.into()),
             Post {
                 kind: Kind::Delta,
-                ..post(
-                    4_000_000,
-                    "c",
-                    1_752_487_200_123,
-                    1_752_487_200_123 + MAX_SEEN_DELTA,
-                    7,
-                )
+                ..post(4_000_000, "c", 1_752_487_200_123, 1_752_487_200_123 + MAX_SEEN_DELTA, 7)
             },
         ];
         for p in cases {
@@ -399,19 +401,8 @@ mod tests {
         let sa = t.insert(&a);
         t.insert(&b);
         assert_eq!(t.find(1, a.hash), Some((sa, a)));
-        assert_eq!(
-            t.find(2, a.hash).unwrap().1,
-            b,
-            "same id on another page is another post"
-        );
-        let a2 = Post {
-            observed: 30,
-            counts: Counts {
-                reactions: 9,
-                ..a.counts
-            },
-            ..a
-        };
+        assert_eq!(t.find(2, a.hash).unwrap().1, b, "same id on another page is another post");
+        let a2 = Post { observed: 30, counts: Counts { reactions: 9, ..a.counts }, ..a };
         t.update(sa, &a2);
         assert_eq!(t.find(1, a.hash).unwrap().1, a2);
         let removed = t.remove_where(|p| p.page == 1);
@@ -430,10 +421,7 @@ mod tests {
         p.counts.views = 1 << 40;
         let s = t.insert(&p);
         assert_eq!(t.find(1, p.hash).unwrap().1, p);
-        let small = Post {
-            counts: Counts::default(),
-            ..p
-        };
+        let small = Post { counts: Counts::default(), ..p };
         t.update(s, &small);
         assert_eq!(t.find(1, p.hash).unwrap().1, small);
         assert!(t.big.is_empty());
@@ -443,13 +431,7 @@ mod tests {
     fn many_posts_survive_index_growth() {
         let mut t = PostTable::default();
         for i in 0..200_000u32 {
-            t.insert(&post(
-                i % 1000,
-                &i.to_string(),
-                i.into(),
-                i.into(),
-                i.into(),
-            ));
+            t.insert(&post(i % 1000, &i.to_string(), i.into(), i.into(), i.into()));
         }
         for i in (0..200_000u32).step_by(7) {
             let (_, p) = t.find(i % 1000, post_hash(&i.to_string())).unwrap();

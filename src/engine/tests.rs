@@ -39,49 +39,22 @@ fn q(s: &str) -> Quarter {
 fn totals(e: &Engine, quarter: &str) -> Totals {
     let v = View::build(e);
     let page = v.find_page("facebook", "pg").expect("page known");
-    v.quarter(q(quarter))
-        .and_then(|t| t.row(page))
-        .map(|r| r.totals)
-        .unwrap_or_default()
+    v.quarter(q(quarter)).and_then(|t| t.row(page)).map(|r| r.totals).unwrap_or_default()
 }
 
 #[test]
 fn newer_snapshot_replaces_older_and_older_is_stale() {
     let mut e = Engine::new(Limits::default());
+    assert_eq!(apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-07-02T00:00:00Z", 10)), Outcome::Applied);
+    assert_eq!(apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 7)), Outcome::Applied);
+    assert_eq!(apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-07-02T12:00:00Z", 99)), Outcome::Stale);
     assert_eq!(
-        apply(
-            &mut e,
-            &snap("a", "2025-07-01T00:00:00Z", "2025-07-02T00:00:00Z", 10)
-        ),
-        Outcome::Applied
-    );
-    assert_eq!(
-        apply(
-            &mut e,
-            &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 7)
-        ),
-        Outcome::Applied
-    );
-    assert_eq!(
-        apply(
-            &mut e,
-            &snap("a", "2025-07-01T00:00:00Z", "2025-07-02T12:00:00Z", 99)
-        ),
-        Outcome::Stale
-    );
-    assert_eq!(
-        apply(
-            &mut e,
-            &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 7)
-        ),
+        apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 7)),
         Outcome::Stale,
         "equal pair"
     );
     assert_eq!(
-        apply(
-            &mut e,
-            &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 8)
-        ),
+        apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-07-03T00:00:00Z", 8)),
         Outcome::Applied,
         "same time, more"
     );
@@ -94,15 +67,8 @@ fn deltas_add_and_repeated_event_ids_are_duplicates() {
     let mut e = Engine::new(Limits::default());
     assert_eq!(apply(&mut e, &delta("d", Some("e1"), 5)), Outcome::Applied);
     assert_eq!(apply(&mut e, &delta("d", Some("e2"), 6)), Outcome::Applied);
-    assert_eq!(
-        apply(&mut e, &delta("d", Some("e1"), 5)),
-        Outcome::Duplicate
-    );
-    assert_eq!(
-        apply(&mut e, &delta("d", None, 1)),
-        Outcome::Applied,
-        "no id: always applied"
-    );
+    assert_eq!(apply(&mut e, &delta("d", Some("e1"), 5)), Outcome::Duplicate);
+    assert_eq!(apply(&mut e, &delta("d", None, 1)), Outcome::Applied, "no id: always applied");
     assert_eq!(totals(&e, "2025-Q3").reactions, 12);
 }
 
@@ -110,17 +76,8 @@ fn deltas_add_and_repeated_event_ids_are_duplicates() {
 fn the_first_event_decides_how_a_post_is_tracked() {
     let mut e = Engine::new(Limits::default());
     apply(&mut e, &delta("d", Some("e1"), 5));
-    assert_eq!(
-        apply(
-            &mut e,
-            &snap("d", "2025-07-01T00:00:00Z", "2025-07-05T00:00:00Z", 1)
-        ),
-        Outcome::Conflict
-    );
-    apply(
-        &mut e,
-        &snap("s", "2025-07-01T00:00:00Z", "2025-07-05T00:00:00Z", 1),
-    );
+    assert_eq!(apply(&mut e, &snap("d", "2025-07-01T00:00:00Z", "2025-07-05T00:00:00Z", 1)), Outcome::Conflict);
+    apply(&mut e, &snap("s", "2025-07-01T00:00:00Z", "2025-07-05T00:00:00Z", 1));
     assert_eq!(apply(&mut e, &delta("s", Some("e9"), 5)), Outcome::Conflict);
     assert_eq!(totals(&e, "2025-Q3").reactions, 6);
 }
@@ -128,14 +85,8 @@ fn the_first_event_decides_how_a_post_is_tracked() {
 #[test]
 fn late_observations_count_for_the_publication_quarter() {
     let mut e = Engine::new(Limits::default());
-    apply(
-        &mut e,
-        &snap("a", "2025-09-30T23:00:00Z", "2025-09-30T23:30:00Z", 10),
-    );
-    apply(
-        &mut e,
-        &snap("a", "2025-09-30T23:00:00Z", "2025-11-15T00:00:00Z", 500),
-    );
+    apply(&mut e, &snap("a", "2025-09-30T23:00:00Z", "2025-09-30T23:30:00Z", 10));
+    apply(&mut e, &snap("a", "2025-09-30T23:00:00Z", "2025-11-15T00:00:00Z", 500));
     assert_eq!(totals(&e, "2025-Q3").reactions, 500);
     assert_eq!(totals(&e, "2025-Q4").posts, 0);
     assert_eq!(e.current(), Some(q("2025-Q4")));
@@ -143,52 +94,21 @@ fn late_observations_count_for_the_publication_quarter() {
 
 #[test]
 fn posts_before_the_retained_quarters_are_expired_and_freed() {
-    let mut e = Engine::new(Limits {
-        retained_quarters: 1,
-        ..Limits::default()
-    });
-    apply(
-        &mut e,
-        &snap("old", "2025-01-10T00:00:00Z", "2025-01-11T00:00:00Z", 3),
-    );
+    let mut e = Engine::new(Limits { retained_quarters: 1, ..Limits::default() });
+    apply(&mut e, &snap("old", "2025-01-10T00:00:00Z", "2025-01-11T00:00:00Z", 3));
     assert_eq!(e.usage().posts, 1);
-    apply(
-        &mut e,
-        &snap("new", "2025-07-10T00:00:00Z", "2025-07-11T00:00:00Z", 4),
-    );
-    assert_eq!(
-        e.usage().posts,
-        1,
-        "2025-Q1 left retention when 2025-Q3 became current"
-    );
-    assert_eq!(
-        apply(
-            &mut e,
-            &snap("old", "2025-01-10T00:00:00Z", "2025-07-12T00:00:00Z", 9)
-        ),
-        Outcome::Expired
-    );
-    assert_eq!(
-        apply(
-            &mut e,
-            &snap("q2", "2025-04-10T00:00:00Z", "2025-07-12T00:00:00Z", 9)
-        ),
-        Outcome::Applied
-    );
+    apply(&mut e, &snap("new", "2025-07-10T00:00:00Z", "2025-07-11T00:00:00Z", 4));
+    assert_eq!(e.usage().posts, 1, "2025-Q1 left retention when 2025-Q3 became current");
+    assert_eq!(apply(&mut e, &snap("old", "2025-01-10T00:00:00Z", "2025-07-12T00:00:00Z", 9)), Outcome::Expired);
+    assert_eq!(apply(&mut e, &snap("q2", "2025-04-10T00:00:00Z", "2025-07-12T00:00:00Z", 9)), Outcome::Applied);
     assert_eq!(View::build(&e).quarters.len(), 2);
 }
 
 #[test]
 fn watermark_is_the_greatest_observation_of_valid_events() {
     let mut e = Engine::new(Limits::default());
-    apply(
-        &mut e,
-        &snap("a", "2025-07-01T00:00:00Z", "2025-08-01T00:00:00Z", 1),
-    );
-    apply(
-        &mut e,
-        &snap("a", "2025-07-01T00:00:00Z", "2025-07-15T00:00:00Z", 1),
-    );
+    apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-08-01T00:00:00Z", 1));
+    apply(&mut e, &snap("a", "2025-07-01T00:00:00Z", "2025-07-15T00:00:00Z", 1));
     assert_eq!(e.watermark(), Some(ts("2025-08-01T00:00:00Z")));
 }
 
@@ -229,13 +149,7 @@ fn page_names_come_from_the_latest_observation() {
 
 #[test]
 fn bounds_refuse_new_things_and_count_them() {
-    let limits = Limits {
-        max_pages: 2,
-        max_posts: 3,
-        max_platforms: 2,
-        max_event_ids: 1,
-        ..Limits::default()
-    };
+    let limits = Limits { max_pages: 2, max_posts: 3, max_platforms: 2, max_event_ids: 1, ..Limits::default() };
     let mut e = Engine::new(limits);
     let ev = |platform: &str, page: &str, post: &str| {
         format!(
@@ -244,25 +158,13 @@ fn bounds_refuse_new_things_and_count_them() {
     };
     assert_eq!(apply(&mut e, &ev("fb", "p1", "a")), Outcome::Applied);
     assert_eq!(apply(&mut e, &ev("ig", "p2", "a")), Outcome::Applied);
-    assert_eq!(
-        apply(&mut e, &ev("x", "p1", "a")),
-        Outcome::Rejected(Bound::Platforms)
-    );
-    assert_eq!(
-        apply(&mut e, &ev("fb", "p3", "a")),
-        Outcome::Rejected(Bound::Pages)
-    );
+    assert_eq!(apply(&mut e, &ev("x", "p1", "a")), Outcome::Rejected(Bound::Platforms));
+    assert_eq!(apply(&mut e, &ev("fb", "p3", "a")), Outcome::Rejected(Bound::Pages));
     assert_eq!(apply(&mut e, &ev("fb", "p1", "b")), Outcome::Applied);
-    assert_eq!(
-        apply(&mut e, &ev("fb", "p1", "c")),
-        Outcome::Rejected(Bound::Posts)
-    );
+    assert_eq!(apply(&mut e, &ev("fb", "p1", "c")), Outcome::Rejected(Bound::Posts));
     let mut d = Engine::new(limits);
     assert_eq!(apply(&mut d, &delta("d", Some("e1"), 1)), Outcome::Applied);
-    assert_eq!(
-        apply(&mut d, &delta("d", Some("e2"), 1)),
-        Outcome::Rejected(Bound::EventIds)
-    );
+    assert_eq!(apply(&mut d, &delta("d", Some("e2"), 1)), Outcome::Rejected(Bound::EventIds));
     assert_eq!(totals(&d, "2025-Q3").reactions, 1);
     let counts: Vec<u64> = e.rejections().iter().map(|(_, n)| *n).collect();
     assert_eq!(counts, vec![1, 1, 1, 0]);
@@ -288,30 +190,9 @@ fn outcome_labels_line_up_with_indices() {
 #[test]
 fn limits_are_validated() {
     assert!(Limits::default().validate().is_ok());
-    assert!(
-        Limits {
-            retained_quarters: 8,
-            ..Limits::default()
-        }
-        .validate()
-        .is_err()
-    );
-    assert!(
-        Limits {
-            rolling_days: 0,
-            ..Limits::default()
-        }
-        .validate()
-        .is_err()
-    );
-    assert!(
-        Limits {
-            max_pages: MAX_PAGES,
-            ..Limits::default()
-        }
-        .validate()
-        .is_err()
-    );
+    assert!(Limits { retained_quarters: 8, ..Limits::default() }.validate().is_err());
+    assert!(Limits { rolling_days: 0, ..Limits::default() }.validate().is_err());
+    assert!(Limits { max_pages: MAX_PAGES, ..Limits::default() }.validate().is_err());
 }
 
 #[test]
@@ -320,10 +201,19 @@ fn counts_near_the_limit_do_not_overflow() {
     let big = crate::event::COUNT_LIMIT - 1;
     apply(&mut e, &delta("d", Some("1"), big));
     apply(&mut e, &delta("d", Some("2"), big));
-    assert_eq!(
-        totals(&e, "2025-Q3").reactions,
-        big,
-        "per-post counts saturate below 2^53"
-    );
+    assert_eq!(totals(&e, "2025-Q3").reactions, big, "per-post counts saturate below 2^53");
     let _ = Counts::default();
+}
+
+#[test]
+fn snapshots_equal_on_time_and_interactions_tie_break_on_counts() {
+    let a = r#"{"page_id":"pg","post_id":"p","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":139,"comments":450,"shares":988}"#;
+    let b = r#"{"page_id":"pg","post_id":"p","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":426,"comments":708,"shares":443}"#;
+    let (mut ab, mut ba) = (Engine::new(Limits::default()), Engine::new(Limits::default()));
+    apply(&mut ab, a);
+    apply(&mut ab, b);
+    apply(&mut ba, b);
+    apply(&mut ba, a);
+    assert_eq!(totals(&ab, "2025-Q3"), totals(&ba, "2025-Q3"), "same answer in either order");
+    assert_eq!(totals(&ab, "2025-Q3").reactions, 426);
 }

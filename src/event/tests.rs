@@ -3,12 +3,7 @@ use super::*;
 const NOW: Millis = 1_800_000_000_000; // 2027-01-15
 
 fn cx() -> DecodeContext {
-    DecodeContext {
-        message_time: Some(1_752_487_200_000),
-        now: NOW,
-        max_skew: 3_600_000,
-        max_payload_bytes: 65_536,
-    }
+    DecodeContext { message_time: Some(1_752_487_200_000), now: NOW, max_skew: 3_600_000, max_payload_bytes: 65_536 }
 }
 
 fn ok(json: &str) -> Event<'_> {
@@ -38,11 +33,7 @@ fn minimal_event_takes_the_spec_defaults() {
     assert_eq!(e.followers, None);
     assert_eq!(e.page_name, None);
     assert_eq!(e.event_id, None);
-    assert_eq!(
-        e.observed_at,
-        cx().message_time.unwrap(),
-        "observed_at defaults to the message time"
-    );
+    assert_eq!(e.observed_at, cx().message_time.unwrap(), "observed_at defaults to the message time");
 }
 
 #[test]
@@ -56,10 +47,7 @@ fn full_event_decodes_borrowed() {
     assert!(matches!(e.page_name, Some(Cow::Borrowed("وزارة الداخلية"))));
     assert_eq!(e.observed_at, 1_752_490_800_000);
     assert_eq!(e.kind, Kind::Delta);
-    assert_eq!(
-        (e.counts.interactions(), e.counts.views, e.followers),
-        (6, 4, Some(5))
-    );
+    assert_eq!((e.counts.interactions(), e.counts.views, e.followers), (6, 4, Some(5)));
     assert_eq!(e.event_id.as_deref(), Some("e-1"));
 }
 
@@ -73,10 +61,7 @@ fn escaped_strings_are_decoded() {
 fn null_optional_fields_mean_absent() {
     let je = with(r#","platform":null,"followers":null,"kind":null"#);
     let e = ok(&je);
-    assert_eq!(
-        (e.platform.as_ref(), e.followers, e.kind),
-        ("facebook", None, Kind::Snapshot)
-    );
+    assert_eq!((e.platform.as_ref(), e.followers, e.kind), ("facebook", None, Kind::Snapshot));
 }
 
 #[test]
@@ -100,40 +85,16 @@ fn every_invalid_case_has_its_reason() {
         (b"{\"page_id\":\"\xff\"}", "invalid UTF-8"),
         (b"{} trailing", "malformed JSON"),
         (br#"{"post_id":"p","published_at":0}"#, "missing page_id"),
-        (
-            br#"{"page_id":null,"post_id":"p","published_at":0}"#,
-            "missing page_id",
-        ),
-        (
-            br#"{"page_id":7,"post_id":"p","published_at":0}"#,
-            "page_id has the wrong type",
-        ),
-        (
-            br#"{"page_id":"","post_id":"p","published_at":0}"#,
-            "page_id out of range",
-        ),
-        (
-            br#"{"page_id":"a\nb","post_id":"p","published_at":0}"#,
-            "page_id has control characters",
-        ),
+        (br#"{"page_id":null,"post_id":"p","published_at":0}"#, "missing page_id"),
+        (br#"{"page_id":7,"post_id":"p","published_at":0}"#, "page_id has the wrong type"),
+        (br#"{"page_id":"","post_id":"p","published_at":0}"#, "page_id out of range"),
+        (br#"{"page_id":"a\nb","post_id":"p","published_at":0}"#, "page_id has control characters"),
         (br#"{"page_id":"a","published_at":0}"#, "missing post_id"),
         (br#"{"page_id":"a","post_id":"p"}"#, "missing published_at"),
-        (
-            br#"{"page_id":"a","post_id":"p","published_at":"soon"}"#,
-            "published_at is not a timestamp",
-        ),
-        (
-            br#"{"page_id":"a","post_id":"p","published_at":-1}"#,
-            "published_at out of range",
-        ),
-        (
-            br#"{"page_id":"a","post_id":"p","published_at":1.5}"#,
-            "published_at has the wrong type",
-        ),
-        (
-            br#"{"page_id":"a","post_id":"p","published_at":0,"page_id":"b"}"#,
-            "duplicate field",
-        ),
+        (br#"{"page_id":"a","post_id":"p","published_at":"soon"}"#, "published_at is not a timestamp"),
+        (br#"{"page_id":"a","post_id":"p","published_at":-1}"#, "published_at out of range"),
+        (br#"{"page_id":"a","post_id":"p","published_at":1.5}"#, "published_at has the wrong type"),
+        (br#"{"page_id":"a","post_id":"p","published_at":0,"page_id":"b"}"#, "duplicate field"),
     ];
     for (json, reason) in cases {
         assert_eq!(err(json), *reason, "{}", String::from_utf8_lossy(json));
@@ -149,23 +110,14 @@ fn field_range_and_type_errors() {
         (r#","views":"12""#, "views has the wrong type"),
         (r#","followers":2.5"#, "followers has the wrong type"),
         (r#","reactions":true"#, "reactions has the wrong type"),
-        (
-            r#","platform":"Facebook""#,
-            "platform has characters outside [a-z0-9_]",
-        ),
+        (r#","platform":"Facebook""#, "platform has characters outside [a-z0-9_]"),
         (r#","platform":"""#, "platform out of range"),
         (r#","kind":"total""#, "kind is neither snapshot nor delta"),
         (r#","kind":1"#, "kind has the wrong type"),
         (r#","event_id":"""#, "event_id out of range"),
         (r#","page_name":["x"]"#, "page_name has the wrong type"),
-        (
-            r#","observed_at":"2025-07-14T09:59:59Z""#,
-            "published_at after observed_at",
-        ),
-        (
-            r#","observed_at":1800003600001"#,
-            "observed_at too far in the future",
-        ),
+        (r#","observed_at":"2025-07-14T09:59:59Z""#, "published_at after observed_at"),
+        (r#","observed_at":1800003600001"#, "observed_at too far in the future"),
     ];
     for (extra, reason) in cases {
         assert_eq!(err(with(extra).as_bytes()), reason, "{extra}");
@@ -174,66 +126,36 @@ fn field_range_and_type_errors() {
 
 #[test]
 fn largest_valid_count_is_accepted() {
-    assert_eq!(
-        ok(&with(r#","reactions":9007199254740991"#))
-            .counts
-            .reactions,
-        COUNT_LIMIT - 1
-    );
+    assert_eq!(ok(&with(r#","reactions":9007199254740991"#)).counts.reactions, COUNT_LIMIT - 1);
 }
 
 #[test]
 fn length_limits_are_in_bytes() {
     let long = "x".repeat(128);
     assert!(decode(with(&format!(r#","event_id":"{long}""#)).as_bytes(), &cx()).is_ok());
-    assert_eq!(
-        err(with(&format!(r#","event_id":"{long}x""#)).as_bytes()),
-        "event_id out of range"
-    );
+    assert_eq!(err(with(&format!(r#","event_id":"{long}x""#)).as_bytes()), "event_id out of range");
     let name = "م".repeat(129); // 258 bytes
-    assert_eq!(
-        err(with(&format!(r#","page_name":"{name}""#)).as_bytes()),
-        "page_name out of range"
-    );
-    assert_eq!(
-        err(with(&format!(r#","platform":"{}""#, "a".repeat(33))).as_bytes()),
-        "platform out of range"
-    );
+    assert_eq!(err(with(&format!(r#","page_name":"{name}""#)).as_bytes()), "page_name out of range");
+    assert_eq!(err(with(&format!(r#","platform":"{}""#, "a".repeat(33))).as_bytes()), "platform out of range");
 }
 
 #[test]
 fn observed_at_needs_a_message_time_when_absent() {
     let mut c = cx();
     c.message_time = None;
-    assert_eq!(
-        decode(with("").as_bytes(), &c),
-        Err(Invalid("missing observed_at"))
-    );
+    assert_eq!(decode(with("").as_bytes(), &c), Err(Invalid("missing observed_at")));
 }
 
 #[test]
 fn deep_nesting_and_huge_payloads_are_refused() {
     let mut c = cx();
     c.max_payload_bytes = 1 << 20;
-    let deep = format!(
-        "{{\"page_id\":{}{}}}",
-        "[".repeat(100_000),
-        "]".repeat(100_000)
-    );
-    assert_eq!(
-        decode(deep.as_bytes(), &c),
-        Err(Invalid("page_id has the wrong type"))
-    );
+    let deep = format!("{{\"page_id\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(decode(deep.as_bytes(), &c), Err(Invalid("page_id has the wrong type")));
     let unclosed = format!("{{\"x\":{}", "{\"a\":".repeat(100_000));
-    assert_eq!(
-        decode(unclosed.as_bytes(), &c),
-        Err(Invalid("malformed JSON"))
-    );
+    assert_eq!(decode(unclosed.as_bytes(), &c), Err(Invalid("malformed JSON")));
     c.max_payload_bytes = 16;
-    assert_eq!(
-        decode(with("").as_bytes(), &c),
-        Err(Invalid("payload too large"))
-    );
+    assert_eq!(decode(with("").as_bytes(), &c), Err(Invalid("payload too large")));
 }
 
 #[test]

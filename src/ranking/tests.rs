@@ -14,19 +14,13 @@ fn seeded_view() -> View {
         max_payload_bytes: 1 << 16,
     };
     for json in seed_events() {
-        assert_eq!(
-            e.apply(&decode(json.as_bytes(), &cx).unwrap()).as_str(),
-            "applied"
-        );
+        assert_eq!(e.apply(&decode(json.as_bytes(), &cx).unwrap()).as_str(), "applied");
     }
     View::build(&e)
 }
 
 fn ids(view: &View, ranked: &[(u32, &Row)]) -> Vec<String> {
-    ranked
-        .iter()
-        .map(|(_, r)| view.pages[r.page as usize].id.to_string())
-        .collect()
+    ranked.iter().map(|(_, r)| view.pages[r.page as usize].id.to_string()).collect()
 }
 
 #[test]
@@ -34,10 +28,7 @@ fn the_spec_table_is_rebuilt_exactly_from_events() {
     let v = seeded_view();
     let t = v.quarter(seed_quarter()).unwrap();
     let ranked = top(rows(&v, t, Filter::All), Metric::Interactions, 0, 10);
-    assert_eq!(
-        ids(&v, &ranked),
-        SEED_TABLE.iter().map(|p| p.id).collect::<Vec<_>>()
-    );
+    assert_eq!(ids(&v, &ranked), SEED_TABLE.iter().map(|p| p.id).collect::<Vec<_>>());
     for ((rank, row), seed) in ranked.iter().zip(SEED_TABLE) {
         assert_eq!(
             (row.totals.interactions(), row.totals.posts, row.followers),
@@ -47,10 +38,7 @@ fn the_spec_table_is_rebuilt_exactly_from_events() {
         );
     }
     assert_eq!(ranked[0].1.totals.interactions(), 26_243_488);
-    assert_eq!(
-        v.pages[ranked[1].1.page as usize].name.as_deref(),
-        Some(SEED_TABLE[1].name)
-    );
+    assert_eq!(v.pages[ranked[1].1.page as usize].name.as_deref(), Some(SEED_TABLE[1].name));
 }
 
 #[test]
@@ -58,44 +46,21 @@ fn cambodia_leads_by_interactions_per_1k_followers() {
     let v = seeded_view();
     let t = v.quarter(seed_quarter()).unwrap();
     let ranked = top(&t.rows, Metric::InteractionsPer1kFollowers, 0, 5);
-    assert_eq!(
-        ids(&v, &ranked)[..3],
-        ["pmcambodia", "whitehouse", "moi.egy"]
-    );
+    assert_eq!(ids(&v, &ranked)[..3], ["pmcambodia", "whitehouse", "moi.egy"]);
     let m = Metric::InteractionsPer1kFollowers;
     assert_eq!(m.value(ranked[0].1), Some(3853.23));
     assert_eq!(m.value(ranked[1].1), Some(2101.87));
-    assert_eq!(
-        m.value(ranked[4].1),
-        None,
-        "pages without followers rank last, with no ratio"
-    );
+    assert_eq!(m.value(ranked[4].1), None, "pages without followers rank last, with no ratio");
 }
 
 fn row(page: u32, interactions: u64, posts: u64, followers: Option<u64>) -> Row {
-    Row {
-        page,
-        totals: Totals {
-            reactions: interactions,
-            posts,
-            ..Totals::default()
-        },
-        followers,
-    }
+    Row { page, totals: Totals { reactions: interactions, posts, ..Totals::default() }, followers }
 }
 
 #[test]
 fn ties_fall_back_to_page_order() {
-    let rows = [
-        row(0, 5, 1, None),
-        row(1, 9, 1, None),
-        row(2, 5, 1, None),
-        row(3, 9, 1, None),
-    ];
-    let ranked: Vec<u32> = top(&rows, Metric::Interactions, 0, 10)
-        .iter()
-        .map(|(_, r)| r.page)
-        .collect();
+    let rows = [row(0, 5, 1, None), row(1, 9, 1, None), row(2, 5, 1, None), row(3, 9, 1, None)];
+    let ranked: Vec<u32> = top(&rows, Metric::Interactions, 0, 10).iter().map(|(_, r)| r.page).collect();
     assert_eq!(ranked, [1, 3, 0, 2]);
 }
 
@@ -104,33 +69,18 @@ fn ratios_compare_exactly_and_round_half_up() {
     // 2/3 < 667/1000 though both display as 0.67.
     let a = row(0, 2, 3, None);
     let b = row(1, 667, 1000, None);
-    assert_eq!(
-        Metric::InteractionsPerPost.compare(&b, &a),
-        std::cmp::Ordering::Less
-    );
+    assert_eq!(Metric::InteractionsPerPost.compare(&b, &a), std::cmp::Ordering::Less);
     assert_eq!(Metric::InteractionsPerPost.value(&a), Some(0.67));
-    assert_eq!(
-        Metric::InteractionsPerPost.value(&row(0, 1, 8, None)),
-        Some(0.13),
-        "0.125 rounds up"
-    );
-    assert_eq!(
-        Metric::InteractionsPer1kFollowers.value(&row(0, 5, 1, Some(0))),
-        None
-    );
+    assert_eq!(Metric::InteractionsPerPost.value(&row(0, 1, 8, None)), Some(0.13), "0.125 rounds up");
+    assert_eq!(Metric::InteractionsPer1kFollowers.value(&row(0, 5, 1, Some(0))), None);
     let huge = row(0, u64::MAX, 1, Some(1));
     let other = row(1, u64::MAX - 1, 1, Some(1));
-    assert_eq!(
-        Metric::InteractionsPer1kFollowers.compare(&huge, &other),
-        std::cmp::Ordering::Less
-    );
+    assert_eq!(Metric::InteractionsPer1kFollowers.compare(&huge, &other), std::cmp::Ordering::Less);
 }
 
 #[test]
 fn offset_and_limit_page_through_the_ranking() {
-    let rows: Vec<Row> = (0..50)
-        .map(|i| row(i, u64::from(i % 7) * 10 + u64::from(i), 1, None))
-        .collect();
+    let rows: Vec<Row> = (0..50).map(|i| row(i, u64::from(i % 7) * 10 + u64::from(i), 1, None)).collect();
     let full = top(&rows, Metric::Interactions, 0, 50);
     let page = top(&rows, Metric::Interactions, 10, 5);
     assert_eq!(page, full[10..15].to_vec());
@@ -140,9 +90,7 @@ fn offset_and_limit_page_through_the_ranking() {
 
 #[test]
 fn ranks_of_agree_with_a_full_sort() {
-    let rows: Vec<Row> = (0..200)
-        .map(|i| row(i, u64::from((i * 37) % 11), 1 + u64::from(i % 3), None))
-        .collect();
+    let rows: Vec<Row> = (0..200).map(|i| row(i, u64::from((i * 37) % 11), 1 + u64::from(i % 3), None)).collect();
     for m in Metric::ALL {
         let full = top(&rows, m, 0, rows.len());
         let wanted: Vec<u32> = vec![5, 0, 199, 77, 1000];
@@ -157,18 +105,10 @@ fn ranks_of_agree_with_a_full_sort() {
 #[test]
 fn platform_filter_keeps_one_platform_and_ranks_within_it() {
     let mut e = Engine::new(Limits::default());
-    let cx = DecodeContext {
-        message_time: None,
-        now: i64::MAX / 2,
-        max_skew: 0,
-        max_payload_bytes: 1 << 16,
-    };
-    for (platform, page, reactions) in [
-        ("facebook", "a", 10),
-        ("instagram", "b", 30),
-        ("facebook", "c", 20),
-        ("x", "d", 40),
-    ] {
+    let cx = DecodeContext { message_time: None, now: i64::MAX / 2, max_skew: 0, max_payload_bytes: 1 << 16 };
+    for (platform, page, reactions) in
+        [("facebook", "a", 10), ("instagram", "b", 30), ("facebook", "c", 20), ("x", "d", 40)]
+    {
         let json = format!(
             r#"{{"platform":"{platform}","page_id":"{page}","post_id":"1","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":{reactions}}}"#
         );
@@ -176,12 +116,7 @@ fn platform_filter_keeps_one_platform_and_ranks_within_it() {
     }
     let v = View::build(&e);
     let t = v.current().unwrap();
-    let fb = top(
-        rows(&v, t, Filter::Platform("facebook")),
-        Metric::Interactions,
-        0,
-        10,
-    );
+    let fb = top(rows(&v, t, Filter::Platform("facebook")), Metric::Interactions, 0, 10);
     assert_eq!(ids(&v, &fb), ["c", "a"]);
     assert_eq!(fb.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [1, 2]);
     assert!(rows(&v, t, Filter::Platform("tiktok")).is_empty());
@@ -189,12 +124,7 @@ fn platform_filter_keeps_one_platform_and_ranks_within_it() {
 
 fn ranked(list: &[(&str, u32)]) -> Vec<Ranked> {
     list.iter()
-        .map(|(id, rank)| Ranked {
-            platform: "facebook".into(),
-            page_id: (*id).into(),
-            rank: *rank,
-            interactions: 100,
-        })
+        .map(|(id, rank)| Ranked { platform: "facebook".into(), page_id: (*id).into(), rank: *rank, interactions: 100 })
         .collect()
 }
 
@@ -203,11 +133,8 @@ fn diff_reports_moves_entries_exits_and_a_new_leader() {
     let old = ranked(&[("a", 1), ("b", 2), ("c", 3)]);
     let new = ranked(&[("b", 1), ("a", 2), ("d", 3)]);
     let d = diff(&old, &new);
-    let summary: Vec<(String, Option<u32>, Option<u32>)> = d
-        .changes
-        .iter()
-        .map(|c| (c.page_id.to_string(), c.old_rank, c.new_rank))
-        .collect();
+    let summary: Vec<(String, Option<u32>, Option<u32>)> =
+        d.changes.iter().map(|c| (c.page_id.to_string(), c.old_rank, c.new_rank)).collect();
     assert_eq!(
         summary,
         [

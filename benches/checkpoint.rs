@@ -1,0 +1,114 @@
+//! Checkpoint benchmark (issue targets): write and restore a checkpoint of
+//! an engine holding 10,000,000 posts (100,000 pages × 100 posts).
+//!
+//! Prints: time to build the state, the consume-loop pause to write the
+//! checkpoint, the time to make it durable, its size, peak RSS during the
+//! write against the steady-state RSS, and the time to restore it.
+//!
+//! `cargo bench --bench checkpoint` (full size); `BENCH_QUICK=1` shrinks it
+//! to 200,000 posts for a smoke run.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use engagement_monitor::checkpoint;
+use engagement_monitor::engine::{Engine, Limits};
+use engagement_monitor::event::{Counts, Event, Kind};
+use engagement_monitor::synth::{Rng, seed_quarter};
+
+fn status(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix(" kB")?.trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1048576.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let quick = std::env::var("BENCH_QUICK").is_ok() || std::env::args().any(|a| a == "--test");
+    let (pages, per_page) = if quick { (10_000u64, 20u64) } else { (100_000, 100) };
+    let limits = Limits { max_posts: 20_000_000, ..Limits::default() };
+    let q = seed_quarter();
+    let started = Instant::now();
+    let mut engine = Engine::new(limits);
+    let mut rng = Rng::new(42);
+    let (mut page_id, mut post_id) = (String::new(), String::new());
+    for page in 0..pages {
+        page_id.clear();
+        page_id.push_str(&format!("page_{page:07}"));
+        for post in 0..per_page {
+            post_id.clear();
+            post_id.push_str(&format!("p{page:07}_{post:04}"));
+            let published = q.start() + rng.below(80 * 86_400_000) as i64;
+            let ev = Event {
+                platform: Cow::Borrowed("facebook"),
+                page_id: Cow::Borrowed(&page_id),
+                post_id: Cow::Borrowed(&post_id),
+                page_name: None,
+                published_at: published,
+                observed_at: published + 3_600_000,
+                kind: Kind::Snapshot,
+                counts: Counts {
+                    reactions: rng.below(100_000),
+                    comments: rng.below(10_000),
+                    shares: rng.below(5_000),
+                    views: rng.below(1_000_000),
+                },
+                followers: Some(1_000_000 + page),
+                event_id: None,
+            };
+            engine.apply(&ev);
+        }
+    }
+    let posts = engine.usage().posts;
+    let steady = status("VmRSS:");
+    println!(
+        "state: {posts} posts, {pages} pages, built in {:.1}s, RSS {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        mib(steady)
+    );
+
+    let dir = std::env::temp_dir().join(format!("em-bench-checkpoint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    reset_peak();
+    let t = Instant::now();
+    let offsets = vec![(0, 1_000_000), (1, 1_000_000), (2, 1_000_000)];
+    let pending = checkpoint::write(&dir, 1, "bench", &offsets, &engine).expect("checkpoint written");
+    let pause = t.elapsed();
+    let t = Instant::now();
+    let done = pending.finish().expect("checkpoint durable");
+    let durable = t.elapsed();
+    let peak = status("VmHWM:");
+    println!(
+        "checkpoint write: pause {:.0} ms, fsync+rename {:.0} ms, {:.0} MiB ({:.1} bytes/post), peak RSS {:.0} MiB = {:.2} x steady",
+        pause.as_secs_f64() * 1000.0,
+        durable.as_secs_f64() * 1000.0,
+        mib(done.bytes),
+        done.bytes as f64 / posts as f64,
+        mib(peak),
+        peak as f64 / steady as f64
+    );
+    drop(engine);
+    let t = Instant::now();
+    let (restored, report) = checkpoint::restore(&dir, limits).expect("restore");
+    let restore = t.elapsed();
+    let r = restored.expect("the checkpoint restores");
+    assert!(report.discarded.is_empty());
+    assert_eq!(r.engine.usage().posts, posts);
+    println!(
+        "checkpoint restore: {:.2} s for {posts} posts ({:.1} M posts/s), target <= 5 s (stretch 2 s)",
+        restore.as_secs_f64(),
+        posts as f64 / restore.as_secs_f64() / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
