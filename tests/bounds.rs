@@ -32,61 +32,27 @@ fn a_flood_of_distinct_ids_stays_within_the_bounds() {
     d.wait_ready(Duration::from_secs(60));
     let total = events.len() as f64;
     wait_until("every event counted", Duration::from_secs(60), || {
-        let n: f64 = [
-            "applied",
-            "stale",
-            "duplicate",
-            "conflict",
-            "expired",
-            "invalid",
-            "rejected",
-        ]
-        .iter()
-        .map(|o| {
-            d.metric(&format!(r#"engagement_events_total{{outcome="{o}"}}"#))
-                .unwrap_or(0.0)
-        })
-        .sum();
+        let n: f64 = ["applied", "stale", "duplicate", "conflict", "expired", "invalid", "rejected"]
+            .iter()
+            .map(|o| d.metric(&format!(r#"engagement_events_total{{outcome="{o}"}}"#)).unwrap_or(0.0))
+            .sum();
         (n == total).then_some(())
     });
-    let entries = |s: &str| {
-        d.metric(&format!(r#"engagement_state_entries{{structure="{s}"}}"#))
-            .unwrap()
-    };
-    let limit = |s: &str| {
-        d.metric(&format!(r#"engagement_state_limit{{structure="{s}"}}"#))
-            .unwrap()
-    };
+    let entries = |s: &str| d.metric(&format!(r#"engagement_state_entries{{structure="{s}"}}"#)).unwrap();
+    let limit = |s: &str| d.metric(&format!(r#"engagement_state_limit{{structure="{s}"}}"#)).unwrap();
     for s in ["pages", "posts", "event_ids"] {
-        wait_until(&format!("{s} gauge"), Duration::from_secs(10), || {
-            (entries(s) > 0.0).then_some(())
-        });
+        wait_until(&format!("{s} gauge"), Duration::from_secs(10), || (entries(s) > 0.0).then_some(()));
         assert!(entries(s) <= limit(s), "{s}: {} > {}", entries(s), limit(s));
     }
     assert_eq!(limit("pages"), 1000.0);
     assert_eq!(entries("posts"), 5000.0, "posts fill up to their bound");
     for bound in ["pages", "posts", "event_ids"] {
-        let n = d
-            .metric(&format!(
-                r#"engagement_rejected_events_total{{bound="{bound}"}}"#
-            ))
-            .unwrap();
+        let n = d.metric(&format!(r#"engagement_rejected_events_total{{bound="{bound}"}}"#)).unwrap();
         assert!(n > 0.0, "refusals at the {bound} bound are counted");
     }
-    let rejected = d
-        .metric(r#"engagement_events_total{outcome="rejected"}"#)
-        .unwrap();
-    let applied = d
-        .metric(r#"engagement_events_total{outcome="applied"}"#)
-        .unwrap();
-    assert_eq!(
-        applied + rejected,
-        total,
-        "every event was applied or refused"
-    );
+    let rejected = d.metric(r#"engagement_events_total{outcome="rejected"}"#).unwrap();
+    let applied = d.metric(r#"engagement_events_total{outcome="applied"}"#).unwrap();
+    assert_eq!(applied + rejected, total, "every event was applied or refused");
     let first = d.json("/v1/pages/facebook/first");
-    assert_eq!(
-        first["windows"][0]["interactions"], 500,
-        "the first page is intact"
-    );
+    assert_eq!(first["windows"][0]["interactions"], 500, "the first page is intact");
 }

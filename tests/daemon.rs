@@ -23,12 +23,7 @@ fn entries(body: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e["page_id"].as_str().unwrap().to_string(),
-                e["interactions"].as_u64().unwrap(),
-            )
-        })
+        .map(|e| (e["page_id"].as_str().unwrap().to_string(), e["interactions"].as_u64().unwrap()))
         .collect()
 }
 
@@ -53,23 +48,15 @@ fn the_spec_table_is_served_exactly() {
             )
         })
         .collect();
-    let want: Vec<(String, u64, u64, Option<u64>)> = SEED_TABLE
-        .iter()
-        .map(|p| (p.id.into(), p.interactions, p.posts, p.followers))
-        .collect();
+    let want: Vec<(String, u64, u64, Option<u64>)> =
+        SEED_TABLE.iter().map(|p| (p.id.into(), p.interactions, p.posts, p.followers)).collect();
     assert_eq!(got, want);
     let per_1k = d.json("/v1/rankings?window=2025-Q3&metric=interactions_per_1k_followers&limit=1");
     assert_eq!(per_1k["entries"][0]["page_id"], "pmcambodia");
     let applied = seed_events().len() as f64;
-    d.wait_metric(
-        r#"engagement_events_total{outcome="applied"}"#,
-        applied,
-        READY,
-    );
+    d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, applied, READY);
     assert_eq!(
-        d.metric(
-            r#"engagement_page_rank{window="current",platform="facebook",page_id="whitehouse"}"#
-        ),
+        d.metric(r#"engagement_page_rank{window="current",platform="facebook",page_id="whitehouse"}"#),
         Some(1.0)
     );
 }
@@ -82,34 +69,10 @@ fn every_outcome_is_counted() {
     let events = vec![
         event("pg", "a", p, "2025-07-02T00:00:00Z", r#","reactions":10"#), // applied
         event("pg", "a", p, "2025-07-01T12:00:00Z", r#","reactions":99"#), // stale
-        event(
-            "pg",
-            "d",
-            p,
-            "2025-07-02T00:00:00Z",
-            r#","kind":"delta","event_id":"e1","reactions":5"#,
-        ), // applied
-        event(
-            "pg",
-            "d",
-            p,
-            "2025-07-02T00:00:00Z",
-            r#","kind":"delta","event_id":"e1","reactions":5"#,
-        ), // duplicate
-        event(
-            "pg",
-            "a",
-            p,
-            "2025-07-03T00:00:00Z",
-            r#","kind":"delta","event_id":"e2","reactions":1"#,
-        ), // conflict
-        event(
-            "pg",
-            "old",
-            "2023-01-01T00:00:00Z",
-            "2025-07-03T00:00:00Z",
-            "",
-        ), // expired
+        event("pg", "d", p, "2025-07-02T00:00:00Z", r#","kind":"delta","event_id":"e1","reactions":5"#), // applied
+        event("pg", "d", p, "2025-07-02T00:00:00Z", r#","kind":"delta","event_id":"e1","reactions":5"#), // duplicate
+        event("pg", "a", p, "2025-07-03T00:00:00Z", r#","kind":"delta","event_id":"e2","reactions":1"#), // conflict
+        event("pg", "old", "2023-01-01T00:00:00Z", "2025-07-03T00:00:00Z", ""), // expired
         r#"{"page_id":"pg"}"#.to_string(),                                 // invalid
     ];
     produce_strings(&topic, 1, &events);
@@ -123,16 +86,9 @@ fn every_outcome_is_counted() {
         ("invalid", 1.0),
         ("rejected", 0.0),
     ] {
-        d.wait_metric(
-            &format!(r#"engagement_events_total{{outcome="{outcome}"}}"#),
-            n,
-            READY,
-        );
+        d.wait_metric(&format!(r#"engagement_events_total{{outcome="{outcome}"}}"#), n, READY);
     }
-    assert_eq!(
-        d.metric(r#"engagement_invalid_events_total{reason="missing post_id"}"#),
-        Some(1.0)
-    );
+    assert_eq!(d.metric(r#"engagement_invalid_events_total{reason="missing post_id"}"#), Some(1.0));
     let body = d.json("/v1/rankings");
     assert_eq!(entries(&body), vec![("pg".to_string(), 15)]);
 }
@@ -142,13 +98,7 @@ fn platform_filter_and_late_observations() {
     let topic = unique("platforms");
     create_topic(&topic, 2);
     let events = vec![
-        event(
-            "fbpage",
-            "1",
-            "2025-09-30T23:00:00Z",
-            "2025-09-30T23:30:00Z",
-            r#","reactions":10"#,
-        ),
+        event("fbpage", "1", "2025-09-30T23:00:00Z", "2025-09-30T23:30:00Z", r#","reactions":10"#),
         event(
             "igpage",
             "1",
@@ -157,13 +107,7 @@ fn platform_filter_and_late_observations() {
             r#","platform":"instagram","reactions":50"#,
         ),
         // Observed in Q4, counts for Q3 where the post was published.
-        event(
-            "fbpage",
-            "1",
-            "2025-09-30T23:00:00Z",
-            "2025-11-02T00:00:00Z",
-            r#","reactions":70"#,
-        ),
+        event("fbpage", "1", "2025-09-30T23:00:00Z", "2025-11-02T00:00:00Z", r#","reactions":70"#),
     ];
     produce_strings(&topic, 1, &events);
     let d = Daemon::start(&topic, &[], &[]);
@@ -172,20 +116,14 @@ fn platform_filter_and_late_observations() {
         (d.json("/v1/rankings?window=2025-Q3")["entries"][0]["interactions"] == 70).then_some(())
     });
     let q3 = d.json("/v1/rankings?window=2025-Q3");
-    assert_eq!(
-        entries(&q3),
-        vec![("fbpage".to_string(), 70), ("igpage".to_string(), 50)]
-    );
+    assert_eq!(entries(&q3), vec![("fbpage".to_string(), 70), ("igpage".to_string(), 50)]);
     let ig = d.json("/v1/rankings?window=2025-Q3&platform=instagram");
     assert_eq!(entries(&ig), vec![("igpage".to_string(), 50)]);
     assert_eq!(ig["total_pages"], 1);
     let current = d.json("/v1/rankings?window=current");
     assert_eq!(current["window"]["id"], "2025-Q4");
     assert_eq!(current["total_pages"], 0, "no post was published in Q4");
-    assert_eq!(
-        d.json("/v1/rankings?window=previous")["window"]["id"],
-        "2025-Q3"
-    );
+    assert_eq!(d.json("/v1/rankings?window=previous")["window"]["id"], "2025-Q3");
 }
 
 #[test]
@@ -196,11 +134,7 @@ fn a_restart_without_checkpoint_replays_from_the_earliest_offset() {
     let first = {
         let mut d = Daemon::start(&topic, &[], &[]);
         d.wait_ready(READY);
-        d.wait_metric(
-            r#"engagement_events_total{outcome="applied"}"#,
-            900.0,
-            READY,
-        );
+        d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, 900.0, READY);
         let body = d.json("/v1/rankings?window=2025-Q3&limit=100");
         d.signal("TERM");
         assert!(d.wait_exit(Duration::from_secs(15)).0.success());
@@ -208,11 +142,7 @@ fn a_restart_without_checkpoint_replays_from_the_earliest_offset() {
     };
     let d = Daemon::start(&topic, &[], &[]);
     d.wait_ready(READY);
-    d.wait_metric(
-        r#"engagement_events_total{outcome="applied"}"#,
-        900.0,
-        READY,
-    );
+    d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, 900.0, READY);
     let again = d.json("/v1/rankings?window=2025-Q3&limit=100");
     assert_eq!(again["entries"], first["entries"]);
 }
@@ -223,44 +153,22 @@ fn invalid_events_go_to_the_dead_letter_topic_with_their_reason() {
     let dlq = unique("dlq");
     create_topic(&topic, 1);
     create_topic(&dlq, 1);
-    let bad =
-        r#"{"page_id":"p","post_id":"x","published_at":"2025-07-01T00:00:00Z","reactions":-3}"#;
+    let bad = r#"{"page_id":"p","post_id":"x","published_at":"2025-07-01T00:00:00Z","reactions":-3}"#;
     produce_strings(&topic, 1, &[bad.to_string()]);
     let d = Daemon::start(
         &topic,
         &["--kafka-property", "message.timeout.ms=10000"],
         &[("ENGAGEMENT_MONITOR_KAFKA_DEAD_LETTER_TOPIC", &dlq)],
     );
-    d.wait_metric(
-        r#"engagement_produced_messages_total{kind="dead_letter",result="delivered"}"#,
-        1.0,
-        READY,
-    );
+    d.wait_metric(r#"engagement_produced_messages_total{kind="dead_letter",result="delivered"}"#, 1.0, READY);
     let out = Command::new("kcat")
-        .args([
-            "-b",
-            &brokers(),
-            "-C",
-            "-t",
-            &dlq,
-            "-o",
-            "beginning",
-            "-c",
-            "1",
-            "-e",
-            "-q",
-            "-f",
-            "%h|%s\n",
-        ])
+        .args(["-b", &brokers(), "-C", "-t", &dlq, "-o", "beginning", "-c", "1", "-e", "-q", "-f", "%h|%s\n"])
         .stderr(Stdio::inherit())
         .output()
         .expect("kcat runs (scripts/install-deps.sh installs it)");
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.contains("reason=reactions out of range"), "{line}");
-    assert!(
-        line.trim_end().ends_with(bad),
-        "payload copied unchanged: {line}"
-    );
+    assert!(line.trim_end().ends_with(bad), "payload copied unchanged: {line}");
 }
 
 #[test]
@@ -287,11 +195,7 @@ fn events_produced_by_kcat_are_ranked() {
         .spawn()
         .expect("kcat runs (scripts/install-deps.sh installs it)");
     use std::io::Write;
-    kcat.stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
+    kcat.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
     assert!(kcat.wait().unwrap().success());
     let d = Daemon::start(&topic, &[], &[]);
     d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, 30.0, READY);
@@ -301,14 +205,7 @@ fn events_produced_by_kcat_are_ranked() {
     });
     let body = d.json("/v1/rankings");
     // k2 has comments 2+5+...+29 = 155, k1 145, k0 135.
-    assert_eq!(
-        entries(&body),
-        vec![
-            ("k2".to_string(), 155),
-            ("k1".to_string(), 145),
-            ("k0".to_string(), 135)
-        ]
-    );
+    assert_eq!(entries(&body), vec![("k2".to_string(), 155), ("k1".to_string(), 145), ("k0".to_string(), 135)]);
 }
 
 #[test]
@@ -316,13 +213,7 @@ fn compressed_batches_are_consumed() {
     let topic = unique("codecs");
     create_topic(&topic, 1);
     for (i, codec) in ["gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
-        let e = event(
-            &format!("c{i}"),
-            "1",
-            "2025-08-01T00:00:00Z",
-            "2025-08-02T00:00:00Z",
-            r#","shares":1"#,
-        );
+        let e = event(&format!("c{i}"), "1", "2025-08-01T00:00:00Z", "2025-08-02T00:00:00Z", r#","shares":1"#);
         produce(&topic, 1, &[e.into_bytes()], codec);
     }
     let d = Daemon::start(&topic, &[], &[]);
@@ -334,10 +225,7 @@ fn sigterm_exits_zero_in_time_and_metrics_pass_promtool() {
     let topic = unique("sigterm");
     create_topic(&topic, 3);
     let mut events = seed_events();
-    events.push(
-        r#"{"page_id":"a\"b","post_id":"p","published_at":0,"page_name":"quote\" and\nnewline"}"#
-            .to_string(),
-    );
+    events.push(r#"{"page_id":"a\"b","post_id":"p","published_at":0,"page_name":"quote\" and\nnewline"}"#.to_string());
     produce_strings(&topic, 3, &events);
     let mut d = Daemon::start(&topic, &[], &[]);
     d.wait_ready(READY);
@@ -350,12 +238,7 @@ fn sigterm_exits_zero_in_time_and_metrics_pass_promtool() {
         .spawn()
         .expect("promtool runs (scripts/install-deps.sh installs Debian's prometheus)");
     use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
     let out = promtool.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -377,8 +260,5 @@ fn sigterm_exits_in_time_when_the_broker_is_unreachable() {
     assert_eq!(code, 503, "not ready without a broker: {body}");
     d.signal("TERM");
     let (status, took) = d.wait_exit(Duration::from_secs(15));
-    assert!(
-        status.success() && took < Duration::from_secs(11),
-        "{status} after {took:?}"
-    );
+    assert!(status.success() && took < Duration::from_secs(11), "{status} after {took:?}");
 }

@@ -56,9 +56,7 @@ fn answers(d: &Daemon) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for window in ["2025-Q3", "current", "rolling"] {
         for metric in ["interactions", "interactions_per_1k_followers", "posts"] {
-            let body = d.json(&format!(
-                "/v1/rankings?window={window}&metric={metric}&limit=1000"
-            ));
+            let body = d.json(&format!("/v1/rankings?window={window}&metric={metric}&limit=1000"));
             out.push(serde_json::json!({"window": window, "metric": metric, "total": body["total_pages"], "entries": body["entries"]}));
         }
     }
@@ -72,10 +70,7 @@ fn assert_same(got: &[serde_json::Value], want: &[serde_json::Value]) {
         if g == w {
             continue;
         }
-        let (ge, we) = (
-            g["entries"].as_array().unwrap(),
-            w["entries"].as_array().unwrap(),
-        );
+        let (ge, we) = (g["entries"].as_array().unwrap(), w["entries"].as_array().unwrap());
         let first = ge.iter().zip(we).position(|(a, b)| a != b);
         panic!(
             "{} by {}: totals {} vs {}; first differing entry {:?}: {} vs {}",
@@ -103,12 +98,8 @@ fn kill_9_at_random_moments_loses_nothing() {
     produce(&topic, 3, &history(200_000, 9), "lz4");
     let want = reference(&topic);
     let dir = state_dir("kill9-state");
-    let mut rng = Rng::new(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
+    let mut rng =
+        Rng::new(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     for round in 0..10 {
         let mut d = with_state(&topic, &dir, &[]);
         let delay = Duration::from_millis(150 + rng.below(1500));
@@ -138,38 +129,17 @@ fn sigterm_then_more_events_resumes_from_the_checkpoint() {
         d.wait_ready(READY);
         d.signal("TERM");
         assert!(d.wait_exit(Duration::from_secs(15)).0.success());
-        assert!(
-            d.logs()
-                .iter()
-                .any(|l| l.contains("final checkpoint durable"))
-        );
+        assert!(d.logs().iter().any(|l| l.contains("final checkpoint durable")));
     }
     produce(&topic, 3, second, "lz4");
     let d = with_state(&topic, &dir, &[]);
     d.wait_ready(READY);
-    assert!(
-        d.logs().iter().any(|l| l.contains("checkpoint restored")),
-        "restored from the checkpoint"
-    );
-    let consumed: f64 = [
-        "applied",
-        "stale",
-        "duplicate",
-        "conflict",
-        "expired",
-        "invalid",
-        "rejected",
-    ]
-    .iter()
-    .map(|o| {
-        d.metric(&format!(r#"engagement_events_total{{outcome="{o}"}}"#))
-            .unwrap()
-    })
-    .sum();
-    assert_eq!(
-        consumed, 20_000.0,
-        "only the tail was consumed after the restart"
-    );
+    assert!(d.logs().iter().any(|l| l.contains("checkpoint restored")), "restored from the checkpoint");
+    let consumed: f64 = ["applied", "stale", "duplicate", "conflict", "expired", "invalid", "rejected"]
+        .iter()
+        .map(|o| d.metric(&format!(r#"engagement_events_total{{outcome="{o}"}}"#)).unwrap())
+        .sum();
+    assert_eq!(consumed, 20_000.0, "only the tail was consumed after the restart");
     let got = answers(&d);
     drop(d);
     assert_same(&got, &reference(&topic));
@@ -191,32 +161,19 @@ fn a_crash_between_writing_and_renaming_keeps_the_previous_checkpoint() {
     }
     produce(&topic, 3, second, "lz4");
     {
-        let mut d = with_state(
-            &topic,
-            &dir,
-            &[("EM_FAILPOINT", "checkpoint-before-rename")],
-        );
+        let mut d = with_state(&topic, &dir, &[("EM_FAILPOINT", "checkpoint-before-rename")]);
         let (status, _) = d.wait_exit(Duration::from_secs(60));
         assert!(!status.success(), "the failpoint aborts the process");
         let tmp = std::fs::read_dir(&dir)
             .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "tmp")
-            })
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "tmp"))
             .count();
         assert_eq!(tmp, 1, "a written but unrenamed checkpoint is left behind");
     }
     let d = with_state(&topic, &dir, &[]);
     d.wait_ready(READY);
     assert!(d.logs().iter().any(|l| l.contains("checkpoint restored")));
-    assert_eq!(
-        d.metric(r#"engagement_checkpoint_restores_total{result="discarded"}"#),
-        Some(0.0)
-    );
+    assert_eq!(d.metric(r#"engagement_checkpoint_restores_total{result="discarded"}"#), Some(0.0));
     let got = answers(&d);
     drop(d);
     assert_same(&got, &reference(&topic));
@@ -228,17 +185,10 @@ fn corrupt_checkpoints_are_moved_aside_and_the_daemon_replays() {
     create_topic(&topic, 3);
     produce(&topic, 3, &history(10_000, 4), "lz4");
     let dir = state_dir("corrupt-state");
-    std::fs::write(
-        dir.join("checkpoint-00000000000000000007.bin"),
-        b"EMCKPT\0\x01 then garbage",
-    )
-    .unwrap();
+    std::fs::write(dir.join("checkpoint-00000000000000000007.bin"), b"EMCKPT\0\x01 then garbage").unwrap();
     let d = with_state(&topic, &dir, &[]);
     d.wait_ready(READY);
-    assert_eq!(
-        d.metric(r#"engagement_checkpoint_restores_total{result="discarded"}"#),
-        Some(1.0)
-    );
+    assert_eq!(d.metric(r#"engagement_checkpoint_restores_total{result="discarded"}"#), Some(1.0));
     assert!(dir.join("checkpoint-00000000000000000007.corrupt").exists());
     let got = answers(&d);
     drop(d);

@@ -12,11 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use support::*;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -32,56 +28,25 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
         let (code, _) = http_get(&addr, "/readyz").ok()?;
         (code == 200).then_some(())
     });
-    let body: serde_json::Value = serde_json::from_str(
-        &http_get(
-            &addr,
-            "/v1/rankings?window=2025-Q3&platform=facebook&limit=5",
-        )
-        .unwrap()
-        .1,
-    )
-    .unwrap();
-    let ids: Vec<&str> = body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["page_id"].as_str().unwrap())
-        .collect();
+    let body: serde_json::Value =
+        serde_json::from_str(&http_get(&addr, "/v1/rankings?window=2025-Q3&platform=facebook&limit=5").unwrap().1)
+            .unwrap();
+    let ids: Vec<&str> = body["entries"].as_array().unwrap().iter().map(|e| e["page_id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        [
-            "whitehouse",
-            "moi.egy",
-            "pmcambodia",
-            "inc.bihar",
-            "ice.gov"
-        ],
+        ["whitehouse", "moi.egy", "pmcambodia", "inc.bihar", "ice.gov"],
         "the seed pages lead in the reported order"
     );
     assert_eq!(body["entries"][0]["interactions"], 26_243_488);
-    wait_until(
-        "a rank change while the demo runs",
-        Duration::from_secs(60),
-        || {
-            let (_, text) = http_get(&addr, "/metrics").ok()?;
-            let n: f64 = text.lines().find_map(|l| {
-                l.strip_prefix(r#"engagement_rank_changes_total{window="current"} "#)?
-                    .parse()
-                    .ok()
-            })?;
-            (n > 0.0).then_some(())
-        },
-    );
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = wait_until("the demo to exit", Duration::from_secs(15), || {
-        child.try_wait().unwrap()
+    wait_until("a rank change while the demo runs", Duration::from_secs(60), || {
+        let (_, text) = http_get(&addr, "/metrics").ok()?;
+        let n: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"engagement_rank_changes_total{window="current"} "#)?.parse().ok())?;
+        (n > 0.0).then_some(())
     });
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = wait_until("the demo to exit", Duration::from_secs(15), || child.try_wait().unwrap());
     assert!(status.success(), "{status}");
 }
 
@@ -89,53 +54,23 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
 fn produce_reports_exactly_what_the_topic_holds() {
     let topic = unique("produce");
     let out = Command::new(env!("CARGO_BIN_EXE_engagement-monitor"))
-        .args([
-            "produce",
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic,
-            "--partitions",
-            "3",
-        ])
-        .args([
-            "--scenario",
-            "random",
-            "--events",
-            "25000",
-            "--compression",
-            "zstd",
-            "--no-progress",
-        ])
+        .args(["produce", "--brokers", &brokers(), "--topic", &topic, "--partitions", "3"])
+        .args(["--scenario", "random", "--events", "25000", "--compression", "zstd", "--no-progress"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let summary = stderr
-        .lines()
-        .find(|l| l.starts_with("produced "))
-        .expect("a summary line");
+    let summary = stderr.lines().find(|l| l.starts_with("produced ")).expect("a summary line");
     let words: Vec<&str> = summary.split_whitespace().collect();
-    let (sent, acked): (u64, u64) = (
-        words[1].parse().unwrap(),
-        words[3].trim_start_matches('(').parse().unwrap(),
-    );
+    let (sent, acked): (u64, u64) = (words[1].parse().unwrap(), words[3].trim_start_matches('(').parse().unwrap());
     assert_eq!((sent, acked), (25_000, 25_000), "{summary}");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", "watermarks")
-        .create()
-        .unwrap();
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", "watermarks").create().unwrap();
     let in_topic: i64 = (0..3)
         .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                .unwrap();
+            let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).unwrap();
             high - low
         })
         .sum();
-    assert_eq!(
-        in_topic as u64, acked,
-        "messages in the topic equal what produce reported"
-    );
+    assert_eq!(in_topic as u64, acked, "messages in the topic equal what produce reported");
 }

@@ -24,15 +24,8 @@ pub fn brokers() -> String {
 /// A topic name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what`.
@@ -42,33 +35,20 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
         if let Some(v) = check() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 pub fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let result = rt
-        .block_on(admin.create_topics([&topic], &opts))
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot reach the Kafka broker at {} ({e}): start it with scripts/kafka.sh start",
-                brokers()
-            )
-        });
+    let result = rt.block_on(admin.create_topics([&topic], &opts)).unwrap_or_else(|e| {
+        panic!("cannot reach the Kafka broker at {} ({e}): start it with scripts/kafka.sh start", brokers())
+    });
     for r in result {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
@@ -90,10 +70,7 @@ pub fn produce(topic: &str, partitions: i32, payloads: &[Vec<u8>], compression: 
     let p = producer(compression);
     for (i, payload) in payloads.iter().enumerate() {
         let key = i.to_string();
-        let mut record = BaseRecord::to(topic)
-            .payload(payload)
-            .key(&key)
-            .partition(i as i32 % partitions);
+        let mut record = BaseRecord::to(topic).payload(payload).key(&key).partition(i as i32 % partitions);
         loop {
             match p.send(record) {
                 Ok(()) => break,
@@ -104,8 +81,7 @@ pub fn produce(topic: &str, partitions: i32, payloads: &[Vec<u8>], compression: 
             }
         }
     }
-    p.flush(Duration::from_secs(60))
-        .expect("all messages acknowledged");
+    p.flush(Duration::from_secs(60)).expect("all messages acknowledged");
 }
 
 pub fn produce_strings(topic: &str, partitions: i32, payloads: &[String]) {
@@ -163,16 +139,12 @@ impl Daemon {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = wait_until(
-            "the daemon to log its listen address",
-            Duration::from_secs(30),
-            || {
-                logs.lock().unwrap().iter().find_map(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                    v["listen"].as_str().map(String::from)
-                })
-            },
-        );
+        let addr = wait_until("the daemon to log its listen address", Duration::from_secs(30), || {
+            logs.lock().unwrap().iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                v["listen"].as_str().map(String::from)
+            })
+        });
         Daemon { child, addr, logs }
     }
 
@@ -187,45 +159,31 @@ impl Daemon {
     }
 
     pub fn wait_ready(&self, timeout: Duration) {
-        wait_until("/readyz to answer 200", timeout, || {
-            (http_get(&self.addr, "/readyz").ok()?.0 == 200).then_some(())
-        });
+        wait_until("/readyz to answer 200", timeout, || (http_get(&self.addr, "/readyz").ok()?.0 == 200).then_some(()));
     }
 
     /// The value of one metric sample, e.g. `engagement_events_total{outcome="applied"}`.
     pub fn metric(&self, sample: &str) -> Option<f64> {
         let (_, text) = self.get("/metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        text.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
     }
 
     /// Waits until `sample` reaches `value`.
     pub fn wait_metric(&self, sample: &str, value: f64, timeout: Duration) {
-        wait_until(&format!("{sample} to reach {value}"), timeout, || {
-            (self.metric(sample)? >= value).then_some(())
-        });
-        assert_eq!(
-            self.metric(sample),
-            Some(value),
-            "{sample} went past the expected value"
-        );
+        wait_until(&format!("{sample} to reach {value}"), timeout, || (self.metric(sample)? >= value).then_some(()));
+        assert_eq!(self.metric(sample), Some(value), "{sample} went past the expected value");
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
+        let ok =
+            Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap().success();
         assert!(ok, "kill -{sig}");
     }
 
     /// Waits for the process to exit and returns its status and the time it took.
     pub fn wait_exit(&mut self, timeout: Duration) -> (std::process::ExitStatus, Duration) {
         let start = Instant::now();
-        let status = wait_until("the daemon to exit", timeout, || {
-            self.child.try_wait().unwrap()
-        });
+        let status = wait_until("the daemon to exit", timeout, || self.child.try_wait().unwrap());
         (status, start.elapsed())
     }
 
@@ -245,27 +203,14 @@ impl Drop for Daemon {
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
     Ok((code, body))
 }
 
