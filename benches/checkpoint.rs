@@ -5,8 +5,8 @@
 //! checkpoint, the time to make it durable, its size, peak RSS during the
 //! write against the steady-state RSS, and the time to restore it.
 //!
-//! `cargo bench --bench checkpoint` (full size); `BENCH_QUICK=1` shrinks it
-//! to 200,000 posts for a smoke run.
+//! `cargo bench --bench checkpoint` (full size); `cargo test`, `--test` or
+//! `BENCH_QUICK=1` shrink it to 200,000 posts for a smoke run.
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -35,7 +35,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let quick = std::env::var("BENCH_QUICK").is_ok() || std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes --bench; `cargo test` runs this with no argument
+    // (and `cargo bench -- --test` adds --test): both get the smoke size.
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
+    let quick = std::env::var("BENCH_QUICK").is_ok() || !full;
     let (pages, per_page) = if quick { (10_000u64, 20u64) } else { (100_000, 100) };
     let limits = Limits { max_posts: 20_000_000, ..Limits::default() };
     let q = seed_quarter();
