@@ -177,6 +177,13 @@ const RESERVED_PROPERTIES: [(&str, &str); 5] = [
 
 /// `ENGAGEMENT_MONITOR_` + the key upper-cased, dots as underscores:
 /// `ranking.top_n` → `ENGAGEMENT_MONITOR_RANKING_TOP_N`.
+/// Variables Kubernetes injects for a Service named `engagement-monitor`
+/// (service links); they are not settings and must not stop the daemon.
+fn is_kubernetes_service_link(name: &str) -> bool {
+    let rest = &name[ENV_PREFIX.len().min(name.len())..];
+    rest.starts_with("SERVICE_HOST") || rest.starts_with("SERVICE_PORT") || rest == "PORT" || rest.starts_with("PORT_")
+}
+
 pub fn env_var_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
 }
@@ -361,6 +368,10 @@ impl Loaded {
                 self.set_property(&property, value, source)?;
             } else if let Some(setting) = SETTINGS.iter().find(|s| env_var_name(s.key) == *name) {
                 self.set(setting.key, Raw::Text(value), source)?;
+            } else if is_kubernetes_service_link(name) {
+                // Kubernetes adds ENGAGEMENT_MONITOR_SERVICE_HOST, ..._PORT,
+                // ..._PORT_9898_TCP... for a Service of that name: not ours.
+                continue;
             } else {
                 // A misspelt variable would otherwise be silently ignored.
                 return Err(ConfigError::UnknownEnv { name: name.clone() });
@@ -1018,6 +1029,19 @@ mod tests {
             err.starts_with("invalid value \"localhost\" for http.listen (from flag --listen): expected an address"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_settings() {
+        let env: Env = [
+            ("ENGAGEMENT_MONITOR_SERVICE_HOST", "10.0.0.1"),
+            ("ENGAGEMENT_MONITOR_SERVICE_PORT_HTTP", "9898"),
+            ("ENGAGEMENT_MONITOR_PORT", "tcp://10.0.0.1:9898"),
+            ("ENGAGEMENT_MONITOR_PORT_9898_TCP_ADDR", "10.0.0.1"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(load(None, &env, &Overrides::default()).unwrap().config, Config::default());
     }
 
     #[test]
