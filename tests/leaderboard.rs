@@ -1,0 +1,327 @@
+//! The leaderboard page (`/`, `src/leaderboard.html`) in a real browser:
+//! headless Chromium (Debian's `chromium`, installed by
+//! `scripts/install-deps.sh`) against the daemon and the project's Kafka
+//! broker. Checks the rendered DOM after the page's script ran, that the
+//! page logged no console message and recorded no error, that names and ids
+//! from input stay text, and writes a screenshot to
+//! `target/artifacts/leaderboard.png` for people to look at.
+
+mod support;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engagement_monitor::synth::{SEED_TABLE, seed_events};
+use support::*;
+
+const READY: Duration = Duration::from_secs(60);
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What one Chromium run printed.
+struct BrowserRun {
+    stdout: String,
+    stderr: String,
+}
+
+impl BrowserRun {
+    /// Console messages of the page (`--enable-logging=stderr --v=0` prints
+    /// them as `...:CONSOLE:<line>] "message", source: ...`) and uncaught
+    /// exceptions. The page itself logs nothing, so any is a failure.
+    fn console_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect()
+    }
+}
+
+/// Runs headless Chromium on `url` with `args` (e.g. `--dump-dom`), a fresh
+/// profile, console logging to stderr and a 5 s virtual-time budget, and
+/// kills it (with its child processes) after [`BROWSER_TIMEOUT`].
+fn chromium(args: &[&str], url: &str) -> BrowserRun {
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("leaderboard-chromium");
+    let profile = dir.0.join("profile");
+    let (out_path, err_path) = (dir.0.join("stdout"), dir.0.join("stderr"));
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--lang=en-US",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `chromium` ({e}): install the test dependencies with scripts/install-deps.sh")
+        });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > BROWSER_TIMEOUT {
+            // The browser's renderer, GPU and zygote processes share its group.
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within {BROWSER_TIMEOUT:?} on {url} (an alert() dialog, e.g. from injected \
+                 markup, blocks headless Chromium); stderr:\n{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = BrowserRun {
+        stdout: std::fs::read_to_string(&out_path).unwrap(),
+        stderr: std::fs::read_to_string(&err_path).unwrap(),
+    };
+    assert!(status.success(), "chromium exited with {status} on {url}; stderr:\n{}", run.stderr);
+    run
+}
+
+/// The DOM of `url` after the page's script ran, with the console checked.
+fn dump_dom(url: &str) -> String {
+    let run = chromium(&["--dump-dom"], url);
+    assert!(run.stdout.contains("</html>"), "no DOM dumped for {url}; stderr:\n{}", run.stderr);
+    assert_eq!(run.console_lines(), Vec::<&str>::new(), "console output of {url}");
+    assert!(
+        run.stdout.contains(r#"<div id="errors" data-count="0""#),
+        "the page recorded errors: {}",
+        errors_of(&run.stdout)
+    );
+    run.stdout
+}
+
+fn errors_of(dom: &str) -> &str {
+    dom.find(r#"<div id="errors""#).map_or("(no #errors element)", |i| &dom[i..dom.len().min(i + 2000)])
+}
+
+/// Undoes the escaping of the HTML serializer.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&")
+}
+
+/// The text of the first element after `marker` (up to the next tag).
+fn text_after<'d>(html: &'d str, marker: &str) -> Option<&'d str> {
+    let at = html.find(marker)? + marker.len();
+    let open_end = at + html[at..].find('>')? + 1;
+    let close = open_end + html[open_end..].find('<')?;
+    Some(&html[open_end..close])
+}
+
+fn attr<'d>(tag: &'d str, name: &str) -> Option<&'d str> {
+    let key = format!(" {name}=\"");
+    let at = tag.find(&key)? + key.len();
+    Some(&tag[at..at + tag[at..].find('"')?])
+}
+
+/// A rendered row of the leaderboard table.
+#[derive(Debug)]
+struct Row {
+    rank: String,
+    page_id: String,
+    platform: String,
+    name: String,
+    name_dir: Option<String>,
+    movement: String,
+    value: String,
+    bar_percent: f64,
+}
+
+fn rows(dom: &str) -> Vec<Row> {
+    let body = dom.split(r#"<tbody id="rows">"#).nth(1).expect("the table body").split("</tbody>").next().unwrap();
+    body.split("<tr ")
+        .skip(1)
+        .map(|tr| {
+            let tag = &format!(" {}", &tr[..tr.find('>').unwrap()]);
+            let name_tag = &tr[tr.find(r#"<a class="name""#).expect("a name link")..];
+            let name_tag = &name_tag[..name_tag.find('>').unwrap()];
+            let width = tr.split(r#"class="fill" style="width: "#).nth(1).expect("a bar");
+            Row {
+                rank: unescape(attr(tag, "data-rank").expect("data-rank")),
+                page_id: unescape(attr(tag, "data-page-id").expect("data-page-id")),
+                platform: unescape(attr(tag, "data-platform").expect("data-platform")),
+                name: unescape(text_after(tr, r#"<a class="name""#).unwrap()),
+                name_dir: attr(name_tag, "dir").map(String::from),
+                movement: unescape(text_after(tr, r#"<span class="mv"#).unwrap()),
+                value: unescape(text_after(tr, r#"<td class="val"#).unwrap()),
+                bar_percent: width[..width.find('%').unwrap()].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// `26243488` as `26,243,488`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn start_with(events: &[String], pages: usize) -> Daemon {
+    let topic = unique("leaderboard");
+    create_topic(&topic, 3);
+    produce_strings(&topic, 3, events);
+    let d = Daemon::start(&topic, &[], &[]);
+    d.wait_ready(READY);
+    wait_until("every page in the view", READY, || {
+        (d.json("/v1/rankings?window=2025-Q3")["total_pages"] == pages).then_some(())
+    });
+    d
+}
+
+fn artifacts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("artifacts")
+}
+
+#[test]
+fn the_page_shows_the_spec_table_in_a_real_browser() {
+    let d = start_with(&seed_events(), SEED_TABLE.len());
+    let base = format!("http://{}/", d.addr);
+
+    // A screenshot for people to look at.
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("leaderboard.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = chromium(
+        &[&format!("--screenshot={}", png.display()), "--window-size=1280,900"],
+        &format!("{base}?window=2025-Q3"),
+    );
+    assert_eq!(shot.console_lines(), Vec::<&str>::new(), "console output while taking the screenshot");
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", png.display()));
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is not a PNG", png.display());
+    assert!(bytes.len() > 20_000, "the screenshot is suspiciously small: {} bytes", bytes.len());
+    let (w, h) =
+        (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+    assert_eq!((w, h), (1280, 900), "screenshot size");
+
+    // The rendered table is the SPEC §1 table, formatted for people.
+    let dom = dump_dom(&format!("{base}?window=2025-Q3"));
+    let got = rows(&dom);
+    assert_eq!(got.len(), SEED_TABLE.len(), "{got:#?}");
+    let leader = SEED_TABLE[0].interactions as f64;
+    for (i, (row, want)) in got.iter().zip(&SEED_TABLE).enumerate() {
+        assert_eq!(row.rank, (i + 1).to_string());
+        assert_eq!((row.page_id.as_str(), row.platform.as_str()), (want.id, "facebook"));
+        assert_eq!(row.name, want.name);
+        assert_eq!(row.name_dir.as_deref(), Some("auto"), "names take their direction from their text");
+        assert_eq!(row.value, thousands(want.interactions));
+        assert_eq!(row.movement, "new", "2025-Q2 has no pages, so every page is new");
+        let scaled = 100.0 * want.interactions as f64 / leader;
+        assert!((row.bar_percent - scaled).abs() < 0.02, "bar of {}: {} vs {scaled}", want.id, row.bar_percent);
+    }
+    assert_eq!(got[0].value, "26,243,488");
+    assert_eq!(got[1].name, "وزارة الداخلية - Egypt, Ministry of Interior");
+    assert_eq!(text_after(&dom, r#"id="s-window""#), Some("2025-Q3"));
+    assert_eq!(text_after(&dom, r#"id="s-pages""#), Some("5"));
+    assert_eq!(text_after(&dom, r#"id="s-period""#), Some("1 Jul 2025 – 30 Sep 2025"));
+    let watermark = d.json("/v1/rankings?window=2025-Q3")["watermark"].as_str().unwrap().to_string();
+    let (date, time) = watermark.trim_end_matches('Z').split_once('T').unwrap();
+    assert!(date.starts_with("2025-09-30"), "{watermark}");
+    assert_eq!(text_after(&dom, r#"id="s-watermark""#), Some(format!("30 Sep 2025, {}", &time[..8]).as_str()));
+    assert!(dom.contains(r#"data-state="live""#), "status: {:?}", text_after(&dom, r#"id="state-text""#));
+    assert!(dom.contains(r#"<option value="2025-Q3" selected="">"#), "the URL's window is selected");
+    for link in [
+        r#"href="/v1/rankings?window=2025-Q3&amp;metric=interactions&amp;limit=10""#,
+        r#"href="/v1/windows""#,
+        r#"href="/metrics""#,
+        r#"href="/readyz""#,
+    ] {
+        assert!(dom.contains(link), "missing link {link}");
+    }
+
+    // Another metric, chosen by URL: the per-follower ratio, 2 decimals, "—" without followers.
+    let dom = dump_dom(&format!("{base}?window=2025-Q3&metric=interactions_per_1k_followers"));
+    let got: Vec<(String, String)> = rows(&dom).into_iter().map(|r| (r.page_id, r.value)).collect();
+    let want = [("pmcambodia", "3,853.23"), ("whitehouse", "2,101.87"), ("moi.egy", "2,016.77")];
+    assert_eq!(&got[..3], want.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert!(got[3..].iter().all(|(_, v)| v == "—"), "no followers, no ratio: {got:?}");
+    assert!(dom.contains(r#"<option value="interactions_per_1k_followers" selected="">"#));
+    assert_eq!(text_after(&dom, r#"id="metric-head""#), Some("Interactions per 1k followers"));
+}
+
+#[test]
+fn names_and_ids_from_input_stay_text() {
+    let event = |page_id: &str, name: Option<&str>, reactions: u64| {
+        let mut e = serde_json::json!({
+            "page_id": page_id, "post_id": "p1", "published_at": "2025-08-01T00:00:00Z",
+            "observed_at": "2025-08-02T00:00:00Z", "reactions": reactions,
+        });
+        if let Some(n) = name {
+            e["page_name"] = n.into();
+        }
+        e.to_string()
+    };
+    let evil_name = "<img src=x onerror=alert(1)>";
+    let arabic = "مرحبا \"بالعالم\" <b>x</b> & co";
+    let events = vec![
+        event("evil\"id", Some(evil_name), 500),
+        event("ar\"quote", Some(arabic), 400),
+        event("nameless", None, 300),
+    ];
+    let d = start_with(&events, 3);
+    let dom = dump_dom(&format!("http://{}/?window=2025-Q3", d.addr));
+    let got: Vec<(String, String, String)> = rows(&dom).into_iter().map(|r| (r.page_id, r.name, r.value)).collect();
+    let want = [("evil\"id", evil_name, "500"), ("ar\"quote", arabic, "400"), ("nameless", "nameless", "300")];
+    assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
+    assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "the name is escaped text");
+    assert!(!dom.contains("<img"), "no element was created from a name");
+    assert!(!dom.contains("<b>"), "no element was created from a name");
+    assert!(dom.contains(r#"data-page-id="evil&quot;id""#));
+    assert!(dom.contains(r#"href="/v1/pages/facebook/evil%22id""#), "page links are URL-encoded");
+}
+
+#[test]
+fn without_data_the_page_shows_the_api_error() {
+    let d = Daemon::launch("127.0.0.1:1", "nowhere", &[], &[]);
+    let dom = dump_dom(&format!("http://{}/", d.addr));
+    let status = text_after(&dom, r#"id="state-text""#).unwrap();
+    let readiness = status.strip_prefix("no events consumed yet · ").unwrap_or_else(|| panic!("status {status:?}"));
+    assert!(["catching up", "restoring"].iter().any(|p| readiness.starts_with(p)), "readiness shown: {status:?}");
+    assert!(dom.contains(r#"data-state="warn""#));
+    assert_eq!(text_after(&dom, r#"id="empty-text""#), Some("no events consumed yet"));
+    assert!(rows(&dom).is_empty());
+}
