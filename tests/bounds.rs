@@ -31,13 +31,7 @@ fn a_flood_of_distinct_ids_stays_within_the_bounds() {
     let d = Daemon::start(&topic, &[], &bounds);
     d.wait_ready(Duration::from_secs(60));
     let total = events.len() as f64;
-    wait_until("every event counted", Duration::from_secs(60), || {
-        let n: f64 = ["applied", "stale", "duplicate", "conflict", "expired", "invalid", "rejected"]
-            .iter()
-            .map(|o| d.metric(&format!(r#"engagement_events_total{{outcome="{o}"}}"#)).unwrap_or(0.0))
-            .sum();
-        (n == total).then_some(())
-    });
+    wait_until("every event counted", Duration::from_secs(60), || (d.consumed() == total).then_some(()));
     let entries = |s: &str| d.metric(&format!(r#"engagement_state_entries{{structure="{s}"}}"#)).unwrap();
     let limit = |s: &str| d.metric(&format!(r#"engagement_state_limit{{structure="{s}"}}"#)).unwrap();
     for s in ["pages", "posts", "event_ids"] {

@@ -168,6 +168,14 @@ impl Daemon {
         text.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
     }
 
+    /// Events consumed so far, whatever became of them.
+    pub fn consumed(&self) -> f64 {
+        ["applied", "stale", "duplicate", "conflict", "expired", "invalid", "rejected"]
+            .iter()
+            .map(|o| self.metric(&format!(r#"engagement_events_total{{outcome="{o}"}}"#)).unwrap_or(0.0))
+            .sum()
+    }
+
     /// Waits until `sample` reaches `value`.
     pub fn wait_metric(&self, sample: &str, value: f64, timeout: Duration) {
         wait_until(&format!("{sample} to reach {value}"), timeout, || (self.metric(sample)? >= value).then_some(()));
