@@ -262,3 +262,32 @@ fn sigterm_exits_in_time_when_the_broker_is_unreachable() {
     let (status, took) = d.wait_exit(Duration::from_secs(15));
     assert!(status.success() && took < Duration::from_secs(11), "{status} after {took:?}");
 }
+
+#[test]
+fn partitions_added_later_are_consumed() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let topic = unique("grow");
+    create_topic(&topic, 1);
+    produce_strings(&topic, 1, &[event("p0", "1", "2025-08-01T00:00:00Z", "2025-08-02T00:00:00Z", "")]);
+    let d = Daemon::start(&topic, &[], &[]);
+    d.wait_ready(READY);
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let grown = rt.block_on(admin.create_partitions([&NewPartitions::new(&topic, 3)], &AdminOptions::new())).unwrap();
+    assert!(grown.iter().all(Result::is_ok), "{grown:?}");
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let payload = event("p2", "1", "2025-08-01T00:00:00Z", "2025-08-02T00:00:00Z", "");
+    wait_until("partition 2 to accept a message", Duration::from_secs(30), || {
+        producer.send(BaseRecord::<str, str>::to(&topic).partition(2).payload(&payload)).ok()?;
+        producer.flush(Duration::from_secs(5)).ok()
+    });
+    d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, 2.0, READY);
+    let lag = format!(r#"engagement_consumer_lag_messages{{partition="2",topic="{topic}"}}"#);
+    wait_until("lag of the new partition to read 0", Duration::from_secs(30), || {
+        (d.metric(&lag)? == 0.0).then_some(())
+    });
+}
