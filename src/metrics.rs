@@ -280,6 +280,11 @@ impl Metrics {
             m.state_entries.with_label_values(&[s]);
             m.state_limit.with_label_values(&[s]).set(limit(s));
         }
+        let top =
+            IntGauge::new("engagement_top_n", "Pages per window exported as series and watched for rank changes.")
+                .expect("valid");
+        top.set(top_n as i64);
+        m.registry.register(Box::new(top)).expect("unique");
         let build = gauge_vec(
             &m.registry,
             "engagement_build_info",
