@@ -8,7 +8,7 @@
 //! zero followers) has no per-follower ratio and ranks after every page that
 //! has one.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::sync::Arc;
 
 use crate::view::{Row, Table, View};
@@ -82,6 +82,20 @@ impl Metric {
         Some(cents as f64 / 100.0)
     }
 
+    /// For the integer metrics, the value as a plain key: ranking then sorts
+    /// `(Reverse(key), page)` tuples, several times faster than comparing
+    /// fractions.
+    fn int_key(self) -> Option<fn(&Row) -> u64> {
+        match self {
+            Metric::Interactions => Some(|r| r.totals.interactions()),
+            Metric::Reactions => Some(|r| r.totals.reactions),
+            Metric::Comments => Some(|r| r.totals.comments),
+            Metric::Shares => Some(|r| r.totals.shares),
+            Metric::Posts => Some(|r| r.totals.posts),
+            Metric::InteractionsPerPost | Metric::InteractionsPer1kFollowers => None,
+        }
+    }
+
     /// Orders two rows: `Less` when `a` ranks before `b`.
     pub fn compare(self, a: &Row, b: &Row) -> Ordering {
         let by_value = match (self.fraction(a), self.fraction(b)) {
@@ -137,6 +151,21 @@ pub fn top(rows: &[Row], metric: Metric, offset: usize, limit: usize) -> Vec<(u3
     if k == 0 || offset >= k {
         return Vec::new();
     }
+    if let Some(key) = metric.int_key() {
+        let mut keyed: Vec<(Reverse<u64>, u32, u32)> =
+            rows.iter().enumerate().map(|(i, r)| (Reverse(key(r)), r.page, i as u32)).collect();
+        if k < keyed.len() {
+            keyed.select_nth_unstable(k - 1);
+            keyed.truncate(k);
+        }
+        keyed.sort_unstable();
+        return keyed
+            .into_iter()
+            .enumerate()
+            .skip(offset)
+            .map(|(i, (_, _, j))| (i as u32 + 1, &rows[j as usize]))
+            .collect();
+    }
     let mut refs: Vec<&Row> = rows.iter().collect();
     if k < refs.len() {
         refs.select_nth_unstable_by(k - 1, |a, b| metric.compare(a, b));
@@ -157,9 +186,17 @@ pub fn ranks_of(rows: &[Row], metric: Metric, pages: &[u32]) -> Vec<Option<u32>>
     targets.sort_unstable_by(|a, b| metric.compare(a.1, b.1));
     // ahead[j]: rows that rank before target j but not before target j-1.
     let mut ahead = vec![0u32; targets.len() + 1];
-    for r in rows {
-        let j = targets.partition_point(|t| metric.compare(t.1, r) != Ordering::Greater);
-        ahead[j] += 1;
+    if let Some(key) = metric.int_key() {
+        let keys: Vec<(Reverse<u64>, u32)> = targets.iter().map(|(_, t)| (Reverse(key(t)), t.page)).collect();
+        for r in rows {
+            let k = (Reverse(key(r)), r.page);
+            ahead[keys.partition_point(|t| *t <= k)] += 1;
+        }
+    } else {
+        for r in rows {
+            let j = targets.partition_point(|t| metric.compare(t.1, r) != Ordering::Greater);
+            ahead[j] += 1;
+        }
     }
     let mut ranks = vec![None; pages.len()];
     let mut before = 0;
