@@ -1,7 +1,8 @@
 //! Criterion benches of the core over a synthetic stream of ~200-byte
-//! events (100,000 pages × 50 posts = 5,000,000 posts): decode alone, decode
-//! + apply into an engine holding every post (steady state: updates), top-100
-//! of 100,000 pages, ranks of 100 pages, and a view rebuild. Before the
+//! events (100,000 pages × 50 posts = 5,000,000 posts): decode alone,
+//! decode and apply into an engine holding every post (steady state:
+//! updates), top-100 of 100,000 pages, ranks of 100 pages, and a view
+//! rebuild. Before the
 //! criterion groups it prints, measured with a counting allocator, the heap
 //! bytes per tracked post and the allocations per event in steady state.
 //!
