@@ -134,8 +134,11 @@ impl View {
         let pages = live
             .iter()
             .map(|(_, p)| {
-                let mut top_posts: Vec<_> =
-                    p.top_posts(current).iter().map(|t| (t.post_id.clone(), t.interactions)).collect();
+                let mut top_posts: Vec<_> = p
+                    .top_posts(current)
+                    .iter()
+                    .map(|t| (Arc::<str>::from(t.post_id.as_str()), t.interactions))
+                    .collect();
                 top_posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 PageInfo {
                     platform: platforms[usize::from(p.platform)].clone(),

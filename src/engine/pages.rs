@@ -93,7 +93,8 @@ pub struct TopCandidate<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopPost {
     pub hash: u64,
-    pub post_id: Arc<str>,
+    /// Inline up to 24 bytes, so replacing an entry usually allocates nothing.
+    pub post_id: CompactString,
     pub interactions: u64,
 }
 
@@ -163,7 +164,8 @@ impl Page {
         if let Some(t) = self.top.iter_mut().find(|t| t.hash == post.hash) {
             t.interactions = post.interactions;
         } else {
-            let entry = || TopPost { hash: post.hash, post_id: Arc::from(post.id), interactions: post.interactions };
+            let entry =
+                || TopPost { hash: post.hash, post_id: CompactString::new(post.id), interactions: post.interactions };
             if !full {
                 self.top.push(entry());
             } else if let Some(low) = self.top.iter_mut().min_by_key(|t| t.interactions) {
@@ -216,7 +218,7 @@ impl Page {
             + self.name.as_ref().map_or(0, |n| n.value.len())
             + self.slots.len() * size_of::<QuarterSlot>()
             + self.top.capacity() * size_of::<TopPost>()
-            + self.top.iter().map(|t| t.post_id.len()).sum::<usize>()
+            + self.top.iter().filter(|t| t.post_id.is_heap_allocated()).map(|t| t.post_id.len()).sum::<usize>()
     }
 }
 
@@ -448,7 +450,7 @@ impl Page {
         page.top_quarter = (top_quarter != i32::MIN).then(|| Quarter::from_index(top_quarter));
         for _ in 0..r.len(100, "top posts")? {
             let (hash, interactions) = (r.u64()?, r.u64()?);
-            page.top.push(TopPost { hash, interactions, post_id: r.str(128, "post id")?.into() });
+            page.top.push(TopPost { hash, interactions, post_id: CompactString::from(r.str(128, "post id")?) });
         }
         page.top_min = page.top.iter().map(|t| t.interactions).min().unwrap_or(0);
         Ok(page)
