@@ -12,9 +12,9 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use engagement_monitor::checkpoint;
-use engagement_monitor::engine::{Engine, Limits};
-use engagement_monitor::event::{Counts, Event, Kind};
-use engagement_monitor::synth::{Rng, seed_quarter};
+use engagement_core::engine::{Engine, Limits};
+use engagement_core::event::{Counts, Event, Kind};
+use engagement_core::synth::{Rng, seed_quarter};
 
 fn status(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

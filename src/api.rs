@@ -22,10 +22,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::metrics::{self, Metrics};
-use crate::ranking::{Filter, Metric, ranks_of, rows, top};
+use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
 use crate::status::{Phase, Status};
-use crate::view::{Row, Table, View, Window};
-use crate::window::{Quarter, format_rfc3339};
+use engagement_core::view::{Row, Table, View, Window};
+use engagement_core::window::{Quarter, format_rfc3339};
 
 pub const MAX_LIMIT: usize = 1000;
 pub const MAX_OFFSET: usize = 1_000_000;

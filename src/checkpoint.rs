@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::engine::{Engine, Limits, STATE_VERSION};
+use engagement_core::engine::{Engine, Limits, STATE_VERSION};
 
 const MAGIC: &[u8; 8] = b"EMCKPT\0\x01";
 const HEADER: usize = 8 + 4 + 8 + 16;

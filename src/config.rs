@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use toml::Value;
 
-use crate::engine::Limits;
+use engagement_core::engine::Limits;
 
 /// The daemon's whole configuration.
 #[derive(Debug, Clone, PartialEq)]

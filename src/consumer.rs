@@ -31,13 +31,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{self, Offsets, Pending};
 use crate::config::Config;
-use crate::engine::{Engine, Outcome};
-use crate::event::{DecodeContext, Invalid, decode};
+use engagement_core::engine::{Engine, Outcome};
+use engagement_core::event::{DecodeContext, Invalid, decode};
 use crate::metrics::Metrics;
 use crate::publisher::{Origin, Publisher};
 use crate::status::{Phase, Status};
 use crate::telemetry::LogLimiter;
-use crate::view::View;
+use engagement_core::view::View;
 
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// Messages between two looks at the clock.
@@ -124,7 +124,7 @@ impl Partition {
 struct Unflushed {
     outcomes: [u64; Outcome::LABELS.len()],
     invalid: Vec<(&'static str, u64)>,
-    rejected: Vec<(crate::engine::Bound, u64)>,
+    rejected: Vec<(engagement_core::engine::Bound, u64)>,
 }
 
 /// Checkpointing, when a state directory is configured.

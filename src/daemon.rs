@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::ranker;
 use crate::status::{Phase, Status};
-use crate::view::View;
+use engagement_core::view::View;
 
 /// Runs the daemon until `shutdown` is cancelled (or the consumer fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {

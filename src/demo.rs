@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon;
-use crate::synth::{demo_events, demo_live_event};
+use engagement_core::synth::{demo_events, demo_live_event};
 
 const TOPIC: &str = "engagement-events";
 const RANK_TOPIC: &str = "rank-changes";

@@ -27,16 +27,16 @@ pub mod config;
 pub mod consumer;
 pub mod daemon;
 pub mod demo;
-pub mod engine;
-pub mod event;
+
+
 pub mod metrics;
 pub mod produce;
 pub mod publisher;
 pub mod ranker;
-pub mod ranking;
+
 pub mod shutdown;
 pub mod status;
-pub mod synth;
+
 pub mod telemetry;
-pub mod view;
-pub mod window;
+
+

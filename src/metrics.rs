@@ -10,10 +10,10 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge as GaugeProto, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::engine::{Bound, Limits, Outcome, Usage};
-use crate::ranking::{Metric as RankBy, top};
+use engagement_core::engine::{Bound, Limits, Outcome, Usage};
+use engagement_core::ranking::{Metric as RankBy, top};
 use crate::status::Phase;
-use crate::view::{Table, View};
+use engagement_core::view::{Table, View};
 
 /// The content type Prometheus 3 requires for the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::synth::{RandomStream, seed_events, seed_quarter};
+use engagement_core::synth::{RandomStream, seed_events, seed_quarter};
 
 /// What to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,7 +254,7 @@ mod tests {
     fn seed_keys_are_page_ids() {
         for json in seed_events().iter().step_by(500) {
             let id = page_id_of(json);
-            assert!(crate::synth::SEED_TABLE.iter().any(|p| p.id == id), "{id}");
+            assert!(engagement_core::synth::SEED_TABLE.iter().any(|p| p.id == id), "{id}");
         }
     }
 }

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use crate::metrics::{Metrics, WINDOWS, window_table};
 use crate::publisher::Publisher;
-use crate::ranking::{Metric, RankChange, Ranked, diff, top};
-use crate::view::{View, Window};
-use crate::window::format_rfc3339;
+use engagement_core::ranking::{Metric, RankChange, Ranked, diff, top};
+use engagement_core::view::{View, Window};
+use engagement_core::window::format_rfc3339;
 
 /// The event published for each change (SPEC §5).
 #[derive(Debug, Serialize)]
@@ -85,7 +85,7 @@ pub async fn run(
     }
 }
 
-fn report(window: &str, view: &View, d: &crate::ranking::Diff, metrics: &Metrics, publisher: &Publisher) {
+fn report(window: &str, view: &View, d: &engagement_core::ranking::Diff, metrics: &Metrics, publisher: &Publisher) {
     if d.changes.is_empty() {
         return;
     }

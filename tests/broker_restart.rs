@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use engagement_monitor::synth::seed_events;
+use engagement_core::synth::seed_events;
 use support::*;
 
 fn kafka(cmd: &str) {

@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use engagement_monitor::synth::{SEED_TABLE, seed_events};
+use engagement_core::synth::{SEED_TABLE, seed_events};
 use support::*;
 
 const READY: Duration = Duration::from_secs(60);

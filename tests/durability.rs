@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use engagement_monitor::synth::{RandomStream, Rng, seed_quarter};
+use engagement_core::synth::{RandomStream, Rng, seed_quarter};
 use support::*;
 
 const READY: Duration = Duration::from_secs(120);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engagement_monitor::synth::{SEED_TABLE, seed_events};
+use engagement_core::synth::{SEED_TABLE, seed_events};
 use support::*;
 
 const READY: Duration = Duration::from_secs(60);

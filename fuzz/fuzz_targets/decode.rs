@@ -2,8 +2,8 @@
 //! through `Engine::apply`. Must never panic; refusals carry a short reason.
 #![no_main]
 
-use engagement_monitor::engine::{Engine, Limits};
-use engagement_monitor::event::{DecodeContext, decode};
+use engagement_core::engine::{Engine, Limits};
+use engagement_core::event::{DecodeContext, decode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 use super::*;
-use crate::engine::{Engine, Limits};
-use crate::event::{DecodeContext, decode};
-use crate::synth::seed_events;
+use engagement_core::engine::{Engine, Limits};
+use engagement_core::event::{DecodeContext, decode};
+use engagement_core::synth::seed_events;
 use axum::body::Body;
 use axum::http::Request as HttpRequest;
 use tower::ServiceExt;

@@ -1,7 +1,7 @@
 use super::*;
-use crate::event::{DecodeContext, decode};
-use crate::synth::seed_events;
-use crate::view::View;
+use engagement_core::event::{DecodeContext, decode};
+use engagement_core::synth::seed_events;
+use engagement_core::view::View;
 
 fn engine() -> Engine {
     let mut e = Engine::new(Limits::default());

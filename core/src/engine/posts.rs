@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 
 use hashbrown::HashTable;
 
-use super::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::event::{Counts, Kind};
 use crate::window::Millis;
 

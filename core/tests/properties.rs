@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use engagement_monitor::engine::{Engine, Limits, Outcome};
-use engagement_monitor::event::{DecodeContext, Event, Kind, decode};
-use engagement_monitor::ranking::{Filter, Metric, ranks_of, rows, top};
-use engagement_monitor::view::{Table, View, Window};
-use engagement_monitor::window::{DAY_MS, Millis, Quarter, Rolling, format_rfc3339};
+use engagement_core::engine::{Engine, Limits, Outcome};
+use engagement_core::event::{DecodeContext, Event, Kind, decode};
+use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
+use engagement_core::view::{Table, View, Window};
+use engagement_core::window::{DAY_MS, Millis, Quarter, Rolling, format_rfc3339};
 use proptest::prelude::*;
 
 const LIMITS: Limits = Limits {

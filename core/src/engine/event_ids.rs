@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 
 use hashbrown::HashTable;
 
-use super::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::Quarter;
 
 /// The event-id memory, bounded by `max` ids in total.

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput};
-use engagement_monitor::engine::{Engine, Limits};
-use engagement_monitor::event::{DecodeContext, decode};
-use engagement_monitor::ranking::{Metric, ranks_of, top};
-use engagement_monitor::synth::{RandomStream, seed_quarter};
-use engagement_monitor::view::View;
+use engagement_core::engine::{Engine, Limits};
+use engagement_core::event::{DecodeContext, decode};
+use engagement_core::ranking::{Metric, ranks_of, top};
+use engagement_core::synth::{RandomStream, seed_quarter};
+use engagement_core::view::View;
 
 struct Counting;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use hashbrown::HashTable;
 
-use super::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::event::Counts;
 use crate::window::{Millis, Quarter};
 

@@ -4,8 +4,8 @@
 //! static reason when refused, and decode the same way twice; what decodes
 //! is applied to an engine without panicking.
 
-use engagement_monitor::engine::{Engine, Limits};
-use engagement_monitor::event::{DecodeContext, decode};
+use engagement_core::engine::{Engine, Limits};
+use engagement_core::event::{DecodeContext, decode};
 use proptest::prelude::*;
 
 fn cx() -> DecodeContext {
@@ -96,7 +96,7 @@ proptest! {
         for o in &objects {
             check(o.as_bytes(), &mut engine)?;
         }
-        let view = engagement_monitor::view::View::build(&engine);
+        let view = engagement_core::view::View::build(&engine);
         prop_assert!(view.usage.posts <= objects.len());
     }
 }

@@ -16,12 +16,11 @@
 //! counts: the later `(observed_at, value)` wins, so the merge is idempotent
 //! and order-independent, like snapshots.
 
-mod codec;
 mod event_ids;
 mod pages;
 mod posts;
 
-pub use codec::DecodeError;
+pub use crate::codec::DecodeError;
 
 pub use pages::{Page, Pages, QuarterSlot, Sample, TopCandidate, TopPost, Totals};
 pub use posts::{MAX_PAGES, Post, post_hash};
@@ -412,7 +411,7 @@ pub const STATE_VERSION: u32 = 1;
 impl Engine {
     /// Writes the complete state (see `checkpoint` for the file around it).
     pub fn encode<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
-        let mut w = codec::Writer(out);
+        let mut w = crate::codec::Writer(out);
         match self.watermark {
             None => w.u8(0)?,
             Some(wm) => {
@@ -428,7 +427,7 @@ impl Engine {
     /// Rebuilds an engine from [`encode`](Self::encode)'s output under the
     /// current `limits` (state beyond the current retention is dropped).
     pub fn decode<R: std::io::Read>(input: R, limits: Limits) -> Result<Engine, DecodeError> {
-        let mut r = codec::Reader(input);
+        let mut r = crate::codec::Reader(input);
         let mut e = Engine::new(limits);
         e.watermark = match r.u8()? {
             0 => None,

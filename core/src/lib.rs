@@ -1,0 +1,18 @@
+//! engagement-core: the pure core of engagement-monitor. No I/O, no clock,
+//! no Kafka, HTTP or Prometheus types; time arrives as an argument.
+//!
+//! - [`window`]: UTC quarters, the rolling window, timestamps, and the
+//!   [`window::Window`] selector (`current`, `previous`, `rolling`, a quarter).
+//! - [`event`]: the wire format of one engagement event, decoded borrowed.
+//! - [`engine`]: applies events to per-post and per-page state, within bounds.
+//! - [`codec`]: the little-endian binary codec of checkpoints.
+//! - [`view`]: the immutable, query-ready picture readers are given.
+//! - [`ranking`]: metrics, the ranking order, top-k, ranks, and top-N diffs.
+//! - [`synth`]: synthetic events (the reference table, random streams).
+pub mod codec;
+pub mod engine;
+pub mod event;
+pub mod ranking;
+pub mod synth;
+pub mod view;
+pub mod window;
