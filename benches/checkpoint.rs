@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use engagement_monitor::checkpoint;
 use engagement_core::engine::{Engine, Limits};
-use engagement_core::event::{Counts, Event, Kind};
+use engagement_core::event::{Counts, Event, Tracking};
 use engagement_core::synth::{Rng, seed_quarter};
 
 fn status(field: &str) -> u64 {
@@ -61,7 +61,7 @@ fn main() {
                 page_name: None,
                 published_at: published,
                 observed_at: published + 3_600_000,
-                kind: Kind::Snapshot,
+                kind: Tracking::Snapshot,
                 counts: Counts {
                     reactions: rng.below(100_000),
                     comments: rng.below(10_000),

@@ -191,10 +191,10 @@ struct WindowJson {
 }
 
 fn window_json(t: &Table) -> WindowJson {
-    let id = match t.window {
-        Window::Quarter(q) => q.to_string(),
-        Window::Rolling => "rolling".into(),
-        Window::RollingPrevious => "rolling_previous".into(),
+    let id = match t.period {
+        Period::Quarter(q) => q.to_string(),
+        Period::Rolling => "rolling".into(),
+        Period::RollingPrevious => "rolling_previous".into(),
     };
     WindowJson { id, start: format_rfc3339(t.start), end: format_rfc3339(t.end) }
 }

@@ -97,7 +97,7 @@ fn report(window: &str, view: &View, d: &engagement_core::ranking::Diff, metrics
         }
     }
     let quarter = match window_table(view, window).map(|t| t.window) {
-        Some(Window::Quarter(q)) => Some(q.to_string()),
+        Some(Period::Quarter(q)) => Some(q.to_string()),
         _ => None,
     };
     let watermark = view.watermark.map(format_rfc3339);

@@ -30,7 +30,7 @@ impl fmt::Display for Invalid {
 
 /// How the counts of an event relate to the post (SPEC §2 semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum Tracking {
     /// Cumulative counts as of `observed_at`.
     Snapshot,
     /// Increments, de-duplicated by `event_id`.
@@ -61,7 +61,7 @@ pub struct Event<'a> {
     pub page_name: Option<Cow<'a, str>>,
     pub published_at: Millis,
     pub observed_at: Millis,
-    pub kind: Kind,
+    pub kind: Tracking,
     pub counts: Counts,
     pub followers: Option<u64>,
     pub event_id: Option<Cow<'a, str>>,
@@ -214,11 +214,11 @@ fn platform<'a>(v: Option<Loose<'a>>) -> Result<Cow<'a, str>, Invalid> {
     }
 }
 
-fn kind(v: Option<Loose<'_>>) -> Result<Kind, Invalid> {
+fn kind(v: Option<Loose<'_>>) -> Result<Tracking, Invalid> {
     match v {
-        None => Ok(Kind::Snapshot),
-        Some(Loose::Str(s)) if s == "snapshot" => Ok(Kind::Snapshot),
-        Some(Loose::Str(s)) if s == "delta" => Ok(Kind::Delta),
+        None => Ok(Tracking::Snapshot),
+        Some(Loose::Str(s)) if s == "snapshot" => Ok(Tracking::Snapshot),
+        Some(Loose::Str(s)) if s == "delta" => Ok(Tracking::Delta),
         Some(Loose::Str(_)) => Err(Invalid("kind is neither snapshot nor delta")),
         Some(_) => Err(Field::Kind.wrong_type()),
     }

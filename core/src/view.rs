@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::engine::{Engine, Totals, Usage};
-use crate::window::{Millis, Quarter, Rolling};
+use crate::window::{Millis, Quarter, Rolling, Window};
 
 /// A page as the view shows it.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct PageInfo {
 
 /// Which window a table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
+pub enum Period {
     Quarter(Quarter),
     Rolling,
     /// The rolling window's predecessor, for `previous_period_rank`.
@@ -41,7 +41,7 @@ pub struct Row {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    pub window: Window,
+    pub period: Period,
     pub start: Millis,
     pub end: Millis,
     /// Rows in page order; only pages with at least one post.
@@ -86,16 +86,26 @@ impl View {
         self.quarters.first()
     }
 
+    /// The table a user-facing window names, when the view holds it.
+    pub fn table(&self, w: Window) -> Option<&Table> {
+        match w {
+            Window::Current => self.quarters.first(),
+            Window::Previous => self.quarters.get(1),
+            Window::Rolling => self.rolling.as_ref(),
+            Window::Quarter(q) => self.quarter(q),
+        }
+    }
+
     pub fn quarter(&self, q: Quarter) -> Option<&Table> {
-        self.quarters.iter().find(|t| t.window == Window::Quarter(q))
+        self.quarters.iter().find(|t| t.period == Period::Quarter(q))
     }
 
     /// The table `previous_period_rank` compares a table with.
     pub fn predecessor(&self, t: &Table) -> Option<&Table> {
-        match t.window {
-            Window::Quarter(q) => self.quarter(q.previous()),
-            Window::Rolling => self.rolling_previous.as_ref(),
-            Window::RollingPrevious => None,
+        match t.period {
+            Period::Quarter(q) => self.quarter(q.previous()),
+            Period::Rolling => self.rolling_previous.as_ref(),
+            Period::RollingPrevious => None,
         }
     }
 
@@ -172,7 +182,7 @@ fn quarter_table(live: &[(u32, &crate::engine::Page)], q: Quarter) -> Table {
             })
         })
         .collect();
-    Table { window: Window::Quarter(q), start: q.start(), end: q.end(), rows }
+    Table { period: Period::Quarter(q), start: q.start(), end: q.end(), rows }
 }
 
 /// The rolling window and its predecessor, from one pass over all posts.
@@ -215,7 +225,7 @@ fn rolling_tables(
         slots.filter_map(|s| s.followers.as_ref()).filter(|s| s.at >= p.start && s.at < p.end).max().map(|s| s.value)
     });
     (
-        Table { window: Window::Rolling, start: r.start, end: r.end, rows: rolling },
-        Table { window: Window::RollingPrevious, start: p.start, end: p.end, rows: previous },
+        Table { period: Period::Rolling, start: r.start, end: r.end, rows: rolling },
+        Table { period: Period::RollingPrevious, start: p.start, end: p.end, rows: previous },
     )
 }

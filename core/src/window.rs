@@ -102,6 +102,51 @@ impl FromStr for Quarter {
     }
 }
 
+/// A window as users name it: in the API's `window` parameter, the metrics'
+/// `window` label and rank-change events. `current` is the quarter holding
+/// the watermark, `previous` the one before it, `rolling` the last N days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Window {
+    Current,
+    Previous,
+    Rolling,
+    Quarter(Quarter),
+}
+
+impl Window {
+    /// The windows the metrics label with `window` (a closed set).
+    pub const LABELED: [Window; 3] = [Window::Current, Window::Previous, Window::Rolling];
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Window::Current => f.write_str("current"),
+            Window::Previous => f.write_str("previous"),
+            Window::Rolling => f.write_str("rolling"),
+            Window::Quarter(q) => q.fmt(f),
+        }
+    }
+}
+
+/// Why a window name did not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("window must be current, previous, rolling or a quarter such as 2025-Q3")]
+pub struct BadWindow;
+
+impl FromStr for Window {
+    type Err = BadWindow;
+
+    fn from_str(s: &str) -> Result<Window, BadWindow> {
+        match s {
+            "current" => Ok(Window::Current),
+            "previous" => Ok(Window::Previous),
+            "rolling" => Ok(Window::Rolling),
+            q => q.parse().map(Window::Quarter).map_err(|_| BadWindow),
+        }
+    }
+}
+
 /// Quarter lookup for instants near a given quarter: a handful of cached
 /// boundaries replace calendar arithmetic on the per-event path.
 #[derive(Debug, Clone)]
@@ -279,6 +324,16 @@ mod tests {
         let q = Quarter::containing(ts("2024-07-01T00:00:00Z"));
         assert_eq!(c.quarter_of(q.start()), q);
         assert_eq!(c.quarter_of(q.start() - 1), q.previous());
+    }
+
+    #[test]
+    fn window_names_round_trip() {
+        for name in ["current", "previous", "rolling", "2025-Q3"] {
+            assert_eq!(name.parse::<Window>().unwrap().to_string(), name);
+        }
+        for bad in ["", "Current", "rolling_previous", "2025-Q5", "quarter"] {
+            assert_eq!(bad.parse::<Window>(), Err(BadWindow), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use engagement_core::engine::{Engine, Limits, Outcome};
-use engagement_core::event::{DecodeContext, Event, Kind, decode};
+use engagement_core::event::{DecodeContext, Event, Tracking, decode};
 use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
 use engagement_core::view::{Table, View, Window};
 use engagement_core::window::{DAY_MS, Millis, Quarter, Rolling, format_rfc3339};
@@ -171,13 +171,13 @@ proptest! {
         for r in prefix {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
                 let o = twice.apply(&ev);
-                prop_assert!(o != Outcome::Applied || ev.kind == Kind::Delta && ev.event_id.is_none(),
+                prop_assert!(o != Outcome::Applied || ev.kind == Tracking::Delta && ev.event_id.is_none(),
                     "a redelivered event was applied again: {r}");
             }
         }
         // Deltas without an event id are not idempotent (SPEC §2): compare
         // only when the prefix holds none.
-        let idless = prefix.iter().filter_map(|r| decode(r.as_bytes(), &cx()).ok()).any(|e| e.kind == Kind::Delta && e.event_id.is_none());
+        let idless = prefix.iter().filter_map(|r| decode(r.as_bytes(), &cx()).ok()).any(|e| e.kind == Tracking::Delta && e.event_id.is_none());
         if !idless {
             prop_assert_eq!(rankings(&View::build(&once)), before.clone());
             prop_assert_eq!(rankings(&View::build(&twice)), before);
@@ -279,7 +279,7 @@ impl Model {
         if Quarter::containing(published) < self.oldest() {
             return "expired";
         }
-        let delta = ev.kind == Kind::Delta;
+        let delta = ev.kind == Tracking::Delta;
         let c = [ev.counts.reactions, ev.counts.comments, ev.counts.shares, ev.counts.views];
         let id_key = ev.event_id.as_ref().map(|id| (key.0.clone(), key.1.clone(), key.2.clone(), id.to_string()));
         let Some(post) = self.posts.get_mut(&key) else {
@@ -353,7 +353,7 @@ impl Model {
         for back in 0..=LIMITS.retained_quarters {
             let q = self.current().minus(back);
             let f = |k: &PageKey| Self::latest(&self.followers, k, |at| Quarter::containing(at) == q);
-            out.push((format!("{:?}", Window::Quarter(q)), self.figures(q.start(), q.end(), f)));
+            out.push((format!("{:?}", Period::Quarter(q)), self.figures(q.start(), q.end(), f)));
         }
         let r = Rolling::at(wm, LIMITS.rolling_days);
         let f = |k: &PageKey| Self::latest(&self.followers, k, |at| at >= r.start);

@@ -25,7 +25,7 @@ pub use crate::codec::DecodeError;
 pub use pages::{Page, Pages, QuarterSlot, Sample, TopCandidate, TopPost, Totals};
 pub use posts::{MAX_PAGES, Post, post_hash};
 
-use crate::event::{Event, Kind};
+use crate::event::{Event, Tracking};
 use crate::window::{Calendar, Millis, Quarter};
 use event_ids::{EventIds, Remembered, event_key};
 use pages::PageRefused;
@@ -279,8 +279,8 @@ impl Engine {
             return Outcome::Conflict;
         }
         let updated = match ev.kind {
-            Kind::Snapshot => self.apply_snapshot(post, ev),
-            Kind::Delta => self.apply_delta(post, quarter, ev),
+            Tracking::Snapshot => self.apply_snapshot(post, ev),
+            Tracking::Delta => self.apply_delta(post, quarter, ev),
         };
         match updated {
             Ok(updated) => {
@@ -342,7 +342,7 @@ impl Engine {
         if self.posts.len() >= self.limits.max_posts as usize {
             return self.reject(Bound::Posts);
         }
-        if let (Kind::Delta, Some(id)) = (ev.kind, &ev.event_id) {
+        if let (Tracking::Delta, Some(id)) = (ev.kind, &ev.event_id) {
             if self.event_ids.insert(quarter, event_key(page, hash, id)) == Remembered::Full {
                 return self.reject(Bound::EventIds);
             }

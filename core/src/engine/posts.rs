@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 use hashbrown::HashTable;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::event::{Counts, Kind};
+use crate::event::{Counts, Tracking};
 use crate::window::Millis;
 
 /// Bits of the post-id hash kept per record.
@@ -40,7 +40,7 @@ const NONE: u32 = u32::MAX;
 pub struct Post {
     pub page: u32,
     pub hash: u64,
-    pub kind: Kind,
+    pub kind: Tracking,
     pub published: Millis,
     pub observed: Millis,
     pub counts: Counts,
@@ -79,7 +79,7 @@ impl Packed {
         let a = p.hash | (page & 0xfff) << 52;
         let b = p.published as u64
             | (page >> 12) << 47
-            | u64::from(p.kind == Kind::Delta) << 58
+            | u64::from(p.kind == Tracking::Delta) << 58
             | u64::from(big) << 59
             | (seen & 0xf) << 60;
         let small = |n: u64| if big { 0 } else { n as u32 };
@@ -104,7 +104,7 @@ impl Packed {
         Post {
             page: self.page(),
             hash: self.hash(),
-            kind: if b >> 58 & 1 == 1 { Kind::Delta } else { Kind::Snapshot },
+            kind: if b >> 58 & 1 == 1 { Tracking::Delta } else { Tracking::Snapshot },
             published,
             observed: published + seen,
             counts: big.copied().unwrap_or(Counts {
@@ -366,7 +366,7 @@ mod tests {
         Post {
             page,
             hash: post_hash(id),
-            kind: Kind::Snapshot,
+            kind: Tracking::Snapshot,
             published,
             observed,
             counts: Counts { reactions: r, comments: 2, shares: 3, views: 4 },
@@ -384,7 +384,7 @@ mod tests {
             post(0, "a", 0, 0, 0),
             post(MAX_PAGES - 1, "b", (1 << 47) - 1 - MAX_SEEN_DELTA, (1 << 47) - 1, u32::MAX.into()),
             Post {
-                kind: Kind::Delta,
+                kind: Tracking::Delta,
                 ..post(4_000_000, "c", 1_752_487_200_123, 1_752_487_200_123 + MAX_SEEN_DELTA, 7)
             },
         ];

@@ -28,7 +28,7 @@ fn minimal_event_takes_the_spec_defaults() {
     let je = with("");
     let e = ok(&je);
     assert_eq!(e.platform, "facebook");
-    assert_eq!(e.kind, Kind::Snapshot);
+    assert_eq!(e.kind, Tracking::Snapshot);
     assert_eq!(e.counts, Counts::default());
     assert_eq!(e.followers, None);
     assert_eq!(e.page_name, None);
@@ -46,7 +46,7 @@ fn full_event_decodes_borrowed() {
     assert!(matches!(e.page_id, Cow::Borrowed(_)));
     assert!(matches!(e.page_name, Some(Cow::Borrowed("وزارة الداخلية"))));
     assert_eq!(e.observed_at, 1_752_490_800_000);
-    assert_eq!(e.kind, Kind::Delta);
+    assert_eq!(e.kind, Tracking::Delta);
     assert_eq!((e.counts.interactions(), e.counts.views, e.followers), (6, 4, Some(5)));
     assert_eq!(e.event_id.as_deref(), Some("e-1"));
 }
@@ -61,7 +61,7 @@ fn escaped_strings_are_decoded() {
 fn null_optional_fields_mean_absent() {
     let je = with(r#","platform":null,"followers":null,"kind":null"#);
     let e = ok(&je);
-    assert_eq!((e.platform.as_ref(), e.followers, e.kind), ("facebook", None, Kind::Snapshot));
+    assert_eq!((e.platform.as_ref(), e.followers, e.kind), ("facebook", None, Tracking::Snapshot));
 }
 
 #[test]
