@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use crate::metrics::{self, Metrics};
 use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
 use crate::status::{Phase, Status};
-use engagement_core::view::{Row, Table, View, Window};
+use engagement_core::view::{Period, Row, Table, View};
 use engagement_core::window::{Quarter, format_rfc3339};
 
 pub const MAX_LIMIT: usize = 1000;

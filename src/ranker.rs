@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::metrics::{Metrics, WINDOWS, window_table};
 use crate::publisher::Publisher;
 use engagement_core::ranking::{Metric, RankChange, Ranked, diff, top};
-use engagement_core::view::{View, Window};
+use engagement_core::view::{Period, View};
 use engagement_core::window::format_rfc3339;
 
 /// The event published for each change (SPEC §5).
@@ -35,13 +35,13 @@ pub struct RankEvent<'a> {
 /// the daemon was ready then.
 #[derive(Default)]
 struct Baseline {
-    window: Option<Window>,
+    window: Option<Period>,
     ready: bool,
     top: Vec<Ranked>,
 }
 
 /// The top N of `window` in `view`, by interactions, across all platforms.
-pub fn top_n(view: &View, window: &str, n: usize) -> (Option<Window>, Vec<Ranked>) {
+pub fn top_n(view: &View, window: &str, n: usize) -> (Option<Period>, Vec<Ranked>) {
     let Some(t) = window_table(view, window) else {
         return (None, Vec::new());
     };
@@ -57,7 +57,7 @@ pub fn top_n(view: &View, window: &str, n: usize) -> (Option<Window>, Vec<Ranked
             }
         })
         .collect();
-    (Some(t.window), list)
+    (Some(t.period), list)
 }
 
 /// Runs until the sender side of `views` is dropped. Each view comes with
@@ -96,7 +96,7 @@ fn report(window: &str, view: &View, d: &engagement_core::ranking::Diff, metrics
             tracing::info!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
         }
     }
-    let quarter = match window_table(view, window).map(|t| t.window) {
+    let quarter = match window_table(view, window).map(|t| t.period) {
         Some(Period::Quarter(q)) => Some(q.to_string()),
         _ => None,
     };

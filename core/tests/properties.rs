@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use engagement_core::engine::{Engine, Limits, Outcome};
 use engagement_core::event::{DecodeContext, Event, Tracking, decode};
 use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
-use engagement_core::view::{Table, View, Window};
+use engagement_core::view::{Period, Table, View};
 use engagement_core::window::{DAY_MS, Millis, Quarter, Rolling, format_rfc3339};
 use proptest::prelude::*;
 
@@ -127,7 +127,7 @@ fn rankings(v: &View) -> Vec<String> {
                     let p = &v.pages[row.page as usize];
                     out.push(format!(
                         "{:?} {} {filter:?} #{rank} {}/{} {:?} {:?} {:?} prev={:?}",
-                        t.window,
+                        t.period,
                         m.as_str(),
                         p.platform,
                         p.id,
@@ -436,7 +436,7 @@ fn tables_of_view(v: &View) -> Vec<(String, Figures)> {
             })
             .collect()
     };
-    let mut out: Vec<(String, Figures)> = v.quarters.iter().map(|t| (format!("{:?}", t.window), convert(t))).collect();
+    let mut out: Vec<(String, Figures)> = v.quarters.iter().map(|t| (format!("{:?}", t.period), convert(t))).collect();
     out.extend(v.rolling.iter().map(|t| ("Rolling".to_string(), convert(t))));
     out.extend(v.rolling_previous.iter().map(|t| ("RollingPrevious".to_string(), convert(t))));
     out
@@ -447,7 +447,7 @@ fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
     let tables = v
         .quarters
         .iter()
-        .map(|t| (format!("{:?}", t.window), t))
+        .map(|t| (format!("{:?}", t.period), t))
         .chain(v.rolling.iter().chain(v.rolling_previous.iter()).zip(names).map(|(t, n)| (n.to_string(), t)));
     let mut out = Vec::new();
     for (name, t) in tables {
