@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -22,10 +21,11 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::metrics::{self, Metrics};
+use crate::published::{ViewRx, latest};
+use crate::status::StatusRx;
 use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
-use crate::status::{Phase, Status};
 use engagement_core::view::{Period, Row, Table, View};
-use engagement_core::window::{Quarter, format_rfc3339};
+use engagement_core::window::{Window, format_rfc3339};
 
 pub const MAX_LIMIT: usize = 1000;
 pub const MAX_OFFSET: usize = 1_000_000;
@@ -33,8 +33,8 @@ pub const MAX_OFFSET: usize = 1_000_000;
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
-    pub view: Arc<ArcSwap<View>>,
-    pub status: Status,
+    pub views: ViewRx,
+    pub status: StatusRx,
     pub metrics: Arc<Metrics>,
     pub rolling_days: u32,
 }
@@ -105,9 +105,9 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let st = s.status.get();
-    let body = Json(serde_json::json!({ "status": st.phase.as_str(), "reason": st.detail }));
-    let code = if st.phase == Phase::Ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let readiness = s.status.borrow().clone();
+    let body = Json(serde_json::json!({ "status": readiness.phase().as_str(), "reason": readiness.reason() }));
+    let code = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }
 
@@ -157,16 +157,11 @@ fn window<'v>(view: &'v View, id: &str) -> Result<&'v Table, ApiError> {
     if view.watermark.is_none() {
         return Err(ApiError::not_found("no events consumed yet"));
     }
-    let found = match id {
-        "current" | "previous" | "rolling" => metrics::window_table(view, id),
-        q => {
-            let q: Quarter = q
-                .parse()
-                .map_err(|_| ApiError::bad("window must be current, previous, rolling or a quarter such as 2025-Q3"))?;
-            return view.quarter(q).ok_or_else(|| ApiError::not_found(format!("quarter {q} is not retained")));
-        }
-    };
-    found.ok_or_else(|| ApiError::not_found("window not available"))
+    let window: Window = id.parse().map_err(|e| ApiError::bad(format!("{e}")))?;
+    view.table(window).ok_or_else(|| match window {
+        Window::Quarter(q) => ApiError::not_found(format!("quarter {q} is not retained")),
+        _ => ApiError::not_found("window not available"),
+    })
 }
 
 fn platform_filter(list: &Params) -> Result<Filter<'_>, ApiError> {
@@ -252,7 +247,7 @@ async fn rankings(
     let filter = platform_filter(&list)?;
     let limit = number(&list, "limit", 10, MAX_LIMIT)?;
     let offset = number(&list, "offset", 0, MAX_OFFSET)?;
-    let view = s.view.load_full();
+    let view = latest(&s.views);
     let table = window(&view, get_param(&list, "window").unwrap_or("current"))?;
     let candidates = rows(&view, table, filter);
     let ranked = top(candidates, metric, offset, limit);
@@ -287,7 +282,7 @@ async fn page(
     State(s): State<AppState>,
     Path((platform, page_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let view = s.view.load_full();
+    let view = latest(&s.views);
     let i = view.find_page(&platform, &page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
     let p = &view.pages[i as usize];
     let tables = view.quarters.iter().chain(view.rolling.iter());
@@ -319,7 +314,7 @@ async fn page(
 }
 
 async fn windows(State(s): State<AppState>) -> Json<serde_json::Value> {
-    let view = s.view.load_full();
+    let view = latest(&s.views);
     let summary = |t: &Table| {
         let w = window_json(t);
         serde_json::json!({"id": w.id, "start": w.start, "end": w.end, "pages": t.rows.len(), "posts": t.posts()})

@@ -1,53 +1,52 @@
 //! Wires the parts together and stops them in one written order:
-//! stop intake → finish in-flight work and commit (consumer thread) →
-//! flush the producer → stop serving → return. Every wait has a deadline
-//! taken from `shutdown_timeout`, so the process exits in bounded time even
-//! when the broker is gone.
+//! stop intake → finish in-flight work, checkpoint and commit (ingest
+//! thread) → flush the producer → stop serving → return. Every wait has a
+//! deadline taken from `shutdown_timeout`, so the process exits in bounded
+//! time even when the broker is gone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, HttpLimits};
 use crate::config::Config;
-use crate::consumer;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
-use crate::ranker;
-use crate::status::{Phase, Status};
-use engagement_core::view::View;
+use crate::{ingest, published, rank_changes, status};
 
-/// Runs the daemon until `shutdown` is cancelled (or the consumer fails).
+/// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let view = Arc::new(ArcSwap::from_pointee(View::empty()));
-    let status = Status::new(Phase::CatchingUp, "starting");
-    let metrics = Arc::new(Metrics::new(view.clone(), config.ranking.top_n, &config.engine));
-    metrics.set_phase(Phase::CatchingUp);
+    let (views_tx, views) = published::channel();
+    let (status_tx, status) = status::channel();
+    let metrics = Arc::new(Metrics::new(Sources {
+        views: views.clone(),
+        status: status.clone(),
+        top_n: config.ranking.top_n,
+        limits: config.engine,
+        log_rate_per_second: config.events.log_rate_per_second,
+    }));
     let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).context("creating the Kafka producer")?);
     let listener = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %config.kafka.brokers, "engagement-monitor started");
 
-    let (views_tx, views_rx) = watch::channel((Arc::new(View::empty()), false));
-    let ranker = tokio::spawn(ranker::run(views_rx, config.ranking.top_n, metrics.clone(), publisher.clone()));
-    let mut consumer_done = consumer::spawn(consumer::Parts {
+    let ranks =
+        tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));
+    let ingest_done = ingest::spawn(ingest::Parts {
         config: config.clone(),
-        view: view.clone(),
         views: views_tx,
-        status: status.clone(),
+        status: status_tx,
         metrics: metrics.clone(),
         publisher: publisher.clone(),
         shutdown: shutdown.clone(),
     })?;
-
-    let state = AppState { view, status, metrics, rolling_days: config.engine.rolling_days };
+    let state = AppState { views, status, metrics, rolling_days: config.engine.rolling_days };
     let limits = HttpLimits {
         request_timeout: config.http.request_timeout,
         max_concurrent_requests: config.http.max_concurrent_requests,
@@ -58,31 +57,43 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
 
+    let result = stop_ingest(ingest_done, &shutdown, config.shutdown_timeout).await;
+    let deadline = result.1;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let flush = publisher.clone();
+    let flushing = tokio::task::spawn_blocking(move || flush.flush(left.min(Duration::from_secs(3))));
+    let _ = tokio::time::timeout(left, flushing).await;
+    stop_serving.cancel();
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+    let _ = tokio::time::timeout(left, server).await;
+    ranks.abort();
+    tracing::info!("stopped");
+    result.0
+}
+
+/// Waits for shutdown (or ingest ending early), then for ingest to stop,
+/// at most `timeout`. Returns ingest's result and the shutdown deadline.
+async fn stop_ingest(
+    mut done: oneshot::Receiver<anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+    timeout: Duration,
+) -> (anyhow::Result<()>, Instant) {
     let early = tokio::select! {
         _ = shutdown.cancelled() => None,
-        r = &mut consumer_done => Some(r),
+        r = &mut done => Some(r),
     };
-    let deadline = Instant::now() + config.shutdown_timeout;
+    let deadline = Instant::now() + timeout;
     shutdown.cancel();
-    let consumer_result = match early {
-        Some(r) => r.unwrap_or_else(|_| Err(anyhow::anyhow!("the consumer thread died"))),
-        None => match tokio::time::timeout_at(deadline.into(), consumer_done).await {
-            Ok(r) => r.unwrap_or_else(|_| Err(anyhow::anyhow!("the consumer thread died"))),
+    let died = || Err(anyhow::anyhow!("the ingest thread died"));
+    let result = match early {
+        Some(r) => r.unwrap_or_else(|_| died()),
+        None => match tokio::time::timeout_at(deadline.into(), done).await {
+            Ok(r) => r.unwrap_or_else(|_| died()),
             Err(_) => {
-                tracing::error!("consumer did not stop before the shutdown deadline");
+                tracing::error!("ingest did not stop before the shutdown deadline");
                 Ok(())
             }
         },
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let flush = publisher.clone();
-    let _ =
-        tokio::time::timeout(left, tokio::task::spawn_blocking(move || flush.flush(left.min(Duration::from_secs(3)))))
-            .await;
-    stop_serving.cancel();
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-    let _ = tokio::time::timeout(left, server).await;
-    ranker.abort();
-    tracing::info!("stopped");
-    consumer_result
+    (result, deadline)
 }

@@ -1,22 +1,18 @@
-//! engagement-monitor: ranks social-media pages by engagement, live from Kafka.
+//! engagement-monitor: ranks social-media pages by engagement, live from
+//! Kafka. This crate is the shell that wires the pure core
+//! ([`engagement_core`]: events, windows, the engine, views, rankings) to
+//! the world. docs/architecture.md follows one message through it.
 //!
-//! The core is pure (no I/O, no clock, no Kafka/HTTP types):
-//! - [`window`]: UTC quarters, the rolling window, timestamp parsing.
-//! - [`event`]: SPEC §2 wire format, decoded borrowed; static invalid reasons.
-//! - [`engine`]: applies events to per-post and per-page state, within bounds.
-//! - [`view`]: the immutable, query-ready picture readers are given.
-//! - [`ranking`]: SPEC §3 ordering, top-k, ranks, and top-N diffs (SPEC §5).
-//! - [`synth`]: synthetic events (the SPEC §1 table, random streams).
-//!
-//! The shell wires the core to the world:
-//! - [`cli`], [`config`]: command line; layered, validated configuration.
-//! - [`checkpoint`]: durable, checksummed state + offsets; atomic writes.
-//! - [`telemetry`]: logs; [`metrics`]: every metric name, top-N collector.
-//! - [`status`]: lifecycle phase and readiness shared by all parts.
-//! - [`consumer`]: Kafka loop: poll → decode → apply → offsets; owns the engine.
+//! - [`cli`], [`config`]: the command line; layered, validated configuration.
+//! - [`ingest`]: the thread that owns the engine: Kafka → decode → apply,
+//!   progress and readiness, checkpoints, offset commits.
+//! - [`checkpoint`]: the checkpoint file: versioned, checksummed, atomic.
+//! - [`published`]: the one publication of the view; [`status`]: readiness.
+//! - [`rank_changes`]: rank-change detection over successive views.
 //! - [`publisher`]: dead letters and rank-change events to Kafka, never blocking.
-//! - [`ranker`]: SPEC §5 rank-change detection over successive views.
-//! - [`api`]: the HTTP router of SPEC §3.
+//! - [`api`]: the HTTP router; [`metrics`]: every metric, scrape-time collectors.
+//! - [`telemetry`]: logging setup and the typed events that log and count.
+//! - [`kafka`]: the one place a Kafka client configuration is built.
 //! - [`daemon`]: starts the parts and stops them in order; [`shutdown`]: signals.
 //! - [`produce`]: synthetic events to a real topic, for demos and load tests.
 //! - [`demo`]: the pipeline on librdkafka's in-process mock cluster.
@@ -24,19 +20,15 @@ pub mod api;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
-pub mod consumer;
 pub mod daemon;
 pub mod demo;
-
-
+pub mod ingest;
+pub mod kafka;
 pub mod metrics;
 pub mod produce;
+pub mod published;
 pub mod publisher;
-pub mod ranker;
-
+pub mod rank_changes;
 pub mod shutdown;
 pub mod status;
-
 pub mod telemetry;
-
-

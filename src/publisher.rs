@@ -1,47 +1,32 @@
-//! Messages the daemon writes to Kafka: dead letters (invalid or refused
+//! Messages the daemon writes to Kafka: dead letters (invalid or rejected
 //! events, copied unchanged with the reason in a header) and rank-change
-//! events (SPEC §5). Sending never blocks consumption: the producer's queue
-//! is bounded, and a message that does not fit is dropped and counted.
+//! events. Sending never blocks consumption: the producer's queue is
+//! bounded, and a message that does not fit is dropped and counted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use std::time::Duration;
 
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
+use crate::metrics::labels::{Delivery, Topic};
+use crate::telemetry::events::{InternalEvent, Produced};
 
-/// Which topic a message is for (a metric label value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    DeadLetter,
-    RankEvent,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::DeadLetter => "dead_letter",
-            Kind::RankEvent => "rank_event",
-        }
-    }
-}
-
-/// Counts deliveries; the per-message opaque value is the [`Kind`].
+/// Counts deliveries; the per-message opaque value is the [`Topic`].
 pub struct Deliveries(Arc<Metrics>);
 
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = Box<Kind>;
+    type DeliveryOpaque = Box<Topic>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, kind: Box<Kind>) {
-        let outcome = if result.is_ok() { "delivered" } else { "failed" };
-        self.0.produced.with_label_values(&[kind.as_str(), outcome]).inc();
+    fn delivery(&self, result: &DeliveryResult<'_>, topic: Box<Topic>) {
+        let delivery = if result.is_ok() { Delivery::Delivered } else { Delivery::Failed };
+        Produced(*topic, delivery).emit(&self.0);
     }
 }
 
@@ -64,17 +49,17 @@ pub struct Origin<'a> {
 impl Publisher {
     pub fn new(cfg: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Publisher, KafkaError> {
         let producer = if cfg.dead_letter_topic.is_some() || cfg.rank_events_topic.is_some() {
-            let mut c = ClientConfig::new();
-            c.set("bootstrap.servers", &cfg.brokers)
-                .set("client.id", "engagement-monitor-publisher")
-                .set("queue.buffering.max.messages", cfg.producer_queue_messages.to_string())
-                .set("linger.ms", "20")
-                .set("compression.type", "lz4")
-                .set("message.timeout.ms", "60000");
-            for (k, v) in &cfg.properties {
-                c.set(k, v);
-            }
-            Some(c.create_with_context(Deliveries(metrics.clone()))?)
+            let queue = cfg.producer_queue_messages.to_string();
+            let defaults = [
+                ("client.id", "engagement-monitor-publisher"),
+                ("queue.buffering.max.messages", queue.as_str()),
+                ("linger.ms", "20"),
+                ("compression.type", "lz4"),
+                ("message.timeout.ms", "60000"),
+            ];
+            let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
+            Some(config.create_with_context(Deliveries(metrics.clone()))?)
         } else {
             None
         };
@@ -84,10 +69,6 @@ impl Publisher {
             rank_events_topic: cfg.rank_events_topic.clone(),
             metrics,
         })
-    }
-
-    pub fn dead_letters_enabled(&self) -> bool {
-        self.dead_letter_topic.is_some()
     }
 
     /// Copies an event that was not applied to the dead-letter topic.
@@ -103,11 +84,11 @@ impl Publisher {
             .insert(Header { key: "source_partition", value: Some(&partition) })
             .insert(Header { key: "source_offset", value: Some(&offset) });
         let mut record =
-            BaseRecord::with_opaque_to(topic, Box::new(Kind::DeadLetter)).payload(payload).headers(headers);
+            BaseRecord::with_opaque_to(topic, Box::new(Topic::DeadLetter)).payload(payload).headers(headers);
         if let Some(k) = origin.key {
             record = record.key(k);
         }
-        self.send(Kind::DeadLetter, record);
+        self.send(Topic::DeadLetter, record);
     }
 
     /// Publishes one rank-change event, keyed by `platform/page_id`.
@@ -115,17 +96,17 @@ impl Publisher {
         let Some(topic) = self.rank_events_topic.as_deref() else {
             return;
         };
-        let record = BaseRecord::with_opaque_to(topic, Box::new(Kind::RankEvent)).payload(json).key(key.as_bytes());
-        self.send(Kind::RankEvent, record);
+        let record = BaseRecord::with_opaque_to(topic, Box::new(Topic::RankEvent)).payload(json).key(key.as_bytes());
+        self.send(Topic::RankEvent, record);
     }
 
-    fn send(&self, kind: Kind, record: BaseRecord<'_, [u8], [u8], Box<Kind>>) {
+    fn send(&self, topic: Topic, record: BaseRecord<'_, [u8], [u8], Box<Topic>>) {
         let Some(p) = &self.producer else { return };
-        let result = match p.send(record) {
-            Ok(()) => "queued",
-            Err(_) => "dropped",
+        let delivery = match p.send(record) {
+            Ok(()) => Delivery::Queued,
+            Err(_) => Delivery::Dropped,
         };
-        self.metrics.produced.with_label_values(&[kind.as_str(), result]).inc();
+        Produced(topic, delivery).emit(&self.metrics);
     }
 
     /// Waits up to `timeout` for queued messages to be delivered.

@@ -1,27 +1,42 @@
-//! The daemon's lifecycle phase and readiness detail, written by the
-//! consumer and read by `/readyz`, `/metrics` and the rank-change loop.
+//! Readiness: where the daemon is in its life and, while it is not ready,
+//! why. The ingest thread writes it; `/readyz` and, at scrape time, the
+//! `engagement_phase` gauge read the same value, so they never disagree.
 
-use std::sync::Arc;
+use tokio::sync::watch;
 
-use arc_swap::ArcSwap;
-
-/// Where the daemon is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Loading a checkpoint.
+/// The daemon's readiness, with the reason when it is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Started; the Kafka consumer has not assigned partitions yet.
+    Starting,
+    /// Loading the newest checkpoint.
     Restoring,
-    /// Consuming history; lag above the readiness bound.
-    CatchingUp,
+    /// The topic does not exist (yet).
+    WaitingForTopic { topic: String },
+    /// Partitions are assigned but their ends are not known yet.
+    PartitionEndsUnknown,
+    /// Consuming history; some partition lags more than the bound.
+    CatchingUp { behind: u64 },
     /// Caught up: answers are current and rank changes are reported.
     Ready,
     /// Shutting down.
     Stopping,
 }
 
+/// The lifecycle phase of a [`Readiness`], the `phase` label of
+/// `engagement_phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Restoring,
+    CatchingUp,
+    Ready,
+    Stopping,
+}
+
 impl Phase {
     pub const ALL: [Phase; 4] = [Phase::Restoring, Phase::CatchingUp, Phase::Ready, Phase::Stopping];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Phase::Restoring => "restoring",
             Phase::CatchingUp => "catching_up",
@@ -31,31 +46,65 @@ impl Phase {
     }
 }
 
-/// A phase with a human-readable reason (shown by `/readyz` when not ready).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
-    pub phase: Phase,
-    pub detail: String,
+impl Readiness {
+    pub fn phase(&self) -> Phase {
+        match self {
+            Readiness::Restoring => Phase::Restoring,
+            Readiness::Starting
+            | Readiness::WaitingForTopic { .. }
+            | Readiness::PartitionEndsUnknown
+            | Readiness::CatchingUp { .. } => Phase::CatchingUp,
+            Readiness::Ready => Phase::Ready,
+            Readiness::Stopping => Phase::Stopping,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self == Readiness::Ready
+    }
+
+    /// Why the daemon is not ready, as `/readyz` says it; empty when ready.
+    pub fn reason(&self) -> String {
+        match self {
+            Readiness::Starting => "starting".into(),
+            Readiness::Restoring => "restoring the checkpoint".into(),
+            Readiness::WaitingForTopic { topic } => format!("waiting for topic {topic} to exist"),
+            Readiness::PartitionEndsUnknown => "partition ends not known yet".into(),
+            Readiness::CatchingUp { behind } => format!("catching up: {behind} messages behind"),
+            Readiness::Ready => String::new(),
+            Readiness::Stopping => "shutting down".into(),
+        }
+    }
 }
 
-/// Shared, lock-free status.
-#[derive(Debug, Clone)]
-pub struct Status(Arc<ArcSwap<State>>);
+/// The writer's end.
+pub type StatusTx = watch::Sender<Readiness>;
+/// A reader's end: `borrow()` is the current readiness.
+pub type StatusRx = watch::Receiver<Readiness>;
 
-impl Status {
-    pub fn new(phase: Phase, detail: impl Into<String>) -> Status {
-        Status(Arc::new(ArcSwap::from_pointee(State { phase, detail: detail.into() })))
-    }
+pub fn channel() -> (StatusTx, StatusRx) {
+    watch::channel(Readiness::Starting)
+}
 
-    pub fn set(&self, phase: Phase, detail: impl Into<String>) {
-        self.0.store(Arc::new(State { phase, detail: detail.into() }));
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub fn get(&self) -> Arc<State> {
-        self.0.load_full()
-    }
-
-    pub fn phase(&self) -> Phase {
-        self.0.load().phase
+    #[test]
+    fn only_ready_is_ready_and_every_other_state_says_why() {
+        let all = [
+            Readiness::Starting,
+            Readiness::Restoring,
+            Readiness::WaitingForTopic { topic: "t".into() },
+            Readiness::PartitionEndsUnknown,
+            Readiness::CatchingUp { behind: 7 },
+            Readiness::Ready,
+            Readiness::Stopping,
+        ];
+        for r in &all {
+            assert_eq!(r.is_ready(), r.phase() == Phase::Ready, "{r:?}");
+            assert_eq!(r.reason().is_empty(), r.is_ready(), "{r:?}");
+        }
+        assert_eq!(Readiness::CatchingUp { behind: 7 }.reason(), "catching up: 7 messages behind");
     }
 }

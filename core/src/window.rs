@@ -116,16 +116,31 @@ pub enum Window {
 impl Window {
     /// The windows the metrics label with `window` (a closed set).
     pub const LABELED: [Window; 3] = [Window::Current, Window::Previous, Window::Rolling];
+
+    /// The name of a relative window; `None` for a quarter (its name is
+    /// built from the quarter, see `Display`).
+    pub const fn label(self) -> Option<&'static str> {
+        match self {
+            Window::Current => Some("current"),
+            Window::Previous => Some("previous"),
+            Window::Rolling => Some("rolling"),
+            Window::Quarter(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Window::Current => f.write_str("current"),
-            Window::Previous => f.write_str("previous"),
-            Window::Rolling => f.write_str("rolling"),
             Window::Quarter(q) => q.fmt(f),
+            relative => f.write_str(relative.label().unwrap_or_default()),
         }
+    }
+}
+
+impl serde::Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

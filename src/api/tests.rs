@@ -1,20 +1,35 @@
 use super::*;
+use axum::body::Body;
+use axum::http::Request as HttpRequest;
 use engagement_core::engine::{Engine, Limits};
 use engagement_core::event::{DecodeContext, decode};
 use engagement_core::synth::seed_events;
-use axum::body::Body;
-use axum::http::Request as HttpRequest;
 use tower::ServiceExt;
 
 fn state_with(events: &[String]) -> AppState {
+    fixture(events).0
+}
+
+/// The app state over `events`, ready, with the status's writing end.
+fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) {
     let mut e = Engine::new(Limits::default());
     let cx = DecodeContext { message_time: None, now: i64::MAX / 4, max_skew: 0, max_payload_bytes: 1 << 16 };
     for json in events {
         e.apply(&decode(json.as_bytes(), &cx).unwrap());
     }
-    let view = Arc::new(ArcSwap::from_pointee(View::build(&e)));
-    let metrics = Arc::new(Metrics::new(view.clone(), 50, &Limits::default()));
-    AppState { view, status: Status::new(Phase::Ready, ""), metrics, rolling_days: 90 }
+    let (views_tx, views) = crate::published::channel();
+    views_tx.send_replace(crate::published::Published { view: Arc::new(View::build(&e)), ready: true });
+    let (status_tx, status) = crate::status::channel();
+    status_tx.send_replace(crate::status::Readiness::Ready);
+    let sources = crate::metrics::Sources {
+        views: views.clone(),
+        status: status.clone(),
+        top_n: 50,
+        limits: Limits::default(),
+        log_rate_per_second: 10,
+    };
+    let state = AppState { views, status, metrics: Arc::new(crate::metrics::Metrics::new(sources)), rolling_days: 90 };
+    (state, status_tx)
 }
 
 const LIMITS: HttpLimits =
@@ -136,9 +151,9 @@ async fn metrics_have_the_prometheus_3_content_type_and_top_pages() {
 
 #[tokio::test]
 async fn readiness_follows_the_phase() {
-    let s = state_with(&[]);
+    let (s, status) = fixture(&[]);
     assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);
-    s.status.set(Phase::CatchingUp, "catching up: 5 messages behind");
+    status.send_replace(crate::status::Readiness::CatchingUp { behind: 5 });
     let (code, body) = get(&s, "/readyz").await;
     assert_eq!(
         (code, body["reason"].as_str()),

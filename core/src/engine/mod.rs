@@ -65,6 +65,16 @@ impl Default for Limits {
 pub const MAX_RETAINED_QUARTERS: u32 = 7;
 
 impl Limits {
+    /// The configured cap of one bound.
+    pub fn bound(&self, b: Bound) -> u32 {
+        match b {
+            Bound::Pages => self.max_pages,
+            Bound::Posts => self.max_posts,
+            Bound::Platforms => self.max_platforms,
+            Bound::EventIds => self.max_event_ids,
+        }
+    }
+
     /// Checks the limits against what the engine can represent.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.retained_quarters > MAX_RETAINED_QUARTERS {
@@ -98,7 +108,7 @@ pub enum Bound {
 impl Bound {
     pub const ALL: [Bound; 4] = [Bound::Pages, Bound::Posts, Bound::Platforms, Bound::EventIds];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Bound::Pages => "pages",
             Bound::Posts => "posts",
@@ -132,11 +142,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every label value, in the order they are exported.
-    pub const LABELS: [&'static str; 7] =
-        ["applied", "stale", "duplicate", "conflict", "expired", "invalid", "rejected"];
+    /// One outcome per label value, in the order they are exported.
+    pub const EACH: [Outcome; 7] = [
+        Outcome::Applied,
+        Outcome::Stale,
+        Outcome::Duplicate,
+        Outcome::Conflict,
+        Outcome::Expired,
+        Outcome::Invalid,
+        Outcome::Rejected(Bound::Pages),
+    ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Stale => "stale",
@@ -148,8 +165,8 @@ impl Outcome {
         }
     }
 
-    /// Position of [`as_str`](Self::as_str) in [`LABELS`](Self::LABELS).
-    pub fn index(self) -> usize {
+    /// Position of the outcome's label in [`EACH`](Self::EACH).
+    pub const fn index(self) -> usize {
         match self {
             Outcome::Applied => 0,
             Outcome::Stale => 1,

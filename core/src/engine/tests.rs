@@ -183,7 +183,7 @@ fn outcome_labels_line_up_with_indices() {
         Outcome::Rejected(Bound::Posts),
     ];
     for o in all {
-        assert_eq!(Outcome::LABELS[o.index()], o.as_str());
+        assert_eq!(Outcome::EACH[o.index()].as_str(), o.as_str());
     }
 }
 

@@ -1,0 +1,315 @@
+//! The consume loop: poll a batch from the source, decode → apply → count
+//! each message, record progress; then, at most every 100 ms, a tick:
+//! flush counts, assign new partitions, update lag and readiness, publish
+//! the view when due, checkpoint, commit.
+//!
+//! Order that matters: the view is published before readiness turns on,
+//! so whoever sees `/readyz` 200 sees caught-up answers; offsets are
+//! committed only from what is applied (no state directory) or from a
+//! durable checkpoint, and only for partitions still owned.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use engagement_core::engine::{Engine, Outcome};
+use engagement_core::event::{DecodeContext, Invalid, decode};
+use engagement_core::view::View;
+
+use super::checkpoints::{Checkpointer, Restored};
+use super::progress::Progress;
+use super::{Offsets, Parts, Record, Source};
+use crate::metrics::labels::Attempt;
+use crate::published::Published;
+use crate::publisher::Origin;
+use crate::status::Readiness;
+use crate::telemetry::events::{
+    AssignmentFailed, CaughtUp, EventNotApplied, HistoryGap, InternalEvent, LagObserved, NotApplied, OutcomesCounted,
+    PartitionsAssigned, ViewPublished,
+};
+
+/// How long a poll waits for the first message of a batch.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Most messages handed over by one poll.
+const BATCH: usize = 1024;
+/// Least time between two ticks.
+const TICK: Duration = Duration::from_millis(100);
+/// How long to wait for the final commit's answer at shutdown.
+const LAST_COMMIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Decode → apply → count for batches of records.
+struct Applier {
+    engine: Engine,
+    cx: DecodeContext,
+    /// Outcomes not yet flushed to the metrics, in `Outcome::EACH` order.
+    tally: [u64; Outcome::EACH.len()],
+    parts: Arc<Parts>,
+}
+
+impl Applier {
+    fn apply(&mut self, batch: &[Record<'_>]) {
+        for r in batch {
+            let cx = DecodeContext { message_time: r.timestamp, ..self.cx };
+            let outcome = match decode(r.payload, &cx) {
+                Ok(ev) => self.engine.apply(&ev),
+                Err(Invalid(reason)) => {
+                    self.not_applied(r, NotApplied::Invalid(reason));
+                    Outcome::Invalid
+                }
+            };
+            if let Outcome::Rejected(bound) = outcome {
+                self.not_applied(r, NotApplied::Rejected(bound));
+            }
+            self.tally[outcome.index()] += 1;
+        }
+    }
+
+    /// Counts, logs and dead-letters an event that changed nothing.
+    fn not_applied(&self, r: &Record<'_>, why: NotApplied) {
+        EventNotApplied { why, partition: r.partition, offset: r.offset }.emit(&self.parts.metrics);
+        let origin =
+            Origin { topic: &self.parts.config.kafka.topic, partition: r.partition, offset: r.offset, key: r.key };
+        self.parts.publisher.dead_letter(r.payload, &origin, why.reason());
+    }
+
+    fn flush(&mut self) {
+        OutcomesCounted(&std::mem::take(&mut self.tally)).emit(&self.parts.metrics);
+    }
+}
+
+/// When the tick does what.
+struct Schedule {
+    next_tick: Instant,
+    next_view: Instant,
+    next_commit: Instant,
+    next_metadata: Instant,
+    next_ends_fetch: Instant,
+}
+
+/// The loop and everything it owns.
+pub struct Consume<S> {
+    source: S,
+    applier: Applier,
+    progress: Progress,
+    checkpointer: Option<Checkpointer>,
+    /// Where each partition starts, from the checkpoint.
+    start: Offsets,
+    schedule: Schedule,
+    parts: Arc<Parts>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl<S: Source> Consume<S> {
+    pub fn new(source: S, parts: Parts, restored: Restored) -> Consume<S> {
+        let parts = Arc::new(parts);
+        let events = &parts.config.events;
+        let cx = DecodeContext {
+            message_time: None,
+            now: wall_ms(),
+            max_skew: events.max_future_skew.as_millis() as i64,
+            max_payload_bytes: events.max_payload_bytes,
+        };
+        let now = Instant::now();
+        parts.status.send_replace(Readiness::Starting);
+        Consume {
+            source,
+            applier: Applier { engine: restored.engine, cx, tally: Default::default(), parts: parts.clone() },
+            progress: Progress::new(parts.config.ranking.ready_max_lag),
+            checkpointer: restored.checkpointer,
+            start: restored.start,
+            schedule: Schedule {
+                next_tick: now,
+                next_view: now,
+                next_commit: now + parts.config.kafka.commit_interval,
+                next_metadata: now,
+                next_ends_fetch: now,
+            },
+            parts,
+        }
+    }
+
+    /// Consumes until shutdown is requested.
+    pub fn run(&mut self) {
+        while !self.parts.shutdown.is_cancelled() {
+            self.poll();
+            let now = Instant::now();
+            if now >= self.schedule.next_tick {
+                self.schedule.next_tick = now + TICK;
+                self.tick(now);
+            }
+        }
+    }
+
+    /// Applies one batch from the source, if any arrives in time.
+    pub(super) fn poll(&mut self) {
+        let Self { source, applier, progress, .. } = self;
+        source.poll(POLL_WAIT, BATCH, &mut |batch| {
+            applier.apply(batch);
+            progress.applied(batch);
+        });
+    }
+
+    /// Housekeeping as of `now`.
+    pub(super) fn tick(&mut self, now: Instant) {
+        self.applier.cx.now = wall_ms();
+        self.applier.flush();
+        if now >= self.schedule.next_metadata {
+            self.schedule.next_metadata = now + self.parts.config.kafka.metadata_refresh;
+            self.assign_new_partitions();
+        }
+        self.observe_ends(now);
+        self.update_readiness(now);
+        if now >= self.schedule.next_view {
+            self.schedule.next_view = now + self.parts.config.ranking.interval;
+            let ready = self.parts.status.borrow().is_ready();
+            self.publish_view(ready);
+        }
+        self.commit_progress(now);
+    }
+
+    /// Assigns every partition of the topic not yet assigned, including
+    /// ones added to the topic later.
+    fn assign_new_partitions(&mut self) {
+        let m = &self.parts.metrics;
+        let count = match self.source.partitions() {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                self.progress.topic_missing(self.source.topic());
+                self.schedule.next_metadata = Instant::now() + Duration::from_secs(1);
+                return;
+            }
+            Err(e) => return AssignmentFailed { what: "cannot read topic metadata", error: &*e }.emit(m),
+        };
+        let from = self.progress.known();
+        if count <= from {
+            return;
+        }
+        let start_of = |p: i32| self.start.iter().find(|(q, _)| *q == p).map(|(_, o)| *o);
+        let new: Vec<(i32, Option<i64>)> = (from as i32..count as i32).map(|p| (p, start_of(p))).collect();
+        if let Err(e) = self.source.assign(&new) {
+            return AssignmentFailed { what: "cannot assign partitions", error: &*e }.emit(m);
+        }
+        PartitionsAssigned { topic: self.source.topic(), from, to: count }.emit(m);
+        for (p, start) in new {
+            self.progress.assigned(p, start);
+            self.check_history(p, start);
+        }
+    }
+
+    /// Warns when offsets the state needs no longer exist: consumption
+    /// continues from the earliest offset that does.
+    fn check_history(&mut self, partition: i32, start: Option<i64>) {
+        let Some((low, high)) = self.source.ends(partition, true) else {
+            return;
+        };
+        self.progress.ends(partition, (low, high));
+        let needed = start.unwrap_or(0);
+        if needed < low {
+            let topic = self.source.topic();
+            HistoryGap { topic, partition, needed, earliest: low }.emit(&self.parts.metrics);
+        }
+    }
+
+    /// Partition ends from the client's cache; from the broker (at most
+    /// every 2 s) for a partition whose end is not known yet.
+    fn observe_ends(&mut self, now: Instant) {
+        let may_fetch = now >= self.schedule.next_ends_fetch;
+        let owned: Vec<i32> = self.progress.owned().collect();
+        for p in owned {
+            let ends = match self.source.ends(p, false) {
+                None if may_fetch && !self.progress.ends_known(p) => {
+                    self.schedule.next_ends_fetch = now + Duration::from_secs(2);
+                    self.source.ends(p, true)
+                }
+                cached => cached,
+            };
+            if let Some(ends) = ends {
+                self.progress.ends(p, ends);
+            }
+        }
+        for (partition, lag) in self.progress.lags() {
+            LagObserved { topic: self.source.topic(), partition, lag: lag as i64 }.emit(&self.parts.metrics);
+        }
+    }
+
+    /// Turns ready once every partition is caught up, publishing the view
+    /// first. Readiness is one-way: falling behind later shows in the lag.
+    fn update_readiness(&mut self, now: Instant) {
+        let ready = self.parts.status.borrow().is_ready();
+        if ready {
+            return;
+        }
+        match self.progress.readiness() {
+            Readiness::Ready => {
+                let behind = self.progress.lags().map(|(_, l)| l).sum();
+                self.schedule.next_view = now + self.parts.config.ranking.interval;
+                self.publish_view(true);
+                self.parts.status.send_replace(Readiness::Ready);
+                CaughtUp { behind }.emit(&self.parts.metrics);
+            }
+            other => {
+                self.parts.status.send_replace(other);
+            }
+        }
+    }
+
+    /// Builds and publishes the view; `ready` tells the rank-change loop
+    /// whether it may report changes against it.
+    fn publish_view(&mut self, ready: bool) {
+        let started = Instant::now();
+        let view = Arc::new(View::build(&self.applier.engine));
+        ViewPublished { view: &view, build: started.elapsed() }.emit(&self.parts.metrics);
+        self.parts.views.send_replace(Published { view, ready });
+    }
+
+    /// Checkpoints when a state directory is set (committing what became
+    /// durable); otherwise commits what is applied, every commit interval.
+    fn commit_progress(&mut self, now: Instant) {
+        let offsets = self.progress.applied_offsets();
+        let durable = match self.checkpointer.as_mut() {
+            Some(c) => c.tick(now, &self.applier.engine, &offsets, &self.parts.metrics).map(|d| d.offsets),
+            None if now >= self.schedule.next_commit => {
+                self.schedule.next_commit = now + self.parts.config.kafka.commit_interval;
+                Some(offsets)
+            }
+            None => None,
+        };
+        if let Some(durable) = durable {
+            self.source.commit(&self.progress.committable(&durable));
+        }
+    }
+
+    /// Stops intake in order: final counts and view, the last checkpoint,
+    /// the last commit (waiting at most 2 s for its answer, so shutdown
+    /// stays bounded without a broker).
+    pub fn stop(&mut self) {
+        self.parts.status.send_replace(Readiness::Stopping);
+        self.applier.flush();
+        self.publish_view(false);
+        let offsets = self.progress.applied_offsets();
+        let m = self.parts.metrics.clone();
+        let durable = match self.checkpointer.as_mut() {
+            None => Some(offsets),
+            Some(c) => c.last(&self.applier.engine, &offsets, &m).map(|d| d.offsets),
+        };
+        let commits =
+            || Attempt::ALL.iter().map(|a| m.consumer.commits.with_label_values(&[a.as_str()]).get()).sum::<u64>();
+        let before = commits();
+        if let Some(durable) = durable {
+            self.source.commit(&self.progress.committable(&durable));
+        }
+        self.source.serve_until(Instant::now() + LAST_COMMIT_WAIT, &mut || commits() != before);
+    }
+
+    #[cfg(test)]
+    pub(super) fn engine(&self) -> &Engine {
+        &self.applier.engine
+    }
+
+    #[cfg(test)]
+    pub(super) fn revoke(&mut self, partition: i32) {
+        self.progress.revoked(partition);
+    }
+}

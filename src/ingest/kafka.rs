@@ -1,0 +1,184 @@
+//! The Kafka side of ingest, and the only ingest code that talks to
+//! rdkafka: the consumer's settings, assignment, polling batches, partition
+//! ends (watermarks), the consumer's position and offset commits.
+//!
+//! Every partition of the topic is assigned to this instance by hand (the
+//! ranking is global, see docs/operations.md#instances-and-offsets), so the
+//! group id never splits partitions: it only carries committed offsets for
+//! lag monitoring.
+
+use std::ffi::CString;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{Offsets, Record, Source};
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use crate::metrics::labels::Attempt;
+use crate::telemetry::events::{ClientError, CommitNotSent, Committed, ConsumerError, InternalEvent};
+
+/// The consumer's settings before the operator's pass-through properties:
+/// offsets are stored and committed by the daemon only; fetches are sized
+/// so the consume thread is never starved (docs/performance.md).
+const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
+    ("client.id", "engagement-monitor"),
+    ("group.protocol", "classic"),
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("enable.partition.eof", "false"),
+    ("fetch.wait.max.ms", "100"),
+    ("fetch.min.bytes", "65536"),
+    ("fetch.queue.backoff.ms", "20"),
+    ("queued.max.messages.kbytes", "262144"),
+    ("statistics.interval.ms", "0"),
+];
+
+/// Counts client errors and commit results.
+struct Ctx(Arc<Metrics>);
+
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        ClientError { error: &error, reason }.emit(&self.0);
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        Committed(if result.is_ok() { Attempt::Ok } else { Attempt::Failed }).emit(&self.0);
+    }
+}
+
+/// The topic, consumed through librdkafka.
+pub struct KafkaSource {
+    consumer: BaseConsumer<Ctx>,
+    topic: String,
+    topic_c: CString,
+    metrics: Arc<Metrics>,
+    /// Storage of the last batch, kept so that polling allocates nothing.
+    messages: Vec<BorrowedMessage<'static>>,
+    records: Vec<Record<'static>>,
+}
+
+impl KafkaSource {
+    pub fn new(cfg: &KafkaConfig, metrics: Arc<Metrics>) -> KafkaResult<KafkaSource> {
+        let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut config = crate::kafka::client_config(&cfg.brokers, &CONSUMER_DEFAULTS, properties);
+        config.set("group.id", &cfg.group_id);
+        Ok(KafkaSource {
+            consumer: config.create_with_context(Ctx(metrics.clone()))?,
+            topic_c: CString::new(cfg.topic.clone()).unwrap_or_default(),
+            topic: cfg.topic.clone(),
+            metrics,
+            messages: Vec::new(),
+            records: Vec::new(),
+        })
+    }
+}
+
+/// An empty vector of another lifetime reusing `v`'s allocation (an
+/// in-place collect of an empty iterator keeps the buffer).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+}
+
+fn record<'a>(m: &'a BorrowedMessage<'_>) -> Record<'a> {
+    Record {
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp: m.timestamp().to_millis(),
+        key: m.key(),
+        payload: m.payload().unwrap_or_default(),
+    }
+}
+
+impl Source for KafkaSource {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn partitions(&mut self) -> anyhow::Result<Option<usize>> {
+        let md = self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2))?;
+        let found = md.topics().iter().find(|t| t.name() == self.topic).filter(|t| t.error().is_none());
+        Ok(found.map(|t| t.partitions().len()).filter(|n| *n > 0))
+    }
+
+    fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, start) in partitions {
+            tpl.add_partition_offset(&self.topic, *p, start.map_or(Offset::Beginning, Offset::Offset))?;
+        }
+        Ok(self.consumer.incremental_assign(&tpl)?)
+    }
+
+    fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>])) {
+        let mut messages: Vec<BorrowedMessage<'_>> = recycle(std::mem::take(&mut self.messages));
+        let mut wait = timeout;
+        while messages.len() < max {
+            match self.consumer.poll(wait) {
+                Some(Ok(m)) => messages.push(m),
+                Some(Err(e)) => ConsumerError(&e).emit(&self.metrics),
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        let mut records: Vec<Record<'_>> = recycle(std::mem::take(&mut self.records));
+        records.extend(messages.iter().map(record));
+        if !records.is_empty() {
+            f(&records);
+        }
+        self.records = recycle(records);
+        self.messages = recycle(messages);
+    }
+
+    fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)> {
+        if fetch {
+            return self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_millis(500)).ok();
+        }
+        cached_watermarks(&self.consumer, &self.topic_c, partition)
+    }
+
+    fn commit(&mut self, offsets: &Offsets) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in offsets {
+            let _ = tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*next));
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            CommitNotSent(&e).emit(&self.metrics);
+        }
+    }
+
+    fn serve_until(&mut self, deadline: Instant, done: &mut dyn FnMut() -> bool) {
+        while Instant::now() < deadline && !done() {
+            let _ = self.consumer.poll(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The watermarks librdkafka cached from its last fetch response: no
+/// broker round trip, so it is safe to call from the consume loop.
+fn cached_watermarks(consumer: &BaseConsumer<Ctx>, topic: &CString, partition: i32) -> Option<(i64, i64)> {
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives, `topic` is a
+    // NUL-terminated string, and librdkafka only writes the two out-params.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0)
+        .then_some((low, high))
+}

@@ -1,0 +1,100 @@
+//! Ingest: one dedicated OS thread that owns the engine (one writer;
+//! readers get published views). It restores the newest checkpoint, then
+//! runs the consume loop until shutdown, then stops in order.
+//!
+//! - [`kafka`]: the only ingest code that talks to rdkafka.
+//! - [`consume`]: the loop: poll a batch → decode → apply → count, then a
+//!   housekeeping tick (publish the view, readiness, checkpoint, commit).
+//! - [`progress`]: offsets per partition, lag, readiness.
+//! - [`checkpoints`]: restore at start, the checkpoint schedule and the
+//!   thread that makes checkpoints durable.
+//!
+//! Offsets are committed to Kafka only from what is applied (without a
+//! state directory) or from durable checkpoints (with one), never ahead of
+//! the state they belong to; they are for lag monitoring, not a restart
+//! point.
+
+mod checkpoints;
+mod consume;
+mod kafka;
+mod progress;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::published::ViewTx;
+use crate::publisher::Publisher;
+use crate::status::StatusTx;
+
+/// Next offset to consume, per partition.
+pub type Offsets = Vec<(i32, i64)>;
+
+/// One message as ingest sees it, borrowed from the client's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    /// The message timestamp (the default `observed_at`).
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    /// Empty for a tombstone.
+    pub payload: &'a [u8],
+}
+
+/// Where messages come from: Kafka in production, a scripted fake in the
+/// unit tests of the loop.
+pub trait Source {
+    fn topic(&self) -> &str;
+    /// The topic's partition count; `None` while the topic does not exist.
+    fn partitions(&mut self) -> anyhow::Result<Option<usize>>;
+    /// Starts consuming `partitions`, each at its offset (`None`: earliest).
+    fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()>;
+    /// Waits up to `timeout` for messages and hands at most `max` of them
+    /// to `f` in one call (no call when none arrived).
+    fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>]));
+    /// A partition's (low, high) offsets: the client's cached values, or
+    /// the broker's answer when `fetch` (a round trip; use sparingly).
+    fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)>;
+    /// Commits `offsets` asynchronously; results arrive as events.
+    fn commit(&mut self, offsets: &Offsets);
+    /// Serves the client (commit callbacks) until `done` or `deadline`.
+    fn serve_until(&mut self, deadline: Instant, done: &mut dyn FnMut() -> bool);
+}
+
+/// What the ingest thread needs, handed over by the daemon.
+pub struct Parts {
+    pub config: Arc<Config>,
+    pub views: ViewTx,
+    pub status: StatusTx,
+    pub metrics: Arc<Metrics>,
+    pub publisher: Arc<Publisher>,
+    pub shutdown: CancellationToken,
+}
+
+/// Starts ingest on its own thread. The receiver yields once it has
+/// stopped consuming and committed (the Kafka client may still be closing).
+pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<()>>> {
+    let (done, rx) = oneshot::channel();
+    std::thread::Builder::new().name("ingest".into()).spawn(move || {
+        let _ = done.send(run(parts));
+    })?;
+    Ok(rx)
+}
+
+fn run(parts: Parts) -> anyhow::Result<()> {
+    let source = kafka::KafkaSource::new(&parts.config.kafka, parts.metrics.clone())
+        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?;
+    let restored = checkpoints::restore(&parts)?;
+    let mut consume = consume::Consume::new(source, parts, restored);
+    consume.run();
+    consume.stop();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! Every metric the daemon exports, in one place: the contract's metrics
+//! (docs/metrics.md) and the operator-health ones. Closed label sets come
+//! from enums ([`labels`]) and are created at zero. Two things are read at
+//! scrape time rather than pushed: the per-page series of the top N, from
+//! the published view ([`top_pages`]), and the lifecycle phase, from the
+//! readiness status — so `/readyz` and `engagement_phase` never disagree.
+//!
+//! Metrics are updated through the typed events of
+//! [`crate::telemetry::events`], which log and count in one call.
+
+pub mod labels;
+mod top_pages;
+
+use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use engagement_core::engine::{Bound, Limits, Outcome};
+use engagement_core::window::Window;
+
+use crate::published::ViewRx;
+use crate::status::{Phase, StatusRx};
+use crate::telemetry::LogLimiter;
+use labels::{Attempt, Delivery, Restore, Topic};
+
+/// The content type Prometheus 3 requires for the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric family, grouped by the part of the daemon that feeds it.
+pub struct Metrics {
+    registry: Registry,
+    status: StatusRx,
+    phase: IntGaugeVec,
+    /// Rate limit shared by every log line that input can trigger.
+    pub(crate) limiter: LogLimiter,
+    pub(crate) events: EventMetrics,
+    pub(crate) view: ViewMetrics,
+    pub(crate) consumer: ConsumerMetrics,
+    pub(crate) checkpoints: CheckpointMetrics,
+    pub(crate) ranking: RankingMetrics,
+    pub(crate) produced: IntCounterVec,
+}
+
+/// What became of consumed events.
+pub(crate) struct EventMetrics {
+    /// One handle per outcome label, in [`Outcome::EACH`] order: counting a
+    /// batch is an atomic add per outcome, no label lookup.
+    pub outcomes: Vec<IntCounter>,
+    pub invalid: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub log_suppressed: IntCounter,
+}
+
+/// Gauges that follow the published view.
+pub(crate) struct ViewMetrics {
+    pub pages: IntGaugeVec,
+    pub posts: IntGaugeVec,
+    pub watermark: Gauge,
+    pub state_entries: IntGaugeVec,
+    pub state_heap_bytes: IntGauge,
+    pub build_seconds: Gauge,
+}
+
+pub(crate) struct ConsumerMetrics {
+    pub lag: IntGaugeVec,
+    pub commits: IntCounterVec,
+    pub errors: IntCounter,
+    pub history_gaps: IntCounter,
+}
+
+pub(crate) struct CheckpointMetrics {
+    pub results: IntCounterVec,
+    pub last_success: Gauge,
+    pub duration: Gauge,
+    pub pause: Gauge,
+    pub bytes: IntGauge,
+    pub restores: IntCounterVec,
+    pub restore_duration: Gauge,
+}
+
+pub(crate) struct RankingMetrics {
+    pub rank_changes: IntCounterVec,
+    pub leader_changes: IntCounterVec,
+}
+
+/// Registers families in one registry; a definition error is a bug in this
+/// file, caught by the first test that builds [`Metrics`].
+struct Families<'r>(&'r Registry);
+
+impl Families<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        self.0.register(Box::new(c.clone())).expect("metric names are unique");
+        c
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::new(name, help).expect("valid counter"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Gauge {
+        self.add(Gauge::new(name, help).expect("valid gauge"))
+    }
+
+    fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::new(name, help).expect("valid gauge"))
+    }
+
+    /// A counter family with one label, every value in `values` at zero.
+    fn counters(&self, name: &str, help: &str, label: &str, values: &[&str]) -> IntCounterVec {
+        let c = self.add(IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid counter"));
+        for v in values {
+            c.with_label_values(&[*v]);
+        }
+        c
+    }
+
+    /// A gauge family with `labels`, values created as they are set.
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"))
+    }
+}
+
+fn window_labels() -> Vec<&'static str> {
+    Window::LABELED.iter().filter_map(|w| w.label()).collect()
+}
+
+fn bound_labels() -> Vec<&'static str> {
+    Bound::ALL.iter().map(|b| b.as_str()).collect()
+}
+
+impl EventMetrics {
+    fn new(f: &Families<'_>) -> EventMetrics {
+        let labels: Vec<&str> = Outcome::EACH.iter().map(|o| o.as_str()).collect();
+        let all = f.counters("engagement_events_total", "Events consumed, by what became of them.", "outcome", &labels);
+        EventMetrics {
+            outcomes: labels.iter().map(|l| all.with_label_values(&[*l])).collect(),
+            invalid: f.counters("engagement_invalid_events_total", "Invalid events, by reason.", "reason", &[]),
+            rejected: f.counters(
+                "engagement_rejected_events_total",
+                "Events rejected because a state bound was reached, by bound.",
+                "bound",
+                &bound_labels(),
+            ),
+            log_suppressed: f.counter(
+                "engagement_log_lines_suppressed_total",
+                "Log lines dropped by rate limiting (the events are still counted).",
+            ),
+        }
+    }
+}
+
+impl ViewMetrics {
+    fn new(f: &Families<'_>, limits: &Limits) -> ViewMetrics {
+        let m = ViewMetrics {
+            pages: f.gauges(
+                "engagement_pages",
+                "Pages with at least one post in the window (updated by the ranking loop).",
+                &["window"],
+            ),
+            posts: f.gauges("engagement_posts", "Posts in the window (updated by the ranking loop).", &["window"]),
+            watermark: f.gauge(
+                "engagement_watermark_timestamp_seconds",
+                "The watermark: greatest observed_at of the valid events consumed.",
+            ),
+            state_entries: f.gauges(
+                "engagement_state_entries",
+                "Entries held in each input-grown structure.",
+                &["structure"],
+            ),
+            state_heap_bytes: f.int_gauge(
+                "engagement_state_heap_bytes",
+                "Heap bytes held by the engine's state, from its capacities.",
+            ),
+            build_seconds: f.gauge("engagement_view_build_duration_seconds", "Time the last view rebuild took."),
+        };
+        for w in window_labels() {
+            m.pages.with_label_values(&[w]);
+            m.posts.with_label_values(&[w]);
+        }
+        let limit =
+            f.gauges("engagement_state_limit", "Configured bound of each input-grown structure.", &["structure"]);
+        for b in Bound::ALL {
+            m.state_entries.with_label_values(&[b.as_str()]);
+            limit.with_label_values(&[b.as_str()]).set(i64::from(limits.bound(b)));
+        }
+        m
+    }
+}
+
+impl ConsumerMetrics {
+    fn new(f: &Families<'_>) -> ConsumerMetrics {
+        ConsumerMetrics {
+            lag: f.gauges(
+                "engagement_consumer_lag_messages",
+                "High watermark minus position, per assigned partition.",
+                &["topic", "partition"],
+            ),
+            commits: f.counters(
+                "engagement_offset_commits_total",
+                "Offset commits under the group id, by result.",
+                "result",
+                &Attempt::labels(),
+            ),
+            errors: f.counter("engagement_consumer_errors_total", "Errors reported by the Kafka consumer."),
+            history_gaps: f.counter(
+                "engagement_history_gaps_total",
+                "Times consumption had to skip offsets that no longer exist: history may be incomplete.",
+            ),
+        }
+    }
+}
+
+impl CheckpointMetrics {
+    fn new(f: &Families<'_>) -> CheckpointMetrics {
+        CheckpointMetrics {
+            results: f.counters(
+                "engagement_checkpoints_total",
+                "Checkpoints written, by result.",
+                "result",
+                &Attempt::labels(),
+            ),
+            last_success: f.gauge(
+                "engagement_checkpoint_last_success_timestamp_seconds",
+                "When the last checkpoint became durable.",
+            ),
+            duration: f.gauge(
+                "engagement_checkpoint_duration_seconds",
+                "Time the last checkpoint took, from start to durable.",
+            ),
+            pause: f.gauge(
+                "engagement_checkpoint_pause_seconds",
+                "Time the last checkpoint paused consumption (serializing the state).",
+            ),
+            bytes: f.int_gauge("engagement_checkpoint_size_bytes", "Size of the last checkpoint file."),
+            restores: f.counters(
+                "engagement_checkpoint_restores_total",
+                "Checkpoint files examined at start, by result: restored, discarded (corrupt, moved aside) or none found.",
+                "result",
+                &Restore::labels(),
+            ),
+            restore_duration: f
+                .gauge("engagement_restore_duration_seconds", "Time restoring the checkpoint took at start."),
+        }
+    }
+}
+
+impl RankingMetrics {
+    fn new(f: &Families<'_>) -> RankingMetrics {
+        RankingMetrics {
+            rank_changes: f.counters(
+                "engagement_rank_changes_total",
+                "Rank changes inside the top N seen by the ranking loop.",
+                "window",
+                &window_labels(),
+            ),
+            leader_changes: f.counters(
+                "engagement_leader_changes_total",
+                "Changes of the #1 page seen by the ranking loop.",
+                "window",
+                &window_labels(),
+            ),
+        }
+    }
+}
+
+/// What [`Metrics::new`] needs besides the registry it creates.
+pub struct Sources {
+    pub views: ViewRx,
+    pub status: StatusRx,
+    pub top_n: usize,
+    pub limits: Limits,
+    /// Invalid-event log lines allowed per second.
+    pub log_rate_per_second: u32,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new(s: Sources) -> Metrics {
+        let registry = Registry::new();
+        let f = Families(&registry);
+        let phase =
+            f.gauges("engagement_phase", "1 for the daemon's current lifecycle phase, 0 for the others.", &["phase"]);
+        let produced = f.add(
+            IntCounterVec::new(
+                Opts::new(
+                    "engagement_produced_messages_total",
+                    "Messages for the dead-letter and rank-event topics, by topic kind and result.",
+                ),
+                &["kind", "result"],
+            )
+            .expect("valid counter"),
+        );
+        for topic in Topic::ALL {
+            for delivery in Delivery::ALL {
+                produced.with_label_values(&[topic.as_str(), delivery.as_str()]);
+            }
+        }
+        f.int_gauge("engagement_top_n", "Pages per window exported as series and watched for rank changes.")
+            .set(s.top_n as i64);
+        f.gauges("engagement_build_info", "Always 1; the version label says which build is running.", &["version"])
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        f.add(top_pages::TopPages::new(s.views, s.top_n));
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("metric names are unique");
+        Metrics {
+            events: EventMetrics::new(&f),
+            view: ViewMetrics::new(&f, &s.limits),
+            consumer: ConsumerMetrics::new(&f),
+            checkpoints: CheckpointMetrics::new(&f),
+            ranking: RankingMetrics::new(&f),
+            limiter: LogLimiter::new(s.log_rate_per_second),
+            status: s.status,
+            phase,
+            produced,
+            registry,
+        }
+    }
+
+    /// The text exposition of every metric. The phase is read now.
+    pub fn render(&self) -> String {
+        let current = self.status.borrow().phase();
+        for p in Phase::ALL {
+            self.phase.with_label_values(&[p.as_str()]).set(i64::from(p == current));
+        }
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{self, Readiness};
+
+    fn metrics() -> (Metrics, crate::status::StatusTx) {
+        let (status_tx, status) = status::channel();
+        let (_, views) = crate::published::channel();
+        let m = Metrics::new(Sources { views, status, top_n: 5, limits: Limits::default(), log_rate_per_second: 1 });
+        (m, status_tx)
+    }
+
+    #[test]
+    fn closed_label_sets_are_exported_at_zero() {
+        let (m, _status) = metrics();
+        let text = m.render();
+        for o in Outcome::EACH {
+            assert!(text.contains(&format!("engagement_events_total{{outcome=\"{}\"}} 0", o.as_str())), "{o:?}");
+        }
+        assert!(text.contains("engagement_rank_changes_total{window=\"rolling\"} 0"));
+        assert!(text.contains("engagement_state_limit{structure=\"posts\"} 50000000"));
+        assert!(text.contains("engagement_produced_messages_total{kind=\"rank_event\",result=\"dropped\"} 0"));
+        assert!(text.contains("engagement_top_n 5"));
+    }
+
+    #[test]
+    fn the_phase_gauge_follows_the_status_at_scrape_time() {
+        let (m, status) = metrics();
+        status.send_replace(Readiness::Restoring);
+        assert!(m.render().contains("engagement_phase{phase=\"restoring\"} 1"));
+        status.send_replace(Readiness::Ready);
+        let text = m.render();
+        assert!(text.contains("engagement_phase{phase=\"ready\"} 1"));
+        assert!(text.contains("engagement_phase{phase=\"restoring\"} 0"));
+    }
+}

@@ -1,0 +1,379 @@
+//! One small type per thing that happens at run time. Its `emit` both logs
+//! and counts, with label values taken from enums, so a call site never
+//! types a metric name or a label string and never logs without counting.
+//! Lines that input can trigger go through the shared rate limit; what the
+//! limit drops is still counted, and counted again as suppressed.
+//!
+//! Levels: ERROR needs an operator, WARN was recovered, INFO is lifecycle,
+//! DEBUG never scales with events.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use engagement_core::engine::Bound;
+use engagement_core::ranking::RankChange;
+use engagement_core::view::View;
+use engagement_core::window::Window;
+use rdkafka::error::KafkaError;
+
+use crate::metrics::Metrics;
+use crate::metrics::labels::{Attempt, Delivery, Restore, Topic};
+
+/// Something that happened, logged and counted by one call.
+pub trait InternalEvent {
+    fn emit(self, m: &Metrics);
+}
+
+/// Logs through the shared rate limit; a dropped line is counted.
+fn limited(m: &Metrics, log: impl FnOnce()) {
+    if m.limiter.allow() {
+        log();
+    } else {
+        m.events.log_suppressed.inc();
+    }
+}
+
+/// The outcomes of a run of events, counted in bulk: the consume loop
+/// tallies them locally, a label lookup per event would cost more than
+/// decoding it.
+pub struct OutcomesCounted<'a>(pub &'a [u64]);
+
+impl InternalEvent for OutcomesCounted<'_> {
+    fn emit(self, m: &Metrics) {
+        for (counter, n) in m.events.outcomes.iter().zip(self.0) {
+            if *n > 0 {
+                counter.inc_by(*n);
+            }
+        }
+    }
+}
+
+/// Why an event changed nothing and was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotApplied {
+    /// Not a valid event; the static reason of the decoder.
+    Invalid(&'static str),
+    /// Valid, but rejected because a state bound is reached.
+    Rejected(Bound),
+}
+
+impl NotApplied {
+    /// The reason as logs and the dead-letter header give it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotApplied::Invalid(reason) => reason,
+            NotApplied::Rejected(bound) => bound.reason(),
+        }
+    }
+}
+
+/// An event that was invalid or rejected (its outcome is counted with the
+/// batch; this counts the reason or bound and logs, rate-limited, without
+/// the payload).
+pub struct EventNotApplied {
+    pub why: NotApplied,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl InternalEvent for EventNotApplied {
+    fn emit(self, m: &Metrics) {
+        let (partition, offset, reason) = (self.partition, self.offset, self.why.reason());
+        match self.why {
+            NotApplied::Invalid(_) => {
+                m.events.invalid.with_label_values(&[reason]).inc();
+                limited(m, || tracing::warn!(reason, partition, offset, "invalid event"));
+            }
+            NotApplied::Rejected(bound) => {
+                m.events.rejected.with_label_values(&[bound.as_str()]).inc();
+                limited(m, || tracing::warn!(reason, partition, offset, "event rejected at a state bound"));
+            }
+        }
+    }
+}
+
+/// An error librdkafka reported through the client callback (it retries
+/// on its own; logged at DEBUG, the counter is what to watch).
+pub struct ClientError<'a> {
+    pub error: &'a KafkaError,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for ClientError<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.errors.inc();
+        tracing::debug!(error = %self.error, reason = self.reason, "kafka client error");
+    }
+}
+
+/// An error returned by a consumer poll.
+pub struct ConsumerError<'a>(pub &'a KafkaError);
+
+impl InternalEvent for ConsumerError<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.errors.inc();
+        limited(m, || tracing::warn!(error = %self.0, "kafka consumer error"));
+    }
+}
+
+/// The broker's answer to an offset commit (from the commit callback).
+pub struct Committed(pub Attempt);
+
+impl InternalEvent for Committed {
+    fn emit(self, m: &Metrics) {
+        m.consumer.commits.with_label_values(&[self.0.as_str()]).inc();
+    }
+}
+
+/// An offset commit that could not even be sent.
+pub struct CommitNotSent<'a>(pub &'a KafkaError);
+
+impl InternalEvent for CommitNotSent<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.commits.with_label_values(&[Attempt::Failed.as_str()]).inc();
+        tracing::warn!(error = %self.0, "offset commit failed");
+    }
+}
+
+/// Partitions `from..to` of `topic` were assigned to this instance.
+pub struct PartitionsAssigned<'a> {
+    pub topic: &'a str,
+    pub from: usize,
+    pub to: usize,
+}
+
+impl InternalEvent for PartitionsAssigned<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::info!(topic = self.topic, from = self.from, to = self.to, "assigned partitions");
+    }
+}
+
+/// The topic's metadata or an assignment could not be had; retried later.
+pub struct AssignmentFailed<'a> {
+    pub what: &'static str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl InternalEvent for AssignmentFailed<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.errors.inc();
+        limited(m, || tracing::warn!(error = %self.error, "{}", self.what));
+    }
+}
+
+/// Offsets the state needs no longer exist (retention deleted them):
+/// consumption continues from the earliest that does.
+pub struct HistoryGap<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub needed: i64,
+    pub earliest: i64,
+}
+
+impl InternalEvent for HistoryGap<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.history_gaps.inc();
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.partition,
+            needed = self.needed,
+            earliest = self.earliest,
+            "offsets no longer exist: history may be incomplete; continuing from the earliest offset"
+        );
+    }
+}
+
+/// A partition's lag, as of the last look at its end.
+pub struct LagObserved<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub lag: i64,
+}
+
+impl InternalEvent for LagObserved<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.lag.with_label_values(&[self.topic, &self.partition.to_string()]).set(self.lag);
+    }
+}
+
+/// Every partition is within the readiness bound: the daemon is ready.
+pub struct CaughtUp {
+    pub behind: u64,
+}
+
+impl InternalEvent for CaughtUp {
+    fn emit(self, _: &Metrics) {
+        tracing::info!(behind = self.behind, "caught up: ready");
+    }
+}
+
+/// A view was built and published.
+pub struct ViewPublished<'a> {
+    pub view: &'a View,
+    pub build: Duration,
+}
+
+impl InternalEvent for ViewPublished<'_> {
+    fn emit(self, m: &Metrics) {
+        let (v, g) = (self.view, &m.view);
+        g.build_seconds.set(self.build.as_secs_f64());
+        for w in Window::LABELED {
+            let (Some(label), t) = (w.label(), v.table(w)) else { continue };
+            g.pages.with_label_values(&[label]).set(t.map_or(0, |t| t.rows.len() as i64));
+            g.posts.with_label_values(&[label]).set(t.map_or(0, |t| t.posts() as i64));
+        }
+        if let Some(wm) = v.watermark {
+            g.watermark.set(wm as f64 / 1000.0);
+        }
+        let u = &v.usage;
+        for (b, n) in Bound::ALL.iter().zip([u.pages, u.posts, u.platforms, u.event_ids]) {
+            g.state_entries.with_label_values(&[b.as_str()]).set(n as i64);
+        }
+        g.state_heap_bytes.set(u.heap_bytes as i64);
+    }
+}
+
+/// A checkpoint was restored at start.
+pub struct CheckpointRestored {
+    pub seq: u64,
+    pub bytes: u64,
+    pub posts: usize,
+    pub took: Duration,
+}
+
+impl InternalEvent for CheckpointRestored {
+    fn emit(self, m: &Metrics) {
+        m.checkpoints.restores.with_label_values(&[Restore::Restored.as_str()]).inc();
+        m.checkpoints.restore_duration.set(self.took.as_secs_f64());
+        let seconds = self.took.as_secs_f64();
+        tracing::info!(seq = self.seq, bytes = self.bytes, posts = self.posts, seconds, "checkpoint restored");
+    }
+}
+
+/// A checkpoint file that failed its checks was moved aside.
+pub struct CheckpointDiscarded<'a> {
+    pub path: &'a Path,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for CheckpointDiscarded<'_> {
+    fn emit(self, m: &Metrics) {
+        m.checkpoints.restores.with_label_values(&[Restore::Discarded.as_str()]).inc();
+        tracing::error!(path = %self.path.display(), reason = self.reason, "checkpoint unusable; moved aside");
+    }
+}
+
+/// No usable checkpoint: the topic is replayed from its earliest offsets.
+pub struct NoCheckpoint<'a> {
+    pub dir: &'a Path,
+    pub took: Duration,
+}
+
+impl InternalEvent for NoCheckpoint<'_> {
+    fn emit(self, m: &Metrics) {
+        m.checkpoints.restores.with_label_values(&[Restore::None.as_str()]).inc();
+        m.checkpoints.restore_duration.set(self.took.as_secs_f64());
+        tracing::info!(dir = %self.dir.display(), "no checkpoint: replaying from the earliest offsets");
+    }
+}
+
+/// A checkpoint became durable. `last` is the one taken at shutdown.
+pub struct CheckpointDone {
+    pub seq: u64,
+    pub bytes: u64,
+    pub pause: Duration,
+    pub took: Duration,
+    pub last: bool,
+}
+
+impl InternalEvent for CheckpointDone {
+    fn emit(self, m: &Metrics) {
+        let c = &m.checkpoints;
+        c.results.with_label_values(&[Attempt::Ok.as_str()]).inc();
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        c.last_success.set(now.as_secs_f64());
+        c.duration.set(self.took.as_secs_f64());
+        c.pause.set(self.pause.as_secs_f64());
+        c.bytes.set(self.bytes as i64);
+        if self.last {
+            tracing::info!(seq = self.seq, bytes = self.bytes, "final checkpoint durable");
+        } else {
+            tracing::debug!(seq = self.seq, bytes = self.bytes, "checkpoint durable");
+        }
+    }
+}
+
+/// A checkpoint could not be written or made durable.
+pub struct CheckpointFailed<'a> {
+    pub error: &'a std::io::Error,
+    pub last: bool,
+}
+
+impl InternalEvent for CheckpointFailed<'_> {
+    fn emit(self, m: &Metrics) {
+        m.checkpoints.results.with_label_values(&[Attempt::Failed.as_str()]).inc();
+        if self.last {
+            tracing::error!(error = %self.error, "final checkpoint failed");
+        } else {
+            tracing::error!(error = %self.error, "checkpoint failed; offsets stay uncommitted until one succeeds");
+        }
+    }
+}
+
+/// A page's rank inside the top N changed (entered, moved or left).
+pub struct RankChanged<'a> {
+    pub window: Window,
+    pub change: &'a RankChange,
+}
+
+impl InternalEvent for RankChanged<'_> {
+    fn emit(self, m: &Metrics) {
+        let window = self.window.label().unwrap_or_default();
+        m.ranking.rank_changes.with_label_values(&[window]).inc();
+        let c = self.change;
+        let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
+        tracing::info!(
+            window,
+            platform = %c.platform,
+            page_id = %c.page_id,
+            old_rank = %rank(c.old_rank),
+            new_rank = %rank(c.new_rank),
+            interactions = c.interactions,
+            "rank changed"
+        );
+    }
+}
+
+/// A new page took #1.
+pub struct LeaderChanged<'a> {
+    pub window: Window,
+    pub leader: &'a RankChange,
+}
+
+impl InternalEvent for LeaderChanged<'_> {
+    fn emit(self, m: &Metrics) {
+        let window = self.window.label().unwrap_or_default();
+        m.ranking.leader_changes.with_label_values(&[window]).inc();
+        let c = self.leader;
+        tracing::info!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+    }
+}
+
+/// The window a baseline followed is another one now (a quarter rolled
+/// over): the baseline is reset without reporting.
+pub struct BaselineReset(pub Window);
+
+impl InternalEvent for BaselineReset {
+    fn emit(self, _: &Metrics) {
+        tracing::info!(window = self.0.label().unwrap_or_default(), "window rolled over; rank baseline reset");
+    }
+}
+
+/// A message for the dead-letter or rank-event topic changed state.
+pub struct Produced(pub Topic, pub Delivery);
+
+impl InternalEvent for Produced {
+    fn emit(self, m: &Metrics) {
+        m.produced.with_label_values(&[self.0.as_str(), self.1.as_str()]).inc();
+    }
+}
