@@ -81,6 +81,15 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| guard(req, next, limits, permits.clone())))
 }
 
+/// Serves `app` on `listener` until `stop` is cancelled, then lets the
+/// requests in flight finish.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, stop: tokio_util::sync::CancellationToken) {
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
 /// Query-length bound, concurrency limit and deadline for every request.
 async fn guard(req: Request, next: Next, limits: HttpLimits, permits: Arc<Semaphore>) -> Response {
     if req.uri().query().is_some_and(|q| q.len() > limits.max_query_bytes) {

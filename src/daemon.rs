@@ -53,9 +53,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_query_bytes: config.http.max_query_bytes,
     };
     let stop_serving = CancellationToken::new();
-    let server = axum::serve(listener, api::router(state, limits))
-        .with_graceful_shutdown(stop_serving.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(api::serve(listener, api::router(state, limits), stop_serving.clone()));
 
     let result = stop_ingest(ingest_done, &shutdown, config.shutdown_timeout).await;
     let deadline = result.1;
