@@ -1,0 +1,259 @@
+//! The layers a configuration is read from — file, environment, flags —
+//! and how each is applied onto a [`Loaded`], pass-through properties
+//! included.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+
+use toml::Value;
+
+use super::settings::{Raw, SETTINGS, setting};
+use super::{ConfigError, Loaded, Source};
+
+/// Prefix of every environment variable the daemon reads.
+pub const ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_";
+/// Prefix of environment variables holding librdkafka properties, e.g.
+/// `ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL` for
+/// `security.protocol`.
+pub const PROPERTY_ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_";
+/// The TOML table of librdkafka pass-through properties.
+pub const PROPERTIES_KEY: &str = "kafka.properties";
+
+// The file layer.
+
+/// Flattens nested tables to dotted keys, so `[ranking] top_n = 5`,
+/// `ranking.top_n = 5` and an unquoted `security.protocol` under
+/// `[kafka.properties]` all arrive the same way.
+fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a Value)>) {
+    for (name, value) in table {
+        let key = match prefix {
+            "" => name.clone(),
+            _ => format!("{prefix}.{name}"),
+        };
+        match value {
+            Value::Table(inner) => flatten(&key, inner, out),
+            _ => out.push((key, value)),
+        }
+    }
+}
+
+/// A property's value from the file: librdkafka takes strings, but
+/// `"linger.ms" = 5` or `"enable.idempotence" = true` are natural TOML.
+fn property_text(key: &str, value: &Value, source: &Source) -> Result<String, ConfigError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Integer(_) | Value::Float(_) | Value::Boolean(_) => Ok(value.to_string()),
+        _ => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_string(),
+            origin: source.origin(),
+            expected: "a string".into(),
+        }),
+    }
+}
+
+// The environment layer.
+
+/// `ENGAGEMENT_MONITOR_` + the key upper-cased, dots as underscores:
+/// `ranking.top_n` → `ENGAGEMENT_MONITOR_RANKING_TOP_N`.
+pub fn env_var_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Variables Kubernetes injects for a Service named `engagement-monitor`
+/// (service links); they are not settings and must not stop the daemon.
+fn is_kubernetes_service_link(name: &str) -> bool {
+    let rest = &name[ENV_PREFIX.len().min(name.len())..];
+    rest.starts_with("SERVICE_HOST") || rest.starts_with("SERVICE_PORT") || rest == "PORT" || rest.starts_with("PORT_")
+}
+
+/// The environment layer: this program's variables (those starting with
+/// [`ENV_PREFIX`]), captured by `main`. A set rather than a lookup function
+/// because pass-through properties are found by listing the variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// From `std::env::vars_os()`; a variable of ours that is not UTF-8 is
+    /// an error rather than silently ignored.
+    pub fn from_os(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Env, ConfigError> {
+        let mut env = Env::default();
+        for (name, value) in vars {
+            if !name.as_encoded_bytes().starts_with(ENV_PREFIX.as_bytes()) {
+                continue;
+            }
+            let not_unicode = |name: &OsString| ConfigError::NotUnicode { name: name.to_string_lossy().into_owned() };
+            let value = value.into_string().map_err(|_| not_unicode(&name))?;
+            let name = name.into_string().map_err(|n| not_unicode(&n))?;
+            env.vars.insert(name, value);
+        }
+        Ok(env)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(vars: I) -> Env {
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(k, _): &(String, String)| k.starts_with(ENV_PREFIX))
+            .collect();
+        Env { vars }
+    }
+}
+
+// The flags layer.
+
+/// The flags layer: values as typed on the command line, parsed by the
+/// loader so that errors name the flag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    values: Vec<(&'static str, &'static str, String)>,
+    properties: Vec<(String, String)>,
+}
+
+impl Overrides {
+    /// Sets `key` from `flag` (e.g. `--listen`) when `value` was given.
+    pub fn set(&mut self, key: &'static str, flag: &'static str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.values.push((key, flag, value.to_owned()));
+        }
+        self
+    }
+
+    /// A pass-through property from `--kafka-property NAME=VALUE`.
+    pub fn property(&mut self, name: &str, value: &str) -> &mut Self {
+        self.properties.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+// Pass-through properties.
+
+/// Properties the daemon owns: passing them through would break its offset
+/// discipline (SPEC §7) or contradict a dedicated setting.
+const RESERVED_PROPERTIES: [(&str, &str); 5] = [
+    ("bootstrap.servers", "set kafka.brokers instead"),
+    ("metadata.broker.list", "set kafka.brokers instead"),
+    ("group.id", "set kafka.group_id instead"),
+    ("enable.auto.commit", "the daemon commits offsets itself, never ahead of its state"),
+    ("enable.auto.offset.store", "the daemon stores offsets itself, after applying the events"),
+];
+
+/// Checked wherever a property comes from, so that no layer can smuggle in
+/// a reserved one or an empty name.
+fn check_property(name: &str, source: &Source) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: PROPERTIES_KEY.into(),
+            value: "\"\"".into(),
+            origin: source.origin(),
+            expected: "a librdkafka property name such as security.protocol".into(),
+        });
+    }
+    let lower = name.to_ascii_lowercase();
+    match RESERVED_PROPERTIES.iter().find(|(reserved, _)| *reserved == lower) {
+        Some((_, reason)) => Err(ConfigError::Reserved { name: name.to_owned(), origin: source.origin(), reason }),
+        None => Ok(()),
+    }
+}
+
+// Applying the layers.
+
+impl Loaded {
+    pub(super) fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let mut entries = Vec::new();
+        flatten("", &table, &mut entries);
+        for (key, value) in entries {
+            let source = Source::File(path.to_owned());
+            match key.strip_prefix(PROPERTIES_KEY).and_then(|k| k.strip_prefix('.')) {
+                Some(name) => self.set_property(name, &property_text(&key, value, &source)?, source)?,
+                None => self.set(&key, Raw::Toml(value), source)?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
+        for (name, value) in &env.vars {
+            let source = Source::Env(name.clone());
+            if let Some(property) = name.strip_prefix(PROPERTY_ENV_PREFIX) {
+                // librdkafka names have dots and no underscores.
+                let property = property.replace('_', ".").to_ascii_lowercase();
+                self.set_property(&property, value, source)?;
+            } else if let Some(setting) = SETTINGS.iter().find(|s| env_var_name(s.key) == *name) {
+                self.set(setting.key, Raw::Text(value), source)?;
+            } else if is_kubernetes_service_link(name) {
+                // Kubernetes adds ENGAGEMENT_MONITOR_SERVICE_HOST, ..._PORT,
+                // ..._PORT_9898_TCP... for a Service of that name: not ours.
+                continue;
+            } else {
+                // A misspelt variable would otherwise be silently ignored.
+                return Err(ConfigError::UnknownEnv { name: name.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_flags(&mut self, flags: &Overrides) -> Result<(), ConfigError> {
+        for (key, flag, value) in &flags.values {
+            self.set(key, Raw::Text(value), Source::Flag(flag))?;
+        }
+        for (name, value) in &flags.properties {
+            self.set_property(name, value, Source::Flag("--kafka-property"))?;
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, key: &str, raw: Raw<'_>, source: Source) -> Result<(), ConfigError> {
+        let setting =
+            setting(key).ok_or_else(|| ConfigError::UnknownKey { key: key.to_owned(), origin: source.origin() })?;
+        (setting.apply)(&mut self.config, raw).map_err(|expected| ConfigError::Invalid {
+            key: key.to_owned(),
+            value: raw.shown(),
+            origin: source.origin(),
+            expected,
+        })?;
+        self.sources.insert(setting.key.to_owned(), source);
+        Ok(())
+    }
+
+    /// Sets a pass-through property; an empty value removes it, so a later
+    /// layer can unset what an earlier one set.
+    fn set_property(&mut self, name: &str, value: &str, source: Source) -> Result<(), ConfigError> {
+        check_property(name, &source)?;
+        let key = format!("{PROPERTIES_KEY}.{name}");
+        let properties = &mut self.config.kafka.properties;
+        if value.is_empty() {
+            properties.remove(name);
+            self.sources.remove(&key);
+        } else {
+            properties.insert(name.to_owned(), value.to_owned());
+            self.sources.insert(key, source);
+        }
+        Ok(())
+    }
+
+    /// [`Limits::validate`](engagement_core::engine::Limits::validate) on the merged limits; the error names the
+    /// offending `engine.*` key and its source.
+    pub(super) fn check_limits(&self) -> Result<(), ConfigError> {
+        let Err(reason) = self.config.engine.validate() else {
+            return Ok(());
+        };
+        let field = reason.split_whitespace().next().unwrap_or_default();
+        let key = format!("engine.{field}");
+        let value = setting(&key).map_or_else(String::new, |s| (s.show)(&self.config).to_string());
+        Err(ConfigError::Rule {
+            origin: self.sources.get(&key).unwrap_or(&Source::Default).origin(),
+            rule: reason.strip_prefix(field).unwrap_or(reason).trim().to_owned(),
+            key,
+            value,
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! Configuration: one typed tree, layered defaults < file < environment <
+//! flags. Every error names the setting and where its value came from.
+//!
+//! [`SETTINGS`] is the one list of settings: dotted key (the TOML path),
+//! unit, meaning, and how a value is parsed and printed; the environment
+//! variable follows from the key ([`env_var_name`]). Loading, `check-config`
+//! ([`render_effective`]) and the reference file
+//! `config/engagement-monitor.toml` are driven by it, and tests keep the
+//! reference file and the [`Config`] fields in step with it.
+//!
+//! Loading is pure: `main` captures the environment ([`Env`]) and the flags
+//! ([`Overrides`]) and passes them in with the file path.
+//!
+//! This module holds the typed tree, the sources and errors, and [`load`];
+//! `settings` holds the table and its parsers and printers, `layers` reads
+//! the file, environment and flags into a [`Loaded`], and `render` prints
+//! it back for `check-config`.
+
+mod layers;
+mod render;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use engagement_core::engine::Limits;
+
+pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
+pub use render::{SECRET_MARKERS, render_effective};
+pub use settings::{SETTINGS, Setting, format_duration, parse_duration};
+
+/// The daemon's whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub events: EventsConfig,
+    pub engine: Limits,
+    pub ranking: RankingConfig,
+    pub state: StateConfig,
+    pub log: LogConfig,
+    /// Deadline for a clean exit after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`, comma-separated.
+    pub brokers: String,
+    pub topic: String,
+    /// Group id under which offsets are committed (for lag monitoring only).
+    pub group_id: String,
+    /// Invalid and refused events are copied here when set.
+    pub dead_letter_topic: Option<String>,
+    /// Rank-change events (SPEC §5) are published here when set.
+    pub rank_events_topic: Option<String>,
+    /// librdkafka properties passed through unchanged (TLS, SASL, tuning);
+    /// applied to the consumer and the producer, after our defaults.
+    pub properties: BTreeMap<String, String>,
+    /// How often the topic's partition count is re-read.
+    pub metadata_refresh: Duration,
+    /// How often consumed offsets are committed under the group id.
+    pub commit_interval: Duration,
+    /// Bound on messages queued for the producer (dead letters, rank events).
+    pub producer_queue_messages: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    /// Longest accepted query string, in bytes.
+    pub max_query_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsConfig {
+    /// How far `observed_at` may lie ahead of the wall clock (SPEC: 1 h).
+    pub max_future_skew: Duration,
+    pub max_payload_bytes: usize,
+    /// Invalid-event log lines allowed per second (the rest are counted).
+    pub log_rate_per_second: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankingConfig {
+    /// How often the view is rebuilt and rank changes detected (SPEC: 10 s).
+    pub interval: Duration,
+    /// Pages per window exported as series and watched for changes (SPEC: 50).
+    pub top_n: usize,
+    /// Ready once every partition's lag is at most this many messages.
+    pub ready_max_lag: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// Where checkpoints live; `None` keeps state in memory only.
+    pub dir: Option<PathBuf>,
+    pub checkpoint_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `engagement_monitor=debug`;
+    /// `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            kafka: KafkaConfig {
+                brokers: "127.0.0.1:9092".into(),
+                topic: "engagement-events".into(),
+                group_id: "engagement-monitor".into(),
+                dead_letter_topic: None,
+                rank_events_topic: None,
+                properties: BTreeMap::new(),
+                metadata_refresh: Duration::from_secs(30),
+                commit_interval: Duration::from_secs(5),
+                producer_queue_messages: 100_000,
+            },
+            http: HttpConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+                request_timeout: Duration::from_secs(5),
+                max_concurrent_requests: 64,
+                max_query_bytes: 1024,
+            },
+            events: EventsConfig {
+                max_future_skew: Duration::from_secs(3600),
+                max_payload_bytes: 64 * 1024,
+                log_rate_per_second: 10,
+            },
+            engine: Limits::default(),
+            ranking: RankingConfig { interval: Duration::from_secs(10), top_n: 50, ready_max_lag: 1000 },
+            state: StateConfig { dir: None, checkpoint_interval: Duration::from_secs(60) },
+            log: LogConfig { format: LogFormat::Text, level: "info".into() },
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Where a value came from. Displays as in `check-config` comments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    /// The environment variable's name.
+    Env(String),
+    /// The flag, e.g. `--listen`.
+    Flag(&'static str),
+}
+
+impl Source {
+    /// The source as error messages put it.
+    fn origin(&self) -> String {
+        match self {
+            Source::Default => "default".into(),
+            Source::File(path) => format!("from {}", path.display()),
+            Source::Env(name) => format!("from environment variable {name}"),
+            Source::Flag(flag) => format!("from flag {flag}"),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(_) => f.write_str("file"),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A loaded configuration and the source of each value, keyed by dotted
+/// key (pass-through properties as `kafka.properties.<name>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    pub sources: BTreeMap<String, Source>,
+}
+
+impl Loaded {
+    /// Every setting at its default, each sourced as such: the base the
+    /// layers are applied on.
+    fn defaults() -> Loaded {
+        let sources = SETTINGS.iter().map(|s| (s.key.to_owned(), Source::Default)).collect();
+        Loaded { config: Config::default(), sources }
+    }
+}
+
+/// Why a configuration was refused. Each message names the setting and the
+/// source of the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not valid TOML: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("unknown setting {key} ({origin})")]
+    UnknownKey { key: String, origin: String },
+    #[error("unknown environment variable {name}: no setting has that name")]
+    UnknownEnv { name: String },
+    #[error("environment variable {name} is not valid UTF-8")]
+    NotUnicode { name: String },
+    #[error("invalid value {value} for {key} ({origin}): expected {expected}")]
+    Invalid { key: String, value: String, origin: String, expected: String },
+    #[error("invalid value {value} for {key} ({origin}): {rule}")]
+    Rule { key: String, value: String, origin: String, rule: String },
+    #[error("kafka property {name} ({origin}) cannot be passed through: {reason}")]
+    Reserved { name: String, origin: String, reason: &'static str },
+}
+
+/// Loads the configuration: defaults < `file` < `env` < `flags`, then
+/// validates the whole.
+pub fn load(file: Option<&Path>, env: &Env, flags: &Overrides) -> Result<Loaded, ConfigError> {
+    let text = match file {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?)
+        }
+        None => None,
+    };
+    load_text(file.zip(text.as_deref()), env, flags)
+}
+
+/// [`load`] with the file already read: `(path, contents)`.
+fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Result<Loaded, ConfigError> {
+    let mut loaded = Loaded::defaults();
+    if let Some((path, text)) = file {
+        loaded.apply_file(path, text)?;
+    }
+    loaded.apply_env(env)?;
+    loaded.apply_flags(flags)?;
+    loaded.check_limits()?;
+    Ok(loaded)
+}

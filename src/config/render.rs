@@ -1,0 +1,67 @@
+//! `check-config`: the effective configuration printed back as TOML, each
+//! value with its source, secrets redacted.
+
+use std::borrow::Cow;
+
+use toml::Value;
+
+use super::layers::PROPERTIES_KEY;
+use super::settings::SETTINGS;
+use super::{Loaded, Source};
+
+/// Pass-through properties whose name contains one of these hold secrets;
+/// they are printed as `"<redacted>"`.
+pub const SECRET_MARKERS: [&str; 6] = ["password", "secret", "sasl.jaas", ".key.pem", "token", "ssl.key"];
+pub(super) const REDACTED: &str = "<redacted>";
+
+/// The effective configuration as TOML, each value followed by its source;
+/// secrets are printed as `"<redacted>"`.
+pub fn render_effective(loaded: &Loaded) -> String {
+    let mut out = String::from("# engagement-monitor effective configuration; each value is followed by its source.\n");
+    let mut table = "";
+    for s in SETTINGS {
+        let (section, name) = s.key.rsplit_once('.').unwrap_or(("", s.key));
+        if section != table {
+            out.push_str(&format!("\n[{section}]\n"));
+            table = section;
+        }
+        let value = match (s.show)(&loaded.config) {
+            Value::String(brokers) if s.key == "kafka.brokers" => Value::String(redact_brokers(&brokers)),
+            value => value,
+        };
+        push_line(&mut out, name, &value, loaded.sources.get(s.key));
+    }
+    out.push_str(&format!("\n[{PROPERTIES_KEY}]\n"));
+    for (name, value) in &loaded.config.kafka.properties {
+        let value = if is_secret(name) { REDACTED } else { value };
+        let source = loaded.sources.get(&format!("{PROPERTIES_KEY}.{name}"));
+        // A quoted key: property names contain dots.
+        let key = Value::String(name.clone()).to_string();
+        push_line(&mut out, &key, &Value::String(value.to_owned()), source);
+    }
+    out
+}
+
+fn push_line(out: &mut String, name: &str, value: &Value, source: Option<&Source>) {
+    let assignment = format!("{name} = {value}");
+    let source = source.unwrap_or(&Source::Default);
+    out.push_str(&format!("{assignment:<40} # {source}\n"));
+}
+
+fn is_secret(property: &str) -> bool {
+    let lower = property.to_ascii_lowercase();
+    SECRET_MARKERS.iter().any(|marker| lower.contains(marker))
+}
+
+/// Replaces `user:pass@` in each broker URL with `<redacted>@`.
+pub(super) fn redact_brokers(brokers: &str) -> String {
+    brokers.split(',').map(redact_userinfo).collect::<Vec<_>>().join(",")
+}
+
+fn redact_userinfo(broker: &str) -> Cow<'_, str> {
+    let start = broker.find("://").map_or(0, |i| i + 3);
+    match broker.rfind('@') {
+        Some(at) if at >= start => format!("{}{REDACTED}@{}", &broker[..start], &broker[at + 1..]).into(),
+        _ => broker.into(),
+    }
+}
