@@ -1,5 +1,5 @@
 //! Bounds under attack: a flood of distinct page, post and event ids keeps
-//! every structure within its configured bound; what is refused is counted
+//! every structure within its configured bound; what is rejected is counted
 //! and visible in /metrics, and earlier answers are untouched.
 
 mod support;
@@ -42,7 +42,7 @@ fn a_flood_of_distinct_ids_stays_within_the_bounds() {
     assert_eq!(entries("posts"), 5000.0, "posts fill up to their bound");
     for bound in ["pages", "posts", "event_ids"] {
         let n = d.metric(&format!(r#"engagement_rejected_events_total{{bound="{bound}"}}"#)).unwrap();
-        assert!(n > 0.0, "refusals at the {bound} bound are counted");
+        assert!(n > 0.0, "rejections at the {bound} bound are counted");
     }
     let rejected = d.metric(r#"engagement_events_total{outcome="rejected"}"#).unwrap();
     let applied = d.metric(r#"engagement_events_total{outcome="applied"}"#).unwrap();

@@ -55,7 +55,7 @@ pub struct KafkaConfig {
     pub topic: String,
     /// Group id under which offsets are committed (for lag monitoring only).
     pub group_id: String,
-    /// Invalid and refused events are copied here when set.
+    /// Invalid and rejected events are copied here when set.
     pub dead_letter_topic: Option<String>,
     /// Rank-change events (SPEC §5) are published here when set.
     pub rank_events_topic: Option<String>,

@@ -3,9 +3,9 @@
 //! inside events, and the watermark is the greatest `observed_at` seen.
 //!
 //! Bounds: every structure that input can grow is capped by [`Limits`]. An
-//! event that would grow a structure past its cap is refused with
+//! event that would grow a structure past its cap is rejected with
 //! [`Outcome::Rejected`] naming the [`Bound`], changes nothing, and is
-//! counted per bound in [`Engine::rejections`].
+//! counted per bound by the shell.
 //!
 //! A post's publication time (hence its quarter) is fixed by its first
 //! event; a later event carrying another `published_at` is applied to the
@@ -96,7 +96,7 @@ impl Limits {
     }
 }
 
-/// Which cap refused an event.
+/// Which cap rejected an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bound {
     Pages,
@@ -117,13 +117,13 @@ impl Bound {
         }
     }
 
-    /// The reason given for a refused event (log field, dead-letter header).
+    /// The reason given for a rejected event (log field, dead-letter header).
     pub fn reason(self) -> &'static str {
         match self {
-            Bound::Pages => "page limit reached",
-            Bound::Posts => "post limit reached",
-            Bound::Platforms => "platform limit reached",
-            Bound::EventIds => "event id limit reached",
+            Bound::Pages => "rejected at the page bound",
+            Bound::Posts => "rejected at the post bound",
+            Bound::Platforms => "rejected at the platform bound",
+            Bound::EventIds => "rejected at the event id bound",
         }
     }
 }
@@ -209,7 +209,6 @@ pub struct Engine {
     pages: Pages,
     posts: PostTable,
     event_ids: EventIds,
-    rejections: [u64; 4],
 }
 
 impl Engine {
@@ -225,7 +224,6 @@ impl Engine {
             watermark: None,
             current: None,
             calendar: Calendar::around(Quarter::containing(0), 0),
-            rejections: [0; 4],
             limits,
         }
     }
@@ -256,12 +254,6 @@ impl Engine {
         self.posts.iter()
     }
 
-    /// Events refused per bound, in [`Bound::ALL`] order.
-    pub fn rejections(&self) -> [(Bound, u64); 4] {
-        let r = self.rejections;
-        [(Bound::Pages, r[0]), (Bound::Posts, r[1]), (Bound::Platforms, r[2]), (Bound::EventIds, r[3])]
-    }
-
     pub fn usage(&self) -> Usage {
         Usage {
             pages: self.pages.len(),
@@ -278,7 +270,7 @@ impl Engine {
         let oldest = self.oldest().expect("the watermark was just set");
         let page = match self.pages.intern(&ev.platform, &ev.page_id) {
             Ok(p) => p,
-            Err(refused) => return self.reject(refused.into()),
+            Err(refused) => return Outcome::Rejected(refused.into()),
         };
         self.observe_page(page, ev, oldest);
         let hash = post_hash(&ev.post_id);
@@ -307,12 +299,6 @@ impl Engine {
             }
             Err(unchanged) => unchanged,
         }
-    }
-
-    fn reject(&mut self, bound: Bound) -> Outcome {
-        let i = Bound::ALL.iter().position(|b| *b == bound).expect("bound listed in ALL");
-        self.rejections[i] += 1;
-        Outcome::Rejected(bound)
     }
 
     fn advance_watermark(&mut self, observed: Millis) {
@@ -357,11 +343,11 @@ impl Engine {
 
     fn add_post(&mut self, page: u32, hash: u64, quarter: Quarter, ev: &Event<'_>) -> Outcome {
         if self.posts.len() >= self.limits.max_posts as usize {
-            return self.reject(Bound::Posts);
+            return Outcome::Rejected(Bound::Posts);
         }
         if let (Tracking::Delta, Some(id)) = (ev.kind, &ev.event_id) {
             if self.event_ids.insert(quarter, event_key(page, hash, id)) == Remembered::Full {
-                return self.reject(Bound::EventIds);
+                return Outcome::Rejected(Bound::EventIds);
             }
         }
         let post =
@@ -394,7 +380,7 @@ impl Engine {
             match self.event_ids.insert(quarter, event_key(post.page, post.hash, id)) {
                 Remembered::New => {}
                 Remembered::Seen => return Err(Outcome::Duplicate),
-                Remembered::Full => return Err(self.reject(Bound::EventIds)),
+                Remembered::Full => return Err(Outcome::Rejected(Bound::EventIds)),
             }
         }
         let add = |a: u64, b: u64| a.saturating_add(b).min(crate::event::COUNT_LIMIT - 1);
