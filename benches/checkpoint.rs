@@ -11,10 +11,10 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use engagement_monitor::checkpoint;
 use engagement_core::engine::{Engine, Limits};
 use engagement_core::event::{Counts, Event, Tracking};
 use engagement_core::synth::{Rng, seed_quarter};
+use engagement_monitor::checkpoint;
 
 fn status(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

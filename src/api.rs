@@ -22,8 +22,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::metrics::{self, Metrics};
-use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
 use crate::status::{Phase, Status};
+use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
 use engagement_core::view::{Period, Row, Table, View};
 use engagement_core::window::{Quarter, format_rfc3339};
 

@@ -31,12 +31,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{self, Offsets, Pending};
 use crate::config::Config;
-use engagement_core::engine::{Engine, Outcome};
-use engagement_core::event::{DecodeContext, Invalid, decode};
 use crate::metrics::Metrics;
 use crate::publisher::{Origin, Publisher};
 use crate::status::{Phase, Status};
 use crate::telemetry::LogLimiter;
+use engagement_core::engine::{Engine, Outcome};
+use engagement_core::event::{DecodeContext, Invalid, decode};
 use engagement_core::view::View;
 
 const HOUSEKEEPING: Duration = Duration::from_millis(100);

@@ -28,7 +28,6 @@ pub mod consumer;
 pub mod daemon;
 pub mod demo;
 
-
 pub mod metrics;
 pub mod produce;
 pub mod publisher;
@@ -38,5 +37,3 @@ pub mod shutdown;
 pub mod status;
 
 pub mod telemetry;
-
-

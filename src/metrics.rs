@@ -10,9 +10,9 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge as GaugeProto, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::status::Phase;
 use engagement_core::engine::{Bound, Limits, Outcome, Usage};
 use engagement_core::ranking::{Metric as RankBy, top};
-use crate::status::Phase;
 use engagement_core::view::{Table, View};
 
 /// The content type Prometheus 3 requires for the text format.

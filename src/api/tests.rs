@@ -1,9 +1,9 @@
 use super::*;
+use axum::body::Body;
+use axum::http::Request as HttpRequest;
 use engagement_core::engine::{Engine, Limits};
 use engagement_core::event::{DecodeContext, decode};
 use engagement_core::synth::seed_events;
-use axum::body::Body;
-use axum::http::Request as HttpRequest;
 use tower::ServiceExt;
 
 fn state_with(events: &[String]) -> AppState {
