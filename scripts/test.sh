@@ -29,6 +29,9 @@ export KAFKA_BROKERS
 step "cargo test (unit, property and integration tests)"
 cargo test --all-targets --no-fail-fast
 
+step "broker restart test (alone: it stops and restarts the broker)"
+cargo test --test it -- --ignored broker_restart::
+
 step "benches compile and run once (criterion --test mode)"
 BENCH_QUICK=1 cargo bench --bench engine -- --test
 

@@ -2,15 +2,13 @@
 //! case is counted as invalid with its reason, none changes a total, none
 //! panics, and /metrics still passes `promtool check metrics`.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use engagement_core::synth::seed_events;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use support::*;
 
 const OK: &str =
     r#""page_id":"p","post_id":"x","published_at":"2025-08-01T00:00:00Z","observed_at":"2025-08-02T00:00:00Z""#;

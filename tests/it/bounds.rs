@@ -2,11 +2,9 @@
 //! every structure within its configured bound; what is rejected is counted
 //! and visible in /metrics, and earlier answers are untouched.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn a_flood_of_distinct_ids_stays_within_the_bounds() {

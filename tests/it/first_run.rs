@@ -1,15 +1,13 @@
 //! The first-run experience: `demo` end to end (embedded mock cluster, no
 //! outside service) and `produce` against the project's real broker.
 
-mod support;
-
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use support::*;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -6,15 +6,13 @@
 //! from input stay text, and writes a screenshot to
 //! `target/artifacts/leaderboard.png` for people to look at.
 
-mod support;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use engagement_core::synth::{SEED_TABLE, seed_events};
-use support::*;
 
 const READY: Duration = Duration::from_secs(60);
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);

@@ -2,13 +2,11 @@
 //! (`scripts/kafka.sh start`; `scripts/test.sh` starts it). Each test uses
 //! its own topic and group.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use engagement_core::synth::{SEED_TABLE, seed_events};
-use support::*;
 
 const READY: Duration = Duration::from_secs(60);
 

@@ -3,13 +3,11 @@
 //! final answers equal those of an uninterrupted run. Against the project's
 //! real Kafka broker.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::*;
 use engagement_core::synth::{RandomStream, Rng, seed_quarter};
-use support::*;
 
 const READY: Duration = Duration::from_secs(120);
 

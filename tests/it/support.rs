@@ -2,7 +2,6 @@
 //! (started by `scripts/test.sh`; a test fails loudly when it is absent),
 //! unique topics, a producer, the daemon binary on a free port, a tiny HTTP
 //! client and `wait_until`.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
