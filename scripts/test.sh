@@ -18,7 +18,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "the core crate depends on nothing of Kafka, HTTP or Prometheus"
+if cargo tree -p engagement-core -e normal --prefix none | grep -E '^(rdkafka|tokio|axum|hyper|prometheus) '; then
+  echo "engagement-core must stay pure: the crates above crept into its dependency tree" >&2
+  exit 1
+fi
 
 step "starting the Kafka broker"
 scripts/kafka.sh start
@@ -26,14 +32,17 @@ trap 'scripts/kafka.sh stop || true' EXIT
 eval "$(scripts/kafka.sh env)"
 export KAFKA_BROKERS
 
-step "cargo test (unit, property and integration tests)"
-cargo test --all-targets --no-fail-fast
+# --all-targets also runs every bench once at smoke size (criterion's test mode).
+step "cargo test (unit, property and integration tests, bench smoke runs)"
+cargo test --workspace --all-targets --no-fail-fast
 
 step "broker restart test (alone: it stops and restarts the broker)"
 cargo test --test it -- --ignored broker_restart::
 
-step "benches compile and run once (criterion --test mode)"
-BENCH_QUICK=1 cargo bench --bench engine -- --test
+step "fuzzing the event decoder for 60 s (cargo-fuzz, nightly)"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+(cd fuzz && cargo +nightly fuzz run decode -- -max_total_time=60 -rss_limit_mb=2048)
 
 if [ -f deploy/prometheus/rules.test.yml ]; then
   step "promtool test rules"
