@@ -24,6 +24,7 @@ use std::time::{Instant, SystemTime};
 
 use xxhash_rust::xxh3::Xxh3;
 
+use engagement_core::codec::{DecodeError, Reader, Writer};
 use engagement_core::engine::{Engine, Limits, STATE_VERSION};
 
 const MAGIC: &[u8; 8] = b"EMCKPT\0\x01";
@@ -122,13 +123,13 @@ pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, engine: &Engi
     // Hash under the buffer, so the checksum sees 1 MiB blocks, not fields.
     let mut body = BufWriter::with_capacity(1 << 20, Hashing { inner: &mut file, hash: Xxh3::new(), len: 0 });
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    body.write_all(&now.to_le_bytes())?;
-    body.write_all(&(topic.len() as u32).to_le_bytes())?;
-    body.write_all(topic.as_bytes())?;
-    body.write_all(&(offsets.len() as u64).to_le_bytes())?;
+    let mut w = Writer(&mut body);
+    w.i64(now)?;
+    w.str(topic)?;
+    w.len(offsets.len())?;
     for (p, o) in offsets {
-        body.write_all(&p.to_le_bytes())?;
-        body.write_all(&o.to_le_bytes())?;
+        w.i32(*p)?;
+        w.i64(*o)?;
     }
     engine.encode(&mut body)?;
     let hashed = body.into_inner().map_err(|e| e.into_error())?;
@@ -225,30 +226,17 @@ fn read(p: &Path, seq: u64, limits: Limits) -> Result<Restored, String> {
     Ok(Restored { seq, topic, offsets, engine, bytes: len + HEADER as u64 })
 }
 
-fn decode_body<R: Read>(r: &mut R, limits: Limits) -> Result<(String, Offsets, Engine), Box<dyn std::error::Error>> {
-    let mut b8 = [0u8; 8];
-    let mut b4 = [0u8; 4];
-    r.read_exact(&mut b8)?; // written at (wall clock), informational
-    r.read_exact(&mut b4)?;
-    let n = u32::from_le_bytes(b4) as usize;
-    if n > MAX_TOPIC {
-        return Err("topic name too long".into());
-    }
-    let mut topic = vec![0u8; n];
-    r.read_exact(&mut topic)?;
-    r.read_exact(&mut b8)?;
-    let count = u64::from_le_bytes(b8) as usize;
-    if count > MAX_PARTITIONS {
-        return Err("too many partitions".into());
-    }
-    let mut offsets = Vec::with_capacity(count);
+fn decode_body<R: Read>(r: &mut R, limits: Limits) -> Result<(String, Offsets, Engine), DecodeError> {
+    let mut body = Reader(&mut *r);
+    body.i64()?; // written at (wall clock), informational
+    let topic = body.str(MAX_TOPIC, "topic")?;
+    let count = body.len(MAX_PARTITIONS, "partition count")?;
+    let mut offsets = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        r.read_exact(&mut b4)?;
-        r.read_exact(&mut b8)?;
-        offsets.push((i32::from_le_bytes(b4), i64::from_le_bytes(b8)));
+        offsets.push((body.i32()?, body.i64()?));
     }
     let engine = Engine::decode(&mut *r, limits)?;
-    Ok((String::from_utf8(topic)?, offsets, engine))
+    Ok((topic, offsets, engine))
 }
 
 #[cfg(test)]

@@ -31,8 +31,7 @@ use crate::published::ViewTx;
 use crate::publisher::Publisher;
 use crate::status::StatusTx;
 
-/// Next offset to consume, per partition.
-pub type Offsets = Vec<(i32, i64)>;
+pub use crate::checkpoint::Offsets;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]
