@@ -11,13 +11,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon;
+use crate::kafka::client_config;
 use engagement_core::synth::{demo_events, demo_live_event};
 
 const TOPIC: &str = "engagement-events";
@@ -63,11 +63,9 @@ fn mock_cluster(started: &mpsc::Sender<Started>, stop: &CancellationToken) {
         mock.create_topic(TOPIC, 3, 1)?;
         mock.create_topic(RANK_TOPIC, 1, 1)?;
         mock.create_topic(DEAD_LETTERS, 1, 1)?;
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", mock.bootstrap_servers())
-            .set("compression.type", "lz4")
-            .set("linger.ms", "20")
-            .create()?;
+        let defaults = [("compression.type", "lz4"), ("linger.ms", "20")];
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            client_config(&mock.bootstrap_servers(), &defaults, []).create()?;
         for (i, json) in demo_events(2025).iter().enumerate() {
             let key = i.to_string();
             let _ = producer.send(BaseRecord::to(TOPIC).key(&key).payload(json.as_bytes()));

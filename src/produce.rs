@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+use crate::kafka::client_config;
 use engagement_core::synth::{RandomStream, seed_events, seed_quarter};
 
 /// What to produce.
@@ -84,11 +85,7 @@ pub async fn ensure_topic(
     partitions: i32,
     properties: &[(String, String)],
 ) -> anyhow::Result<()> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers);
-    for (k, v) in properties {
-        c.set(k, v);
-    }
+    let c = client_config(brokers, &[], properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let admin: AdminClient<DefaultClientContext> = c.create().context("creating the admin client")?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new()
@@ -107,16 +104,14 @@ pub async fn ensure_topic(
 /// or failed.
 pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let acks = Arc::new(Acks::default());
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &opts.brokers)
-        .set("compression.type", &opts.compression)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576");
-    for (k, v) in &opts.properties {
-        c.set(k, v);
-    }
+    let defaults = [
+        ("compression.type", opts.compression.as_str()),
+        ("linger.ms", "20"),
+        ("batch.size", "1000000"),
+        ("queue.buffering.max.messages", "1000000"),
+        ("queue.buffering.max.kbytes", "1048576"),
+    ];
+    let c = client_config(&opts.brokers, &defaults, opts.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let producer: ThreadedProducer<AckContext> =
         c.create_with_context(AckContext(acks.clone())).context("creating the producer")?;
     let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario)) });
@@ -149,7 +144,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         send(&producer, &opts.topic, &key, &buf)?;
         sent += 1;
         pace(opts.rate, sent, started);
-        progress.tick(sent, started.elapsed());
+        progress.tick(sent);
     }
     producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge every event")?;
     let summary = Summary {
@@ -201,40 +196,32 @@ fn pace(rate: u64, sent: u64, started: Instant) {
     }
 }
 
-/// A one-line progress display on stderr, redrawn at most 5 times a second.
-struct Progress {
-    enabled: bool,
-    total: Option<u64>,
-    last: Option<Instant>,
-}
+/// The progress bar on stderr (indicatif: it stays quiet when stderr is
+/// not a terminal), and the summary line, which is always printed.
+struct Progress(ProgressBar);
 
 impl Progress {
     fn new(enabled: bool, total: Option<u64>) -> Progress {
-        Progress { enabled, total, last: None }
+        if !enabled {
+            return Progress(ProgressBar::hidden());
+        }
+        let (bar, template) = match total {
+            Some(n) => (ProgressBar::new(n), "[{bar:30}] {pos}/{len} events  {per_sec}  ETA {eta}"),
+            None => (ProgressBar::no_length(), "{pos} events  {per_sec}"),
+        };
+        bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("#>."));
+        Progress(bar)
     }
 
-    fn tick(&mut self, sent: u64, elapsed: Duration) {
-        if !self.enabled || sent % 1024 != 0 || self.last.is_some_and(|l| l.elapsed() < Duration::from_millis(200)) {
-            return;
+    fn tick(&mut self, sent: u64) {
+        // Updating the bar is cheap but not free: every 1024 events is plenty.
+        if sent % 1024 == 0 {
+            self.0.set_position(sent);
         }
-        self.last = Some(Instant::now());
-        let rate = sent as f64 / elapsed.as_secs_f64().max(1e-9);
-        let line = match self.total {
-            Some(total) => {
-                let done = sent as f64 / total.max(1) as f64;
-                let bar: String = (0..30).map(|i| if (i as f64) < done * 30.0 { '#' } else { '.' }).collect();
-                let eta = (total.saturating_sub(sent)) as f64 / rate.max(1.0);
-                format!("[{bar}] {sent}/{total} events  {rate:.0} ev/s  ETA {eta:.0}s")
-            }
-            None => format!("{sent} events  {rate:.0} ev/s"),
-        };
-        eprint!("\r{line}   ");
     }
 
     fn finish(&self, s: &Summary) {
-        if self.enabled {
-            eprintln!();
-        }
+        self.0.finish_and_clear();
         eprintln!(
             "produced {} events ({} acknowledged, {} failed) in {:.2}s: {:.0} events/s",
             s.sent,
