@@ -1,4 +1,4 @@
-//! The command line (SPEC §6), parsed with clap derive. Parsing only: each
+//! The command line (docs/cli.md), parsed with clap derive. Parsing only: each
 //! subcommand's behaviour lives in its own module, and flag values reach the
 //! configuration unparsed ([`RunArgs::overrides`]) so that [`crate::config`]
 //! validates every layer alike and its errors name the flag.
@@ -105,7 +105,7 @@ pub struct ProduceArgs {
     /// Topic to write to; created when missing.
     #[arg(long, value_name = "NAME", default_value = "engagement-events")]
     pub topic: String,
-    /// What to write: the SPEC §1 table, or random snapshots.
+    /// What to write: the reference table, or random snapshots.
     #[arg(long, value_enum, default_value_t = ScenarioArg::Seed)]
     pub scenario: ScenarioArg,
     /// Stop after N events [default: one pass of the seed table, or

@@ -1,6 +1,6 @@
 //! `engagement-monitor demo`: the whole pipeline with no outside service.
 //! librdkafka's in-process mock cluster stands in for Kafka; a synthetic
-//! 2025-Q3 modelled on the SPEC §1 table is produced into it, the real
+//! 2025-Q3 modelled on the reference table (README) is produced into it, the real
 //! daemon consumes it, and a slow live stream keeps ranks changing.
 //!
 //! The mock keeps only about 5 MB per partition, so events are produced
@@ -43,7 +43,7 @@ pub async fn run(listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Res
     config.ranking.interval = Duration::from_secs(2);
     config.ranking.ready_max_lag = 100;
     println!(
-        "engagement-monitor demo: an embedded Kafka mock cluster, 2025-Q3 modelled on the SPEC table, live updates"
+        "engagement-monitor demo: an embedded Kafka mock cluster, 2025-Q3 modelled on the reference table, live updates"
     );
     println!("  leaderboard  http://{listen}/");
     println!("  JSON         http://{listen}/v1/rankings?window=2025-Q3&platform=facebook");

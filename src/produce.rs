@@ -20,7 +20,7 @@ use engagement_core::synth::{RandomStream, seed_events, seed_quarter};
 /// What to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
-    /// The SPEC §1 table, one snapshot per post, repeated as needed.
+    /// The reference table, one snapshot per post, repeated as needed.
     Seed,
     /// Random snapshots over `pages × posts_per_page` posts.
     Random { pages: u64, posts_per_page: u64 },

@@ -1,4 +1,4 @@
-//! The wire format of SPEC §2: one JSON object per Kafka message, decoded
+//! The wire format of docs/events.md: one JSON object per Kafka message, decoded
 //! borrowed, straight from the message bytes.
 //!
 //! Decoding never fails on a *type* inside serde: every field is read as a
@@ -15,7 +15,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 
 use crate::window::{MAX_MILLIS, Millis, in_range, parse_rfc3339};
 
-/// Largest count the SPEC allows, exclusive: integers are in `[0, 2^53)`.
+/// Largest count an event may carry, exclusive: integers are in `[0, 2^53)`.
 pub const COUNT_LIMIT: u64 = 1 << 53;
 
 /// Why an event is invalid: a short, static, human-readable reason.
@@ -28,7 +28,7 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// How the counts of an event relate to the post (SPEC §2 semantics).
+/// How the counts of an event relate to the post (docs/events.md#semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tracking {
     /// Cumulative counts as of `observed_at`.
@@ -108,7 +108,7 @@ fn classify(payload: &[u8], err: &serde_json::Error) -> Invalid {
     }
 }
 
-/// Every SPEC §2 field, read loosely. Unknown fields are ignored.
+/// Every field of docs/events.md#fields, read loosely. Unknown fields are ignored.
 #[derive(serde::Deserialize)]
 struct Wire<'a> {
     #[serde(borrow, default)]

@@ -1,6 +1,6 @@
-//! Ranking (SPEC §3): order a window's pages by a metric, descending, ties by
+//! Ranking (docs/api.md#ordering): order a window's pages by a metric, descending, ties by
 //! platform then page_id ascending; and the diff of two top-N lists that the
-//! rank-change loop of SPEC §5 reports.
+//! rank-change loop reports (docs/metrics.md#rank-changes).
 //!
 //! Ratios are compared exactly, as fractions (cross-multiplied in u128), so
 //! the order never depends on floating-point rounding; they are rounded to
@@ -216,7 +216,7 @@ pub struct Ranked {
     pub interactions: u64,
 }
 
-/// One rank change of SPEC §5; `None` means outside the top N.
+/// One rank change; `None` means outside the top N.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankChange {
     pub platform: Arc<str>,

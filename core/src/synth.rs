@@ -1,4 +1,4 @@
-//! Synthetic events: the SPEC §1 league table rebuilt from per-post
+//! Synthetic events: the reference league table (README) rebuilt from per-post
 //! snapshots, and a seeded random stream for benches, load tests and the
 //! demo. Pure and deterministic for a given seed.
 
@@ -6,7 +6,7 @@ use std::io::Write;
 
 use crate::window::{Millis, Quarter, format_rfc3339};
 
-/// A page of the SPEC §1 table (Q3 2025, Facebook).
+/// A page of the reference table (Q3 2025, Facebook).
 #[derive(Debug, Clone, Copy)]
 pub struct SeedPage {
     pub id: &'static str,
@@ -16,7 +16,7 @@ pub struct SeedPage {
     pub posts: u64,
 }
 
-/// The table of SPEC §1. The last two rows are reported only roughly
+/// The reference table. The last two rows are reported only roughly
 /// ("≈ 17.5 M", "≈ 10.5 M", no followers or posts): they get round figures.
 pub const SEED_TABLE: [SeedPage; 5] = [
     SeedPage {
@@ -113,7 +113,7 @@ fn snapshot_json(page: &PageRef<'_>, post: &str, published: Millis, observed: Mi
     )
 }
 
-/// The demo's opening history: the SPEC §1 table, earlier (smaller)
+/// The demo's opening history: the reference table, earlier (smaller)
 /// observations of some posts, a long tail of smaller Facebook pages, pages
 /// on other platforms, delta-tracked posts with repeated event ids, and a
 /// few invalid records, all shuffled. Everything lies in 2025-Q3, so the
@@ -162,7 +162,7 @@ pub fn demo_events(seed: u64) -> Vec<String> {
 }
 
 /// Pages whose totals the demo's live stream moves (they stay below the
-/// five seed pages, so the SPEC table keeps its order while ranks 6 and
+/// five seed pages, so the reference table keeps its order while ranks 6 and
 /// below change).
 pub const DEMO_LIVE_PAGES: [(&str, &str, u64); 3] = [
     ("rising.a", "Ministry of Tourism (demo)", 8_000_000),

@@ -1,7 +1,7 @@
 //! The view: an immutable, query-ready picture of the engine at one instant,
 //! built by the writer and published for HTTP and `/metrics` to read.
 //!
-//! Pages are sorted by (platform, page_id), so the SPEC tie order is the
+//! Pages are sorted by (platform, page_id), so the tie order of docs/api.md#ordering is the
 //! page index order, a platform filter is a contiguous range of pages, and a
 //! page is found by binary search. Each window is a [`Table`] of rows, one per
 //! page with at least one post in the window, in page order.

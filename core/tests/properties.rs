@@ -175,7 +175,7 @@ proptest! {
                     "a redelivered event was applied again: {r}");
             }
         }
-        // Deltas without an event id are not idempotent (SPEC §2): compare
+        // Deltas without an event id are not idempotent (docs/events.md#semantics): compare
         // only when the prefix holds none.
         let idless = prefix.iter().filter_map(|r| decode(r.as_bytes(), &cx()).ok()).any(|e| e.kind == Tracking::Delta && e.event_id.is_none());
         if !idless {
@@ -304,7 +304,7 @@ impl Model {
             post.observed = post.observed.max(ev.observed_at);
             return "applied";
         }
-        // SPEC's (observed_at, interactions), then the counts as a tie-break.
+        // the contract's (observed_at, interactions), then the counts as a tie-break.
         let sum = |c: &[u64; 4]| c[0] + c[1] + c[2];
         if (ev.observed_at, sum(&c), c) > (post.observed, sum(&post.counts), post.counts) {
             post.observed = ev.observed_at;
@@ -381,7 +381,7 @@ impl Model {
     }
 
     /// Rankings by every metric, computed by sorting with a comparator
-    /// written from the SPEC text.
+    /// written from the contract's text (docs/events.md).
     fn rankings(&self) -> Vec<(String, String, Vec<PageKey>)> {
         let mut out = Vec::new();
         for (window, figures) in self.tables() {

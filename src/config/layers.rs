@@ -134,7 +134,7 @@ impl Overrides {
 // Pass-through properties.
 
 /// Properties the daemon owns: passing them through would break its offset
-/// discipline (SPEC §7) or contradict a dedicated setting.
+/// discipline (docs/operations.md#instances-and-offsets) or contradict a dedicated setting.
 const RESERVED_PROPERTIES: [(&str, &str); 5] = [
     ("bootstrap.servers", "set kafka.brokers instead"),
     ("metadata.broker.list", "set kafka.brokers instead"),

@@ -57,7 +57,7 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Invalid and rejected events are copied here when set.
     pub dead_letter_topic: Option<String>,
-    /// Rank-change events (SPEC §5) are published here when set.
+    /// Rank-change events (docs/metrics.md#rank-change-events) are published here when set.
     pub rank_events_topic: Option<String>,
     /// librdkafka properties passed through unchanged (TLS, SASL, tuning);
     /// applied to the consumer and the producer, after our defaults.
@@ -81,7 +81,7 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventsConfig {
-    /// How far `observed_at` may lie ahead of the wall clock (SPEC: 1 h).
+    /// How far `observed_at` may lie ahead of the wall clock (default 1 h).
     pub max_future_skew: Duration,
     pub max_payload_bytes: usize,
     /// Invalid-event log lines allowed per second (the rest are counted).
@@ -90,9 +90,9 @@ pub struct EventsConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankingConfig {
-    /// How often the view is rebuilt and rank changes detected (SPEC: 10 s).
+    /// How often the view is rebuilt and rank changes detected (default 10 s).
     pub interval: Duration,
-    /// Pages per window exported as series and watched for changes (SPEC: 50).
+    /// Pages per window exported as series and watched for changes (default 50).
     pub top_n: usize,
     /// Ready once every partition's lag is at most this many messages.
     pub ready_max_lag: u64,

@@ -77,7 +77,7 @@ pub const SETTINGS: &[Setting] = &[
         "Invalid and rejected events are copied to this topic when set.",
         kafka.dead_letter_topic, optional_topic, optional_value),
     setting!("kafka.rank_events_topic", "topic, empty = off",
-        "Rank-change events (SPEC §5) are published to this topic when set.",
+        "Rank-change events (docs/metrics.md#rank-change-events) are published to this topic when set.",
         kafka.rank_events_topic, optional_topic, optional_value),
     setting!("kafka.metadata_refresh", "duration",
         "How often the topic's partition count is re-read.",

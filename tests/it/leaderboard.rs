@@ -236,7 +236,7 @@ fn the_page_shows_the_spec_table_in_a_real_browser() {
         (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
     assert_eq!((w, h), (1280, 900), "screenshot size");
 
-    // The rendered table is the SPEC §1 table, formatted for people.
+    // The rendered table is the reference table, formatted for people.
     let dom = dump_dom(&format!("{base}?window=2025-Q3"));
     let got = rows(&dom);
     assert_eq!(got.len(), SEED_TABLE.len(), "{got:#?}");

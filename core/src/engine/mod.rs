@@ -1,5 +1,5 @@
 //! The aggregation engine: applies decoded events to per-post state and
-//! per-page, per-window totals (SPEC §2 semantics). Pure: time arrives only
+//! per-page, per-window totals (docs/events.md#semantics). Pure: time arrives only
 //! inside events, and the watermark is the greatest `observed_at` seen.
 //!
 //! Bounds: every structure that input can grow is capped by [`Limits`]. An
@@ -34,9 +34,9 @@ use posts::PostTable;
 /// Caps on what input can grow, and the window settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Earlier quarters kept besides the current one (SPEC default 4).
+    /// Earlier quarters kept besides the current one (default 4).
     pub retained_quarters: u32,
-    /// Length of the rolling window in days (SPEC default 90).
+    /// Length of the rolling window in days (default 90).
     pub rolling_days: u32,
     pub max_pages: u32,
     pub max_posts: u32,
@@ -128,7 +128,7 @@ impl Bound {
     }
 }
 
-/// What became of an event (SPEC §4 `outcome` label, plus `rejected`).
+/// What became of an event (the `outcome` label of docs/metrics.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Applied,
@@ -137,7 +137,7 @@ pub enum Outcome {
     Conflict,
     Expired,
     Invalid,
-    /// Refused at a capacity bound (see [`Bound`]); not in SPEC §4's list.
+    /// Refused at a capacity bound (see [`Bound`]); not in the product specification's list.
     Rejected(Bound),
 }
 
@@ -362,7 +362,7 @@ impl Engine {
     }
 
     /// The updated post, or the outcome that leaves it unchanged.
-    /// SPEC §2 applies a snapshot when (`observed_at`, interactions) is
+    /// A snapshot is applied when (`observed_at`, interactions) is
     /// strictly greater. Two snapshots equal on that pair but with other
     /// counts would make the result depend on arrival order, so the counts
     /// themselves break the tie.
