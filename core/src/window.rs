@@ -256,10 +256,79 @@ pub fn format_rfc3339(ms: Millis) -> String {
 /// Parses an RFC 3339 timestamp with any offset into UTC milliseconds
 /// (sub-millisecond digits are truncated). `None` when it does not parse.
 /// The result may lie outside [`MIN_MILLIS`, `MAX_MILLIS`]: callers check.
+///
+/// The common shape (`YYYY-MM-DDTHH:MM:SS`, an optional fraction, `Z` or
+/// `±HH:MM`) is read by hand; anything else goes to the `time` crate, which
+/// defines the format (a property test checks the two agree).
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+    match parse_common(s.as_bytes()) {
+        Some(ms) => Some(ms),
+        None => parse_with_time(s),
+    }
+}
+
+fn parse_with_time(s: &str) -> Option<Millis> {
     use time::format_description::well_known::Rfc3339;
     let t = time::OffsetDateTime::parse(s, &Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
+/// The common shape, strictly; `None` means "not this shape", not "invalid".
+fn parse_common(b: &[u8]) -> Option<Millis> {
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year as i32, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if sep(at, b'.') {
+        let digits = b[at + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        millis = b[at + 1..at + 1 + digits]
+            .iter()
+            .chain([b'0'; 3].iter())
+            .take(3)
+            .fold(0, |n, d| n * 10 + i64::from(d - b'0'));
+        at += 1 + digits;
+    }
+    let offset_minutes = match b.get(at..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            if h > 23 || m > 59 || (*sign == b'-' && h == 0 && m == 0) {
+                return None;
+            }
+            let minutes = i64::from(h * 60 + m);
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year as i32, month, day);
+    let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 /// Whether an instant lies in the range events may carry.
@@ -309,6 +378,43 @@ mod tests {
         assert!(!in_range(ts("1969-12-31T23:59:59Z")));
         assert!(in_range(ts("6429-01-01T00:00:00Z")) && !in_range(ts("9999-01-01T00:00:00Z")));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    proptest::proptest! {
+        /// The hand-written common shape agrees with the `time` crate on
+        /// every string it accepts, and accepts what `time` formats.
+        #[test]
+        fn the_common_shape_agrees_with_time(
+            y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61, sec in 0u32..61,
+            frac in proptest::option::of("[0-9]{1,10}"),
+            offset in proptest::option::of((proptest::bool::ANY, 0u32..25, 0u32..61)),
+            lower in proptest::bool::ANY,
+        ) {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let zone = match offset {
+                None if lower => "z".to_string(),
+                None => "Z".to_string(),
+                Some((neg, oh, om)) => format!("{}{oh:02}:{om:02}", if neg { '-' } else { '+' }),
+            };
+            let s = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{frac}{zone}");
+            if let Some(ms) = parse_common(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some(ms), parse_with_time(&s), "{}", s);
+            }
+            proptest::prop_assert_eq!(parse_rfc3339(&s), parse_with_time(&s), "{}", s);
+        }
+    }
+
+    #[test]
+    fn the_common_shape_is_the_fast_path() {
+        for s in [
+            "2025-07-14T10:00:00Z",
+            "2024-02-29T23:59:59.001Z",
+            "2025-07-14T12:00:00+02:00",
+            "2025-07-14T10:00:00.123456-05:30",
+        ] {
+            assert_eq!(parse_common(s.as_bytes()), parse_with_time(s), "{s}");
+            assert!(parse_common(s.as_bytes()).is_some(), "{s}");
+        }
     }
 
     #[test]

@@ -164,3 +164,111 @@ fn unknown_fields_of_any_shape_are_ignored() {
     let e = ok(&je);
     assert_eq!(e.counts.reactions, 0);
 }
+
+mod fast_path {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A JSON value for any field: mostly what events carry, some of the
+    /// corners the fast path must leave to the reference decoder.
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            4 => "[a-z0-9_.]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            1 => "[ -~]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            1 => prop_oneof![Just(r#""a\nb""#), Just(r#""\u00e9""#), Just(r#""\ud83d\ude00""#), Just("\"\u{7f}\u{85}x\"")]
+                .prop_map(String::from),
+            1 => Just("\"\u{1}\"".to_string()),
+            4 => (0u64..100_000).prop_map(|n| n.to_string()),
+            1 => prop_oneof![Just("9007199254740992"), Just("18446744073709551616"), Just("00"), Just("-0"), Just("-1"),
+                Just("1.0"), Just("1.5"), Just("1e3"), Just("1E400"), Just("-2.50")]
+                .prop_map(String::from),
+            2 => prop_oneof![Just("2025-07-14T10:00:00Z"), Just("2025-07-15T12:00:00.5+02:00"), Just("2025-13-01T00:00:00Z"),
+                Just("1752487200000"), Just("2025-07-14 10:00:00")]
+                .prop_map(|t| if t.starts_with('1') { t.to_string() } else { format!("\"{t}\"") }),
+            1 => prop_oneof![Just("null"), Just("true"), Just("false"), Just("nul")].prop_map(String::from),
+            1 => prop_oneof![Just("\"snapshot\""), Just("\"delta\"")].prop_map(String::from),
+        ];
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec(("[a-z]{1,3}", inner), 0..3).prop_map(|v| {
+                    let members: Vec<String> = v.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        const KNOWN: [&str; 13] = [
+            "page_id",
+            "post_id",
+            "published_at",
+            "observed_at",
+            "platform",
+            "page_name",
+            "kind",
+            "reactions",
+            "comments",
+            "shares",
+            "views",
+            "followers",
+            "event_id",
+        ];
+        prop_oneof![
+            8 => proptest::sample::select(&KNOWN[..]).prop_map(String::from),
+            1 => "[a-z_]{1,10}",
+            1 => Just("page\\u005fid".to_string()),
+        ]
+    }
+
+    /// Objects that are often valid events: the required fields first, then
+    /// any others (possibly repeated), with random white space.
+    fn object() -> impl Strategy<Value = String> {
+        let ws = prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\n\t")];
+        let base = (0u32..3, 0u32..50, 0i64..2_000_000_000).prop_map(|(page, post, t)| {
+            format!(r#""page_id":"p{page}","post_id":"x{post}","published_at":{}"#, 1_752_000_000_000 + t)
+        });
+        (base, proptest::collection::vec((key(), value(), ws.clone()), 0..6), ws, proptest::bool::ANY).prop_map(
+            |(base, rest, ws, keep_base)| {
+                let mut members: Vec<String> = if keep_base { vec![base] } else { Vec::new() };
+                members.extend(rest.into_iter().map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}")));
+                format!("{ws}{{{}}}{ws}", members.join(","))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever the fast path accepts, it decodes exactly as the
+        /// reference decoder does; whatever it refuses, the reference decides.
+        #[test]
+        fn the_fast_path_agrees_with_the_reference(json in object()) {
+            let via_decode = decode(json.as_bytes(), &cx());
+            let reference = super::super::reference::decode(json.as_bytes(), &cx());
+            prop_assert_eq!(via_decode, reference, "{}", json);
+        }
+    }
+
+    #[test]
+    fn typical_events_take_the_fast_path() {
+        let typical = [
+            with(""),
+            with(
+                r#","observed_at":1752490800000,"platform":"instagram","page_name":"وزارة الداخلية","kind":"delta","reactions":1,"comments":2,"shares":3,"views":4,"followers":5,"event_id":"e-1""#,
+            ),
+            with(r#","meta":{"source":"crawler","tags":["a","b"],"score":0.75,"ok":true,"note":"line\nbreak"}"#),
+        ];
+        for json in typical {
+            assert!(super::super::scan::wire(json.as_bytes()).is_some(), "{json}");
+        }
+        let mut buf = Vec::new();
+        let mut stream = crate::synth::RandomStream::new(100, 5, crate::synth::seed_quarter(), 1);
+        for _ in 0..100 {
+            stream.next_into(&mut buf);
+            assert!(super::super::scan::wire(&buf).is_some(), "{}", String::from_utf8_lossy(&buf));
+        }
+    }
+}

@@ -11,8 +11,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
 use crate::window::{MAX_MILLIS, Millis, in_range, parse_rfc3339};
 
 /// Largest count an event may carry, exclusive: integers are in `[0, 2^53)`.
@@ -87,30 +85,15 @@ pub fn decode<'a>(payload: &'a [u8], cx: &DecodeContext) -> Result<Event<'a>, In
     if payload.len() > cx.max_payload_bytes {
         return Err(Invalid("payload too large"));
     }
-    // serde would read a JSON array positionally into the struct: refuse it first.
-    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(match serde_json::from_slice::<IgnoredAny>(payload) {
-            Ok(_) => Invalid("not a JSON object"),
-            Err(e) => classify(payload, &e),
-        });
-    }
-    let wire: Wire<'a> = serde_json::from_slice(payload).map_err(|e| classify(payload, &e))?;
-    wire.validate(cx)
-}
-
-/// Maps a serde_json failure to a static reason. Type errors cannot happen
-/// inside [`Wire`], so a data error is a repeated field.
-fn classify(payload: &[u8], err: &serde_json::Error) -> Invalid {
-    match err.classify() {
-        serde_json::error::Category::Data => Invalid("duplicate field"),
-        _ if std::str::from_utf8(payload).is_err() => Invalid("invalid UTF-8"),
-        _ => Invalid("malformed JSON"),
+    match scan::wire(payload) {
+        Some(wire) => wire.validate(cx),
+        None => reference::decode(payload, cx),
     }
 }
 
 /// Every field of docs/events.md#fields, read loosely. Unknown fields are ignored.
-#[derive(serde::Deserialize)]
-struct Wire<'a> {
+#[derive(Default, serde::Deserialize)]
+pub(super) struct Wire<'a> {
     #[serde(borrow, default)]
     page_id: Option<Loose<'a>>,
     #[serde(borrow, default)]
@@ -140,7 +123,7 @@ struct Wire<'a> {
 }
 
 impl<'a> Wire<'a> {
-    fn validate(self, cx: &DecodeContext) -> Result<Event<'a>, Invalid> {
+    pub(super) fn validate(self, cx: &DecodeContext) -> Result<Event<'a>, Invalid> {
         use Field as F;
         let page_id = id(F::PageId, self.page_id, 128)?;
         let post_id = id(F::PostId, self.post_id, 128)?;
@@ -188,10 +171,19 @@ fn id<'a>(f: Field, v: Option<Loose<'a>>, max: usize) -> Result<Cow<'a, str>, In
     if s.is_empty() || s.len() > max {
         return Err(f.out_of_range());
     }
-    if s.chars().any(char::is_control) {
+    if has_control(&s) {
         return Err(f.control_characters());
     }
     Ok(s)
+}
+
+/// Whether `s` holds a Unicode control character (`Cc`: U+0000–U+001F,
+/// U+007F–U+009F). ASCII text is checked byte by byte without decoding.
+fn has_control(s: &str) -> bool {
+    if s.is_ascii() {
+        return s.bytes().any(|b| b < 0x20 || b == 0x7f);
+    }
+    s.chars().any(char::is_control)
 }
 
 fn optional_text<'a>(f: Field, v: Option<Loose<'a>>, max: usize) -> Result<Option<Cow<'a, str>>, Invalid> {
@@ -306,7 +298,7 @@ reasons! {
 /// Any JSON value, reduced to what validation needs. Arrays and objects are
 /// skipped (still depth-limited by serde_json) rather than refused by serde,
 /// so that the field gets a precise reason.
-enum Loose<'a> {
+pub(super) enum Loose<'a> {
     Str(Cow<'a, str>),
     UInt(u64),
     NegInt,
@@ -316,50 +308,8 @@ enum Loose<'a> {
     Other,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LooseVisitor)
-    }
-}
-
-struct LooseVisitor;
-
-impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Loose<'de>, E> {
-        Ok(Loose::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose<'de>, E> {
-        Ok(Loose::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose<'de>, E> {
-        Ok(Loose::UInt(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose<'de>, E> {
-        Ok(u64::try_from(v).map_or(Loose::NegInt, Loose::UInt))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose<'de>, E> {
-        Ok(Loose::Float(v))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Loose<'de>, E> {
-        Ok(Loose::Other)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Loose<'de>, E> {
-        Ok(Loose::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Loose::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Loose::Other)
-    }
-}
+mod reference;
+mod scan;
 
 #[cfg(test)]
 mod tests;

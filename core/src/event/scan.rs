@@ -1,0 +1,292 @@
+//! The fast path of decoding: one forward scan of a simple JSON object into
+//! the same [`Wire`] the reference decoder builds, without serde.
+//!
+//! "Simple" means: valid UTF-8; keys without escapes; known fields holding
+//! null, a string without escapes or control characters, or an integer
+//! without sign, fraction or exponent that fits in 64 bits; unknown fields
+//! holding strings (escapes allowed, no surrogate escapes), numbers without
+//! exponent, `true`/`false`/`null`, and arrays and objects of those nested
+//! at most 64 deep; no known field twice. On anything else the scan returns
+//! `None` and the reference decoder decides, so every error and every
+//! corner of JSON keeps exactly one definition; a property test checks that
+//! the two paths agree on what this one accepts.
+
+use std::borrow::Cow;
+
+use super::{Loose, Wire};
+
+/// Deepest nesting of an unknown field's value this path skips.
+const MAX_DEPTH: u32 = 64;
+
+/// The fields of a simple payload, or `None` to let the reference decide.
+pub(super) fn wire(payload: &[u8]) -> Option<Wire<'_>> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut s = Scanner { text, at: 0 };
+    let mut wire = Wire::default();
+    let mut seen = 0u16;
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.peek()? == b'}' {
+        s.at += 1;
+    } else {
+        loop {
+            let key = s.plain_string()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            match field(&mut wire, key) {
+                Some((bit, slot)) => {
+                    if seen & bit != 0 {
+                        return None;
+                    }
+                    seen |= bit;
+                    *slot = s.known_value()?;
+                }
+                None => s.skip_value()?,
+            }
+            s.ws();
+            match s.next()? {
+                b',' => s.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    (s.at == payload.len()).then_some(wire)
+}
+
+/// The slot of a known field, with its bit in the "seen" mask.
+fn field<'w, 'a>(w: &'w mut Wire<'a>, key: &str) -> Option<(u16, &'w mut Option<Loose<'a>>)> {
+    let slot = match key {
+        "page_id" => (1, &mut w.page_id),
+        "post_id" => (1 << 1, &mut w.post_id),
+        "published_at" => (1 << 2, &mut w.published_at),
+        "observed_at" => (1 << 3, &mut w.observed_at),
+        "platform" => (1 << 4, &mut w.platform),
+        "page_name" => (1 << 5, &mut w.page_name),
+        "kind" => (1 << 6, &mut w.kind),
+        "reactions" => (1 << 7, &mut w.reactions),
+        "comments" => (1 << 8, &mut w.comments),
+        "shares" => (1 << 9, &mut w.shares),
+        "views" => (1 << 10, &mut w.views),
+        "followers" => (1 << 11, &mut w.followers),
+        "event_id" => (1 << 12, &mut w.event_id),
+        _ => return None,
+    };
+    Some(slot)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    fn ws(&mut self) {
+        let b = self.bytes();
+        let mut i = self.at;
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        self.at = i;
+    }
+
+    /// A string without escapes or control characters, borrowed.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let rest = &self.bytes()[start..];
+        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        // The quote is ASCII, so both ends are on character boundaries.
+        Some(&self.text[start..start + len])
+    }
+
+    /// The value of a known field: null (absent), a plain string or a plain
+    /// unsigned integer; anything else is the reference decoder's to judge.
+    fn known_value(&mut self) -> Option<Option<Loose<'a>>> {
+        match self.peek()? {
+            b'"' => Some(Some(Loose::Str(Cow::Borrowed(self.plain_string()?)))),
+            b'0'..=b'9' => Some(Some(Loose::UInt(self.unsigned()?))),
+            b'n' => self.literal("null").map(|()| None),
+            _ => None,
+        }
+    }
+
+    /// Digits that serde_json would read as a u64: no leading zero, no
+    /// fraction or exponent after them, no overflow.
+    /// At most 19 digits, which cannot overflow; a longer number is over
+    /// 2^53 anyway and its exact reason is the reference decoder's to give.
+    fn unsigned(&mut self) -> Option<u64> {
+        let b = self.bytes();
+        let start = self.at;
+        let end = b.len().min(start + 19);
+        let mut i = start;
+        let mut n = 0u64;
+        while i < end && b[i].is_ascii_digit() {
+            n = n * 10 + u64::from(b[i] - b'0');
+            i += 1;
+        }
+        let leading_zero = b[start] == b'0' && i - start > 1;
+        if leading_zero || matches!(b.get(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.at = i;
+        Some(n)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes().get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
+    }
+
+    /// Skips any value of the simple grammar (see the module docs), arrays
+    /// and objects iteratively with a bit stack (1 = object).
+    fn skip_value(&mut self) -> Option<()> {
+        let mut stack = 0u64;
+        let mut depth = 0u32;
+        loop {
+            match self.peek()? {
+                open @ (b'[' | b'{') => {
+                    if depth == MAX_DEPTH {
+                        return None;
+                    }
+                    self.at += 1;
+                    stack = stack << 1 | u64::from(open == b'{');
+                    depth += 1;
+                    self.ws();
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek()? == close {
+                        self.at += 1;
+                        stack >>= 1;
+                        depth -= 1;
+                    } else {
+                        if open == b'{' {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                }
+                _ => self.skip_scalar()?,
+            }
+            // After a complete value: close containers or move to the next element.
+            loop {
+                if depth == 0 {
+                    return Some(());
+                }
+                self.ws();
+                let in_object = stack & 1 == 1;
+                match (self.next()?, in_object) {
+                    (b',', true) => {
+                        self.ws();
+                        self.member_key()?;
+                        break;
+                    }
+                    (b',', false) => {
+                        self.ws();
+                        break;
+                    }
+                    (b'}', true) | (b']', false) => {
+                        stack >>= 1;
+                        depth -= 1;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// `"key" :` inside a skipped object.
+    fn member_key(&mut self) -> Option<()> {
+        self.skip_string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(())
+    }
+
+    fn skip_scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            _ => None,
+        }
+    }
+
+    /// A string with valid escapes (surrogate escapes excepted).
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            match self.next()? {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let hex = self.text.get(self.at..self.at + 4)?;
+                        let code = u16::from_str_radix(hex, 16).ok()?;
+                        if hex.starts_with('+') || (0xd800..=0xdfff).contains(&code) {
+                            return None;
+                        }
+                        self.at += 4;
+                    }
+                    _ => return None,
+                },
+                0..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)?` — an exponent is left to the
+    /// reference decoder.
+    fn skip_number(&mut self) -> Option<()> {
+        if self.peek()? == b'-' {
+            self.at += 1;
+        }
+        let digits = |s: &mut Self| {
+            let start = s.at;
+            while matches!(s.peek(), Some(b'0'..=b'9')) {
+                s.at += 1;
+            }
+            s.at - start
+        };
+        let start = self.at;
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.bytes()[start] == b'0') {
+            return None;
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        (!matches!(self.peek(), Some(b'e' | b'E'))).then_some(())
+    }
+}
