@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use crate::metrics::{self, Metrics};
 use crate::published::{ViewRx, latest};
 use crate::status::StatusRx;
-use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
+use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::{Period, Row, Table, View};
 use engagement_core::window::{Window, format_rfc3339};
 
@@ -258,22 +258,20 @@ async fn rankings(
     let offset = number(&list, "offset", 0, MAX_OFFSET)?;
     let view = latest(&s.views);
     let table = window(&view, get_param(&list, "window").unwrap_or("current"))?;
-    let candidates = rows(&view, table, filter);
-    let ranked = top(candidates, metric, offset, limit);
-    let pages: Vec<u32> = ranked.iter().map(|(_, r)| r.page).collect();
-    let previous = view.predecessor(table).map(|p| ranks_of(rows(&view, p, filter), metric, &pages));
+    let total_pages = view.filtered(table, &filter).len();
+    let ranked = view.ranking(table, metric, &filter, offset, limit);
+    let predecessor = view.predecessor(table);
     let entries: Vec<Entry> = ranked
         .iter()
-        .enumerate()
-        .map(|(i, (rank, row))| {
-            let p = &view.pages[row.page as usize];
+        .map(|(rank, row)| {
+            let p = view.page(row.page);
             Entry {
                 rank: *rank,
-                platform: &p.platform,
-                page_id: &p.id,
-                page_name: p.name.as_deref(),
+                platform: p.platform,
+                page_id: p.id,
+                page_name: p.name,
                 figures: figures(row),
-                previous_period_rank: previous.as_ref().and_then(|r| r[i]),
+                previous_period_rank: predecessor.and_then(|t| view.rank_of(t, metric, &filter, row.page)),
             }
         })
         .collect();
@@ -281,7 +279,7 @@ async fn rankings(
         "window": window_json(table),
         "metric": metric.as_str(),
         "watermark": view.watermark.map(format_rfc3339),
-        "total_pages": candidates.len(),
+        "total_pages": total_pages,
         "entries": entries,
     });
     Ok(Json(body).into_response())
@@ -293,13 +291,13 @@ async fn page(
 ) -> Result<Response, ApiError> {
     let view = latest(&s.views);
     let i = view.find_page(&platform, &page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
-    let p = &view.pages[i as usize];
-    let tables = view.quarters.iter().chain(view.rolling.iter());
+    let p = view.page(i);
+    let tables = view.quarters().chain(view.rolling());
     let windows: Vec<serde_json::Value> = tables
         .map(|t| {
-            let rank = ranks_of(&t.rows, Metric::Interactions, &[i])[0];
+            let rank = view.rank_of(t, Metric::Interactions, &Filter::All, i);
             let empty = Row { page: i, totals: Default::default(), followers: None };
-            let row = t.row(i).unwrap_or(&empty);
+            let row = view.row(t, i).unwrap_or(&empty);
             let mut v = serde_json::to_value(figures(row)).expect("figures serialize");
             let w = window_json(t);
             v["id"] = w.id.into();
@@ -310,11 +308,11 @@ async fn page(
         })
         .collect();
     let top_posts: Vec<_> =
-        p.top_posts.iter().map(|(id, n)| serde_json::json!({"post_id": &**id, "interactions": n})).collect();
+        view.top_posts(i).iter().map(|(id, n)| serde_json::json!({"post_id": id, "interactions": n})).collect();
     Ok(Json(serde_json::json!({
-        "platform": &*p.platform,
-        "page_id": &*p.id,
-        "page_name": p.name.as_deref(),
+        "platform": p.platform,
+        "page_id": p.id,
+        "page_name": p.name,
         "watermark": view.watermark.map(format_rfc3339),
         "windows": windows,
         "top_posts": top_posts,
@@ -328,13 +326,13 @@ async fn windows(State(s): State<AppState>) -> Json<serde_json::Value> {
         let w = window_json(t);
         serde_json::json!({"id": w.id, "start": w.start, "end": w.end, "pages": t.rows.len(), "posts": t.posts()})
     };
-    let mut rolling = view.rolling.as_ref().map(summary);
+    let mut rolling = view.rolling().map(summary);
     if let Some(r) = rolling.as_mut() {
         r["days"] = s.rolling_days.into();
     }
     Json(serde_json::json!({
         "watermark": view.watermark.map(format_rfc3339),
-        "quarters": view.quarters.iter().map(summary).collect::<Vec<_>>(),
+        "quarters": view.quarters().map(summary).collect::<Vec<_>>(),
         "rolling": rolling,
     }))
 }

@@ -25,7 +25,7 @@ use std::time::{Instant, SystemTime};
 use xxhash_rust::xxh3::Xxh3;
 
 use engagement_core::codec::{DecodeError, Reader, Writer};
-use engagement_core::engine::{Engine, Limits, STATE_VERSION};
+use engagement_core::engine::{Engine, Limits, STATE_VERSION, Snapshot};
 
 const MAGIC: &[u8; 8] = b"EMCKPT\0\x01";
 const HEADER: usize = 8 + 4 + 8 + 16;
@@ -113,8 +113,9 @@ pub struct Pending {
     dir: PathBuf,
 }
 
-/// Streams a checkpoint of `engine` and `offsets` to a temporary file.
-pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, engine: &Engine) -> io::Result<Pending> {
+/// Streams a checkpoint of `state` (a durable snapshot of the engine) and
+/// `offsets` to a temporary file.
+pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, state: &Snapshot) -> io::Result<Pending> {
     let started = Instant::now();
     fs::create_dir_all(dir)?;
     let tmp = path(dir, seq, "tmp");
@@ -131,7 +132,7 @@ pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, engine: &Engi
         w.i32(*p)?;
         w.i64(*o)?;
     }
-    engine.encode(&mut body)?;
+    state.encode(&mut body)?;
     let hashed = body.into_inner().map_err(|e| e.into_error())?;
     let (len, digest) = (hashed.len, hashed.hash.digest128());
     file.seek(SeekFrom::Start(0))?;

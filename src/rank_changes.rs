@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use engagement_core::ranking::{Diff, Metric, Ranked, diff, top};
+use engagement_core::ranking::{Diff, Filter, Metric, Ranked, diff};
 use engagement_core::view::{Period, View};
 use engagement_core::window::{Window, format_rfc3339};
 
@@ -48,16 +48,12 @@ pub fn top_n(view: &View, window: Window, n: usize) -> (Option<Period>, Vec<Rank
     let Some(t) = view.table(window) else {
         return (None, Vec::new());
     };
-    let list = top(&t.rows, Metric::Interactions, 0, n)
+    let list = view
+        .ranking(t, Metric::Interactions, &Filter::All, 0, n)
         .into_iter()
         .map(|(rank, row)| {
-            let p = &view.pages[row.page as usize];
-            Ranked {
-                platform: p.platform.clone(),
-                page_id: p.id.clone(),
-                rank,
-                interactions: row.totals.interactions(),
-            }
+            let p = view.page(row.page);
+            Ranked { platform: p.platform.into(), page_id: p.id.into(), rank, interactions: row.totals.interactions() }
         })
         .collect();
     (Some(t.period), list)

@@ -1,44 +1,63 @@
-//! Criterion benches of the core over a synthetic stream of ~200-byte
-//! events (100,000 pages × 50 posts = 5,000,000 posts): decode alone,
-//! decode and apply into an engine holding every post (steady state:
-//! updates), top-100 of 100,000 pages, ranks of 100 pages, and a view
-//! rebuild. Before the
-//! criterion groups it prints, measured with a counting allocator, the heap
-//! bytes per tracked post and the allocations per event in steady state.
+//! Benches of the pure core (docs/performance.md has the figures and the
+//! targets). Two streams of ~200-byte snapshot events:
+//! - *tracker* (`synth::TrackerStream`): 100,000 pages with Zipf-like
+//!   popularity, each post published once and re-observed 10–50 times,
+//!   followers on one event in ten, ~3 % new posts;
+//! - *inserts* (`synth::InsertStream`): every event a new post.
 //!
-//! `cargo bench --bench engine`; under `cargo test`, `-- --test` or with
-//! `BENCH_QUICK=1` it runs on 100,000 posts for a smoke check.
+//! Printed before the criterion groups (plain lines on stdout), measured
+//! with a counting global allocator:
+//! - `memory:` heap bytes per tracked post (marginal) and per page;
+//! - `steady state:` heap allocations per event while applying the tracker;
+//! - `pauses:` the longest stop of the writer at 10,000,000 posts: one
+//!   batch of 1,024 events (rolling-window edges included), publishing a
+//!   view, taking a checkpoint snapshot.
+//!
+//! Criterion groups: `engine/decode`, `engine/tracker` and `engine/inserts`
+//! (decode + apply in batches of 1,024, events per second), and `view/*`
+//! (building tables and orders, top-100 from a prepared order).
+//!
+//! `cargo bench -p engagement-core --bench engine`. Quick mode (small
+//! sizes), for a smoke check in CI: `-- --test`, any run without `--bench`
+//! (`cargo test --benches`), or `BENCH_QUICK=1`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, Throughput};
-use engagement_core::engine::{Engine, Limits};
-use engagement_core::event::{DecodeContext, decode};
-use engagement_core::ranking::{Metric, ranks_of, top};
-use engagement_core::synth::{RandomStream, seed_quarter};
+use criterion::{Criterion, Throughput};
+use engagement_core::engine::{Engine, Limits, Message, Outcome};
+use engagement_core::event::{DecodeContext, Invalid, decode};
+use engagement_core::ranking::{Filter, Metric};
+use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_quarter};
 use engagement_core::view::View;
 
+/// The system allocator, counting live bytes and calls.
 struct Counting;
 
-static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED: AtomicI64 = AtomicI64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-// SAFETY: forwards to the system allocator; only adds relaxed counters.
+// SAFETY: forwards every call to the system allocator unchanged; it only
+// adds relaxed counter updates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size() as u64, Relaxed);
+        ALLOCATED.fetch_add(l.size() as i64, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
         unsafe { System.alloc(l) }
     }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(l.size() as i64, Relaxed);
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        unsafe { System.alloc_zeroed(l) }
+    }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        ALLOCATED.fetch_sub(l.size() as u64, Relaxed);
+        ALLOCATED.fetch_sub(l.size() as i64, Relaxed);
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new as u64, Relaxed);
-        ALLOCATED.fetch_sub(l.size() as u64, Relaxed);
+        ALLOCATED.fetch_add(new as i64 - l.size() as i64, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
         unsafe { System.realloc(p, l, new) }
     }
@@ -48,87 +67,262 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const PAGES: u64 = 100_000;
+const BATCH: usize = 1024;
+const MIB: f64 = 1024.0 * 1024.0;
 
 fn cx() -> DecodeContext {
     DecodeContext { message_time: None, now: i64::MAX / 4, max_skew: 0, max_payload_bytes: 1 << 16 }
 }
 
-/// `n` events in one buffer, with their offsets.
-fn corpus(n: usize, posts_per_page: u64, seed: u64) -> (Vec<u8>, Vec<usize>) {
-    let mut stream = RandomStream::new(PAGES, posts_per_page, seed_quarter(), seed);
-    let (mut all, mut ends, mut buf) = (Vec::new(), Vec::with_capacity(n), Vec::new());
-    for _ in 0..n {
-        stream.next_into(&mut buf);
-        all.extend_from_slice(&buf);
-        ends.push(all.len());
-    }
-    (all, ends)
+fn limits() -> Limits {
+    Limits { max_posts: 100_000_000, max_pages: 2_000_000, ..Limits::default() }
 }
 
-fn events<'a>(all: &'a [u8], ends: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
-    ends.iter().scan(0, move |start, &end| {
-        let e = &all[*start..end];
-        *start = end;
-        Some(e)
-    })
+/// Events in one buffer; event `i` is `buf[ends[i - 1]..ends[i]]`.
+struct Corpus {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
 }
 
-/// An engine holding every post of `PAGES × posts_per_page`, one event each.
-fn populated(posts_per_page: u64) -> Engine {
-    let mut e = Engine::new(Limits { max_posts: 50_000_000, ..Limits::default() });
-    let q = seed_quarter();
-    let mut buf = String::new();
-    for page in 0..PAGES {
-        for post in 0..posts_per_page {
-            buf.clear();
-            let published = q.start() + (page * 7919 + post * 104_729) as i64 % (80 * 86_400_000);
-            buf.push_str(&format!(
-                r#"{{"page_id":"page_{page:07}","post_id":"p{page:07}_{post:06}","published_at":{published},"observed_at":{published},"reactions":{},"followers":{}}}"#,
-                post * 3,
-                1_000_000 + page * 10
-            ));
-            e.apply(&decode(buf.as_bytes(), &cx()).expect("valid"));
+impl Corpus {
+    fn of(n: usize, mut next: impl FnMut(&mut Vec<u8>)) -> Corpus {
+        let (mut buf, mut ends, mut one) = (Vec::with_capacity(n * 220), Vec::with_capacity(n), Vec::new());
+        for _ in 0..n {
+            next(&mut one);
+            buf.extend_from_slice(&one);
+            ends.push(buf.len());
         }
+        Corpus { buf, ends }
     }
-    e
+
+    fn events(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let e = &self.buf[start..end];
+            start = end;
+            e
+        })
+    }
 }
 
-fn memory_and_allocations(quick: bool) {
-    let (small, large) = if quick { (1, 2) } else { (10, 50) };
-    let before = ALLOCATED.load(Relaxed);
-    let a = populated(small);
-    let mid = ALLOCATED.load(Relaxed);
-    let b = populated(large);
-    let after = ALLOCATED.load(Relaxed);
-    let (bytes_a, bytes_b) = (mid - before, after - mid);
-    let (posts_a, posts_b) = (a.usage().posts as u64, b.usage().posts as u64);
-    println!(
-        "memory: {posts_b} posts + {PAGES} pages = {:.1} MiB allocated ({:.1} bytes/post all in); marginal {:.1} bytes per tracked post (from {posts_a} to {posts_b} posts); estimate from capacities {:.1} MiB",
-        bytes_b as f64 / 1048576.0,
-        bytes_b as f64 / posts_b as f64,
-        (bytes_b as f64 - bytes_a as f64) / (posts_b - posts_a) as f64,
-        b.usage().heap_bytes as f64 / 1048576.0
-    );
-    drop(a);
-    let mut e = b;
-    let (all, ends) = corpus(if quick { 20_000 } else { 1_000_000 }, large, 7);
-    for ev in events(&all, &ends) {
-        e.apply(&decode(ev, &cx()).expect("valid")); // warm up: first observations
+/// Applies `corpus` in batches; returns the longest batch.
+fn apply_all(engine: &mut Engine, corpus: &Corpus, results: &mut Vec<Result<Outcome, Invalid>>) -> Duration {
+    let events: Vec<&[u8]> = corpus.events().collect();
+    let mut longest = Duration::ZERO;
+    for batch in events.chunks(BATCH) {
+        results.clear();
+        let t = Instant::now();
+        engine.apply_batch(batch.iter().map(|p| Message { payload: p, timestamp: None }), &cx(), results);
+        longest = longest.max(t.elapsed());
+        debug_assert!(results.iter().all(|r| r.is_ok()));
     }
-    let (all, ends) = corpus(if quick { 20_000 } else { 1_000_000 }, large, 8);
+    longest
+}
+
+fn allocated() -> i64 {
+    ALLOCATED.load(Relaxed)
+}
+
+/// Heap per post between two sizes, and heap per page with 2 posts each.
+fn memory(quick: bool) {
+    let (small, large) = if quick { (20_000, 100_000) } else { (1_000_000, 5_000_000) };
+    let mut results = Vec::new();
+    let mut stream = InsertStream::new(PAGES, seed_quarter(), 1);
+    let before = allocated();
+    let mut engine = Engine::new(limits());
+    apply_all(
+        &mut engine,
+        &Corpus::of(small, |b| {
+            stream.next_into(b);
+        }),
+        &mut results,
+    );
+    let at_small = allocated() - before;
+    apply_all(
+        &mut engine,
+        &Corpus::of(large - small, |b| {
+            stream.next_into(b);
+        }),
+        &mut results,
+    );
+    let at_large = allocated() - before;
+    let per_post = (at_large - at_small) as f64 / (large - small) as f64;
+    println!(
+        "memory: {per_post:.1} bytes per post (marginal, {small} -> {large} posts over {PAGES} pages; engine {:.0} MiB at {large})",
+        at_large as f64 / MIB
+    );
+    drop(engine);
+    let pages = if quick { 20_000 } else { 1_000_000 };
+    let before = allocated();
+    let mut engine = Engine::new(limits());
+    let mut stream = RandomStream::new(pages, 2, seed_quarter(), 3);
+    apply_all(
+        &mut engine,
+        &Corpus::of(2 * pages as usize, |b| {
+            stream.next_into(b);
+        }),
+        &mut results,
+    );
+    let view = View::build(&engine);
+    let _ = view.tables().count();
+    let _ = view.ranking(view.current().expect("a current quarter"), Metric::Interactions, &Filter::All, 0, 10);
+    let total = allocated() - before;
+    println!(
+        "memory: {:.0} bytes per page with 2 posts each ({} pages, {} posts; engine + one view with its tables: {:.0} MiB)",
+        total as f64 / pages as f64,
+        pages,
+        engine.usage().posts,
+        total as f64 / MIB
+    );
+}
+
+/// Heap allocations per event while the tracker stream is applied.
+fn steady_state(quick: bool) {
+    let mut stream = TrackerStream::new(PAGES, 100_000, seed_quarter(), 5);
+    let mut engine = Engine::new(limits());
+    let mut results = Vec::with_capacity(BATCH);
+    let warm = if quick { 100_000 } else { 2_000_000 };
+    apply_all(
+        &mut engine,
+        &Corpus::of(warm, |b| {
+            stream.next_into(b);
+        }),
+        &mut results,
+    );
+    let corpus = Corpus::of(if quick { 50_000 } else { 1_000_000 }, |b| {
+        stream.next_into(b);
+    });
     let calls = ALLOCATIONS.load(Relaxed);
-    let started = Instant::now();
-    for ev in events(&all, &ends) {
-        e.apply(&decode(ev, &cx()).expect("valid"));
+    apply_all(&mut engine, &corpus, &mut results);
+    let n = corpus.ends.len();
+    let per_event = (ALLOCATIONS.load(Relaxed) - calls) as f64 / n as f64;
+    println!("steady state: {per_event:.4} allocations per event over {n} tracker events (target 0)");
+}
+
+/// The longest writer pauses at 10,000,000 posts over 100,000 pages.
+fn pauses(quick: bool) {
+    let posts = if quick { 200_000 } else { 10_000_000 };
+    let mut engine = Engine::new(limits());
+    let mut results = Vec::with_capacity(BATCH);
+    let mut inserts = InsertStream::new(PAGES, seed_quarter(), 7);
+    for _ in 0..posts / 1_000_000 + 1 {
+        let n = (posts - engine.usage().posts).min(1_000_000);
+        apply_all(
+            &mut engine,
+            &Corpus::of(n, |b| {
+                inserts.next_into(b);
+            }),
+            &mut results,
+        );
     }
-    let took = started.elapsed();
-    let n = ends.len() as f64;
+    // A tracker over the same pages, published after the inserted posts:
+    // the watermark walks on, so the rolling window's edges pass posts.
+    let mut tracker = TrackerStream::new(PAGES, 100_000, seed_quarter().previous().previous().previous(), 9);
+    let corpus = Corpus::of(if quick { 100_000 } else { 2_000_000 }, |b| {
+        tracker.next_into(b);
+    });
+    let longest_batch = apply_all(&mut engine, &corpus, &mut results);
+    let t = Instant::now();
+    let view = View::build(&engine);
+    let publish = t.elapsed();
+    let t = Instant::now();
+    let snapshot = engine.durable_snapshot();
+    let checkpoint = t.elapsed();
+    drop((view, snapshot));
     println!(
-        "steady state: {:.4} allocations per event over {} events ({:.0} ns/event decode+apply in this pass)",
-        (ALLOCATIONS.load(Relaxed) - calls) as f64 / n,
-        ends.len(),
-        took.as_nanos() as f64 / n
+        "pauses: at {} posts, longest batch of {BATCH} events {:.2} ms, publishing a view {:.3} ms, checkpoint snapshot {:.3} ms (target: none over 20 ms)",
+        engine.usage().posts,
+        longest_batch.as_secs_f64() * 1e3,
+        publish.as_secs_f64() * 1e3,
+        checkpoint.as_secs_f64() * 1e3
     );
+}
+
+fn decode_and_apply(c: &mut Criterion, quick: bool) {
+    let mut g = c.benchmark_group("engine");
+    let size = if quick { 10_000 } else { 100_000 };
+    g.throughput(Throughput::Elements(size as u64));
+    let mut stream = TrackerStream::new(PAGES, 100_000, seed_quarter(), 11);
+    let corpus = Corpus::of(size, |b| {
+        stream.next_into(b);
+    });
+    g.bench_function("decode", |b| b.iter(|| corpus.events().filter(|e| decode(black_box(e), &cx()).is_ok()).count()));
+    let mut engine = Engine::new(limits());
+    let mut results = Vec::with_capacity(BATCH);
+    apply_all(
+        &mut engine,
+        &Corpus::of(if quick { 50_000 } else { 2_000_000 }, |b| {
+            stream.next_into(b);
+        }),
+        &mut results,
+    );
+    g.bench_function("tracker", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let corpus = Corpus::of(size, |b| {
+                    stream.next_into(b);
+                });
+                let t = Instant::now();
+                apply_all(&mut engine, &corpus, &mut results);
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    let mut inserts = InsertStream::new(PAGES, seed_quarter(), 13);
+    let mut engine = Engine::new(limits());
+    apply_all(
+        &mut engine,
+        &Corpus::of(if quick { 50_000 } else { 2_000_000 }, |b| {
+            inserts.next_into(b);
+        }),
+        &mut results,
+    );
+    g.bench_function("inserts", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let corpus = Corpus::of(size, |b| {
+                    inserts.next_into(b);
+                });
+                let t = Instant::now();
+                apply_all(&mut engine, &corpus, &mut results);
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+fn view_queries(c: &mut Criterion, quick: bool) {
+    let mut engine = Engine::new(limits());
+    let mut stream = RandomStream::new(PAGES, 5, seed_quarter(), 17);
+    apply_all(
+        &mut engine,
+        &Corpus::of(if quick { 50_000 } else { 1_000_000 }, |b| {
+            stream.next_into(b);
+        }),
+        &mut Vec::new(),
+    );
+    let mut g = c.benchmark_group("view");
+    g.bench_function("tables_and_interactions_order", |b| {
+        b.iter(|| {
+            let view = View::build(&engine);
+            let t = view.current().expect("a current quarter");
+            view.ranking(t, Metric::Interactions, &Filter::All, 0, 100).len()
+        })
+    });
+    let view = View::build(&engine);
+    for m in Metric::ALL {
+        let t = view.rolling().expect("a rolling window");
+        view.ranking(t, m, &Filter::All, 0, 1);
+        g.bench_function(format!("top100_prepared/{}", m.as_str()), |b| {
+            b.iter(|| view.ranking(t, m, &Filter::All, 0, 100).len())
+        });
+    }
+    g.finish();
 }
 
 fn main() {
@@ -138,41 +332,14 @@ fn main() {
     }
     let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
     let quick = std::env::var("BENCH_QUICK").is_ok() || !full;
-    memory_and_allocations(quick);
-    let per_page = if quick { 1 } else { 50 };
-    let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(5));
-    let chunk = 100_000;
-    let (all, ends) = corpus(chunk, per_page, 3);
-
-    let mut g = c.benchmark_group("engine");
-    g.throughput(Throughput::Elements(chunk as u64));
-    g.bench_function("decode", |b| {
-        b.iter(|| events(&all, &ends).filter(|ev| decode(ev, &cx()).is_ok()).count());
-    });
-    let mut engine = populated(per_page);
-    g.bench_function("decode_apply", |b| {
-        b.iter(|| {
-            for ev in events(&all, &ends) {
-                engine.apply(&decode(ev, &cx()).expect("valid"));
-            }
-        });
-    });
-    g.finish();
-
-    let view = View::build(&engine);
-    let table = view.current().expect("a current quarter");
-    assert!(table.rows.len() as u64 == PAGES);
-    let mut g = c.benchmark_group("ranking");
-    g.bench_function("top100_of_100k", |b| b.iter(|| top(&table.rows, Metric::Interactions, 0, 100).len()));
-    let pages: Vec<u32> = top(&table.rows, Metric::Interactions, 0, 100).iter().map(|(_, r)| r.page).collect();
-    g.bench_function("ranks_of_100_in_100k", |b| b.iter(|| ranks_of(&table.rows, Metric::Interactions, &pages)));
-    g.bench_function("ranks_of_100_in_100k_per_post", |b| {
-        b.iter(|| ranks_of(&table.rows, Metric::InteractionsPerPost, &pages))
-    });
-    g.bench_function("top100_of_100k_per_post", |b| {
-        b.iter(|| top(&table.rows, Metric::InteractionsPerPost, 0, 100).len())
-    });
-    g.bench_function("view_build", |b| b.iter_batched(|| (), |_| View::build(&engine), BatchSize::PerIteration));
-    g.finish();
+    memory(quick);
+    steady_state(quick);
+    pauses(quick);
+    let mut c = Criterion::default().configure_from_args();
+    if quick {
+        c = c.sample_size(10).warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_millis(300));
+    }
+    decode_and_apply(&mut c, quick);
+    view_queries(&mut c, quick);
     c.final_summary();
 }

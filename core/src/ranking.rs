@@ -96,15 +96,15 @@ impl Metric {
         }
     }
 
-    /// Orders two rows: `Less` when `a` ranks before `b`.
+    /// Orders two rows by value: `Less` when `a` ranks before `b`, `Equal`
+    /// on a tie (the caller breaks ties by row order).
     pub fn compare(self, a: &Row, b: &Row) -> Ordering {
-        let by_value = match (self.fraction(a), self.fraction(b)) {
+        match (self.fraction(a), self.fraction(b)) {
             (Some((an, ad)), Some((bn, bd))) => mul_wide(bn, ad).cmp(&mul_wide(an, bd)),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
-        };
-        by_value.then(a.page.cmp(&b.page))
+        }
     }
 }
 
@@ -130,81 +130,53 @@ pub enum Filter<'a> {
 }
 
 /// The rows of `table` the filter keeps: a contiguous slice, since rows
-/// follow page order and pages are sorted by platform first.
+/// follow (platform, page_id) order.
 pub fn rows<'t>(view: &View, table: &'t Table, filter: Filter<'_>) -> &'t [Row] {
-    match filter {
-        Filter::All => &table.rows,
-        Filter::Platform(p) => {
-            let range = view.platform_range(p);
-            let lo = table.rows.partition_point(|r| r.page < range.start);
-            let hi = table.rows.partition_point(|r| r.page < range.end);
-            &table.rows[lo..hi]
-        }
-    }
+    &table.rows[view.filtered(table, &filter)]
 }
 
-/// Entries `offset .. offset + limit` of the ranking, with their 1-based
-/// ranks. O(n + k log k) for k = offset + limit: a selection, then a sort of
-/// the first k only.
+/// Indices of `rows` in ranking order: by the metric, descending, ties by
+/// row index — rows are in (platform, page_id) order, the contract's tie
+/// order. A full sort, done once per view and metric (see [`View::order`]).
+pub fn order(rows: &[Row], metric: Metric) -> Vec<u32> {
+    if let Some(key) = metric.int_key() {
+        let mut keyed: Vec<(Reverse<u64>, u32)> =
+            rows.iter().enumerate().map(|(i, r)| (Reverse(key(r)), i as u32)).collect();
+        keyed.sort_unstable();
+        return keyed.into_iter().map(|(_, i)| i).collect();
+    }
+    let mut idx: Vec<u32> = (0..rows.len() as u32).collect();
+    idx.sort_unstable_by(|a, b| metric.compare(&rows[*a as usize], &rows[*b as usize]).then(a.cmp(b)));
+    idx
+}
+
+/// Entries `offset .. offset + limit` of the ranking of `rows`, with their
+/// 1-based ranks. O(n + k log k) for k = offset + limit: a selection, then
+/// a sort of the first k only. (A view keeps whole orders instead; this is
+/// for rows that are not a view's, and the reference in tests.)
 pub fn top(rows: &[Row], metric: Metric, offset: usize, limit: usize) -> Vec<(u32, &Row)> {
     let k = offset.saturating_add(limit).min(rows.len());
     if k == 0 || offset >= k {
         return Vec::new();
     }
-    if let Some(key) = metric.int_key() {
-        let mut keyed: Vec<(Reverse<u64>, u32, u32)> =
-            rows.iter().enumerate().map(|(i, r)| (Reverse(key(r)), r.page, i as u32)).collect();
-        if k < keyed.len() {
-            keyed.select_nth_unstable(k - 1);
-            keyed.truncate(k);
-        }
-        keyed.sort_unstable();
-        return keyed
-            .into_iter()
-            .enumerate()
-            .skip(offset)
-            .map(|(i, (_, _, j))| (i as u32 + 1, &rows[j as usize]))
-            .collect();
-    }
-    let mut refs: Vec<&Row> = rows.iter().collect();
+    let mut refs: Vec<(usize, &Row)> = rows.iter().enumerate().collect();
+    let cmp = |a: &(usize, &Row), b: &(usize, &Row)| metric.compare(a.1, b.1).then(a.0.cmp(&b.0));
     if k < refs.len() {
-        refs.select_nth_unstable_by(k - 1, |a, b| metric.compare(a, b));
+        refs.select_nth_unstable_by(k - 1, cmp);
         refs.truncate(k);
     }
-    refs.sort_unstable_by(|a, b| metric.compare(a, b));
-    refs.into_iter().enumerate().skip(offset).map(|(i, r)| (i as u32 + 1, r)).collect()
+    refs.sort_unstable_by(cmp);
+    refs.into_iter().enumerate().skip(offset).map(|(i, (_, r))| (i as u32 + 1, r)).collect()
 }
 
 /// The rank of each of `pages` in `rows` (`None` for a page without a row).
-/// One pass over `rows`: O(n log k).
 pub fn ranks_of(rows: &[Row], metric: Metric, pages: &[u32]) -> Vec<Option<u32>> {
-    let mut targets: Vec<(usize, &Row)> = pages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| rows.binary_search_by_key(p, |r| r.page).ok().map(|j| (i, &rows[j])))
-        .collect();
-    targets.sort_unstable_by(|a, b| metric.compare(a.1, b.1));
-    // ahead[j]: rows that rank before target j but not before target j-1.
-    let mut ahead = vec![0u32; targets.len() + 1];
-    if let Some(key) = metric.int_key() {
-        let keys: Vec<(Reverse<u64>, u32)> = targets.iter().map(|(_, t)| (Reverse(key(t)), t.page)).collect();
-        for r in rows {
-            let k = (Reverse(key(r)), r.page);
-            ahead[keys.partition_point(|t| *t <= k)] += 1;
-        }
-    } else {
-        for r in rows {
-            let j = targets.partition_point(|t| metric.compare(t.1, r) != Ordering::Greater);
-            ahead[j] += 1;
-        }
+    let sorted = order(rows, metric);
+    let mut rank = vec![0u32; rows.len()];
+    for (i, r) in sorted.iter().enumerate() {
+        rank[*r as usize] = i as u32 + 1;
     }
-    let mut ranks = vec![None; pages.len()];
-    let mut before = 0;
-    for (j, (i, _)) in targets.iter().enumerate() {
-        before += ahead[j];
-        ranks[*i] = Some(before + 1);
-    }
-    ranks
+    pages.iter().map(|p| rows.iter().position(|r| r.page == *p).map(|i| rank[i])).collect()
 }
 
 /// A page's place in a top-N list.

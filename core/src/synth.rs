@@ -225,8 +225,10 @@ impl Rng {
 }
 
 /// A random stream of snapshot events over `pages × posts_per_page` posts
-/// published in one quarter: each event re-observes a random post later and
-/// with higher counts than any earlier event for it could have had.
+/// published in one quarter: each post has one publication time, and each
+/// event re-observes a random post 1 ms after the previous event, with
+/// higher counts than any earlier event for it could have had. Early on,
+/// most events are a post's first.
 #[derive(Debug, Clone)]
 pub struct RandomStream {
     pub pages: u64,
@@ -245,26 +247,169 @@ impl RandomStream {
     /// allocating once `buf` has grown to an event's size (~200 bytes), and
     /// returns the page number (the message key is `page_NNNNNNN`).
     pub fn next_into(&mut self, buf: &mut Vec<u8>) -> u64 {
-        buf.clear();
         let page = self.rng.below(self.pages);
         let post = self.rng.below(self.posts_per_page);
         let q = self.quarter;
         let span = (q.end() - q.start()) as u64 / 2;
-        let published = q.start() + (self.rng.below(span)) as Millis;
+        // Fixed per post; observations from mid-quarter on, 1 ms apart.
+        let key = page * self.posts_per_page + post;
+        let published = q.start() + (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) % span) as Millis;
         self.seq += 1;
-        let observed = published + (self.seq % 1_000_000) as Millis * 1000;
+        let observed = q.start() + span as Millis + self.seq as Millis;
         let base = self.rng.below(50_000);
-        write!(
+        let counts = [base + self.seq % 1000, base / 10, base / 20, base * 12];
+        write_snapshot(
             buf,
-            "{{\"page_id\":\"page_{page:07}\",\"post_id\":\"p{page:07}_{post:06}\",\"published_at\":{published},\"observed_at\":{observed},\"kind\":\"snapshot\",\"reactions\":{},\"comments\":{},\"shares\":{},\"views\":{},\"followers\":{}}}",
-            base + self.seq % 1000,
-            base / 10,
-            base / 20,
-            base * 12,
-            1_000_000 + page * 10,
-        )
-        .expect("writing to a Vec cannot fail");
+            page,
+            &format_args!("p{page:07}_{post:06}"),
+            published,
+            observed,
+            counts,
+            Some(1_000_000 + page * 10),
+        );
         page
+    }
+}
+
+/// One snapshot event in the shape all synthetic streams share.
+fn write_snapshot(
+    buf: &mut Vec<u8>,
+    page: u64,
+    post: &std::fmt::Arguments<'_>,
+    published: Millis,
+    observed: Millis,
+    [reactions, comments, shares, views]: [u64; 4],
+    followers: Option<u64>,
+) {
+    buf.clear();
+    write!(
+        buf,
+        "{{\"page_id\":\"page_{page:07}\",\"post_id\":\"{post}\",\"published_at\":{published},\"observed_at\":{observed},\"kind\":\"snapshot\",\"reactions\":{reactions},\"comments\":{comments},\"shares\":{shares},\"views\":{views}"
+    )
+    .expect("writing to a Vec cannot fail");
+    if let Some(f) = followers {
+        write!(buf, ",\"followers\":{f}").expect("writing to a Vec cannot fail");
+    }
+    buf.push(b'}');
+}
+
+/// A stream where every event is a new post: pages uniform, one post per
+/// event, published in one quarter. The worst case for the post table.
+#[derive(Debug, Clone)]
+pub struct InsertStream {
+    pages: u64,
+    quarter: Quarter,
+    rng: Rng,
+    seq: u64,
+}
+
+impl InsertStream {
+    pub fn new(pages: u64, quarter: Quarter, seed: u64) -> InsertStream {
+        InsertStream { pages, quarter, rng: Rng::new(seed), seq: 0 }
+    }
+
+    /// Like [`RandomStream::next_into`].
+    pub fn next_into(&mut self, buf: &mut Vec<u8>) -> u64 {
+        let page = self.rng.below(self.pages);
+        let q = self.quarter;
+        let span = (q.end() - q.start()) as u64;
+        self.seq += 1;
+        let published = q.start() + (self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) % span) as Millis;
+        let base = self.rng.below(50_000);
+        let counts = [base, base / 10, base / 20, base * 12];
+        let followers = (self.seq % 10 == 0).then_some(1_000_000 + page * 10);
+        write_snapshot(buf, page, &format_args!("n{:010}", self.seq), published, published + 60_000, counts, followers);
+        page
+    }
+}
+
+/// A post the tracker is following.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    page: u64,
+    post: u64,
+    published: Millis,
+    /// Observations left before the tracker drops it.
+    left: u32,
+    interactions: u64,
+}
+
+/// What a crawler that tracks pages produces: page popularity Zipf-like
+/// over `pages`; each post is published once and then re-observed 10 to 50
+/// times with later `observed_at` and growing counts; about one event in
+/// ten carries the page's follower count; a few percent of events are new
+/// posts (a tracked post's first observation). Time advances 100 ms per
+/// event, from the start of `quarter`.
+#[derive(Debug, Clone)]
+pub struct TrackerStream {
+    quarter: Quarter,
+    rng: Rng,
+    /// Cumulative weights of pages (weight of page k ∝ 1 / (k + 10)).
+    cdf: Vec<f64>,
+    tracked: Vec<Tracked>,
+    next_post: u64,
+    seq: u64,
+}
+
+impl TrackerStream {
+    /// Follows `active` posts at a time over `pages` pages.
+    pub fn new(pages: u64, active: usize, quarter: Quarter, seed: u64) -> TrackerStream {
+        let mut total = 0.0;
+        let cdf = (0..pages)
+            .map(|k| {
+                total += 1.0 / (k as f64 + 10.0);
+                total
+            })
+            .collect();
+        let mut s = TrackerStream {
+            quarter,
+            rng: Rng::new(seed),
+            cdf,
+            tracked: Vec::with_capacity(active),
+            next_post: 0,
+            seq: 0,
+        };
+        for _ in 0..active {
+            let t = s.new_post();
+            s.tracked.push(t);
+        }
+        s
+    }
+
+    fn now(&self) -> Millis {
+        self.quarter.start() + self.seq as Millis * 100
+    }
+
+    fn zipf_page(&mut self) -> u64 {
+        let total = *self.cdf.last().unwrap_or(&1.0);
+        let x = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        self.cdf.partition_point(|c| *c < x) as u64
+    }
+
+    fn new_post(&mut self) -> Tracked {
+        self.next_post += 1;
+        let left = 10 + self.rng.below(41) as u32;
+        Tracked { page: self.zipf_page(), post: self.next_post, published: self.now(), left, interactions: 0 }
+    }
+
+    /// Like [`RandomStream::next_into`].
+    pub fn next_into(&mut self, buf: &mut Vec<u8>) -> u64 {
+        self.seq += 1;
+        let i = self.rng.below(self.tracked.len() as u64) as usize;
+        if self.tracked[i].left == 0 {
+            self.tracked[i] = self.new_post();
+        }
+        let growth = 1 + self.rng.below(500);
+        let t = &mut self.tracked[i];
+        t.left -= 1;
+        t.interactions += growth;
+        let t = *t;
+        let (c, s) = (t.interactions / 8, t.interactions / 10);
+        let counts = [t.interactions - c - s, c, s, t.interactions * 20];
+        let followers = (self.seq % 10 == 0).then(|| 1_000_000 + t.page * 10 + self.seq / 1000);
+        let observed = self.now();
+        write_snapshot(buf, t.page, &format_args!("t{:010}", t.post), t.published, observed, counts, followers);
+        t.page
     }
 }
 

@@ -1,28 +1,27 @@
-//! The view: an immutable, query-ready picture of the engine at one instant,
-//! built by the writer and published for HTTP and `/metrics` to read.
+//! The view: an immutable, query-ready picture of the engine at one
+//! instant, published for HTTP, `/metrics` and rank-change detection.
 //!
-//! Pages are sorted by (platform, page_id), so the tie order of docs/api.md#ordering is the
-//! page index order, a platform filter is a contiguous range of pages, and a
-//! page is found by binary search. Each window is a [`Table`] of rows, one per
-//! page with at least one post in the window, in page order.
+//! Building a view only takes a [`Snapshot`] (shared chunks: no copy of the
+//! state), so the writer publishes it in microseconds. What queries need is
+//! derived lazily, once per view, by whichever reader asks first:
+//! - the pages in (platform, page_id) order, the tie order of every ranking;
+//! - a [`Table`] per window: one [`Row`] per page with a post in the
+//!   window, in that order (so a platform is a contiguous range of rows);
+//!   the rolling window and its predecessor are summed from per-quarter
+//!   totals and the rolling edges, per page, never per post;
+//! - per (window, metric, platform) asked for, the order of the rows, so a
+//!   top-N answer is a slice and a rank a lookup.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::engine::{Engine, Totals, Usage};
+use crate::engine::{Engine, Snapshot, Totals, Usage};
+use crate::ranking::{Filter, Metric, order};
 use crate::window::{Millis, Quarter, Rolling, Window};
 
-/// A page as the view shows it.
-#[derive(Debug, Clone)]
-pub struct PageInfo {
-    pub platform: Arc<str>,
-    pub id: Arc<str>,
-    pub name: Option<Arc<str>>,
-    /// Top posts of the current quarter, by interactions, descending.
-    pub top_posts: Vec<(Arc<str>, u64)>,
-}
-
 /// Which window a table holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
     Quarter(Quarter),
     Rolling,
@@ -33,7 +32,7 @@ pub enum Period {
 /// One page's figures in one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Row {
-    /// Index into [`View::pages`].
+    /// The page's number (see [`View::page`]).
     pub page: u32,
     pub totals: Totals,
     pub followers: Option<u64>,
@@ -44,13 +43,13 @@ pub struct Table {
     pub period: Period,
     pub start: Millis,
     pub end: Millis,
-    /// Rows in page order; only pages with at least one post.
+    /// Rows in (platform, page_id) order; only pages with at least one post.
     pub rows: Vec<Row>,
 }
 
 impl Table {
     pub fn row(&self, page: u32) -> Option<&Row> {
-        self.rows.binary_search_by_key(&page, |r| r.page).ok().map(|i| &self.rows[i])
+        self.rows.iter().find(|r| r.page == page)
     }
 
     pub fn posts(&self) -> u64 {
@@ -58,174 +57,286 @@ impl Table {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A page as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageInfo<'v> {
+    pub platform: &'v str,
+    pub id: &'v str,
+    pub name: Option<&'v str>,
+}
+
+/// The rows of a table ordered by a metric, and each row's rank.
+#[derive(Debug)]
+pub struct Order {
+    /// Row indices, best first.
+    pub rows: Vec<u32>,
+    /// Per row index (of the filtered rows), its 1-based rank.
+    pub rank: Vec<u32>,
+}
+
+type OrderKey = (usize, Metric, Option<Arc<str>>);
+
+#[derive(Debug)]
 pub struct View {
     pub watermark: Option<Millis>,
-    pub pages: Vec<PageInfo>,
-    /// Retained quarters, newest (current) first.
-    pub quarters: Vec<Table>,
-    pub rolling: Option<Table>,
-    pub rolling_previous: Option<Table>,
     pub usage: Usage,
+    snap: Option<Snapshot>,
+    /// Retained quarters with data (newest first), then rolling, then its predecessor.
+    periods: Vec<(Period, Millis, Millis)>,
+    tables: Vec<OnceLock<Table>>,
+    by_name: OnceLock<Vec<u32>>,
+    orders: Mutex<HashMap<OrderKey, Arc<Order>>>,
 }
 
 impl View {
     /// The view of an engine that has seen no event.
     pub fn empty() -> View {
-        View {
-            watermark: None,
-            pages: Vec::new(),
-            quarters: Vec::new(),
-            rolling: None,
-            rolling_previous: None,
-            usage: Usage::default(),
+        View::of(None)
+    }
+
+    /// Builds the view of `engine` as it is now (a snapshot: cheap).
+    pub fn build(engine: &Engine) -> View {
+        View::of(Some(engine.snapshot()))
+    }
+
+    fn of(snap: Option<Snapshot>) -> View {
+        let watermark = snap.as_ref().and_then(|s| s.watermark);
+        let usage = snap.as_ref().map(|s| s.usage).unwrap_or_default();
+        let mut periods = Vec::new();
+        if let (Some(s), Some(wm)) = (&snap, watermark) {
+            let current = Quarter::containing(wm);
+            for back in 0..=s.limits.retained_quarters {
+                let q = current.minus(back);
+                periods.push((Period::Quarter(q), q.start(), q.end()));
+            }
+            let r = Rolling::at(wm, s.limits.rolling_days);
+            let p = r.previous();
+            periods.push((Period::Rolling, r.start, r.end));
+            periods.push((Period::RollingPrevious, p.start, p.end));
         }
+        let tables = periods.iter().map(|_| OnceLock::new()).collect();
+        View { watermark, usage, snap, periods, tables, by_name: OnceLock::new(), orders: Mutex::default() }
+    }
+
+    fn snap(&self) -> &Snapshot {
+        self.snap.as_ref().expect("only a view with a watermark has tables")
+    }
+
+    /// Live pages in (platform, page_id) order.
+    fn by_name(&self) -> &[u32] {
+        self.by_name.get_or_init(|| {
+            let Some(s) = &self.snap else { return Vec::new() };
+            let mut pages: Vec<u32> = s.pages().collect();
+            pages.sort_unstable_by(|a, b| {
+                (&**s.platform(*a), &*s.ident(*a).id).cmp(&(&**s.platform(*b), &*s.ident(*b).id))
+            });
+            pages
+        })
+    }
+
+    /// Page `p` as shown.
+    pub fn page(&self, p: u32) -> PageInfo<'_> {
+        let s = self.snap();
+        let name = s.name(p).filter(|n| self.oldest().is_some_and(|q| n.at >= q.start())).map(|n| &*n.name);
+        PageInfo { platform: s.platform(p), id: &s.ident(p).id, name }
+    }
+
+    /// The top posts of the current quarter, by interactions, descending.
+    pub fn top_posts(&self, p: u32) -> Vec<(&str, u64)> {
+        let s = self.snap();
+        let current = self.watermark.map(Quarter::containing);
+        let mut posts: Vec<(&str, u64)> = s
+            .top(p)
+            .filter(|t| Some(t.quarter) == current)
+            .map(|t| t.posts.iter().map(|p| (p.id.as_str(), p.interactions)).collect())
+            .unwrap_or_default();
+        posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        posts
+    }
+
+    fn oldest(&self) -> Option<Quarter> {
+        Some(Quarter::containing(self.watermark?).minus(self.snap.as_ref()?.limits.retained_quarters))
+    }
+
+    /// The number of page (platform, id).
+    pub fn find_page(&self, platform: &str, id: &str) -> Option<u32> {
+        let s = self.snap.as_ref()?;
+        let pages = self.by_name();
+        let i = pages.binary_search_by(|p| (&**s.platform(*p), &*s.ident(*p).id).cmp(&(platform, id))).ok()?;
+        Some(pages[i])
+    }
+
+    /// Every table, materialized: retained quarters newest first, rolling,
+    /// rolling predecessor.
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        (0..self.periods.len()).map(|i| self.table_at(i))
+    }
+
+    /// The retained quarters' tables, newest (current) first.
+    pub fn quarters(&self) -> impl Iterator<Item = &Table> {
+        self.tables().filter(|t| matches!(t.period, Period::Quarter(_)))
     }
 
     pub fn current(&self) -> Option<&Table> {
-        self.quarters.first()
+        self.quarters().next()
+    }
+
+    pub fn quarter(&self, q: Quarter) -> Option<&Table> {
+        self.position(Period::Quarter(q)).map(|i| self.table_at(i))
+    }
+
+    pub fn rolling(&self) -> Option<&Table> {
+        self.position(Period::Rolling).map(|i| self.table_at(i))
+    }
+
+    pub fn rolling_previous(&self) -> Option<&Table> {
+        self.position(Period::RollingPrevious).map(|i| self.table_at(i))
     }
 
     /// The table a user-facing window names, when the view holds it.
     pub fn table(&self, w: Window) -> Option<&Table> {
-        match w {
-            Window::Current => self.quarters.first(),
-            Window::Previous => self.quarters.get(1),
-            Window::Rolling => self.rolling.as_ref(),
-            Window::Quarter(q) => self.quarter(q),
-        }
-    }
-
-    pub fn quarter(&self, q: Quarter) -> Option<&Table> {
-        self.quarters.iter().find(|t| t.period == Period::Quarter(q))
+        let current = Quarter::containing(self.watermark?);
+        let period = match w {
+            Window::Current => Period::Quarter(current),
+            Window::Previous => Period::Quarter(current.previous()),
+            Window::Rolling => Period::Rolling,
+            Window::Quarter(q) => Period::Quarter(q),
+        };
+        self.position(period).map(|i| self.table_at(i))
     }
 
     /// The table `previous_period_rank` compares a table with.
     pub fn predecessor(&self, t: &Table) -> Option<&Table> {
         match t.period {
             Period::Quarter(q) => self.quarter(q.previous()),
-            Period::Rolling => self.rolling_previous.as_ref(),
+            Period::Rolling => self.rolling_previous(),
             Period::RollingPrevious => None,
         }
     }
 
-    /// The index of (platform, id) in [`pages`](Self::pages).
-    pub fn find_page(&self, platform: &str, id: &str) -> Option<u32> {
-        self.pages.binary_search_by(|p| (&*p.platform, &*p.id).cmp(&(platform, id))).ok().map(|i| i as u32)
+    fn position(&self, period: Period) -> Option<usize> {
+        self.periods.iter().position(|(p, _, _)| *p == period)
     }
 
-    /// The page indices of one platform: a contiguous range.
-    pub fn platform_range(&self, platform: &str) -> std::ops::Range<u32> {
-        let lo = self.pages.partition_point(|p| &*p.platform < platform);
-        let hi = self.pages.partition_point(|p| &*p.platform <= platform);
-        lo as u32..hi as u32
-    }
-
-    /// Builds the view of `engine` as it is now.
-    pub fn build(engine: &Engine) -> View {
-        let Some(watermark) = engine.watermark() else {
-            return View { usage: engine.usage(), ..View::empty() };
-        };
-        let mut live: Vec<(u32, &crate::engine::Page)> = engine.pages().iter().collect();
-        let platforms = engine.pages().platforms();
-        live.sort_unstable_by(|a, b| {
-            (&*platforms[usize::from(a.1.platform)], a.1.id.as_str())
-                .cmp(&(&*platforms[usize::from(b.1.platform)], b.1.id.as_str()))
-        });
-        let mut position = vec![u32::MAX; live.iter().map(|(i, _)| *i as usize + 1).max().unwrap_or(0)];
-        for (view_idx, (engine_idx, _)) in live.iter().enumerate() {
-            position[*engine_idx as usize] = view_idx as u32;
-        }
-        let current = Quarter::containing(watermark);
-        let oldest = current.minus(engine.limits().retained_quarters);
-        let quarters =
-            (0..=engine.limits().retained_quarters).map(|back| quarter_table(&live, current.minus(back))).collect();
-        let (rolling, rolling_previous) = rolling_tables(engine, &live, &position, watermark);
-        let pages = live
-            .iter()
-            .map(|(_, p)| {
-                let mut top_posts: Vec<_> = p
-                    .top_posts(current)
-                    .iter()
-                    .map(|t| (Arc::<str>::from(t.post_id.as_str()), t.interactions))
-                    .collect();
-                top_posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                PageInfo {
-                    platform: platforms[usize::from(p.platform)].clone(),
-                    id: Arc::from(p.id.as_str()),
-                    name: p.name_since(oldest).cloned(),
-                    top_posts,
-                }
-            })
-            .collect();
-        View {
-            watermark: Some(watermark),
-            pages,
-            quarters,
-            rolling: Some(rolling),
-            rolling_previous: Some(rolling_previous),
-            usage: engine.usage(),
-        }
-    }
-}
-
-fn quarter_table(live: &[(u32, &crate::engine::Page)], q: Quarter) -> Table {
-    let rows = live
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, page))| {
-            let slot = page.slot(q)?;
-            (slot.totals.posts > 0).then(|| Row {
-                page: i as u32,
-                totals: slot.totals,
-                followers: slot.followers.as_ref().map(|s| s.value),
-            })
+    fn table_at(&self, i: usize) -> &Table {
+        self.tables[i].get_or_init(|| {
+            let (period, start, end) = self.periods[i];
+            Table { period, start, end, rows: self.rows_of(period) }
         })
-        .collect();
-    Table { period: Period::Quarter(q), start: q.start(), end: q.end(), rows }
-}
+    }
 
-/// The rolling window and its predecessor, from one pass over all posts.
-///
-/// Followers: the rolling window uses the page's latest sample when it lies
-/// in the window (exact). The predecessor uses the latest per-quarter sample
-/// that lies in it, which can miss a later sample of the same quarter: an
-/// approximation that only affects `previous_period_rank` of the per-follower
-/// metric for `window=rolling`.
-fn rolling_tables(
-    engine: &Engine,
-    live: &[(u32, &crate::engine::Page)],
-    position: &[u32],
-    wm: Millis,
-) -> (Table, Table) {
-    let r = Rolling::at(wm, engine.limits().rolling_days);
-    let p = r.previous();
-    let mut now = vec![Totals::default(); live.len()];
-    let mut before = vec![Totals::default(); live.len()];
-    for post in engine.posts() {
-        let i = position[post.page as usize] as usize;
-        if post.published >= r.start {
-            now[i].add_post(&post.counts);
-        } else if post.published >= p.start {
-            before[i].add_post(&post.counts);
+    fn rows_of(&self, period: Period) -> Vec<Row> {
+        let s = self.snap();
+        let row = |page: u32, totals: Totals, followers: Option<u64>| {
+            (totals.posts > 0).then_some(Row { page, totals, followers })
+        };
+        let pages = self.by_name().iter().copied();
+        match (period, &s.edges) {
+            (Period::Quarter(q), _) => pages
+                .filter_map(|p| {
+                    let (_, slot) = s.slot(q, p)?;
+                    row(p, slot.totals(), slot.followers.get().map(|f| f.value))
+                })
+                .collect(),
+            (Period::Rolling, Some([edge, _])) => {
+                let wm = self.watermark.unwrap_or_default();
+                pages
+                    .filter_map(|p| {
+                        let followers = s.followers(p).filter(|f| f.at >= edge.at && f.at <= wm).map(|f| f.value);
+                        row(p, s.since(p, edge), followers)
+                    })
+                    .collect()
+            }
+            (Period::RollingPrevious, Some([edge, before])) => pages
+                .filter_map(|p| {
+                    let totals = s.since(p, before).minus(&s.since(p, edge));
+                    row(p, totals, previous_followers(s, p, before.at, edge.at))
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
-    let rows = |totals: Vec<Totals>, followers: &dyn Fn(&crate::engine::Page) -> Option<u64>| {
-        totals
-            .into_iter()
-            .enumerate()
-            .filter(|(_, t)| t.posts > 0)
-            .map(|(i, totals)| Row { page: i as u32, totals, followers: followers(live[i].1) })
-            .collect()
-    };
-    let in_window = |s: &crate::engine::Sample<u64>, w: Rolling| s.at >= w.start && s.at <= w.end;
-    let rolling = rows(now, &|page| page.followers.as_ref().filter(|s| in_window(s, r)).map(|s| s.value));
-    let previous = rows(before, &|page| {
-        let slots = (0..=engine.limits().retained_quarters).filter_map(|b| page.slot(Quarter::containing(wm).minus(b)));
-        slots.filter_map(|s| s.followers.as_ref()).filter(|s| s.at >= p.start && s.at < p.end).max().map(|s| s.value)
-    });
-    (
-        Table { period: Period::Rolling, start: r.start, end: r.end, rows: rolling },
-        Table { period: Period::RollingPrevious, start: p.start, end: p.end, rows: previous },
-    )
+
+    /// The rows of `t` that `filter` keeps: a contiguous range of `t.rows`.
+    pub fn filtered(&self, t: &Table, filter: &Filter<'_>) -> Range<usize> {
+        match filter {
+            Filter::All => 0..t.rows.len(),
+            Filter::Platform(name) => {
+                let platform = |r: &Row| &**self.snap().platform(r.page);
+                let lo = t.rows.partition_point(|r| platform(r) < *name);
+                let hi = t.rows.partition_point(|r| platform(r) <= *name);
+                lo..hi
+            }
+        }
+    }
+
+    /// The rows of `t` that `filter` keeps, ordered by `metric`, with the
+    /// rank of each; computed once per view and kept.
+    pub fn order(&self, t: &Table, metric: Metric, filter: &Filter<'_>) -> Arc<Order> {
+        let table = self.position(t.period).expect("the table is one of this view's");
+        let platform = match filter {
+            Filter::All => None,
+            Filter::Platform(p) => Some(Arc::<str>::from(*p)),
+        };
+        let key = (table, metric, platform);
+        if let Some(o) = self.orders.lock().expect("order cache lock").get(&key) {
+            return o.clone();
+        }
+        let rows = &t.rows[self.filtered(t, filter)];
+        let sorted = order(rows, metric);
+        let mut rank = vec![0; rows.len()];
+        for (i, r) in sorted.iter().enumerate() {
+            rank[*r as usize] = i as u32 + 1;
+        }
+        let computed = Arc::new(Order { rows: sorted, rank });
+        self.orders.lock().expect("order cache lock").entry(key).or_insert(computed).clone()
+    }
+
+    /// Entries `offset .. offset + limit` of a ranking, with their ranks.
+    pub fn ranking(
+        &self,
+        t: &Table,
+        metric: Metric,
+        filter: &Filter<'_>,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<(u32, Row)> {
+        let range = self.filtered(t, filter);
+        let o = self.order(t, metric, filter);
+        let end = offset.saturating_add(limit).min(o.rows.len());
+        let rows = &t.rows[range];
+        (offset.min(end)..end).map(|i| (i as u32 + 1, rows[o.rows[i] as usize])).collect()
+    }
+
+    /// The rank of page `page` in a ranking, if it has a row.
+    pub fn rank_of(&self, t: &Table, metric: Metric, filter: &Filter<'_>, page: u32) -> Option<u32> {
+        let range = self.filtered(t, filter);
+        let i = self.row_index(t, page)?;
+        let within = i.checked_sub(range.start).filter(|i| *i < range.len())?;
+        Some(self.order(t, metric, filter).rank[within])
+    }
+
+    /// The row of page `page` in `t` (rows are in name order: a binary search).
+    pub fn row<'t>(&self, t: &'t Table, page: u32) -> Option<&'t Row> {
+        self.row_index(t, page).map(|i| &t.rows[i])
+    }
+
+    fn row_index(&self, t: &Table, page: u32) -> Option<usize> {
+        let s = self.snap.as_ref()?;
+        let key = |p: u32| (&**s.platform(p), &*s.ident(p).id);
+        t.rows.binary_search_by(|r| key(r.page).cmp(&key(page))).ok()
+    }
+}
+
+/// The previous window's follower count: the latest per-quarter sample that
+/// lies in it, which can miss a later sample of the same quarter (an
+/// approximation that only affects `previous_period_rank` of the
+/// per-follower metric for the rolling window; see docs/operations.md).
+fn previous_followers(s: &Snapshot, p: u32, start: Millis, end: Millis) -> Option<u64> {
+    s.quarters()
+        .filter_map(|q| s.slot(q, p))
+        .filter_map(|(_, slot)| slot.followers.get())
+        .filter(|f| f.at >= start && f.at < end)
+        .max_by_key(|f| (f.at, f.value))
+        .map(|f| f.value)
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use engagement_core::engine::{Engine, Limits, Outcome};
 use engagement_core::event::{DecodeContext, Event, Tracking, decode};
-use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
+use engagement_core::ranking::{Filter, Metric, top};
 use engagement_core::view::{Period, Table, View};
 use engagement_core::window::{DAY_MS, Millis, Quarter, Rolling, format_rfc3339};
 use proptest::prelude::*;
@@ -112,19 +112,16 @@ fn run(engine: &mut Engine, records: &[String]) {
 }
 
 /// Every ranking a view can answer, flattened for comparison: per table and
-/// metric, the ordered (platform, page, value, previous rank) list.
+/// metric, the ordered (platform, page, value, previous rank) list, from
+/// the view's prepared orders.
 fn rankings(v: &View) -> Vec<String> {
     let mut out = Vec::new();
-    let tables = v.quarters.iter().chain(v.rolling.iter()).chain(v.rolling_previous.iter());
-    for t in tables {
+    for t in v.tables() {
         for m in Metric::ALL {
             for filter in [Filter::All, Filter::Platform("facebook")] {
-                let r = rows(v, t, filter);
-                let ranked = top(r, m, 0, usize::MAX);
-                let pages: Vec<u32> = ranked.iter().map(|(_, row)| row.page).collect();
-                let prev = v.predecessor(t).map(|p| ranks_of(rows(v, p, filter), m, &pages)).unwrap_or_default();
-                for (i, (rank, row)) in ranked.iter().enumerate() {
-                    let p = &v.pages[row.page as usize];
+                for (rank, row) in v.ranking(t, m, &filter, 0, usize::MAX) {
+                    let prev = v.predecessor(t).map(|p| v.rank_of(p, m, &filter, row.page));
+                    let p = v.page(row.page);
                     out.push(format!(
                         "{:?} {} {filter:?} #{rank} {}/{} {:?} {:?} {:?} prev={:?}",
                         t.period,
@@ -134,7 +131,7 @@ fn rankings(v: &View) -> Vec<String> {
                         p.name,
                         row.totals,
                         row.followers,
-                        prev.get(i)
+                        prev
                     ));
                 }
             }
@@ -193,7 +190,7 @@ proptest! {
         let mut original = Engine::new(LIMITS);
         run(&mut original, head);
         let mut bytes = Vec::new();
-        original.encode(&mut bytes).unwrap();
+        original.durable_snapshot().encode(&mut bytes).unwrap();
         let mut restored = Engine::decode(&bytes[..], LIMITS).unwrap();
         prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
         for r in tail {
@@ -423,38 +420,36 @@ fn tables_of_view(v: &View) -> Vec<(String, Figures)> {
         t.rows
             .iter()
             .map(|r| {
-                let p = &v.pages[r.page as usize];
+                let p = v.page(r.page);
                 let x = r.totals;
                 (
                     (p.platform.to_string(), p.id.to_string()),
-                    (
-                        [x.reactions, x.comments, x.shares, x.views, x.posts],
-                        r.followers,
-                        p.name.as_deref().map(String::from),
-                    ),
+                    ([x.reactions, x.comments, x.shares, x.views, x.posts], r.followers, p.name.map(String::from)),
                 )
             })
             .collect()
     };
-    let mut out: Vec<(String, Figures)> = v.quarters.iter().map(|t| (format!("{:?}", t.period), convert(t))).collect();
-    out.extend(v.rolling.iter().map(|t| ("Rolling".to_string(), convert(t))));
-    out.extend(v.rolling_previous.iter().map(|t| ("RollingPrevious".to_string(), convert(t))));
+    let mut out: Vec<(String, Figures)> = v.quarters().map(|t| (format!("{:?}", t.period), convert(t))).collect();
+    out.extend(v.rolling().map(|t| ("Rolling".to_string(), convert(t))));
+    out.extend(v.rolling_previous().map(|t| ("RollingPrevious".to_string(), convert(t))));
     out
 }
 
+/// The view's rankings by its prepared orders, for every table and metric.
 fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
     let names = ["Rolling", "RollingPrevious"];
     let tables = v
-        .quarters
-        .iter()
+        .quarters()
         .map(|t| (format!("{:?}", t.period), t))
-        .chain(v.rolling.iter().chain(v.rolling_previous.iter()).zip(names).map(|(t, n)| (n.to_string(), t)));
+        .chain(v.rolling().into_iter().chain(v.rolling_previous()).zip(names).map(|(t, n)| (n.to_string(), t)));
     let mut out = Vec::new();
     for (name, t) in tables {
         for m in Metric::ALL {
-            let ranked = top(&t.rows, m, 0, usize::MAX);
+            let ranked = v.ranking(t, m, &Filter::All, 0, usize::MAX);
+            let reference: Vec<u32> = top(&t.rows, m, 0, usize::MAX).iter().map(|(_, r)| r.page).collect();
+            assert_eq!(ranked.iter().map(|(_, r)| r.page).collect::<Vec<_>>(), reference, "order vs top()");
             let keys = ranked.iter().map(|(_, r)| {
-                let p = &v.pages[r.page as usize];
+                let p = v.page(r.page);
                 (p.platform.to_string(), p.id.to_string())
             });
             out.push((name.clone(), m.as_str().to_string(), keys.collect()));

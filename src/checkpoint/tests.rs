@@ -20,12 +20,7 @@ fn tempdir(name: &str) -> PathBuf {
 
 fn summary(e: &Engine) -> Vec<(String, u64)> {
     let v = View::build(e);
-    v.current()
-        .unwrap()
-        .rows
-        .iter()
-        .map(|r| (v.pages[r.page as usize].id.to_string(), r.totals.interactions()))
-        .collect()
+    v.current().unwrap().rows.iter().map(|r| (v.page(r.page).id.to_string(), r.totals.interactions())).collect()
 }
 
 #[test]
@@ -33,7 +28,7 @@ fn written_checkpoints_restore_exactly() {
     let dir = tempdir("roundtrip");
     let e = engine();
     let offsets = vec![(0, 17), (1, 4), (2, 0)];
-    let p = write(&dir, 1, "events", &offsets, &e).unwrap().finish().unwrap();
+    let p = write(&dir, 1, "events", &offsets, &e.durable_snapshot()).unwrap().finish().unwrap();
     assert!(p.bytes > HEADER as u64);
     let (restored, report) = restore(&dir, Limits::default()).unwrap();
     let r = restored.expect("a checkpoint");
@@ -47,9 +42,9 @@ fn only_the_two_newest_are_kept_and_tmp_files_are_ignored() {
     let dir = tempdir("keep");
     let e = engine();
     for seq in 1..=4 {
-        write(&dir, seq, "t", &vec![(0, seq as i64)], &e).unwrap().finish().unwrap();
+        write(&dir, seq, "t", &vec![(0, seq as i64)], &e.durable_snapshot()).unwrap().finish().unwrap();
     }
-    write(&dir, 5, "t", &vec![(0, 5)], &e).unwrap(); // crashed before rename
+    write(&dir, 5, "t", &vec![(0, 5)], &e.durable_snapshot()).unwrap(); // crashed before rename
     assert_eq!(list(&dir, "bin").unwrap().iter().map(|(s, _)| *s).collect::<Vec<_>>(), [4, 3]);
     let (r, _) = restore(&dir, Limits::default()).unwrap();
     assert_eq!(r.unwrap().offsets, vec![(0, 4)]);
@@ -61,8 +56,8 @@ type Damage = Box<dyn Fn(&mut Vec<u8>)>;
 fn damaged(name: &str, damage: impl Fn(&mut Vec<u8>)) -> (Option<Restored>, RestoreReport) {
     let dir = tempdir(name);
     let e = engine();
-    write(&dir, 1, "t", &vec![(0, 1)], &e).unwrap().finish().unwrap();
-    write(&dir, 2, "t", &vec![(0, 2)], &e).unwrap().finish().unwrap();
+    write(&dir, 1, "t", &vec![(0, 1)], &e.durable_snapshot()).unwrap().finish().unwrap();
+    write(&dir, 2, "t", &vec![(0, 2)], &e.durable_snapshot()).unwrap().finish().unwrap();
     let newest = path(&dir, 2, "bin");
     let mut bytes = fs::read(&newest).unwrap();
     damage(&mut bytes);

@@ -106,16 +106,18 @@ impl Checkpointer {
         }
         self.next_at = now + self.interval;
         let started = Instant::now();
-        let pending = match self.write(engine, offsets) {
-            Ok(p) => p,
-            Err(error) => {
-                CheckpointFailed { error: &error, last: false }.emit(m);
-                return None;
-            }
-        };
+        // The only pause of the consume loop: taking the snapshot (a pointer
+        // per chunk). Serializing, fsync and rename happen on the thread.
+        let state = engine.durable_snapshot();
+        let pause = started.elapsed();
+        let (seq, dir, topic, offsets) = (self.next_seq(), self.dir.clone(), self.topic.clone(), offsets.clone());
         let (tx, done) = mpsc::channel();
         let spawned = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
-            let _ = tx.send(pending.finish());
+            let written = checkpoint::write(&dir, seq, &topic, &offsets, &state).and_then(Pending::finish);
+            let _ = tx.send(written.map(|mut p| {
+                p.pause = pause;
+                p
+            }));
         });
         match spawned {
             Ok(_) => self.in_flight = Some(InFlight { started, done }),
@@ -134,10 +136,14 @@ impl Checkpointer {
         finished(started, self.write(engine, offsets).and_then(Pending::finish), true, m)
     }
 
-    fn write(&mut self, engine: &Engine, offsets: &Offsets) -> std::io::Result<Pending> {
-        let seq = self.seq;
+    fn next_seq(&mut self) -> u64 {
         self.seq += 1;
-        checkpoint::write(&self.dir, seq, &self.topic, offsets, engine)
+        self.seq - 1
+    }
+
+    fn write(&mut self, engine: &Engine, offsets: &Offsets) -> std::io::Result<Pending> {
+        let seq = self.next_seq();
+        checkpoint::write(&self.dir, seq, &self.topic, offsets, &engine.durable_snapshot())
     }
 }
 

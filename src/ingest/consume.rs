@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use engagement_core::engine::{Engine, Outcome};
-use engagement_core::event::{DecodeContext, Invalid, decode};
+use engagement_core::engine::{Engine, Message, Outcome};
+use engagement_core::event::{DecodeContext, Invalid};
 use engagement_core::view::View;
 
 use super::checkpoints::{Checkpointer, Restored};
@@ -42,15 +42,22 @@ struct Applier {
     cx: DecodeContext,
     /// Outcomes not yet flushed to the metrics, in `Outcome::EACH` order.
     tally: [u64; Outcome::EACH.len()],
+    /// The last batch's results (kept to reuse the allocation).
+    results: Vec<Result<Outcome, Invalid>>,
     parts: Arc<Parts>,
 }
 
 impl Applier {
+    /// Decodes and applies a batch at once (the engine overlaps the memory
+    /// accesses of consecutive events), then counts and dead-letters.
     fn apply(&mut self, batch: &[Record<'_>]) {
-        for r in batch {
-            let cx = DecodeContext { message_time: r.timestamp, ..self.cx };
-            let outcome = match decode(r.payload, &cx) {
-                Ok(ev) => self.engine.apply(&ev),
+        self.results.clear();
+        let messages = batch.iter().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
+        self.engine.apply_batch(messages, &self.cx, &mut self.results);
+        let results = std::mem::take(&mut self.results);
+        for (r, result) in batch.iter().zip(&results) {
+            let outcome = match *result {
+                Ok(outcome) => outcome,
                 Err(Invalid(reason)) => {
                     self.not_applied(r, NotApplied::Invalid(reason));
                     Outcome::Invalid
@@ -61,6 +68,7 @@ impl Applier {
             }
             self.tally[outcome.index()] += 1;
         }
+        self.results = results;
     }
 
     /// Counts, logs and dead-letters an event that changed nothing.
@@ -115,7 +123,13 @@ impl<S: Source> Consume<S> {
         parts.status.send_replace(Readiness::Starting);
         Consume {
             source,
-            applier: Applier { engine: restored.engine, cx, tally: Default::default(), parts: parts.clone() },
+            applier: Applier {
+                engine: restored.engine,
+                cx,
+                tally: Default::default(),
+                results: Vec::new(),
+                parts: parts.clone(),
+            },
             progress: Progress::new(parts.config.ranking.ready_max_lag),
             checkpointer: restored.checkpointer,
             start: restored.start,

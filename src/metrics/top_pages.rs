@@ -6,7 +6,7 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
-use engagement_core::ranking::{Metric as RankBy, top};
+use engagement_core::ranking::{Filter, Metric as RankBy};
 use engagement_core::window::Window;
 
 use crate::published::{ViewRx, latest};
@@ -77,10 +77,10 @@ impl Collector for TopPages {
             let (Some(t), Some(label)) = (view.table(w), w.label()) else {
                 continue;
             };
-            for (rank, row) in top(&t.rows, RankBy::Interactions, 0, self.top_n) {
-                let p = &view.pages[row.page as usize];
-                interactions.push(gauge([label, &p.platform, &p.id], row.totals.interactions() as f64));
-                ranks.push(gauge([label, &p.platform, &p.id], f64::from(rank)));
+            for (rank, row) in view.ranking(t, RankBy::Interactions, &Filter::All, 0, self.top_n) {
+                let p = view.page(row.page);
+                interactions.push(gauge([label, p.platform, p.id], row.totals.interactions() as f64));
+                ranks.push(gauge([label, p.platform, p.id], f64::from(rank)));
             }
         }
         vec![family(INTERACTIONS, interactions), family(RANK, ranks)]

@@ -1,39 +1,47 @@
-//! The per-post table: one 36-byte packed record per tracked post plus a
-//! 4-byte slot in a hash index. This is the structure that grows with input,
-//! so its layout is chosen for bytes per post (target ≤ 48, measured by the
-//! `engine` bench with a counting allocator).
+//! The post table: one 32-byte record per tracked post, stored in chunks
+//! that each belong to one publication day, and a 4-byte entry in an
+//! [`Index`]. Grouping by publication day is what lets the rolling window
+//! and retention work per day instead of scanning every post; the chunks
+//! are shared copy-on-write, so a checkpoint snapshot is a list of pointers.
 //!
-//! A post is identified by its page (a dense page index) and a 52-bit hash of
-//! its `post_id`. Two posts of the *same page* whose ids collide in 52 bits
-//! would be merged; the chance is about n²/2^53 for a page with n posts
-//! (≈ 1e-6 at 100,000 posts on one page).
+//! A post is identified by its page (a dense page number) and a 52-bit hash
+//! of its `post_id`. Two posts of the *same page* whose ids collide in 52
+//! bits would be merged; the chance is about n²/2^53 for a page with n
+//! posts (≈ 1e-6 at 100,000 posts on one page).
 //!
-//! Record layout, 9 × u32 (bits, low to high):
-//! - `a` (w0,w1): id hash 52 | page bits 0..12
-//! - `b` (w2,w3): published 47 | page bits 12..23 | kind 1 | big 1 | seen-delta bits 0..4
-//! - `c` (w4):    seen-delta bits 4..36 (observed − published, ms; < 795 days)
-//! - w5..w8: reactions, comments, shares, views as u32; a post with any count
-//!   above u32::MAX has `big` set and keeps its counts in a side map.
+//! Record, 4 × u64 (bits, low to high):
+//! - `a`: id hash 52 | page bits 0..12
+//! - `b`: page bits 12..23 | published within its day 27 | seen bits 0..24 | kind 1 | big 1
+//! - `c`: seen bits 24..36 | reactions 28 | comments bits 0..24
+//! - `d`: comments bits 24..28 | shares 28 | views 32
+//!
+//! "seen" is observed − published in ms (< 2^36 ms ≈ 795 days). A post with
+//! reactions, comments or shares of 2^28 or more, or views of 2^32 or more,
+//! has `big` set and keeps its counts in a side map.
 
-use std::io::{self, Read, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use hashbrown::HashTable;
-
-use crate::codec::{DecodeError, Reader, Writer};
+use super::column::{CHUNK, prefetch};
+use super::index::Index;
 use crate::event::{Counts, Tracking};
-use crate::window::Millis;
+use crate::window::{DAY_MS, Millis};
 
 /// Bits of the post-id hash kept per record.
 pub const HASH_BITS: u32 = 52;
 const HASH_MASK: u64 = (1 << HASH_BITS) - 1;
-/// Pages are addressed with 23 bits; the all-ones value marks a free slot.
+/// Pages are addressed with 23 bits.
 pub const MAX_PAGES: u32 = (1 << 23) - 1;
-const FREE_PAGE: u32 = MAX_PAGES;
-/// Largest observed − published distance a record holds: 2^36 ms ≈ 795 days,
-/// more than the 8 quarters the longest allowed retention spans.
+/// Largest observed − published distance a record holds: 2^36 ms ≈ 795
+/// days, more than the 8 quarters the longest allowed retention spans.
 pub const MAX_SEEN_DELTA: Millis = (1 << 36) - 1;
-const CHUNK: usize = 1 << 16;
-const NONE: u32 = u32::MAX;
+/// Bits of a slot number (the index's id bits).
+pub const SLOT_BITS: u32 = 27;
+/// Most posts the table can hold: slot numbers also cover the unused tail
+/// of each day's last chunk, hence the margin below 2^27.
+pub const MAX_POSTS: u32 = 125_000_000;
+
+const SMALL_COUNT: u64 = (1 << 28) - 1;
 
 /// A post, unpacked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,99 +59,195 @@ pub fn post_hash(post_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(post_id.as_bytes()) & HASH_MASK
 }
 
-#[derive(Clone, Copy, Default)]
-#[repr(C)]
-struct Packed([u32; 9]);
+/// The index key of a post: its page's key mixed with its hash.
+pub fn post_key(page_key: u64, hash: u64) -> u64 {
+    let mut x = page_key ^ hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 33)
+}
 
-impl Packed {
-    fn a(&self) -> u64 {
-        u64::from(self.0[0]) | u64::from(self.0[1]) << 32
-    }
-    fn b(&self) -> u64 {
-        u64::from(self.0[2]) | u64::from(self.0[3]) << 32
-    }
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(super) struct Rec(pub(super) [u64; 4]);
+
+impl Rec {
     fn page(&self) -> u32 {
-        ((self.a() >> 52) | (self.b() >> 47 & 0x7ff) << 12) as u32
-    }
-    fn hash(&self) -> u64 {
-        self.a() & HASH_MASK
-    }
-    fn is_big(&self) -> bool {
-        self.b() >> 59 & 1 == 1
+        ((self.0[0] >> 52) | (self.0[1] & 0x7ff) << 12) as u32
     }
 
-    fn pack(p: &Post, big: bool) -> Packed {
-        debug_assert!(p.page < FREE_PAGE && p.hash <= HASH_MASK);
+    pub(super) fn page_of(&self) -> u32 {
+        self.page()
+    }
+
+    fn hash(&self) -> u64 {
+        self.0[0] & HASH_MASK
+    }
+
+    fn is_big(&self) -> bool {
+        self.0[1] >> 63 == 1
+    }
+
+    fn in_day(&self) -> Millis {
+        (self.0[1] >> 11 & ((1 << 27) - 1)) as Millis
+    }
+
+    fn pack(p: &Post, day_start: Millis, big: bool) -> Rec {
+        debug_assert!(p.page < MAX_PAGES && p.hash <= HASH_MASK);
         let seen = (p.observed - p.published).clamp(0, MAX_SEEN_DELTA) as u64;
+        let in_day = (p.published - day_start) as u64;
         let page = u64::from(p.page);
-        let a = p.hash | (page & 0xfff) << 52;
-        let b = p.published as u64
-            | (page >> 12) << 47
-            | u64::from(p.kind == Tracking::Delta) << 58
-            | u64::from(big) << 59
-            | (seen & 0xf) << 60;
-        let small = |n: u64| if big { 0 } else { n as u32 };
-        Packed([
-            a as u32,
-            (a >> 32) as u32,
-            b as u32,
-            (b >> 32) as u32,
-            (seen >> 4) as u32,
-            small(p.counts.reactions),
-            small(p.counts.comments),
-            small(p.counts.shares),
-            small(p.counts.views),
+        let small = |n: u64| if big { 0 } else { n };
+        let (r, c, s, v) =
+            (small(p.counts.reactions), small(p.counts.comments), small(p.counts.shares), small(p.counts.views));
+        Rec([
+            p.hash | (page & 0xfff) << 52,
+            page >> 12
+                | in_day << 11
+                | (seen & 0xff_ffff) << 38
+                | u64::from(p.kind == Tracking::Delta) << 62
+                | u64::from(big) << 63,
+            seen >> 24 | r << 12 | (c & 0xff_ffff) << 40,
+            c >> 24 | s << 4 | v << 32,
         ])
     }
 
-    fn unpack(&self, big: Option<&Counts>) -> Post {
-        let b = self.b();
-        let published = (b & ((1 << 47) - 1)) as Millis;
-        let seen = (b >> 60) as Millis | Millis::from(self.0[4]) << 4;
-        let w = &self.0;
+    fn unpack(&self, day_start: Millis, big: Option<&Counts>) -> Post {
+        let [_, b, c, d] = self.0;
+        let published = day_start + self.in_day();
+        let seen = (b >> 38 & 0xff_ffff | (c & 0xfff) << 24) as Millis;
         Post {
             page: self.page(),
             hash: self.hash(),
-            kind: if b >> 58 & 1 == 1 { Tracking::Delta } else { Tracking::Snapshot },
+            kind: if b >> 62 & 1 == 1 { Tracking::Delta } else { Tracking::Snapshot },
             published,
             observed: published + seen,
             counts: big.copied().unwrap_or(Counts {
-                reactions: w[5].into(),
-                comments: w[6].into(),
-                shares: w[7].into(),
-                views: w[8].into(),
+                reactions: c >> 12 & SMALL_COUNT,
+                comments: c >> 40 | (d & 0xf) << 24,
+                shares: d >> 4 & SMALL_COUNT,
+                views: d >> 32,
             }),
         }
     }
 }
 
 fn needs_big(c: &Counts) -> bool {
-    let max = u64::from(u32::MAX);
-    c.reactions > max || c.comments > max || c.shares > max || c.views > max
+    c.reactions > SMALL_COUNT || c.comments > SMALL_COUNT || c.shares > SMALL_COUNT || c.views > u64::from(u32::MAX)
 }
 
-/// Index hash of a (page, id hash) pair: a 64-bit finaliser so that the
-/// high bits hashbrown uses for its control bytes vary too.
-fn index_hash(page: u32, hash: u64) -> u64 {
-    let mut x = hash ^ u64::from(page).rotate_right(12);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
+/// One chunk of records; cloning keeps the full capacity.
+#[derive(Debug)]
+pub(super) struct Chunk(pub(super) Vec<Rec>);
+
+impl Clone for Chunk {
+    fn clone(&self) -> Chunk {
+        let mut v = Vec::with_capacity(CHUNK);
+        v.extend_from_slice(&self.0);
+        Chunk(v)
+    }
 }
 
-/// Where a post lives; valid until the post is removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot(u32);
+/// The day a chunk belongs to, by chunk number.
+pub(super) type Day = i32;
+
+pub fn day_of(ms: Millis) -> Day {
+    ms.div_euclid(DAY_MS) as Day
+}
+
+fn day_start(day: Day) -> Millis {
+    Millis::from(day) * DAY_MS
+}
+
+/// Where post records live: chunks by publication day. Shared with
+/// snapshots chunk by chunk.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Arena {
+    pub(super) chunks: Vec<Option<Arc<Chunk>>>,
+    pub(super) day_of_chunk: Vec<Day>,
+    /// Chunk numbers of each day, in allocation order (the last one is the
+    /// one being filled).
+    pub(super) days: BTreeMap<Day, Vec<u32>>,
+    /// Each day's chunk being filled: the per-insert lookup, kept out of
+    /// the ordered map.
+    open: HashMap<Day, u32>,
+    free: Vec<u32>,
+}
+
+impl Arena {
+    fn rec(&self, slot: u32) -> &Rec {
+        let chunk = self.chunks[slot as usize / CHUNK].as_ref().expect("slot in a live chunk");
+        &chunk.0[slot as usize % CHUNK]
+    }
+
+    fn rec_mut(&mut self, slot: u32) -> &mut Rec {
+        let chunk = self.chunks[slot as usize / CHUNK].as_mut().expect("slot in a live chunk");
+        &mut Arc::make_mut(chunk).0[slot as usize % CHUNK]
+    }
+
+    fn day_start_of(&self, slot: u32) -> Millis {
+        day_start(self.day_of_chunk[slot as usize / CHUNK])
+    }
+
+    /// A fresh slot in `day`, or `None` past `max_slot`.
+    fn allocate(&mut self, day: Day, max_slot: u32) -> Option<u32> {
+        if let Some(&c) = self.open.get(&day) {
+            let len = self.chunks[c as usize].as_ref().map_or(CHUNK, |ch| ch.0.len());
+            if len < CHUNK {
+                let chunk = self.chunks[c as usize].as_mut().expect("open chunk is live");
+                Arc::make_mut(chunk).0.push(Rec::default());
+                return Some(c * CHUNK as u32 + len as u32);
+            }
+        }
+        let c = match self.free.pop() {
+            Some(c) => c,
+            None => {
+                let c = self.chunks.len() as u32;
+                if (c as usize + 1) * CHUNK > max_slot as usize + 1 {
+                    return None;
+                }
+                self.chunks.push(None);
+                self.day_of_chunk.push(0);
+                c
+            }
+        };
+        let mut records = Vec::with_capacity(CHUNK);
+        records.push(Rec::default());
+        self.chunks[c as usize] = Some(Arc::new(Chunk(records)));
+        self.day_of_chunk[c as usize] = day;
+        self.days.entry(day).or_default().push(c);
+        self.open.insert(day, c);
+        Some(c * CHUNK as u32)
+    }
+
+    /// Slots of one day with their records.
+    pub(super) fn day(&self, day: Day) -> impl Iterator<Item = (u32, &Rec)> {
+        let chunks = self.days.get(&day).map(Vec::as_slice).unwrap_or_default();
+        chunks.iter().flat_map(move |&c| {
+            let recs = self.chunks[c as usize].as_ref().map(|ch| ch.0.as_slice()).unwrap_or_default();
+            recs.iter().enumerate().map(move |(i, r)| (c * CHUNK as u32 + i as u32, r))
+        })
+    }
+}
+
+fn read(arena: &Arena, big: &HashMap<u32, Counts>, slot: u32) -> Post {
+    let rec = arena.rec(slot);
+    let counts = if rec.is_big() { big.get(&slot) } else { None };
+    rec.unpack(arena.day_start_of(slot), counts)
+}
 
 /// The table of tracked posts.
-#[derive(Default)]
+#[derive(Debug, Clone)]
 pub struct PostTable {
-    index: HashTable<u32>,
-    chunks: Vec<Vec<Packed>>,
-    free_head: Option<u32>,
+    index: Index,
+    pub(super) arena: Arena,
+    pub(super) big: HashMap<u32, Counts>,
     live: usize,
-    big: std::collections::HashMap<u32, Counts>,
+}
+
+impl Default for PostTable {
+    fn default() -> PostTable {
+        PostTable { index: Index::new(SLOT_BITS), arena: Arena::default(), big: HashMap::new(), live: 0 }
+    }
 }
 
 impl PostTable {
@@ -151,210 +255,156 @@ impl PostTable {
         self.live
     }
 
-    fn at(&self, i: u32) -> &Packed {
-        &self.chunks[i as usize / CHUNK][i as usize % CHUNK]
+    fn read(&self, slot: u32) -> Post {
+        read(&self.arena, &self.big, slot)
     }
 
-    fn at_mut(&mut self, i: u32) -> &mut Packed {
-        &mut self.chunks[i as usize / CHUNK][i as usize % CHUNK]
+    /// Hints the CPU to load the index bucket of `key`.
+    #[inline]
+    pub fn prefetch_bucket(&self, key: u64) {
+        self.index.prefetch(key);
     }
 
-    fn read(&self, i: u32) -> Post {
-        let rec = self.at(i);
-        rec.unpack(if rec.is_big() { self.big.get(&i) } else { None })
+    /// Hints the CPU to load the record in `slot`.
+    #[inline]
+    pub fn prefetch_slot(&self, slot: u32) {
+        if let Some(Some(chunk)) = self.arena.chunks.get(slot as usize / CHUNK) {
+            if let Some(rec) = chunk.0.get(slot as usize % CHUNK) {
+                prefetch(rec);
+            }
+        }
     }
 
-    pub fn find(&self, page: u32, hash: u64) -> Option<(Slot, Post)> {
-        let h = index_hash(page, hash);
-        let i = *self.index.find(h, |&i| {
-            let r = self.at(i);
+    /// Hints the CPU to load the record `key` probably refers to.
+    #[inline]
+    pub fn prefetch_record(&self, key: u64) {
+        if let Some(slot) = self.index.guess(key) {
+            self.prefetch_slot(slot);
+        }
+    }
+
+    pub fn find(&self, key: u64, page: u32, hash: u64) -> Option<(u32, Post)> {
+        let arena = &self.arena;
+        let slot = self.index.find(key, |s| {
+            let r = arena.rec(s);
             r.hash() == hash && r.page() == page
         })?;
-        Some((Slot(i), self.read(i)))
+        Some((slot, self.read(slot)))
     }
 
-    /// Adds a post that [`find`](Self::find) did not return.
-    pub fn insert(&mut self, post: &Post) -> Slot {
-        let i = self.allocate();
-        self.write(i, post);
-        let Self { index, chunks, .. } = self;
-        index.insert_unique(index_hash(post.page, post.hash), i, |&j| {
-            let r = &chunks[j as usize / CHUNK][j as usize % CHUNK];
-            index_hash(r.page(), r.hash())
-        });
+    /// Adds a post that [`find`](Self::find) did not return; `None` when no
+    /// slot number is left. `key_of` gives the key of a stored slot.
+    pub fn insert(&mut self, key: u64, post: &Post, key_of: impl Fn(&Post) -> u64) -> Option<u32> {
+        let slot = self.arena.allocate(day_of(post.published), self.index.max_id())?;
+        self.write(slot, post);
+        let Self { index, arena, big, .. } = self;
+        index.insert(key, slot, |s| key_of(&read(arena, big, s)));
         self.live += 1;
-        Slot(i)
+        Some(slot)
     }
 
-    /// Adds `post` unless a post with its page and hash exists, with one
-    /// probe of the index (restoring a checkpoint inserts millions).
-    fn insert_new(&mut self, post: &Post) -> bool {
-        let i = self.allocate();
-        self.write(i, post);
-        let Self { index, chunks, .. } = self;
-        let at = |j: u32| &chunks[j as usize / CHUNK][j as usize % CHUNK];
-        let same = |&j: &u32| at(j).hash() == post.hash && at(j).page() == post.page;
-        let hasher = |&j: &u32| index_hash(at(j).page(), at(j).hash());
-        match index.entry(index_hash(post.page, post.hash), same, hasher) {
-            hashbrown::hash_table::Entry::Occupied(_) => {
-                self.remove_slot(i);
-                false
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(i);
-                self.live += 1;
-                true
-            }
+    /// Adds a record read from a checkpoint to `day`, without indexing it
+    /// ([`index_all`](Self::index_all) does, once every record is in).
+    pub(super) fn restore(&mut self, day: Day, rec: Rec, big: Option<Counts>) -> Option<u32> {
+        if rec.in_day() >= DAY_MS || rec.is_big() != big.is_some() {
+            return None;
         }
-    }
-
-    /// Replaces the post in `slot`; its page and hash must not change.
-    pub fn update(&mut self, slot: Slot, post: &Post) {
-        debug_assert_eq!((self.at(slot.0).page(), self.at(slot.0).hash()), (post.page, post.hash));
-        self.write(slot.0, post);
-    }
-
-    fn write(&mut self, i: u32, post: &Post) {
-        let big = needs_big(&post.counts);
-        *self.at_mut(i) = Packed::pack(post, big);
-        if big {
-            self.big.insert(i, post.counts);
-        } else if !self.big.is_empty() {
-            self.big.remove(&i);
+        let slot = self.arena.allocate(day, self.index.max_id())?;
+        *self.arena.rec_mut(slot) = rec;
+        if let Some(counts) = big {
+            self.big.insert(slot, counts);
         }
+        self.live += 1;
+        Some(slot)
     }
 
-    fn allocate(&mut self) -> u32 {
-        if let Some(i) = self.free_head {
-            let next = self.at(i).0[0];
-            self.free_head = (next != NONE).then_some(next);
-            return i;
-        }
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let chunk = self.chunks.len() - 1;
-        let last = &mut self.chunks[chunk];
-        last.push(Packed::default());
-        (chunk * CHUNK + last.len() - 1) as u32
-    }
-
-    /// Removes every post for which `expired` is true and returns them.
-    pub fn remove_where(&mut self, mut expired: impl FnMut(&Post) -> bool) -> Vec<Post> {
-        let mut removed = Vec::new();
-        for i in 0..self.slots() {
-            if self.at(i).page() == FREE_PAGE {
-                continue;
-            }
-            let post = self.read(i);
-            if expired(&post) {
-                self.remove(i, &post);
-                removed.push(post);
-            }
-        }
-        removed
-    }
-
-    fn remove(&mut self, i: u32, post: &Post) {
-        let h = index_hash(post.page, post.hash);
-        if let Ok(entry) = self.index.find_entry(h, |&j| j == i) {
-            entry.remove();
-        }
-        self.remove_slot(i);
-        self.live -= 1;
-    }
-
-    /// Puts slot `i` on the free list (its index entry is already gone).
-    fn remove_slot(&mut self, i: u32) {
-        self.big.remove(&i);
-        let mut free = Packed::default();
-        free.0[0] = self.free_head.unwrap_or(NONE);
-        free.0[3] = u32::MAX; // page bits all ones: a free slot
-        free.0[1] = u32::MAX;
-        *self.at_mut(i) = free;
-        self.free_head = Some(i);
-    }
-
-    fn slots(&self) -> u32 {
-        self.chunks.iter().map(Vec::len).sum::<usize>() as u32
-    }
-
-    /// Every live post, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = Post> + '_ {
-        (0..self.slots()).filter(|&i| self.at(i).page() != FREE_PAGE).map(|i| self.read(i))
-    }
-
-    /// Heap bytes held, from capacities (the bench checks it against a
-    /// counting allocator).
-    pub fn heap_bytes(&self) -> usize {
-        let records = self.chunks.iter().map(Vec::capacity).sum::<usize>() * size_of::<Packed>();
-        let index = (self.index.capacity() * 8 / 7).next_power_of_two() * (size_of::<u32>() + 1);
-        let big = self.big.capacity() * (size_of::<u32>() + size_of::<Counts>() + 1);
-        records + index + big + self.chunks.capacity() * size_of::<Vec<Packed>>()
-    }
-}
-
-impl PostTable {
-    /// Writes every live post: the 36-byte record, then its 32 bytes of
-    /// counts when they live in the side map.
-    pub(super) fn encode<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
-        w.len(self.live)?;
-        let mut buf = [0u8; 36];
-        for i in 0..self.slots() {
-            let rec = self.at(i);
-            if rec.page() == FREE_PAGE {
-                continue;
-            }
-            for (chunk, word) in buf.chunks_exact_mut(4).zip(rec.0) {
-                chunk.copy_from_slice(&word.to_le_bytes());
-            }
-            w.bytes(&buf)?;
-            if rec.is_big() {
-                let c = self.big.get(&i).copied().unwrap_or_default();
-                for v in [c.reactions, c.comments, c.shares, c.views] {
-                    w.u64(v)?;
+    /// Indexes every record, sizing the index once for all of them.
+    pub(super) fn index_all(&mut self, key_of: impl Fn(&Post) -> u64) -> Result<(), &'static str> {
+        let Self { index, arena, big, .. } = self;
+        index.reserve(self.live, |s| key_of(&read(arena, big, s)));
+        for day in arena.days.keys() {
+            for (slot, rec) in arena.day(*day) {
+                let post = read(arena, big, slot);
+                let key = key_of(&post);
+                if index.find(key, |s| arena.rec(s).hash() == rec.hash() && arena.rec(s).page() == rec.page()).is_some()
+                {
+                    return Err("post repeated");
                 }
+                index.insert(key, slot, |s| key_of(&read(arena, big, s)));
             }
         }
         Ok(())
     }
 
-    /// Reads what [`encode`](Self::encode) wrote. `page_ok` says whether a
-    /// page index refers to a restored page.
-    /// Reads what [`encode`](Self::encode) wrote. `page_ok` says whether a
-    /// page index refers to a restored page; posts `retained` refuses are
-    /// skipped (they fell out of retention).
-    pub(super) fn decode<R: Read>(
-        r: &mut Reader<R>,
-        max_posts: usize,
-        page_ok: impl Fn(u32) -> bool,
-        retained: impl Fn(&Post) -> bool,
-    ) -> Result<PostTable, DecodeError> {
-        let n = r.len(max_posts, "post count")?;
-        let mut table = PostTable::default();
-        table.index.reserve(n, |_| 0);
-        let mut buf = [0u8; 36];
-        for _ in 0..n {
-            r.bytes(&mut buf)?;
-            let mut words = [0u32; 9];
-            for (word, chunk) in words.iter_mut().zip(buf.chunks_exact(4)) {
-                *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            }
-            let rec = Packed(words);
-            let big = if rec.is_big() {
-                Some(Counts { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()? })
-            } else {
-                None
-            };
-            let post = rec.unpack(big.as_ref());
-            if !page_ok(post.page) {
-                return Err(DecodeError::Range("post page"));
-            }
-            if retained(&post) && !table.insert_new(&post) {
-                return Err(DecodeError::Range("post repeated"));
-            }
+    /// Replaces the post in `slot`; its page, hash and day must not change.
+    pub fn update(&mut self, slot: u32, post: &Post) {
+        self.write(slot, post);
+    }
+
+    fn write(&mut self, slot: u32, post: &Post) {
+        let big = needs_big(&post.counts);
+        let start = self.arena.day_start_of(slot);
+        *self.arena.rec_mut(slot) = Rec::pack(post, start, big);
+        if big {
+            self.big.insert(slot, post.counts);
+        } else if !self.big.is_empty() {
+            self.big.remove(&slot);
         }
-        Ok(table)
+    }
+
+    /// The posts published on `day`, with their slots.
+    pub fn day(&self, day: Day) -> impl Iterator<Item = (u32, Post)> + '_ {
+        let start = day_start(day);
+        self.arena.day(day).map(move |(slot, rec)| {
+            let big = if rec.is_big() { self.big.get(&slot) } else { None };
+            (slot, rec.unpack(start, big))
+        })
+    }
+
+    pub fn has_day(&self, day: Day) -> bool {
+        self.arena.days.contains_key(&day)
+    }
+
+    /// The first day after `day` that holds posts.
+    pub fn next_day_after(&self, day: Day) -> Option<Day> {
+        self.arena.days.range(day + 1..).next().map(|(d, _)| *d)
+    }
+
+    /// The counts of the post in `slot`.
+    pub fn counts(&self, slot: u32) -> Counts {
+        self.read(slot).counts
+    }
+
+    /// The first day that holds posts.
+    pub fn first_day(&self) -> Option<Day> {
+        self.arena.days.keys().next().copied()
+    }
+
+    /// Removes every post of `day`; `key_of` gives each one's index key.
+    pub fn remove_day(&mut self, day: Day, key_of: impl Fn(&Post) -> u64) {
+        let posts: Vec<(u32, Post)> = self.day(day).collect();
+        for (slot, post) in &posts {
+            self.index.remove(key_of(post), *slot);
+            self.big.remove(slot);
+        }
+        self.live -= posts.len();
+        self.arena.open.remove(&day);
+        for c in self.arena.days.remove(&day).unwrap_or_default() {
+            self.arena.chunks[c as usize] = None;
+            self.arena.free.push(c);
+        }
+    }
+
+    /// Every live post, by day.
+    pub fn iter(&self) -> impl Iterator<Item = Post> + '_ {
+        self.arena.days.keys().flat_map(move |d| self.day(*d).map(|(_, p)| p))
+    }
+
+    /// Heap bytes held, from capacities.
+    pub fn heap_bytes(&self) -> usize {
+        let chunks = self.arena.chunks.iter().flatten().count() * CHUNK * size_of::<Rec>();
+        let big = self.big.capacity() * (size_of::<u32>() + size_of::<Counts>() + 1);
+        chunks + big + self.index.heap_bytes() + self.arena.chunks.capacity() * 12
     }
 }
 
@@ -373,68 +423,78 @@ mod tests {
         }
     }
 
+    fn key(p: &Post) -> u64 {
+        post_key(u64::from(p.page), p.hash)
+    }
+
     #[test]
-    fn record_is_36_bytes() {
-        assert_eq!(size_of::<Packed>(), 36);
+    fn record_is_32_bytes() {
+        assert_eq!(size_of::<Rec>(), 32);
     }
 
     #[test]
     fn packing_round_trips_at_the_extremes() {
+        let day = 20_000 * DAY_MS;
         let cases = [
-            post(0, "a", 0, 0, 0),
-            post(MAX_PAGES - 1, "b", (1 << 47) - 1 - MAX_SEEN_DELTA, (1 << 47) - 1, u32::MAX.into()),
+            post(0, "a", day, day, 0),
+            post(MAX_PAGES - 1, "b", day + DAY_MS - 1, day + DAY_MS - 1 + MAX_SEEN_DELTA, SMALL_COUNT),
             Post {
                 kind: Tracking::Delta,
-                ..post(4_000_000, "c", 1_752_487_200_123, 1_752_487_200_123 + MAX_SEEN_DELTA, 7)
+                counts: Counts { reactions: 1, comments: SMALL_COUNT, shares: SMALL_COUNT, views: u64::from(u32::MAX) },
+                ..post(4_000_000, "c", day + 123, day + 456, 7)
             },
         ];
         for p in cases {
-            assert_eq!(Packed::pack(&p, false).unpack(None), p);
+            assert_eq!(Rec::pack(&p, day, false).unpack(day, None), p);
         }
     }
 
     #[test]
-    fn insert_find_update_remove() {
+    fn insert_find_update_by_day_and_remove_a_day() {
         let mut t = PostTable::default();
-        let a = post(1, "a", 10, 20, 5);
-        let b = post(2, "a", 10, 20, 6);
-        let sa = t.insert(&a);
-        t.insert(&b);
-        assert_eq!(t.find(1, a.hash), Some((sa, a)));
-        assert_eq!(t.find(2, a.hash).unwrap().1, b, "same id on another page is another post");
-        let a2 = Post { observed: 30, counts: Counts { reactions: 9, ..a.counts }, ..a };
+        let (d1, d2) = (20_000 * DAY_MS, 20_001 * DAY_MS);
+        let a = post(1, "a", d1 + 5, d1 + 10, 5);
+        let b = post(2, "a", d2 + 5, d2 + 10, 6);
+        let sa = t.insert(key(&a), &a, key).unwrap();
+        t.insert(key(&b), &b, key).unwrap();
+        assert_eq!(t.find(key(&a), 1, a.hash), Some((sa, a)));
+        assert_eq!(t.find(key(&b), 2, a.hash).unwrap().1, b, "same id on another page is another post");
+        let a2 = Post { observed: d1 + 30, counts: Counts { reactions: 9, ..a.counts }, ..a };
         t.update(sa, &a2);
-        assert_eq!(t.find(1, a.hash).unwrap().1, a2);
-        let removed = t.remove_where(|p| p.page == 1);
-        assert_eq!((removed, t.len()), (vec![a2], 1));
-        assert_eq!(t.find(1, a.hash), None);
-        let c = post(3, "c", 1, 2, 3);
-        let sc = t.insert(&c);
-        assert_eq!(sc, sa, "freed slots are reused");
-        assert_eq!(t.iter().collect::<Vec<_>>(), vec![c, b]);
+        assert_eq!(t.find(key(&a), 1, a.hash).unwrap().1, a2);
+        assert_eq!(t.day(day_of(d1)).map(|(_, p)| p).collect::<Vec<_>>(), vec![a2]);
+        assert_eq!((t.first_day(), t.next_day_after(day_of(d1))), (Some(day_of(d1)), Some(day_of(d2))));
+        t.remove_day(day_of(d1), key);
+        assert_eq!((t.len(), t.find(key(&a), 1, a.hash)), (1, None));
+        assert_eq!(t.iter().collect::<Vec<_>>(), vec![b]);
     }
 
     #[test]
-    fn counts_above_u32_live_in_the_side_map() {
+    fn counts_above_the_packed_width_live_in_the_side_map() {
         let mut t = PostTable::default();
-        let mut p = post(1, "x", 0, 1, (1 << 53) - 1);
+        let day = 20_000 * DAY_MS;
+        let mut p = post(1, "x", day, day + 1, (1 << 53) - 1);
         p.counts.views = 1 << 40;
-        let s = t.insert(&p);
-        assert_eq!(t.find(1, p.hash).unwrap().1, p);
+        let s = t.insert(key(&p), &p, key).unwrap();
+        assert_eq!(t.find(key(&p), 1, p.hash).unwrap().1, p);
         let small = Post { counts: Counts::default(), ..p };
         t.update(s, &small);
-        assert_eq!(t.find(1, p.hash).unwrap().1, small);
+        assert_eq!(t.find(key(&p), 1, p.hash).unwrap().1, small);
         assert!(t.big.is_empty());
     }
 
     #[test]
     fn many_posts_survive_index_growth() {
         let mut t = PostTable::default();
+        let day = 20_000 * DAY_MS;
         for i in 0..200_000u32 {
-            t.insert(&post(i % 1000, &i.to_string(), i.into(), i.into(), i.into()));
+            let p =
+                post(i % 1000, &i.to_string(), day + Millis::from(i % 50) * DAY_MS, day + 10 * DAY_MS * 10, i.into());
+            t.insert(key(&p), &p, key).unwrap();
         }
         for i in (0..200_000u32).step_by(7) {
-            let (_, p) = t.find(i % 1000, post_hash(&i.to_string())).unwrap();
+            let hash = post_hash(&i.to_string());
+            let (_, p) = t.find(post_key(u64::from(i % 1000), hash), i % 1000, hash).unwrap();
             assert_eq!(p.counts.reactions, u64::from(i));
         }
     }

@@ -20,7 +20,7 @@ fn seeded_view() -> View {
 }
 
 fn ids(view: &View, ranked: &[(u32, &Row)]) -> Vec<String> {
-    ranked.iter().map(|(_, r)| view.pages[r.page as usize].id.to_string()).collect()
+    ranked.iter().map(|(_, r)| view.page(r.page).id.to_string()).collect()
 }
 
 #[test]
@@ -38,7 +38,7 @@ fn the_spec_table_is_rebuilt_exactly_from_events() {
         );
     }
     assert_eq!(ranked[0].1.totals.interactions(), 26_243_488);
-    assert_eq!(v.pages[ranked[1].1.page as usize].name.as_deref(), Some(SEED_TABLE[1].name));
+    assert_eq!(v.page(ranked[1].1.page).name, Some(SEED_TABLE[1].name));
 }
 
 #[test]

@@ -1,0 +1,120 @@
+//! Applying a batch of messages: decode them all, then apply them in order
+//! while the memory the next ones will touch is already on its way.
+//!
+//! Each event touches a page and a post somewhere in a working set much
+//! larger than the caches; one at a time, every access is a stall. Here the
+//! index buckets of event `i + 2D` and the page and post records of event
+//! `i + D` are prefetched while event `i` is applied, so the misses
+//! overlap. Prefetching is only a hint: lookups are redone for real, in
+//! order, so the outcome is exactly that of applying one event at a time.
+
+use super::posts::{post_hash, post_key};
+use super::{Engine, Outcome};
+use crate::event::{DecodeContext, Event, Invalid, decode};
+use crate::window::Millis;
+
+/// Events between prefetching a record and using it.
+const DISTANCE: usize = 8;
+
+/// One message of a batch: its payload and its Kafka timestamp (the
+/// default `observed_at`).
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub payload: &'a [u8],
+    pub timestamp: Option<Millis>,
+}
+
+/// A decoded event with the keys its lookups will need.
+struct Prepared<'a> {
+    event: Result<Event<'a>, Invalid>,
+    /// The page's key, when its platform is already known.
+    page_key: Option<u64>,
+    post_key: Option<u64>,
+}
+
+/// Scratch space reused from batch to batch, so applying allocates
+/// nothing once it has grown to the batch size. Empty between batches.
+#[derive(Default)]
+pub struct Batch {
+    scratch: Vec<Prepared<'static>>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch").field("capacity", &self.scratch.capacity()).finish()
+    }
+}
+
+/// An empty vector of another lifetime reusing `v`'s allocation.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+}
+
+impl Engine {
+    /// Decodes and applies `messages` in order, appending one result per
+    /// message to `outcomes`: what became of it, or why it is invalid.
+    pub fn apply_batch<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = Message<'a>>,
+        cx: &DecodeContext,
+        outcomes: &mut Vec<Result<Outcome, Invalid>>,
+    ) {
+        let mut prepared: Vec<Prepared<'a>> = recycle(std::mem::take(&mut self.batch.scratch));
+        prepared.extend(messages.into_iter().map(|m| self.prepare(&m, cx)));
+        for i in 0..prepared.len() {
+            if let Some(p) = prepared.get(i + 3 * DISTANCE) {
+                self.prefetch_buckets(p);
+            }
+            if let Some(p) = prepared.get(i + 2 * DISTANCE) {
+                self.prefetch_records(p);
+            }
+            if let Some(p) = prepared.get(i + DISTANCE) {
+                self.prefetch_slots(p);
+            }
+            outcomes.push(match &prepared[i].event {
+                Ok(ev) => Ok(self.apply_keyed(ev, prepared[i].page_key)),
+                Err(invalid) => Err(*invalid),
+            });
+        }
+        self.batch.scratch = recycle(prepared);
+    }
+
+    fn prepare<'a>(&self, m: &Message<'a>, cx: &DecodeContext) -> Prepared<'a> {
+        let event = decode(m.payload, &DecodeContext { message_time: m.timestamp, ..*cx });
+        let page_key = event.as_ref().ok().and_then(|ev| {
+            let platform = self.pages.platform(&ev.platform)?;
+            Some(super::pages::page_key(platform, &ev.page_id))
+        });
+        let post_key = match (&event, page_key) {
+            (Ok(ev), Some(k)) => Some(post_key(k, post_hash(&ev.post_id))),
+            _ => None,
+        };
+        Prepared { event, page_key, post_key }
+    }
+
+    fn prefetch_buckets(&self, p: &Prepared<'_>) {
+        if let (Some(page), Some(post)) = (p.page_key, p.post_key) {
+            self.pages.prefetch_bucket(page);
+            self.posts.prefetch_bucket(post);
+        }
+    }
+
+    /// The page's slot in the current quarter and its top list, through
+    /// its state (prefetched a stage earlier).
+    fn prefetch_slots(&self, p: &Prepared<'_>) {
+        if let (Some(key), Some((q, _))) = (p.page_key, self.current) {
+            if let Some(page) = self.pages.guess(key) {
+                self.quarters.prefetch(q, self.pages.state(page).slots[self.quarters.position(q)]);
+                self.pages.prefetch_top(page);
+            }
+        }
+    }
+
+    fn prefetch_records(&self, p: &Prepared<'_>) {
+        if let (Some(page), Some(post)) = (p.page_key, p.post_key) {
+            self.pages.prefetch_page(page);
+            self.posts.prefetch_record(post);
+        }
+    }
+}

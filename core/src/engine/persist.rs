@@ -1,0 +1,352 @@
+//! The engine's part of a checkpoint: written from a [`Snapshot`] (so on
+//! another thread, while the engine goes on), read back into an engine.
+//!
+//! Layout (little-endian, lengths as u64, strings as u32 length + bytes):
+//! watermark; platforms; pages by number (platform, id, follower sample,
+//! name, top list; a freed number has platform 0xffff); quarter tables
+//! (slots); the two rolling-window edges; posts by publication day as raw
+//! 32-byte records (a record with large counts is followed by them); the
+//! remembered event ids per quarter.
+//!
+//! Reading trusts no count: every length is checked against its bound, and
+//! nothing is allocated ahead of the bytes actually read, so a damaged or
+//! hostile body fails with an error and bounded memory.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use compact_str::CompactString;
+
+use super::column::{CHUNK, Column};
+use super::pages::{Ident, TopList, TopPost};
+use super::posts::Rec;
+use super::quarters::{QuarterTable, Sample, Slot, Totals};
+use super::rolling::Edge;
+use super::snapshot::Snapshot;
+use super::{Engine, Limits};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::window::{Millis, Quarter};
+
+/// Format version of the engine state in a checkpoint.
+pub const STATE_VERSION: u32 = 2;
+const FREE: u16 = u16::MAX;
+
+fn write_sample<W: Write>(w: &mut Writer<W>, s: Sample) -> io::Result<()> {
+    w.i64(s.at)?;
+    w.u64(s.value)
+}
+
+fn read_sample<R: Read>(r: &mut Reader<R>) -> Result<Sample, DecodeError> {
+    Ok(Sample { at: r.i64()?, value: r.u64()? })
+}
+
+fn write_totals<W: Write>(w: &mut Writer<W>, t: &Totals) -> io::Result<()> {
+    for v in [t.reactions, t.comments, t.shares, t.views, t.posts] {
+        w.u64(v)?;
+    }
+    Ok(())
+}
+
+fn read_totals<R: Read>(r: &mut Reader<R>) -> Result<Totals, DecodeError> {
+    Ok(Totals { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()?, posts: r.u64()? })
+}
+
+impl Snapshot {
+    /// Writes the engine state. A snapshot taken for a view (without posts)
+    /// cannot be written: that is a bug, reported as an error.
+    pub fn encode<W: Write>(&self, out: W) -> io::Result<()> {
+        let durable = self.durable.as_ref().ok_or_else(|| io::Error::other("not a durable snapshot"))?;
+        let mut w = Writer(out);
+        match self.watermark {
+            None => w.u8(0)?,
+            Some(wm) => {
+                w.u8(1)?;
+                w.i64(wm)?;
+            }
+        }
+        w.len(self.platforms.len())?;
+        for p in &self.platforms {
+            w.str(p)?;
+        }
+        self.encode_pages(&mut w)?;
+        self.encode_quarters(&mut w)?;
+        self.encode_edges(&mut w)?;
+        encode_posts(&mut w, durable)?;
+        w.len(durable.event_ids.len())?;
+        for (q, log) in &durable.event_ids {
+            w.i32(q.index())?;
+            w.len(log.len())?;
+            for k in log.iter() {
+                w.u64(*k)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_pages<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        w.len(self.page_bound() as usize)?;
+        for p in 0..self.page_bound() {
+            let ident = self.ident(p);
+            w.u16(ident.platform)?;
+            if ident.platform == FREE {
+                continue;
+            }
+            w.str(&ident.id)?;
+            write_sample(w, self.followers(p).unwrap_or(Sample::NONE))?;
+            match self.name(p) {
+                None => w.u8(0)?,
+                Some(n) => {
+                    w.u8(1)?;
+                    w.i64(n.at)?;
+                    w.str(&n.name)?;
+                }
+            }
+            match self.top(p) {
+                None => w.u8(0)?,
+                Some(t) => {
+                    w.u8(1)?;
+                    w.i32(t.quarter.index())?;
+                    w.len(t.posts.len())?;
+                    for post in &t.posts {
+                        w.u64(post.hash)?;
+                        w.u64(post.interactions)?;
+                        w.str(&post.id)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_quarters<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        let tables = self.tables();
+        w.len(tables.len())?;
+        for t in tables {
+            w.i32(t.quarter.index())?;
+            w.len(t.slots.len())?;
+            for slot in t.slots.iter() {
+                w.u32(slot.page)?;
+                write_totals(w, &slot.totals())?;
+                write_sample(w, slot.followers)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_edges<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        let Some(edges) = &self.edges else {
+            return w.u8(0);
+        };
+        w.u8(1)?;
+        for e in edges {
+            w.i64(e.at)?;
+            w.i32(e.quarter.index())?;
+            let left = e.left();
+            w.len(left.len())?;
+            for t in left.iter() {
+                write_totals(w, t)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_posts<W: Write>(w: &mut Writer<W>, d: &super::snapshot::Durable) -> io::Result<()> {
+    w.len(d.arena.days.len())?;
+    let mut buf = [0u8; 32];
+    for (day, chunks) in &d.arena.days {
+        w.i32(*day)?;
+        let records: usize =
+            chunks.iter().map(|c| d.arena.chunks[*c as usize].as_ref().map_or(0, |ch| ch.0.len())).sum();
+        w.len(records)?;
+        for &c in chunks {
+            let Some(chunk) = &d.arena.chunks[c as usize] else { continue };
+            for (i, rec) in chunk.0.iter().enumerate() {
+                for (bytes, word) in buf.chunks_exact_mut(8).zip(rec.0) {
+                    bytes.copy_from_slice(&word.to_le_bytes());
+                }
+                w.bytes(&buf)?;
+                if rec.0[1] >> 63 == 1 {
+                    let slot = c * CHUNK as u32 + i as u32;
+                    let counts = d.big.get(&slot).copied().unwrap_or_default();
+                    for v in [counts.reactions, counts.comments, counts.shares, counts.views] {
+                        w.u64(v)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Reads what [`Snapshot::encode`] wrote into an engine with `limits`.
+    pub fn decode<R: Read>(input: R, limits: Limits) -> Result<Engine, DecodeError> {
+        limits.validate().map_err(DecodeError::Range)?;
+        let mut r = Reader(input);
+        let mut engine = Engine::new(limits);
+        let watermark = match r.u8()? {
+            0 => None,
+            1 => Some(r.i64()?),
+            _ => return Err(DecodeError::Range("watermark flag")),
+        };
+        for _ in 0..r.len(limits.max_platforms as usize, "platform count")? {
+            engine.pages.platforms.push(Arc::from(r.str(32, "platform")?));
+        }
+        engine.decode_pages(&mut r)?;
+        engine.decode_quarters(&mut r)?;
+        let edges = decode_edges(&mut r)?;
+        engine.decode_posts(&mut r)?;
+        engine.decode_event_ids(&mut r)?;
+        if let Some(wm) = watermark {
+            let q = Quarter::containing(wm);
+            engine.watermark = Some(wm);
+            engine.current = Some((q, q.end()));
+            engine.calendar = crate::window::Calendar::around(q, limits.retained_quarters + 1);
+        }
+        engine.edges = edges;
+        Ok(engine)
+    }
+
+    fn decode_pages<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+        let bound = r.len(super::posts::MAX_PAGES as usize, "page count")?;
+        for p in 0..bound {
+            let platform = r.u16()?;
+            if platform == FREE {
+                self.pages.restore_free(p as u32);
+                continue;
+            }
+            if usize::from(platform) >= self.pages.platforms.len() {
+                return Err(DecodeError::Range("page platform"));
+            }
+            let id = CompactString::from(r.str(128, "page id")?);
+            if self.pages.len() >= self.limits.max_pages as usize {
+                return Err(DecodeError::Range("more pages than engine.max_pages"));
+            }
+            let followers = read_sample(r)?;
+            if !self.pages.restore(p as u32, Ident { id, platform }) {
+                return Err(DecodeError::Range("page repeated"));
+            }
+            self.pages.state_mut(p as u32).followers = followers;
+            match r.u8()? {
+                0 => {}
+                1 => {
+                    let at = r.i64()?;
+                    self.pages.observe_name(p as u32, at, &r.str(256, "page name")?);
+                }
+                _ => return Err(DecodeError::Range("page name flag")),
+            }
+            match r.u8()? {
+                0 => {}
+                1 => self.pages.restore_top(p as u32, decode_top(r)?),
+                _ => return Err(DecodeError::Range("top list flag")),
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_quarters<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+        for _ in 0..r.len(super::pages::RING_MAX, "quarter count")? {
+            let q = Quarter::from_index(r.i32()?);
+            let pos = self.quarters.position(q);
+            if self.quarters.table(q).is_some() {
+                return Err(DecodeError::Range("quarter repeated"));
+            }
+            let n = r.len(self.limits.max_pages as usize, "slot count")?;
+            let mut slots = Column::default();
+            for i in 0..n {
+                let page = r.u32()?;
+                if !self.pages.is_live(page) || self.pages.state(page).slots[pos] != 0 {
+                    return Err(DecodeError::Range("slot page"));
+                }
+                let mut slot = Slot::new(page);
+                slot.set_totals(read_totals(r)?);
+                slot.followers = read_sample(r)?;
+                slots.push(slot);
+                self.pages.state_mut(page).slots[pos] = i as u32 + 1;
+            }
+            self.quarters.ring[pos] = Some(QuarterTable { quarter: q, slots });
+        }
+        Ok(())
+    }
+
+    fn decode_posts<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+        let days = r.len(1 << 20, "post day count")?;
+        let mut buf = [0u8; 32];
+        let mut restored = 0usize;
+        for _ in 0..days {
+            let day = r.i32()?;
+            let n = r.len(self.limits.max_posts as usize - restored, "post count")?;
+            for _ in 0..n {
+                r.bytes(&mut buf)?;
+                let mut words = [0u64; 4];
+                for (word, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
+                    *word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                }
+                let rec = Rec(words);
+                let big = if words[1] >> 63 == 1 {
+                    Some(crate::event::Counts {
+                        reactions: r.u64()?,
+                        comments: r.u64()?,
+                        shares: r.u64()?,
+                        views: r.u64()?,
+                    })
+                } else {
+                    None
+                };
+                if !self.pages.is_live(rec.page_of()) {
+                    return Err(DecodeError::Range("post page"));
+                }
+                self.posts.restore(day, rec, big).ok_or(DecodeError::Range("post record"))?;
+            }
+            restored += n;
+        }
+        let pages = &self.pages;
+        self.posts.index_all(|p| super::posts::post_key(pages.key(p.page), p.hash)).map_err(DecodeError::Range)
+    }
+
+    fn decode_event_ids<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+        for _ in 0..r.len(super::pages::RING_MAX, "event id quarters")? {
+            let q = Quarter::from_index(r.i32()?);
+            let n = r.len(self.limits.max_event_ids as usize, "event id count")?;
+            for _ in 0..n {
+                if !self.event_ids.restore(q, r.u64()?) {
+                    return Err(DecodeError::Range("event id"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<TopList, DecodeError> {
+    let quarter = Quarter::from_index(r.i32()?);
+    let mut posts = Vec::new();
+    for _ in 0..r.len(100, "top posts")? {
+        let (hash, interactions) = (r.u64()?, r.u64()?);
+        posts.push(TopPost { hash, interactions, id: CompactString::from(r.str(128, "post id")?) });
+    }
+    let min = posts.iter().map(|p| p.interactions).min().unwrap_or(0);
+    Ok(TopList { quarter, posts, min })
+}
+
+fn decode_edges<R: Read>(r: &mut Reader<R>) -> Result<Option<[Edge; 2]>, DecodeError> {
+    match r.u8()? {
+        0 => return Ok(None),
+        1 => {}
+        _ => return Err(DecodeError::Range("edges flag")),
+    }
+    let mut edge = || -> Result<Edge, DecodeError> {
+        let at: Millis = r.i64()?;
+        let quarter = Quarter::from_index(r.i32()?);
+        if quarter != Quarter::containing(at) {
+            return Err(DecodeError::Range("edge quarter"));
+        }
+        let mut e = Edge::new(at);
+        for _ in 0..r.len(super::posts::MAX_PAGES as usize, "edge slots")? {
+            e.left.push(read_totals(r)?);
+        }
+        Ok(e)
+    };
+    Ok(Some([edge()?, edge()?]))
+}

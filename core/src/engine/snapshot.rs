@@ -1,0 +1,158 @@
+//! A snapshot of the engine: every column a view or a checkpoint reads,
+//! shared chunk by chunk with the engine (see [`column`](super::column)).
+//! Taking one costs a pointer copy per chunk; the engine keeps writing,
+//! copying a chunk the first time it changes it afterwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::column::Column;
+use super::pages::{Ident, Named, PageState, TopList};
+use super::posts::Arena;
+use super::quarters::{QuarterTable, Sample, Slot, Totals};
+use super::{Engine, Limits, Usage};
+use crate::event::Counts;
+use crate::window::{Millis, Quarter};
+
+/// An edge of the rolling windows as of the snapshot.
+#[derive(Debug, Clone)]
+pub struct EdgeView {
+    pub at: Millis,
+    pub quarter: Quarter,
+    left: Column<Totals>,
+}
+
+impl EdgeView {
+    fn of(e: &super::rolling::Edge) -> EdgeView {
+        EdgeView { at: e.at, quarter: e.quarter, left: e.left.clone() }
+    }
+
+    pub(super) fn left(&self) -> &Column<Totals> {
+        &self.left
+    }
+
+    /// What of slot `slot` of quarter `q` lies before the edge.
+    pub fn left_of(&self, q: Quarter, slot: usize) -> Totals {
+        if q != self.quarter || slot >= self.left.len() {
+            return Totals::default();
+        }
+        *self.left.get(slot)
+    }
+}
+
+/// The posts and remembered event ids, for checkpoints only.
+#[derive(Debug, Clone)]
+pub(super) struct Durable {
+    pub(super) arena: Arena,
+    pub(super) big: HashMap<u32, Counts>,
+    pub(super) event_ids: Vec<(Quarter, Column<u64>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub limits: Limits,
+    pub watermark: Option<Millis>,
+    pub usage: Usage,
+    pub platforms: Vec<Arc<str>>,
+    idents: Column<Ident>,
+    states: Column<PageState>,
+    names: Column<Option<Arc<Named>>>,
+    tops: Column<Option<Arc<TopList>>>,
+    /// Retained quarters with data, newest first.
+    quarters: Vec<QuarterTable>,
+    ring: usize,
+    /// The rolling window's start and its predecessor's.
+    pub edges: Option<[EdgeView; 2]>,
+    pub(super) durable: Option<Durable>,
+}
+
+impl Engine {
+    /// What a view needs.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut quarters: Vec<QuarterTable> = self.quarters.ring.iter().flatten().cloned().collect();
+        quarters.sort_by_key(|t| std::cmp::Reverse(t.quarter));
+        Snapshot {
+            limits: self.limits,
+            watermark: self.watermark,
+            usage: self.usage(),
+            platforms: self.pages.platforms.clone(),
+            idents: self.pages.idents.clone(),
+            states: self.pages.states.clone(),
+            names: self.pages.names.clone(),
+            tops: self.pages.tops.clone(),
+            quarters,
+            ring: self.quarters.ring.len(),
+            edges: self.edges.as_ref().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]),
+            durable: None,
+        }
+    }
+
+    /// What a checkpoint needs: the view's columns, the posts and the
+    /// remembered event ids.
+    pub fn durable_snapshot(&self) -> Snapshot {
+        let event_ids = self.event_ids.sets.iter().map(|s| (s.quarter, s.log.clone())).collect();
+        let durable = Durable { arena: self.posts.arena.clone(), big: self.posts.big.clone(), event_ids };
+        Snapshot { durable: Some(durable), ..self.snapshot() }
+    }
+}
+
+impl Snapshot {
+    pub(super) fn tables(&self) -> &[QuarterTable] {
+        &self.quarters
+    }
+
+    /// Numbers of the pages in use.
+    pub fn pages(&self) -> impl Iterator<Item = u32> + '_ {
+        self.idents.iter().enumerate().filter(|(_, i)| i.platform != u16::MAX).map(|(p, _)| p as u32)
+    }
+
+    /// One past the largest page number.
+    pub fn page_bound(&self) -> u32 {
+        self.idents.len() as u32
+    }
+
+    pub fn ident(&self, p: u32) -> &Ident {
+        self.idents.get(p as usize)
+    }
+
+    pub fn platform(&self, p: u32) -> &Arc<str> {
+        &self.platforms[usize::from(self.ident(p).platform)]
+    }
+
+    pub fn name(&self, p: u32) -> Option<&Named> {
+        self.names.get(p as usize).as_deref()
+    }
+
+    pub fn top(&self, p: u32) -> Option<&TopList> {
+        self.tops.get(p as usize).as_deref()
+    }
+
+    /// The page's latest follower sample overall.
+    pub fn followers(&self, p: u32) -> Option<Sample> {
+        self.states.get(p as usize).followers.get()
+    }
+
+    /// Retained quarters with data, newest first.
+    pub fn quarters(&self) -> impl Iterator<Item = Quarter> + '_ {
+        self.quarters.iter().map(|t| t.quarter)
+    }
+
+    /// Page `p`'s slot in quarter `q`, with its index in the quarter's table.
+    pub fn slot(&self, q: Quarter, p: u32) -> Option<(usize, &Slot)> {
+        let t = self.quarters.iter().find(|t| t.quarter == q)?;
+        let dir = self.states.get(p as usize).slots[q.index().rem_euclid(self.ring as i32) as usize];
+        let i = dir.checked_sub(1)? as usize;
+        (i < t.slots.len()).then(|| (i, t.slots.get(i))).filter(|(_, s)| s.page == p)
+    }
+
+    /// Totals of page `p`'s posts published at or after `edge.at`.
+    pub fn since(&self, p: u32, edge: &EdgeView) -> Totals {
+        let mut sum = Totals::default();
+        for t in self.quarters.iter().filter(|t| t.quarter >= edge.quarter) {
+            if let Some((i, slot)) = self.slot(t.quarter, p) {
+                sum = sum.plus(&slot.totals().minus(&edge.left_of(t.quarter, i)));
+            }
+        }
+        sum
+    }
+}
