@@ -27,9 +27,16 @@ pub struct Message<'a> {
 /// A decoded event with the keys its lookups will need.
 struct Prepared<'a> {
     event: Result<Event<'a>, Invalid>,
-    /// The page's key, when its platform is already known.
-    page_key: Option<u64>,
-    post_key: Option<u64>,
+    keys: Option<Keys>,
+}
+
+/// The hashes of an event whose platform is already known.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keys {
+    pub platform: u16,
+    pub page: u64,
+    pub post_hash: u64,
+    pub post: u64,
 }
 
 /// Scratch space reused from batch to batch, so applying allocates
@@ -73,7 +80,7 @@ impl Engine {
                 self.prefetch_slots(p);
             }
             outcomes.push(match &prepared[i].event {
-                Ok(ev) => Ok(self.apply_keyed(ev, prepared[i].page_key)),
+                Ok(ev) => Ok(self.apply_keyed(ev, prepared[i].keys)),
                 Err(invalid) => Err(*invalid),
             });
         }
@@ -82,29 +89,27 @@ impl Engine {
 
     fn prepare<'a>(&self, m: &Message<'a>, cx: &DecodeContext) -> Prepared<'a> {
         let event = decode(m.payload, &DecodeContext { message_time: m.timestamp, ..*cx });
-        let page_key = event.as_ref().ok().and_then(|ev| {
+        let keys = event.as_ref().ok().and_then(|ev| {
             let platform = self.pages.platform(&ev.platform)?;
-            Some(super::pages::page_key(platform, &ev.page_id))
+            let page = super::pages::page_key(platform, &ev.page_id);
+            let post_hash = post_hash(&ev.post_id);
+            Some(Keys { platform, page, post_hash, post: post_key(page, post_hash) })
         });
-        let post_key = match (&event, page_key) {
-            (Ok(ev), Some(k)) => Some(post_key(k, post_hash(&ev.post_id))),
-            _ => None,
-        };
-        Prepared { event, page_key, post_key }
+        Prepared { event, keys }
     }
 
     fn prefetch_buckets(&self, p: &Prepared<'_>) {
-        if let (Some(page), Some(post)) = (p.page_key, p.post_key) {
-            self.pages.prefetch_bucket(page);
-            self.posts.prefetch_bucket(post);
+        if let Some(k) = p.keys {
+            self.pages.prefetch_bucket(k.page);
+            self.posts.prefetch_bucket(k.post);
         }
     }
 
     /// The page's slot in the current quarter and its top list, through
     /// its state (prefetched a stage earlier).
     fn prefetch_slots(&self, p: &Prepared<'_>) {
-        if let (Some(key), Some((q, _))) = (p.page_key, self.current) {
-            if let Some(page) = self.pages.guess(key) {
+        if let (Some(k), Some((q, _))) = (p.keys, self.current) {
+            if let Some(page) = self.pages.guess(k.page) {
                 self.quarters.prefetch(q, self.pages.state(page).slots[self.quarters.position(q)]);
                 self.pages.prefetch_top(page);
             }
@@ -112,9 +117,9 @@ impl Engine {
     }
 
     fn prefetch_records(&self, p: &Prepared<'_>) {
-        if let (Some(page), Some(post)) = (p.page_key, p.post_key) {
-            self.pages.prefetch_page(page);
-            self.posts.prefetch_record(post);
+        if let Some(k) = p.keys {
+            self.pages.prefetch_page(k.page);
+            self.posts.prefetch_record(k.post);
         }
     }
 }

@@ -131,18 +131,24 @@ impl Engine {
         self.apply_keyed(ev, None)
     }
 
-    /// [`apply`](Self::apply) with the page's key when the caller already
-    /// computed it (a batch does, to prefetch).
-    fn apply_keyed(&mut self, ev: &Event<'_>, page_key: Option<u64>) -> Outcome {
+    /// [`apply`](Self::apply) with the event's keys when the caller already
+    /// computed them (a batch does, to prefetch).
+    fn apply_keyed(&mut self, ev: &Event<'_>, keys: Option<batch::Keys>) -> Outcome {
         self.advance_watermark(ev.observed_at);
         let oldest = self.oldest().expect("the watermark was just set");
-        let (page, page_key) = match self.pages.intern(&ev.platform, &ev.page_id) {
-            Ok((p, key)) => (p, page_key.unwrap_or(key)),
+        let known = keys.map(|k| (k.platform, k.page));
+        let (page, page_key) = match self.pages.intern_keyed(&ev.platform, &ev.page_id, known) {
+            Ok(found) => found,
             Err(rejected) => return Outcome::Rejected(rejected.into()),
         };
         self.observe_page(page, ev, oldest);
-        let hash = post_hash(&ev.post_id);
-        let key = post_key(page_key, hash);
+        let (hash, key) = match keys {
+            Some(k) => (k.post_hash, k.post),
+            None => {
+                let hash = post_hash(&ev.post_id);
+                (hash, post_key(page_key, hash))
+            }
+        };
         let found = self.posts.find(key, page, hash);
         // A post's publication time is fixed by its first event.
         let published = found.map_or(ev.published_at, |(_, p)| p.published);

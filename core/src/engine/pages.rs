@@ -91,6 +91,9 @@ pub struct Pages {
     free: Vec<u32>,
     live: usize,
     max_pages: u32,
+    /// Heap bytes of names, top lists and long ids, kept as they change
+    /// (summing them per page would cost O(pages) per view).
+    strings: usize,
 }
 
 impl Pages {
@@ -106,6 +109,7 @@ impl Pages {
             free: Vec::new(),
             live: 0,
             max_pages,
+            strings: 0,
         }
     }
 
@@ -189,6 +193,22 @@ impl Pages {
 
     /// The page (platform, id) and its key, added if it is new.
     pub fn intern(&mut self, platform: &str, id: &str) -> Result<(u32, u64), PageRejected> {
+        self.intern_keyed(platform, id, None)
+    }
+
+    /// [`intern`](Self::intern) with the key when the caller computed it
+    /// for a known platform.
+    pub fn intern_keyed(
+        &mut self,
+        platform: &str,
+        id: &str,
+        key: Option<(u16, u64)>,
+    ) -> Result<(u32, u64), PageRejected> {
+        if let Some((platform, key)) = key {
+            if let Some(p) = self.find(key, platform, id) {
+                return Ok((p, key));
+            }
+        }
         let platform = match self.platform(platform) {
             Some(p) => p,
             None if self.platforms.len() >= self.max_platforms => return Err(PageRejected::Platforms),
@@ -235,6 +255,7 @@ impl Pages {
     }
 
     fn index_page(&mut self, key: u64, p: u32) {
+        self.strings += heap_len(&self.idents.get(p as usize).id);
         let Self { index, idents, .. } = self;
         index.insert(key, p, |q| {
             let i = idents.get(q as usize);
@@ -246,6 +267,9 @@ impl Pages {
     /// Frees page `p`: its number is reused by the next new page.
     pub(super) fn free(&mut self, p: u32) {
         let key = self.key(p);
+        let dropped =
+            heap_len(&self.ident(p).id) + self.name(p).map_or(0, name_bytes) + self.top(p).map_or(0, list_bytes);
+        self.strings = self.strings.saturating_sub(dropped);
         self.index.remove(key, p);
         let ident = self.idents.get_mut(p as usize);
         ident.platform = FREE;
@@ -282,6 +306,7 @@ impl Pages {
     }
 
     pub(super) fn restore_top(&mut self, p: u32, list: TopList) {
+        self.strings += list_bytes(&list);
         *self.tops.get_mut(p as usize) = Some(Arc::new(list));
     }
 
@@ -292,7 +317,10 @@ impl Pages {
     pub fn observe_name(&mut self, p: u32, at: Millis, name: &str) {
         let newer = self.name(p).is_none_or(|n| (at, name) > (n.at, &*n.name));
         if newer {
-            *self.names.get_mut(p as usize) = Some(Arc::new(Named { at, name: name.into() }));
+            let old = self.name(p).map_or(0, name_bytes);
+            let named = Named { at, name: name.into() };
+            self.strings = (self.strings + name_bytes(&named)).saturating_sub(old);
+            *self.names.get_mut(p as usize) = Some(Arc::new(named));
         }
     }
 
@@ -321,35 +349,38 @@ impl Pages {
         let slot = self.tops.get_mut(p as usize);
         let list = slot.get_or_insert_with(|| Arc::new(TopList { quarter: q, posts: Vec::new(), min: 0 }));
         let list = Arc::make_mut(list);
+        let before = list_bytes(list);
         if list.quarter != q {
             *list = TopList { quarter: q, posts: Vec::new(), min: 0 };
         }
         update_list(&mut list.posts, post, max);
         list.min = list.posts.iter().map(|t| t.interactions).min().unwrap_or(0);
+        self.strings = (self.strings + list_bytes(list)).saturating_sub(before);
     }
 
     pub fn heap_bytes(&self) -> usize {
-        let names: usize = self.names.iter().flatten().map(|n| size_of::<Named>() + 16 + n.name.len()).sum();
-        let tops: usize = self
-            .tops
-            .iter()
-            .flatten()
-            .map(|t| {
-                let ids: usize = t.posts.iter().filter(|p| p.id.is_heap_allocated()).map(|p| p.id.len()).sum();
-                16 + size_of::<TopList>() + t.posts.capacity() * size_of::<TopPost>() + ids
-            })
-            .sum();
-        let ids: usize = self.idents.iter().filter(|i| i.id.is_heap_allocated()).map(|i| i.id.len()).sum();
         self.idents.heap_bytes()
             + self.states.heap_bytes()
             + self.names.heap_bytes()
             + self.tops.heap_bytes()
             + self.index.heap_bytes()
-            + names
-            + tops
-            + ids
+            + self.strings
             + self.free.capacity() * 4
     }
+}
+
+fn heap_len(s: &CompactString) -> usize {
+    if s.is_heap_allocated() { s.len() } else { 0 }
+}
+
+fn name_bytes(n: &Named) -> usize {
+    16 + size_of::<Named>() + n.name.len()
+}
+
+fn list_bytes(t: &TopList) -> usize {
+    16 + size_of::<TopList>()
+        + t.posts.capacity() * size_of::<TopPost>()
+        + t.posts.iter().map(|p| heap_len(&p.id)).sum::<usize>()
 }
 
 fn update_list(posts: &mut Vec<TopPost>, post: TopCandidate<'_>, max: usize) {

@@ -78,6 +78,29 @@ fn field<'w, 'a>(w: &'w mut Wire<'a>, key: &str) -> Option<(u16, &'w mut Option<
     Some(slot)
 }
 
+const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// How many of the 8 bytes of `word` (first byte lowest) are ASCII digits
+/// before the first that is not.
+fn leading_digits(word: u64) -> usize {
+    const LOW: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    let high = !LOW;
+    // A byte c is a digit when c & 0xf0 == 0x30 and (c + 6) & 0xf0 == 0x30; a
+    // carry out of a non-digit byte only affects bytes after it.
+    let zeros = 0x3030_3030_3030_3030;
+    let not_digit = ((word & high) ^ zeros) | ((word.wrapping_add(0x0606_0606_0606_0606) & high) ^ zeros);
+    (not_digit.trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `k` (1..=8) digits of `word`: the classic
+/// eight-digits-at-once arithmetic, leading positions filled with zeros.
+fn eight_digits(word: u64, k: usize) -> u64 {
+    let v = word.wrapping_sub(0x3030_3030_3030_3030) << ((8 - k) * 8);
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff
+}
+
 struct Scanner<'a> {
     text: &'a str,
     at: usize,
@@ -143,15 +166,28 @@ impl<'a> Scanner<'a> {
     fn unsigned(&mut self) -> Option<u64> {
         let b = self.bytes();
         let start = self.at;
-        let end = b.len().min(start + 19);
         let mut i = start;
         let mut n = 0u64;
-        while i < end && b[i].is_ascii_digit() {
+        // Eight digits at a time while eight bytes remain, then one by one.
+        while i - start < 16 {
+            let Some(word) = b.get(i..i + 8) else { break };
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            let k = leading_digits(word);
+            if k == 0 {
+                break;
+            }
+            n = n * POW10[k] + eight_digits(word, k);
+            i += k;
+            if k < 8 {
+                break;
+            }
+        }
+        while i < b.len() && i - start < 19 && b[i].is_ascii_digit() {
             n = n * 10 + u64::from(b[i] - b'0');
             i += 1;
         }
         let leading_zero = b[start] == b'0' && i - start > 1;
-        if leading_zero || matches!(b.get(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) {
+        if i == start || leading_zero || matches!(b.get(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) {
             return None;
         }
         self.at = i;
@@ -288,5 +324,30 @@ impl<'a> Scanner<'a> {
             }
         }
         (!matches!(self.peek(), Some(b'e' | b'E'))).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_read_eight_at_a_time_exactly() {
+        for n in
+            [0u64, 7, 42, 12_345_678, 123_456_789, 1_752_487_200_000, 9_007_199_254_740_991, 1_000_000_000_000_000_000]
+        {
+            for tail in [",", "}", " ,\"x\":1}", ""] {
+                let text = format!("{n}{tail}");
+                let mut s = Scanner { text: &text, at: 0 };
+                assert_eq!(s.unsigned(), Some(n), "{text}");
+                assert_eq!(s.at, n.to_string().len(), "{text}");
+            }
+        }
+        for (text, n) in [("7,\"a\"", 7), ("12/", 12), ("3:", 3), ("99 ", 99), ("5\u{7f}", 5)] {
+            assert_eq!(Scanner { text, at: 0 }.unsigned(), Some(n), "{text}");
+        }
+        for bad in ["012", "1.5", "1e3", "12345678901234567890", "123456789012.0"] {
+            assert_eq!(Scanner { text: bad, at: 0 }.unsigned(), None, "{bad}");
+        }
     }
 }
