@@ -15,4 +15,5 @@ mod durability;
 mod first_run;
 mod hostile;
 mod leaderboard;
+mod logs;
 mod support;
