@@ -13,10 +13,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, HttpLimits};
-use crate::config::Config;
+use crate::config::{Config, redact_brokers};
 use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
-use crate::{ingest, published, rank_changes, status};
+use crate::{ingest, kafka, published, rank_changes, status};
 
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -30,11 +30,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         limits: config.engine,
         log_rate_per_second: config.events.log_rate_per_second,
     }));
-    let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).context("creating the Kafka producer")?);
+    let publisher = Publisher::new(&config.kafka, metrics.clone())
+        .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer: {}", kafka::creation_error(&e)))?;
+    let publisher = Arc::new(publisher);
     let listener = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %config.kafka.brokers, "engagement-monitor started");
+    let brokers = redact_brokers(&config.kafka.brokers);
+    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers, "engagement-monitor started");
 
     let ranks =
         tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon;
-use crate::kafka::client_config;
+use crate::kafka::{Logged, client_config};
 use engagement_core::synth::{demo_events, demo_live_event};
 
 const TOPIC: &str = "engagement-events";
@@ -58,14 +58,14 @@ pub async fn run(listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Res
 type Started = anyhow::Result<String>;
 
 fn mock_cluster(started: &mpsc::Sender<Started>, stop: &CancellationToken) {
-    let setup = || -> anyhow::Result<(MockCluster<'static, DefaultProducerContext>, ThreadedProducer<DefaultProducerContext>)> {
+    let setup = || -> anyhow::Result<(MockCluster<'static, DefaultProducerContext>, ThreadedProducer<Logged>)> {
         let mock = MockCluster::new(1)?;
         mock.create_topic(TOPIC, 3, 1)?;
         mock.create_topic(RANK_TOPIC, 1, 1)?;
         mock.create_topic(DEAD_LETTERS, 1, 1)?;
         let defaults = [("compression.type", "lz4"), ("linger.ms", "20")];
-        let producer: ThreadedProducer<DefaultProducerContext> =
-            client_config(&mock.bootstrap_servers(), &defaults, []).create()?;
+        let producer: ThreadedProducer<Logged> =
+            client_config(&mock.bootstrap_servers(), &defaults, []).create_with_context(Logged)?;
         for (i, json) in demo_events(2025).iter().enumerate() {
             let key = i.to_string();
             let _ = producer.send(BaseRecord::to(TOPIC).key(&key).payload(json.as_bytes()));

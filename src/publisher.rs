@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -14,12 +15,20 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::metrics::labels::{Delivery, Topic};
-use crate::telemetry::events::{InternalEvent, Produced};
+use crate::telemetry::events::{ClientError, InternalEvent, Produced};
 
 /// Counts deliveries; the per-message opaque value is the [`Topic`].
 pub struct Deliveries(Arc<Metrics>);
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        ClientError { error: &error, reason }.emit(&self.0);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<Topic>;

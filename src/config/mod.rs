@@ -31,7 +31,7 @@ use std::time::Duration;
 use engagement_core::engine::Limits;
 
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
-pub use render::{SECRET_MARKERS, render_effective};
+pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
 pub use settings::{SETTINGS, Setting, format_duration, parse_duration};
 
 /// The daemon's whole configuration.
@@ -214,13 +214,16 @@ impl Loaded {
 }
 
 /// Why a configuration was refused. Each message names the setting and the
-/// source of the offending value.
+/// source of the offending value; a value that may hold a secret (a secret
+/// property, brokers with credentials) is never quoted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{} is not valid TOML: {message}", path.display())]
-    Syntax { path: PathBuf, message: String },
+    /// Names the line and column instead of quoting the line, which may
+    /// hold a secret.
+    #[error("{} is not valid TOML at line {line}, column {column}: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
     #[error("unknown setting {key} ({origin})")]
     UnknownKey { key: String, origin: String },
     #[error("unknown environment variable {name}: no setting has that name")]

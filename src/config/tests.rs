@@ -388,3 +388,37 @@ fn uncomment(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn oauthbearer_config_and_key_passphrases_are_redacted() {
+    let text = "[kafka.properties]\n\"sasl.oauthbearer.config\" = \"principal=alice clientSecret=0auth-s3cret\"\n\
+        \"sasl.oauthbearer.assertion.private.key.passphrase\" = \"p4ssphrase\"\n\
+        \"ssl.keystore.password\" = \"ks-s3cret\"\n\"sasl.oauthbearer.client.credentials.client.secret\" = \"cc\"\n";
+    let rendered = render_effective(&file(text).expect("valid"));
+    for secret in ["0auth-s3cret", "p4ssphrase", "ks-s3cret", "\"cc\""] {
+        assert!(!rendered.contains(secret), "{secret} leaked:\n{rendered}");
+    }
+}
+
+#[test]
+fn errors_never_echo_a_secret_value() {
+    let cases = [
+        // A non-string value of a secret property.
+        "[kafka.properties]\n\"sasl.password\" = [\"hunter2-s3cret\"]\n",
+        "[kafka.properties]\n\"sasl.oauthbearer.config\" = 2021-01-01T00:00:00Z # hunter2-s3cret\n",
+        // A TOML syntax error on the line that holds the secret.
+        "[kafka.properties]\n\"sasl.password\" = \"hunter2-s3cret\n",
+        "[kafka.properties]\nsasl.password = hunter2-s3cret\n",
+        // Brokers with credentials that fail validation.
+        "[kafka]\nbrokers = \"alice:hunter2-s3cret@k1:9092,\"\n",
+    ];
+    for text in cases {
+        let message = error(file(text));
+        assert!(!message.contains("hunter2"), "{text:?} echoed the secret: {message}");
+        assert!(message.contains("/etc/em.toml"), "{text:?}: the file is named: {message}");
+    }
+    let syntax = error(file("[kafka]\ntopic = \"t\"\n\"sasl.password\" = \"hunter2-s3cret\n"));
+    assert!(syntax.contains("line 3"), "the line is named instead of quoted: {syntax}");
+    let from_env = error(env(&[("ENGAGEMENT_MONITOR_KAFKA_BROKERS", "u:hunter2-s3cret@k1:9092,")]));
+    assert!(!from_env.contains("hunter2") && from_env.contains("ENGAGEMENT_MONITOR_KAFKA_BROKERS"), "{from_env}");
+}

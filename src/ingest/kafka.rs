@@ -11,6 +11,7 @@ use std::ffi::CString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -43,6 +44,10 @@ const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
 struct Ctx(Arc<Metrics>);
 
 impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log(level, fac, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         ClientError { error: &error, reason }.emit(&self.0);
     }

@@ -87,7 +87,7 @@ pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<(
 
 fn run(parts: Parts) -> anyhow::Result<()> {
     let source = kafka::KafkaSource::new(&parts.config.kafka, parts.metrics.clone())
-        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;
     let restored = checkpoints::restore(&parts)?;
     let mut consume = consume::Consume::new(source, parts, restored);
     consume.run();

@@ -16,4 +16,5 @@ mod first_run;
 mod hostile;
 mod leaderboard;
 mod logs;
+mod secrets;
 mod support;
