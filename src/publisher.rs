@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -39,6 +39,24 @@ impl ProducerContext for Deliveries {
     }
 }
 
+/// The producer's settings: its queue bounded by count and by bytes (a
+/// dead letter can be as large as `events.max_payload_bytes`), so a slow
+/// or absent broker costs at most `kafka.producer_queue_kbytes` of memory.
+fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let messages = cfg.producer_queue_messages.to_string();
+    let kbytes = cfg.producer_queue_kbytes.to_string();
+    let defaults = [
+        ("client.id", "engagement-monitor-publisher"),
+        ("queue.buffering.max.messages", messages.as_str()),
+        ("queue.buffering.max.kbytes", kbytes.as_str()),
+        ("linger.ms", "20"),
+        ("compression.type", "lz4"),
+        ("message.timeout.ms", "60000"),
+    ];
+    let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    crate::kafka::client_config(&cfg.brokers, &defaults, properties)
+}
+
 /// Where dead letters and rank events go; a missing topic disables that kind.
 pub struct Publisher {
     producer: Option<ThreadedProducer<Deliveries>>,
@@ -58,17 +76,7 @@ pub struct Origin<'a> {
 impl Publisher {
     pub fn new(cfg: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Publisher, KafkaError> {
         let producer = if cfg.dead_letter_topic.is_some() || cfg.rank_events_topic.is_some() {
-            let queue = cfg.producer_queue_messages.to_string();
-            let defaults = [
-                ("client.id", "engagement-monitor-publisher"),
-                ("queue.buffering.max.messages", queue.as_str()),
-                ("linger.ms", "20"),
-                ("compression.type", "lz4"),
-                ("message.timeout.ms", "60000"),
-            ];
-            let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            let config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
-            Some(config.create_with_context(Deliveries(metrics.clone()))?)
+            Some(producer_config(cfg).create_with_context(Deliveries(metrics.clone()))?)
         } else {
             None
         };
@@ -123,5 +131,20 @@ impl Publisher {
         if let Some(p) = &self.producer {
             let _ = p.flush(timeout);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_queue_is_bounded_by_count_and_bytes() {
+        let mut cfg = Config::default().kafka;
+        cfg.producer_queue_kbytes = 2048;
+        let c = producer_config(&cfg);
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("2048"));
+        assert_eq!(c.get("queue.buffering.max.messages"), Some("100000"));
     }
 }

@@ -32,7 +32,7 @@ use engagement_core::engine::Limits;
 
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
-pub use settings::{SETTINGS, Setting, format_duration, parse_duration};
+pub use settings::{MAX_DURATION, SETTINGS, Setting, format_duration, parse_duration};
 
 /// The daemon's whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +68,8 @@ pub struct KafkaConfig {
     pub commit_interval: Duration,
     /// Bound on messages queued for the producer (dead letters, rank events).
     pub producer_queue_messages: u32,
+    /// Bound on the bytes (KiB) queued for the producer.
+    pub producer_queue_kbytes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +134,7 @@ impl Default for Config {
                 metadata_refresh: Duration::from_secs(30),
                 commit_interval: Duration::from_secs(5),
                 producer_queue_messages: 100_000,
+                producer_queue_kbytes: 65_536,
             },
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9898)),

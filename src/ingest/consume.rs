@@ -108,7 +108,8 @@ impl<S: Source> Consume<S> {
         let cx = DecodeContext {
             message_time: None,
             now: wall_ms(),
-            max_skew: events.max_future_skew.as_millis() as i64,
+            // At most config::MAX_DURATION: exact in i64 milliseconds.
+            max_skew: i64::try_from(events.max_future_skew.as_millis()).unwrap_or(i64::MAX),
             max_payload_bytes: events.max_payload_bytes,
         };
         let now = Instant::now();
