@@ -263,6 +263,19 @@ impl InternalEvent for CheckpointDiscarded<'_> {
     }
 }
 
+/// An entry named like a checkpoint that is not a regular file (a
+/// symlink, FIFO or directory) was left alone, not read.
+pub struct CheckpointSkipped<'a> {
+    pub path: &'a Path,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for CheckpointSkipped<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::warn!(path = %self.path.display(), reason = self.reason, "not a checkpoint file; skipped");
+    }
+}
+
 /// No usable checkpoint: the topic is replayed from its earliest offsets.
 pub struct NoCheckpoint<'a> {
     pub dir: &'a Path,
