@@ -16,10 +16,21 @@ use crate::api::{self, AppState, HttpLimits};
 use crate::config::{Config, redact_brokers};
 use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
-use crate::{ingest, kafka, published, rank_changes, status};
+use crate::{checkpoint, ingest, kafka, published, rank_changes, status};
 
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if let Some(dir) = &config.state.dir {
+        // Found now, not at the first checkpoint a minute later or at
+        // shutdown, when the state it should have saved is lost.
+        checkpoint::probe(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "state.dir {} cannot hold checkpoints ({e}): point state.dir (--state-dir) at a directory \
+                 this user can create and write",
+                dir.display()
+            )
+        })?;
+    }
     let config = Arc::new(config);
     let (views_tx, views) = published::channel();
     let (status_tx, status) = status::channel();

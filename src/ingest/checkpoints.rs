@@ -103,7 +103,7 @@ impl Checkpointer {
                 Err(mpsc::TryRecvError::Disconnected) => Err(std::io::Error::other("checkpoint thread died")),
             };
             let flight = self.in_flight.take().expect("checked above");
-            return finished(flight.started, result, false, m);
+            return finished(flight.started, result, false, m).ok();
         }
         if now < self.next_at {
             return None;
@@ -129,8 +129,9 @@ impl Checkpointer {
     }
 
     /// The checkpoint taken at shutdown, written and made durable on this
-    /// thread (after the one in flight, if any, has finished).
-    pub fn last(&mut self, engine: &Engine, offsets: &Offsets, m: &Metrics) -> Option<Durable> {
+    /// thread (after the one in flight, if any, has finished). Its failure
+    /// is returned: the process must not exit as if its state were saved.
+    pub fn last(&mut self, engine: &Engine, offsets: &Offsets, m: &Metrics) -> std::io::Result<Durable> {
         if let Some(flight) = self.in_flight.take() {
             let _ = flight.done.recv();
         }
@@ -145,16 +146,17 @@ impl Checkpointer {
     }
 }
 
-fn finished(started: Instant, result: std::io::Result<Pending>, last: bool, m: &Metrics) -> Option<Durable> {
+/// Logs and counts how a checkpoint ended.
+fn finished(started: Instant, result: std::io::Result<Pending>, last: bool, m: &Metrics) -> std::io::Result<Durable> {
     match result {
         Ok(p) => {
             let took = started.elapsed();
             CheckpointDone { seq: p.seq, bytes: p.bytes, pause: p.pause, took, last }.emit(m);
-            Some(Durable { seq: p.seq, offsets: p.offsets })
+            Ok(Durable { seq: p.seq, offsets: p.offsets })
         }
         Err(error) => {
             CheckpointFailed { error: &error, last }.emit(m);
-            None
+            Err(error)
         }
     }
 }

@@ -284,16 +284,20 @@ impl<S: Source> Consume<S> {
 
     /// Stops intake in order: final counts and view, the last checkpoint,
     /// the last commit (waiting at most 2 s for its answer, so shutdown
-    /// stays bounded without a broker).
-    pub fn stop(&mut self) {
+    /// stays bounded without a broker). A failed last checkpoint is an
+    /// error: nothing is committed and the process exits non-zero.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         self.parts.status.send_replace(Readiness::Stopping);
         self.applier.flush();
         self.publish_view(false);
         let offsets = self.progress.applied_offsets();
         let m = self.parts.metrics.clone();
-        let durable = match self.checkpointer.as_mut() {
-            None => Some(offsets),
-            Some(c) => c.last(&self.applier.engine, &offsets, &m).map(|d| d.offsets),
+        let (durable, failed) = match self.checkpointer.as_mut() {
+            None => (Some(offsets), None),
+            Some(c) => match c.last(&self.applier.engine, &offsets, &m) {
+                Ok(d) => (Some(d.offsets), None),
+                Err(e) => (None, Some(e)),
+            },
         };
         let commits =
             || Attempt::ALL.iter().map(|a| m.consumer.commits.with_label_values(&[a.as_str()]).get()).sum::<u64>();
@@ -302,6 +306,13 @@ impl<S: Source> Consume<S> {
             self.source.commit(&self.progress.committable(&durable));
         }
         self.source.serve_until(Instant::now() + LAST_COMMIT_WAIT, &mut || commits() != before);
+        match failed {
+            None => Ok(()),
+            Some(e) => Err(anyhow::anyhow!(
+                "final checkpoint failed ({e}); no offsets were committed and the next start resumes from the \
+                 previous checkpoint: check that state.dir is writable"
+            )),
+        }
     }
 
     #[cfg(test)]

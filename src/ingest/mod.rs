@@ -91,8 +91,7 @@ fn run(parts: Parts) -> anyhow::Result<()> {
     let restored = checkpoints::restore(&parts)?;
     let mut consume = consume::Consume::new(source, parts, restored);
     consume.run();
-    consume.stop();
-    Ok(())
+    consume.stop()
 }
 
 #[cfg(test)]

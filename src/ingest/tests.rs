@@ -216,14 +216,15 @@ fn a_failed_checkpoint_commits_nothing() {
     let dir = temp_dir("failed");
     let not_a_dir = dir.join("file");
     std::fs::write(&not_a_dir, b"x").unwrap();
-    let mut h = harness(seed_partitions(), Some(not_a_dir));
+    let mut h = harness(seed_partitions(), Some(not_a_dir.clone()));
     let t0 = Instant::now();
     h.consume.poll();
     for s in [61, 62, 63, 200] {
         h.consume.tick(t0 + Duration::from_secs(s));
     }
     assert!(h.commits.lock().unwrap().is_empty());
-    h.consume.stop();
+    let failed = h.consume.stop().expect_err("a failed final checkpoint fails the stop").to_string();
+    assert!(failed.contains(&not_a_dir.display().to_string()), "names the path: {failed}");
     assert!(h.commits.lock().unwrap().is_empty(), "not even at shutdown");
     assert_eq!(*h.status.borrow(), Readiness::Stopping);
     let _ = std::fs::remove_dir_all(dir);
@@ -239,7 +240,7 @@ fn a_revoked_partitions_offsets_are_never_committed() {
     h.consume.poll();
     h.consume.poll();
     h.consume.revoke(1);
-    h.consume.stop();
+    h.consume.stop().unwrap();
     let commits = h.commits.lock().unwrap().clone();
     assert_eq!(commits.len(), 1, "the final checkpoint's commit");
     assert!(commits[0].iter().all(|(p, _)| *p == 0), "partition 1 was revoked: {commits:?}");

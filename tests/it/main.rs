@@ -17,4 +17,5 @@ mod hostile;
 mod leaderboard;
 mod logs;
 mod secrets;
+mod state_dir;
 mod support;
