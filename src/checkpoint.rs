@@ -49,6 +49,7 @@ pub type Offsets = Vec<(i32, i64)>;
 
 /// A checkpoint as read back.
 pub struct Restored {
+    pub path: PathBuf,
     pub seq: u64,
     pub topic: String,
     pub offsets: Offsets,
@@ -354,7 +355,7 @@ fn read(p: &Path, seq: u64, limits: Limits) -> Result<Restored, Unusable> {
     file.seek(SeekFrom::Start(HEADER as u64)).map_err(|e| Unusable::Corrupt(e.to_string()))?;
     let mut body = BufReader::with_capacity(1 << 20, file.take(len));
     let (topic, offsets, engine) = decode_body(&mut body, len, limits)?;
-    Ok(Restored { seq, topic, offsets, engine, bytes: len + HEADER as u64 })
+    Ok(Restored { path: p.to_path_buf(), seq, topic, offsets, engine, bytes: len + HEADER as u64 })
 }
 
 /// Decodes a body of `len` bytes whose checksum was verified.

@@ -54,15 +54,24 @@ pub fn restore(parts: &Parts) -> anyhow::Result<Restored> {
             checkpointer: Some(checkpointer(1)),
         });
     };
+    // Another topic's totals merged into this one's would stay for good:
+    // most likely state.dir points at the wrong directory, which only an
+    // operator can tell.
+    if r.topic != cfg.kafka.topic {
+        anyhow::bail!(
+            "the checkpoint {} in state.dir {} was taken on topic {}, but kafka.topic is {}: its state is not \
+             used. Point state.dir at {}'s own directory, or move the checkpoints out of {} to rebuild from the topic",
+            r.path.display(),
+            dir.display(),
+            r.topic,
+            cfg.kafka.topic,
+            cfg.kafka.topic,
+            dir.display()
+        );
+    }
     let took = started.elapsed();
     CheckpointRestored { seq: r.seq, bytes: r.bytes, posts: r.engine.usage().posts, took }.emit(m);
-    let start = if r.topic == cfg.kafka.topic {
-        r.offsets
-    } else {
-        tracing::warn!(checkpoint_topic = %r.topic, topic = %cfg.kafka.topic, "checkpoint was taken on another topic: its offsets are ignored");
-        Vec::new()
-    };
-    Ok(Restored { engine: r.engine, start, checkpointer: Some(checkpointer(r.seq + 1)) })
+    Ok(Restored { engine: r.engine, start: r.offsets, checkpointer: Some(checkpointer(r.seq + 1)) })
 }
 
 /// A checkpoint that became durable: its offsets may be committed.
