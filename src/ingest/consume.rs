@@ -160,6 +160,7 @@ impl<S: Source> Consume<S> {
             self.schedule.next_metadata = now + self.parts.config.kafka.metadata_refresh;
             self.assign_new_partitions();
         }
+        self.follow_positions();
         self.observe_ends(now);
         self.update_readiness(now);
         if now >= self.schedule.next_view {
@@ -210,6 +211,18 @@ impl<S: Source> Consume<S> {
         if needed < low {
             let topic = self.source.topic();
             HistoryGap { topic, partition, needed, earliest: low }.emit(&self.parts.metrics);
+        }
+    }
+
+    /// Moves each partition's next offset up to the consumer's position,
+    /// past transaction markers and aborted messages. Safe here: every
+    /// message polled was applied in `poll`, before this tick.
+    fn follow_positions(&mut self) {
+        let owned: Vec<i32> = self.progress.owned().collect();
+        for p in owned {
+            if let Some(position) = self.source.position(p) {
+                self.progress.position(p, position);
+            }
         }
     }
 
@@ -318,6 +331,11 @@ impl<S: Source> Consume<S> {
     #[cfg(test)]
     pub(super) fn engine(&self) -> &Engine {
         &self.applier.engine
+    }
+
+    #[cfg(test)]
+    pub(super) fn source_mut(&mut self) -> &mut S {
+        &mut self.source
     }
 
     #[cfg(test)]

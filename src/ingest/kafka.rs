@@ -142,6 +142,15 @@ impl Source for KafkaSource {
         self.messages = recycle(messages);
     }
 
+    fn position(&mut self, partition: i32) -> Option<i64> {
+        // The client's own bookkeeping: no broker round trip.
+        let positions = self.consumer.position().ok()?;
+        match positions.find_partition(&self.topic, partition)?.offset() {
+            Offset::Offset(next) => Some(next),
+            _ => None,
+        }
+    }
+
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)> {
         if fetch {
             return self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_millis(500)).ok();

@@ -56,6 +56,10 @@ pub trait Source {
     /// Waits up to `timeout` for messages and hands at most `max` of them
     /// to `f` in one call (no call when none arrived).
     fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>]));
+    /// The offset of the next message the consumer will hand over for
+    /// `partition` (`None` until known). It moves past what is never handed
+    /// over: transaction markers and aborted messages.
+    fn position(&mut self, partition: i32) -> Option<i64>;
     /// A partition's (low, high) offsets: the client's cached values, or
     /// the broker's answer when `fetch` (a round trip; use sparingly).
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)>;

@@ -21,6 +21,9 @@ use crate::status::{self, Readiness, StatusRx};
 /// Partitions of scripted payloads; consumption starts where `assign` says.
 struct Fake {
     partitions: Vec<Vec<Vec<u8>>>,
+    /// Offsets after each partition's last message that are never handed
+    /// over, like a transaction's commit marker.
+    markers: i64,
     /// Next offset per assigned partition.
     positions: Vec<Option<usize>>,
     /// Every commit, in order.
@@ -30,7 +33,7 @@ struct Fake {
 impl Fake {
     fn new(partitions: Vec<Vec<Vec<u8>>>) -> Fake {
         let n = partitions.len();
-        Fake { partitions, positions: vec![None; n], commits: Arc::default() }
+        Fake { partitions, markers: 0, positions: vec![None; n], commits: Arc::default() }
     }
 }
 
@@ -65,8 +68,14 @@ impl Source for Fake {
         }
     }
 
+    fn position(&mut self, partition: i32) -> Option<i64> {
+        let at = self.positions[partition as usize]? as i64;
+        let len = self.partitions[partition as usize].len() as i64;
+        Some(if at >= len { len + self.markers } else { at })
+    }
+
     fn ends(&mut self, partition: i32, _: bool) -> Option<(i64, i64)> {
-        Some((0, self.partitions[partition as usize].len() as i64))
+        Some((0, self.partitions[partition as usize].len() as i64 + self.markers))
     }
 
     fn commit(&mut self, offsets: &Offsets) {
@@ -246,4 +255,20 @@ fn a_revoked_partitions_offsets_are_never_committed() {
     assert!(commits[0].iter().all(|(p, _)| *p == 0), "partition 1 was revoked: {commits:?}");
     assert!(!commits[0].is_empty());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn partitions_ending_in_a_transaction_marker_are_caught_up_and_committed_to_the_end() {
+    let mut h = harness(seed_partitions(), None);
+    h.consume.source_mut().markers = 1;
+    let t0 = Instant::now();
+    h.consume.tick(t0);
+    for _ in 0..100 {
+        h.consume.poll();
+        h.consume.tick(t0);
+    }
+    assert_eq!(*h.status.borrow(), Readiness::Ready, "no lag is left behind the markers");
+    h.consume.stop().unwrap();
+    let ends: Vec<i64> = seed_partitions().iter().map(|p| p.len() as i64 + 1).collect();
+    assert_eq!(h.commits.lock().unwrap().last().unwrap(), &vec![(0, ends[0]), (1, ends[1])]);
 }

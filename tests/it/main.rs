@@ -19,3 +19,4 @@ mod logs;
 mod secrets;
 mod state_dir;
 mod support;
+mod transactions;
