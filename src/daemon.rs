@@ -48,7 +48,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     let brokers = redact_brokers(&config.kafka.brokers);
-    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers, "engagement-monitor started");
+    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
     let ranks =
         tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));

@@ -6,7 +6,7 @@
 
 use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
 use crate::config::is_secret;
@@ -47,6 +47,21 @@ pub fn creation_error(e: &KafkaError) -> String {
     format!("invalid Kafka client property {key} = {value:?}: {reason} (check kafka.properties)")
 }
 
+/// Whether `e` says a broker connection failed. librdkafka retries those
+/// itself, so they are counted and logged at DEBUG; that no broker at all
+/// can be reached is reported apart, once per 30 s.
+pub fn is_connection_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::Resolve)
+    )
+}
+
+/// Whether `e` says that no broker at all can be reached.
+pub fn is_all_brokers_down(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+}
+
 /// A client context for clients that need no callbacks of their own: its
 /// librdkafka log lines go through [`log`].
 pub struct Logged;
@@ -67,6 +82,12 @@ impl ProducerContext for Logged {
 /// librdkafka prints the bootstrap servers as given.
 pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
     let message = redact_userinfo(message);
+    // A failed connection is logged by librdkafka per broker and retry; it
+    // also reaches the error callback, where the daemon reports brokers it
+    // cannot reach once per 30 s (ingest's BrokerWatch).
+    if fac == "FAIL" && message.contains("Connect") {
+        return tracing::debug!(target: "librdkafka", fac, "{message}");
+    }
     match level {
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
             tracing::error!(target: "librdkafka", fac, "{message}")

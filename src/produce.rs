@@ -93,6 +93,7 @@ pub async fn ensure_topic(
     let admin: AdminClient<Logged> = c
         .create_with_context(Logged)
         .map_err(|e| anyhow::anyhow!("cannot create the admin client: {}", creation_error(&e)))?;
+    reachable(&admin, brokers)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
@@ -104,6 +105,17 @@ pub async fn ensure_topic(
         }
     }
     Ok(())
+}
+
+/// Fails fast, saying what to check, when no broker answers a metadata
+/// request within 5 s: creating the topic would wait 30 s and then report
+/// only "OperationTimedOut".
+fn reachable(admin: &AdminClient<Logged>, brokers: &str) -> anyhow::Result<()> {
+    let metadata = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(5)));
+    metadata.map(|_| ()).map_err(|e| {
+        let brokers = crate::config::redact_brokers(brokers);
+        anyhow::anyhow!("cannot reach Kafka at {brokers}: is the broker running? check --brokers ({e})")
+    })
 }
 
 /// Produces events as `opts` says; blocks until every event is acknowledged

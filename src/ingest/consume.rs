@@ -15,9 +15,11 @@ use engagement_core::engine::{Engine, Outcome};
 use engagement_core::event::{DecodeContext, Invalid, decode};
 use engagement_core::view::View;
 
+use super::broker::BrokerWatch;
 use super::checkpoints::{Checkpointer, Restored};
 use super::progress::Progress;
 use super::{Offsets, Parts, Record, Source};
+use crate::config::redact_brokers;
 use crate::metrics::labels::Attempt;
 use crate::published::Published;
 use crate::publisher::Origin;
@@ -33,6 +35,8 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const BATCH: usize = 1024;
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(100);
+/// How soon a failed metadata request is retried.
+const METADATA_RETRY: Duration = Duration::from_secs(2);
 /// How long to wait for the final commit's answer at shutdown.
 const LAST_COMMIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -94,6 +98,7 @@ pub struct Consume<S> {
     /// Where each partition starts, from the checkpoint.
     start: Offsets,
     schedule: Schedule,
+    broker: BrokerWatch,
     parts: Arc<Parts>,
 }
 
@@ -127,6 +132,7 @@ impl<S: Source> Consume<S> {
                 next_metadata: now,
                 next_ends_fetch: now,
             },
+            broker: BrokerWatch::new(redact_brokers(&parts.config.kafka.brokers)),
             parts,
         }
     }
@@ -156,6 +162,9 @@ impl<S: Source> Consume<S> {
     pub(super) fn tick(&mut self, now: Instant) {
         self.applier.cx.now = wall_ms();
         self.applier.flush();
+        if self.source.brokers_down() {
+            self.broker.failed(now, "all broker connections are down", &self.parts.metrics);
+        }
         if now >= self.schedule.next_metadata {
             self.schedule.next_metadata = now + self.parts.config.kafka.metadata_refresh;
             self.assign_new_partitions();
@@ -175,14 +184,24 @@ impl<S: Source> Consume<S> {
     /// ones added to the topic later.
     fn assign_new_partitions(&mut self) {
         let m = &self.parts.metrics;
-        let count = match self.source.partitions() {
-            Ok(Some(n)) => n,
+        let metadata = self.source.partitions();
+        let now = Instant::now();
+        let count = match metadata {
+            Ok(Some(n)) => {
+                self.broker.answered(now, m);
+                n
+            }
             Ok(None) => {
+                self.broker.answered(now, m);
                 self.progress.topic_missing(self.source.topic());
-                self.schedule.next_metadata = Instant::now() + Duration::from_secs(1);
+                self.schedule.next_metadata = now + Duration::from_secs(1);
                 return;
             }
-            Err(e) => return AssignmentFailed { what: "cannot read topic metadata", error: &*e }.emit(m),
+            Err(e) => {
+                // Retried soon, so that a broker back is noticed soon.
+                self.schedule.next_metadata = now + METADATA_RETRY;
+                return self.broker.failed(now, &e.to_string(), m);
+            }
         };
         let from = self.progress.known();
         if count <= from {
@@ -253,6 +272,11 @@ impl<S: Source> Consume<S> {
     fn update_readiness(&mut self, now: Instant) {
         let ready = self.parts.status.borrow().is_ready();
         if ready {
+            return;
+        }
+        if self.broker.is_unreachable() {
+            let brokers = self.broker.brokers().to_owned();
+            self.parts.status.send_replace(Readiness::BrokerUnreachable { brokers });
             return;
         }
         match self.progress.readiness() {

@@ -6,6 +6,7 @@
 //! - [`consume`]: the loop: poll a batch → decode → apply → count, then a
 //!   housekeeping tick (publish the view, readiness, checkpoint, commit).
 //! - [`progress`]: offsets per partition, lag, readiness.
+//! - [`broker`]: whether the brokers can be reached, and reporting it.
 //! - [`checkpoints`]: restore at start, the checkpoint schedule and the
 //!   thread that makes checkpoints durable.
 //!
@@ -14,6 +15,7 @@
 //! the state they belong to; they are for lag monitoring, not a restart
 //! point.
 
+mod broker;
 mod checkpoints;
 mod consume;
 mod kafka;
@@ -63,6 +65,9 @@ pub trait Source {
     /// A partition's (low, high) offsets: the client's cached values, or
     /// the broker's answer when `fetch` (a round trip; use sparingly).
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)>;
+    /// Whether the client said, since the last call, that no broker at all
+    /// can be reached.
+    fn brokers_down(&mut self) -> bool;
     /// Commits `offsets` asynchronously; results arrive as events.
     fn commit(&mut self, offsets: &Offsets);
     /// Serves the client (commit callbacks) until `done` or `deadline`.

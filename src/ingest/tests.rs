@@ -78,6 +78,10 @@ impl Source for Fake {
         Some((0, self.partitions[partition as usize].len() as i64 + self.markers))
     }
 
+    fn brokers_down(&mut self) -> bool {
+        false
+    }
+
     fn commit(&mut self, offsets: &Offsets) {
         self.commits.lock().unwrap().push(offsets.clone());
     }

@@ -102,17 +102,57 @@ pub struct ClientError<'a> {
 impl InternalEvent for ClientError<'_> {
     fn emit(self, m: &Metrics) {
         m.consumer.errors.inc();
-        tracing::debug!(error = %self.error, reason = self.reason, "kafka client error");
+        if crate::kafka::is_connection_error(self.error) {
+            tracing::debug!(error = %self.error, reason = self.reason, "kafka client error");
+        } else {
+            // Authentication, TLS, configuration: retrying will not fix them.
+            limited(m, || tracing::warn!(error = %self.error, reason = self.reason, "kafka client error"));
+        }
     }
 }
 
-/// An error returned by a consumer poll.
+/// An error returned by a consumer poll; a failed connection is left to
+/// [`BrokerUnreachable`] (librdkafka retries it, a line per retry is noise).
 pub struct ConsumerError<'a>(pub &'a KafkaError);
 
 impl InternalEvent for ConsumerError<'_> {
     fn emit(self, m: &Metrics) {
         m.consumer.errors.inc();
-        limited(m, || tracing::warn!(error = %self.0, "kafka consumer error"));
+        if crate::kafka::is_connection_error(self.0) {
+            tracing::debug!(error = %self.0, "kafka consumer error");
+        } else {
+            limited(m, || tracing::warn!(error = %self.0, "kafka consumer error"));
+        }
+    }
+}
+
+/// No broker can be reached (all connections down, or metadata failing).
+/// Emitted when that starts and then at most every 30 s while it lasts.
+pub struct BrokerUnreachable<'a> {
+    /// The bootstrap servers, credentials redacted.
+    pub brokers: &'a str,
+    pub error: &'a str,
+    pub since: Duration,
+}
+
+impl InternalEvent for BrokerUnreachable<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.broker_reachable.set(0);
+        let (brokers, error, seconds) = (self.brokers, self.error, self.since.as_secs());
+        tracing::error!(brokers, error, seconds, "cannot reach Kafka: is the broker running? check kafka.brokers");
+    }
+}
+
+/// A broker answered again after [`BrokerUnreachable`].
+pub struct BrokerReachable<'a> {
+    pub brokers: &'a str,
+    pub after: Duration,
+}
+
+impl InternalEvent for BrokerReachable<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.broker_reachable.set(1);
+        tracing::info!(brokers = self.brokers, seconds = self.after.as_secs(), "Kafka reachable again");
     }
 }
 

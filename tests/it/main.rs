@@ -20,3 +20,4 @@ mod secrets;
 mod state_dir;
 mod support;
 mod transactions;
+mod unreachable;
