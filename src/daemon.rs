@@ -20,17 +20,7 @@ use crate::{checkpoint, ingest, kafka, published, rank_changes, status};
 
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if let Some(dir) = &config.state.dir {
-        // Found now, not at the first checkpoint a minute later or at
-        // shutdown, when the state it should have saved is lost.
-        checkpoint::probe(dir).map_err(|e| {
-            anyhow::anyhow!(
-                "state.dir {} cannot hold checkpoints ({e}): point state.dir (--state-dir) at a directory \
-                 this user can create and write",
-                dir.display()
-            )
-        })?;
-    }
+    check_state_dir(&config)?;
     let config = Arc::new(config);
     let (views_tx, views) = published::channel();
     let (status_tx, status) = status::channel();
@@ -79,8 +69,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
     let _ = tokio::time::timeout(left, server).await;
     ranks.abort();
+    let _ = ranks.await;
+    close(publisher, deadline).await;
     tracing::info!("stopped");
     result.0
+}
+
+/// Checks that `state.dir`, when set, can hold checkpoints: found now, not
+/// at the first checkpoint a minute later or at shutdown, when the state
+/// it should have saved is lost.
+fn check_state_dir(config: &Config) -> anyhow::Result<()> {
+    let Some(dir) = &config.state.dir else {
+        return Ok(());
+    };
+    checkpoint::probe(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "state.dir {} cannot hold checkpoints ({e}): point state.dir (--state-dir) at a directory this user \
+             can create and write",
+            dir.display()
+        )
+    })
+}
+
+/// Drops the last handle of the producer, so that librdkafka closes its
+/// connections before `run` returns (the demo stops its mock cluster only
+/// then). Closing can hang without a broker: it gets what is left of the
+/// shutdown deadline, on a blocking thread, and the process exits anyway.
+async fn close(publisher: Arc<Publisher>, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+    let _ = tokio::time::timeout(left, tokio::task::spawn_blocking(move || drop(publisher))).await;
 }
 
 /// Waits for shutdown (or ingest ending early), then for ingest to stop,

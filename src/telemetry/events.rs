@@ -385,7 +385,9 @@ impl InternalEvent for RankChanged<'_> {
         m.ranking.rank_changes.with_label_values(&[window]).inc();
         let c = self.change;
         let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
-        tracing::info!(
+        // DEBUG: changes scale with events; they are on the rank-events
+        // topic and in the metrics, and summarised every minute at INFO.
+        tracing::debug!(
             window,
             platform = %c.platform,
             page_id = %c.page_id,
@@ -408,7 +410,34 @@ impl InternalEvent for LeaderChanged<'_> {
         let window = self.window.label().unwrap_or_default();
         m.ranking.leader_changes.with_label_values(&[window]).inc();
         let c = self.leader;
-        tracing::info!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+        tracing::debug!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+    }
+}
+
+/// How many rank and leader changes each labelled window
+/// (`Window::LABELED` order: current, previous, rolling) saw in `period`.
+pub struct RankChangesSummary {
+    pub period: Duration,
+    pub rank_changes: [u64; 3],
+    pub leader_changes: [u64; 3],
+}
+
+impl InternalEvent for RankChangesSummary {
+    fn emit(self, _: &Metrics) {
+        let ([current, previous, rolling], [current_leaders, previous_leaders, rolling_leaders]) =
+            (self.rank_changes, self.leader_changes);
+        // Its own target, so that the demo can show it alone.
+        tracing::info!(
+            target: "engagement_monitor::rank_changes",
+            seconds = self.period.as_secs(),
+            current,
+            previous,
+            rolling,
+            current_leaders,
+            previous_leaders,
+            rolling_leaders,
+            "rank changes"
+        );
     }
 }
 
