@@ -13,12 +13,23 @@
 //! The two newest checkpoints are kept.
 //!
 //! Reading: the newest file that passes magic, version, length and checksum
-//! and decodes is used; a file that fails is renamed `*.corrupt`, and the
-//! next older one is tried. With none, the daemon replays from the earliest
-//! offsets.
+//! and decodes is used. The checksum is verified over the whole body in a
+//! first, streaming pass before anything is decoded, so a corrupt file is
+//! never decoded; and no allocation here is sized beyond what the body's
+//! bytes can hold. A file that fails is renamed `*.corrupt` (the two newest
+//! are kept), and the next older one is tried. With none, the daemon
+//! replays from the earliest offsets. A file of a newer format version
+//! stops the restore instead: it is state this build cannot read, not
+//! damage, and replaying would silently lose it.
+//!
+//! Files: the state directory is created 0700, checkpoint files 0600; the
+//! temporary file is created exclusively and never through a symlink, and
+//! only regular files are read (a symlink, FIFO or directory named like a
+//! checkpoint is skipped and reported, never opened for reading or moved).
 
-use std::fs::{self, File};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -38,6 +49,7 @@ pub type Offsets = Vec<(i32, i64)>;
 
 /// A checkpoint as read back.
 pub struct Restored {
+    pub path: PathBuf,
     pub seq: u64,
     pub topic: String,
     pub offsets: Offsets,
@@ -50,6 +62,9 @@ pub struct Restored {
 pub struct RestoreReport {
     /// Files moved aside as `*.corrupt`, with the reason.
     pub discarded: Vec<(PathBuf, String)>,
+    /// Entries named like checkpoints that are not regular files, left
+    /// where they are, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 /// Writes `bytes` through to `inner` and hashes them.
@@ -117,12 +132,26 @@ pub struct Pending {
 /// `offsets` to a temporary file.
 pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, state: &Snapshot) -> io::Result<Pending> {
     let started = Instant::now();
-    fs::create_dir_all(dir)?;
+    create_dir(dir)?;
     let tmp = path(dir, seq, "tmp");
-    let mut file = File::create(&tmp)?;
+    let mut file = create_new(&tmp)?;
+    stream(&mut file, topic, offsets, engine).map_err(|e| at(&tmp, e))?;
+    Ok(Pending {
+        seq,
+        offsets: offsets.clone(),
+        bytes: file.metadata().map_err(|e| at(&tmp, e))?.len(),
+        pause: started.elapsed(),
+        tmp,
+        file,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Writes the header and body of a checkpoint to `file`.
+fn stream(file: &mut File, topic: &str, offsets: &Offsets, engine: &Engine) -> io::Result<()> {
     file.write_all(&[0u8; HEADER])?;
     // Hash under the buffer, so the checksum sees 1 MiB blocks, not fields.
-    let mut body = BufWriter::with_capacity(1 << 20, Hashing { inner: &mut file, hash: Xxh3::new(), len: 0 });
+    let mut body = BufWriter::with_capacity(1 << 20, Hashing { inner: &mut *file, hash: Xxh3::new(), len: 0 });
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut w = Writer(&mut body);
     w.i64(now)?;
@@ -141,29 +170,51 @@ pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, state: &Snaps
     header.extend_from_slice(&STATE_VERSION.to_le_bytes());
     header.extend_from_slice(&len.to_le_bytes());
     header.extend_from_slice(&digest.to_le_bytes());
-    file.write_all(&header)?;
-    Ok(Pending {
-        seq,
-        offsets: offsets.clone(),
-        bytes: len + HEADER as u64,
-        pause: started.elapsed(),
-        tmp,
-        file,
-        dir: dir.to_path_buf(),
-    })
+    file.write_all(&header)
+}
+
+/// `error` with `path` in its message: a failed checkpoint names its file.
+fn at(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// Creates `dir` (and its parents) readable by this user only, unless it
+/// exists.
+fn create_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| at(dir, e))
+}
+
+/// Creates `path` for writing, 0600. Refuses an existing name (O_EXCL),
+/// even a symlink planted there, and never follows one (O_NOFOLLOW).
+fn create_new(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    options.open(path).map_err(|e| at(path, e))
+}
+
+/// Checks that checkpoints can be written to `dir`: creates it if needed,
+/// then creates, writes, fsyncs and removes a probe file. Run at start so
+/// that an unusable directory stops the daemon at once, not at shutdown.
+pub fn probe(dir: &Path) -> io::Result<()> {
+    create_dir(dir)?;
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    let _ = fs::remove_file(&probe);
+    let mut file = create_new(&probe)?;
+    let written = file.write_all(b"probe").and_then(|()| file.sync_all()).map_err(|e| at(&probe, e));
+    fs::remove_file(&probe).map_err(|e| at(&probe, e))?;
+    written
 }
 
 impl Pending {
     /// Makes the checkpoint durable: fsync, rename, fsync the directory,
     /// then removes all but the two newest checkpoints.
     pub fn finish(self) -> io::Result<Pending> {
-        self.file.sync_all()?;
+        self.file.sync_all().map_err(|e| at(&self.tmp, e))?;
         failpoint("checkpoint-before-rename");
-        fs::rename(&self.tmp, path(&self.dir, self.seq, "bin"))?;
-        File::open(&self.dir)?.sync_all()?;
-        for (_, old) in list(&self.dir, "bin")?.into_iter().skip(2) {
-            let _ = fs::remove_file(old);
-        }
+        let bin = path(&self.dir, self.seq, "bin");
+        fs::rename(&self.tmp, &bin).map_err(|e| at(&bin, e))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| at(&self.dir, e))?;
+        prune(&self.dir, "bin");
         Ok(self)
     }
 }
@@ -177,62 +228,145 @@ fn failpoint(name: &str) {
     }
 }
 
-/// The newest valid checkpoint in `dir`, if any. Invalid files are moved
-/// aside; leftover temporary files are removed.
-pub fn restore(dir: &Path, limits: Limits) -> io::Result<(Option<Restored>, RestoreReport)> {
+/// Removes all but the two newest files of `dir` with extension `ext`.
+fn prune(dir: &Path, ext: &str) {
+    for (_, old) in list(dir, ext).unwrap_or_default().into_iter().skip(2) {
+        let _ = fs::remove_file(old);
+    }
+}
+
+/// Why restoring stopped instead of falling back to an older checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("cannot read state.dir {}: {source}", dir.display())]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error(
+        "checkpoint {} has format version {version}, newer than version {supported} that this build reads: \
+         it was written by a newer engagement-monitor. Run that version, or move the file out of state.dir \
+         to start from an older checkpoint or a replay of the topic",
+        path.display()
+    )]
+    Newer { path: PathBuf, version: u32, supported: u32 },
+}
+
+/// Why one file was not restored.
+enum Unusable {
+    /// Damaged or unreadable: moved aside, the next older one is tried.
+    Corrupt(String),
+    /// Not a regular file: left alone, the next older one is tried.
+    NotRegular(String),
+    /// Of a newer format version: the restore stops.
+    Newer(u32),
+}
+
+impl From<DecodeError> for Unusable {
+    fn from(e: DecodeError) -> Unusable {
+        Unusable::Corrupt(e.to_string())
+    }
+}
+
+/// The newest valid checkpoint in `dir`, if any. Corrupt files are moved
+/// aside, entries that are not regular files skipped; leftover temporary
+/// files are removed.
+pub fn restore(dir: &Path, limits: Limits) -> Result<(Option<Restored>, RestoreReport), RestoreError> {
     let mut report = RestoreReport::default();
     if !dir.exists() {
         return Ok((None, report));
     }
-    for (_, tmp) in list(dir, "tmp")? {
+    let unreadable = |source| RestoreError::Dir { dir: dir.to_path_buf(), source };
+    for (_, tmp) in list(dir, "tmp").map_err(unreadable)? {
         let _ = fs::remove_file(tmp);
     }
-    for (seq, p) in list(dir, "bin")? {
+    for (seq, p) in list(dir, "bin").map_err(unreadable)? {
         match read(&p, seq, limits) {
             Ok(r) => return Ok((Some(r), report)),
-            Err(why) => {
+            Err(Unusable::Newer(version)) => {
+                return Err(RestoreError::Newer { path: p, version, supported: STATE_VERSION });
+            }
+            Err(Unusable::NotRegular(why)) => report.skipped.push((p, why)),
+            Err(Unusable::Corrupt(why)) => {
                 let aside = p.with_extension("corrupt");
-                fs::rename(&p, &aside)?;
+                fs::rename(&p, &aside).map_err(|e| unreadable(at(&p, e)))?;
                 report.discarded.push((aside, why));
+                prune(dir, "corrupt");
             }
         }
     }
     Ok((None, report))
 }
 
-fn read(p: &Path, seq: u64, limits: Limits) -> Result<Restored, String> {
-    let mut file = File::open(p).map_err(|e| e.to_string())?;
+/// Opens `p` for reading only if it is a regular file: O_NOFOLLOW refuses
+/// a symlink, O_NONBLOCK keeps a FIFO from blocking the open, and fstat
+/// on the open file (no race with a rename) says what it is.
+fn open_regular(p: &Path) -> Result<File, Unusable> {
+    let opened = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p);
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Unusable::NotRegular("not a regular file: a symbolic link".into()));
+        }
+        Err(e) => return Err(Unusable::Corrupt(e.to_string())),
+    };
+    let kind = file.metadata().map_err(|e| Unusable::Corrupt(e.to_string()))?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() { "a directory" } else { "a FIFO, socket or device" };
+        return Err(Unusable::NotRegular(format!("not a regular file: {what}")));
+    }
+    Ok(file)
+}
+
+/// The header's format version, body length and checksum.
+fn header(file: &mut File) -> Result<(u64, u128), Unusable> {
     let mut header = [0u8; HEADER];
-    file.read_exact(&mut header).map_err(|_| "shorter than its header".to_string())?;
+    file.read_exact(&mut header).map_err(|_| Unusable::Corrupt("shorter than its header".into()))?;
     if &header[..8] != MAGIC {
-        return Err("not a checkpoint (bad magic)".into());
+        return Err(Unusable::Corrupt("not a checkpoint (bad magic)".into()));
     }
     let word = |at: usize, n: usize| header[at..at + n].iter().rev().fold(0u128, |acc, b| acc << 8 | u128::from(*b));
     let version = word(8, 4) as u32;
+    if version > STATE_VERSION {
+        return Err(Unusable::Newer(version));
+    }
     if version != STATE_VERSION {
-        return Err(format!("version {version}, this build reads {STATE_VERSION}"));
+        return Err(Unusable::Corrupt(format!("version {version}, this build reads {STATE_VERSION}")));
     }
-    let (len, digest) = (word(12, 8) as u64, word(20, 16));
-    let mut body = BufReader::with_capacity(1 << 20, Hashing { inner: file.take(len), hash: Xxh3::new(), len: 0 });
-    let decoded = decode_body(&mut body, limits);
-    io::copy(&mut body, &mut io::sink()).map_err(|e| e.to_string())?;
-    let hashed = body.into_inner();
-    if hashed.len != len {
-        return Err("truncated".into());
-    }
-    if hashed.hash.digest128() != digest {
-        return Err("checksum mismatch".into());
-    }
-    let (topic, offsets, engine) = decoded.map_err(|e| e.to_string())?;
-    Ok(Restored { seq, topic, offsets, engine, bytes: len + HEADER as u64 })
+    Ok((word(12, 8) as u64, word(20, 16)))
 }
 
-fn decode_body<R: Read>(r: &mut R, limits: Limits) -> Result<(String, Offsets, Engine), DecodeError> {
+/// The first pass: hashes exactly `len` bytes of body, in 1 MiB reads,
+/// decoding nothing.
+fn verify(file: &mut File, len: u64, digest: u128) -> Result<(), Unusable> {
+    let hashing = Hashing { inner: file.take(len), hash: Xxh3::new(), len: 0 };
+    let mut body = BufReader::with_capacity(1 << 20, hashing);
+    io::copy(&mut body, &mut io::sink()).map_err(|e| Unusable::Corrupt(e.to_string()))?;
+    let hashed = body.into_inner();
+    if hashed.len != len {
+        return Err(Unusable::Corrupt("truncated".into()));
+    }
+    if hashed.hash.digest128() != digest {
+        return Err(Unusable::Corrupt("checksum mismatch".into()));
+    }
+    Ok(())
+}
+
+fn read(p: &Path, seq: u64, limits: Limits) -> Result<Restored, Unusable> {
+    let mut file = open_regular(p)?;
+    let (len, digest) = header(&mut file)?;
+    verify(&mut file, len, digest)?;
+    file.seek(SeekFrom::Start(HEADER as u64)).map_err(|e| Unusable::Corrupt(e.to_string()))?;
+    let mut body = BufReader::with_capacity(1 << 20, file.take(len));
+    let (topic, offsets, engine) = decode_body(&mut body, len, limits)?;
+    Ok(Restored { path: p.to_path_buf(), seq, topic, offsets, engine, bytes: len + HEADER as u64 })
+}
+
+/// Decodes a body of `len` bytes whose checksum was verified.
+fn decode_body<R: Read>(r: &mut R, len: u64, limits: Limits) -> Result<(String, Offsets, Engine), DecodeError> {
     let mut body = Reader(&mut *r);
     body.i64()?; // written at (wall clock), informational
     let topic = body.str(MAX_TOPIC, "topic")?;
     let count = body.len(MAX_PARTITIONS, "partition count")?;
-    let mut offsets = Vec::with_capacity(count.min(1024));
+    // 12 bytes per partition: never reserve more than the body can hold.
+    let mut offsets = Vec::with_capacity(count.min(usize::try_from(len / 12).unwrap_or(usize::MAX)));
     for _ in 0..count {
         offsets.push((body.i32()?, body.i64()?));
     }

@@ -13,13 +13,14 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, HttpLimits};
-use crate::config::Config;
+use crate::config::{Config, redact_brokers};
 use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
-use crate::{ingest, published, rank_changes, status};
+use crate::{checkpoint, ingest, kafka, published, rank_changes, status};
 
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    check_state_dir(&config)?;
     let config = Arc::new(config);
     let (views_tx, views) = published::channel();
     let (status_tx, status) = status::channel();
@@ -30,11 +31,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         limits: config.engine,
         log_rate_per_second: config.events.log_rate_per_second,
     }));
-    let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).context("creating the Kafka producer")?);
+    let publisher = Publisher::new(&config.kafka, metrics.clone())
+        .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer: {}", kafka::creation_error(&e)))?;
+    let publisher = Arc::new(publisher);
     let listener = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %config.kafka.brokers, "engagement-monitor started");
+    let brokers = redact_brokers(&config.kafka.brokers);
+    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
     let ranks =
         tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));
@@ -65,8 +69,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
     let _ = tokio::time::timeout(left, server).await;
     ranks.abort();
+    let _ = ranks.await;
+    close(publisher, deadline).await;
     tracing::info!("stopped");
     result.0
+}
+
+/// Checks that `state.dir`, when set, can hold checkpoints: found now, not
+/// at the first checkpoint a minute later or at shutdown, when the state
+/// it should have saved is lost.
+fn check_state_dir(config: &Config) -> anyhow::Result<()> {
+    let Some(dir) = &config.state.dir else {
+        return Ok(());
+    };
+    checkpoint::probe(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "state.dir {} cannot hold checkpoints ({e}): point state.dir (--state-dir) at a directory this user \
+             can create and write",
+            dir.display()
+        )
+    })
+}
+
+/// Drops the last handle of the producer, so that librdkafka closes its
+/// connections before `run` returns (the demo stops its mock cluster only
+/// then). Closing can hang without a broker: it gets what is left of the
+/// shutdown deadline, on a blocking thread, and the process exits anyway.
+async fn close(publisher: Arc<Publisher>, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+    let _ = tokio::time::timeout(left, tokio::task::spawn_blocking(move || drop(publisher))).await;
 }
 
 /// Waits for shutdown (or ingest ending early), then for ingest to stop,

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon;
-use crate::kafka::client_config;
+use crate::kafka::{Logged, client_config};
 use engagement_core::synth::{demo_events, demo_live_event};
 
 const TOPIC: &str = "engagement-events";
@@ -29,9 +29,22 @@ const LIVE_EVERY: Duration = Duration::from_millis(500);
 /// Runs the demo until `shutdown` is cancelled.
 pub async fn run(listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
-    let stop = shutdown.clone();
+    // Its own token: the mock cluster must outlive the daemon's clients,
+    // or they log its disappearance as connection errors on a clean stop.
+    let cluster_stop = CancellationToken::new();
+    let stop = cluster_stop.clone();
     // The mock cluster is !Send: it lives and dies on this thread.
     let cluster = std::thread::Builder::new().name("mock-kafka".into()).spawn(move || mock_cluster(&tx, &stop))?;
+    let result = serve(rx, listen, shutdown).await;
+    cluster_stop.cancel();
+    let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
+    println!("engagement-monitor demo: stopped");
+    result
+}
+
+/// Runs the daemon against the mock cluster once it has started; returns
+/// when the daemon has stopped and closed its Kafka clients.
+async fn serve(rx: mpsc::Receiver<Started>, listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = tokio::task::spawn_blocking(move || rx.recv()).await?.context("the mock cluster did not start")??;
     let mut config = Config::default();
     config.kafka.brokers = brokers;
@@ -49,23 +62,20 @@ pub async fn run(listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Res
     println!("  JSON         http://{listen}/v1/rankings?window=2025-Q3&platform=facebook");
     println!("  metrics      http://{listen}/metrics");
     println!("  Ctrl-C stops it.");
-    let result = daemon::run(config, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
-    result
+    daemon::run(config, shutdown).await
 }
 
 type Started = anyhow::Result<String>;
 
 fn mock_cluster(started: &mpsc::Sender<Started>, stop: &CancellationToken) {
-    let setup = || -> anyhow::Result<(MockCluster<'static, DefaultProducerContext>, ThreadedProducer<DefaultProducerContext>)> {
+    let setup = || -> anyhow::Result<(MockCluster<'static, DefaultProducerContext>, ThreadedProducer<Logged>)> {
         let mock = MockCluster::new(1)?;
         mock.create_topic(TOPIC, 3, 1)?;
         mock.create_topic(RANK_TOPIC, 1, 1)?;
         mock.create_topic(DEAD_LETTERS, 1, 1)?;
         let defaults = [("compression.type", "lz4"), ("linger.ms", "20")];
-        let producer: ThreadedProducer<DefaultProducerContext> =
-            client_config(&mock.bootstrap_servers(), &defaults, []).create()?;
+        let producer: ThreadedProducer<Logged> =
+            client_config(&mock.bootstrap_servers(), &defaults, []).create_with_context(Logged)?;
         for (i, json) in demo_events(2025).iter().enumerate() {
             let key = i.to_string();
             let _ = producer.send(BaseRecord::to(TOPIC).key(&key).payload(json.as_bytes()));

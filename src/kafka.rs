@@ -4,7 +4,12 @@
 //! starts here: the bootstrap servers, the caller's defaults for its role,
 //! then the operator's pass-through properties, which win over the defaults.
 
-use rdkafka::config::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+
+use crate::config::is_secret;
 
 /// A client configuration for `brokers` with `defaults`, overridden by
 /// `properties` (`kafka.properties` of the configuration).
@@ -24,6 +29,96 @@ pub fn client_config<'p>(
     c
 }
 
+/// Why a Kafka client could not be created, for a person: the property
+/// and librdkafka's reason. rdkafka's own message appends the value, and
+/// the value of a secret property, or of a misspelt one that may be a
+/// secret, is never shown.
+pub fn creation_error(e: &KafkaError) -> String {
+    let KafkaError::ClientConfig(code, reason, key, value) = e else {
+        return e.to_string();
+    };
+    // Brokers may carry credentials (user:password@host).
+    let hide =
+        *code == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN || is_secret(key) || key == "bootstrap.servers";
+    if hide {
+        let reason = if value.is_empty() { reason.clone() } else { reason.replace(value.as_str(), "<redacted>") };
+        return format!("invalid Kafka client property {key}: {reason} (check kafka.properties)");
+    }
+    format!("invalid Kafka client property {key} = {value:?}: {reason} (check kafka.properties)")
+}
+
+/// Whether `e` says a broker connection failed. librdkafka retries those
+/// itself, so they are counted and logged at DEBUG; that no broker at all
+/// can be reached is reported apart, once per 30 s.
+pub fn is_connection_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::Resolve)
+    )
+}
+
+/// Whether `e` says that no broker at all can be reached.
+pub fn is_all_brokers_down(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+}
+
+/// A client context for clients that need no callbacks of their own: its
+/// librdkafka log lines go through [`log`].
+pub struct Logged;
+
+impl ClientContext for Logged {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log(level, fac, message);
+    }
+}
+
+impl ProducerContext for Logged {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// librdkafka's own log lines, through tracing under the target
+/// `librdkafka`, with any `user:password@` in a broker's name redacted:
+/// librdkafka prints the bootstrap servers as given.
+pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    let message = redact_userinfo(message);
+    // A failed connection is logged by librdkafka per broker and retry; it
+    // also reaches the error callback, where the daemon reports brokers it
+    // cannot reach once per 30 s (ingest's BrokerWatch).
+    if fac == "FAIL" && message.contains("Connect") {
+        return tracing::debug!(target: "librdkafka", fac, "{message}");
+    }
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+    }
+}
+
+/// Replaces the `user:password` before each `@` of `text` (within one
+/// word) with `<redacted>`.
+pub fn redact_userinfo(text: &str) -> String {
+    let words: Vec<&str> = text.split('@').collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in words.iter().enumerate() {
+        let before_at = i + 1 < words.len();
+        let start = word.rfind(|c: char| c.is_whitespace() || "'\"[(/,".contains(c)).map_or(0, |i| i + 1);
+        if before_at && word[start..].contains(':') {
+            out.push_str(&word[..start]);
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(word);
+        }
+        if before_at {
+            out.push('@');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +129,25 @@ mod tests {
         assert_eq!(c.get("bootstrap.servers"), Some("b:1"));
         assert_eq!(c.get("linger.ms"), Some("5"));
         assert_eq!(c.get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn creation_errors_name_the_property_never_a_secret_value() {
+        let create = |name, value| {
+            let c = client_config("b:1", &[], [(name, value)]);
+            creation_error(&c.create::<rdkafka::producer::BaseProducer>().err().expect("refused"))
+        };
+        let misspelt = create("sasl.pasword", "hunter2-s3cret");
+        assert!(misspelt.contains("sasl.pasword") && !misspelt.contains("hunter2"), "{misspelt}");
+        let invalid = create("linger.ms", "soon");
+        assert!(invalid.contains("linger.ms") && invalid.contains("soon"), "a plain value helps: {invalid}");
+    }
+
+    #[test]
+    fn credentials_in_broker_names_are_redacted_from_log_lines() {
+        let line = "FAIL [thrd:alice:s3cret@k1:9092/bootstrap]: alice:s3cret@k1:9092/bootstrap: Failed to resolve 'alice:s3cret@k1:9092'";
+        let redacted = redact_userinfo(line);
+        assert!(!redacted.contains("s3cret") && redacted.contains("<redacted>@k1:9092/bootstrap"), "{redacted}");
+        assert_eq!(redact_userinfo("no at sign: a@b c"), "no at sign: a@b c", "no colon before @, no credentials");
     }
 }

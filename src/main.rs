@@ -43,7 +43,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             let config = load(None, &args.overrides())?;
-            telemetry::init(LogFormat::Text, "warn,engagement_monitor::ranker=info");
+            // Warnings and the summary of rank changes once a minute.
+            telemetry::init(LogFormat::Text, "warn,engagement_monitor::rank_changes=info");
             runtime()?.block_on(async {
                 let token = CancellationToken::new();
                 shutdown::on_signals(token.clone());

@@ -10,11 +10,11 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::kafka::client_config;
+use crate::kafka::{Logged, client_config, creation_error};
 use engagement_core::synth::{RandomStream, seed_events, seed_quarter};
 
 /// What to produce.
@@ -68,7 +68,11 @@ struct Acks {
 
 struct AckContext(Arc<Acks>);
 
-impl ClientContext for AckContext {}
+impl ClientContext for AckContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log(level, fac, message);
+    }
+}
 
 impl ProducerContext for AckContext {
     type DeliveryOpaque = ();
@@ -86,7 +90,10 @@ pub async fn ensure_topic(
     properties: &[(String, String)],
 ) -> anyhow::Result<()> {
     let c = client_config(brokers, &[], properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let admin: AdminClient<DefaultClientContext> = c.create().context("creating the admin client")?;
+    let admin: AdminClient<Logged> = c
+        .create_with_context(Logged)
+        .map_err(|e| anyhow::anyhow!("cannot create the admin client: {}", creation_error(&e)))?;
+    reachable(&admin, brokers)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
@@ -98,6 +105,17 @@ pub async fn ensure_topic(
         }
     }
     Ok(())
+}
+
+/// Fails fast, saying what to check, when no broker answers a metadata
+/// request within 5 s: creating the topic would wait 30 s and then report
+/// only "OperationTimedOut".
+fn reachable(admin: &AdminClient<Logged>, brokers: &str) -> anyhow::Result<()> {
+    let metadata = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(5)));
+    metadata.map(|_| ()).map_err(|e| {
+        let brokers = crate::config::redact_brokers(brokers);
+        anyhow::anyhow!("cannot reach Kafka at {brokers}: is the broker running? check --brokers ({e})")
+    })
 }
 
 /// Produces events as `opts` says; blocks until every event is acknowledged
@@ -112,8 +130,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         ("queue.buffering.max.kbytes", "1048576"),
     ];
     let c = client_config(&opts.brokers, &defaults, opts.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let producer: ThreadedProducer<AckContext> =
-        c.create_with_context(AckContext(acks.clone())).context("creating the producer")?;
+    let producer: ThreadedProducer<AckContext> = c
+        .create_with_context(AckContext(acks.clone()))
+        .map_err(|e| anyhow::anyhow!("cannot create the producer: {}", creation_error(&e)))?;
     let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario)) });
     let seed = seed_events();
     let mut random = match opts.scenario {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -14,12 +15,20 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::metrics::labels::{Delivery, Topic};
-use crate::telemetry::events::{InternalEvent, Produced};
+use crate::telemetry::events::{ClientError, InternalEvent, Produced};
 
 /// Counts deliveries; the per-message opaque value is the [`Topic`].
 pub struct Deliveries(Arc<Metrics>);
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        ClientError { error: &error, reason }.emit(&self.0);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<Topic>;
@@ -28,6 +37,24 @@ impl ProducerContext for Deliveries {
         let delivery = if result.is_ok() { Delivery::Delivered } else { Delivery::Failed };
         Produced(*topic, delivery).emit(&self.0);
     }
+}
+
+/// The producer's settings: its queue bounded by count and by bytes (a
+/// dead letter can be as large as `events.max_payload_bytes`), so a slow
+/// or absent broker costs at most `kafka.producer_queue_kbytes` of memory.
+fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let messages = cfg.producer_queue_messages.to_string();
+    let kbytes = cfg.producer_queue_kbytes.to_string();
+    let defaults = [
+        ("client.id", "engagement-monitor-publisher"),
+        ("queue.buffering.max.messages", messages.as_str()),
+        ("queue.buffering.max.kbytes", kbytes.as_str()),
+        ("linger.ms", "20"),
+        ("compression.type", "lz4"),
+        ("message.timeout.ms", "60000"),
+    ];
+    let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    crate::kafka::client_config(&cfg.brokers, &defaults, properties)
 }
 
 /// Where dead letters and rank events go; a missing topic disables that kind.
@@ -49,17 +76,7 @@ pub struct Origin<'a> {
 impl Publisher {
     pub fn new(cfg: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Publisher, KafkaError> {
         let producer = if cfg.dead_letter_topic.is_some() || cfg.rank_events_topic.is_some() {
-            let queue = cfg.producer_queue_messages.to_string();
-            let defaults = [
-                ("client.id", "engagement-monitor-publisher"),
-                ("queue.buffering.max.messages", queue.as_str()),
-                ("linger.ms", "20"),
-                ("compression.type", "lz4"),
-                ("message.timeout.ms", "60000"),
-            ];
-            let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            let config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
-            Some(config.create_with_context(Deliveries(metrics.clone()))?)
+            Some(producer_config(cfg).create_with_context(Deliveries(metrics.clone()))?)
         } else {
             None
         };
@@ -114,5 +131,20 @@ impl Publisher {
         if let Some(p) = &self.producer {
             let _ = p.flush(timeout);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_queue_is_bounded_by_count_and_bytes() {
+        let mut cfg = Config::default().kafka;
+        cfg.producer_queue_kbytes = 2048;
+        let c = producer_config(&cfg);
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("2048"));
+        assert_eq!(c.get("queue.buffering.max.messages"), Some("100000"));
     }
 }

@@ -3,12 +3,17 @@
 //! counts and logs every change and publishes it as an event when a topic
 //! is configured (docs/metrics.md#rank-change-events).
 //!
+//! Each change is logged at DEBUG only (changes scale with events); a
+//! summary per window is logged at INFO at most once a minute
+//! ([`SUMMARY_EVERY`]), when anything changed.
+//!
 //! Quiet while catching up: until the daemon is ready, each view only
 //! becomes the new baseline, so a restart or a replay never floods alerts.
 //! When the current quarter rolls over, `current` and `previous` compare
 //! different quarters; their baselines are reset without reporting.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -19,7 +24,7 @@ use engagement_core::window::{Window, format_rfc3339};
 use crate::metrics::Metrics;
 use crate::published::ViewRx;
 use crate::publisher::Publisher;
-use crate::telemetry::events::{BaselineReset, InternalEvent, LeaderChanged, RankChanged};
+use crate::telemetry::events::{BaselineReset, InternalEvent, LeaderChanged, RankChanged, RankChangesSummary};
 
 /// The event published for each change.
 #[derive(Debug, Serialize)]
@@ -59,31 +64,70 @@ pub fn top_n(view: &View, window: Window, n: usize) -> (Option<Period>, Vec<Rank
     (Some(t.period), list)
 }
 
+/// How often the changes are summarised at INFO.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Changes counted since the last summary, per labelled window.
+struct Tally {
+    since: Instant,
+    rank_changes: [u64; 3],
+    leader_changes: [u64; 3],
+}
+
+impl Tally {
+    fn new(now: Instant) -> Tally {
+        Tally { since: now, rank_changes: [0; 3], leader_changes: [0; 3] }
+    }
+
+    /// The summary of the period, when one is due at `now` and anything
+    /// changed; the tally starts over whenever a period ends.
+    fn due(&mut self, now: Instant) -> Option<RankChangesSummary> {
+        let period = now.saturating_duration_since(self.since);
+        if period < SUMMARY_EVERY {
+            return None;
+        }
+        let ended = std::mem::replace(self, Tally::new(now));
+        let quiet = ended.rank_changes == [0; 3] && ended.leader_changes == [0; 3];
+        (!quiet).then_some(RankChangesSummary {
+            period,
+            rank_changes: ended.rank_changes,
+            leader_changes: ended.leader_changes,
+        })
+    }
+}
+
 /// Runs until the view channel closes. Changes are reported only between
 /// two views that were both built while the daemon was ready.
 pub async fn run(mut views: ViewRx, n: usize, metrics: Arc<Metrics>, publisher: Arc<Publisher>) {
     let mut baselines: [Baseline; 3] = Default::default();
+    let mut tally = Tally::new(Instant::now());
     while views.changed().await.is_ok() {
         let published = views.borrow_and_update().clone();
         let (view, ready) = (&published.view, published.ready);
-        for (w, baseline) in Window::LABELED.into_iter().zip(baselines.iter_mut()) {
+        for (i, (w, baseline)) in Window::LABELED.into_iter().zip(baselines.iter_mut()).enumerate() {
             let (period, list) = top_n(view, w, n);
             let comparable = ready && baseline.ready && baseline.period.is_some();
             if comparable && baseline.period == period {
-                report(w, view, &diff(&baseline.top, &list), &metrics, &publisher);
+                let d = diff(&baseline.top, &list);
+                tally.rank_changes[i] += d.changes.len() as u64;
+                tally.leader_changes[i] += u64::from(report(w, view, &d, &metrics, &publisher));
             } else if comparable && period.is_some() {
                 BaselineReset(w).emit(&metrics);
             }
             *baseline = Baseline { period, ready, top: list };
         }
+        if let Some(summary) = tally.due(Instant::now()) {
+            summary.emit(&metrics);
+        }
     }
 }
 
-fn report(window: Window, view: &View, d: &Diff, metrics: &Metrics, publisher: &Publisher) {
-    if d.new_leader {
-        if let Some(leader) = d.changes.iter().find(|c| c.new_rank == Some(1)) {
-            LeaderChanged { window, leader }.emit(metrics);
-        }
+/// Counts, logs and publishes the changes of `d`; says whether a new
+/// leader was reported.
+fn report(window: Window, view: &View, d: &Diff, metrics: &Metrics, publisher: &Publisher) -> bool {
+    let leader = d.changes.iter().find(|c| c.new_rank == Some(1)).filter(|_| d.new_leader);
+    if let Some(leader) = leader {
+        LeaderChanged { window, leader }.emit(metrics);
     }
     let quarter = match view.table(window).map(|t| t.period) {
         Some(Period::Quarter(q)) => Some(q.to_string()),
@@ -104,5 +148,24 @@ fn report(window: Window, view: &View, d: &Diff, metrics: &Metrics, publisher: &
         };
         let json = serde_json::to_vec(&event).expect("rank events serialize");
         publisher.rank_event(&format!("{}/{}", change.platform, change.page_id), &json);
+    }
+    leader.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_summarised_once_a_minute_when_there_are_any() {
+        let t0 = Instant::now();
+        let mut tally = Tally::new(t0);
+        tally.rank_changes = [3, 0, 5];
+        tally.leader_changes = [1, 0, 0];
+        assert!(tally.due(t0 + Duration::from_secs(59)).is_none(), "not before a minute");
+        let summary = tally.due(t0 + SUMMARY_EVERY).expect("a minute with changes");
+        assert_eq!((summary.rank_changes, summary.leader_changes), ([3, 0, 5], [1, 0, 0]));
+        assert_eq!(tally.rank_changes, [0; 3], "the tally starts over");
+        assert!(tally.due(t0 + 2 * SUMMARY_EVERY).is_none(), "a quiet minute says nothing");
     }
 }

@@ -11,6 +11,8 @@ pub enum Readiness {
     Starting,
     /// Loading the newest checkpoint.
     Restoring,
+    /// No broker of `brokers` (credentials redacted) can be reached.
+    BrokerUnreachable { brokers: String },
     /// The topic does not exist (yet).
     WaitingForTopic { topic: String },
     /// Partitions are assigned but their ends are not known yet.
@@ -51,6 +53,7 @@ impl Readiness {
         match self {
             Readiness::Restoring => Phase::Restoring,
             Readiness::Starting
+            | Readiness::BrokerUnreachable { .. }
             | Readiness::WaitingForTopic { .. }
             | Readiness::PartitionEndsUnknown
             | Readiness::CatchingUp { .. } => Phase::CatchingUp,
@@ -68,6 +71,9 @@ impl Readiness {
         match self {
             Readiness::Starting => "starting".into(),
             Readiness::Restoring => "restoring the checkpoint".into(),
+            Readiness::BrokerUnreachable { brokers } => {
+                format!("cannot reach Kafka at {brokers}: is the broker running? check kafka.brokers")
+            }
             Readiness::WaitingForTopic { topic } => format!("waiting for topic {topic} to exist"),
             Readiness::PartitionEndsUnknown => "partition ends not known yet".into(),
             Readiness::CatchingUp { behind } => format!("catching up: {behind} messages behind"),
@@ -95,6 +101,7 @@ mod tests {
         let all = [
             Readiness::Starting,
             Readiness::Restoring,
+            Readiness::BrokerUnreachable { brokers: "k:9092".into() },
             Readiness::WaitingForTopic { topic: "t".into() },
             Readiness::PartitionEndsUnknown,
             Readiness::CatchingUp { behind: 7 },

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use toml::Value;
 
+use super::render::{REDACTED, is_secret, redact_brokers};
 use super::settings::{Raw, SETTINGS, setting};
 use super::{ConfigError, Loaded, Source};
 
@@ -46,10 +47,27 @@ fn property_text(key: &str, value: &Value, source: &Source) -> Result<String, Co
         Value::Integer(_) | Value::Float(_) | Value::Boolean(_) => Ok(value.to_string()),
         _ => Err(ConfigError::Invalid {
             key: key.to_owned(),
-            value: value.to_string(),
+            value: if is_secret(key) { REDACTED.to_owned() } else { value.to_string() },
             origin: source.origin(),
             expected: "a string".into(),
         }),
+    }
+}
+
+/// A TOML syntax error by line and column. toml's own message quotes the
+/// offending line, and that line may hold a password.
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.as_bytes()[..at].split(|b| *b == b'\n');
+    let (line, column) = before.fold((0, 0), |(n, _), l| (n + 1, l.len() + 1));
+    ConfigError::Syntax { path: path.to_owned(), line, column, message: e.message().to_owned() }
+}
+
+/// A value as an error quotes it: brokers with their credentials redacted.
+fn shown(key: &str, raw: Raw<'_>) -> String {
+    match key {
+        "kafka.brokers" => redact_brokers(&raw.shown()),
+        _ => raw.shown(),
     }
 }
 
@@ -165,9 +183,7 @@ fn check_property(name: &str, source: &Source) -> Result<(), ConfigError> {
 
 impl Loaded {
     pub(super) fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| syntax_error(path, text, &e))?;
         let mut entries = Vec::new();
         flatten("", &table, &mut entries);
         for (key, value) in entries {
@@ -216,7 +232,7 @@ impl Loaded {
             setting(key).ok_or_else(|| ConfigError::UnknownKey { key: key.to_owned(), origin: source.origin() })?;
         (setting.apply)(&mut self.config, raw).map_err(|expected| ConfigError::Invalid {
             key: key.to_owned(),
-            value: raw.shown(),
+            value: shown(setting.key, raw),
             origin: source.origin(),
             expected,
         })?;

@@ -31,8 +31,8 @@ use std::time::Duration;
 use engagement_core::engine::Limits;
 
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
-pub use render::{SECRET_MARKERS, render_effective};
-pub use settings::{SETTINGS, Setting, format_duration, parse_duration};
+pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
+pub use settings::{MAX_DURATION, SETTINGS, Setting, format_duration, parse_duration};
 
 /// The daemon's whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +68,8 @@ pub struct KafkaConfig {
     pub commit_interval: Duration,
     /// Bound on messages queued for the producer (dead letters, rank events).
     pub producer_queue_messages: u32,
+    /// Bound on the bytes (KiB) queued for the producer.
+    pub producer_queue_kbytes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +134,7 @@ impl Default for Config {
                 metadata_refresh: Duration::from_secs(30),
                 commit_interval: Duration::from_secs(5),
                 producer_queue_messages: 100_000,
+                producer_queue_kbytes: 65_536,
             },
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
@@ -214,13 +217,16 @@ impl Loaded {
 }
 
 /// Why a configuration was refused. Each message names the setting and the
-/// source of the offending value.
+/// source of the offending value; a value that may hold a secret (a secret
+/// property, brokers with credentials) is never quoted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{} is not valid TOML: {message}", path.display())]
-    Syntax { path: PathBuf, message: String },
+    /// Names the line and column instead of quoting the line, which may
+    /// hold a secret.
+    #[error("{} is not valid TOML at line {line}, column {column}: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
     #[error("unknown setting {key} ({origin})")]
     UnknownKey { key: String, origin: String },
     #[error("unknown environment variable {name}: no setting has that name")]

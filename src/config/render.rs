@@ -10,8 +10,20 @@ use super::settings::SETTINGS;
 use super::{Loaded, Source};
 
 /// Pass-through properties whose name contains one of these hold secrets;
-/// they are printed as `"<redacted>"`.
-pub const SECRET_MARKERS: [&str; 6] = ["password", "secret", "sasl.jaas", ".key.pem", "token", "ssl.key"];
+/// they are printed as `"<redacted>"` and never quoted in an error.
+/// `sasl.oauthbearer.config` carries client secrets inline; key
+/// passphrases and private keys are secrets whatever their prefix.
+pub const SECRET_MARKERS: [&str; 9] = [
+    "password",
+    "secret",
+    "passphrase",
+    "sasl.jaas",
+    "sasl.oauthbearer.config",
+    "private.key",
+    ".key.pem",
+    "token",
+    "ssl.key",
+];
 pub(super) const REDACTED: &str = "<redacted>";
 
 /// The effective configuration as TOML, each value followed by its source;
@@ -48,13 +60,15 @@ fn push_line(out: &mut String, name: &str, value: &Value, source: Option<&Source
     out.push_str(&format!("{assignment:<40} # {source}\n"));
 }
 
-fn is_secret(property: &str) -> bool {
+/// Whether a pass-through property's value is a secret (its name contains
+/// one of [`SECRET_MARKERS`]).
+pub fn is_secret(property: &str) -> bool {
     let lower = property.to_ascii_lowercase();
     SECRET_MARKERS.iter().any(|marker| lower.contains(marker))
 }
 
 /// Replaces `user:pass@` in each broker URL with `<redacted>@`.
-pub(super) fn redact_brokers(brokers: &str) -> String {
+pub fn redact_brokers(brokers: &str) -> String {
     brokers.split(',').map(redact_userinfo).collect::<Vec<_>>().join(",")
 }
 

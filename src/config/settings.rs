@@ -88,6 +88,9 @@ pub const SETTINGS: &[Setting] = &[
     setting!("kafka.producer_queue_messages", "messages",
         "Bound on messages queued for the producer (dead letters, rank events).",
         kafka.producer_queue_messages, |v| int(v, 1, i32::MAX as u64), int_value),
+    setting!("kafka.producer_queue_kbytes", "KiB",
+        "Bound on the bytes queued for the producer (queue.buffering.max.kbytes); further messages are dropped.",
+        kafka.producer_queue_kbytes, |v| int(v, 1, MAX_QUEUE_KBYTES), int_value),
     setting!("http.listen", "address",
         "Address of the JSON API, /metrics and the health checks.",
         http.listen, address, address_value),
@@ -172,6 +175,16 @@ impl Raw<'_> {
 }
 
 const DURATION_EXPECTED: &str = "a duration like 10s or 500ms";
+
+/// Longest duration any setting takes: 365 days (8760h). Durations are
+/// added to `Instant`s and converted to i64 milliseconds
+/// (`events.max_future_skew`); below this bound both are exact, far from
+/// overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Largest producer queue in KiB: 2 GiB (librdkafka would take more, a
+/// queue of dead letters and rank events never needs it).
+const MAX_QUEUE_KBYTES: u64 = 2 * 1024 * 1024;
 const TOPIC_EXPECTED: &str = "a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -";
 
 /// Parses `500ms`, `10s`, `2m` or `1h`: digits, then one unit.
@@ -254,9 +267,13 @@ fn int<T: TryFrom<u64>>(v: Raw<'_>, min: u64, max: u64) -> Result<T, String> {
         .ok_or_else(|| format!("an integer from {min} to {max}"))
 }
 
+/// A duration of at most [`MAX_DURATION`].
 fn duration(v: Raw<'_>) -> Result<Duration, String> {
     let s = string(v).map_err(|_| DURATION_EXPECTED.to_owned())?;
-    parse_duration(s).map_err(str::to_owned)
+    match parse_duration(s).map_err(str::to_owned)? {
+        d if d > MAX_DURATION => Err("a duration of at most 8760h (365 days)".into()),
+        d => Ok(d),
+    }
 }
 
 /// A duration above zero: a zero interval would spin.

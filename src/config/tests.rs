@@ -59,7 +59,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 30] = [
+const FIELDS: [&str; 31] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -69,6 +69,7 @@ const FIELDS: [&str; 30] = [
     "kafka.metadata_refresh",
     "kafka.commit_interval",
     "kafka.producer_queue_messages",
+    "kafka.producer_queue_kbytes",
     "http.listen",
     "http.request_timeout",
     "http.max_concurrent_requests",
@@ -108,6 +109,7 @@ fn every_config_field_has_a_setting() {
                 metadata_refresh: _,
                 commit_interval: _,
                 producer_queue_messages: _,
+                producer_queue_kbytes: _,
             },
         http: HttpConfig { listen: _, request_timeout: _, max_concurrent_requests: _, max_query_bytes: _ },
         events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
@@ -387,4 +389,63 @@ fn uncomment(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn oauthbearer_config_and_key_passphrases_are_redacted() {
+    let text = "[kafka.properties]\n\"sasl.oauthbearer.config\" = \"principal=alice clientSecret=0auth-s3cret\"\n\
+        \"sasl.oauthbearer.assertion.private.key.passphrase\" = \"p4ssphrase\"\n\
+        \"ssl.keystore.password\" = \"ks-s3cret\"\n\"sasl.oauthbearer.client.credentials.client.secret\" = \"cc\"\n";
+    let rendered = render_effective(&file(text).expect("valid"));
+    for secret in ["0auth-s3cret", "p4ssphrase", "ks-s3cret", "\"cc\""] {
+        assert!(!rendered.contains(secret), "{secret} leaked:\n{rendered}");
+    }
+}
+
+#[test]
+fn errors_never_echo_a_secret_value() {
+    let cases = [
+        // A non-string value of a secret property.
+        "[kafka.properties]\n\"sasl.password\" = [\"hunter2-s3cret\"]\n",
+        "[kafka.properties]\n\"sasl.oauthbearer.config\" = 2021-01-01T00:00:00Z # hunter2-s3cret\n",
+        // A TOML syntax error on the line that holds the secret.
+        "[kafka.properties]\n\"sasl.password\" = \"hunter2-s3cret\n",
+        "[kafka.properties]\nsasl.password = hunter2-s3cret\n",
+        // Brokers with credentials that fail validation.
+        "[kafka]\nbrokers = \"alice:hunter2-s3cret@k1:9092,\"\n",
+    ];
+    for text in cases {
+        let message = error(file(text));
+        assert!(!message.contains("hunter2"), "{text:?} echoed the secret: {message}");
+        assert!(message.contains("/etc/em.toml"), "{text:?}: the file is named: {message}");
+    }
+    let syntax = error(file("[kafka]\ntopic = \"t\"\n\"sasl.password\" = \"hunter2-s3cret\n"));
+    assert!(syntax.contains("line 3"), "the line is named instead of quoted: {syntax}");
+    let from_env = error(env(&[("ENGAGEMENT_MONITOR_KAFKA_BROKERS", "u:hunter2-s3cret@k1:9092,")]));
+    assert!(!from_env.contains("hunter2") && from_env.contains("ENGAGEMENT_MONITOR_KAFKA_BROKERS"), "{from_env}");
+}
+
+#[test]
+fn every_duration_is_bounded_so_it_converts_without_truncation() {
+    let durations: Vec<&Setting> = SETTINGS.iter().filter(|s| s.unit == "duration").collect();
+    assert!(durations.len() >= 6, "{durations:?}");
+    for s in durations {
+        let var = s.env_var();
+        // Fits a u64 of milliseconds, not an i64.
+        let over = error(env(&[(&var, "10000000000000000000ms")]));
+        assert!(over.contains(&var) && over.contains("at most 8760h"), "{over}");
+        assert!(env(&[(&var, "8761h")]).is_err(), "{var}=8761h was accepted");
+        assert!(env(&[(&var, "8760h")]).is_ok(), "{var}: the maximum is accepted");
+    }
+    let skew = env(&[("ENGAGEMENT_MONITOR_EVENTS_MAX_FUTURE_SKEW", "8760h")]).unwrap().config.events.max_future_skew;
+    assert_eq!(i64::try_from(skew.as_millis()), Ok(365 * 24 * 3_600_000));
+    assert!(std::time::Instant::now().checked_add(skew).is_some(), "deadlines can be computed from it");
+}
+
+#[test]
+fn the_producer_queue_is_bounded_in_bytes_too() {
+    let loaded = file("[kafka]\nproducer_queue_kbytes = 2048\n").expect("a setting of its own");
+    assert!(render_effective(&loaded).contains("producer_queue_kbytes = 2048"));
+    let refused = error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PRODUCER_QUEUE_KBYTES", "0")]));
+    assert!(refused.contains("an integer from 1 to 2097152"), "{refused}");
 }

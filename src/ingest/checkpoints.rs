@@ -15,7 +15,8 @@ use crate::checkpoint::{self, Pending};
 use crate::metrics::Metrics;
 use crate::status::Readiness;
 use crate::telemetry::events::{
-    CheckpointDiscarded, CheckpointDone, CheckpointFailed, CheckpointRestored, InternalEvent, NoCheckpoint,
+    CheckpointDiscarded, CheckpointDone, CheckpointFailed, CheckpointRestored, CheckpointSkipped, InternalEvent,
+    NoCheckpoint,
 };
 
 /// The state to start from: a restored engine and where each partition
@@ -40,6 +41,9 @@ pub fn restore(parts: &Parts) -> anyhow::Result<Restored> {
     for (path, reason) in &report.discarded {
         CheckpointDiscarded { path, reason }.emit(m);
     }
+    for (path, reason) in &report.skipped {
+        CheckpointSkipped { path, reason }.emit(m);
+    }
     let topic = cfg.kafka.topic.clone();
     let checkpointer = |seq| Checkpointer::new(dir.clone(), topic.clone(), seq, cfg.state.checkpoint_interval);
     let Some(r) = restored else {
@@ -50,15 +54,24 @@ pub fn restore(parts: &Parts) -> anyhow::Result<Restored> {
             checkpointer: Some(checkpointer(1)),
         });
     };
+    // Another topic's totals merged into this one's would stay for good:
+    // most likely state.dir points at the wrong directory, which only an
+    // operator can tell.
+    if r.topic != cfg.kafka.topic {
+        anyhow::bail!(
+            "the checkpoint {} in state.dir {} was taken on topic {}, but kafka.topic is {}: its state is not \
+             used. Point state.dir at {}'s own directory, or move the checkpoints out of {} to rebuild from the topic",
+            r.path.display(),
+            dir.display(),
+            r.topic,
+            cfg.kafka.topic,
+            cfg.kafka.topic,
+            dir.display()
+        );
+    }
     let took = started.elapsed();
     CheckpointRestored { seq: r.seq, bytes: r.bytes, posts: r.engine.usage().posts, took }.emit(m);
-    let start = if r.topic == cfg.kafka.topic {
-        r.offsets
-    } else {
-        tracing::warn!(checkpoint_topic = %r.topic, topic = %cfg.kafka.topic, "checkpoint was taken on another topic: its offsets are ignored");
-        Vec::new()
-    };
-    Ok(Restored { engine: r.engine, start, checkpointer: Some(checkpointer(r.seq + 1)) })
+    Ok(Restored { engine: r.engine, start: r.offsets, checkpointer: Some(checkpointer(r.seq + 1)) })
 }
 
 /// A checkpoint that became durable: its offsets may be committed.
@@ -99,7 +112,7 @@ impl Checkpointer {
                 Err(mpsc::TryRecvError::Disconnected) => Err(std::io::Error::other("checkpoint thread died")),
             };
             let flight = self.in_flight.take().expect("checked above");
-            return finished(flight.started, result, false, m);
+            return finished(flight.started, result, false, m).ok();
         }
         if now < self.next_at {
             return None;
@@ -127,8 +140,9 @@ impl Checkpointer {
     }
 
     /// The checkpoint taken at shutdown, written and made durable on this
-    /// thread (after the one in flight, if any, has finished).
-    pub fn last(&mut self, engine: &Engine, offsets: &Offsets, m: &Metrics) -> Option<Durable> {
+    /// thread (after the one in flight, if any, has finished). Its failure
+    /// is returned: the process must not exit as if its state were saved.
+    pub fn last(&mut self, engine: &Engine, offsets: &Offsets, m: &Metrics) -> std::io::Result<Durable> {
         if let Some(flight) = self.in_flight.take() {
             let _ = flight.done.recv();
         }
@@ -147,16 +161,17 @@ impl Checkpointer {
     }
 }
 
-fn finished(started: Instant, result: std::io::Result<Pending>, last: bool, m: &Metrics) -> Option<Durable> {
+/// Logs and counts how a checkpoint ended.
+fn finished(started: Instant, result: std::io::Result<Pending>, last: bool, m: &Metrics) -> std::io::Result<Durable> {
     match result {
         Ok(p) => {
             let took = started.elapsed();
             CheckpointDone { seq: p.seq, bytes: p.bytes, pause: p.pause, took, last }.emit(m);
-            Some(Durable { seq: p.seq, offsets: p.offsets })
+            Ok(Durable { seq: p.seq, offsets: p.offsets })
         }
         Err(error) => {
             CheckpointFailed { error: &error, last }.emit(m);
-            None
+            Err(error)
         }
     }
 }

@@ -15,9 +15,11 @@ use engagement_core::engine::{Engine, Message, Outcome};
 use engagement_core::event::{DecodeContext, Invalid};
 use engagement_core::view::View;
 
+use super::broker::BrokerWatch;
 use super::checkpoints::{Checkpointer, Restored};
 use super::progress::Progress;
 use super::{Offsets, Parts, Record, Source};
+use crate::config::redact_brokers;
 use crate::metrics::labels::Attempt;
 use crate::published::Published;
 use crate::publisher::Origin;
@@ -33,6 +35,8 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const BATCH: usize = 1024;
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(100);
+/// How soon a failed metadata request is retried.
+const METADATA_RETRY: Duration = Duration::from_secs(2);
 /// How long to wait for the final commit's answer at shutdown.
 const LAST_COMMIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -102,6 +106,7 @@ pub struct Consume<S> {
     /// Where each partition starts, from the checkpoint.
     start: Offsets,
     schedule: Schedule,
+    broker: BrokerWatch,
     parts: Arc<Parts>,
 }
 
@@ -116,7 +121,8 @@ impl<S: Source> Consume<S> {
         let cx = DecodeContext {
             message_time: None,
             now: wall_ms(),
-            max_skew: events.max_future_skew.as_millis() as i64,
+            // At most config::MAX_DURATION: exact in i64 milliseconds.
+            max_skew: i64::try_from(events.max_future_skew.as_millis()).unwrap_or(i64::MAX),
             max_payload_bytes: events.max_payload_bytes,
         };
         let now = Instant::now();
@@ -140,6 +146,7 @@ impl<S: Source> Consume<S> {
                 next_metadata: now,
                 next_ends_fetch: now,
             },
+            broker: BrokerWatch::new(redact_brokers(&parts.config.kafka.brokers)),
             parts,
         }
     }
@@ -169,10 +176,14 @@ impl<S: Source> Consume<S> {
     pub(super) fn tick(&mut self, now: Instant) {
         self.applier.cx.now = wall_ms();
         self.applier.flush();
+        if self.source.brokers_down() {
+            self.broker.failed(now, "all broker connections are down", &self.parts.metrics);
+        }
         if now >= self.schedule.next_metadata {
             self.schedule.next_metadata = now + self.parts.config.kafka.metadata_refresh;
             self.assign_new_partitions();
         }
+        self.follow_positions();
         self.observe_ends(now);
         self.update_readiness(now);
         if now >= self.schedule.next_view {
@@ -187,14 +198,24 @@ impl<S: Source> Consume<S> {
     /// ones added to the topic later.
     fn assign_new_partitions(&mut self) {
         let m = &self.parts.metrics;
-        let count = match self.source.partitions() {
-            Ok(Some(n)) => n,
+        let metadata = self.source.partitions();
+        let now = Instant::now();
+        let count = match metadata {
+            Ok(Some(n)) => {
+                self.broker.answered(now, m);
+                n
+            }
             Ok(None) => {
+                self.broker.answered(now, m);
                 self.progress.topic_missing(self.source.topic());
-                self.schedule.next_metadata = Instant::now() + Duration::from_secs(1);
+                self.schedule.next_metadata = now + Duration::from_secs(1);
                 return;
             }
-            Err(e) => return AssignmentFailed { what: "cannot read topic metadata", error: &*e }.emit(m),
+            Err(e) => {
+                // Retried soon, so that a broker back is noticed soon.
+                self.schedule.next_metadata = now + METADATA_RETRY;
+                return self.broker.failed(now, &e.to_string(), m);
+            }
         };
         let from = self.progress.known();
         if count <= from {
@@ -226,6 +247,18 @@ impl<S: Source> Consume<S> {
         }
     }
 
+    /// Moves each partition's next offset up to the consumer's position,
+    /// past transaction markers and aborted messages. Safe here: every
+    /// message polled was applied in `poll`, before this tick.
+    fn follow_positions(&mut self) {
+        let owned: Vec<i32> = self.progress.owned().collect();
+        for p in owned {
+            if let Some(position) = self.source.position(p) {
+                self.progress.position(p, position);
+            }
+        }
+    }
+
     /// Partition ends from the client's cache; from the broker (at most
     /// every 2 s) for a partition whose end is not known yet.
     fn observe_ends(&mut self, now: Instant) {
@@ -253,6 +286,11 @@ impl<S: Source> Consume<S> {
     fn update_readiness(&mut self, now: Instant) {
         let ready = self.parts.status.borrow().is_ready();
         if ready {
+            return;
+        }
+        if self.broker.is_unreachable() {
+            let brokers = self.broker.brokers().to_owned();
+            self.parts.status.send_replace(Readiness::BrokerUnreachable { brokers });
             return;
         }
         match self.progress.readiness() {
@@ -297,16 +335,20 @@ impl<S: Source> Consume<S> {
 
     /// Stops intake in order: final counts and view, the last checkpoint,
     /// the last commit (waiting at most 2 s for its answer, so shutdown
-    /// stays bounded without a broker).
-    pub fn stop(&mut self) {
+    /// stays bounded without a broker). A failed last checkpoint is an
+    /// error: nothing is committed and the process exits non-zero.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         self.parts.status.send_replace(Readiness::Stopping);
         self.applier.flush();
         self.publish_view(false);
         let offsets = self.progress.applied_offsets();
         let m = self.parts.metrics.clone();
-        let durable = match self.checkpointer.as_mut() {
-            None => Some(offsets),
-            Some(c) => c.last(&self.applier.engine, &offsets, &m).map(|d| d.offsets),
+        let (durable, failed) = match self.checkpointer.as_mut() {
+            None => (Some(offsets), None),
+            Some(c) => match c.last(&self.applier.engine, &offsets, &m) {
+                Ok(d) => (Some(d.offsets), None),
+                Err(e) => (None, Some(e)),
+            },
         };
         let commits =
             || Attempt::ALL.iter().map(|a| m.consumer.commits.with_label_values(&[a.as_str()]).get()).sum::<u64>();
@@ -315,11 +357,23 @@ impl<S: Source> Consume<S> {
             self.source.commit(&self.progress.committable(&durable));
         }
         self.source.serve_until(Instant::now() + LAST_COMMIT_WAIT, &mut || commits() != before);
+        match failed {
+            None => Ok(()),
+            Some(e) => Err(anyhow::anyhow!(
+                "final checkpoint failed ({e}); no offsets were committed and the next start resumes from the \
+                 previous checkpoint: check that state.dir is writable"
+            )),
+        }
     }
 
     #[cfg(test)]
     pub(super) fn engine(&self) -> &Engine {
         &self.applier.engine
+    }
+
+    #[cfg(test)]
+    pub(super) fn source_mut(&mut self) -> &mut S {
+        &mut self.source
     }
 
     #[cfg(test)]

@@ -9,8 +9,10 @@
 
 use std::ffi::CString;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -39,11 +41,19 @@ const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
     ("statistics.interval.ms", "0"),
 ];
 
-/// Counts client errors and commit results.
-struct Ctx(Arc<Metrics>);
+/// Counts client errors and commit results, and notes when librdkafka
+/// says that no broker can be reached.
+struct Ctx(Arc<Metrics>, Arc<AtomicBool>);
 
 impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::log(level, fac, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
+        if crate::kafka::is_all_brokers_down(&error) {
+            self.1.store(true, Relaxed);
+        }
         ClientError { error: &error, reason }.emit(&self.0);
     }
 }
@@ -60,6 +70,8 @@ pub struct KafkaSource {
     topic: String,
     topic_c: CString,
     metrics: Arc<Metrics>,
+    /// Set by the client's callbacks when no broker can be reached.
+    brokers_down: Arc<AtomicBool>,
     /// Storage of the last batch, kept so that polling allocates nothing.
     messages: Vec<BorrowedMessage<'static>>,
     records: Vec<Record<'static>>,
@@ -70,8 +82,10 @@ impl KafkaSource {
         let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut config = crate::kafka::client_config(&cfg.brokers, &CONSUMER_DEFAULTS, properties);
         config.set("group.id", &cfg.group_id);
+        let brokers_down = Arc::new(AtomicBool::new(false));
         Ok(KafkaSource {
-            consumer: config.create_with_context(Ctx(metrics.clone()))?,
+            consumer: config.create_with_context(Ctx(metrics.clone(), brokers_down.clone()))?,
+            brokers_down,
             topic_c: CString::new(cfg.topic.clone()).unwrap_or_default(),
             topic: cfg.topic.clone(),
             metrics,
@@ -123,7 +137,12 @@ impl Source for KafkaSource {
         while messages.len() < max {
             match self.consumer.poll(wait) {
                 Some(Ok(m)) => messages.push(m),
-                Some(Err(e)) => ConsumerError(&e).emit(&self.metrics),
+                Some(Err(e)) => {
+                    if crate::kafka::is_all_brokers_down(&e) {
+                        self.brokers_down.store(true, Relaxed);
+                    }
+                    ConsumerError(&e).emit(&self.metrics);
+                }
                 None => break,
             }
             wait = Duration::ZERO;
@@ -137,11 +156,24 @@ impl Source for KafkaSource {
         self.messages = recycle(messages);
     }
 
+    fn position(&mut self, partition: i32) -> Option<i64> {
+        // The client's own bookkeeping: no broker round trip.
+        let positions = self.consumer.position().ok()?;
+        match positions.find_partition(&self.topic, partition)?.offset() {
+            Offset::Offset(next) => Some(next),
+            _ => None,
+        }
+    }
+
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)> {
         if fetch {
             return self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_millis(500)).ok();
         }
         cached_watermarks(&self.consumer, &self.topic_c, partition)
+    }
+
+    fn brokers_down(&mut self) -> bool {
+        self.brokers_down.swap(false, Relaxed)
     }
 
     fn commit(&mut self, offsets: &Offsets) {

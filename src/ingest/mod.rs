@@ -6,6 +6,7 @@
 //! - [`consume`]: the loop: poll a batch → decode → apply → count, then a
 //!   housekeeping tick (publish the view, readiness, checkpoint, commit).
 //! - [`progress`]: offsets per partition, lag, readiness.
+//! - [`broker`]: whether the brokers can be reached, and reporting it.
 //! - [`checkpoints`]: restore at start, the checkpoint schedule and the
 //!   thread that makes checkpoints durable.
 //!
@@ -14,6 +15,7 @@
 //! the state they belong to; they are for lag monitoring, not a restart
 //! point.
 
+mod broker;
 mod checkpoints;
 mod consume;
 mod kafka;
@@ -56,9 +58,16 @@ pub trait Source {
     /// Waits up to `timeout` for messages and hands at most `max` of them
     /// to `f` in one call (no call when none arrived).
     fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>]));
+    /// The offset of the next message the consumer will hand over for
+    /// `partition` (`None` until known). It moves past what is never handed
+    /// over: transaction markers and aborted messages.
+    fn position(&mut self, partition: i32) -> Option<i64>;
     /// A partition's (low, high) offsets: the client's cached values, or
     /// the broker's answer when `fetch` (a round trip; use sparingly).
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)>;
+    /// Whether the client said, since the last call, that no broker at all
+    /// can be reached.
+    fn brokers_down(&mut self) -> bool;
     /// Commits `offsets` asynchronously; results arrive as events.
     fn commit(&mut self, offsets: &Offsets);
     /// Serves the client (commit callbacks) until `done` or `deadline`.
@@ -87,12 +96,11 @@ pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<(
 
 fn run(parts: Parts) -> anyhow::Result<()> {
     let source = kafka::KafkaSource::new(&parts.config.kafka, parts.metrics.clone())
-        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;
     let restored = checkpoints::restore(&parts)?;
     let mut consume = consume::Consume::new(source, parts, restored);
     consume.run();
-    consume.stop();
-    Ok(())
+    consume.stop()
 }
 
 #[cfg(test)]

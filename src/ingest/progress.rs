@@ -78,6 +78,20 @@ impl Progress {
         }
     }
 
+    /// Moves a partition's next offset up to the consumer's `position`.
+    /// Between the last applied message and the position lie only offsets
+    /// the consumer never hands over (transaction markers, aborted
+    /// messages): without this, the committed offset and the lag would stop
+    /// short of them forever. Call only when every message polled so far
+    /// has been applied, or offsets would pass unapplied messages.
+    pub fn position(&mut self, partition: i32, position: i64) {
+        if let Some(Some(p)) = self.partitions.get_mut(partition as usize) {
+            if p.next.is_none_or(|next| position > next) {
+                p.next = Some(position);
+            }
+        }
+    }
+
     /// Records a partition's ends as the source reports them.
     pub fn ends(&mut self, partition: i32, ends: (i64, i64)) {
         if let Some(Some(p)) = self.partitions.get_mut(partition as usize) {
@@ -152,6 +166,22 @@ mod tests {
         p.applied(&[rec(1, 6)]);
         assert_eq!(p.readiness(), Readiness::Ready, "every partition within the bound of 1");
         assert_eq!(p.lags().collect::<Vec<_>>(), vec![(0, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn the_position_carries_offsets_past_what_is_never_delivered() {
+        let mut p = Progress::new(0);
+        p.assigned(0, None);
+        p.ends(0, (0, 153));
+        p.applied(&[rec(0, 151)]);
+        assert_eq!(p.readiness(), Readiness::CatchingUp { behind: 1 }, "a commit marker at the end");
+        p.position(0, 153);
+        assert_eq!(p.readiness(), Readiness::Ready);
+        assert_eq!(p.applied_offsets(), vec![(0, 153)]);
+        p.position(0, 100);
+        assert_eq!(p.applied_offsets(), vec![(0, 153)], "never backwards");
+        p.position(3, 7);
+        assert_eq!(p.applied_offsets(), vec![(0, 153)], "only owned partitions");
     }
 
     #[test]

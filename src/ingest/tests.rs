@@ -21,6 +21,9 @@ use crate::status::{self, Readiness, StatusRx};
 /// Partitions of scripted payloads; consumption starts where `assign` says.
 struct Fake {
     partitions: Vec<Vec<Vec<u8>>>,
+    /// Offsets after each partition's last message that are never handed
+    /// over, like a transaction's commit marker.
+    markers: i64,
     /// Next offset per assigned partition.
     positions: Vec<Option<usize>>,
     /// Every commit, in order.
@@ -30,7 +33,7 @@ struct Fake {
 impl Fake {
     fn new(partitions: Vec<Vec<Vec<u8>>>) -> Fake {
         let n = partitions.len();
-        Fake { partitions, positions: vec![None; n], commits: Arc::default() }
+        Fake { partitions, markers: 0, positions: vec![None; n], commits: Arc::default() }
     }
 }
 
@@ -65,8 +68,18 @@ impl Source for Fake {
         }
     }
 
+    fn position(&mut self, partition: i32) -> Option<i64> {
+        let at = self.positions[partition as usize]? as i64;
+        let len = self.partitions[partition as usize].len() as i64;
+        Some(if at >= len { len + self.markers } else { at })
+    }
+
     fn ends(&mut self, partition: i32, _: bool) -> Option<(i64, i64)> {
-        Some((0, self.partitions[partition as usize].len() as i64))
+        Some((0, self.partitions[partition as usize].len() as i64 + self.markers))
+    }
+
+    fn brokers_down(&mut self) -> bool {
+        false
     }
 
     fn commit(&mut self, offsets: &Offsets) {
@@ -216,14 +229,15 @@ fn a_failed_checkpoint_commits_nothing() {
     let dir = temp_dir("failed");
     let not_a_dir = dir.join("file");
     std::fs::write(&not_a_dir, b"x").unwrap();
-    let mut h = harness(seed_partitions(), Some(not_a_dir));
+    let mut h = harness(seed_partitions(), Some(not_a_dir.clone()));
     let t0 = Instant::now();
     h.consume.poll();
     for s in [61, 62, 63, 200] {
         h.consume.tick(t0 + Duration::from_secs(s));
     }
     assert!(h.commits.lock().unwrap().is_empty());
-    h.consume.stop();
+    let failed = h.consume.stop().expect_err("a failed final checkpoint fails the stop").to_string();
+    assert!(failed.contains(&not_a_dir.display().to_string()), "names the path: {failed}");
     assert!(h.commits.lock().unwrap().is_empty(), "not even at shutdown");
     assert_eq!(*h.status.borrow(), Readiness::Stopping);
     let _ = std::fs::remove_dir_all(dir);
@@ -239,10 +253,26 @@ fn a_revoked_partitions_offsets_are_never_committed() {
     h.consume.poll();
     h.consume.poll();
     h.consume.revoke(1);
-    h.consume.stop();
+    h.consume.stop().unwrap();
     let commits = h.commits.lock().unwrap().clone();
     assert_eq!(commits.len(), 1, "the final checkpoint's commit");
     assert!(commits[0].iter().all(|(p, _)| *p == 0), "partition 1 was revoked: {commits:?}");
     assert!(!commits[0].is_empty());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn partitions_ending_in_a_transaction_marker_are_caught_up_and_committed_to_the_end() {
+    let mut h = harness(seed_partitions(), None);
+    h.consume.source_mut().markers = 1;
+    let t0 = Instant::now();
+    h.consume.tick(t0);
+    for _ in 0..100 {
+        h.consume.poll();
+        h.consume.tick(t0);
+    }
+    assert_eq!(*h.status.borrow(), Readiness::Ready, "no lag is left behind the markers");
+    h.consume.stop().unwrap();
+    let ends: Vec<i64> = seed_partitions().iter().map(|p| p.len() as i64 + 1).collect();
+    assert_eq!(h.commits.lock().unwrap().last().unwrap(), &vec![(0, ends[0]), (1, ends[1])]);
 }

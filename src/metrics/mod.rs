@@ -64,6 +64,7 @@ pub(crate) struct ConsumerMetrics {
     pub commits: IntCounterVec,
     pub errors: IntCounter,
     pub history_gaps: IntCounter,
+    pub broker_reachable: IntGauge,
 }
 
 pub(crate) struct CheckpointMetrics {
@@ -200,6 +201,14 @@ impl ConsumerMetrics {
                 &Attempt::labels(),
             ),
             errors: f.counter("engagement_consumer_errors_total", "Errors reported by the Kafka consumer."),
+            broker_reachable: {
+                let g = f.int_gauge(
+                    "engagement_broker_reachable",
+                    "0 while no Kafka broker can be reached (connections down, metadata failing), else 1.",
+                );
+                g.set(1);
+                g
+            },
             history_gaps: f.counter(
                 "engagement_history_gaps_total",
                 "Times consumption had to skip offsets that no longer exist: history may be incomplete.",

@@ -102,17 +102,57 @@ pub struct ClientError<'a> {
 impl InternalEvent for ClientError<'_> {
     fn emit(self, m: &Metrics) {
         m.consumer.errors.inc();
-        tracing::debug!(error = %self.error, reason = self.reason, "kafka client error");
+        if crate::kafka::is_connection_error(self.error) {
+            tracing::debug!(error = %self.error, reason = self.reason, "kafka client error");
+        } else {
+            // Authentication, TLS, configuration: retrying will not fix them.
+            limited(m, || tracing::warn!(error = %self.error, reason = self.reason, "kafka client error"));
+        }
     }
 }
 
-/// An error returned by a consumer poll.
+/// An error returned by a consumer poll; a failed connection is left to
+/// [`BrokerUnreachable`] (librdkafka retries it, a line per retry is noise).
 pub struct ConsumerError<'a>(pub &'a KafkaError);
 
 impl InternalEvent for ConsumerError<'_> {
     fn emit(self, m: &Metrics) {
         m.consumer.errors.inc();
-        limited(m, || tracing::warn!(error = %self.0, "kafka consumer error"));
+        if crate::kafka::is_connection_error(self.0) {
+            tracing::debug!(error = %self.0, "kafka consumer error");
+        } else {
+            limited(m, || tracing::warn!(error = %self.0, "kafka consumer error"));
+        }
+    }
+}
+
+/// No broker can be reached (all connections down, or metadata failing).
+/// Emitted when that starts and then at most every 30 s while it lasts.
+pub struct BrokerUnreachable<'a> {
+    /// The bootstrap servers, credentials redacted.
+    pub brokers: &'a str,
+    pub error: &'a str,
+    pub since: Duration,
+}
+
+impl InternalEvent for BrokerUnreachable<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.broker_reachable.set(0);
+        let (brokers, error, seconds) = (self.brokers, self.error, self.since.as_secs());
+        tracing::error!(brokers, error, seconds, "cannot reach Kafka: is the broker running? check kafka.brokers");
+    }
+}
+
+/// A broker answered again after [`BrokerUnreachable`].
+pub struct BrokerReachable<'a> {
+    pub brokers: &'a str,
+    pub after: Duration,
+}
+
+impl InternalEvent for BrokerReachable<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.broker_reachable.set(1);
+        tracing::info!(brokers = self.brokers, seconds = self.after.as_secs(), "Kafka reachable again");
     }
 }
 
@@ -263,6 +303,19 @@ impl InternalEvent for CheckpointDiscarded<'_> {
     }
 }
 
+/// An entry named like a checkpoint that is not a regular file (a
+/// symlink, FIFO or directory) was left alone, not read.
+pub struct CheckpointSkipped<'a> {
+    pub path: &'a Path,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for CheckpointSkipped<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::warn!(path = %self.path.display(), reason = self.reason, "not a checkpoint file; skipped");
+    }
+}
+
 /// No usable checkpoint: the topic is replayed from its earliest offsets.
 pub struct NoCheckpoint<'a> {
     pub dir: &'a Path,
@@ -332,7 +385,9 @@ impl InternalEvent for RankChanged<'_> {
         m.ranking.rank_changes.with_label_values(&[window]).inc();
         let c = self.change;
         let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
-        tracing::info!(
+        // DEBUG: changes scale with events; they are on the rank-events
+        // topic and in the metrics, and summarised every minute at INFO.
+        tracing::debug!(
             window,
             platform = %c.platform,
             page_id = %c.page_id,
@@ -355,7 +410,34 @@ impl InternalEvent for LeaderChanged<'_> {
         let window = self.window.label().unwrap_or_default();
         m.ranking.leader_changes.with_label_values(&[window]).inc();
         let c = self.leader;
-        tracing::info!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+        tracing::debug!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+    }
+}
+
+/// How many rank and leader changes each labelled window
+/// (`Window::LABELED` order: current, previous, rolling) saw in `period`.
+pub struct RankChangesSummary {
+    pub period: Duration,
+    pub rank_changes: [u64; 3],
+    pub leader_changes: [u64; 3],
+}
+
+impl InternalEvent for RankChangesSummary {
+    fn emit(self, _: &Metrics) {
+        let ([current, previous, rolling], [current_leaders, previous_leaders, rolling_leaders]) =
+            (self.rank_changes, self.leader_changes);
+        // Its own target, so that the demo can show it alone.
+        tracing::info!(
+            target: "engagement_monitor::rank_changes",
+            seconds = self.period.as_secs(),
+            current,
+            previous,
+            rolling,
+            current_leaders,
+            previous_leaders,
+            rolling_leaders,
+            "rank changes"
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use engagement_core::synth::{SEED_TABLE, seed_events};
 
 const READY: Duration = Duration::from_secs(60);
 
-fn event(page: &str, post: &str, published: &str, observed: &str, extra: &str) -> String {
+pub(crate) fn event(page: &str, post: &str, published: &str, observed: &str, extra: &str) -> String {
     format!(
         r#"{{"page_id":"{page}","post_id":"{post}","published_at":"{published}","observed_at":"{observed}"{extra}}}"#
     )

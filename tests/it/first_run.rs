@@ -19,9 +19,10 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_engagement-monitor"))
         .args(["demo", "--listen", &addr])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (stdout, stderr) = (collect(child.stdout.take().unwrap()), collect(child.stderr.take().unwrap()));
     wait_until("the demo to be ready", Duration::from_secs(60), || {
         let (code, _) = http_get(&addr, "/readyz").ok()?;
         (code == 200).then_some(())
@@ -46,6 +47,21 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = wait_until("the demo to exit", Duration::from_secs(15), || child.try_wait().unwrap());
     assert!(status.success(), "{status}");
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(stdout.trim_end().lines().last().is_some_and(|l| l.contains("stopped")), "a last stopped line: {stdout}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes into a pipe: {stderr}");
+    assert!(!stderr.contains("Connection refused"), "a clean stop looks clean: {stderr}");
+    assert!(!stderr.contains("rank changed"), "rank changes are not logged one by one: {stderr}");
+    assert!(stderr.lines().count() < 40, "a quiet demo: {stderr}");
+}
+
+/// Reads a child's pipe to the end on another thread.
+fn collect(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }
 
 #[test]

@@ -115,9 +115,8 @@ impl Daemon {
             &format!("{topic}-group"),
             "--listen",
             "127.0.0.1:0",
-            "--log-format",
-            "json",
         ])
+        .args(if extra.contains(&"--log-format") { &[][..] } else { &["--log-format", "json"][..] })
         .args(extra)
         .env("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "200ms")
         .env("ENGAGEMENT_MONITOR_KAFKA_COMMIT_INTERVAL", "500ms")
@@ -139,10 +138,7 @@ impl Daemon {
             }
         });
         let addr = wait_until("the daemon to log its listen address", Duration::from_secs(30), || {
-            logs.lock().unwrap().iter().find_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                v["listen"].as_str().map(String::from)
-            })
+            logs.lock().unwrap().iter().find_map(|l| listen_address(l))
         });
         Daemon { child, addr, logs }
     }
@@ -199,6 +195,15 @@ impl Daemon {
     }
 }
 
+/// The `listen` field of the start-up line, in JSON or in text format.
+fn listen_address(line: &str) -> Option<String> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        return v["listen"].as_str().map(String::from);
+    }
+    let rest = &line[line.find(" listen=")? + " listen=".len()..];
+    Some(rest.split_whitespace().next()?.to_string())
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -251,4 +256,53 @@ pub fn promtool_accepts(metrics: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// What a finished run of the binary left behind.
+pub struct Exited {
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+/// Runs the binary with `args` and `env` (stdout discarded, stderr
+/// captured) and waits at most `timeout` for it to exit; a process still
+/// running then is killed and the test fails.
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Exited {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engagement-monitor"));
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("the binary starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let status = wait_until_or_kill(&mut child, timeout);
+    let took = start.elapsed();
+    Exited { status, stderr: reader.join().unwrap(), took }
+}
+
+fn wait_until_or_kill(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A local TCP port nothing listens on: connecting to it is refused.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
