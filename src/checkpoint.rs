@@ -135,7 +135,7 @@ pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, state: &Snaps
     create_dir(dir)?;
     let tmp = path(dir, seq, "tmp");
     let mut file = create_new(&tmp)?;
-    stream(&mut file, topic, offsets, engine).map_err(|e| at(&tmp, e))?;
+    stream(&mut file, topic, offsets, state).map_err(|e| at(&tmp, e))?;
     Ok(Pending {
         seq,
         offsets: offsets.clone(),
@@ -148,7 +148,7 @@ pub fn write(dir: &Path, seq: u64, topic: &str, offsets: &Offsets, state: &Snaps
 }
 
 /// Writes the header and body of a checkpoint to `file`.
-fn stream(file: &mut File, topic: &str, offsets: &Offsets, engine: &Engine) -> io::Result<()> {
+fn stream(file: &mut File, topic: &str, offsets: &Offsets, state: &Snapshot) -> io::Result<()> {
     file.write_all(&[0u8; HEADER])?;
     // Hash under the buffer, so the checksum sees 1 MiB blocks, not fields.
     let mut body = BufWriter::with_capacity(1 << 20, Hashing { inner: &mut *file, hash: Xxh3::new(), len: 0 });

@@ -109,8 +109,8 @@ fn no_directory_or_no_valid_file_means_no_checkpoint() {
 fn a_checkpoint_from_a_newer_version_stops_the_restore_and_stays() {
     let dir = tempdir("newer");
     let e = engine();
-    write(&dir, 1, "t", &vec![(0, 1)], &e).unwrap().finish().unwrap();
-    write(&dir, 2, "t", &vec![(0, 2)], &e).unwrap().finish().unwrap();
+    write(&dir, 1, "t", &vec![(0, 1)], &e.durable_snapshot()).unwrap().finish().unwrap();
+    write(&dir, 2, "t", &vec![(0, 2)], &e.durable_snapshot()).unwrap().finish().unwrap();
     let newest = path(&dir, 2, "bin");
     let mut bytes = fs::read(&newest).unwrap();
     bytes[8..12].copy_from_slice(&(STATE_VERSION + 1).to_le_bytes());
@@ -142,7 +142,8 @@ fn the_temporary_file_is_never_written_through_a_symlink() {
     let victim = dir.join("victim");
     fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, path(&dir, 1, "tmp")).unwrap();
-    let refused = write(&dir, 1, "t", &vec![(0, 1)], &engine()).err().expect("a planted name is refused");
+    let refused =
+        write(&dir, 1, "t", &vec![(0, 1)], &engine().durable_snapshot()).err().expect("a planted name is refused");
     assert!(refused.to_string().contains(&path(&dir, 1, "tmp").display().to_string()), "names the path: {refused}");
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
 }
@@ -151,7 +152,7 @@ fn the_temporary_file_is_never_written_through_a_symlink() {
 fn checkpoints_are_private_to_the_daemon() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("private").join("state");
-    write(&dir, 1, "t", &vec![(0, 1)], &engine()).unwrap().finish().unwrap();
+    write(&dir, 1, "t", &vec![(0, 1)], &engine().durable_snapshot()).unwrap().finish().unwrap();
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&path(&dir, 1, "bin")), 0o600);
     assert_eq!(mode(&dir), 0o700, "a state directory the daemon creates");
@@ -160,9 +161,9 @@ fn checkpoints_are_private_to_the_daemon() {
 #[test]
 fn restore_skips_what_is_not_a_regular_file() {
     let dir = tempdir("not-regular");
-    write(&dir, 1, "t", &vec![(0, 1)], &engine()).unwrap().finish().unwrap();
+    write(&dir, 1, "t", &vec![(0, 1)], &engine().durable_snapshot()).unwrap().finish().unwrap();
     let elsewhere = tempdir("not-regular-elsewhere");
-    write(&elsewhere, 9, "other", &vec![(0, 9)], &engine()).unwrap().finish().unwrap();
+    write(&elsewhere, 9, "other", &vec![(0, 9)], &engine().durable_snapshot()).unwrap().finish().unwrap();
     let fifo = path(&dir, 2, "bin");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     std::os::unix::fs::symlink(path(&elsewhere, 9, "bin"), path(&dir, 3, "bin")).unwrap();
@@ -267,11 +268,15 @@ fn memory_kib(field: &str) -> u64 {
 fn corrupt_checkpoints_child() {
     // Bounds as large as check-config accepts: a count in a corrupt file
     // must not be believed up to them.
-    let limits = Limits { max_posts: u32::MAX, max_event_ids: u32::MAX, ..Limits::default() };
+    let limits = Limits {
+        max_posts: engagement_core::engine::MAX_POSTS,
+        max_event_ids: engagement_core::engine::MAX_EVENT_IDS,
+        ..Limits::default()
+    };
     let dir = tempdir("fuzz");
     let e = engine();
     let u = e.usage();
-    write(&dir, 1, "t", &vec![(0, 1)], &e).unwrap().finish().unwrap();
+    write(&dir, 1, "t", &vec![(0, 1)], &e.durable_snapshot()).unwrap().finish().unwrap();
     let original = fs::read(path(&dir, 1, "bin")).unwrap();
     let counts = [1, u.posts as u64, u.pages as u64, u.platforms as u64, u.event_ids as u64];
     let fields = count_fields(&original, &counts);
