@@ -105,7 +105,8 @@ pub struct ProduceArgs {
     /// Topic to write to; created when missing.
     #[arg(long, value_name = "NAME", default_value = "engagement-events")]
     pub topic: String,
-    /// What to write: the reference table, or random snapshots.
+    /// What to write: the reference table; random snapshots; a tracker's
+    /// stream (Zipf pages, posts re-observed 10–50 times); new posts only.
     #[arg(long, value_enum, default_value_t = ScenarioArg::Seed)]
     pub scenario: ScenarioArg,
     /// Stop after N events [default: one pass of the seed table, or
@@ -118,7 +119,7 @@ pub struct ProduceArgs {
     /// Events per second; 0 = as fast as the broker takes them.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate: u64,
-    /// Pages of the random scenario.
+    /// Pages of the random, tracker and inserts scenarios.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub pages: u64,
     /// Posts per page of the random scenario.
@@ -145,6 +146,8 @@ pub struct ProduceArgs {
 pub enum ScenarioArg {
     Seed,
     Random,
+    Tracker,
+    Inserts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,6 +178,8 @@ impl ProduceArgs {
         let scenario = match self.scenario {
             ScenarioArg::Seed => produce::Scenario::Seed,
             ScenarioArg::Random => produce::Scenario::Random { pages: self.pages, posts_per_page: self.posts_per_page },
+            ScenarioArg::Tracker => produce::Scenario::Tracker { pages: self.pages },
+            ScenarioArg::Inserts => produce::Scenario::Inserts { pages: self.pages },
         };
         produce::Options {
             brokers: self.brokers.clone(),

@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::kafka::{Logged, client_config, creation_error};
-use engagement_core::synth::{RandomStream, seed_events, seed_quarter};
+use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_events, seed_quarter};
 
 /// What to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,43 @@ pub enum Scenario {
     Seed,
     /// Random snapshots over `pages × posts_per_page` posts.
     Random { pages: u64, posts_per_page: u64 },
+    /// A crawler's stream: Zipf-popular pages, each post re-observed 10–50
+    /// times with growing counts, a few percent new posts.
+    Tracker { pages: u64 },
+    /// Every event a new post.
+    Inserts { pages: u64 },
+}
+
+/// A synthetic stream of the scenarios that generate events.
+enum Stream {
+    Random(RandomStream),
+    Tracker(Box<TrackerStream>),
+    Inserts(InsertStream),
+}
+
+impl Stream {
+    fn of(scenario: Scenario, seed: u64) -> Option<Stream> {
+        Some(match scenario {
+            Scenario::Seed => return None,
+            Scenario::Random { pages, posts_per_page } => {
+                Stream::Random(RandomStream::new(pages.max(1), posts_per_page.max(1), seed_quarter(), seed))
+            }
+            Scenario::Tracker { pages } => {
+                let pages = pages.max(1);
+                Stream::Tracker(Box::new(TrackerStream::new(pages, pages as usize, seed_quarter(), seed)))
+            }
+            Scenario::Inserts { pages } => Stream::Inserts(InsertStream::new(pages.max(1), seed_quarter(), seed)),
+        })
+    }
+
+    /// The next event into `buf`; returns its page number.
+    fn next_into(&mut self, buf: &mut Vec<u8>) -> u64 {
+        match self {
+            Stream::Random(s) => s.next_into(buf),
+            Stream::Tracker(s) => s.next_into(buf),
+            Stream::Inserts(s) => s.next_into(buf),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -135,12 +172,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         .map_err(|e| anyhow::anyhow!("cannot create the producer: {}", creation_error(&e)))?;
     let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario)) });
     let seed = seed_events();
-    let mut random = match opts.scenario {
-        Scenario::Random { pages, posts_per_page } => {
-            Some(RandomStream::new(pages.max(1), posts_per_page.max(1), seed_quarter(), opts.seed))
-        }
-        Scenario::Seed => None,
-    };
+    let mut random = Stream::of(opts.scenario, opts.seed);
     let started = Instant::now();
     let mut progress = Progress::new(opts.progress, limit);
     let mut buf = Vec::with_capacity(256);
@@ -179,7 +211,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
 fn default_events(s: Scenario) -> u64 {
     match s {
         Scenario::Seed => seed_events().len() as u64,
-        Scenario::Random { .. } => 1_000_000,
+        Scenario::Random { .. } | Scenario::Tracker { .. } | Scenario::Inserts { .. } => 1_000_000,
     }
 }
 
