@@ -66,6 +66,13 @@ pub struct HttpConfig {
     pub max_concurrent_requests: usize,
     /// Longest accepted query string, in bytes.
     pub max_query_bytes: usize,
+    /// A request's headers must arrive within this long of its first byte
+    /// (of the connection opening, for the first request).
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +134,9 @@ impl Default for Config {
                 request_timeout: Duration::from_secs(5),
                 max_concurrent_requests: 64,
                 max_query_bytes: 1024,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1024,
             },
             events: EventsConfig {
                 max_future_skew: Duration::from_secs(3600),
@@ -573,6 +583,15 @@ pub const SETTINGS: &[Setting] = &[
     setting!("http.max_query_bytes", "bytes",
         "Longest accepted query string.",
         http.max_query_bytes, |v| int(v, 1, 1 << 20), int_value),
+    setting!("http.header_timeout", "duration",
+        "Time for a request's headers to arrive, from its first byte or the connection opening.",
+        http.header_timeout, interval, duration_value),
+    setting!("http.idle_timeout", "duration",
+        "A keep-alive connection with no request for this long is closed.",
+        http.idle_timeout, interval, duration_value),
+    setting!("http.max_connections", "connections",
+        "Open HTTP connections; further ones wait, not accepted, until one closes.",
+        http.max_connections, |v| int(v, 1, 1_000_000), int_value),
     setting!("events.max_future_skew", "duration",
         "How far observed_at may lie ahead of the wall clock.",
         events.max_future_skew, duration, duration_value),
@@ -922,7 +941,16 @@ mod tests {
                     commit_interval: _,
                     producer_queue_messages: _,
                 },
-            http: HttpConfig { listen: _, request_timeout: _, max_concurrent_requests: _, max_query_bytes: _ },
+            http:
+                HttpConfig {
+                    listen: _,
+                    request_timeout: _,
+                    max_concurrent_requests: _,
+                    max_query_bytes: _,
+                    header_timeout: _,
+                    idle_timeout: _,
+                    max_connections: _,
+                },
             events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
             engine:
                 Limits {
@@ -953,6 +981,9 @@ mod tests {
             "http.request_timeout",
             "http.max_concurrent_requests",
             "http.max_query_bytes",
+            "http.header_timeout",
+            "http.idle_timeout",
+            "http.max_connections",
             "events.max_future_skew",
             "events.max_payload_bytes",
             "events.log_rate_per_second",
