@@ -116,7 +116,8 @@ struct Ctx {
 /// limit; `/`, `/healthz` and `/readyz` do not, so that a busy API never
 /// fails a liveness probe. Every path has the deadline and the headers.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
-    let ctx = Ctx { app: state, compute: Compute::new(limits.max_concurrent_requests) };
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let ctx = Ctx { app: state, compute: Compute::new(limits.max_concurrent_requests, cpus) };
     let api = Router::new()
         .route("/v1/rankings", get(rankings::rankings))
         .route("/v1/pages/{platform}/{page_id}", get(pages::page))
