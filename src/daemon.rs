@@ -55,9 +55,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         request_timeout: config.http.request_timeout,
         max_concurrent_requests: config.http.max_concurrent_requests,
         max_query_bytes: config.http.max_query_bytes,
+        header_timeout: config.http.header_timeout,
+        idle_timeout: config.http.idle_timeout,
+        max_connections: config.http.max_connections,
     };
     let stop_serving = CancellationToken::new();
-    let server = tokio::spawn(api::serve(listener, api::router(state, limits), stop_serving.clone()));
+    let server = tokio::spawn(api::serve(listener, api::router(state, limits), limits, stop_serving.clone()));
 
     let result = stop_ingest(ingest_done, &shutdown, config.shutdown_timeout).await;
     let deadline = result.1;

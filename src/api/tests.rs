@@ -1,9 +1,11 @@
 use super::*;
 use axum::body::Body;
 use axum::http::Request as HttpRequest;
+use axum::http::header;
 use engagement_core::engine::{Engine, Limits};
 use engagement_core::event::{DecodeContext, decode};
 use engagement_core::synth::seed_events;
+use engagement_core::view::View;
 use tower::ServiceExt;
 
 fn state_with(events: &[String]) -> AppState {
@@ -32,8 +34,14 @@ fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) {
     (state, status_tx)
 }
 
-const LIMITS: HttpLimits =
-    HttpLimits { request_timeout: Duration::from_secs(5), max_concurrent_requests: 8, max_query_bytes: 256 };
+const LIMITS: HttpLimits = HttpLimits {
+    request_timeout: Duration::from_secs(5),
+    max_concurrent_requests: 8,
+    max_query_bytes: 256,
+    header_timeout: Duration::from_secs(30),
+    idle_timeout: Duration::from_secs(30),
+    max_connections: 8,
+};
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
     let resp = router(state.clone(), LIMITS).oneshot(HttpRequest::get(uri).body(Body::empty()).unwrap()).await.unwrap();
@@ -160,4 +168,255 @@ async fn readiness_follows_the_phase() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("catching up: 5 messages behind"))
     );
     assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
+}
+
+// ---- hardening (B1–B3), written before the fixes ----
+
+/// A ready state over `pages` pages (one post each, platform facebook).
+fn big_state(pages: u64) -> AppState {
+    let quarter = engagement_core::synth::seed_quarter();
+    let events: Vec<String> = (0..pages)
+        .map(|page| {
+            let published = quarter.start() + (page * 7919 % (40 * 86_400_000)) as i64;
+            format!(
+                r#"{{"page_id":"page_{page:07}","post_id":"p{page:07}","published_at":{published},"observed_at":{published},"reactions":{},"comments":{},"followers":{}}}"#,
+                page * 37 % 100_003,
+                page % 101,
+                1_000 + page * 13 % 7_919
+            )
+        })
+        .collect();
+    state_with(&events)
+}
+
+const HEAVY: &str = "/v1/rankings?window=rolling&metric=interactions_per_1k_followers&limit=1000&offset=99000";
+
+async fn call(app: &Router, method: &str, uri: &str) -> Response {
+    let req = HttpRequest::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+    app.clone().oneshot(req).await.unwrap()
+}
+
+/// Polls `f` every 10 ms until it holds; panics with `what` after `within`.
+async fn wait_until<F: std::future::Future<Output = bool>>(within: Duration, what: &str, mut f: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Keeps one heavy ranking request in flight until the handle is aborted.
+fn keep_busy(app: &Router) -> tokio::task::JoinHandle<()> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = call(&app, "GET", HEAVY).await;
+            tokio::task::yield_now().await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_not_subject_to_the_concurrency_limit() {
+    let limits = HttpLimits { max_concurrent_requests: 1, request_timeout: Duration::from_secs(60), ..LIMITS };
+    let app = router(big_state(100_000), limits);
+    let busy = keep_busy(&app);
+    let app2 = app.clone();
+    wait_until(Duration::from_secs(60), "the API is busy", || {
+        let app = app2.clone();
+        async move { call(&app, "GET", "/v1/windows").await.status() == StatusCode::SERVICE_UNAVAILABLE }
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(call(&app, "GET", "/healthz").await.status(), StatusCode::OK);
+        assert_eq!(call(&app, "GET", "/readyz").await.status(), StatusCode::OK);
+    }
+    busy.abort();
+}
+
+/// One runtime thread: a handler that computed on it would hold every other
+/// request until it finished, so the API would never be seen busy.
+#[tokio::test(flavor = "current_thread")]
+async fn heavy_work_runs_off_the_runtime_threads() {
+    let limits = HttpLimits { max_concurrent_requests: 1, request_timeout: Duration::from_secs(60), ..LIMITS };
+    let app = router(big_state(100_000), limits);
+    let busy = keep_busy(&app);
+    let app2 = app.clone();
+    wait_until(Duration::from_secs(30), "a ranking is seen in flight", || {
+        let app = app2.clone();
+        async move { call(&app, "GET", "/v1/windows").await.status() == StatusCode::SERVICE_UNAVAILABLE }
+    })
+    .await;
+    assert_eq!(call(&app, "GET", "/healthz").await.status(), StatusCode::OK);
+    busy.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_heavy_request_past_its_deadline_gets_408() {
+    let limits = HttpLimits { request_timeout: Duration::from_millis(1), ..LIMITS };
+    let resp = call(&router(big_state(100_000), limits), "GET", HEAVY).await;
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(&body[..], br#"{"error":"request timed out"}"#);
+}
+
+#[tokio::test]
+async fn method_not_allowed_is_json_with_allow() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    let resp = call(&app, "POST", "/v1/rankings").await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers()[header::ALLOW].to_str().unwrap().contains("GET"));
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let body: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_the_path_is_a_json_error() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    let resp = call(&app, "GET", "/v1/pages/facebook/%FF").await;
+    assert!(matches!(resp.status(), StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND), "{}", resp.status());
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+}
+
+#[tokio::test]
+async fn windows_refuses_unknown_and_repeated_parameters() {
+    let s = state_with(&seed_events());
+    for uri in ["/v1/windows?colour=blue", "/v1/windows?x=1&x=2", "/v1/windows?%ff=1"] {
+        let (code, body) = get(&s, uri).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_says_nosniff() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    for (method, uri) in [
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/v1/rankings"),
+        ("GET", "/v1/rankings?colour=blue"),
+        ("GET", "/nowhere"),
+        ("POST", "/v1/rankings"),
+        ("GET", "/metrics"),
+    ] {
+        let resp = call(&app, method, uri).await;
+        assert_eq!(resp.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_leaderboard_has_a_strict_content_security_policy() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    let resp = call(&app, "GET", "/").await;
+    let csp = resp.headers().get(header::CONTENT_SECURITY_POLICY).expect("a CSP").to_str().unwrap().to_owned();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"default-src 'none'"), "{csp}");
+    assert!(directives.contains(&"connect-src 'self'"), "{csp}");
+    let script = directives.iter().find(|d| d.starts_with("script-src ")).expect("script-src");
+    assert!(script.contains("'sha256-") && !script.contains("unsafe-inline"), "{csp}");
+}
+
+// ---- connections (B2): a real socket on 127.0.0.1:0 ----
+
+mod connections {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    struct Server {
+        addr: std::net::SocketAddr,
+        stop: tokio_util::sync::CancellationToken,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    async fn start(limits: HttpLimits) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(serve(listener, router(state_with(&seed_events()), limits), limits, stop.clone()));
+        Server { addr, stop }
+    }
+
+    /// Reads one whole response to `GET /healthz` (its body ends the JSON).
+    async fn read_health(c: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(br#"{"status":"ok"}"#) {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    const REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    /// Whether the server has closed `c` (read returns end of file or an error).
+    async fn closed_within(c: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(within, c.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn a_client_that_trickles_its_headers_is_disconnected() {
+        let header_timeout = Duration::from_millis(300);
+        let server = start(HttpLimits { header_timeout, ..LIMITS }).await;
+        let mut c = TcpStream::connect(server.addr).await.unwrap();
+        let header = b"GET /healthz HTTP/1.1\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 64];
+        for byte in header {
+            if started.elapsed() > Duration::from_secs(10) {
+                panic!("still connected after 10 s of trickled headers");
+            }
+            let closed = c.write_all(&[*byte]).await.is_err()
+                || matches!(
+                    tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await,
+                    Ok(Ok(0) | Err(_))
+                );
+            if closed {
+                assert!(started.elapsed() >= header_timeout, "closed after {:?}", started.elapsed());
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let idle_timeout = Duration::from_millis(300);
+        let server = start(HttpLimits { idle_timeout, ..LIMITS }).await;
+        let mut c = TcpStream::connect(server.addr).await.unwrap();
+        c.write_all(REQUEST).await.unwrap();
+        assert!(read_health(&mut c).await.starts_with("HTTP/1.1 200"));
+        let answered = tokio::time::Instant::now();
+        assert!(closed_within(&mut c, Duration::from_secs(10)).await, "idle connection still open after 10 s");
+        assert!(answered.elapsed() >= idle_timeout, "closed after {:?}", answered.elapsed());
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_until_one_closes() {
+        let server = start(HttpLimits { max_connections: 1, ..LIMITS }).await;
+        let mut first = TcpStream::connect(server.addr).await.unwrap();
+        first.write_all(REQUEST).await.unwrap();
+        read_health(&mut first).await;
+        let mut second = TcpStream::connect(server.addr).await.unwrap();
+        second.write_all(REQUEST).await.unwrap();
+        // The first connection is still served, the second is not.
+        first.write_all(REQUEST).await.unwrap();
+        read_health(&mut first).await;
+        let mut buf = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+        assert!(early.is_err(), "connection 2 was served while connection 1 was open");
+        drop(first);
+        let answer = tokio::time::timeout(Duration::from_secs(5), read_health(&mut second)).await;
+        assert!(answer.is_ok_and(|a| a.starts_with("HTTP/1.1 200")));
+    }
 }

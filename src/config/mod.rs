@@ -79,6 +79,13 @@ pub struct HttpConfig {
     pub max_concurrent_requests: usize,
     /// Longest accepted query string, in bytes.
     pub max_query_bytes: usize,
+    /// A request's headers must arrive within this long of its first byte
+    /// (of the connection opening, for the first request).
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +148,9 @@ impl Default for Config {
                 request_timeout: Duration::from_secs(5),
                 max_concurrent_requests: 64,
                 max_query_bytes: 1024,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1024,
             },
             events: EventsConfig {
                 max_future_skew: Duration::from_secs(3600),

@@ -59,7 +59,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 31] = [
+const FIELDS: [&str; 34] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -74,6 +74,9 @@ const FIELDS: [&str; 31] = [
     "http.request_timeout",
     "http.max_concurrent_requests",
     "http.max_query_bytes",
+    "http.header_timeout",
+    "http.idle_timeout",
+    "http.max_connections",
     "events.max_future_skew",
     "events.max_payload_bytes",
     "events.log_rate_per_second",
@@ -111,7 +114,16 @@ fn every_config_field_has_a_setting() {
                 producer_queue_messages: _,
                 producer_queue_kbytes: _,
             },
-        http: HttpConfig { listen: _, request_timeout: _, max_concurrent_requests: _, max_query_bytes: _ },
+        http:
+            HttpConfig {
+                listen: _,
+                request_timeout: _,
+                max_concurrent_requests: _,
+                max_query_bytes: _,
+                header_timeout: _,
+                idle_timeout: _,
+                max_connections: _,
+            },
         events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
         engine:
             Limits {

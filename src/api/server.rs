@@ -1,0 +1,114 @@
+//! The accept loop. Each connection is driven by hyper's HTTP/1 server
+//! with a [`Watch`] for its header and idle timeouts. At most
+//! `max_connections` are open: further ones are not accepted and wait in
+//! the listen backlog until one closes, so a flood of idle sockets costs
+//! the daemon no per-connection state. On `stop` the loop stops accepting,
+//! asks every connection to finish its request in flight and close, and
+//! returns once all have; the caller bounds that wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use super::HttpLimits;
+use super::watch::{Watch, Watched};
+
+/// Serves `app` on `listener` until `stop` is cancelled, then lets the
+/// requests in flight finish.
+pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = TaskTracker::new();
+    while let Some((stream, slot)) = accept(&listener, &slots, &stop).await {
+        let (app, stop) = (app.clone(), stop.clone());
+        connections.spawn(async move {
+            connection(stream, app, limits, stop).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// The next connection, once a slot is free; `None` once `stop` is cancelled.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let slot = tokio::select! {
+        () = stop.cancelled() => return None,
+        slot = slots.clone().acquire_owned() => slot.ok()?,
+    };
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                // Answers are written whole; do not hold their last segment back.
+                let _ = stream.set_nodelay(true);
+                return Some((stream, slot));
+            }
+            Err(e) => {
+                // Typically out of file descriptors: back off rather than spin.
+                tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, a timeout of its
+/// [`Watch`] expires (the socket is dropped), or `stop` is cancelled and
+/// its request in flight is answered.
+async fn connection(stream: TcpStream, app: Router, limits: HttpLimits, stop: CancellationToken) {
+    let watch = Watch::new(limits.header_timeout, limits.idle_timeout);
+    let io = TokioIo::new(Watched::new(stream, watch.clone()));
+    let observed = watch.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        observed.request_started();
+        let (observed, app) = (observed.clone(), app.clone());
+        async move {
+            let response = app.oneshot(req.map(Body::new)).await;
+            observed.request_answered();
+            response
+        }
+    });
+    // The Watch keeps the header timeout; hyper's would also cut idle
+    // connections at the header timeout (see `watch`).
+    let conn = http1::Builder::new().header_read_timeout(None).serve_connection(io, service);
+    tokio::pin!(conn);
+    let expired = watch.expired();
+    tokio::pin!(expired);
+    tokio::select! {
+        done = conn.as_mut() => return report(done),
+        () = &mut expired => return,
+        () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        done = conn => report(done),
+        () = expired => {}
+    }
+}
+
+fn report(done: Result<(), hyper::Error>) {
+    // Clients that vanish mid-request are routine, not the daemon's fault.
+    if let Err(e) = done {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
+}
