@@ -26,12 +26,24 @@ pub struct Ident {
 }
 
 /// What changes about a page besides its totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageState {
     /// The latest follower count observed overall.
     pub followers: Sample,
     /// Per ring position, 1 + the page's slot in that quarter's table, or 0.
     pub slots: [u32; RING_MAX],
+    /// A summary of the top list, so that most events need not read the
+    /// list itself: its quarter (`i32::MIN` for none), whether it is full,
+    /// and its minimum. The state is one cache line.
+    top_quarter: i32,
+    top_full: bool,
+    top_min: u64,
+}
+
+impl Default for PageState {
+    fn default() -> PageState {
+        PageState { followers: Sample::NONE, slots: [0; RING_MAX], top_quarter: i32::MIN, top_full: false, top_min: 0 }
+    }
 }
 
 /// A page name as last observed.
@@ -305,8 +317,10 @@ impl Pages {
         self.free.push(p);
     }
 
-    pub(super) fn restore_top(&mut self, p: u32, list: TopList) {
+    pub(super) fn restore_top(&mut self, p: u32, list: TopList, max: usize) {
         self.strings += list_bytes(&list);
+        let state = self.state_mut(p);
+        (state.top_quarter, state.top_full, state.top_min) = (list.quarter.index(), list.posts.len() >= max, list.min);
         *self.tops.get_mut(p as usize) = Some(Arc::new(list));
     }
 
@@ -333,18 +347,20 @@ impl Pages {
     /// A listed post whose count falls keeps its place until another post
     /// passes it.
     pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>, max: usize) {
-        let current = self.top(p);
-        if current.is_some_and(|t| t.quarter > q) || max == 0 {
+        let state = self.state(p);
+        if state.top_quarter > q.index() || max == 0 {
             return;
         }
-        if let Some(t) = current.filter(|t| t.quarter == q) {
-            // A listed post's recorded count is its previous count, never
-            // below the list's minimum; with a full list and no gain past the
-            // minimum there is nothing to do (the common case, no write).
-            let full = t.posts.len() >= max;
-            if full && post.old.is_none_or(|o| o < t.min) && post.interactions <= t.min {
-                return;
-            }
+        // A listed post's recorded count is its previous count, never below
+        // the list's minimum; with a full list and no gain past the minimum
+        // there is nothing to do (the common case: no read of the list).
+        let min = state.top_min;
+        if state.top_quarter == q.index()
+            && state.top_full
+            && post.old.is_none_or(|o| o < min)
+            && post.interactions <= min
+        {
+            return;
         }
         let slot = self.tops.get_mut(p as usize);
         let list = slot.get_or_insert_with(|| Arc::new(TopList { quarter: q, posts: Vec::new(), min: 0 }));
@@ -356,6 +372,9 @@ impl Pages {
         update_list(&mut list.posts, post, max);
         list.min = list.posts.iter().map(|t| t.interactions).min().unwrap_or(0);
         self.strings = (self.strings + list_bytes(list)).saturating_sub(before);
+        let (quarter, full, min) = (q.index(), list.posts.len() >= max, list.min);
+        let state = self.state_mut(p);
+        (state.top_quarter, state.top_full, state.top_min) = (quarter, full, min);
     }
 
     pub fn heap_bytes(&self) -> usize {

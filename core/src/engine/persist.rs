@@ -238,7 +238,7 @@ impl Engine {
             }
             match r.u8()? {
                 0 => {}
-                1 => self.pages.restore_top(p as u32, decode_top(r)?),
+                1 => self.pages.restore_top(p as u32, decode_top(r)?, self.limits.top_posts as usize),
                 _ => return Err(DecodeError::Range("top list flag")),
             }
         }

@@ -119,13 +119,13 @@ impl Edge {
     /// Moves the edge forward to `to`, passing every post published in
     /// `[at, to)`. Days without posts are jumped over.
     pub fn advance(&mut self, to: Millis, posts: &PostTable, pages: &Pages, quarters: &Quarters) {
-        if to <= self.horizon {
+        if to < self.horizon {
             self.at = self.at.max(to);
             return;
         }
         if let Some(c) = &self.cursor {
             let day_end = (Millis::from(c.day) + 1) * DAY_MS;
-            if c.day == day_of(self.at) && to <= day_end {
+            if c.day == day_of(self.at) && to < day_end {
                 self.pass(c.day, to, posts, pages, quarters);
                 self.at = to;
                 return;

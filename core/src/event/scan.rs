@@ -78,6 +78,30 @@ fn field<'w, 'a>(w: &'w mut Wire<'a>, key: &str) -> Option<(u16, &'w mut Option<
     Some(slot)
 }
 
+/// The first byte of `s` that ends or interrupts a string: a quote, a
+/// backslash or a control character. Eight bytes at a time: strings are
+/// most of an event's bytes.
+fn string_end(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = s.get(at..at + 8) {
+        let v = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        // High bit set in a byte that is zero after the xor (the quote or the
+        // backslash) or below 0x20; a borrow can only mark bytes after a
+        // true match, so the first mark is exact.
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        let hit = zero(v ^ (ONES * u64::from(b'"')))
+            | zero(v ^ (ONES * u64::from(b'\\')))
+            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    s[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
+}
+
 const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
 /// How many of the 8 bytes of `word` (first byte lowest) are ASCII digits
@@ -139,7 +163,7 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let rest = &self.bytes()[start..];
-        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = string_end(rest)?;
         if rest[len] != b'"' {
             return None;
         }
@@ -330,6 +354,23 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_ends_are_found_eight_bytes_at_a_time() {
+        let reference = |s: &[u8]| s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let mut cases: Vec<Vec<u8>> =
+            vec![b"abc\"".to_vec(), b"0123456789abcdef\"x".to_vec(), b"nothing here".to_vec()];
+        for stop in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+            for at in 0..20 {
+                let mut v: Vec<u8> = (0..24).map(|i| [b'a', 0x7f, 0xc3, 0xa9, b' ', 0x21, 0x5b][i % 7]).collect();
+                v[at] = stop;
+                cases.push(v);
+            }
+        }
+        for c in cases {
+            assert_eq!(string_end(&c), reference(&c), "{c:?}");
+        }
+    }
 
     #[test]
     fn digits_are_read_eight_at_a_time_exactly() {
