@@ -42,9 +42,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let ranks =
         tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));
+    let status_tx = Arc::new(status_tx);
+    let preparer = published::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone())?;
     let ingest_done = ingest::spawn(ingest::Parts {
         config: config.clone(),
-        views: views_tx,
+        views: preparer,
         status: status_tx,
         metrics: metrics.clone(),
         publisher: publisher.clone(),

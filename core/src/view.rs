@@ -74,7 +74,13 @@ pub struct Order {
     pub rank: Vec<u32>,
 }
 
-type OrderKey = (usize, Metric, Option<Arc<str>>);
+/// A ranking a view keeps the order of: the window's table, the metric,
+/// the platform filter (`None`: all platforms).
+pub type RankingKey = (Period, Metric, Option<Arc<str>>);
+
+/// Orders kept per view, at most: each costs 8 bytes per row, and the
+/// keys come from queries.
+pub const MAX_ORDERS: usize = 64;
 
 #[derive(Debug)]
 pub struct View {
@@ -85,7 +91,7 @@ pub struct View {
     periods: Vec<(Period, Millis, Millis)>,
     tables: Vec<OnceLock<Table>>,
     by_name: OnceLock<Vec<u32>>,
-    orders: Mutex<HashMap<OrderKey, Arc<Order>>>,
+    orders: Mutex<HashMap<RankingKey, Arc<Order>>>,
 }
 
 impl View {
@@ -273,12 +279,11 @@ impl View {
     /// The rows of `t` that `filter` keeps, ordered by `metric`, with the
     /// rank of each; computed once per view and kept.
     pub fn order(&self, t: &Table, metric: Metric, filter: &Filter<'_>) -> Arc<Order> {
-        let table = self.position(t.period).expect("the table is one of this view's");
         let platform = match filter {
             Filter::All => None,
             Filter::Platform(p) => Some(Arc::<str>::from(*p)),
         };
-        let key = (table, metric, platform);
+        let key = (t.period, metric, platform);
         if let Some(o) = self.orders.lock().expect("order cache lock").get(&key) {
             return o.clone();
         }
@@ -289,7 +294,34 @@ impl View {
             rank[*r as usize] = i as u32 + 1;
         }
         let computed = Arc::new(Order { rows: sorted, rank });
-        self.orders.lock().expect("order cache lock").entry(key).or_insert(computed).clone()
+        let mut orders = self.orders.lock().expect("order cache lock");
+        if orders.len() >= MAX_ORDERS {
+            return computed;
+        }
+        orders.entry(key).or_insert(computed).clone()
+    }
+
+    /// The rankings this view keeps orders of, for the next view to prepare.
+    pub fn prepared(&self) -> Vec<RankingKey> {
+        self.orders.lock().expect("order cache lock").keys().cloned().collect()
+    }
+
+    /// Computes, before anyone asks, the orders of `keys` (those the previous
+    /// view was asked for) and of the rankings `/metrics` and rank-change
+    /// detection always read (interactions, all platforms, in the labelled
+    /// windows), with each one's predecessor (for `previous_period_rank`).
+    pub fn prepare(&self, keys: &[RankingKey]) {
+        let always =
+            Window::LABELED.into_iter().filter_map(|w| Some((self.table(w)?.period, Metric::Interactions, None)));
+        let wanted: Vec<RankingKey> = always.chain(keys.iter().cloned()).take(MAX_ORDERS / 2).collect();
+        for (period, metric, platform) in wanted {
+            let filter = platform.as_deref().map_or(Filter::All, Filter::Platform);
+            let Some(t) = self.position(period).map(|i| self.table_at(i)) else { continue };
+            self.order(t, metric, &filter);
+            if let Some(before) = self.predecessor(t) {
+                self.order(before, metric, &filter);
+            }
+        }
     }
 
     /// Entries `offset .. offset + limit` of a ranking, with their ranks.

@@ -21,12 +21,11 @@ use super::progress::Progress;
 use super::{Offsets, Parts, Record, Source};
 use crate::config::redact_brokers;
 use crate::metrics::labels::Attempt;
-use crate::published::Published;
 use crate::publisher::Origin;
 use crate::status::Readiness;
 use crate::telemetry::events::{
-    AssignmentFailed, CaughtUp, EventNotApplied, HistoryGap, InternalEvent, LagObserved, NotApplied, OutcomesCounted,
-    PartitionsAssigned, ViewPublished,
+    AssignmentFailed, EventNotApplied, HistoryGap, InternalEvent, LagObserved, NotApplied, OutcomesCounted,
+    PartitionsAssigned,
 };
 
 /// How long a poll waits for the first message of a batch.
@@ -107,6 +106,8 @@ pub struct Consume<S> {
     start: Offsets,
     schedule: Schedule,
     broker: BrokerWatch,
+    /// Whether the preparer was asked to turn the daemon ready.
+    ready_requested: bool,
     parts: Arc<Parts>,
 }
 
@@ -128,6 +129,7 @@ impl<S: Source> Consume<S> {
         let now = Instant::now();
         parts.status.send_replace(Readiness::Starting);
         Consume {
+            ready_requested: false,
             source,
             applier: Applier {
                 engine: restored.engine,
@@ -189,7 +191,7 @@ impl<S: Source> Consume<S> {
         if now >= self.schedule.next_view {
             self.schedule.next_view = now + self.parts.config.ranking.interval;
             let ready = self.parts.status.borrow().is_ready();
-            self.publish_view(ready);
+            self.publish(ready, None);
         }
         self.commit_progress(now);
     }
@@ -294,26 +296,26 @@ impl<S: Source> Consume<S> {
             return;
         }
         match self.progress.readiness() {
-            Readiness::Ready => {
+            Readiness::Ready if !self.ready_requested => {
+                // The preparer turns the daemon ready once this view is out.
                 let behind = self.progress.lags().map(|(_, l)| l).sum();
                 self.schedule.next_view = now + self.parts.config.ranking.interval;
-                self.publish_view(true);
-                self.parts.status.send_replace(Readiness::Ready);
-                CaughtUp { behind }.emit(&self.parts.metrics);
+                self.ready_requested = true;
+                self.publish(true, Some(behind));
             }
+            Readiness::Ready => {}
             other => {
                 self.parts.status.send_replace(other);
             }
         }
     }
 
-    /// Builds and publishes the view; `ready` tells the rank-change loop
-    /// whether it may report changes against it.
-    fn publish_view(&mut self, ready: bool) {
-        let started = Instant::now();
+    /// Builds the view (a snapshot: microseconds) and hands it to the
+    /// preparer; `ready` tells the rank-change loop whether it may report
+    /// changes against it.
+    fn publish(&mut self, ready: bool, then_ready: Option<u64>) {
         let view = Arc::new(View::build(&self.applier.engine));
-        ViewPublished { view: &view, build: started.elapsed() }.emit(&self.parts.metrics);
-        self.parts.views.send_replace(Published { view, ready });
+        self.parts.views.publish(view, ready, then_ready);
     }
 
     /// Checkpoints when a state directory is set (committing what became
@@ -340,7 +342,7 @@ impl<S: Source> Consume<S> {
     pub fn stop(&mut self) -> anyhow::Result<()> {
         self.parts.status.send_replace(Readiness::Stopping);
         self.applier.flush();
-        self.publish_view(false);
+        self.publish(false, None);
         let offsets = self.progress.applied_offsets();
         let m = self.parts.metrics.clone();
         let (durable, failed) = match self.checkpointer.as_mut() {

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::published::ViewTx;
+use crate::published::Preparer;
 use crate::publisher::Publisher;
 use crate::status::StatusTx;
 
@@ -77,8 +77,9 @@ pub trait Source {
 /// What the ingest thread needs, handed over by the daemon.
 pub struct Parts {
     pub config: Arc<Config>,
-    pub views: ViewTx,
-    pub status: StatusTx,
+    /// Where built views go to be prepared and published.
+    pub views: Preparer,
+    pub status: Arc<StatusTx>,
     pub metrics: Arc<Metrics>,
     pub publisher: Arc<Publisher>,
     pub shutdown: CancellationToken,

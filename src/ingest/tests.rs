@@ -120,9 +120,10 @@ fn harness(partitions: Vec<Vec<Vec<u8>>>, state_dir: Option<PathBuf>) -> Harness
         log_rate_per_second: 0,
     }));
     let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).unwrap());
+    let status_tx = Arc::new(status_tx);
     let parts = Parts {
         config: config.clone(),
-        views: views_tx,
+        views: published::Preparer::inline(views_tx, status_tx.clone(), metrics.clone()),
         status: status_tx,
         metrics,
         publisher,
