@@ -129,10 +129,11 @@ pub enum Filter<'a> {
     Platform(&'a str),
 }
 
-/// The rows of `table` the filter keeps: a contiguous slice, since rows
-/// follow (platform, page_id) order.
-pub fn rows<'t>(view: &View, table: &'t Table, filter: Filter<'_>) -> &'t [Row] {
-    &table.rows[view.filtered(table, &filter)]
+/// The rows of `table` the filter keeps, in (platform, page_id) order,
+/// materialized (a view answers rankings without this; tests and tools use
+/// it).
+pub fn rows(view: &View, table: &Table, filter: Filter<'_>) -> Vec<Row> {
+    view.filtered(table, &filter).map(|i| view.row_at(table, i)).collect()
 }
 
 /// Indices of `rows` in ranking order: by the metric, descending, ties by

@@ -5,10 +5,11 @@
 //! state), so the writer publishes it in microseconds. What queries need is
 //! derived lazily, once per view, by whichever reader asks first:
 //! - the pages in (platform, page_id) order, the tie order of every ranking;
-//! - a [`Table`] per window: one [`Row`] per page with a post in the
-//!   window, in that order (so a platform is a contiguous range of rows);
-//!   the rolling window and its predecessor are summed from per-quarter
-//!   totals and the rolling edges, per page, never per post;
+//! - a [`Table`] per window: the pages with a post in the window, in that
+//!   order (so a platform is a contiguous range), 4 bytes a page; a page's
+//!   [`Row`] (its figures there) is computed when asked, from per-quarter
+//!   totals and, for the rolling window and its predecessor, the rolling
+//!   edges — per page, never per post;
 //! - per (window, metric, platform) asked for, the order of the rows, so a
 //!   top-N answer is a slice and a rank a lookup.
 
@@ -43,17 +44,29 @@ pub struct Table {
     pub period: Period,
     pub start: Millis,
     pub end: Millis,
-    /// Rows in (platform, page_id) order; only pages with at least one post.
-    pub rows: Vec<Row>,
+    /// Pages in (platform, page_id) order; only pages with at least one post.
+    pages: Vec<u32>,
+    posts: u64,
 }
 
 impl Table {
-    pub fn row(&self, page: u32) -> Option<&Row> {
-        self.rows.iter().find(|r| r.page == page)
+    /// Pages with at least one post in the window.
+    pub fn len(&self) -> usize {
+        self.pages.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Posts in the window.
     pub fn posts(&self) -> u64 {
-        self.rows.iter().map(|r| r.totals.posts).sum()
+        self.posts
+    }
+
+    /// The pages, in (platform, page_id) order.
+    pub fn pages(&self) -> &[u32] {
+        &self.pages
     }
 }
 
@@ -65,12 +78,13 @@ pub struct PageInfo<'v> {
     pub name: Option<&'v str>,
 }
 
-/// The rows of a table ordered by a metric, and each row's rank.
+/// The pages of a table (those a filter keeps) ordered by a metric, and
+/// each one's rank.
 #[derive(Debug)]
 pub struct Order {
-    /// Row indices, best first.
+    /// Positions in the filtered pages, best first.
     pub rows: Vec<u32>,
-    /// Per row index (of the filtered rows), its 1-based rank.
+    /// Per position in the filtered pages, its 1-based rank.
     pub rank: Vec<u32>,
 }
 
@@ -227,56 +241,66 @@ impl View {
     fn table_at(&self, i: usize) -> &Table {
         self.tables[i].get_or_init(|| {
             let (period, start, end) = self.periods[i];
-            Table { period, start, end, rows: self.rows_of(period) }
+            let mut posts = 0;
+            let pages = self
+                .by_name()
+                .iter()
+                .copied()
+                .filter(|p| self.compute(period, *p).inspect(|r| posts += r.totals.posts).is_some())
+                .collect();
+            Table { period, start, end, pages, posts }
         })
     }
 
-    fn rows_of(&self, period: Period) -> Vec<Row> {
+    /// Page `page`'s figures in the window of `period`; `None` without a
+    /// post there.
+    fn compute(&self, period: Period, page: u32) -> Option<Row> {
         let s = self.snap();
-        let row = |page: u32, totals: Totals, followers: Option<u64>| {
-            (totals.posts > 0).then_some(Row { page, totals, followers })
-        };
-        let pages = self.by_name().iter().copied();
+        let row =
+            |totals: Totals, followers: Option<u64>| (totals.posts > 0).then_some(Row { page, totals, followers });
         match (period, &s.edges) {
-            (Period::Quarter(q), _) => pages
-                .filter_map(|p| {
-                    let (_, slot) = s.slot(q, p)?;
-                    row(p, slot.totals(), slot.followers.get().map(|f| f.value))
-                })
-                .collect(),
+            (Period::Quarter(q), _) => {
+                let (_, slot) = s.slot(q, page)?;
+                row(slot.totals(), slot.followers.get().map(|f| f.value))
+            }
             (Period::Rolling, Some([edge, _])) => {
                 let wm = self.watermark.unwrap_or_default();
-                pages
-                    .filter_map(|p| {
-                        let followers = s.followers(p).filter(|f| f.at >= edge.at && f.at <= wm).map(|f| f.value);
-                        row(p, s.since(p, edge), followers)
-                    })
-                    .collect()
+                let followers = s.followers(page).filter(|f| f.at >= edge.at && f.at <= wm).map(|f| f.value);
+                row(s.since(page, edge), followers)
             }
-            (Period::RollingPrevious, Some([edge, before])) => pages
-                .filter_map(|p| {
-                    let totals = s.since(p, before).minus(&s.since(p, edge));
-                    row(p, totals, previous_followers(s, p, before.at, edge.at))
-                })
-                .collect(),
-            _ => Vec::new(),
+            (Period::RollingPrevious, Some([edge, before])) => {
+                let totals = s.since(page, before).minus(&s.since(page, edge));
+                row(totals, previous_followers(s, page, before.at, edge.at))
+            }
+            _ => None,
         }
     }
 
-    /// The rows of `t` that `filter` keeps: a contiguous range of `t.rows`.
+    /// The row of the `i`-th page of `t`.
+    pub fn row_at(&self, t: &Table, i: usize) -> Row {
+        let page = t.pages[i];
+        self.compute(t.period, page).unwrap_or(Row { page, totals: Totals::default(), followers: None })
+    }
+
+    /// Every row of `t`, in page order (materialized: for tests and tools).
+    pub fn rows(&self, t: &Table) -> Vec<Row> {
+        (0..t.len()).map(|i| self.row_at(t, i)).collect()
+    }
+
+    /// The pages of `t` that `filter` keeps: a contiguous range of positions.
     pub fn filtered(&self, t: &Table, filter: &Filter<'_>) -> Range<usize> {
         match filter {
-            Filter::All => 0..t.rows.len(),
+            Filter::All => 0..t.len(),
             Filter::Platform(name) => {
-                let platform = |r: &Row| &**self.snap().platform(r.page);
-                let lo = t.rows.partition_point(|r| platform(r) < *name);
-                let hi = t.rows.partition_point(|r| platform(r) <= *name);
+                let platform = |p: &u32| &**self.snap().platform(*p);
+                let lo = t.pages.partition_point(|p| platform(p) < *name);
+                let hi = t.pages.partition_point(|p| platform(p) <= *name);
                 lo..hi
             }
         }
     }
 
-    /// The rows of `t` that `filter` keeps, ordered by `metric`, with the
+    /// The pages of `t` that `filter` keeps, ordered by `metric`, with the
     /// rank of each; computed once per view and kept.
     pub fn order(&self, t: &Table, metric: Metric, filter: &Filter<'_>) -> Arc<Order> {
         let platform = match filter {
@@ -287,8 +311,8 @@ impl View {
         if let Some(o) = self.orders.lock().expect("order cache lock").get(&key) {
             return o.clone();
         }
-        let rows = &t.rows[self.filtered(t, filter)];
-        let sorted = order(rows, metric);
+        let rows: Vec<Row> = self.filtered(t, filter).map(|i| self.row_at(t, i)).collect();
+        let sorted = order(&rows, metric);
         let mut rank = vec![0; rows.len()];
         for (i, r) in sorted.iter().enumerate() {
             rank[*r as usize] = i as u32 + 1;
@@ -336,27 +360,28 @@ impl View {
         let range = self.filtered(t, filter);
         let o = self.order(t, metric, filter);
         let end = offset.saturating_add(limit).min(o.rows.len());
-        let rows = &t.rows[range];
-        (offset.min(end)..end).map(|i| (i as u32 + 1, rows[o.rows[i] as usize])).collect()
+        (offset.min(end)..end).map(|i| (i as u32 + 1, self.row_at(t, range.start + o.rows[i] as usize))).collect()
     }
 
-    /// The rank of page `page` in a ranking, if it has a row.
+    /// The rank of page `page` in a ranking, if it has a post there.
     pub fn rank_of(&self, t: &Table, metric: Metric, filter: &Filter<'_>, page: u32) -> Option<u32> {
         let range = self.filtered(t, filter);
-        let i = self.row_index(t, page)?;
+        let i = self.position_of(t, page)?;
         let within = i.checked_sub(range.start).filter(|i| *i < range.len())?;
         Some(self.order(t, metric, filter).rank[within])
     }
 
-    /// The row of page `page` in `t` (rows are in name order: a binary search).
-    pub fn row<'t>(&self, t: &'t Table, page: u32) -> Option<&'t Row> {
-        self.row_index(t, page).map(|i| &t.rows[i])
+    /// The row of page `page` in `t`, if it has a post there.
+    pub fn row(&self, t: &Table, page: u32) -> Option<Row> {
+        self.position_of(t, page).map(|i| self.row_at(t, i))
     }
 
-    fn row_index(&self, t: &Table, page: u32) -> Option<usize> {
+    /// Where page `page` stands in `t` (pages are in name order: a binary
+    /// search).
+    fn position_of(&self, t: &Table, page: u32) -> Option<usize> {
         let s = self.snap.as_ref()?;
         let key = |p: u32| (&**s.platform(p), &*s.ident(p).id);
-        t.rows.binary_search_by(|r| key(r.page).cmp(&key(page))).ok()
+        t.pages.binary_search_by(|p| key(*p).cmp(&key(page))).ok()
     }
 }
 

@@ -417,7 +417,7 @@ fn model_value(m: Metric, f: &Figure) -> Option<(u128, u128)> {
 
 fn tables_of_view(v: &View) -> Vec<(String, Figures)> {
     let convert = |t: &Table| -> Figures {
-        t.rows
+        v.rows(t)
             .iter()
             .map(|r| {
                 let p = v.page(r.page);
@@ -446,7 +446,8 @@ fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
     for (name, t) in tables {
         for m in Metric::ALL {
             let ranked = v.ranking(t, m, &Filter::All, 0, usize::MAX);
-            let reference: Vec<u32> = top(&t.rows, m, 0, usize::MAX).iter().map(|(_, r)| r.page).collect();
+            let rows = v.rows(t);
+            let reference: Vec<u32> = top(&rows, m, 0, usize::MAX).iter().map(|(_, r)| r.page).collect();
             assert_eq!(ranked.iter().map(|(_, r)| r.page).collect::<Vec<_>>(), reference, "order vs top()");
             let keys = ranked.iter().map(|(_, r)| {
                 let p = v.page(r.page);

@@ -70,7 +70,7 @@ fn page_window(view: &View, t: &Table, page: u32) -> PageWindow {
     let empty = Row { page, totals: Default::default(), followers: None };
     PageWindow {
         window: WindowJson::of(t),
-        figures: Figures::of(view.row(t, page).unwrap_or(&empty)),
+        figures: Figures::of(&view.row(t, page).unwrap_or(empty)),
         rank: view.rank_of(t, Metric::Interactions, &Filter::All, page),
     }
 }

@@ -54,5 +54,5 @@ fn windows_json(view: &View, days: u32) -> WindowsJson {
 
 /// Sums the posts of every row: O(pages), hence run as a computation.
 fn summary(t: &Table) -> Summary {
-    Summary { window: WindowJson::of(t), pages: t.rows.len(), posts: t.posts() }
+    Summary { window: WindowJson::of(t), pages: t.len(), posts: t.posts() }
 }

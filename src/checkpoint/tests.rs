@@ -22,7 +22,7 @@ fn tempdir(name: &str) -> PathBuf {
 
 fn summary(e: &Engine) -> Vec<(String, u64)> {
     let v = View::build(e);
-    v.current().unwrap().rows.iter().map(|r| (v.page(r.page).id.to_string(), r.totals.interactions())).collect()
+    v.rows(v.current().unwrap()).iter().map(|r| (v.page(r.page).id.to_string(), r.totals.interactions())).collect()
 }
 
 #[test]

@@ -181,7 +181,7 @@ fn the_view_is_published_before_readiness_turns_on() {
     assert!(became_ready.is_some(), "never became ready");
     assert_eq!(applied_posts(&h), total);
     let view = published::latest(&h.views);
-    assert_eq!(view.current().unwrap().rows.len(), 5, "the five pages of the seed table");
+    assert_eq!(view.current().unwrap().len(), 5, "the five pages of the seed table");
 }
 
 #[test]

@@ -259,7 +259,7 @@ impl InternalEvent for ViewPublished<'_> {
         g.build_seconds.set(self.build.as_secs_f64());
         for w in Window::LABELED {
             let (Some(label), t) = (w.label(), v.table(w)) else { continue };
-            g.pages.with_label_values(&[label]).set(t.map_or(0, |t| t.rows.len() as i64));
+            g.pages.with_label_values(&[label]).set(t.map_or(0, |t| t.len() as i64));
             g.posts.with_label_values(&[label]).set(t.map_or(0, |t| t.posts() as i64));
         }
         if let Some(wm) = v.watermark {

@@ -62,13 +62,16 @@ pub struct TopPost {
 }
 
 /// The top posts of one quarter (the latest one a post was noted for).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopList {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopList<'a> {
     pub quarter: Quarter,
-    pub posts: Vec<TopPost>,
-    /// Smallest interactions in `posts` (0 when empty).
-    pub min: u64,
+    pub posts: &'a [TopPost],
 }
+
+/// A page's top posts: one allocation of exactly the entries (its quarter
+/// and minimum live in the page state). Most pages have few posts, and a
+/// list is the largest thing a page holds.
+pub(super) type Tops = Option<Arc<[TopPost]>>;
 
 /// A post whose interactions may put it in its page's top list.
 pub struct TopCandidate<'a> {
@@ -99,7 +102,7 @@ pub struct Pages {
     pub(super) idents: Column<Ident>,
     pub(super) states: Column<PageState>,
     pub(super) names: Column<Option<Arc<Named>>>,
-    pub(super) tops: Column<Option<Arc<TopList>>>,
+    pub(super) tops: Column<Tops>,
     free: Vec<u32>,
     live: usize,
     max_pages: u32,
@@ -191,7 +194,9 @@ impl Pages {
     #[inline]
     pub fn prefetch_top(&self, p: u32) {
         if let Some(list) = self.tops.get(p as usize) {
-            prefetch(&**list);
+            if let Some(first) = list.first() {
+                prefetch(first);
+            }
         }
     }
 
@@ -279,8 +284,9 @@ impl Pages {
     /// Frees page `p`: its number is reused by the next new page.
     pub(super) fn free(&mut self, p: u32) {
         let key = self.key(p);
-        let dropped =
-            heap_len(&self.ident(p).id) + self.name(p).map_or(0, name_bytes) + self.top(p).map_or(0, list_bytes);
+        let dropped = heap_len(&self.ident(p).id)
+            + self.name(p).map_or(0, name_bytes)
+            + self.top(p).map_or(0, |t| list_bytes(t.posts));
         self.strings = self.strings.saturating_sub(dropped);
         self.index.remove(key, p);
         let ident = self.idents.get_mut(p as usize);
@@ -317,11 +323,18 @@ impl Pages {
         self.free.push(p);
     }
 
-    pub(super) fn restore_top(&mut self, p: u32, list: TopList, max: usize) {
-        self.strings += list_bytes(&list);
+    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, posts: Vec<TopPost>, max: usize) {
+        self.set_top(p, quarter, posts.into(), max);
+    }
+
+    /// Stores a page's top list and its summary in the page state.
+    fn set_top(&mut self, p: u32, quarter: Quarter, posts: Arc<[TopPost]>, max: usize) {
+        let before = self.top(p).map_or(0, |t| list_bytes(t.posts));
+        self.strings = (self.strings + list_bytes(&posts)).saturating_sub(before);
+        let min = posts.iter().map(|t| t.interactions).min().unwrap_or(0);
         let state = self.state_mut(p);
-        (state.top_quarter, state.top_full, state.top_min) = (list.quarter.index(), list.posts.len() >= max, list.min);
-        *self.tops.get_mut(p as usize) = Some(Arc::new(list));
+        (state.top_quarter, state.top_full, state.top_min) = (quarter.index(), posts.len() >= max, min);
+        *self.tops.get_mut(p as usize) = Some(posts);
     }
 
     pub fn name(&self, p: u32) -> Option<&Named> {
@@ -338,8 +351,8 @@ impl Pages {
         }
     }
 
-    pub fn top(&self, p: u32) -> Option<&TopList> {
-        self.tops.get(p as usize).as_deref()
+    pub fn top(&self, p: u32) -> Option<TopList<'_>> {
+        top_list(self.state(p), self.tops.get(p as usize))
     }
 
     /// Records a post's interactions for the top list of quarter `q` (the
@@ -362,19 +375,21 @@ impl Pages {
         {
             return;
         }
-        let slot = self.tops.get_mut(p as usize);
-        let list = slot.get_or_insert_with(|| Arc::new(TopList { quarter: q, posts: Vec::new(), min: 0 }));
-        let list = Arc::make_mut(list);
-        let before = list_bytes(list);
-        if list.quarter != q {
-            *list = TopList { quarter: q, posts: Vec::new(), min: 0 };
+        let current = self.top(p).filter(|t| t.quarter == q).map_or(&[][..], |t| t.posts);
+        // A count change of a listed post is written in place when the list
+        // is not shared with a snapshot; anything else builds a new list.
+        if let Some(i) = current.iter().position(|t| t.hash == post.hash) {
+            if let Some(posts) = self.tops.get_mut(p as usize).as_mut().and_then(Arc::get_mut) {
+                posts[i].interactions = post.interactions;
+                let min = posts.iter().map(|t| t.interactions).min().unwrap_or(0);
+                self.state_mut(p).top_min = min;
+                return;
+            }
         }
-        update_list(&mut list.posts, post, max);
-        list.min = list.posts.iter().map(|t| t.interactions).min().unwrap_or(0);
-        self.strings = (self.strings + list_bytes(list)).saturating_sub(before);
-        let (quarter, full, min) = (q.index(), list.posts.len() >= max, list.min);
-        let state = self.state_mut(p);
-        (state.top_quarter, state.top_full, state.top_min) = (quarter, full, min);
+        let current = self.top(p).filter(|t| t.quarter == q).map_or(&[][..], |t| t.posts);
+        let mut posts = current.to_vec();
+        update_list(&mut posts, post, max);
+        self.set_top(p, q, posts.into(), max);
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -396,10 +411,14 @@ fn name_bytes(n: &Named) -> usize {
     16 + size_of::<Named>() + n.name.len()
 }
 
-fn list_bytes(t: &TopList) -> usize {
-    16 + size_of::<TopList>()
-        + t.posts.capacity() * size_of::<TopPost>()
-        + t.posts.iter().map(|p| heap_len(&p.id)).sum::<usize>()
+fn list_bytes(posts: &[TopPost]) -> usize {
+    16 + size_of_val(posts) + posts.iter().map(|p| heap_len(&p.id)).sum::<usize>()
+}
+
+/// The top list a page state and its column entry describe.
+pub(super) fn top_list<'a>(state: &PageState, tops: &'a Tops) -> Option<TopList<'a>> {
+    let posts = tops.as_deref()?;
+    Some(TopList { quarter: Quarter::from_index(state.top_quarter), posts })
 }
 
 fn update_list(posts: &mut Vec<TopPost>, post: TopCandidate<'_>, max: usize) {
@@ -409,7 +428,6 @@ fn update_list(posts: &mut Vec<TopPost>, post: TopCandidate<'_>, max: usize) {
     }
     let entry = || TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
     if posts.len() < max {
-        posts.reserve_exact(1);
         posts.push(entry());
     } else if let Some(low) = posts.iter_mut().min_by_key(|t| t.interactions) {
         if post.interactions > low.interactions {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use super::column::{CHUNK, Column};
-use super::pages::{Ident, TopList, TopPost};
+use super::pages::{Ident, TopPost};
 use super::posts::Rec;
 use super::quarters::{QuarterTable, Sample, Slot, Totals};
 use super::rolling::Edge;
@@ -107,7 +107,7 @@ impl Snapshot {
                     w.u8(1)?;
                     w.i32(t.quarter.index())?;
                     w.len(t.posts.len())?;
-                    for post in &t.posts {
+                    for post in t.posts {
                         w.u64(post.hash)?;
                         w.u64(post.interactions)?;
                         w.str(&post.id)?;
@@ -238,7 +238,10 @@ impl Engine {
             }
             match r.u8()? {
                 0 => {}
-                1 => self.pages.restore_top(p as u32, decode_top(r)?, self.limits.top_posts as usize),
+                1 => {
+                    let (quarter, posts) = decode_top(r)?;
+                    self.pages.restore_top(p as u32, quarter, posts, self.limits.top_posts as usize);
+                }
                 _ => return Err(DecodeError::Range("top list flag")),
             }
         }
@@ -319,15 +322,14 @@ impl Engine {
     }
 }
 
-fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<TopList, DecodeError> {
+fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<TopPost>), DecodeError> {
     let quarter = Quarter::from_index(r.i32()?);
     let mut posts = Vec::new();
     for _ in 0..r.len(100, "top posts")? {
         let (hash, interactions) = (r.u64()?, r.u64()?);
         posts.push(TopPost { hash, interactions, id: CompactString::from(r.str(128, "post id")?) });
     }
-    let min = posts.iter().map(|p| p.interactions).min().unwrap_or(0);
-    Ok(TopList { quarter, posts, min })
+    Ok((quarter, posts))
 }
 
 fn decode_edges<R: Read>(r: &mut Reader<R>) -> Result<Option<[Edge; 2]>, DecodeError> {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::column::Column;
-use super::pages::{Ident, Named, PageState, TopList};
+use super::pages::{Ident, Named, PageState, TopList, Tops, top_list};
 use super::posts::Arena;
 use super::quarters::{QuarterTable, Sample, Slot, Totals};
 use super::{Engine, Limits, Usage};
@@ -57,7 +57,7 @@ pub struct Snapshot {
     idents: Column<Ident>,
     states: Column<PageState>,
     names: Column<Option<Arc<Named>>>,
-    tops: Column<Option<Arc<TopList>>>,
+    tops: Column<Tops>,
     /// Retained quarters with data, newest first.
     quarters: Vec<QuarterTable>,
     ring: usize,
@@ -123,8 +123,8 @@ impl Snapshot {
         self.names.get(p as usize).as_deref()
     }
 
-    pub fn top(&self, p: u32) -> Option<&TopList> {
-        self.tops.get(p as usize).as_deref()
+    pub fn top(&self, p: u32) -> Option<TopList<'_>> {
+        top_list(self.states.get(p as usize), self.tops.get(p as usize))
     }
 
     /// The page's latest follower sample overall.

@@ -39,7 +39,7 @@ fn q(s: &str) -> Quarter {
 fn totals(e: &Engine, quarter: &str) -> Totals {
     let v = View::build(e);
     let page = v.find_page("facebook", "pg").expect("page known");
-    v.quarter(q(quarter)).and_then(|t| t.row(page)).map(|r| r.totals).unwrap_or_default()
+    v.quarter(q(quarter)).and_then(|t| v.row(t, page)).map(|r| r.totals).unwrap_or_default()
 }
 
 #[test]
@@ -129,7 +129,7 @@ fn followers_are_the_latest_sample_in_each_window() {
         r#"{"page_id":"pg","post_id":"x","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-03T00:00:00Z"}"#,
     );
     let v = View::build(&e);
-    let f = |quarter: &str| v.quarter(q(quarter)).unwrap().rows[0].followers;
+    let f = |quarter: &str| v.row_at(v.quarter(q(quarter)).unwrap(), 0).followers;
     assert_eq!(f("2025-Q2"), Some(200));
     assert_eq!(f("2025-Q3"), Some(300));
 }
