@@ -73,6 +73,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/v1/rankings", get(rankings))
         .route("/v1/pages/{platform}/{page_id}", get(page))
         .route("/v1/windows", get(windows))
+        .route("/v1/rank-changes", get(rank_changes::recent))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -337,5 +338,6 @@ async fn windows(State(s): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+mod rank_changes;
 #[cfg(test)]
 mod tests;

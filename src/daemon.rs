@@ -30,6 +30,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         top_n: config.ranking.top_n,
         limits: config.engine,
         log_rate_per_second: config.events.log_rate_per_second,
+        watches: config.ranking.watches.clone().into(),
     }));
     let publisher = Publisher::new(&config.kafka, metrics.clone())
         .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer: {}", kafka::creation_error(&e)))?;
@@ -40,8 +41,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let brokers = redact_brokers(&config.kafka.brokers);
     tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
-    let ranks =
-        tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));
+    let ranks = tokio::spawn(rank_changes::run(
+        views.clone(),
+        rank_changes::Parts {
+            top_n: config.ranking.top_n,
+            watches: config.ranking.watches.clone().into(),
+            metrics: metrics.clone(),
+            publisher: publisher.clone(),
+        },
+    ));
     let ingest_done = ingest::spawn(ingest::Parts {
         config: config.clone(),
         views: views_tx,
