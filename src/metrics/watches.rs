@@ -6,8 +6,8 @@
 //! - `engagement_watch_rank{watch,window,scope,platform,page_id}`: the rank
 //!   of the top N and of the watched pages of each watched ranking, from
 //!   the detector's latest pictures, built at scrape time.
-//! - `engagement_watch_change{watch,window,metric,scope,kind,platform,
-//!   page_id,page_name,old_rank,new_rank}`: one series per change for the
+//! - `engagement_watch_change{watch,window,metric,scope,top_n,kind,
+//!   platform,page_id,page_name,old_rank,new_rank}`: one series per change for the
 //!   watch's `hold` after it happened, valued the places gained. This is
 //!   what the alert rules select: a change is held far longer than a
 //!   scrape interval, so no scrape misses it, and its labels name the page
@@ -41,8 +41,8 @@ const CHANGE: (&str, &str) = (
     "engagement_watch_change",
     "A watched ranking's change, held for the watch's hold after it happened; the value is the places gained.",
 );
-const CHANGE_LABELS: [&str; 10] =
-    ["watch", "window", "metric", "scope", "kind", "platform", "page_id", "page_name", "old_rank", "new_rank"];
+const CHANGE_LABELS: [&str; 11] =
+    ["watch", "window", "metric", "scope", "top_n", "kind", "platform", "page_id", "page_name", "old_rank", "new_rank"];
 
 /// A change as the API lists it, with the wall-clock time it was seen.
 #[derive(Debug, Clone)]
@@ -250,12 +250,13 @@ impl WatchSeries {
                 let c = &h.change;
                 let [watch, window, scope] = self.board.labels(&c.key);
                 let name = c.page.page_name.as_deref().unwrap_or(&c.page.page_id);
-                let (old, new) = (rank_text(c.old_rank), rank_text(c.new_rank));
+                let (old, new, top_n) = (rank_text(c.old_rank), rank_text(c.new_rank), c.top_n.to_string());
                 let values = [
                     watch,
                     window,
                     c.metric.as_str(),
                     scope,
+                    &top_n,
                     c.kind.as_str(),
                     &c.page.platform,
                     &c.page.page_id,
