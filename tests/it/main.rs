@@ -16,6 +16,7 @@ mod dashboard;
 mod durability;
 mod first_run;
 mod hostile;
+mod kits;
 mod leaderboard;
 mod logs;
 mod secrets;
