@@ -41,15 +41,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let brokers = redact_brokers(&config.kafka.brokers);
     tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
-    let ranks = tokio::spawn(rank_changes::run(
-        views.clone(),
-        rank_changes::Parts {
-            top_n: config.ranking.top_n,
-            watches: config.ranking.watches.clone().into(),
-            metrics: metrics.clone(),
-            publisher: publisher.clone(),
-        },
-    ));
+    let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let ingest_done = ingest::spawn(ingest::Parts {
         config: config.clone(),
         views: views_tx,
@@ -81,6 +73,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     close(publisher, deadline).await;
     tracing::info!("stopped");
     result.0
+}
+
+/// What the ranking loop (legacy rank changes and the watches) needs.
+fn ranking_parts(config: &Config, metrics: &Arc<Metrics>, publisher: &Arc<Publisher>) -> rank_changes::Parts {
+    rank_changes::Parts {
+        top_n: config.ranking.top_n,
+        watches: config.ranking.watches.clone().into(),
+        metrics: metrics.clone(),
+        publisher: publisher.clone(),
+    }
 }
 
 /// Checks that `state.dir`, when set, can hold checkpoints: found now, not
