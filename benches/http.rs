@@ -111,6 +111,7 @@ fn start_server(
         top_n: 50,
         limits: Limits::default(),
         log_rate_per_second: 10,
+        watches: engagement_monitor::config::Config::default().ranking.watches.into(),
     };
     let state = AppState { views, status, metrics: Arc::new(metrics::Metrics::new(sources)), rolling_days: 90 };
     let stop = CancellationToken::new();

@@ -22,6 +22,7 @@ set -euo pipefail
 PKGS=(
   kcat
   prometheus
+  prometheus-alertmanager
   chromium
   fonts-liberation
   pkg-config
@@ -56,19 +57,22 @@ if [[ "${1:-}" == "--check" ]]; then
   echo "all present"; exit 0
 fi
 
-stop_prometheus_service() {
-  # We only want the promtool binary; make sure the daemon isn't running or auto-starting.
+stop_service() {
+  # Only the binaries are wanted; make sure the packaged daemon ($1, its
+  # process name $2) is not running or starting at boot.
+  local unit=$1 process=$2
   if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
   else
-    if [[ -x /etc/init.d/prometheus ]]; then
-      $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-      $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+    if [[ -x /etc/init.d/$unit ]]; then
+      $SUDO /etc/init.d/"$unit" stop >/dev/null 2>&1 || true
+      $SUDO update-rc.d "$unit" disable >/dev/null 2>&1 || true
     fi
   fi
-  # Belt and braces: a daemon started by the package under a non-systemd init.
+  # Belt and braces: a daemon started by the package under a non-systemd
+  # init runs as the package's user; the tests' own children are left alone.
   local pids
-  pids=$(pgrep -x prometheus 2>/dev/null || true)
+  pids=$(pgrep -x -u prometheus "$process" 2>/dev/null || true)
   if [[ -n "$pids" ]]; then
     # shellcheck disable=SC2086
     $SUDO kill $pids 2>/dev/null || true
@@ -94,11 +98,12 @@ else
   echo "install-deps: all packages present"
 fi
 
-# Always make sure the prometheus daemon is not left running (cheap, idempotent).
-if is_installed prometheus; then stop_prometheus_service; fi
+# Always make sure the packaged daemons are not left running (cheap, idempotent).
+if is_installed prometheus; then stop_service prometheus prometheus; fi
+if is_installed prometheus-alertmanager; then stop_service prometheus-alertmanager prometheus-alertmanager; fi
 
 # Quick sanity output (non-fatal).
-for cmd in kcat promtool chromium java mvn; do
+for cmd in kcat promtool prometheus prometheus-alertmanager chromium java mvn; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
     echo "install-deps: WARNING: $cmd not on PATH" >&2
   fi

@@ -30,6 +30,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         top_n: config.ranking.top_n,
         limits: config.engine,
         log_rate_per_second: config.events.log_rate_per_second,
+        watches: config.ranking.watches.clone().into(),
     }));
     let publisher = Publisher::new(&config.kafka, metrics.clone())
         .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer: {}", kafka::creation_error(&e)))?;
@@ -40,8 +41,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let brokers = redact_brokers(&config.kafka.brokers);
     tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
-    let ranks =
-        tokio::spawn(rank_changes::run(views.clone(), config.ranking.top_n, metrics.clone(), publisher.clone()));
+    let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let status_tx = Arc::new(status_tx);
     let preparer = published::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone())?;
     let ingest_done = ingest::spawn(ingest::Parts {
@@ -78,6 +78,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     close(publisher, deadline).await;
     tracing::info!("stopped");
     result.0
+}
+
+/// What the ranking loop (legacy rank changes and the watches) needs.
+fn ranking_parts(config: &Config, metrics: &Arc<Metrics>, publisher: &Arc<Publisher>) -> rank_changes::Parts {
+    rank_changes::Parts {
+        top_n: config.ranking.top_n,
+        watches: config.ranking.watches.clone().into(),
+        metrics: metrics.clone(),
+        publisher: publisher.clone(),
+    }
 }
 
 /// Checks that `state.dir`, when set, can hold checkpoints: found now, not

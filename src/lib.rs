@@ -8,7 +8,8 @@
 //!   progress and readiness, checkpoints, offset commits.
 //! - [`checkpoint`]: the checkpoint file: versioned, checksummed, atomic.
 //! - [`published`]: the one publication of the view; [`status`]: readiness.
-//! - [`rank_changes`]: rank-change detection over successive views.
+//! - [`rank_changes`]: rank-change detection over successive views;
+//!   [`watches`]: the changes of the watched rankings, for alerts.
 //! - [`publisher`]: dead letters and rank-change events to Kafka, never blocking.
 //! - [`api`]: the HTTP router; [`metrics`]: every metric, scrape-time collectors.
 //! - [`telemetry`]: logging setup and the typed events that log and count.
@@ -32,3 +33,4 @@ pub mod rank_changes;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod watches;

@@ -1,7 +1,9 @@
 //! Rank-change detection: compares the top N of each labelled window
 //! (`current`, `previous`, `rolling`) in successive published views,
 //! counts and logs every change and publishes it as an event when a topic
-//! is configured (docs/metrics.md#rank-change-events).
+//! is configured (docs/metrics.md#rank-change-events); then runs the
+//! watches ([`crate::watches`]) over the same view and does the same with
+//! their changes (docs/metrics.md#watches).
 //!
 //! Each change is logged at DEBUG only (changes scale with events); a
 //! summary per window is logged at INFO at most once a minute
@@ -21,10 +23,14 @@ use engagement_core::ranking::{Diff, Filter, Metric, Ranked, diff};
 use engagement_core::view::{Period, View};
 use engagement_core::window::{Window, format_rfc3339};
 
+use crate::config::Watch;
 use crate::metrics::Metrics;
 use crate::published::ViewRx;
 use crate::publisher::Publisher;
-use crate::telemetry::events::{BaselineReset, InternalEvent, LeaderChanged, RankChanged, RankChangesSummary};
+use crate::telemetry::events::{
+    BaselineReset, InternalEvent, LeaderChanged, RankChanged, RankChangesSummary, WatchChanged,
+};
+use crate::watches::{Detector, WatchChange};
 
 /// The event published for each change.
 #[derive(Debug, Serialize)]
@@ -96,10 +102,21 @@ impl Tally {
     }
 }
 
+/// What the ranking loop needs besides the views.
+pub struct Parts {
+    /// `ranking.top_n`: the legacy top N of each window.
+    pub top_n: usize,
+    pub watches: Arc<[Watch]>,
+    pub metrics: Arc<Metrics>,
+    pub publisher: Arc<Publisher>,
+}
+
 /// Runs until the view channel closes. Changes are reported only between
 /// two views that were both built while the daemon was ready.
-pub async fn run(mut views: ViewRx, n: usize, metrics: Arc<Metrics>, publisher: Arc<Publisher>) {
+pub async fn run(mut views: ViewRx, parts: Parts) {
+    let Parts { top_n: n, watches, metrics, publisher } = parts;
     let mut baselines: [Baseline; 3] = Default::default();
+    let mut detector = Detector::new(watches);
     let mut tally = Tally::new(Instant::now());
     while views.changed().await.is_ok() {
         let published = views.borrow_and_update().clone();
@@ -116,8 +133,67 @@ pub async fn run(mut views: ViewRx, n: usize, metrics: Arc<Metrics>, publisher: 
             }
             *baseline = Baseline { period, ready, top: list };
         }
+        watch(&mut detector, view, ready, &metrics, &publisher);
         if let Some(summary) = tally.due(Instant::now()) {
             summary.emit(&metrics);
+        }
+    }
+}
+
+/// Runs the watches over `view`: exports their pictures, then counts,
+/// holds and publishes each change.
+fn watch(detector: &mut Detector, view: &View, ready: bool, metrics: &Metrics, publisher: &Publisher) {
+    let changes = detector.observe(view, ready);
+    metrics.watches.show(detector.pictures());
+    let watermark = view.watermark.map(format_rfc3339);
+    for change in changes {
+        let json = serde_json::to_vec(&WatchEvent::of(&change, watermark.clone())).expect("watch events serialize");
+        publisher.rank_event(&format!("{}/{}", change.page.platform, change.page.page_id), &json);
+        WatchChanged { change, watermark: watermark.clone() }.emit(metrics);
+    }
+}
+
+/// The event published for each change of a watched ranking: the fields of
+/// [`RankEvent`], plus which watch and ranking, and what happened.
+#[derive(Debug, Serialize)]
+pub struct WatchEvent<'a> {
+    pub watch: &'a str,
+    pub kind: &'static str,
+    pub window: Window,
+    pub quarter: Option<&'a str>,
+    pub metric: &'static str,
+    /// The ranking's platform; `None` when it ranks every platform together.
+    pub ranking_platform: Option<&'a str>,
+    pub top_n: usize,
+    pub platform: &'a str,
+    pub page_id: &'a str,
+    pub page_name: Option<&'a str>,
+    pub old_rank: Option<u32>,
+    pub new_rank: Option<u32>,
+    pub interactions: u64,
+    /// The ranking metric's value (`None` where undefined).
+    pub value: Option<f64>,
+    pub watermark: Option<String>,
+}
+
+impl<'a> WatchEvent<'a> {
+    pub fn of(c: &'a WatchChange, watermark: Option<String>) -> WatchEvent<'a> {
+        WatchEvent {
+            watch: &c.watch,
+            kind: c.kind.as_str(),
+            window: c.key.window,
+            quarter: c.quarter.as_deref(),
+            metric: c.metric.as_str(),
+            ranking_platform: c.key.scope.as_deref(),
+            top_n: c.top_n,
+            platform: &c.page.platform,
+            page_id: &c.page.page_id,
+            page_name: c.page.page_name.as_deref(),
+            old_rank: c.old_rank,
+            new_rank: c.new_rank,
+            interactions: c.page.interactions,
+            value: c.page.value,
+            watermark,
         }
     }
 }

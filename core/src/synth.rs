@@ -116,8 +116,9 @@ fn snapshot_json(page: &PageRef<'_>, post: &str, published: Millis, observed: Mi
 /// The demo's opening history: the reference table, earlier (smaller)
 /// observations of some posts, a long tail of smaller Facebook pages, pages
 /// on other platforms, delta-tracked posts with repeated event ids, and a
-/// few invalid records, all shuffled. Everything lies in 2025-Q3, so the
-/// table's quarter is `current`.
+/// few invalid records, all shuffled. Most of it lies in 2025-Q3, so the
+/// table's quarter is `current`; a smaller 2025-Q2 in another order
+/// ([`demo_previous_quarter`]) makes the leaderboard's moves real.
 pub fn demo_events(seed: u64) -> Vec<String> {
     let mut rng = Rng::new(seed);
     let q = seed_quarter();
@@ -155,8 +156,37 @@ pub fn demo_events(seed: u64) -> Vec<String> {
         ));
     }
     out.extend(["not json at all".into(), "{\"page_id\":\"x\"}".into(), "[1,2,3]".into(), String::new()]);
+    out.extend(demo_previous_quarter(&mut rng));
     for i in (1..out.len()).rev() {
         out.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out
+}
+
+/// 2025-Q2 for the demo: the same pages, four posts each, with other
+/// totals (Egypt's Ministry of Interior led, the White House second), so
+/// that `previous` ranks and moves against the previous period are real.
+pub fn demo_previous_quarter(rng: &mut Rng) -> Vec<String> {
+    let q = seed_quarter().previous();
+    let day = |d: u64| q.start() + d as i64 * 86_400_000;
+    let seed_totals = [22_400_000, 25_100_000, 16_200_000, 19_000_000, 12_300_000];
+    let mut pages: Vec<(PageRef<'_>, u64)> =
+        SEED_TABLE.iter().zip(seed_totals).map(|(p, total)| (PageRef::from(p), total)).collect();
+    let tail: Vec<(String, &str)> = (0..240u64)
+        .map(|page| (format!("tail{page:03}"), ["instagram", "x", "facebook", "facebook"][(page % 4) as usize]))
+        .collect();
+    let names: Vec<String> = (0..240).map(|page| format!("Page {page}")).collect();
+    for ((id, platform), name) in tail.iter().zip(&names) {
+        let page = PageRef { platform, id, name, followers: None };
+        pages.push((page, 10_000 + rng.below(9_000_000)));
+    }
+    let mut out = Vec::new();
+    for (page, total) in &pages {
+        for i in 0..4u64 {
+            let published = day(rng.below(88));
+            let post = format!("{}-q2-{i}", page.id);
+            out.push(snapshot_json(page, &post, published, published + 86_400_000, split(*total, 4, i)));
+        }
     }
     out
 }
@@ -191,6 +221,9 @@ fn demo_live_history() -> Vec<String> {
 /// of [`DEMO_LIVE_PAGES`] late in the quarter, with interactions that rise
 /// and fall by up to 1.5 M, so those pages keep overtaking each other.
 pub fn demo_live_event(k: u64) -> String {
+    if k % 4 == 3 {
+        return demo_duel_event(k);
+    }
     let q = seed_quarter();
     let i = (k % 3) as usize;
     let swing = ((k as f64 / 5.0) + i as f64 * 2.1).sin();
@@ -199,6 +232,25 @@ pub fn demo_live_event(k: u64) -> String {
     let observed = published + 86_400_000 + k as i64 * 1000;
     let page = live_page(i);
     snapshot_json(&page, &format!("{}-viral", page.id), published, observed, interactions)
+}
+
+/// Live steps in one period of the duel for #1 (at the demo's 500 ms a
+/// step, about 4 minutes).
+pub const DEMO_DUEL_PERIOD: u64 = 470;
+
+/// Every fourth live step: a viral post of Egypt's Ministry of Interior
+/// whose interactions follow a slow wave, 0 → 3.2 M → 0 every
+/// [`DEMO_DUEL_PERIOD`] steps. The page trails the White House by 1.87 M,
+/// so it takes #1 about 28 % into each period (a little over a minute
+/// after the demo starts) and gives it back at 72 % (under three minutes).
+pub fn demo_duel_event(k: u64) -> String {
+    let q = seed_quarter();
+    let phase = (k % DEMO_DUEL_PERIOD) as f64 / DEMO_DUEL_PERIOD as f64;
+    let interactions = (1_600_000.0 * (1.0 - (std::f64::consts::TAU * phase).cos())) as u64;
+    let published = q.end() - 2 * 86_400_000;
+    let observed = published + 3_600_000 + k as i64 * 1000;
+    let challenger = PageRef::from(&SEED_TABLE[1]);
+    snapshot_json(&challenger, "moi.egy-viral", published, observed, interactions)
 }
 
 /// SplitMix64: a tiny, fast, seedable generator, good enough for test data.

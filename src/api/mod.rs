@@ -22,6 +22,7 @@ mod health;
 mod layers;
 mod pages;
 mod params;
+mod rank_changes;
 mod rankings;
 mod server;
 mod watch;
@@ -122,6 +123,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/v1/rankings", get(rankings::rankings))
         .route("/v1/pages/{platform}/{page_id}", get(pages::page))
         .route("/v1/windows", get(windows::windows))
+        .route("/v1/rank-changes", get(rank_changes::recent))
         .route("/metrics", get(health::metrics_text));
     let limited = layers::limited(api, limits.max_concurrent_requests);
     let exempt = Router::new()

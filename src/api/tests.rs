@@ -29,6 +29,7 @@ fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) {
         top_n: 50,
         limits: Limits::default(),
         log_rate_per_second: 10,
+        watches: crate::config::default_watches().into(),
     };
     let state = AppState { views, status, metrics: Arc::new(crate::metrics::Metrics::new(sources)), rolling_days: 90 };
     (state, status_tx)

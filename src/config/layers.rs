@@ -10,6 +10,7 @@ use toml::Value;
 
 use super::render::{REDACTED, is_secret, redact_brokers};
 use super::settings::{Raw, SETTINGS, setting};
+use super::watches::{WATCHES_KEY, parse_watches};
 use super::{ConfigError, Loaded, Source};
 
 /// Prefix of every environment variable the daemon reads.
@@ -188,6 +189,10 @@ impl Loaded {
         flatten("", &table, &mut entries);
         for (key, value) in entries {
             let source = Source::File(path.to_owned());
+            if key == WATCHES_KEY {
+                self.set_watches(value, source)?;
+                continue;
+            }
             match key.strip_prefix(PROPERTIES_KEY).and_then(|k| k.strip_prefix('.')) {
                 Some(name) => self.set_property(name, &property_text(&key, value, &source)?, source)?,
                 None => self.set(&key, Raw::Toml(value), source)?,
@@ -237,6 +242,18 @@ impl Loaded {
             expected,
         })?;
         self.sources.insert(setting.key.to_owned(), source);
+        Ok(())
+    }
+
+    /// Replaces the default watches with the file's.
+    fn set_watches(&mut self, value: &Value, source: Source) -> Result<(), ConfigError> {
+        self.config.ranking.watches = parse_watches(value).map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            value: e.value,
+            origin: source.origin(),
+            expected: e.expected,
+        })?;
+        self.sources.insert(WATCHES_KEY.to_owned(), source);
         Ok(())
     }
 

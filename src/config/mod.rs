@@ -21,6 +21,7 @@ mod render;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod watches;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +34,10 @@ use engagement_core::engine::Limits;
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
 pub use settings::{MAX_DURATION, SETTINGS, Setting, format_duration, parse_duration};
+pub use watches::{
+    MAX_HOLD, MAX_PLATFORM_SCOPES, MAX_WATCH_TOP_N, MAX_WATCHED_PAGES, MAX_WATCHES, PageKey, Scope, WATCHES_KEY, Watch,
+    default_watches,
+};
 
 /// The daemon's whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +110,9 @@ pub struct RankingConfig {
     pub top_n: usize,
     /// Ready once every partition's lag is at most this many messages.
     pub ready_max_lag: u64,
+    /// The rankings tracked for alertable changes (`[[ranking.watches]]`,
+    /// file only; [`default_watches`] when the file names none).
+    pub watches: Vec<Watch>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +166,12 @@ impl Default for Config {
                 log_rate_per_second: 10,
             },
             engine: Limits::default(),
-            ranking: RankingConfig { interval: Duration::from_secs(10), top_n: 50, ready_max_lag: 1000 },
+            ranking: RankingConfig {
+                interval: Duration::from_secs(10),
+                top_n: 50,
+                ready_max_lag: 1000,
+                watches: default_watches(),
+            },
             state: StateConfig { dir: None, checkpoint_interval: Duration::from_secs(60) },
             log: LogConfig { format: LogFormat::Text, level: "info".into() },
             shutdown_timeout: Duration::from_secs(10),

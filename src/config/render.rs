@@ -7,6 +7,7 @@ use toml::Value;
 
 use super::layers::PROPERTIES_KEY;
 use super::settings::SETTINGS;
+use super::watches::{WATCHES_KEY, render_watches};
 use super::{Loaded, Source};
 
 /// Pass-through properties whose name contains one of these hold secrets;
@@ -51,6 +52,8 @@ pub fn render_effective(loaded: &Loaded) -> String {
         let key = Value::String(name.clone()).to_string();
         push_line(&mut out, &key, &Value::String(value.to_owned()), source);
     }
+    let source = loaded.sources.get(WATCHES_KEY).unwrap_or(&Source::Default);
+    out.push_str(&render_watches(&loaded.config.ranking.watches, &source.to_string()));
     out
 }
 

@@ -135,7 +135,7 @@ fn every_config_field_has_a_setting() {
                 max_event_ids: _,
                 top_posts: _,
             },
-        ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _ },
+        ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _, watches: _ },
         state: StateConfig { dir: _, checkpoint_interval: _ },
         log: LogConfig { format: _, level: _ },
         shutdown_timeout: _,
@@ -385,6 +385,7 @@ fn reference_file_is_complete_and_equals_defaults() {
         assert!(reference.contains(&s.env_var()), "{} missing", s.env_var());
     }
     assert!(uncommented.contains(&format!("\n[{PROPERTIES_KEY}]\n")));
+    assert_eq!(loaded.sources[WATCHES_KEY], Source::File("/etc/em.toml".into()), "the default watches are shown");
 }
 
 /// Uncomments `# key = value` and `# [table]` lines, leaving prose.
@@ -460,4 +461,23 @@ fn the_producer_queue_is_bounded_in_bytes_too() {
     assert!(render_effective(&loaded).contains("producer_queue_kbytes = 2048"));
     let refused = error(env(&[("ENGAGEMENT_MONITOR_KAFKA_PRODUCER_QUEUE_KBYTES", "0")]));
     assert!(refused.contains("an integer from 1 to 2097152"), "{refused}");
+}
+
+#[test]
+fn watches_come_from_the_file_only_and_errors_name_the_key() {
+    let text = "[[ranking.watches]]\nname = \"fb\"\nplatform = \"facebook\"\ntop_n = 3\n";
+    let loaded = file(text).expect("valid");
+    assert_eq!(loaded.config.ranking.watches.len(), 1, "the file's watches replace the defaults");
+    assert_eq!(loaded.sources[WATCHES_KEY], Source::File("/etc/em.toml".into()));
+    assert_eq!(Config::default().ranking.watches, default_watches());
+    assert_eq!(
+        error(file("[[ranking.watches]]\nname = \"fb\"\ntop_n = 101\n")),
+        "invalid value 101 for ranking.watches[0].top_n (from /etc/em.toml): expected an integer from 1 to 100"
+    );
+    assert_eq!(
+        error(env(&[("ENGAGEMENT_MONITOR_RANKING_WATCHES", "x")])),
+        "unknown environment variable ENGAGEMENT_MONITOR_RANKING_WATCHES: no setting has that name"
+    );
+    let rendered = render_effective(&loaded);
+    assert!(rendered.contains(&format!("{:<40} # file", "[[ranking.watches]]")), "{rendered}");
 }

@@ -73,7 +73,8 @@ mod tests {
     fn metrics() -> Metrics {
         let (_, views) = crate::published::channel();
         let (_, status) = crate::status::channel();
-        Metrics::new(Sources { views, status, top_n: 1, limits: Default::default(), log_rate_per_second: 1 })
+        let watches = crate::config::default_watches().into();
+        Metrics::new(Sources { views, status, top_n: 1, limits: Default::default(), log_rate_per_second: 1, watches })
     }
 
     #[test]

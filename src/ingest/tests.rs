@@ -118,6 +118,7 @@ fn harness(partitions: Vec<Vec<Vec<u8>>>, state_dir: Option<PathBuf>) -> Harness
         top_n: 10,
         limits: Limits::default(),
         log_rate_per_second: 0,
+        watches: config.ranking.watches.clone().into(),
     }));
     let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).unwrap());
     let status_tx = Arc::new(status_tx);

@@ -10,12 +10,16 @@
 
 pub mod labels;
 mod top_pages;
+pub mod watches;
+
+use std::sync::Arc;
 
 use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use engagement_core::engine::{Bound, Limits, Outcome};
 use engagement_core::window::Window;
 
+use crate::config::Watch;
 use crate::published::ViewRx;
 use crate::status::{Phase, StatusRx};
 use crate::telemetry::LogLimiter;
@@ -37,6 +41,8 @@ pub struct Metrics {
     pub(crate) checkpoints: CheckpointMetrics,
     pub(crate) ranking: RankingMetrics,
     pub(crate) produced: IntCounterVec,
+    /// The watches' counters, held changes and recent changes.
+    pub watches: Arc<watches::WatchBoard>,
 }
 
 /// What became of consumed events.
@@ -278,6 +284,7 @@ pub struct Sources {
     pub limits: Limits,
     /// Invalid-event log lines allowed per second.
     pub log_rate_per_second: u32,
+    pub watches: Arc<[Watch]>,
 }
 
 impl Metrics {
@@ -308,6 +315,15 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         f.add(top_pages::TopPages::new(s.views, s.top_n));
+        let watch_changes = f.add(
+            IntCounterVec::new(
+                Opts::new("engagement_watch_changes_total", "Changes of the watched rankings, by kind."),
+                &["watch", "window", "scope", "kind"],
+            )
+            .expect("valid counter"),
+        );
+        let watches = Arc::new(watches::WatchBoard::new(s.watches, watch_changes));
+        f.add(watches::WatchSeries::new(watches.clone()));
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
@@ -323,6 +339,7 @@ impl Metrics {
             phase,
             produced,
             registry,
+            watches,
         }
     }
 
@@ -346,7 +363,15 @@ mod tests {
     fn metrics() -> (Metrics, crate::status::StatusTx) {
         let (status_tx, status) = status::channel();
         let (_, views) = crate::published::channel();
-        let m = Metrics::new(Sources { views, status, top_n: 5, limits: Limits::default(), log_rate_per_second: 1 });
+        let watches = crate::config::default_watches().into();
+        let m = Metrics::new(Sources {
+            views,
+            status,
+            top_n: 5,
+            limits: Limits::default(),
+            log_rate_per_second: 1,
+            watches,
+        });
         (m, status_tx)
     }
 
@@ -361,6 +386,8 @@ mod tests {
         assert!(text.contains("engagement_state_limit{structure=\"posts\"} 50000000"));
         assert!(text.contains("engagement_produced_messages_total{kind=\"rank_event\",result=\"dropped\"} 0"));
         assert!(text.contains("engagement_top_n 5"));
+        let all = r#"engagement_watch_changes_total{kind="leader",scope="all",watch="all",window="previous"} 0"#;
+        assert!(text.contains(all), "fixed scopes are created at zero");
     }
 
     #[test]

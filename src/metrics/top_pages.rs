@@ -37,10 +37,11 @@ impl TopPages {
     }
 }
 
-fn gauge(labels: [&str; 3], value: f64) -> Metric {
-    let pairs = LABELS
+/// A gauge sample with `names` labelled `values`.
+pub(super) fn gauge(names: &[&str], values: &[&str], value: f64) -> Metric {
+    let pairs = names
         .iter()
-        .zip(labels)
+        .zip(values)
         .map(|(name, value)| {
             let mut l = LabelPair::default();
             l.set_name(name.to_string());
@@ -56,7 +57,7 @@ fn gauge(labels: [&str; 3], value: f64) -> Metric {
     m
 }
 
-fn family((name, help): (&str, &str), metrics: Vec<Metric>) -> MetricFamily {
+pub(super) fn family((name, help): (&str, &str), metrics: Vec<Metric>) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(name.to_string());
     f.set_help(help.to_string());
@@ -79,8 +80,8 @@ impl Collector for TopPages {
             };
             for (rank, row) in view.ranking(t, RankBy::Interactions, &Filter::All, 0, self.top_n) {
                 let p = view.page(row.page);
-                interactions.push(gauge([label, p.platform, p.id], row.totals.interactions() as f64));
-                ranks.push(gauge([label, p.platform, p.id], f64::from(rank)));
+                interactions.push(gauge(&LABELS, &[label, p.platform, p.id], row.totals.interactions() as f64));
+                ranks.push(gauge(&LABELS, &[label, p.platform, p.id], f64::from(rank)));
             }
         }
         vec![family(INTERACTIONS, interactions), family(RANK, ranks)]

@@ -18,6 +18,7 @@ use rdkafka::error::KafkaError;
 
 use crate::metrics::Metrics;
 use crate::metrics::labels::{Attempt, Delivery, Restore, Topic};
+use crate::watches::WatchChange;
 
 /// Something that happened, logged and counted by one call.
 pub trait InternalEvent {
@@ -411,6 +412,33 @@ impl InternalEvent for LeaderChanged<'_> {
         m.ranking.leader_changes.with_label_values(&[window]).inc();
         let c = self.leader;
         tracing::debug!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+    }
+}
+
+/// A watched ranking changed (docs/metrics.md#watches): counted, held as an
+/// alertable series and listed by the API. DEBUG: per-platform watches
+/// make changes scale with the platforms; the alerts are the operator's view.
+pub struct WatchChanged {
+    pub change: WatchChange,
+    pub watermark: Option<String>,
+}
+
+impl InternalEvent for WatchChanged {
+    fn emit(self, m: &Metrics) {
+        let c = &self.change;
+        let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
+        tracing::debug!(
+            watch = %c.watch,
+            kind = c.kind.as_str(),
+            window = c.key.window.label().unwrap_or_default(),
+            scope = crate::watches::scope_label(c.key.scope.as_deref()),
+            platform = %c.page.platform,
+            page_id = %c.page.page_id,
+            old_rank = %rank(c.old_rank),
+            new_rank = %rank(c.new_rank),
+            "watched ranking changed"
+        );
+        m.watches.record(self.change, std::time::Instant::now(), self.watermark);
     }
 }
 

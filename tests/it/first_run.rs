@@ -55,6 +55,44 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
     assert!(stderr.lines().count() < 40, "a quiet demo: {stderr}");
 }
 
+/// The demo scripts an overtaking of #1 (Egypt's Ministry of Interior's
+/// viral post against the White House): within two minutes of the start,
+/// the API's current leader changes and `/v1/rank-changes` says so.
+#[test]
+fn the_demo_changes_its_leader_within_two_minutes() {
+    let started = std::time::Instant::now();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engagement-monitor"))
+        .args(["demo", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let leader = || -> Option<String> {
+        let body: serde_json::Value =
+            serde_json::from_str(&http_get(&addr, "/v1/rankings?window=current&limit=1").ok()?.1).ok()?;
+        Some(body["entries"][0]["page_id"].as_str()?.to_string())
+    };
+    wait_until("the demo's first leader", Duration::from_secs(60), || leader().filter(|l| l == "whitehouse"));
+    let new = wait_until("another #1", Duration::from_secs(120).saturating_sub(started.elapsed()), || {
+        leader().filter(|l| l != "whitehouse")
+    });
+    eprintln!("demo: {new} took #1 after {:?}", started.elapsed());
+    assert_eq!(new, "moi.egy");
+    let changes: serde_json::Value = serde_json::from_str(&http_get(&addr, "/v1/rank-changes").unwrap().1).unwrap();
+    let listed =
+        changes["changes"].as_array().unwrap().iter().any(|c| {
+            c["kind"] == "leader" && c["page_id"] == "moi.egy" && c["watch"] == "all" && c["window"] == "current"
+        });
+    assert!(listed, "the leader change is listed: {changes:#}");
+    let previous: serde_json::Value =
+        serde_json::from_str(&http_get(&addr, "/v1/rankings?window=current&limit=5").unwrap().1).unwrap();
+    let moved = previous["entries"].as_array().unwrap().iter().filter(|e| e["previous_period_rank"].is_u64()).count();
+    assert_eq!(moved, 5, "the previous quarter has data, so moves are real: {previous:#}");
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = wait_until("the demo to exit", Duration::from_secs(15), || child.try_wait().unwrap());
+}
+
 /// Reads a child's pipe to the end on another thread.
 fn collect(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {

@@ -53,9 +53,15 @@ impl BrowserRun {
 /// profile, console logging to stderr and a 5 s virtual-time budget, and
 /// kills it (with its child processes) after [`BROWSER_TIMEOUT`].
 fn chromium(args: &[&str], url: &str) -> BrowserRun {
+    let dir = TempDir::new("leaderboard-profile");
+    chromium_in(&dir.0, args, url)
+}
+
+/// [`chromium`] with the browser profile in `profile`: a second run sees
+/// what the first left in local storage.
+fn chromium_in(profile: &Path, args: &[&str], url: &str) -> BrowserRun {
     use std::os::unix::process::CommandExt;
     let dir = TempDir::new("leaderboard-chromium");
-    let profile = dir.0.join("profile");
     let (out_path, err_path) = (dir.0.join("stdout"), dir.0.join("stderr"));
     let mut child = Command::new("chromium")
         .args([
@@ -111,7 +117,12 @@ fn chromium(args: &[&str], url: &str) -> BrowserRun {
 
 /// The DOM of `url` after the page's script ran, with the console checked.
 fn dump_dom(url: &str) -> String {
-    let run = chromium(&["--dump-dom"], url);
+    let dir = TempDir::new("leaderboard-profile");
+    dump_dom_in(&dir.0, url)
+}
+
+fn dump_dom_in(profile: &Path, url: &str) -> String {
+    let run = chromium_in(profile, &["--dump-dom"], url);
     assert!(run.stdout.contains("</html>"), "no DOM dumped for {url}; stderr:\n{}", run.stderr);
     assert_eq!(run.console_lines(), Vec::<&str>::new(), "console output of {url}");
     assert!(
@@ -322,4 +333,55 @@ fn without_data_the_page_shows_the_api_error() {
     assert!(dom.contains(r#"data-state="warn""#));
     assert_eq!(text_after(&dom, r#"id="empty-text""#), Some("no events consumed yet"));
     assert!(rows(&dom).is_empty());
+}
+
+/// Rows that moved since the previous refresh are marked, and the rank
+/// changes of the watched rankings are listed under the table. Two browser
+/// runs share a profile: the second compares with what the first showed.
+#[test]
+fn rows_that_moved_since_the_last_refresh_are_marked_and_changes_listed() {
+    let event = |page_id: &str, reactions: u64, minute: u32| {
+        serde_json::json!({
+            "page_id": page_id, "page_name": format!("Page {page_id}"), "post_id": "p1",
+            "published_at": "2025-08-01T00:00:00Z", "observed_at": format!("2025-08-02T00:{minute:02}:00Z"),
+            "reactions": reactions,
+        })
+        .to_string()
+    };
+    let events = vec![event("a", 500, 1), event("b", 400, 1), event("c", 300, 1)];
+    let d = start_with(&events, 3);
+    let profile = TempDir::new("leaderboard-profile");
+    let url = format!("http://{}/?window=2025-Q3", d.addr);
+    let first = dump_dom_in(&profile.0, &url);
+    let body = first.split(r#"<tbody id="rows">"#).nth(1).expect("the table body");
+    assert!(!body.split("</tbody>").next().unwrap_or_default().contains("data-moved"), "nothing moved yet");
+    assert!(first.contains(r#"<li id="changes-none">none yet</li>"#), "no change yet");
+
+    let topic = d
+        .logs()
+        .iter()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["topic"].as_str().map(String::from));
+    produce_strings(&topic.expect("the topic in the start line"), 3, &[event("c", 900, 2)]);
+    wait_until("c to lead", READY, || {
+        (d.json("/v1/rankings?window=2025-Q3&limit=1")["entries"][0]["page_id"] == "c").then_some(())
+    });
+    wait_until("the leader change listed", READY, || {
+        let changes = d.json("/v1/rank-changes");
+        changes["changes"].as_array()?.iter().any(|c| c["kind"] == "leader" && c["page_id"] == "c").then_some(())
+    });
+    let second = dump_dom_in(&profile.0, &url);
+    let moved: Vec<(String, Option<String>)> = second
+        .split(r#"<tbody id="rows">"#)
+        .nth(1)
+        .expect("the table body")
+        .split("<tr ")
+        .skip(1)
+        .map(|tr| {
+            let tag = format!(" {}", &tr[..tr.find('>').unwrap_or(0)]);
+            (unescape(attr(&tag, "data-page-id").unwrap_or_default()), attr(&tag, "data-moved").map(String::from))
+        })
+        .collect();
+    let want = [("c", Some("up")), ("a", Some("down")), ("b", Some("down"))];
+    assert_eq!(moved, want.map(|(p, m)| (p.to_string(), m.map(String::from))));
+    assert!(second.contains(r#"<li data-kind="leader" data-page-id="c">"#), "the leader change is listed");
 }

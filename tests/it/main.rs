@@ -8,15 +8,19 @@
 //! `broker_restart` stops that broker, so it is `#[ignore]`d here and
 //! `scripts/test.sh` runs it on its own after everything else.
 
+mod alerting;
 mod bounds;
 mod broker_restart;
 mod daemon;
+mod dashboard;
 mod durability;
 mod first_run;
 mod hostile;
+mod kits;
 mod leaderboard;
 mod logs;
 mod secrets;
+mod stack;
 mod state_dir;
 mod support;
 mod transactions;

@@ -1,0 +1,31 @@
+//! `GET /v1/rank-changes`: the latest changes of the watched rankings
+//! (docs/api.md#rank-changes), newest first, at most
+//! [`RECENT`](crate::metrics::watches::RECENT). Read-only: the ranking loop
+//! records them (src/metrics/watches.rs); this only lists them. Kept apart
+//! from the other handlers so that it registers with one route.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::rank_changes::WatchEvent;
+use engagement_core::window::format_rfc3339;
+
+/// Every recent change as its rank-change event, with when it was seen.
+pub(super) async fn recent(State(ctx): State<Ctx>) -> Json<Value> {
+    let changes: Vec<Value> = ctx
+        .app
+        .metrics
+        .watches
+        .recent()
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(WatchEvent::of(&r.change, r.watermark.clone())).unwrap_or(Value::Null);
+            let at = r.at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            v["seen_at"] = format_rfc3339(at.as_millis() as i64).into();
+            v
+        })
+        .collect();
+    Json(json!({ "changes": changes }))
+}

@@ -1,0 +1,177 @@
+//! Rank changes reach a person: the daemon on the real broker, scraped by a
+//! real Prometheus that evaluates `deploy/prometheus/rules.yml` every
+//! second and alerts a real Alertmanager, whose webhook is a server inside
+//! the test (tests/it/stack.rs).
+//!
+//! A page overtakes the leader of a per-platform ranking and enters its
+//! watched top 10: a firing notification naming the page must arrive within
+//! 30 s of the event, and resolve once the watch's hold is over. A restart
+//! and a catch-up replay must raise no rank alert.
+
+use std::time::{Duration, Instant};
+
+use crate::stack::*;
+use crate::support::*;
+
+const READY: Duration = Duration::from_secs(60);
+/// The watch's hold in these tests: how long a change stays alertable.
+const HOLD: Duration = Duration::from_secs(8);
+
+/// A watch like the default per-platform one, with a short hold.
+fn config(dir: &TempDir) -> String {
+    let path = dir.0.join("engagement-monitor.toml");
+    let toml = "[[ranking.watches]]\nname = \"per_platform\"\nplatform = \"*\"\ntop_n = 10\nhold = \"8s\"\n";
+    std::fs::write(&path, toml).expect("writing the config");
+    path.display().to_string()
+}
+
+fn post(platform: &str, page: &str, name: &str, reactions: u64, minute: u32) -> String {
+    serde_json::json!({
+        "platform": platform, "page_id": page, "page_name": name, "post_id": format!("{page}-1"),
+        "published_at": "2025-08-01T00:00:00Z", "observed_at": format!("2025-08-02T00:{minute:02}:00Z"),
+        "reactions": reactions,
+    })
+    .to_string()
+}
+
+/// tiktok: t01 (12,000) … t12 (1,000) and `rising` (500, 13th); a few
+/// facebook pages, so that there is more than one per-platform ranking.
+fn history() -> Vec<String> {
+    let mut events: Vec<String> =
+        (1..=12u64).map(|i| post("tiktok", &format!("t{i:02}"), &format!("Tik {i}"), 13_000 - i * 1000, 1)).collect();
+    events.push(post("tiktok", "rising", "Rising Star", 500, 1));
+    events.extend((1..=3u64).map(|i| post("facebook", &format!("f{i}"), &format!("Face {i}"), i * 100, 1)));
+    events
+}
+
+/// The overtaking: `rising` jumps to 50,000, ahead of t01.
+fn overtaking() -> Vec<String> {
+    vec![post("tiktok", "rising", "Rising Star", 50_000, 2)]
+}
+
+/// Waits until Prometheus scrapes `addr` and sees it ready.
+fn wait_scraped_ready(prometheus: &Service, addr: &str) {
+    let q = format!(r#"engagement_phase{{instance="{addr}",phase="ready"}} == 1"#);
+    wait_until("Prometheus to scrape the ready daemon", READY, || (!query(prometheus, &q).is_empty()).then_some(()));
+}
+
+fn is_rising(alert: &serde_json::Value, name: &str) -> bool {
+    let labels = &alert["labels"];
+    labels["alertname"] == name && labels["page_id"] == "rising" && labels["window"] == "current"
+}
+
+#[test]
+fn an_overtaking_reaches_the_webhook_naming_the_page_and_resolves_after_the_hold() {
+    let topic = unique("alerting");
+    create_topic(&topic, 1);
+    produce_strings(&topic, 1, &history());
+    let webhook = Webhook::start();
+    let am = alertmanager(&webhook.addr);
+    let targets = Targets::new();
+    let prom = prometheus(&targets, Some(&am.addr));
+    let dir = TempDir::new("alerting-config");
+    let d = Daemon::start(&topic, &["--config", &config(&dir)], &[]);
+    d.wait_ready(READY);
+    targets.set(&[&d.addr]);
+    wait_scraped_ready(&prom, &d.addr);
+    // The baseline: a ready view of the tiktok ranking with t01 leading.
+    let baseline = r#"engagement_watch_rank{watch="per_platform",scope="tiktok",page_id="t01"} == 1"#;
+    wait_until("the tiktok ranking in Prometheus", READY, || (!query(&prom, baseline).is_empty()).then_some(()));
+
+    let event = Instant::now();
+    produce_strings(&topic, 1, &overtaking());
+    let leader = |a: &serde_json::Value| is_rising(a, "EngagementWatchNewLeader");
+    let (fired, alert) = webhook.wait_for("the new-leader notification", Duration::from_secs(30), "firing", leader);
+    let took = fired.at - event;
+    eprintln!("alerting: overtaking event -> firing notification at the webhook in {took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let labels = &alert["labels"];
+    assert_eq!((labels["platform"].as_str(), labels["scope"].as_str()), (Some("tiktok"), Some("tiktok")));
+    assert_eq!((labels["old_rank"].as_str(), labels["new_rank"].as_str()), (Some("none"), Some("1")));
+    assert_eq!(
+        alert["annotations"]["summary"].as_str(),
+        Some("New #1 (per_platform): Rising Star (tiktok/rising)"),
+        "{alert:#}"
+    );
+    let description = alert["annotations"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains("ranking of tiktok, window current, up from outside the top 10"), "{description}");
+    let link = format!("http://{}/?window=current&metric=interactions&platform=tiktok", d.addr);
+    assert_eq!(alert["annotations"]["leaderboard"].as_str(), Some(link.as_str()));
+    let (code, _) = http_get(&d.addr, &link[link.find("/?").unwrap_or(0)..]).expect("the leaderboard link answers");
+    assert_eq!(code, 200);
+
+    let entry = |a: &serde_json::Value| is_rising(a, "EngagementWatchTopEntry");
+    let (_, entered) = webhook.wait_for("the top-10 entry notification", Duration::from_secs(30), "firing", entry);
+    assert_eq!(
+        entered["annotations"]["summary"].as_str(),
+        Some("Rising Star (tiktok/rising) entered the top 10 (per_platform)")
+    );
+
+    let (resolved, _) =
+        webhook.wait_for("the resolved notification", HOLD + Duration::from_secs(30), "resolved", leader);
+    let held = resolved.at - fired.at;
+    eprintln!("alerting: firing -> resolved notification in {held:?} (hold {HOLD:?})");
+    assert!(held >= HOLD - Duration::from_secs(3), "resolved after {held:?}, before the hold of {HOLD:?}");
+    let changes = d.json("/v1/rank-changes");
+    let kinds: Vec<&str> = changes["changes"].as_array().unwrap().iter().filter_map(|c| c["kind"].as_str()).collect();
+    assert!(kinds.contains(&"leader") && kinds.contains(&"entered"), "{changes:#}");
+}
+
+/// Asserts that for `quiet` no rank alert is pending or firing in
+/// Prometheus and no notification reached the webhook.
+fn assert_no_rank_alert(prom: &Service, webhook: &Webhook, quiet: Duration) {
+    let until = Instant::now() + quiet;
+    while Instant::now() < until {
+        let alerts = query(prom, r#"ALERTS{alertname=~"EngagementWatch.*"}"#);
+        assert!(alerts.is_empty(), "rank alert raised: {alerts:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(webhook.received().is_empty(), "notifications: {:#?}", webhook.received());
+}
+
+#[test]
+fn a_restart_and_a_catch_up_replay_raise_no_rank_alert() {
+    let topic = unique("alerting-quiet");
+    create_topic(&topic, 1);
+    produce_strings(&topic, 1, &history());
+    let webhook = Webhook::start();
+    let am = alertmanager(&webhook.addr);
+    let targets = Targets::new();
+    let prom = prometheus(&targets, Some(&am.addr));
+    let (dir, state) = (TempDir::new("alerting-config"), TempDir::new("alerting-state"));
+    let config = config(&dir);
+    let state_dir = state.0.display().to_string();
+    let args = ["--config", &config, "--state-dir", &state_dir];
+    let checkpoints = [("ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL", "1s")];
+
+    // A first run replays the history from the earliest offset, then stops
+    // (with a final checkpoint) while the overtaking is produced.
+    let mut d = Daemon::start(&topic, &args, &checkpoints);
+    d.wait_ready(READY);
+    targets.set(&[&d.addr]);
+    wait_scraped_ready(&prom, &d.addr);
+    d.signal("TERM");
+    d.wait_exit(Duration::from_secs(30));
+    produce_strings(&topic, 1, &overtaking());
+
+    // The restart restores the checkpoint and replays the overtaking while
+    // catching up: the leader changes, but no alert is raised.
+    let d = Daemon::start(&topic, &args, &checkpoints);
+    targets.set(&[&d.addr]);
+    d.wait_ready(READY);
+    wait_scraped_ready(&prom, &d.addr);
+    let leader = d.json("/v1/rankings?platform=tiktok&limit=1");
+    assert_eq!(leader["entries"][0]["page_id"], "rising", "the replay included the overtaking");
+    assert_no_rank_alert(&prom, &webhook, Duration::from_secs(10));
+    let counted =
+        r#"engagement_watch_changes_total{kind="leader",scope="tiktok",watch="per_platform",window="current"}"#;
+    assert_eq!(d.metric(counted), Some(0.0), "nothing counted either");
+    drop(d);
+
+    // A new replica without a checkpoint replays the whole topic: quiet too.
+    let fresh = Daemon::start(&topic, &["--config", &config], &[]);
+    targets.set(&[&fresh.addr]);
+    fresh.wait_ready(READY);
+    wait_scraped_ready(&prom, &fresh.addr);
+    assert_no_rank_alert(&prom, &webhook, Duration::from_secs(10));
+}
