@@ -118,12 +118,18 @@ impl Index {
     /// Adds `id` under `key`, which must not be present. `key_of` gives the
     /// key of any id already in the index, for growing the sub-table.
     pub fn insert(&mut self, key: u64, id: u32, key_of: impl Fn(u32) -> u64) {
+        self.insert_prefetching(key, id, key_of, |_| {});
+    }
+
+    /// [`insert`](Self::insert), with a hint to load an id's record ahead
+    /// of `key_of` needing it when a sub-table grows.
+    pub fn insert_prefetching(&mut self, key: u64, id: u32, key_of: impl Fn(u32) -> u64, prefetch: impl Fn(u32)) {
         debug_assert!(id <= self.max_id());
         let s = Self::sub(key);
         let (live, removed) = self.counts[s];
         let buckets = self.tables[s].len();
         if (live + removed + 1) as usize * 5 > buckets * 4 {
-            self.rebuild(s, (live as usize + 1).max(MIN_BUCKETS / 2), &key_of);
+            self.rebuild(s, (live as usize + 1).max(MIN_BUCKETS / 2), &key_of, &prefetch);
         }
         let entry = self.entry(key, id);
         let t = &mut self.tables[s];
@@ -172,14 +178,14 @@ impl Index {
         for s in 0..SUBTABLES {
             let want = self.counts[s].0 as usize + per_table;
             if want * 5 > self.tables[s].len() * 4 {
-                self.rebuild(s, want, &key_of);
+                self.rebuild(s, want, &key_of, &|_| {});
             }
         }
     }
 
     /// Rehashes sub-table `s` into a power of two holding `live` entries
     /// at most 5/8 full, dropping removed markers.
-    fn rebuild(&mut self, s: usize, live: usize, key_of: &impl Fn(u32) -> u64) {
+    fn rebuild(&mut self, s: usize, live: usize, key_of: &impl Fn(u32) -> u64, prefetch: &impl Fn(u32)) {
         let buckets = (live * 8 / 5).next_power_of_two().max(MIN_BUCKETS);
         let old = std::mem::replace(&mut self.tables[s], vec![EMPTY; buckets]);
         // Keys come from the owner's records: visiting ids in order turns
@@ -188,7 +194,11 @@ impl Index {
             old.into_iter().filter(|e| *e != EMPTY && *e != REMOVED).map(|e| self.id_of(e)).collect();
         ids.sort_unstable();
         let mask = buckets - 1;
-        for id in ids {
+        for (n, &id) in ids.iter().enumerate() {
+            // The ids' records are scattered: overlap their loads.
+            if let Some(&ahead) = ids.get(n + 8) {
+                prefetch(ahead);
+            }
             let key = key_of(id);
             let mut i = key as usize & mask;
             while self.tables[s][i] != EMPTY {

@@ -376,12 +376,31 @@ impl Pages {
             return;
         }
         let current = self.top(p).filter(|t| t.quarter == q).map_or(&[][..], |t| t.posts);
-        // A count change of a listed post is written in place when the list
-        // is not shared with a snapshot; anything else builds a new list.
-        if let Some(i) = current.iter().position(|t| t.hash == post.hash) {
+        // A change that keeps the list's length (a listed post's count, a
+        // post replacing the smallest of a full list) is written in place
+        // when no snapshot shares the list; growing it builds a new one.
+        let listed = current.iter().position(|t| t.hash == post.hash);
+        let replace = || current.iter().enumerate().min_by_key(|(_, t)| t.interactions).map(|(i, _)| i);
+        let at = match listed {
+            Some(i) => Some((i, false)),
+            None if current.len() >= max => match replace() {
+                Some(i) if post.interactions > current[i].interactions => Some((i, true)),
+                _ => return,
+            },
+            None => None,
+        };
+        if let Some((i, new_post)) = at {
             if let Some(posts) = self.tops.get_mut(p as usize).as_mut().and_then(Arc::get_mut) {
-                posts[i].interactions = post.interactions;
+                let before = heap_len(&posts[i].id);
+                if new_post {
+                    posts[i] =
+                        TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
+                } else {
+                    posts[i].interactions = post.interactions;
+                }
+                let after = heap_len(&posts[i].id);
                 let min = posts.iter().map(|t| t.interactions).min().unwrap_or(0);
+                self.strings = (self.strings + after).saturating_sub(before);
                 self.state_mut(p).top_min = min;
                 return;
             }

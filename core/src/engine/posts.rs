@@ -298,7 +298,14 @@ impl PostTable {
         let slot = self.arena.allocate(day_of(post.published), self.index.max_id())?;
         self.write(slot, post);
         let Self { index, arena, big, .. } = self;
-        index.insert(key, slot, |s| key_of(&read(arena, big, s)));
+        let prefetch = |s: u32| {
+            if let Some(Some(chunk)) = arena.chunks.get(s as usize / CHUNK) {
+                if let Some(rec) = chunk.0.get(s as usize % CHUNK) {
+                    prefetch(rec);
+                }
+            }
+        };
+        index.insert_prefetching(key, slot, |s| key_of(&read(arena, big, s)), prefetch);
         self.live += 1;
         Some(slot)
     }
