@@ -34,9 +34,9 @@ PKGS=(
   jq
   bc
 )
-# The Kafka broker needs Java 17+ and Maven; only add them when no java/mvn is on PATH
-# (the dev image ships OpenJDK 17 + Maven 3.8 already).
-command -v java >/dev/null 2>&1 || PKGS+=(openjdk-17-jre-headless)
+# The Kafka broker needs Java 17+ and Maven, and the transactions test compiles its
+# producer with javac; only add them when they are not on PATH.
+command -v javac >/dev/null 2>&1 || PKGS+=(openjdk-17-jdk-headless)
 command -v mvn  >/dev/null 2>&1 || PKGS+=(maven)
 
 export DEBIAN_FRONTEND=noninteractive
@@ -103,7 +103,7 @@ if is_installed prometheus; then stop_service prometheus prometheus; fi
 if is_installed prometheus-alertmanager; then stop_service prometheus-alertmanager prometheus-alertmanager; fi
 
 # Quick sanity output (non-fatal).
-for cmd in kcat promtool prometheus prometheus-alertmanager chromium java mvn; do
+for cmd in kcat promtool prometheus prometheus-alertmanager chromium java javac mvn; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
     echo "install-deps: WARNING: $cmd not on PATH" >&2
   fi

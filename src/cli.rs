@@ -57,7 +57,7 @@ pub struct RunArgs {
     pub state_dir: Option<String>,
     /// librdkafka property passed through, e.g. security.protocol=SASL_SSL
     /// (repeatable) [kafka.properties].
-    #[arg(long = "kafka-property", value_name = "K=V", value_parser = parse_property)]
+    #[arg(long = "kafka-property", value_name = "K=V", value_parser = PropertyParser)]
     pub kafka_properties: Vec<(String, String)>,
     /// Log line format [log.format].
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
@@ -135,7 +135,7 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// librdkafka property for the producer, e.g. linger.ms=50 (repeatable).
-    #[arg(long = "kafka-property", value_name = "K=V", value_parser = parse_property)]
+    #[arg(long = "kafka-property", value_name = "K=V", value_parser = PropertyParser)]
     pub kafka_properties: Vec<(String, String)>,
     /// No progress line on stderr (for scripts and CI logs).
     #[arg(long)]
@@ -209,11 +209,32 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
-/// `NAME=VALUE` → `(NAME, VALUE)`; the value may contain `=`.
-fn parse_property(arg: &str) -> Result<(String, String), String> {
-    match arg.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
-        _ => Err("expected NAME=VALUE, e.g. security.protocol=SASL_SSL".into()),
+/// `NAME=VALUE` → `(NAME, VALUE)`; the value may contain `=`. A malformed
+/// argument is not echoed back: it may be a secret pasted without its name.
+#[derive(Clone)]
+struct PropertyParser;
+
+impl clap::builder::TypedValueParser for PropertyParser {
+    type Value = (String, String);
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let invalid = || {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                "invalid value for '--kafka-property': expected NAME=VALUE, e.g. security.protocol=SASL_SSL \
+                 (the value is not shown; it may be a secret)\n",
+            )
+        };
+        let arg = value.to_str().ok_or_else(invalid)?;
+        match arg.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
+            _ => Err(invalid()),
+        }
     }
 }
 
@@ -288,6 +309,8 @@ mod tests {
     #[test]
     fn bad_flag_values_are_refused() {
         assert!(parse(&["run", "--kafka-property", "novalue"]).is_err());
+        let err = parse(&["run", "--kafka-property", "hunter2-secret"]).unwrap_err().to_string();
+        assert!(err.contains("NAME=VALUE") && !err.contains("hunter2"), "{err}");
         assert!(parse(&["run", "--kafka-property", "=x"]).is_err());
         assert!(parse(&["run", "--log-format", "xml"]).is_err());
         assert!(parse(&["run", "--nope"]).is_err());
