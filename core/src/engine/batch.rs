@@ -24,12 +24,6 @@ pub struct Message<'a> {
     pub timestamp: Option<Millis>,
 }
 
-/// A decoded event with the keys its lookups will need.
-struct Prepared<'a> {
-    event: Result<Event<'a>, Invalid>,
-    keys: Option<Keys>,
-}
-
 /// The hashes of an event whose platform is already known.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Keys {
@@ -40,22 +34,33 @@ pub(super) struct Keys {
 }
 
 /// Scratch space reused from batch to batch, so applying allocates
-/// nothing once it has grown to the batch size. Empty between batches.
+/// nothing once it has grown to the batch size.
 #[derive(Default)]
 pub struct Batch {
-    scratch: Vec<Prepared<'static>>,
+    decoded: Vec<Result<Event<'static>, Invalid>>,
+    keys: Vec<Option<Keys>>,
 }
 
 impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batch").field("capacity", &self.scratch.capacity()).finish()
+        f.debug_struct("Batch").field("capacity", &self.keys.capacity()).finish()
     }
 }
 
 /// An empty vector of another lifetime reusing `v`'s allocation.
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+pub fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.clear();
     v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+}
+
+/// Decodes `messages` in order, appending one result per message to `out`.
+/// Pure: it may run on another thread than the one applying the events.
+pub fn decode_batch<'a>(
+    messages: impl IntoIterator<Item = Message<'a>>,
+    cx: &DecodeContext,
+    out: &mut Vec<Result<Event<'a>, Invalid>>,
+) {
+    out.extend(messages.into_iter().map(|m| decode(m.payload, &DecodeContext { message_time: m.timestamp, ..*cx })));
 }
 
 impl Engine {
@@ -67,48 +72,56 @@ impl Engine {
         cx: &DecodeContext,
         outcomes: &mut Vec<Result<Outcome, Invalid>>,
     ) {
-        let mut prepared: Vec<Prepared<'a>> = recycle(std::mem::take(&mut self.batch.scratch));
-        prepared.extend(messages.into_iter().map(|m| self.prepare(&m, cx)));
-        for i in 0..prepared.len() {
-            if let Some(p) = prepared.get(i + 3 * DISTANCE) {
-                self.prefetch_buckets(p);
+        let mut decoded: Vec<Result<Event<'a>, Invalid>> = recycle(std::mem::take(&mut self.batch.decoded));
+        decode_batch(messages, cx, &mut decoded);
+        self.apply_decoded(&decoded, outcomes);
+        self.batch.decoded = recycle(decoded);
+    }
+
+    /// Applies events decoded by [`decode_batch`] in order, appending one
+    /// result per event to `outcomes`.
+    pub fn apply_decoded(
+        &mut self,
+        events: &[Result<Event<'_>, Invalid>],
+        outcomes: &mut Vec<Result<Outcome, Invalid>>,
+    ) {
+        let mut keys = std::mem::take(&mut self.batch.keys);
+        keys.clear();
+        keys.extend(events.iter().map(|e| e.as_ref().ok().and_then(|ev| self.keys(ev))));
+        for i in 0..events.len() {
+            if let Some(Some(k)) = keys.get(i + 3 * DISTANCE) {
+                self.prefetch_buckets(k);
             }
-            if let Some(p) = prepared.get(i + 2 * DISTANCE) {
-                self.prefetch_records(p);
+            if let Some(Some(k)) = keys.get(i + 2 * DISTANCE) {
+                self.prefetch_records(k);
             }
-            if let Some(p) = prepared.get(i + DISTANCE) {
-                self.prefetch_slots(p);
+            if let Some(Some(k)) = keys.get(i + DISTANCE) {
+                self.prefetch_slots(k);
             }
-            outcomes.push(match &prepared[i].event {
-                Ok(ev) => Ok(self.apply_keyed(ev, prepared[i].keys)),
+            outcomes.push(match &events[i] {
+                Ok(ev) => Ok(self.apply_keyed(ev, keys[i])),
                 Err(invalid) => Err(*invalid),
             });
         }
-        self.batch.scratch = recycle(prepared);
+        self.batch.keys = keys;
     }
 
-    fn prepare<'a>(&self, m: &Message<'a>, cx: &DecodeContext) -> Prepared<'a> {
-        let event = decode(m.payload, &DecodeContext { message_time: m.timestamp, ..*cx });
-        let keys = event.as_ref().ok().and_then(|ev| {
-            let platform = self.pages.platform(&ev.platform)?;
-            let page = super::pages::page_key(platform, &ev.page_id);
-            let post_hash = post_hash(&ev.post_id);
-            Some(Keys { platform, page, post_hash, post: post_key(page, post_hash) })
-        });
-        Prepared { event, keys }
+    fn keys(&self, ev: &Event<'_>) -> Option<Keys> {
+        let platform = self.pages.platform(&ev.platform)?;
+        let page = super::pages::page_key(platform, &ev.page_id);
+        let post_hash = post_hash(&ev.post_id);
+        Some(Keys { platform, page, post_hash, post: post_key(page, post_hash) })
     }
 
-    fn prefetch_buckets(&self, p: &Prepared<'_>) {
-        if let Some(k) = p.keys {
-            self.pages.prefetch_bucket(k.page);
-            self.posts.prefetch_bucket(k.post);
-        }
+    fn prefetch_buckets(&self, k: &Keys) {
+        self.pages.prefetch_bucket(k.page);
+        self.posts.prefetch_bucket(k.post);
     }
 
     /// The page's slot in the current quarter and its top list, through
     /// its state (prefetched a stage earlier).
-    fn prefetch_slots(&self, p: &Prepared<'_>) {
-        if let (Some(k), Some((q, _))) = (p.keys, self.current) {
+    fn prefetch_slots(&self, k: &Keys) {
+        if let Some((q, _)) = self.current {
             if let Some(page) = self.pages.guess(k.page) {
                 self.quarters.prefetch(q, self.pages.state(page).slots[self.quarters.position(q)]);
                 self.pages.prefetch_top(page);
@@ -116,10 +129,8 @@ impl Engine {
         }
     }
 
-    fn prefetch_records(&self, p: &Prepared<'_>) {
-        if let Some(k) = p.keys {
-            self.pages.prefetch_page(k.page);
-            self.posts.prefetch_record(k.post);
-        }
+    fn prefetch_records(&self, k: &Keys) {
+        self.pages.prefetch_page(k.page);
+        self.posts.prefetch_record(k.post);
     }
 }

@@ -37,7 +37,7 @@ mod rolling;
 mod snapshot;
 
 pub use crate::codec::DecodeError;
-pub use batch::{Batch, Message};
+pub use batch::{Batch, Message, decode_batch, recycle};
 pub use limits::{Bound, Limits, MAX_EVENT_IDS, MAX_RETAINED_QUARTERS, Outcome, Usage};
 pub use pages::{Ident, Named, PageState, TopCandidate, TopList, TopPost};
 pub use persist::STATE_VERSION;
