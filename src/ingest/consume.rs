@@ -11,12 +11,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use engagement_core::engine::{Engine, Message, Outcome};
+use engagement_core::engine::{Engine, Outcome};
 use engagement_core::event::{DecodeContext, Invalid};
 use engagement_core::view::View;
 
 use super::broker::BrokerWatch;
 use super::checkpoints::{Checkpointer, Restored};
+use super::decoder::{Decoded, Decoder};
 use super::progress::Progress;
 use super::{Offsets, Parts, Record, Source};
 use crate::config::redact_brokers;
@@ -43,6 +44,8 @@ const LAST_COMMIT_WAIT: Duration = Duration::from_secs(2);
 struct Applier {
     engine: Engine,
     cx: DecodeContext,
+    /// Decodes the next batch while this one is applied.
+    decoder: Decoder,
     /// Outcomes not yet flushed to the metrics, in `Outcome::EACH` order.
     tally: [u64; Outcome::EACH.len()],
     /// The last batch's results (kept to reuse the allocation).
@@ -51,27 +54,37 @@ struct Applier {
 }
 
 impl Applier {
-    /// Decodes and applies a batch at once (the engine overlaps the memory
+    /// Applies a decoded batch at once (the engine overlaps the memory
     /// accesses of consecutive events), then counts and dead-letters.
-    fn apply(&mut self, batch: &[Record<'_>]) {
+    fn apply(&mut self, batch: &Decoded, progress: &mut Progress) {
         self.results.clear();
-        let messages = batch.iter().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
-        self.engine.apply_batch(messages, &self.cx, &mut self.results);
+        self.engine.apply_decoded(batch.events(), &mut self.results);
         let results = std::mem::take(&mut self.results);
-        for (r, result) in batch.iter().zip(&results) {
+        for (r, result) in batch.records().zip(&results) {
             let outcome = match *result {
                 Ok(outcome) => outcome,
                 Err(Invalid(reason)) => {
-                    self.not_applied(r, NotApplied::Invalid(reason));
+                    self.not_applied(&r, NotApplied::Invalid(reason));
                     Outcome::Invalid
                 }
             };
             if let Outcome::Rejected(bound) = outcome {
-                self.not_applied(r, NotApplied::Rejected(bound));
+                self.not_applied(&r, NotApplied::Rejected(bound));
             }
             self.tally[outcome.index()] += 1;
         }
         self.results = results;
+        progress.applied(batch.records());
+    }
+
+    /// Applies submitted batches, oldest first, until at most `keep` are
+    /// left decoding.
+    fn apply_pending(&mut self, keep: usize, progress: &mut Progress) {
+        while self.decoder.pending() > keep {
+            let Some(batch) = self.decoder.next() else { return };
+            self.apply(&batch, progress);
+            self.decoder.recycle(batch);
+        }
     }
 
     /// Counts, logs and dead-letters an event that changed nothing.
@@ -134,6 +147,7 @@ impl<S: Source> Consume<S> {
             applier: Applier {
                 engine: restored.engine,
                 cx,
+                decoder: Decoder::spawn(),
                 tally: Default::default(),
                 results: Vec::new(),
                 parts: parts.clone(),
@@ -165,17 +179,29 @@ impl<S: Source> Consume<S> {
         }
     }
 
-    /// Applies one batch from the source, if any arrives in time.
+    /// Polls one batch from the source and starts decoding it. A full
+    /// batch (catching up) is applied after the next one is polled, so
+    /// that decoding the next overlaps applying this one; a partial batch
+    /// or an empty poll (keeping up) applies everything at once.
     pub(super) fn poll(&mut self) {
         let Self { source, applier, progress, .. } = self;
+        let mut full = false;
         source.poll(POLL_WAIT, BATCH, &mut |batch| {
-            applier.apply(batch);
-            progress.applied(batch);
+            applier.decoder.submit(batch, &applier.cx);
+            full = batch.len() == BATCH;
         });
+        applier.apply_pending(usize::from(full), progress);
+    }
+
+    /// Applies every batch polled so far.
+    pub(super) fn drain(&mut self) {
+        self.applier.apply_pending(0, &mut self.progress);
     }
 
     /// Housekeeping as of `now`.
     pub(super) fn tick(&mut self, now: Instant) {
+        // Positions and offsets below assume every polled message is applied.
+        self.drain();
         self.applier.cx.now = wall_ms();
         self.applier.flush();
         if self.source.brokers_down() {
@@ -340,6 +366,7 @@ impl<S: Source> Consume<S> {
     /// stays bounded without a broker). A failed last checkpoint is an
     /// error: nothing is committed and the process exits non-zero.
     pub fn stop(&mut self) -> anyhow::Result<()> {
+        self.drain();
         self.parts.status.send_replace(Readiness::Stopping);
         self.applier.flush();
         self.publish(false, None);

@@ -5,6 +5,8 @@
 //! - [`kafka`]: the only ingest code that talks to rdkafka.
 //! - [`consume`]: the loop: poll a batch → decode → apply → count, then a
 //!   housekeeping tick (publish the view, readiness, checkpoint, commit).
+//! - [`decoder`]: decodes the next batch on a worker thread while the loop
+//!   applies this one.
 //! - [`progress`]: offsets per partition, lag, readiness.
 //! - [`broker`]: whether the brokers can be reached, and reporting it.
 //! - [`checkpoints`]: restore at start, the checkpoint schedule and the
@@ -18,6 +20,8 @@
 mod broker;
 mod checkpoints;
 mod consume;
+mod decoder;
+mod fetch_queue;
 mod kafka;
 mod progress;
 

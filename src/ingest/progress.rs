@@ -70,7 +70,7 @@ impl Progress {
     }
 
     /// Records that every message of `batch` was applied.
-    pub fn applied(&mut self, batch: &[Record<'_>]) {
+    pub fn applied<'a>(&mut self, batch: impl IntoIterator<Item = Record<'a>>) {
         for r in batch {
             if let Some(Some(p)) = self.partitions.get_mut(r.partition as usize) {
                 p.next = Some(r.offset + 1);
@@ -161,9 +161,9 @@ mod tests {
         p.ends(0, (0, 10));
         p.ends(1, (0, 8));
         assert_eq!(p.readiness(), Readiness::CatchingUp { behind: 13 });
-        p.applied(&[rec(0, 8), rec(1, 5)]);
+        p.applied([rec(0, 8), rec(1, 5)]);
         assert_eq!(p.readiness(), Readiness::CatchingUp { behind: 1 + 2 });
-        p.applied(&[rec(1, 6)]);
+        p.applied([rec(1, 6)]);
         assert_eq!(p.readiness(), Readiness::Ready, "every partition within the bound of 1");
         assert_eq!(p.lags().collect::<Vec<_>>(), vec![(0, 1), (1, 1)]);
     }
@@ -173,7 +173,7 @@ mod tests {
         let mut p = Progress::new(0);
         p.assigned(0, None);
         p.ends(0, (0, 153));
-        p.applied(&[rec(0, 151)]);
+        p.applied([rec(0, 151)]);
         assert_eq!(p.readiness(), Readiness::CatchingUp { behind: 1 }, "a commit marker at the end");
         p.position(0, 153);
         assert_eq!(p.readiness(), Readiness::Ready);
@@ -189,7 +189,7 @@ mod tests {
         let mut p = Progress::new(0);
         p.assigned(0, None);
         p.assigned(2, Some(40));
-        p.applied(&[rec(0, 3), rec(1, 99)]);
+        p.applied([rec(0, 3), rec(1, 99)]);
         assert_eq!(p.applied_offsets(), vec![(0, 4), (2, 40)], "partition 1 is not owned");
         p.revoked(2);
         assert_eq!(p.committable(&vec![(0, 4), (2, 40)]), vec![(0, 4)]);

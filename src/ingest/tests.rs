@@ -215,6 +215,7 @@ fn offsets_are_committed_only_from_a_durable_checkpoint() {
     };
     // ...more is applied while it becomes durable on its own thread...
     h.consume.poll();
+    h.consume.drain();
     assert!(applied_posts(&h) > at_checkpoint);
     // ...and only the checkpoint's offsets are committed once it is.
     let committed = wait_for(|| {
