@@ -18,11 +18,13 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::fetch_queue::FetchQueue;
 use super::{Offsets, Record, Source};
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::metrics::labels::Attempt;
 use crate::telemetry::events::{ClientError, CommitNotSent, Committed, ConsumerError, InternalEvent};
+use engagement_core::engine::recycle;
 
 /// The consumer's settings before the operator's pass-through properties:
 /// offsets are stored and committed by the daemon only; fetches are sized
@@ -35,7 +37,7 @@ const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
     ("auto.offset.reset", "earliest"),
     ("enable.partition.eof", "false"),
     ("fetch.wait.max.ms", "100"),
-    ("fetch.min.bytes", "65536"),
+    ("fetch.min.bytes", "1"),
     ("fetch.queue.backoff.ms", "20"),
     ("queued.max.messages.kbytes", "262144"),
     ("statistics.interval.ms", "0"),
@@ -66,6 +68,8 @@ impl ConsumerContext for Ctx {
 
 /// The topic, consumed through librdkafka.
 pub struct KafkaSource {
+    /// Declared before the consumer: dropped while the client still lives.
+    fetched: FetchQueue,
     consumer: BaseConsumer<Ctx>,
     topic: String,
     topic_c: CString,
@@ -83,8 +87,15 @@ impl KafkaSource {
         let mut config = crate::kafka::client_config(&cfg.brokers, &CONSUMER_DEFAULTS, properties);
         config.set("group.id", &cfg.group_id);
         let brokers_down = Arc::new(AtomicBool::new(false));
+        let consumer: BaseConsumer<Ctx> = config.create_with_context(Ctx(metrics.clone(), brokers_down.clone()))?;
+        // SAFETY: the queue is dropped before the consumer (field order).
+        let fetched = unsafe {
+            FetchQueue::new(consumer.client().native_ptr(), CString::new(cfg.topic.clone()).unwrap_or_default())
+        }
+        .ok_or_else(|| KafkaError::ClientCreation("cannot create a fetch queue".into()))?;
         Ok(KafkaSource {
-            consumer: config.create_with_context(Ctx(metrics.clone(), brokers_down.clone()))?,
+            fetched,
+            consumer,
             brokers_down,
             topic_c: CString::new(cfg.topic.clone()).unwrap_or_default(),
             topic: cfg.topic.clone(),
@@ -93,13 +104,6 @@ impl KafkaSource {
             records: Vec::new(),
         })
     }
-}
-
-/// An empty vector of another lifetime reusing `v`'s allocation (an
-/// in-place collect of an empty iterator keeps the buffer).
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
-    v.clear();
-    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
 fn record<'a>(m: &'a BorrowedMessage<'_>) -> Record<'a> {
@@ -126,34 +130,35 @@ impl Source for KafkaSource {
     fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()> {
         let mut tpl = TopicPartitionList::new();
         for (p, start) in partitions {
+            if !self.fetched.forward(*p) {
+                anyhow::bail!("cannot reach the fetch queue of partition {p}");
+            }
             tpl.add_partition_offset(&self.topic, *p, start.map_or(Offset::Beginning, Offset::Offset))?;
         }
         Ok(self.consumer.incremental_assign(&tpl)?)
     }
 
     fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>])) {
+        // The consumer's own queue: commit results, errors and, never in
+        // practice, messages of a partition not forwarded to ours.
         let mut messages: Vec<BorrowedMessage<'_>> = recycle(std::mem::take(&mut self.messages));
-        let mut wait = timeout;
         while messages.len() < max {
-            match self.consumer.poll(wait) {
+            match self.consumer.poll(Duration::ZERO) {
                 Some(Ok(m)) => messages.push(m),
-                Some(Err(e)) => {
-                    if crate::kafka::is_all_brokers_down(&e) {
-                        self.brokers_down.store(true, Relaxed);
-                    }
-                    ConsumerError(&e).emit(&self.metrics);
-                }
+                Some(Err(e)) => self.consumer_error(e),
                 None => break,
             }
-            wait = Duration::ZERO;
         }
         let mut records: Vec<Record<'_>> = recycle(std::mem::take(&mut self.records));
         records.extend(messages.iter().map(record));
+        let wait = if records.is_empty() { timeout } else { Duration::ZERO };
         if !records.is_empty() {
             f(&records);
         }
         self.records = recycle(records);
         self.messages = recycle(messages);
+        let (metrics, down) = (&self.metrics, &self.brokers_down);
+        self.fetched.consume(wait, max, &mut self.records, f, &mut |e| consumer_error(e, metrics, down));
     }
 
     fn position(&mut self, partition: i32) -> Option<i64> {
@@ -193,6 +198,19 @@ impl Source for KafkaSource {
         while Instant::now() < deadline && !done() {
             let _ = self.consumer.poll(Duration::from_millis(50));
         }
+    }
+}
+
+fn consumer_error(e: KafkaError, metrics: &Metrics, brokers_down: &AtomicBool) {
+    if crate::kafka::is_all_brokers_down(&e) {
+        brokers_down.store(true, Relaxed);
+    }
+    ConsumerError(&e).emit(metrics);
+}
+
+impl KafkaSource {
+    fn consumer_error(&self, e: KafkaError) {
+        consumer_error(e, &self.metrics, &self.brokers_down);
     }
 }
 
