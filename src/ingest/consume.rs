@@ -35,6 +35,9 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const BATCH: usize = 1024;
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(100);
+/// Least time between two ticks while catching up and the source runs dry
+/// (so that readiness is seen soon after the last message).
+const EARLY_TICK: Duration = Duration::from_millis(10);
 /// How soon a failed metadata request is retried.
 const METADATA_RETRY: Duration = Duration::from_secs(2);
 /// How long to wait for the final commit's answer at shutdown.
@@ -117,6 +120,9 @@ pub struct Consume<S> {
     checkpointer: Option<Checkpointer>,
     /// Where each partition starts, from the checkpoint.
     start: Offsets,
+    /// Assigned partitions whose first offset needed is not yet compared
+    /// with the earliest the broker keeps, with that offset.
+    unchecked: Vec<(i32, Option<i64>)>,
     schedule: Schedule,
     broker: BrokerWatch,
     /// Whether the preparer was asked to turn the daemon ready.
@@ -155,6 +161,7 @@ impl<S: Source> Consume<S> {
             progress: Progress::new(parts.config.ranking.ready_max_lag),
             checkpointer: restored.checkpointer,
             start: restored.start,
+            unchecked: Vec::new(),
             schedule: Schedule {
                 next_tick: now,
                 next_view: now,
@@ -167,15 +174,20 @@ impl<S: Source> Consume<S> {
         }
     }
 
-    /// Consumes until shutdown is requested.
+    /// Consumes until shutdown is requested. The first tick comes first:
+    /// it assigns the partitions.
     pub fn run(&mut self) {
+        let mut last_tick = Instant::now();
+        let mut dry = false;
         while !self.parts.shutdown.is_cancelled() {
-            self.poll();
             let now = Instant::now();
-            if now >= self.schedule.next_tick {
+            let early = dry && !self.ready_requested && now >= last_tick + EARLY_TICK;
+            if now >= self.schedule.next_tick || early {
                 self.schedule.next_tick = now + TICK;
+                last_tick = now;
                 self.tick(now);
             }
+            dry = !self.poll();
         }
     }
 
@@ -183,7 +195,8 @@ impl<S: Source> Consume<S> {
     /// batch (catching up) is applied after the next one is polled, so
     /// that decoding the next overlaps applying this one; a partial batch
     /// or an empty poll (keeping up) applies everything at once.
-    pub(super) fn poll(&mut self) {
+    /// Whether the batch was full.
+    pub(super) fn poll(&mut self) -> bool {
         let Self { source, applier, progress, .. } = self;
         let mut full = false;
         source.poll(POLL_WAIT, BATCH, &mut |batch| {
@@ -191,6 +204,7 @@ impl<S: Source> Consume<S> {
             full = batch.len() == BATCH;
         });
         applier.apply_pending(usize::from(full), progress);
+        full
     }
 
     /// Applies every batch polled so far.
@@ -255,20 +269,23 @@ impl<S: Source> Consume<S> {
             return AssignmentFailed { what: "cannot assign partitions", error: &*e }.emit(m);
         }
         PartitionsAssigned { topic: self.source.topic(), from, to: count }.emit(m);
+        // The first fetch responses bring the ends; ask the broker only if
+        // they do not come.
+        self.schedule.next_ends_fetch = now + Duration::from_secs(2);
         for (p, start) in new {
             self.progress.assigned(p, start);
-            self.check_history(p, start);
+            self.unchecked.push((p, start));
         }
     }
 
-    /// Warns when offsets the state needs no longer exist: consumption
-    /// continues from the earliest offset that does.
-    fn check_history(&mut self, partition: i32, start: Option<i64>) {
-        let Some((low, high)) = self.source.ends(partition, true) else {
+    /// Warns when offsets the state needs no longer exist (consumption
+    /// continues from the earliest offset that does), once a partition's
+    /// ends are first known.
+    fn check_history(&mut self, partition: i32, (low, _): (i64, i64)) {
+        let Some(i) = self.unchecked.iter().position(|(p, _)| *p == partition) else {
             return;
         };
-        self.progress.ends(partition, (low, high));
-        let needed = start.unwrap_or(0);
+        let needed = self.unchecked.swap_remove(i).1.unwrap_or(0);
         if needed < low {
             let topic = self.source.topic();
             HistoryGap { topic, partition, needed, earliest: low }.emit(&self.parts.metrics);
@@ -287,8 +304,9 @@ impl<S: Source> Consume<S> {
         }
     }
 
-    /// Partition ends from the client's cache; from the broker (at most
-    /// every 2 s) for a partition whose end is not known yet.
+    /// Partition ends from the client's cache (its last fetch response);
+    /// from the broker (at most every 2 s) for a partition whose end is not
+    /// known yet.
     fn observe_ends(&mut self, now: Instant) {
         let may_fetch = now >= self.schedule.next_ends_fetch;
         let owned: Vec<i32> = self.progress.owned().collect();
@@ -301,6 +319,7 @@ impl<S: Source> Consume<S> {
                 cached => cached,
             };
             if let Some(ends) = ends {
+                self.check_history(p, ends);
                 self.progress.ends(p, ends);
             }
         }

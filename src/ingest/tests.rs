@@ -24,6 +24,9 @@ struct Fake {
     /// Offsets after each partition's last message that are never handed
     /// over, like a transaction's commit marker.
     markers: i64,
+    /// The earliest offset each partition still holds (records before it
+    /// deleted).
+    low: i64,
     /// Next offset per assigned partition.
     positions: Vec<Option<usize>>,
     /// Every commit, in order.
@@ -33,7 +36,7 @@ struct Fake {
 impl Fake {
     fn new(partitions: Vec<Vec<Vec<u8>>>) -> Fake {
         let n = partitions.len();
-        Fake { partitions, markers: 0, positions: vec![None; n], commits: Arc::default() }
+        Fake { partitions, markers: 0, low: 0, positions: vec![None; n], commits: Arc::default() }
     }
 }
 
@@ -75,7 +78,7 @@ impl Source for Fake {
     }
 
     fn ends(&mut self, partition: i32, _: bool) -> Option<(i64, i64)> {
-        Some((0, self.partitions[partition as usize].len() as i64 + self.markers))
+        Some((self.low, self.partitions[partition as usize].len() as i64 + self.markers))
     }
 
     fn brokers_down(&mut self) -> bool {
@@ -94,6 +97,7 @@ struct Harness {
     views: ViewRx,
     status: StatusRx,
     commits: Arc<Mutex<Vec<Offsets>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// The seed table's events spread over two partitions.
@@ -106,6 +110,11 @@ fn seed_partitions() -> Vec<Vec<Vec<u8>>> {
 }
 
 fn harness(partitions: Vec<Vec<Vec<u8>>>, state_dir: Option<PathBuf>) -> Harness {
+    harness_from(Fake::new(partitions), Vec::new(), state_dir)
+}
+
+/// A harness whose state starts at `start` (as from a checkpoint).
+fn harness_from(source: Fake, start: Offsets, state_dir: Option<PathBuf>) -> Harness {
     let mut config = Config::default();
     config.ranking.ready_max_lag = 0;
     config.state.dir = state_dir.clone();
@@ -122,6 +131,7 @@ fn harness(partitions: Vec<Vec<Vec<u8>>>, state_dir: Option<PathBuf>) -> Harness
     }));
     let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).unwrap());
     let status_tx = Arc::new(status_tx);
+    let counters = metrics.clone();
     let parts = Parts {
         config: config.clone(),
         views: published::Preparer::inline(views_tx, status_tx.clone(), metrics.clone()),
@@ -131,11 +141,9 @@ fn harness(partitions: Vec<Vec<Vec<u8>>>, state_dir: Option<PathBuf>) -> Harness
         shutdown: CancellationToken::new(),
     };
     let checkpointer = state_dir.map(|dir| Checkpointer::new(dir, "events".into(), 1, Duration::from_secs(60)));
-    let restored =
-        Restored { engine: engagement_core::engine::Engine::new(config.engine), start: Vec::new(), checkpointer };
-    let source = Fake::new(partitions);
+    let restored = Restored { engine: engagement_core::engine::Engine::new(config.engine), start, checkpointer };
     let commits = source.commits.clone();
-    Harness { consume: Consume::new(source, parts, restored), views, status, commits }
+    Harness { consume: Consume::new(source, parts, restored), views, status, commits, metrics: counters }
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -278,4 +286,19 @@ fn partitions_ending_in_a_transaction_marker_are_caught_up_and_committed_to_the_
     h.consume.stop().unwrap();
     let ends: Vec<i64> = seed_partitions().iter().map(|p| p.len() as i64 + 1).collect();
     assert_eq!(h.commits.lock().unwrap().last().unwrap(), &vec![(0, ends[0]), (1, ends[1])]);
+}
+
+#[test]
+fn offsets_deleted_before_the_state_needs_them_are_reported_once() {
+    let mut source = Fake::new(seed_partitions());
+    source.low = 5;
+    // Partition 0 needs offset 3 (deleted), partition 1 offset 7 (kept).
+    let mut h = harness_from(source, vec![(0, 3), (1, 7)], None);
+    let t0 = Instant::now();
+    h.consume.tick(t0);
+    h.consume.poll();
+    h.consume.tick(t0 + Duration::from_secs(1));
+    assert_eq!(h.metrics.consumer.history_gaps.get(), 1, "one gap: partition 0");
+    h.consume.tick(t0 + Duration::from_secs(5));
+    assert_eq!(h.metrics.consumer.history_gaps.get(), 1, "reported once");
 }
