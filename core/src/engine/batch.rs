@@ -31,6 +31,10 @@ pub(super) struct Keys {
     pub page: u64,
     pub post_hash: u64,
     pub post: u64,
+    /// The event's interactions and publication time (hints for
+    /// prefetching the post's quarter slot and top list).
+    pub interactions: u64,
+    pub published: Millis,
 }
 
 /// Scratch space reused from batch to batch, so applying allocates
@@ -110,7 +114,14 @@ impl Engine {
         let platform = self.pages.platform(&ev.platform)?;
         let page = super::pages::page_key(platform, &ev.page_id);
         let post_hash = post_hash(&ev.post_id);
-        Some(Keys { platform, page, post_hash, post: post_key(page, post_hash) })
+        Some(Keys {
+            platform,
+            page,
+            post_hash,
+            post: post_key(page, post_hash),
+            interactions: ev.counts.interactions(),
+            published: ev.published_at,
+        })
     }
 
     fn prefetch_buckets(&self, k: &Keys) {
@@ -118,14 +129,13 @@ impl Engine {
         self.posts.prefetch_bucket(k.post);
     }
 
-    /// The page's slot in the current quarter and its top list, through
+    /// The page's slot in the post's quarter and its top list, through
     /// its state (prefetched a stage earlier).
     fn prefetch_slots(&self, k: &Keys) {
-        if let Some((q, _)) = self.current {
-            if let Some(page) = self.pages.guess(k.page) {
-                self.quarters.prefetch(q, self.pages.state(page).slots[self.quarters.position(q)]);
-                self.pages.prefetch_top(page);
-            }
+        if let Some(page) = self.pages.guess(k.page) {
+            let q = self.calendar.quarter_of(k.published);
+            self.quarters.prefetch(q, self.pages.state(page).slots[self.quarters.position(q)]);
+            self.pages.prefetch_top(page, q, k.interactions);
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
-use super::column::{Column, prefetch};
+use super::column::{Column, prefetch_slice};
 use super::index::Index;
 use super::quarters::Sample;
 use crate::window::{Millis, Quarter};
@@ -181,6 +181,7 @@ impl Pages {
         if let Some(p) = self.index.guess(key) {
             self.idents.prefetch(p as usize);
             self.states.prefetch(p as usize);
+            self.tops.prefetch(p as usize);
         }
     }
 
@@ -190,13 +191,16 @@ impl Pages {
         self.index.guess(key).filter(|p| (*p as usize) < self.states.len())
     }
 
-    /// Hints the CPU to load page `p`'s top list.
+    /// Hints the CPU to load page `p`'s top list, unless its summary says
+    /// that a post of `interactions` in quarter `q` will not read it.
     #[inline]
-    pub fn prefetch_top(&self, p: u32) {
+    pub fn prefetch_top(&self, p: u32, q: Quarter, interactions: u64) {
+        let state = self.state(p);
+        if state.top_quarter == q.index() && state.top_full && interactions <= state.top_min {
+            return;
+        }
         if let Some(list) = self.tops.get(p as usize) {
-            if let Some(first) = list.first() {
-                prefetch(first);
-            }
+            prefetch_slice(&list[..], 8);
         }
     }
 
@@ -406,9 +410,16 @@ impl Pages {
             }
         }
         let current = self.top(p).filter(|t| t.quarter == q).map_or(&[][..], |t| t.posts);
-        let mut posts = current.to_vec();
-        update_list(&mut posts, post, max);
-        self.set_top(p, q, posts.into(), max);
+        let posts: Arc<[TopPost]> = if at.is_none() {
+            // Growing: one exact allocation, filled in one pass.
+            let entry = TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
+            current.iter().cloned().chain(std::iter::once(entry)).collect()
+        } else {
+            let mut posts = current.to_vec();
+            update_list(&mut posts, post, max);
+            posts.into()
+        };
+        self.set_top(p, q, posts, max);
     }
 
     pub fn heap_bytes(&self) -> usize {

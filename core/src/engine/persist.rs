@@ -156,11 +156,10 @@ fn encode_posts<W: Write>(w: &mut Writer<W>, d: &super::snapshot::Durable) -> io
     let mut buf = [0u8; 32];
     for (day, chunks) in &d.arena.days {
         w.i32(*day)?;
-        let records: usize =
-            chunks.iter().map(|c| d.arena.chunks[*c as usize].as_ref().map_or(0, |ch| ch.0.len())).sum();
+        let records: usize = chunks.iter().map(|c| d.arena.chunks.get(*c as usize).map_or(0, |ch| ch.0.len())).sum();
         w.len(records)?;
         for &c in chunks {
-            let Some(chunk) = &d.arena.chunks[c as usize] else { continue };
+            let Some(chunk) = d.arena.chunks.get(c as usize) else { continue };
             for (i, rec) in chunk.0.iter().enumerate() {
                 for (bytes, word) in buf.chunks_exact_mut(8).zip(rec.0) {
                     bytes.copy_from_slice(&word.to_le_bytes());

@@ -20,9 +20,8 @@
 //! has `big` set and keeps its counts in a side map.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use super::column::{CHUNK, prefetch};
+use super::column::{CHUNK, Chunks, prefetch};
 use super::index::Index;
 use crate::event::{Counts, Tracking};
 use crate::window::{DAY_MS, Millis};
@@ -162,7 +161,7 @@ fn day_start(day: Day) -> Millis {
 /// snapshots chunk by chunk.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Arena {
-    pub(super) chunks: Vec<Option<Arc<Chunk>>>,
+    pub(super) chunks: Chunks<Chunk>,
     pub(super) day_of_chunk: Vec<Day>,
     /// Chunk numbers of each day, in allocation order (the last one is the
     /// one being filled).
@@ -175,13 +174,11 @@ pub(super) struct Arena {
 
 impl Arena {
     fn rec(&self, slot: u32) -> &Rec {
-        let chunk = self.chunks[slot as usize / CHUNK].as_ref().expect("slot in a live chunk");
-        &chunk.0[slot as usize % CHUNK]
+        &self.chunks.get(slot as usize / CHUNK).expect("slot in a live chunk").0[slot as usize % CHUNK]
     }
 
     fn rec_mut(&mut self, slot: u32) -> &mut Rec {
-        let chunk = self.chunks[slot as usize / CHUNK].as_mut().expect("slot in a live chunk");
-        &mut Arc::make_mut(chunk).0[slot as usize % CHUNK]
+        &mut self.chunks.get_mut(slot as usize / CHUNK).expect("slot in a live chunk").0[slot as usize % CHUNK]
     }
 
     fn day_start_of(&self, slot: u32) -> Millis {
@@ -191,11 +188,9 @@ impl Arena {
     /// A fresh slot in `day`, or `None` past `max_slot`.
     fn allocate(&mut self, day: Day, max_slot: u32) -> Option<u32> {
         if let Some(&c) = self.open.get(&day) {
-            let len = self.chunks[c as usize].as_ref().map_or(CHUNK, |ch| ch.0.len());
-            if len < CHUNK {
-                let chunk = self.chunks[c as usize].as_mut().expect("open chunk is live");
-                Arc::make_mut(chunk).0.push(Rec::default());
-                return Some(c * CHUNK as u32 + len as u32);
+            if let Some(chunk) = self.chunks.get_mut(c as usize).filter(|ch| ch.0.len() < CHUNK) {
+                chunk.0.push(Rec::default());
+                return Some(c * CHUNK as u32 + chunk.0.len() as u32 - 1);
             }
         }
         let c = match self.free.pop() {
@@ -212,7 +207,7 @@ impl Arena {
         };
         let mut records = Vec::with_capacity(CHUNK);
         records.push(Rec::default());
-        self.chunks[c as usize] = Some(Arc::new(Chunk(records)));
+        self.chunks.set(c as usize, Some(Chunk(records)));
         self.day_of_chunk[c as usize] = day;
         self.days.entry(day).or_default().push(c);
         self.open.insert(day, c);
@@ -223,7 +218,7 @@ impl Arena {
     pub(super) fn day(&self, day: Day) -> impl Iterator<Item = (u32, &Rec)> {
         let chunks = self.days.get(&day).map(Vec::as_slice).unwrap_or_default();
         chunks.iter().flat_map(move |&c| {
-            let recs = self.chunks[c as usize].as_ref().map(|ch| ch.0.as_slice()).unwrap_or_default();
+            let recs = self.chunks.get(c as usize).map(|ch| ch.0.as_slice()).unwrap_or_default();
             recs.iter().enumerate().map(move |(i, r)| (c * CHUNK as u32 + i as u32, r))
         })
     }
@@ -268,10 +263,8 @@ impl PostTable {
     /// Hints the CPU to load the record in `slot`.
     #[inline]
     pub fn prefetch_slot(&self, slot: u32) {
-        if let Some(Some(chunk)) = self.arena.chunks.get(slot as usize / CHUNK) {
-            if let Some(rec) = chunk.0.get(slot as usize % CHUNK) {
-                prefetch(rec);
-            }
+        if let Some(rec) = self.arena.chunks.get(slot as usize / CHUNK).and_then(|c| c.0.get(slot as usize % CHUNK)) {
+            prefetch(rec);
         }
     }
 
@@ -299,10 +292,8 @@ impl PostTable {
         self.write(slot, post);
         let Self { index, arena, big, .. } = self;
         let prefetch = |s: u32| {
-            if let Some(Some(chunk)) = arena.chunks.get(s as usize / CHUNK) {
-                if let Some(rec) = chunk.0.get(s as usize % CHUNK) {
-                    prefetch(rec);
-                }
+            if let Some(rec) = arena.chunks.get(s as usize / CHUNK).and_then(|c| c.0.get(s as usize % CHUNK)) {
+                prefetch(rec);
             }
         };
         index.insert_prefetching(key, slot, |s| key_of(&read(arena, big, s)), prefetch);
@@ -397,7 +388,7 @@ impl PostTable {
         self.live -= posts.len();
         self.arena.open.remove(&day);
         for c in self.arena.days.remove(&day).unwrap_or_default() {
-            self.arena.chunks[c as usize] = None;
+            self.arena.chunks.set(c as usize, None);
             self.arena.free.push(c);
         }
     }
