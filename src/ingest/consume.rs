@@ -1,5 +1,6 @@
-//! The consume loop: poll a batch from the source, decode → apply → count
-//! each message, record progress; then, at most every 100 ms, a tick:
+//! The consume loop: take the next batch from the fetch thread (polled and
+//! decoded there), apply → count each message, record progress (the
+//! batch's positions included); then, at most every 100 ms, a tick:
 //! flush counts, assign new partitions, update lag and readiness, publish
 //! the view when due, checkpoint, commit.
 //!
@@ -9,7 +10,7 @@
 //! durable checkpoint, and only for partitions still owned.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use engagement_core::engine::{Engine, Outcome};
 use engagement_core::event::{DecodeContext, Invalid};
@@ -17,7 +18,7 @@ use engagement_core::view::View;
 
 use super::broker::BrokerWatch;
 use super::checkpoints::{Checkpointer, Restored};
-use super::decoder::{Decoded, Decoder};
+use super::fetcher::{Fetched, Fetcher, Polling, Stopped};
 use super::progress::Progress;
 use super::{Offsets, Parts, Record, Source};
 use crate::config::redact_brokers;
@@ -43,12 +44,9 @@ const METADATA_RETRY: Duration = Duration::from_secs(2);
 /// How long to wait for the final commit's answer at shutdown.
 const LAST_COMMIT_WAIT: Duration = Duration::from_secs(2);
 
-/// Decode → apply → count for batches of records.
+/// Apply → count for decoded batches.
 struct Applier {
     engine: Engine,
-    cx: DecodeContext,
-    /// Decodes the next batch while this one is applied.
-    decoder: Decoder,
     /// Outcomes not yet flushed to the metrics, in `Outcome::EACH` order.
     tally: [u64; Outcome::EACH.len()],
     /// The last batch's results (kept to reuse the allocation).
@@ -58,8 +56,10 @@ struct Applier {
 
 impl Applier {
     /// Applies a decoded batch at once (the engine overlaps the memory
-    /// accesses of consecutive events), then counts and dead-letters.
-    fn apply(&mut self, batch: &Decoded, progress: &mut Progress) {
+    /// accesses of consecutive events), then counts, dead-letters and
+    /// records progress, positions included.
+    fn apply(&mut self, fetched: &Fetched, progress: &mut Progress) {
+        let batch = &fetched.decoded;
         self.results.clear();
         self.engine.apply_decoded(batch.events(), &mut self.results);
         let results = std::mem::take(&mut self.results);
@@ -78,15 +78,8 @@ impl Applier {
         }
         self.results = results;
         progress.applied(batch.records());
-    }
-
-    /// Applies submitted batches, oldest first, until at most `keep` are
-    /// left decoding.
-    fn apply_pending(&mut self, keep: usize, progress: &mut Progress) {
-        while self.decoder.pending() > keep {
-            let Some(batch) = self.decoder.next() else { return };
-            self.apply(&batch, progress);
-            self.decoder.recycle(batch);
+        for &(partition, position) in &fetched.positions {
+            progress.position(partition, position);
         }
     }
 
@@ -115,6 +108,8 @@ struct Schedule {
 /// The loop and everything it owns.
 pub struct Consume<S> {
     source: S,
+    /// Polls and decodes on its own thread.
+    fetcher: Fetcher,
     applier: Applier,
     progress: Progress,
     checkpointer: Option<Checkpointer>,
@@ -130,30 +125,29 @@ pub struct Consume<S> {
     parts: Arc<Parts>,
 }
 
-fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl<S: Source> Consume<S> {
-    pub fn new(source: S, parts: Parts, restored: Restored) -> Consume<S> {
+    pub fn new(mut source: S, parts: Parts, restored: Restored) -> anyhow::Result<Consume<S>> {
         let parts = Arc::new(parts);
         let events = &parts.config.events;
         let cx = DecodeContext {
             message_time: None,
-            now: wall_ms(),
+            // Set from the wall clock for every batch.
+            now: 0,
             // At most config::MAX_DURATION: exact in i64 milliseconds.
             max_skew: i64::try_from(events.max_future_skew.as_millis()).unwrap_or(i64::MAX),
             max_payload_bytes: events.max_payload_bytes,
         };
+        let polling = Polling { wait: POLL_WAIT, batch: BATCH, cx };
+        let fetcher = Fetcher::spawn(source.feed(), polling)
+            .map_err(|e| anyhow::anyhow!("cannot start the fetch thread: {e}"))?;
         let now = Instant::now();
         parts.status.send_replace(Readiness::Starting);
-        Consume {
+        Ok(Consume {
             ready_requested: false,
             source,
+            fetcher,
             applier: Applier {
                 engine: restored.engine,
-                cx,
-                decoder: Decoder::spawn(),
                 tally: Default::default(),
                 results: Vec::new(),
                 parts: parts.clone(),
@@ -171,12 +165,13 @@ impl<S: Source> Consume<S> {
             },
             broker: BrokerWatch::new(redact_brokers(&parts.config.kafka.brokers)),
             parts,
-        }
+        })
     }
 
     /// Consumes until shutdown is requested. The first tick comes first:
     /// it assigns the partitions.
-    pub fn run(&mut self) {
+    /// Fails only if the fetch thread stops (a bug: it cannot on input).
+    pub fn run(&mut self) -> anyhow::Result<()> {
         let mut last_tick = Instant::now();
         let mut dry = false;
         while !self.parts.shutdown.is_cancelled() {
@@ -187,36 +182,23 @@ impl<S: Source> Consume<S> {
                 last_tick = now;
                 self.tick(now);
             }
-            dry = !self.poll();
+            dry = self.poll().map_err(|_| anyhow::anyhow!("the fetch thread stopped; consumption cannot go on"))?;
         }
+        Ok(())
     }
 
-    /// Polls one batch from the source and starts decoding it. A full
-    /// batch (catching up) is applied after the next one is polled, so
-    /// that decoding the next overlaps applying this one; a partial batch
-    /// or an empty poll (keeping up) applies everything at once.
-    /// Whether the batch was full.
-    pub(super) fn poll(&mut self) -> bool {
-        let Self { source, applier, progress, .. } = self;
-        let mut full = false;
-        source.poll(POLL_WAIT, BATCH, &mut |batch| {
-            applier.decoder.submit(batch, &applier.cx);
-            full = batch.len() == BATCH;
-        });
-        applier.apply_pending(usize::from(full), progress);
-        full
-    }
-
-    /// Applies every batch polled so far.
-    pub(super) fn drain(&mut self) {
-        self.applier.apply_pending(0, &mut self.progress);
+    /// Applies the next batch from the fetch thread, waiting for it up to
+    /// the poll wait. Whether the source ran dry (or nothing came).
+    pub(super) fn poll(&mut self) -> Result<bool, Stopped> {
+        let Some(fetched) = self.fetcher.next(POLL_WAIT)? else { return Ok(true) };
+        self.applier.apply(&fetched, &mut self.progress);
+        let dry = fetched.dry;
+        self.fetcher.recycle(fetched);
+        Ok(dry)
     }
 
     /// Housekeeping as of `now`.
     pub(super) fn tick(&mut self, now: Instant) {
-        // Positions and offsets below assume every polled message is applied.
-        self.drain();
-        self.applier.cx.now = wall_ms();
         self.applier.flush();
         if self.source.brokers_down() {
             self.broker.failed(now, "all broker connections are down", &self.parts.metrics);
@@ -225,7 +207,6 @@ impl<S: Source> Consume<S> {
             self.schedule.next_metadata = now + self.parts.config.kafka.metadata_refresh;
             self.assign_new_partitions();
         }
-        self.follow_positions();
         self.observe_ends(now);
         self.update_readiness(now);
         if now >= self.schedule.next_view {
@@ -289,18 +270,6 @@ impl<S: Source> Consume<S> {
         if needed < low {
             let topic = self.source.topic();
             HistoryGap { topic, partition, needed, earliest: low }.emit(&self.parts.metrics);
-        }
-    }
-
-    /// Moves each partition's next offset up to the consumer's position,
-    /// past transaction markers and aborted messages. Safe here: every
-    /// message polled was applied in `poll`, before this tick.
-    fn follow_positions(&mut self) {
-        let owned: Vec<i32> = self.progress.owned().collect();
-        for p in owned {
-            if let Some(position) = self.source.position(p) {
-                self.progress.position(p, position);
-            }
         }
     }
 
@@ -385,7 +354,8 @@ impl<S: Source> Consume<S> {
     /// stays bounded without a broker). A failed last checkpoint is an
     /// error: nothing is committed and the process exits non-zero.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        self.drain();
+        let Self { fetcher, applier, progress, .. } = self;
+        fetcher.stop(&mut |fetched| applier.apply(&fetched, progress));
         self.parts.status.send_replace(Readiness::Stopping);
         self.applier.flush();
         self.publish(false, None);

@@ -15,6 +15,7 @@
 
 use std::ffi::{CString, c_void};
 use std::ptr::NonNull;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
@@ -23,14 +24,27 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::Record;
 
-/// Our queue, the partitions forwarded to it, and the last batch.
+/// Our queue and the partitions forwarded to it.
 pub struct FetchQueue {
     client: NonNull<rd::rd_kafka_t>,
     queue: NonNull<rd::rd_kafka_queue_t>,
     topic: CString,
-    forwarded: Vec<i32>,
-    messages: Vec<*mut rd::rd_kafka_message_t>,
+    forwarded: Mutex<Vec<i32>>,
 }
+
+// SAFETY: librdkafka's client and queue handles may be used from any
+// thread (its queues have their own locks); the Rust state is a Mutex.
+unsafe impl Send for FetchQueue {}
+// SAFETY: as above.
+unsafe impl Sync for FetchQueue {}
+
+/// Room for the messages of one batch, reused from batch to batch; empty
+/// between calls.
+#[derive(Default)]
+pub struct MessageBatch(Vec<*mut rd::rd_kafka_message_t>);
+
+// SAFETY: it holds no message between calls of `FetchQueue::consume`.
+unsafe impl Send for MessageBatch {}
 
 impl FetchQueue {
     /// # Safety
@@ -39,19 +53,20 @@ impl FetchQueue {
         let client = NonNull::new(client)?;
         // SAFETY: `client` is a live handle (the caller's promise).
         let queue = NonNull::new(unsafe { rd::rd_kafka_queue_new(client.as_ptr()) })?;
-        Some(FetchQueue { client, queue, topic, forwarded: Vec::new(), messages: Vec::new() })
+        Some(FetchQueue { client, queue, topic, forwarded: Mutex::default() })
     }
 
     /// Sends `partition`'s fetched messages to this queue. Call before the
     /// partition is assigned.
-    pub fn forward(&mut self, partition: i32) -> bool {
-        if self.forwarded.contains(&partition) {
+    pub fn forward(&self, partition: i32) -> bool {
+        let mut forwarded = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
+        if forwarded.contains(&partition) {
             return true;
         }
         if !self.forward_to(partition, self.queue.as_ptr()) {
             return false;
         }
-        self.forwarded.push(partition);
+        forwarded.push(partition);
         true
     }
 
@@ -72,25 +87,26 @@ impl FetchQueue {
     /// to `f` in one call, and every error to `error`; the messages are
     /// released when `f` returns.
     pub fn consume(
-        &mut self,
+        &self,
         timeout: Duration,
         max: usize,
+        messages: &mut MessageBatch,
         records: &mut Vec<Record<'static>>,
         f: &mut dyn FnMut(&[Record<'_>]),
         error: &mut dyn FnMut(KafkaError),
     ) {
-        self.messages.clear();
-        self.messages.reserve(max);
+        let messages = &mut messages.0;
+        messages.clear();
+        messages.reserve(max);
         let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: the array has room for `max` pointers; librdkafka writes
         // `n <= max` of them and passes their ownership to us.
-        let n = unsafe {
-            rd::rd_kafka_consume_batch_queue(self.queue.as_ptr(), timeout_ms, self.messages.as_mut_ptr(), max)
-        };
+        let n =
+            unsafe { rd::rd_kafka_consume_batch_queue(self.queue.as_ptr(), timeout_ms, messages.as_mut_ptr(), max) };
         // SAFETY: the first `n` entries were just written.
-        unsafe { self.messages.set_len(n.max(0) as usize) };
+        unsafe { messages.set_len(n.max(0) as usize) };
         let mut batch: Vec<Record<'_>> = engagement_core::engine::recycle(std::mem::take(records));
-        for &m in &self.messages {
+        for &m in messages.iter() {
             // SAFETY: a message handed over by librdkafka, live until
             // destroyed below; its payload and key live as long.
             let m = unsafe { &*m };
@@ -104,7 +120,7 @@ impl FetchQueue {
             f(&batch);
         }
         *records = engagement_core::engine::recycle(batch);
-        for m in self.messages.drain(..) {
+        for m in messages.drain(..) {
             // SAFETY: ours to release, and no record borrows it any more.
             unsafe { rd::rd_kafka_message_destroy(m) };
         }
@@ -136,16 +152,12 @@ impl Drop for FetchQueue {
         // Undo the forwards first: each holds a reference to our queue, and
         // the messages still queued in it hold their partitions, which the
         // client waits for when it closes.
-        for p in std::mem::take(&mut self.forwarded) {
+        for p in std::mem::take(self.forwarded.get_mut().unwrap_or_else(|e| e.into_inner())) {
             self.forward_to(p, std::ptr::null_mut());
         }
         // SAFETY: the client outlives us (see `new`); the last reference to
         // the queue goes, and with it the messages still in it.
-        unsafe {
-            for m in self.messages.drain(..) {
-                rd::rd_kafka_message_destroy(m);
-            }
-            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
-        }
+        unsafe { rd::rd_kafka_queue_destroy(self.queue.as_ptr()) };
     }
 }
+

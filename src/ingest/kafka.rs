@@ -18,8 +18,8 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::fetch_queue::FetchQueue;
-use super::{Offsets, Record, Source};
+use super::fetch_queue::{FetchQueue, MessageBatch};
+use super::{Feed, Offsets, Record, Source};
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::metrics::labels::Attempt;
@@ -66,8 +66,9 @@ impl ConsumerContext for Ctx {
     }
 }
 
-/// The topic, consumed through librdkafka.
-pub struct KafkaSource {
+/// The client, shared by the source (ingest thread) and its feed (fetch
+/// thread); librdkafka's handles are thread-safe.
+struct Client {
     /// Declared before the consumer: dropped while the client still lives.
     fetched: FetchQueue,
     consumer: BaseConsumer<Ctx>,
@@ -76,9 +77,20 @@ pub struct KafkaSource {
     metrics: Arc<Metrics>,
     /// Set by the client's callbacks when no broker can be reached.
     brokers_down: Arc<AtomicBool>,
-    /// Storage of the last batch, kept so that polling allocates nothing.
-    messages: Vec<BorrowedMessage<'static>>,
-    records: Vec<Record<'static>>,
+}
+
+impl Client {
+    fn consumer_error(&self, e: KafkaError) {
+        if crate::kafka::is_all_brokers_down(&e) {
+            self.brokers_down.store(true, Relaxed);
+        }
+        ConsumerError(&e).emit(&self.metrics);
+    }
+}
+
+/// The topic, consumed through librdkafka.
+pub struct KafkaSource {
+    client: Arc<Client>,
 }
 
 impl KafkaSource {
@@ -88,22 +100,22 @@ impl KafkaSource {
         config.set("group.id", &cfg.group_id);
         let brokers_down = Arc::new(AtomicBool::new(false));
         let consumer: BaseConsumer<Ctx> = config.create_with_context(Ctx(metrics.clone(), brokers_down.clone()))?;
+        let topic_c = CString::new(cfg.topic.clone()).unwrap_or_default();
         // SAFETY: the queue is dropped before the consumer (field order).
-        let fetched = unsafe {
-            FetchQueue::new(consumer.client().native_ptr(), CString::new(cfg.topic.clone()).unwrap_or_default())
-        }
-        .ok_or_else(|| KafkaError::ClientCreation("cannot create a fetch queue".into()))?;
-        Ok(KafkaSource {
-            fetched,
-            consumer,
-            brokers_down,
-            topic_c: CString::new(cfg.topic.clone()).unwrap_or_default(),
-            topic: cfg.topic.clone(),
-            metrics,
-            messages: Vec::new(),
-            records: Vec::new(),
-        })
+        let fetched = unsafe { FetchQueue::new(consumer.client().native_ptr(), topic_c.clone()) }
+            .ok_or_else(|| KafkaError::ClientCreation("cannot create a fetch queue".into()))?;
+        let client = Client { fetched, consumer, topic: cfg.topic.clone(), topic_c, metrics, brokers_down };
+        Ok(KafkaSource { client: Arc::new(client) })
     }
+}
+
+/// The polling half: runs on the fetch thread.
+pub struct KafkaFeed {
+    client: Arc<Client>,
+    /// Storage of the last batch, kept so that polling allocates nothing.
+    messages: Vec<BorrowedMessage<'static>>,
+    records: Vec<Record<'static>>,
+    batch: MessageBatch,
 }
 
 fn record<'a>(m: &'a BorrowedMessage<'_>) -> Record<'a> {
@@ -116,36 +128,16 @@ fn record<'a>(m: &'a BorrowedMessage<'_>) -> Record<'a> {
     }
 }
 
-impl Source for KafkaSource {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    fn partitions(&mut self) -> anyhow::Result<Option<usize>> {
-        let md = self.consumer.fetch_metadata(Some(&self.topic), Duration::from_secs(2))?;
-        let found = md.topics().iter().find(|t| t.name() == self.topic).filter(|t| t.error().is_none());
-        Ok(found.map(|t| t.partitions().len()).filter(|n| *n > 0))
-    }
-
-    fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()> {
-        let mut tpl = TopicPartitionList::new();
-        for (p, start) in partitions {
-            if !self.fetched.forward(*p) {
-                anyhow::bail!("cannot reach the fetch queue of partition {p}");
-            }
-            tpl.add_partition_offset(&self.topic, *p, start.map_or(Offset::Beginning, Offset::Offset))?;
-        }
-        Ok(self.consumer.incremental_assign(&tpl)?)
-    }
-
+impl Feed for KafkaFeed {
     fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>])) {
+        let client = &*self.client;
         // The consumer's own queue: commit results, errors and, never in
         // practice, messages of a partition not forwarded to ours.
         let mut messages: Vec<BorrowedMessage<'_>> = recycle(std::mem::take(&mut self.messages));
         while messages.len() < max {
-            match self.consumer.poll(Duration::ZERO) {
+            match client.consumer.poll(Duration::ZERO) {
                 Some(Ok(m)) => messages.push(m),
-                Some(Err(e)) => self.consumer_error(e),
+                Some(Err(e)) => client.consumer_error(e),
                 None => break,
             }
         }
@@ -157,60 +149,84 @@ impl Source for KafkaSource {
         }
         self.records = recycle(records);
         self.messages = recycle(messages);
-        let (metrics, down) = (&self.metrics, &self.brokers_down);
-        self.fetched.consume(wait, max, &mut self.records, f, &mut |e| consumer_error(e, metrics, down));
+        client.fetched.consume(wait, max, &mut self.batch, &mut self.records, f, &mut |e| client.consumer_error(e));
     }
 
-    fn position(&mut self, partition: i32) -> Option<i64> {
+    fn positions(&mut self, out: &mut Vec<(i32, i64)>) {
+        out.clear();
         // The client's own bookkeeping: no broker round trip.
-        let positions = self.consumer.position().ok()?;
-        match positions.find_partition(&self.topic, partition)?.offset() {
-            Offset::Offset(next) => Some(next),
-            _ => None,
+        let Ok(positions) = self.client.consumer.position() else { return };
+        for e in positions.elements_for_topic(&self.client.topic) {
+            if let Offset::Offset(next) = e.offset() {
+                out.push((e.partition(), next));
+            }
         }
+    }
+}
+
+impl Source for KafkaSource {
+    type Feed = KafkaFeed;
+
+    fn feed(&mut self) -> KafkaFeed {
+        KafkaFeed {
+            client: self.client.clone(),
+            messages: Vec::new(),
+            records: Vec::new(),
+            batch: MessageBatch::default(),
+        }
+    }
+
+    fn topic(&self) -> &str {
+        &self.client.topic
+    }
+
+    fn partitions(&mut self) -> anyhow::Result<Option<usize>> {
+        let topic = &self.client.topic;
+        let md = self.client.consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
+        let found = md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none());
+        Ok(found.map(|t| t.partitions().len()).filter(|n| *n > 0))
+    }
+
+    fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, start) in partitions {
+            if !self.client.fetched.forward(*p) {
+                anyhow::bail!("cannot reach the fetch queue of partition {p}");
+            }
+            tpl.add_partition_offset(&self.client.topic, *p, start.map_or(Offset::Beginning, Offset::Offset))?;
+        }
+        Ok(self.client.consumer.incremental_assign(&tpl)?)
     }
 
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)> {
+        let c = &self.client;
         if fetch {
-            return self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_millis(500)).ok();
+            return c.consumer.fetch_watermarks(&c.topic, partition, Duration::from_millis(500)).ok();
         }
-        cached_watermarks(&self.consumer, &self.topic_c, partition)
+        cached_watermarks(&c.consumer, &c.topic_c, partition)
     }
 
     fn brokers_down(&mut self) -> bool {
-        self.brokers_down.swap(false, Relaxed)
+        self.client.brokers_down.swap(false, Relaxed)
     }
 
     fn commit(&mut self, offsets: &Offsets) {
         let mut tpl = TopicPartitionList::new();
         for (p, next) in offsets {
-            let _ = tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*next));
+            let _ = tpl.add_partition_offset(&self.client.topic, *p, Offset::Offset(*next));
         }
         if tpl.count() == 0 {
             return;
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            CommitNotSent(&e).emit(&self.metrics);
+        if let Err(e) = self.client.consumer.commit(&tpl, CommitMode::Async) {
+            CommitNotSent(&e).emit(&self.client.metrics);
         }
     }
 
     fn serve_until(&mut self, deadline: Instant, done: &mut dyn FnMut() -> bool) {
         while Instant::now() < deadline && !done() {
-            let _ = self.consumer.poll(Duration::from_millis(50));
+            let _ = self.client.consumer.poll(Duration::from_millis(50));
         }
-    }
-}
-
-fn consumer_error(e: KafkaError, metrics: &Metrics, brokers_down: &AtomicBool) {
-    if crate::kafka::is_all_brokers_down(&e) {
-        brokers_down.store(true, Relaxed);
-    }
-    ConsumerError(&e).emit(metrics);
-}
-
-impl KafkaSource {
-    fn consumer_error(&self, e: KafkaError) {
-        consumer_error(e, &self.metrics, &self.brokers_down);
     }
 }
 

@@ -5,8 +5,8 @@
 //! - [`kafka`]: the only ingest code that talks to rdkafka.
 //! - [`consume`]: the loop: poll a batch → decode → apply → count, then a
 //!   housekeeping tick (publish the view, readiness, checkpoint, commit).
-//! - [`decoder`]: decodes the next batch on a worker thread while the loop
-//!   applies this one.
+//! - [`fetcher`]: the fetch thread: polls the source's [`Feed`], copies
+//!   and decodes each batch while the loop applies the previous one.
 //! - [`progress`]: offsets per partition, lag, readiness.
 //! - [`broker`]: whether the brokers can be reached, and reporting it.
 //! - [`checkpoints`]: restore at start, the checkpoint schedule and the
@@ -20,8 +20,8 @@
 mod broker;
 mod checkpoints;
 mod consume;
-mod decoder;
 mod fetch_queue;
+mod fetcher;
 mod kafka;
 mod progress;
 
@@ -52,20 +52,17 @@ pub struct Record<'a> {
 }
 
 /// Where messages come from: Kafka in production, a scripted fake in the
-/// unit tests of the loop.
+/// unit tests of the loop. The source stays on the ingest thread; its
+/// [`Feed`] runs on the fetch thread.
 pub trait Source {
+    type Feed: Feed;
+    /// The polling half, handed to the fetch thread once.
+    fn feed(&mut self) -> Self::Feed;
     fn topic(&self) -> &str;
     /// The topic's partition count; `None` while the topic does not exist.
     fn partitions(&mut self) -> anyhow::Result<Option<usize>>;
     /// Starts consuming `partitions`, each at its offset (`None`: earliest).
     fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()>;
-    /// Waits up to `timeout` for messages and hands at most `max` of them
-    /// to `f` in one call (no call when none arrived).
-    fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>]));
-    /// The offset of the next message the consumer will hand over for
-    /// `partition` (`None` until known). It moves past what is never handed
-    /// over: transaction markers and aborted messages.
-    fn position(&mut self, partition: i32) -> Option<i64>;
     /// A partition's (low, high) offsets: the client's cached values, or
     /// the broker's answer when `fetch` (a round trip; use sparingly).
     fn ends(&mut self, partition: i32, fetch: bool) -> Option<(i64, i64)>;
@@ -76,6 +73,18 @@ pub trait Source {
     fn commit(&mut self, offsets: &Offsets);
     /// Serves the client (commit callbacks) until `done` or `deadline`.
     fn serve_until(&mut self, deadline: Instant, done: &mut dyn FnMut() -> bool);
+}
+
+/// The polling half of a source.
+pub trait Feed: Send + 'static {
+    /// Waits up to `timeout` for messages and hands them to `f`, at most
+    /// `max` per call of `f`; `f` may be called more than once, or not at
+    /// all when none arrived.
+    fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>]));
+    /// Each assigned partition's next offset to hand over (`out` is
+    /// cleared first). It moves past what is never handed over:
+    /// transaction markers and aborted messages.
+    fn positions(&mut self, out: &mut Vec<(i32, i64)>);
 }
 
 /// What the ingest thread needs, handed over by the daemon.
@@ -103,9 +112,11 @@ fn run(parts: Parts) -> anyhow::Result<()> {
     let source = kafka::KafkaSource::new(&parts.config.kafka, parts.metrics.clone())
         .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;
     let restored = checkpoints::restore(&parts)?;
-    let mut consume = consume::Consume::new(source, parts, restored);
-    consume.run();
-    consume.stop()
+    let mut consume = consume::Consume::new(source, parts, restored)?;
+    let ran = consume.run();
+    // Stops in order even then: what was applied is checkpointed.
+    let stopped = consume.stop();
+    ran.and(stopped)
 }
 
 #[cfg(test)]

@@ -1,0 +1,365 @@
+//! The fetch thread: polls the source's [`Feed`], copies each batch out of
+//! the client's buffers and decodes it, while the ingest thread applies the
+//! previous batch. The ingest thread then only applies: polling (the
+//! client's per-message work) and decoding (a third of an event's cost)
+//! run on the other core.
+//!
+//! The decoded events borrow from the batch's buffer; buffers go back to
+//! the fetch thread once applied, so steady state allocates nothing. At
+//! most [`IN_FLIGHT`] batches wait between the threads (backpressure: the
+//! fetch thread stops polling while the ingest thread is behind).
+//!
+//! Offsets stay safe: a batch carries the partitions' positions as of the
+//! poll that produced it (only when that poll ran dry, which is when they
+//! can differ from the last record's offset), so positions are only ever
+//! recorded together with everything polled before them.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use engagement_core::engine::{Message, decode_batch, recycle};
+use engagement_core::event::{DecodeContext, Event, Invalid};
+use self_cell::self_cell;
+
+use super::{Feed, Record};
+
+/// Batches waiting for the ingest thread at most.
+const IN_FLIGHT: usize = 2;
+
+/// Where one record's parts lie in [`Payloads::bytes`].
+#[derive(Debug, Clone)]
+struct Meta {
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    key: Option<Range<usize>>,
+    payload: Range<usize>,
+}
+
+/// A batch of records copied out of the client's buffers.
+#[derive(Default)]
+pub struct Payloads {
+    bytes: Vec<u8>,
+    meta: Vec<Meta>,
+}
+
+impl Payloads {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.meta.clear();
+    }
+
+    fn append(&mut self, batch: &[Record<'_>]) {
+        for r in batch {
+            let mut copy = |b: &[u8]| {
+                let at = self.bytes.len();
+                self.bytes.extend_from_slice(b);
+                at..self.bytes.len()
+            };
+            let key = r.key.map(&mut copy);
+            let payload = copy(r.payload);
+            self.meta.push(Meta { partition: r.partition, offset: r.offset, timestamp: r.timestamp, key, payload });
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// The records, as the client handed them over.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.meta.iter().map(|m| Record {
+            partition: m.partition,
+            offset: m.offset,
+            timestamp: m.timestamp,
+            key: m.key.clone().map(|k| &self.bytes[k]),
+            payload: &self.bytes[m.payload.clone()],
+        })
+    }
+}
+
+type Events<'a> = Vec<Result<Event<'a>, Invalid>>;
+
+self_cell!(
+    /// A batch and its decoded events, one per record, in order.
+    pub struct Decoded {
+        owner: Payloads,
+        #[covariant]
+        dependent: Events,
+    }
+);
+
+impl Decoded {
+    fn decode(payloads: Payloads, spare: Events<'static>, cx: &DecodeContext) -> Decoded {
+        Decoded::new(payloads, |p| {
+            let mut events = recycle(spare);
+            let messages = p.records().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
+            decode_batch(messages, cx, &mut events);
+            events
+        })
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.borrow_owner().records()
+    }
+
+    pub fn events(&self) -> &[Result<Event<'_>, Invalid>] {
+        self.borrow_dependent()
+    }
+
+    fn into_buffers(mut self) -> Buffers {
+        let events = self.with_dependent_mut(|_, events| recycle(std::mem::take(events)));
+        (self.into_owner(), events)
+    }
+}
+
+type Buffers = (Payloads, Events<'static>);
+
+/// One poll's worth, decoded.
+pub struct Fetched {
+    pub decoded: Decoded,
+    /// The partitions' positions after the poll; empty unless it ran dry.
+    pub positions: Vec<(i32, i64)>,
+    /// Whether the poll ran dry (the source had nothing more at once).
+    pub dry: bool,
+}
+
+/// The fetch thread has stopped.
+#[derive(Debug)]
+pub struct Stopped;
+
+/// The fetch thread, seen from the ingest thread.
+pub struct Fetcher {
+    batches: Receiver<Fetched>,
+    free: SyncSender<Buffers>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How the fetch thread polls.
+#[derive(Debug, Clone, Copy)]
+pub struct Polling {
+    /// How long a poll waits for the first message.
+    pub wait: Duration,
+    /// Most records per batch (one call of the feed's callback).
+    pub batch: usize,
+    /// `now` is set from the wall clock for every batch.
+    pub cx: DecodeContext,
+}
+
+impl Fetcher {
+    pub fn spawn(feed: impl Feed, polling: Polling) -> std::io::Result<Fetcher> {
+        let (batches_tx, batches) = sync_channel(IN_FLIGHT);
+        let (free, free_rx) = sync_channel(IN_FLIGHT + 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker { feed, polling, batches: batches_tx, free: free_rx, stop: stop.clone(), sent: Vec::new() };
+        let thread = std::thread::Builder::new().name("fetch".into()).spawn(move || worker.run())?;
+        Ok(Fetcher { batches, free, stop, thread: Some(thread) })
+    }
+
+    /// The next batch, waiting up to `timeout` (`Ok(None)` when none
+    /// came); `Err` once the thread has stopped (it never does on its own
+    /// unless it panicked).
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Fetched>, Stopped> {
+        match self.batches.recv_timeout(timeout) {
+            Ok(f) => Ok(Some(f)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Stopped),
+        }
+    }
+
+    /// Gives a batch's buffers back for reuse.
+    pub fn recycle(&mut self, f: Fetched) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.free.try_send(f.decoded.into_buffers())
+        {
+            // More buffers than needed, or the thread is gone: drop them.
+        }
+    }
+
+    /// Stops polling; hands every batch already polled to `apply`, in
+    /// order, then waits for the thread to end.
+    pub fn stop(&mut self, apply: &mut dyn FnMut(Fetched)) {
+        self.stop.store(true, Relaxed);
+        loop {
+            match self.batches.recv_timeout(Duration::from_millis(10)) {
+                Ok(f) => apply(f),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.stop(&mut |_| {});
+    }
+}
+
+struct Worker<F> {
+    feed: F,
+    polling: Polling,
+    batches: SyncSender<Fetched>,
+    free: Receiver<Buffers>,
+    stop: Arc<AtomicBool>,
+    /// The positions last sent, so that an idle poll sends them only when
+    /// they move.
+    sent: Vec<(i32, i64)>,
+}
+
+impl<F: Feed> Worker<F> {
+    fn run(mut self) {
+        let mut spare: Option<Buffers> = None;
+        let mut positions = Vec::new();
+        while !self.stop.load(Relaxed) {
+            let (mut payloads, events) = spare.take().or_else(|| self.free.try_recv().ok()).unwrap_or_default();
+            payloads.clear();
+            let Polling { wait, batch, mut cx } = self.polling;
+            self.feed.poll(wait, batch, &mut |records| payloads.append(records));
+            let dry = payloads.len() < batch;
+            if dry {
+                self.feed.positions(&mut positions);
+            }
+            if payloads.len() == 0 && positions == self.sent {
+                spare = Some((payloads, events));
+                continue;
+            }
+            if dry {
+                self.sent.clone_from(&positions);
+            }
+            cx.now = wall_ms();
+            let decoded = Decoded::decode(payloads, events, &cx);
+            let positions = if dry { positions.clone() } else { Vec::new() };
+            if self.batches.send(Fetched { decoded, positions, dry }).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    fn cx() -> DecodeContext {
+        DecodeContext { message_time: None, now: 0, max_skew: i64::MAX / 4, max_payload_bytes: 1 << 16 }
+    }
+
+    /// Hands over scripted payloads of partition 1, `per_poll` at a time.
+    struct Script {
+        payloads: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        next: i64,
+        per_poll: usize,
+    }
+
+    impl Feed for Script {
+        fn poll(&mut self, timeout: Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>])) {
+            let taken: Vec<Vec<u8>> = {
+                let mut q = self.payloads.lock().unwrap();
+                let n = q.len().min(max).min(self.per_poll);
+                q.drain(..n).collect()
+            };
+            if taken.is_empty() {
+                // A blocking client would wait up to `timeout` here.
+                std::thread::sleep(timeout.min(Duration::from_millis(1)));
+                return;
+            }
+            let first = self.next;
+            self.next += taken.len() as i64;
+            let records: Vec<Record<'_>> = taken
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Record {
+                    partition: 1,
+                    offset: first + i as i64,
+                    timestamp: Some(7),
+                    key: Some(b"k"),
+                    payload: p,
+                })
+                .collect();
+            f(&records);
+        }
+
+        fn positions(&mut self, out: &mut Vec<(i32, i64)>) {
+            out.clear();
+            // One past the last record: a transaction marker.
+            out.push((1, self.next + 1));
+        }
+    }
+
+    fn fetcher(events: &[String], per_poll: usize) -> Fetcher {
+        let payloads = Arc::new(Mutex::new(events.iter().map(|e| e.clone().into_bytes()).collect()));
+        let polling = Polling { wait: Duration::from_millis(5), batch: 4, cx: cx() };
+        Fetcher::spawn(Script { payloads, next: 0, per_poll }, polling).unwrap()
+    }
+
+    #[test]
+    fn batches_come_decoded_in_order_with_their_records_and_positions_when_dry() {
+        let events = engagement_core::synth::seed_events();
+        let mut f = fetcher(&events, 4);
+        let mut seen = 0;
+        while seen < events.len() {
+            let batch = f.next(Duration::from_secs(5)).unwrap().expect("a batch");
+            for (r, ev) in batch.decoded.records().zip(batch.decoded.events()) {
+                assert_eq!(r.offset, seen as i64);
+                assert_eq!((r.partition, r.timestamp, r.key), (1, Some(7), Some(&b"k"[..])));
+                assert_eq!(r.payload, events[seen].as_bytes());
+                let mut expected_cx = cx();
+                expected_cx.message_time = Some(7);
+                let expected = engagement_core::event::decode(events[seen].as_bytes(), &expected_cx);
+                assert_eq!(
+                    ev.as_ref().map(|e| (&e.page_id, &e.post_id)),
+                    expected.as_ref().map(|e| (&e.page_id, &e.post_id))
+                );
+                seen += 1;
+            }
+            let n = batch.decoded.events().len();
+            assert_eq!(batch.dry, n < 4);
+            assert_eq!(batch.positions.is_empty(), !batch.dry);
+            f.recycle(batch);
+        }
+        // Then, once, the positions past the end (no records).
+        let last = f.next(Duration::from_secs(5)).unwrap().expect("the final positions");
+        assert!(last.decoded.events().is_empty() || last.dry);
+        assert_eq!(last.positions, [(1, events.len() as i64 + 1)]);
+        assert!(f.next(Duration::from_millis(50)).unwrap().is_none(), "positions are sent only when they move");
+    }
+
+    #[test]
+    fn stopping_hands_over_everything_already_polled() {
+        let events = engagement_core::synth::seed_events();
+        let mut f = fetcher(&events, 1);
+        let first = f.next(Duration::from_secs(5)).unwrap().expect("a batch");
+        let mut offsets: Vec<i64> = first.decoded.records().map(|r| r.offset).collect();
+        f.stop(&mut |b| offsets.extend(b.decoded.records().map(|r| r.offset)));
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, expected, "in order, nothing skipped");
+    }
+
+    #[test]
+    fn invalid_payloads_keep_their_place() {
+        let good = engagement_core::synth::seed_events().remove(0);
+        let events = ["{".to_string(), good, String::new()];
+        let mut f = fetcher(&events, 3);
+        let batch = f.next(Duration::from_secs(5)).unwrap().unwrap();
+        let ok: Vec<bool> = batch.decoded.events().iter().map(|e| e.is_ok()).collect();
+        assert_eq!(ok, [false, true, false]);
+    }
+}
