@@ -161,3 +161,27 @@ impl Drop for FetchQueue {
     }
 }
 
+/// Commits `offsets` asynchronously, the result posted to the consumer's
+/// queue, where `BaseConsumer::poll` hands it to the context's
+/// `commit_callback`. (`BaseConsumer::commit` in async mode asks
+/// librdkafka for no result at all: commits were never counted.)
+pub fn commit_async(
+    client: *mut rd::rd_kafka_t,
+    offsets: *const rd::rd_kafka_topic_partition_list_t,
+) -> Result<(), RDKafkaErrorCode> {
+    // SAFETY: a live client handle and partition list (the caller's); the
+    // consumer queue reference taken here is released before returning.
+    let err = unsafe {
+        let queue = rd::rd_kafka_queue_get_consumer(client);
+        if queue.is_null() {
+            return Err(RDKafkaErrorCode::InvalidArgument);
+        }
+        let err = rd::rd_kafka_commit_queue(client, offsets, queue, None, std::ptr::null_mut());
+        rd::rd_kafka_queue_destroy(queue);
+        err
+    };
+    match err {
+        rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => Ok(()),
+        e => Err(e.into()),
+    }
+}

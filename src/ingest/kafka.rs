@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -218,8 +218,9 @@ impl Source for KafkaSource {
         if tpl.count() == 0 {
             return;
         }
-        if let Err(e) = self.client.consumer.commit(&tpl, CommitMode::Async) {
-            CommitNotSent(&e).emit(&self.client.metrics);
+        let native = self.client.consumer.client().native_ptr();
+        if let Err(code) = super::fetch_queue::commit_async(native, tpl.ptr()) {
+            CommitNotSent(&KafkaError::ConsumerCommit(code)).emit(&self.client.metrics);
         }
     }
 

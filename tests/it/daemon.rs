@@ -91,6 +91,28 @@ fn every_outcome_is_counted() {
     assert_eq!(entries(&body), vec![("pg".to_string(), 15)]);
 }
 
+/// Offsets are committed under the group id (for lag monitoring): the
+/// broker holds what was applied, and each commit's result is counted
+/// (async commits once reported nothing, so none was ever counted and the
+/// last one at shutdown was waited for in vain).
+#[test]
+fn offset_commits_reach_the_broker_and_are_counted() {
+    let topic = unique("commits");
+    create_topic(&topic, 2);
+    let p = "2025-07-01T00:00:00Z";
+    let events: Vec<String> = (0..10).map(|i| event("pg", &format!("p{i}"), p, "2025-07-02T00:00:00Z", "")).collect();
+    produce_strings(&topic, 2, &events);
+    let d = Daemon::start(&topic, &[], &[]);
+    d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, 10.0, READY);
+    let ok = r#"engagement_offset_commits_total{result="ok"}"#;
+    wait_until("a commit counted as ok", READY, || (d.metric(ok)? >= 1.0).then_some(()));
+    assert_eq!(d.metric(r#"engagement_offset_commits_total{result="failed"}"#), Some(0.0));
+    let group = format!("{topic}-group");
+    wait_until("the broker to hold the offsets of all 10 events", READY, || {
+        (committed_offsets(&group, &topic, 2).iter().sum::<i64>() == 10).then_some(())
+    });
+}
+
 #[test]
 fn platform_filter_and_late_observations() {
     let topic = unique("platforms");

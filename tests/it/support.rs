@@ -83,6 +83,25 @@ pub fn produce(topic: &str, partitions: i32, payloads: &[Vec<u8>], compression: 
     p.flush(Duration::from_secs(60)).expect("all messages acknowledged");
 }
 
+/// The offsets the broker holds for `group` on each partition of `topic`
+/// (0 where none is committed).
+pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    (0..partitions)
+        .map(|p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => 0,
+        })
+        .collect()
+}
+
 pub fn produce_strings(topic: &str, partitions: i32, payloads: &[String]) {
     let bytes: Vec<Vec<u8>> = payloads.iter().map(|s| s.as_bytes().to_vec()).collect();
     produce(topic, partitions, &bytes, "none");
