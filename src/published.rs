@@ -129,7 +129,6 @@ fn prepare_and_publish(shared: &Shared, job: Job, previous: &View) {
     view.prepare(&previous.prepared());
     ViewPublished { view, build: started.elapsed() }.emit(&shared.metrics);
     shared.views.send_replace(job.published);
-    release_freed_memory();
     if let Some(behind) = job.then_ready {
         let turned = shared.status.send_if_modified(|r| {
             let turn = !matches!(r, Readiness::Stopping | Readiness::Ready);
@@ -142,6 +141,8 @@ fn prepare_and_publish(shared: &Shared, job: Job, previous: &View) {
             CaughtUp { behind }.emit(&shared.metrics);
         }
     }
+    // After turning ready: returning memory can take a while on a large heap.
+    release_freed_memory();
 }
 
 /// Hands memory freed by the views just replaced back to the system: glibc

@@ -33,7 +33,7 @@ use crate::telemetry::events::{
 /// How long a poll waits for the first message of a batch.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// Most messages handed over by one poll.
-const BATCH: usize = 1024;
+const BATCH: usize = 4096;
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(100);
 /// Least time between two ticks while catching up and the source runs dry

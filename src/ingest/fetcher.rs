@@ -9,6 +9,13 @@
 //! most [`IN_FLIGHT`] batches wait between the threads (backpressure: the
 //! fetch thread stops polling while the ingest thread is behind).
 //!
+//! Bounds: a batch holds at most [`Polling::batch`] records and stops
+//! growing once its copies pass [`BATCH_BYTES`]; a key or payload is copied
+//! up to `events.max_payload_bytes` + 1 bytes (a longer payload is invalid
+//! anyway, "payload too large", and is dead-lettered so truncated). So the
+//! batches between the threads hold at most (`IN_FLIGHT` + 2) ×
+//! (`BATCH_BYTES` + 2 × (`max_payload_bytes` + 1)) bytes.
+//!
 //! Offsets stay safe: a batch carries the partitions' positions as of the
 //! poll that produced it (only when that poll ran dry, which is when they
 //! can differ from the last record's offset), so positions are only ever
@@ -28,7 +35,9 @@ use self_cell::self_cell;
 use super::{Feed, Record};
 
 /// Batches waiting for the ingest thread at most.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 4;
+/// A batch stops growing past this many bytes of copies.
+pub const BATCH_BYTES: usize = 16 << 20;
 
 /// Where one record's parts lie in [`Payloads::bytes`].
 #[derive(Debug, Clone)]
@@ -53,11 +62,12 @@ impl Payloads {
         self.meta.clear();
     }
 
-    fn append(&mut self, batch: &[Record<'_>]) {
+    /// Copies `batch`, each key and payload up to `limit` bytes.
+    fn append(&mut self, batch: &[Record<'_>], limit: usize) {
         for r in batch {
             let mut copy = |b: &[u8]| {
                 let at = self.bytes.len();
-                self.bytes.extend_from_slice(b);
+                self.bytes.extend_from_slice(&b[..b.len().min(limit)]);
                 at..self.bytes.len()
             };
             let key = r.key.map(&mut copy);
@@ -68,6 +78,10 @@ impl Payloads {
 
     fn len(&self) -> usize {
         self.meta.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     /// The records, as the client handed them over.
@@ -145,9 +159,10 @@ pub struct Fetcher {
 pub struct Polling {
     /// How long a poll waits for the first message.
     pub wait: Duration,
-    /// Most records per batch (one call of the feed's callback).
+    /// Most records per batch.
     pub batch: usize,
-    /// `now` is set from the wall clock for every batch.
+    /// `now` is set from the wall clock for every batch; its
+    /// `max_payload_bytes` bounds the copies.
     pub cx: DecodeContext,
 }
 
@@ -226,8 +241,7 @@ impl<F: Feed> Worker<F> {
             let (mut payloads, events) = spare.take().or_else(|| self.free.try_recv().ok()).unwrap_or_default();
             payloads.clear();
             let Polling { wait, batch, mut cx } = self.polling;
-            self.feed.poll(wait, batch, &mut |records| payloads.append(records));
-            let dry = payloads.len() < batch;
+            let dry = !self.fill(&mut payloads, wait, batch, cx.max_payload_bytes + 1);
             if dry {
                 self.feed.positions(&mut positions);
             }
@@ -244,6 +258,29 @@ impl<F: Feed> Worker<F> {
             if self.batches.send(Fetched { decoded, positions, dry }).is_err() {
                 return;
             }
+        }
+    }
+}
+
+impl<F: Feed> Worker<F> {
+    /// Polls until the batch holds `batch` records or [`BATCH_BYTES`], each
+    /// poll asking for no more than the byte budget left can hold at
+    /// `limit` bytes a record. Whether the batch filled up (false: the
+    /// source ran dry).
+    fn fill(&mut self, payloads: &mut Payloads, wait: Duration, batch: usize, limit: usize) -> bool {
+        let mut wait = wait;
+        loop {
+            let budget = BATCH_BYTES.saturating_sub(payloads.bytes()) / (2 * limit);
+            let max = budget.clamp(1, batch - payloads.len());
+            let before = payloads.len();
+            self.feed.poll(wait, max, &mut |records| payloads.append(records, limit));
+            if payloads.len() >= batch || payloads.bytes() >= BATCH_BYTES {
+                return true;
+            }
+            if payloads.len() < before + max {
+                return false;
+            }
+            wait = Duration::ZERO;
         }
     }
 }
@@ -305,9 +342,33 @@ mod tests {
     }
 
     fn fetcher(events: &[String], per_poll: usize) -> Fetcher {
-        let payloads = Arc::new(Mutex::new(events.iter().map(|e| e.clone().into_bytes()).collect()));
-        let polling = Polling { wait: Duration::from_millis(5), batch: 4, cx: cx() };
+        fetcher_with(events.iter().map(|e| e.clone().into_bytes()).collect(), per_poll, 4)
+    }
+
+    fn fetcher_with(payloads: VecDeque<Vec<u8>>, per_poll: usize, batch: usize) -> Fetcher {
+        let payloads = Arc::new(Mutex::new(payloads));
+        let polling = Polling { wait: Duration::from_millis(5), batch, cx: cx() };
         Fetcher::spawn(Script { payloads, next: 0, per_poll }, polling).unwrap()
+    }
+
+    #[test]
+    fn batches_are_bounded_in_bytes_and_oversized_payloads_copied_only_in_part() {
+        let limit = cx().max_payload_bytes + 1;
+        let huge = vec![b'x'; 4 * limit];
+        let count = 2 * BATCH_BYTES / limit;
+        let mut f = fetcher_with((0..count).map(|_| huge.clone()).collect(), usize::MAX, 1 << 20);
+        let mut seen = 0;
+        while seen < count {
+            let batch = f.next(Duration::from_secs(5)).unwrap().expect("a batch");
+            let sizes: Vec<usize> =
+                batch.decoded.records().map(|r| r.payload.len() + r.key.map_or(0, <[u8]>::len)).collect();
+            assert!(sizes.iter().all(|n| *n <= 2 * limit), "each copy is cut at the limit");
+            assert!(sizes.iter().sum::<usize>() <= BATCH_BYTES + 2 * limit, "a batch stops growing past its budget");
+            assert!(batch.decoded.events().iter().all(|e| e.as_ref().err() == Some(&Invalid("payload too large"))));
+            seen += sizes.len();
+            f.recycle(batch);
+        }
+        assert_eq!(seen, count);
     }
 
     #[test]
