@@ -222,7 +222,7 @@ impl Index {
 /// A key's home bucket in a table of `len`: its low 32 bits, scaled.
 #[inline]
 fn home(key: u64, len: usize) -> usize {
-    ((key & 0xffff_ffff) * len as u64 >> 32) as usize
+    (((key & 0xffff_ffff) * len as u64) >> 32) as usize
 }
 
 #[inline]
