@@ -57,6 +57,7 @@ fn main() {
     println!("view: {} pages, built in {:.1?}", view.usage.pages, started.elapsed());
     let limits = default_limits();
     let (addr, stop, server) = start_server(view, limits);
+    single_client_latency(addr);
     let heavy = run_load(addr, &size);
     stop.cancel();
     let _ = server.join();
@@ -140,6 +141,45 @@ async fn get(send: &mut SendRequest<Body>, path: &str) -> Option<StatusCode> {
     let status = resp.status();
     axum::body::to_bytes(Body::new(resp.into_body()), usize::MAX).await.ok()?;
     Some(status)
+}
+
+/// Before the load: one client asks `/v1/rankings?limit=1000` for each
+/// metric, once cold (the order is computed) then 50 times (the view's
+/// cached order), and prints the latencies, whole requests included.
+fn single_client_latency(addr: std::net::SocketAddr) {
+    const METRICS: [&str; 7] = [
+        "interactions",
+        "reactions",
+        "comments",
+        "shares",
+        "posts",
+        "interactions_per_post",
+        "interactions_per_1k_followers",
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut send = connect(addr).await.expect("connect");
+        for metric in METRICS {
+            let path = format!("/v1/rankings?window=rolling&metric={metric}&limit=1000");
+            let t = Instant::now();
+            assert_eq!(get(&mut send, &path).await, Some(StatusCode::OK), "{path}");
+            let cold = t.elapsed();
+            let mut warm = Vec::new();
+            for _ in 0..50 {
+                let t = Instant::now();
+                assert_eq!(get(&mut send, &path).await, Some(StatusCode::OK), "{path}");
+                warm.push(t.elapsed());
+            }
+            warm.sort();
+            println!(
+                "rankings limit=1000 {metric}: cold {:.2?}, then p50 {:.2?} / p99 {:.2?} / max {:.2?}",
+                cold,
+                warm[warm.len() / 2],
+                warm[warm.len() * 99 / 100],
+                warm[warm.len() - 1]
+            );
+        }
+    });
 }
 
 /// What the heavy clients saw.
