@@ -67,7 +67,8 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const PAGES: u64 = 100_000;
-const BATCH: usize = 1024;
+/// Events per `apply_batch`, as the daemon's fetch thread hands them over.
+const BATCH: usize = 4096;
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn cx() -> DecodeContext {

@@ -15,6 +15,8 @@ use crate::window::Millis;
 
 /// Events between prefetching a record and using it.
 const DISTANCE: usize = 8;
+/// Events `apply_batch` decodes before applying them.
+const DECODE_AHEAD: usize = 1024;
 
 /// One message of a batch: its payload and its Kafka timestamp (the
 /// default `observed_at`).
@@ -76,9 +78,14 @@ impl Engine {
         cx: &DecodeContext,
         outcomes: &mut Vec<Result<Outcome, Invalid>>,
     ) {
+        // Decoded events are applied while they are still in cache.
+        let mut messages = messages.into_iter().peekable();
         let mut decoded: Vec<Result<Event<'a>, Invalid>> = recycle(std::mem::take(&mut self.batch.decoded));
-        decode_batch(messages, cx, &mut decoded);
-        self.apply_decoded(&decoded, outcomes);
+        while messages.peek().is_some() {
+            decoded.clear();
+            decode_batch(messages.by_ref().take(DECODE_AHEAD), cx, &mut decoded);
+            self.apply_decoded(&decoded, outcomes);
+        }
         self.batch.decoded = recycle(decoded);
     }
 
