@@ -10,7 +10,7 @@
 //! detection always read, and only then publishes. A query therefore finds
 //! its order ready, and the writer never pays for sorting. Turning ready
 //! goes through the preparer too, so the view is out before `/readyz` says
-//! ready.
+//! ready; that one view is prepared just after it is out.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -123,11 +123,18 @@ fn run(shared: &Shared) {
     }
 }
 
+/// Prepares and publishes a view. The view that turns the daemon ready is
+/// published first and prepared right after: its answers are caught up
+/// either way, and a restarting instance should not stay out of service
+/// while orders are sorted (the first queries compute any order they find
+/// missing).
 fn prepare_and_publish(shared: &Shared, job: Job, previous: &View) {
     let started = std::time::Instant::now();
-    let view = &job.published.view;
-    view.prepare(&previous.prepared());
-    ViewPublished { view, build: started.elapsed() }.emit(&shared.metrics);
+    let view = job.published.view.clone();
+    let keys = previous.prepared();
+    if job.then_ready.is_none() {
+        view.prepare(&keys);
+    }
     shared.views.send_replace(job.published);
     if let Some(behind) = job.then_ready {
         let turned = shared.status.send_if_modified(|r| {
@@ -140,8 +147,10 @@ fn prepare_and_publish(shared: &Shared, job: Job, previous: &View) {
         if turned {
             CaughtUp { behind }.emit(&shared.metrics);
         }
+        view.prepare(&keys);
     }
-    // After turning ready: returning memory can take a while on a large heap.
+    ViewPublished { view: &view, build: started.elapsed() }.emit(&shared.metrics);
+    // Last: returning memory can take a while on a large heap.
     release_freed_memory();
 }
 
