@@ -5,7 +5,7 @@
 //! is applied to an engine without panicking.
 
 use engagement_core::engine::{Engine, Limits};
-use engagement_core::event::{DecodeContext, decode};
+use engagement_core::event::{DecodeContext, FIELD_NAMES, decode};
 use proptest::prelude::*;
 
 fn cx() -> DecodeContext {
@@ -16,23 +16,6 @@ fn cx() -> DecodeContext {
         max_payload_bytes: 1 << 16,
     }
 }
-
-const FIELDS: [&str; 14] = [
-    "page_id",
-    "post_id",
-    "published_at",
-    "observed_at",
-    "platform",
-    "page_name",
-    "kind",
-    "reactions",
-    "comments",
-    "shares",
-    "views",
-    "followers",
-    "event_id",
-    "extra",
-];
 
 fn value() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
@@ -60,7 +43,8 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 fn object() -> impl Strategy<Value = String> {
-    proptest::collection::vec((proptest::sample::select(FIELDS.to_vec()), value()), 0..14).prop_map(|fields| {
+    let names: Vec<&str> = FIELD_NAMES.iter().copied().chain(["extra"]).collect();
+    proptest::collection::vec((proptest::sample::select(names), value()), 0..14).prop_map(|fields| {
         format!("{{{}}}", fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","))
     })
 }

@@ -268,6 +268,9 @@ enum Field {
 
 macro_rules! reasons {
     ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The names of the fields the decoder reads, in checking order.
+        pub const FIELD_NAMES: &[&str] = &[$($name),*];
+
         impl Field {
             fn missing(self) -> Invalid {
                 Invalid(match self { $(Field::$variant => concat!("missing ", $name)),* })

@@ -201,23 +201,8 @@ mod fast_path {
     }
 
     fn key() -> impl Strategy<Value = String> {
-        const KNOWN: [&str; 13] = [
-            "page_id",
-            "post_id",
-            "published_at",
-            "observed_at",
-            "platform",
-            "page_name",
-            "kind",
-            "reactions",
-            "comments",
-            "shares",
-            "views",
-            "followers",
-            "event_id",
-        ];
         prop_oneof![
-            8 => proptest::sample::select(&KNOWN[..]).prop_map(String::from),
+            8 => proptest::sample::select(super::FIELD_NAMES).prop_map(String::from),
             1 => "[a-z_]{1,10}",
             1 => Just("page\\u005fid".to_string()),
         ]
