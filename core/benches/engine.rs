@@ -10,11 +10,11 @@
 //! - `memory:` heap bytes per tracked post (marginal) and per page;
 //! - `steady state:` heap allocations per event while applying the tracker;
 //! - `pauses:` the longest stop of the writer at 10,000,000 posts: one
-//!   batch of 1,024 events (rolling-window edges included), publishing a
+//!   batch of 4,096 events (rolling-window edges included), publishing a
 //!   view, taking a checkpoint snapshot.
 //!
 //! Criterion groups: `engine/decode`, `engine/tracker` and `engine/inserts`
-//! (decode + apply in batches of 1,024, events per second), and `view/*`
+//! (decode + apply in batches of 4,096, events per second), and `view/*`
 //! (building tables and orders, top-100 from a prepared order).
 //!
 //! `cargo bench -p engagement-core --bench engine`. Quick mode (small
@@ -38,17 +38,21 @@ struct Counting;
 
 static ALLOCATED: AtomicI64 = AtomicI64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Bytes asked for by allocation calls (not net of frees).
+static REQUESTED: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: forwards every call to the system allocator unchanged; it only
 // adds relaxed counter updates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(l.size() as i64, Relaxed);
+        REQUESTED.fetch_add(l.size() as u64, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(l.size() as i64, Relaxed);
+        REQUESTED.fetch_add(l.size() as u64, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
         unsafe { System.alloc_zeroed(l) }
     }
@@ -58,6 +62,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         ALLOCATED.fetch_add(new as i64 - l.size() as i64, Relaxed);
+        REQUESTED.fetch_add(new as u64, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
         unsafe { System.realloc(p, l, new) }
     }
@@ -196,11 +201,17 @@ fn steady_state(quick: bool) {
     let corpus = Corpus::of(if quick { 50_000 } else { 1_000_000 }, |b| {
         stream.next_into(b);
     });
-    let calls = ALLOCATIONS.load(Relaxed);
+    let (calls, bytes, posts) = (ALLOCATIONS.load(Relaxed), REQUESTED.load(Relaxed), engine.usage().posts);
     apply_all(&mut engine, &corpus, &mut results);
     let n = corpus.ends.len();
-    let per_event = (ALLOCATIONS.load(Relaxed) - calls) as f64 / n as f64;
-    println!("steady state: {per_event:.4} allocations per event over {n} tracker events (target 0)");
+    let calls = ALLOCATIONS.load(Relaxed) - calls;
+    let new_posts = engine.usage().posts - posts;
+    println!(
+        "steady state: {:.4} allocations per event over {n} tracker events (target 0): {calls} calls of {:.1} KiB on \
+         average while {new_posts} new posts grew the tables",
+        calls as f64 / n as f64,
+        (REQUESTED.load(Relaxed) - bytes) as f64 / calls.max(1) as f64 / 1024.0
+    );
 }
 
 /// The longest writer pauses at 10,000,000 posts over 100,000 pages.

@@ -140,6 +140,18 @@ impl<T: Clone> Column<T> {
         &mut self.chunks.get_mut(i / CHUNK).expect("an entry below len").0[i % CHUNK]
     }
 
+    /// The `len` entries from `start`, which lie in one chunk.
+    pub fn run(&self, start: usize, len: usize) -> &[T] {
+        let at = start % CHUNK;
+        &self.chunks.get(start / CHUNK).expect("a run below len").0[at..at + len]
+    }
+
+    /// [`run`](Self::run), copying its chunk first if a snapshot shares it.
+    pub fn run_mut(&mut self, start: usize, len: usize) -> &mut [T] {
+        let at = start % CHUNK;
+        &mut self.chunks.get_mut(start / CHUNK).expect("a run below len").0[at..at + len]
+    }
+
     /// Appends `v`; returns its index.
     pub fn push(&mut self, v: T) -> usize {
         if self.len % CHUNK == 0 {

@@ -70,7 +70,7 @@ impl Limits {
         if self.max_platforms == 0 || self.max_platforms > 1024 {
             return Err("max_platforms must be between 1 and 1024");
         }
-        if self.top_posts > 100 {
+        if self.top_posts as usize > super::TOP_MAX {
             return Err("top_posts must be at most 100");
         }
         Ok(())

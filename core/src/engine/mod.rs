@@ -35,16 +35,18 @@ mod posts;
 pub mod quarters;
 mod rolling;
 mod snapshot;
+mod tops;
 
 pub use crate::codec::DecodeError;
 pub use batch::{Batch, Message, decode_batch, recycle};
 pub use limits::{Bound, Limits, MAX_EVENT_IDS, MAX_RETAINED_QUARTERS, Outcome, Usage};
-pub use pages::{Ident, Named, PageState, TopCandidate, TopList, TopPost};
+pub use pages::{Ident, Named, PageState, TopCandidate};
 pub use persist::STATE_VERSION;
 pub use posts::{MAX_PAGES, MAX_POSTS, Post, post_hash, post_key};
 pub use quarters::{Sample, Slot, Totals};
 pub use rolling::Edge;
 pub use snapshot::Snapshot;
+pub use tops::{TOP_MAX, TopList, TopPost};
 
 use crate::event::{Counts, Event, Tracking};
 use crate::window::{Calendar, DAY_MS, Millis, Quarter};
@@ -78,7 +80,7 @@ impl Engine {
     pub fn new(limits: Limits) -> Engine {
         limits.validate().expect("engine limits are validated with the configuration");
         Engine {
-            pages: Pages::new(limits.max_pages, limits.max_platforms as usize),
+            pages: Pages::new(limits.max_pages, limits.max_platforms as usize, limits.top_posts as usize),
             quarters: Quarters::new(limits.retained_quarters as usize + 1),
             posts: PostTable::default(),
             event_ids: EventIds::new(limits.max_event_ids as usize),
@@ -287,9 +289,8 @@ impl Engine {
         for edge in self.edges.iter_mut().flatten() {
             edge.post_added(quarter, i, post.published, &post.counts, (page, post_slot));
         }
-        let top = self.limits.top_posts as usize;
         let candidate = TopCandidate { hash, id: &ev.post_id, old: None, interactions: post.counts.interactions() };
-        self.pages.note_top_post(page, quarter, candidate, top);
+        self.pages.note_top_post(page, quarter, candidate);
         Outcome::Applied
     }
 
@@ -321,14 +322,13 @@ impl Engine {
         for edge in self.edges.iter_mut().flatten() {
             edge.post_changed(quarter, i, new.published, &old.counts, &new.counts);
         }
-        let top = self.limits.top_posts as usize;
         let candidate = TopCandidate {
             hash: new.hash,
             id: post_id,
             old: Some(old.counts.interactions()),
             interactions: new.counts.interactions(),
         };
-        self.pages.note_top_post(new.page, quarter, candidate, top);
+        self.pages.note_top_post(new.page, quarter, candidate);
     }
 }
 

@@ -11,6 +11,7 @@ use compact_str::CompactString;
 use super::column::{Column, prefetch_slice};
 use super::index::Index;
 use super::quarters::Sample;
+use super::tops::{TopBlocks, TopList, TopPost, TopRef, TopSlab};
 use crate::window::{Millis, Quarter};
 
 /// Most quarters a page's directory can point into (retention + 1).
@@ -53,26 +54,6 @@ pub struct Named {
     pub name: Box<str>,
 }
 
-/// A post in a page's top list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopPost {
-    pub hash: u64,
-    pub interactions: u64,
-    pub id: CompactString,
-}
-
-/// The top posts of one quarter (the latest one a post was noted for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopList<'a> {
-    pub quarter: Quarter,
-    pub posts: &'a [TopPost],
-}
-
-/// A page's top posts: one allocation of exactly the entries (its quarter
-/// and minimum live in the page state). Most pages have few posts, and a
-/// list is the largest thing a page holds.
-pub(super) type Tops = Option<Arc<[TopPost]>>;
-
 /// A post whose interactions may put it in its page's top list.
 pub struct TopCandidate<'a> {
     pub hash: u64,
@@ -102,17 +83,20 @@ pub struct Pages {
     pub(super) idents: Column<Ident>,
     pub(super) states: Column<PageState>,
     pub(super) names: Column<Option<Arc<Named>>>,
-    pub(super) tops: Column<Tops>,
+    /// Where each page's top list is in `top_blocks` (its quarter and
+    /// minimum live in the page state).
+    pub(super) tops: Column<TopRef>,
+    pub(super) top_blocks: TopSlab,
     free: Vec<u32>,
     live: usize,
     max_pages: u32,
-    /// Heap bytes of names, top lists and long ids, kept as they change
+    /// Heap bytes of names and long ids (of pages and listed posts), kept as they change
     /// (summing them per page would cost O(pages) per view).
     strings: usize,
 }
 
 impl Pages {
-    pub fn new(max_pages: u32, max_platforms: usize) -> Pages {
+    pub fn new(max_pages: u32, max_platforms: usize, top_posts: usize) -> Pages {
         Pages {
             platforms: Vec::new(),
             max_platforms,
@@ -121,6 +105,7 @@ impl Pages {
             states: Column::default(),
             names: Column::default(),
             tops: Column::default(),
+            top_blocks: TopSlab::new(top_posts),
             free: Vec::new(),
             live: 0,
             max_pages,
@@ -199,9 +184,7 @@ impl Pages {
         if state.top_quarter == q.index() && state.top_full && interactions <= state.top_min {
             return;
         }
-        if let Some(list) = self.tops.get(p as usize) {
-            prefetch_slice(&list[..], 8);
-        }
+        prefetch_slice(self.top_blocks.get(*self.tops.get(p as usize)), 8);
     }
 
     pub fn find(&self, key: u64, platform: u16, id: &str) -> Option<u32> {
@@ -259,7 +242,7 @@ impl Pages {
         *self.idents.get_mut(p as usize) = ident;
         *self.states.get_mut(p as usize) = PageState::default();
         *self.names.get_mut(p as usize) = None;
-        *self.tops.get_mut(p as usize) = None;
+        *self.tops.get_mut(p as usize) = TopRef::default();
         self.index_page(key, p);
         p
     }
@@ -269,7 +252,7 @@ impl Pages {
         let key = page_key(ident.platform, &ident.id);
         self.states.push(PageState::default());
         self.names.push(None);
-        self.tops.push(None);
+        self.tops.push(TopRef::default());
         let p = self.idents.push(ident) as u32;
         self.index_page(key, p);
         p
@@ -290,14 +273,15 @@ impl Pages {
         let key = self.key(p);
         let dropped = heap_len(&self.ident(p).id)
             + self.name(p).map_or(0, name_bytes)
-            + self.top(p).map_or(0, |t| list_bytes(t.posts));
+            + self.top(p).map_or(0, |t| ids_bytes(t.posts));
         self.strings = self.strings.saturating_sub(dropped);
         self.index.remove(key, p);
         let ident = self.idents.get_mut(p as usize);
         ident.platform = FREE;
         ident.id = CompactString::default();
         *self.names.get_mut(p as usize) = None;
-        *self.tops.get_mut(p as usize) = None;
+        let list = std::mem::take(self.tops.get_mut(p as usize));
+        self.top_blocks.release(list);
         self.free.push(p);
         self.live -= 1;
     }
@@ -323,22 +307,34 @@ impl Pages {
         self.idents.push(Ident { id: CompactString::default(), platform: FREE });
         self.states.push(PageState::default());
         self.names.push(None);
-        self.tops.push(None);
+        self.tops.push(TopRef::default());
         self.free.push(p);
     }
 
-    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, posts: Vec<TopPost>, max: usize) {
-        self.set_top(p, quarter, posts.into(), max);
+    /// Restores a page's top list; a list longer than the configured
+    /// maximum keeps its posts with the most interactions.
+    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, mut posts: Vec<TopPost>) {
+        if posts.len() > self.top_blocks.max() {
+            posts.sort_by(|a, b| b.interactions.cmp(&a.interactions).then_with(|| a.hash.cmp(&b.hash)));
+        }
+        let old = std::mem::take(self.tops.get_mut(p as usize));
+        self.strings = self.strings.saturating_sub(ids_bytes(self.top_blocks.get(old)));
+        self.top_blocks.release(old);
+        let list = self.top_blocks.create(posts);
+        self.strings += ids_bytes(self.top_blocks.get(list));
+        *self.tops.get_mut(p as usize) = list;
+        self.summarize_top(p, quarter);
     }
 
-    /// Stores a page's top list and its summary in the page state.
-    fn set_top(&mut self, p: u32, quarter: Quarter, posts: Arc<[TopPost]>, max: usize) {
-        let before = self.top(p).map_or(0, |t| list_bytes(t.posts));
-        self.strings = (self.strings + list_bytes(&posts)).saturating_sub(before);
+    /// Writes page `p`'s top list summary (quarter, fullness, minimum) into
+    /// its state.
+    fn summarize_top(&mut self, p: u32, quarter: Quarter) {
+        let list = *self.tops.get(p as usize);
+        let posts = self.top_blocks.get(list);
         let min = posts.iter().map(|t| t.interactions).min().unwrap_or(0);
+        let full = posts.len() >= self.top_blocks.max();
         let state = self.state_mut(p);
-        (state.top_quarter, state.top_full, state.top_min) = (quarter.index(), posts.len() >= max, min);
-        *self.tops.get_mut(p as usize) = Some(posts);
+        (state.top_quarter, state.top_full, state.top_min) = (quarter.index(), full, min);
     }
 
     pub fn name(&self, p: u32) -> Option<&Named> {
@@ -356,15 +352,16 @@ impl Pages {
     }
 
     pub fn top(&self, p: u32) -> Option<TopList<'_>> {
-        top_list(self.state(p), self.tops.get(p as usize))
+        top_list(self.state(p), *self.tops.get(p as usize), self.top_blocks.blocks())
     }
 
     /// Records a post's interactions for the top list of quarter `q` (the
     /// newest quarter a post was noted for; an older quarter is ignored).
     /// A listed post whose count falls keeps its place until another post
-    /// passes it.
-    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>, max: usize) {
+    /// passes it. Lists hold at most the configured `top_posts`.
+    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>) {
         let state = self.state(p);
+        let max = self.top_blocks.max();
         if state.top_quarter > q.index() || max == 0 {
             return;
         }
@@ -379,47 +376,36 @@ impl Pages {
         {
             return;
         }
-        let current = self.top(p).filter(|t| t.quarter == q).map_or(&[][..], |t| t.posts);
-        // A change that keeps the list's length (a listed post's count, a
-        // post replacing the smallest of a full list) is written in place
-        // when no snapshot shares the list; growing it builds a new one.
-        let listed = current.iter().position(|t| t.hash == post.hash);
-        let replace = || current.iter().enumerate().min_by_key(|(_, t)| t.interactions).map(|(i, _)| i);
-        let at = match listed {
-            Some(i) => Some((i, false)),
-            None if current.len() >= max => match replace() {
-                Some(i) if post.interactions > current[i].interactions => Some((i, true)),
+        let entry = || TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
+        let mut list = *self.tops.get(p as usize);
+        if state.top_quarter < q.index() {
+            // A newer quarter: its list starts with this post.
+            self.strings = self.strings.saturating_sub(ids_bytes(self.top_blocks.get(list)));
+            self.top_blocks.release(list);
+            list = TopRef::default();
+        }
+        let posts = self.top_blocks.get(list);
+        let listed = posts.iter().position(|t| t.hash == post.hash);
+        let lowest = || posts.iter().enumerate().min_by_key(|(_, t)| t.interactions).map(|(i, _)| i);
+        match listed {
+            Some(i) => self.top_blocks.get_mut(list)[i].interactions = post.interactions,
+            None if list.len() >= max => match lowest() {
+                Some(i) if post.interactions > posts[i].interactions => {
+                    let slot = &mut self.top_blocks.get_mut(list)[i];
+                    let old = heap_len(&slot.id);
+                    *slot = entry();
+                    self.strings = (self.strings + heap_len(&slot.id)).saturating_sub(old);
+                }
                 _ => return,
             },
-            None => None,
-        };
-        if let Some((i, new_post)) = at {
-            if let Some(posts) = self.tops.get_mut(p as usize).as_mut().and_then(Arc::get_mut) {
-                let before = heap_len(&posts[i].id);
-                if new_post {
-                    posts[i] =
-                        TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
-                } else {
-                    posts[i].interactions = post.interactions;
-                }
-                let after = heap_len(&posts[i].id);
-                let min = posts.iter().map(|t| t.interactions).min().unwrap_or(0);
-                self.strings = (self.strings + after).saturating_sub(before);
-                self.state_mut(p).top_min = min;
-                return;
+            None => {
+                let entry = entry();
+                self.strings += heap_len(&entry.id);
+                list = self.top_blocks.push(list, entry);
+                *self.tops.get_mut(p as usize) = list;
             }
         }
-        let current = self.top(p).filter(|t| t.quarter == q).map_or(&[][..], |t| t.posts);
-        let posts: Arc<[TopPost]> = if at.is_none() {
-            // Growing: one exact allocation, filled in one pass.
-            let entry = TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
-            current.iter().cloned().chain(std::iter::once(entry)).collect()
-        } else {
-            let mut posts = current.to_vec();
-            update_list(&mut posts, post, max);
-            posts.into()
-        };
-        self.set_top(p, q, posts, max);
+        self.summarize_top(p, q);
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -427,6 +413,7 @@ impl Pages {
             + self.states.heap_bytes()
             + self.names.heap_bytes()
             + self.tops.heap_bytes()
+            + self.top_blocks.heap_bytes()
             + self.index.heap_bytes()
             + self.strings
             + self.free.capacity() * 4
@@ -441,27 +428,120 @@ fn name_bytes(n: &Named) -> usize {
     16 + size_of::<Named>() + n.name.len()
 }
 
-fn list_bytes(posts: &[TopPost]) -> usize {
-    16 + size_of_val(posts) + posts.iter().map(|p| heap_len(&p.id)).sum::<usize>()
+/// Heap bytes of the listed posts' long ids.
+fn ids_bytes(posts: &[TopPost]) -> usize {
+    posts.iter().map(|p| heap_len(&p.id)).sum()
 }
 
 /// The top list a page state and its column entry describe.
-pub(super) fn top_list<'a>(state: &PageState, tops: &'a Tops) -> Option<TopList<'a>> {
-    let posts = tops.as_deref()?;
-    Some(TopList { quarter: Quarter::from_index(state.top_quarter), posts })
+pub(super) fn top_list<'a>(state: &PageState, list: TopRef, blocks: &'a TopBlocks) -> Option<TopList<'a>> {
+    (!list.is_empty()).then(|| TopList { quarter: Quarter::from_index(state.top_quarter), posts: blocks.get(list) })
 }
 
-fn update_list(posts: &mut Vec<TopPost>, post: TopCandidate<'_>, max: usize) {
-    if let Some(t) = posts.iter_mut().find(|t| t.hash == post.hash) {
-        t.interactions = post.interactions;
-        return;
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The top-list rule, written plainly: a listed post takes its new
+    /// count; otherwise it is appended while the list is short, or replaces
+    /// the first post with the fewest interactions when it has more.
+    #[derive(Clone, Default)]
+    struct Model {
+        lists: HashMap<u32, (i32, Vec<(u64, u64)>)>,
     }
-    let entry = || TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
-    if posts.len() < max {
-        posts.push(entry());
-    } else if let Some(low) = posts.iter_mut().min_by_key(|t| t.interactions) {
-        if post.interactions > low.interactions {
-            *low = entry();
+
+    impl Model {
+        fn note(&mut self, p: u32, q: i32, hash: u64, interactions: u64, max: usize) {
+            if max == 0 {
+                return;
+            }
+            let (quarter, list) = self.lists.entry(p).or_insert((i32::MIN, Vec::new()));
+            if *quarter > q {
+                return;
+            }
+            if *quarter < q {
+                (*quarter, *list) = (q, Vec::new());
+            }
+            if let Some(t) = list.iter_mut().find(|t| t.0 == hash) {
+                t.1 = interactions;
+            } else if list.len() < max {
+                list.push((hash, interactions));
+            } else if let Some(low) = list.iter_mut().min_by_key(|t| t.1) {
+                if interactions > low.1 {
+                    *low = (hash, interactions);
+                }
+            }
+        }
+    }
+
+    fn lists(pages: &Pages, n: u32) -> HashMap<u32, (i32, Vec<(u64, u64)>)> {
+        (0..n)
+            .filter_map(|p| {
+                let t = pages.top(p)?;
+                Some((p, (t.quarter.index(), t.posts.iter().map(|t| (t.hash, t.interactions)).collect())))
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Note { page: u32, quarter: i32, post: u64, interactions: u64 },
+        Snapshot,
+        Free { page: u32 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            // A post belongs to one quarter (that of its publication).
+            20 => (0..4u32, 0..24u64, 0..40u64)
+                .prop_map(|(page, post, interactions)| Step::Note { page, quarter: (post / 8) as i32, post, interactions }),
+            1 => Just(Step::Snapshot),
+            1 => (0..4u32).prop_map(|page| Step::Free { page }),
+        ]
+    }
+
+    proptest! {
+        /// The stored lists follow the plain rule, with the summary's
+        /// shortcut and the blocks' moves, and every snapshot keeps the
+        /// lists it was taken with.
+        #[test]
+        fn top_lists_follow_the_plain_rule(max in 0..6usize, steps in proptest::collection::vec(step(), 1..300)) {
+            let mut pages = Pages::new(100, 4, max);
+            for p in 0..4u32 {
+                prop_assert_eq!(pages.intern("fb", &format!("page{p}")).unwrap().0, p);
+            }
+            let (mut model, mut counts) = (Model::default(), HashMap::<(u32, u64), u64>::new());
+            let mut snapshots = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Note { page, quarter, post, interactions } => {
+                        let id = format!("post-{post}-with-an-id-longer-than-inline");
+                        let old = counts.insert((page, post), interactions);
+                        let candidate = TopCandidate { hash: post, id: &id, old, interactions };
+                        pages.note_top_post(page, Quarter::from_index(quarter), candidate);
+                        model.note(page, quarter, post, interactions, max);
+                        let listed = pages.top(page).and_then(|t| t.posts.iter().find(|t| t.hash == post).map(|t| t.id.clone()));
+                        if let Some(listed) = listed {
+                            prop_assert_eq!(listed.as_str(), id.as_str());
+                        }
+                    }
+                    Step::Snapshot => snapshots.push((pages.clone(), model.clone())),
+                    Step::Free { page } => {
+                        pages.free(page);
+                        prop_assert_eq!(pages.intern("fb", &format!("page{page}")).unwrap().0, page);
+                        model.lists.remove(&page);
+                        counts.retain(|(p, _), _| *p != page);
+                    }
+                }
+                prop_assert_eq!(lists(&pages, 4), model.lists.clone());
+            }
+            for (snapshot, then) in &snapshots {
+                prop_assert_eq!(lists(snapshot, 4), then.lists.clone());
+            }
         }
     }
 }

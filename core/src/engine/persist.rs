@@ -18,11 +18,12 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use super::column::{CHUNK, Column};
-use super::pages::{Ident, TopPost};
+use super::pages::Ident;
 use super::posts::Rec;
 use super::quarters::{QuarterTable, Sample, Slot, Totals};
 use super::rolling::Edge;
 use super::snapshot::Snapshot;
+use super::tops::{TOP_MAX, TopPost};
 use super::{Engine, Limits};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::{Millis, Quarter};
@@ -239,7 +240,7 @@ impl Engine {
                 0 => {}
                 1 => {
                     let (quarter, posts) = decode_top(r)?;
-                    self.pages.restore_top(p as u32, quarter, posts, self.limits.top_posts as usize);
+                    self.pages.restore_top(p as u32, quarter, posts);
                 }
                 _ => return Err(DecodeError::Range("top list flag")),
             }
@@ -324,7 +325,7 @@ impl Engine {
 fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<TopPost>), DecodeError> {
     let quarter = Quarter::from_index(r.i32()?);
     let mut posts = Vec::new();
-    for _ in 0..r.len(100, "top posts")? {
+    for _ in 0..r.len(TOP_MAX, "top posts")? {
         let (hash, interactions) = (r.u64()?, r.u64()?);
         posts.push(TopPost { hash, interactions, id: CompactString::from(r.str(128, "post id")?) });
     }

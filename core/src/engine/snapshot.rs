@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::column::Column;
-use super::pages::{Ident, Named, PageState, TopList, Tops, top_list};
+use super::pages::{Ident, Named, PageState, top_list};
 use super::posts::Arena;
 use super::quarters::{QuarterTable, Sample, Slot, Totals};
+use super::tops::{TopBlocks, TopList, TopRef};
 use super::{Engine, Limits, Usage};
 use crate::event::Counts;
 use crate::window::{Millis, Quarter};
@@ -57,7 +58,8 @@ pub struct Snapshot {
     idents: Column<Ident>,
     states: Column<PageState>,
     names: Column<Option<Arc<Named>>>,
-    tops: Column<Tops>,
+    tops: Column<TopRef>,
+    top_blocks: TopBlocks,
     /// Retained quarters with data, newest first.
     quarters: Vec<QuarterTable>,
     ring: usize,
@@ -80,6 +82,7 @@ impl Engine {
             states: self.pages.states.clone(),
             names: self.pages.names.clone(),
             tops: self.pages.tops.clone(),
+            top_blocks: self.pages.top_blocks.blocks().clone(),
             quarters,
             ring: self.quarters.ring.len(),
             edges: self.edges.as_ref().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]),
@@ -124,7 +127,7 @@ impl Snapshot {
     }
 
     pub fn top(&self, p: u32) -> Option<TopList<'_>> {
-        top_list(self.states.get(p as usize), self.tops.get(p as usize))
+        top_list(self.states.get(p as usize), *self.tops.get(p as usize), &self.top_blocks)
     }
 
     /// The page's latest follower sample overall.
