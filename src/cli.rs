@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Overrides, parse_duration};
-use crate::produce;
+use crate::{produce, repartition};
 
 /// Ranks social-media pages by engagement, live from Kafka, for Prometheus
 /// and a JSON API.
@@ -29,6 +29,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write synthetic events to a Kafka topic, for load tests and demos.
     Produce(ProduceArgs),
+    /// Copy a topic into one keyed by page_id, so that each page's events
+    /// are in one partition (for producers that cannot key by page).
+    Repartition(RepartitionArgs),
     /// Validate a configuration file (with the environment) and print the
     /// effective configuration, secrets redacted.
     CheckConfig(CheckConfigArgs),
@@ -193,6 +196,39 @@ impl ProduceArgs {
             seed: self.seed,
             properties: self.kafka_properties.clone(),
             progress: !self.no_progress,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RepartitionArgs {
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic to copy: what it holds when the command starts.
+    #[arg(long, value_name = "NAME")]
+    pub from: String,
+    /// Topic to write, keyed by page_id; created when missing.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    /// Partitions of the target when it has to be created [default: as
+    /// many as the source].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: Option<i32>,
+    /// librdkafka property for both clients, e.g. security.protocol=SASL_SSL
+    /// (repeatable).
+    #[arg(long = "kafka-property", value_name = "K=V", value_parser = PropertyParser)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+impl RepartitionArgs {
+    pub fn options(&self) -> repartition::Options {
+        repartition::Options {
+            brokers: self.brokers.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            partitions: self.partitions,
+            properties: self.kafka_properties.clone(),
         }
     }
 }

@@ -77,6 +77,8 @@ impl ProducerContext for Logged {
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
 }
 
+impl rdkafka::consumer::ConsumerContext for Logged {}
+
 /// librdkafka's own log lines, through tracing under the target
 /// `librdkafka`, with any `user:password@` in a broker's name redacted:
 /// librdkafka prints the bootstrap servers as given.

@@ -15,7 +15,8 @@
 //! - [`telemetry`]: logging setup and the typed events that log and count.
 //! - [`kafka`]: the one place a Kafka client configuration is built.
 //! - [`daemon`]: starts the parts and stops them in order; [`shutdown`]: signals.
-//! - [`produce`]: synthetic events to a real topic, for demos and load tests.
+//! - [`produce`]: synthetic events to a real topic, for demos and load tests;
+//!   [`repartition`]: copies a topic into one keyed by page.
 //! - [`demo`]: the pipeline on librdkafka's in-process mock cluster.
 pub mod api;
 pub mod checkpoint;
@@ -30,6 +31,7 @@ pub mod produce;
 pub mod published;
 pub mod publisher;
 pub mod rank_changes;
+pub mod repartition;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use engagement_monitor::cli::{self, Command};
 use engagement_monitor::config::{self, Env, LogFormat, Overrides};
-use engagement_monitor::{daemon, demo, produce, shutdown, telemetry};
+use engagement_monitor::{daemon, demo, produce, repartition, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -62,6 +62,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             ))?;
             let summary = produce::run(&opts)?;
             anyhow::ensure!(summary.failed == 0, "{} events were not acknowledged", summary.failed);
+            Ok(())
+        }
+        Command::Repartition(args) => {
+            telemetry::init(LogFormat::Text, "warn");
+            let s = repartition::run(&args.options())?;
+            eprintln!(
+                "copied {} events ({} kept their key: no page_id) in {:.2}s",
+                s.copied,
+                s.unkeyed,
+                s.elapsed.as_secs_f64()
+            );
+            anyhow::ensure!(s.failed == 0, "{} events were not acknowledged", s.failed);
             Ok(())
         }
         Command::CheckConfig(args) => {

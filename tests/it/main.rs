@@ -19,6 +19,7 @@ mod hostile;
 mod kits;
 mod leaderboard;
 mod logs;
+mod repartition;
 mod secrets;
 mod stack;
 mod state_dir;
