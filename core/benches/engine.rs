@@ -185,33 +185,40 @@ fn memory(quick: bool) {
     );
 }
 
-/// Heap allocations per event while the tracker stream is applied.
+/// Heap allocations per event while the tracker stream is applied, with
+/// short post ids and with long ones (heap-allocated strings).
 fn steady_state(quick: bool) {
-    let mut stream = TrackerStream::new(PAGES, 100_000, seed_quarter(), 5);
-    let mut engine = Engine::new(limits());
-    let mut results = Vec::with_capacity(BATCH);
-    let warm = if quick { 100_000 } else { 2_000_000 };
-    apply_all(
-        &mut engine,
-        &Corpus::of(warm, |b| {
+    for long_ids in [false, true] {
+        let mut stream = TrackerStream::new(PAGES, 100_000, seed_quarter(), 5);
+        if long_ids {
+            stream = stream.with_long_ids();
+        }
+        let mut engine = Engine::new(limits());
+        let mut results = Vec::with_capacity(BATCH);
+        let warm = if quick { 100_000 } else { 2_000_000 };
+        apply_all(
+            &mut engine,
+            &Corpus::of(warm, |b| {
+                stream.next_into(b);
+            }),
+            &mut results,
+        );
+        let corpus = Corpus::of(if quick { 50_000 } else { 1_000_000 }, |b| {
             stream.next_into(b);
-        }),
-        &mut results,
-    );
-    let corpus = Corpus::of(if quick { 50_000 } else { 1_000_000 }, |b| {
-        stream.next_into(b);
-    });
-    let (calls, bytes, posts) = (ALLOCATIONS.load(Relaxed), REQUESTED.load(Relaxed), engine.usage().posts);
-    apply_all(&mut engine, &corpus, &mut results);
-    let n = corpus.ends.len();
-    let calls = ALLOCATIONS.load(Relaxed) - calls;
-    let new_posts = engine.usage().posts - posts;
-    println!(
-        "steady state: {:.4} allocations per event over {n} tracker events (target 0): {calls} calls of {:.1} KiB on \
-         average while {new_posts} new posts grew the tables",
-        calls as f64 / n as f64,
-        (REQUESTED.load(Relaxed) - bytes) as f64 / calls.max(1) as f64 / 1024.0
-    );
+        });
+        let (calls, bytes, posts) = (ALLOCATIONS.load(Relaxed), REQUESTED.load(Relaxed), engine.usage().posts);
+        apply_all(&mut engine, &corpus, &mut results);
+        let n = corpus.ends.len();
+        let calls = ALLOCATIONS.load(Relaxed) - calls;
+        let new_posts = engine.usage().posts - posts;
+        println!(
+            "steady state{}: {:.4} allocations per event over {n} tracker events (target 0): {calls} calls of \
+             {:.1} KiB on average while {new_posts} new posts grew the tables",
+            if long_ids { " (33-byte post ids)" } else { "" },
+            calls as f64 / n as f64,
+            (REQUESTED.load(Relaxed) - bytes) as f64 / calls.max(1) as f64 / 1024.0
+        );
+    }
 }
 
 /// The longest writer pauses at 10,000,000 posts over 100,000 pages.

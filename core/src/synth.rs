@@ -401,6 +401,7 @@ pub struct TrackerStream {
     tracked: Vec<Tracked>,
     next_post: u64,
     seq: u64,
+    long_ids: bool,
 }
 
 impl TrackerStream {
@@ -420,12 +421,20 @@ impl TrackerStream {
             tracked: Vec::with_capacity(active),
             next_post: 0,
             seq: 0,
+            long_ids: false,
         };
         for _ in 0..active {
             let t = s.new_post();
             s.tracked.push(t);
         }
         s
+    }
+
+    /// Post ids like Facebook's `pageid_postid` (33 bytes, too long to be
+    /// stored inline) instead of 11-byte ones.
+    pub fn with_long_ids(mut self) -> TrackerStream {
+        self.long_ids = true;
+        self
     }
 
     fn now(&self) -> Millis {
@@ -460,7 +469,12 @@ impl TrackerStream {
         let counts = [t.interactions - c - s, c, s, t.interactions * 20];
         let followers = (self.seq % 10 == 0).then(|| 1_000_000 + t.page * 10 + self.seq / 1000);
         let observed = self.now();
-        write_snapshot(buf, t.page, &format_args!("t{:010}", t.post), t.published, observed, counts, followers);
+        if self.long_ids {
+            let id = format_args!("{:016}_{:016}", 100_000_000_000 + t.page, t.post);
+            write_snapshot(buf, t.page, &id, t.published, observed, counts, followers);
+        } else {
+            write_snapshot(buf, t.page, &format_args!("t{:010}", t.post), t.published, observed, counts, followers);
+        }
         t.page
     }
 }

@@ -168,7 +168,7 @@ impl View {
         let mut posts: Vec<(&str, u64)> = s
             .top(p)
             .filter(|t| Some(t.quarter) == current)
-            .map(|t| t.posts.iter().map(|p| (p.id.as_str(), p.interactions)).collect())
+            .map(|t| t.posts().map(|p| (p.id, p.interactions)).collect())
             .unwrap_or_default();
         posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         posts

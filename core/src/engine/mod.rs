@@ -46,7 +46,7 @@ pub use posts::{MAX_PAGES, MAX_POSTS, Post, post_hash, post_key};
 pub use quarters::{Sample, Slot, Totals};
 pub use rolling::Edge;
 pub use snapshot::Snapshot;
-pub use tops::{TOP_MAX, TopList, TopPost};
+pub use tops::{ID_MAX, TOP_MAX, TopList, TopPost};
 
 use crate::event::{Counts, Event, Tracking};
 use crate::window::{Calendar, DAY_MS, Millis, Quarter};

@@ -11,7 +11,7 @@ use compact_str::CompactString;
 use super::column::{Column, prefetch_slice};
 use super::index::Index;
 use super::quarters::Sample;
-use super::tops::{TopBlocks, TopList, TopPost, TopRef, TopSlab};
+use super::tops::{OwnedTopPost, TopBlocks, TopList, TopRef, TopSlab};
 use crate::window::{Millis, Quarter};
 
 /// Most quarters a page's directory can point into (retention + 1).
@@ -90,7 +90,7 @@ pub struct Pages {
     free: Vec<u32>,
     live: usize,
     max_pages: u32,
-    /// Heap bytes of names and long ids (of pages and listed posts), kept as they change
+    /// Heap bytes of names and long page ids, kept as they change
     /// (summing them per page would cost O(pages) per view).
     strings: usize,
 }
@@ -271,9 +271,7 @@ impl Pages {
     /// Frees page `p`: its number is reused by the next new page.
     pub(super) fn free(&mut self, p: u32) {
         let key = self.key(p);
-        let dropped = heap_len(&self.ident(p).id)
-            + self.name(p).map_or(0, name_bytes)
-            + self.top(p).map_or(0, |t| ids_bytes(t.posts));
+        let dropped = heap_len(&self.ident(p).id) + self.name(p).map_or(0, name_bytes);
         self.strings = self.strings.saturating_sub(dropped);
         self.index.remove(key, p);
         let ident = self.idents.get_mut(p as usize);
@@ -313,16 +311,13 @@ impl Pages {
 
     /// Restores a page's top list; a list longer than the configured
     /// maximum keeps its posts with the most interactions.
-    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, mut posts: Vec<TopPost>) {
+    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, mut posts: Vec<OwnedTopPost>) {
         if posts.len() > self.top_blocks.max() {
             posts.sort_by(|a, b| b.interactions.cmp(&a.interactions).then_with(|| a.hash.cmp(&b.hash)));
         }
         let old = std::mem::take(self.tops.get_mut(p as usize));
-        self.strings = self.strings.saturating_sub(ids_bytes(self.top_blocks.get(old)));
         self.top_blocks.release(old);
-        let list = self.top_blocks.create(posts);
-        self.strings += ids_bytes(self.top_blocks.get(list));
-        *self.tops.get_mut(p as usize) = list;
+        *self.tops.get_mut(p as usize) = self.top_blocks.create(&posts);
         self.summarize_top(p, quarter);
     }
 
@@ -376,11 +371,9 @@ impl Pages {
         {
             return;
         }
-        let entry = || TopPost { hash: post.hash, interactions: post.interactions, id: CompactString::new(post.id) };
         let mut list = *self.tops.get(p as usize);
         if state.top_quarter < q.index() {
             // A newer quarter: its list starts with this post.
-            self.strings = self.strings.saturating_sub(ids_bytes(self.top_blocks.get(list)));
             self.top_blocks.release(list);
             list = TopRef::default();
         }
@@ -388,20 +381,15 @@ impl Pages {
         let listed = posts.iter().position(|t| t.hash == post.hash);
         let lowest = || posts.iter().enumerate().min_by_key(|(_, t)| t.interactions).map(|(i, _)| i);
         match listed {
-            Some(i) => self.top_blocks.get_mut(list)[i].interactions = post.interactions,
+            Some(i) => self.top_blocks.set_interactions(list, i, post.interactions),
             None if list.len() >= max => match lowest() {
                 Some(i) if post.interactions > posts[i].interactions => {
-                    let slot = &mut self.top_blocks.get_mut(list)[i];
-                    let old = heap_len(&slot.id);
-                    *slot = entry();
-                    self.strings = (self.strings + heap_len(&slot.id)).saturating_sub(old);
+                    self.top_blocks.set(list, i, post.hash, post.interactions, post.id);
                 }
                 _ => return,
             },
             None => {
-                let entry = entry();
-                self.strings += heap_len(&entry.id);
-                list = self.top_blocks.push(list, entry);
+                list = self.top_blocks.push(list, post.hash, post.interactions, post.id);
                 *self.tops.get_mut(p as usize) = list;
             }
         }
@@ -428,14 +416,9 @@ fn name_bytes(n: &Named) -> usize {
     16 + size_of::<Named>() + n.name.len()
 }
 
-/// Heap bytes of the listed posts' long ids.
-fn ids_bytes(posts: &[TopPost]) -> usize {
-    posts.iter().map(|p| heap_len(&p.id)).sum()
-}
-
 /// The top list a page state and its column entry describe.
 pub(super) fn top_list<'a>(state: &PageState, list: TopRef, blocks: &'a TopBlocks) -> Option<TopList<'a>> {
-    (!list.is_empty()).then(|| TopList { quarter: Quarter::from_index(state.top_quarter), posts: blocks.get(list) })
+    (!list.is_empty()).then(|| TopList::new(Quarter::from_index(state.top_quarter), list, blocks))
 }
 
 #[cfg(test)]
@@ -482,7 +465,7 @@ mod tests {
         (0..n)
             .filter_map(|p| {
                 let t = pages.top(p)?;
-                Some((p, (t.quarter.index(), t.posts.iter().map(|t| (t.hash, t.interactions)).collect())))
+                Some((p, (t.quarter.index(), t.posts().map(|t| (t.hash, t.interactions)).collect())))
             })
             .collect()
     }
@@ -524,9 +507,9 @@ mod tests {
                         let candidate = TopCandidate { hash: post, id: &id, old, interactions };
                         pages.note_top_post(page, Quarter::from_index(quarter), candidate);
                         model.note(page, quarter, post, interactions, max);
-                        let listed = pages.top(page).and_then(|t| t.posts.iter().find(|t| t.hash == post).map(|t| t.id.clone()));
+                        let listed = pages.top(page).and_then(|t| t.posts().find(|t| t.hash == post).map(|t| t.id.to_owned()));
                         if let Some(listed) = listed {
-                            prop_assert_eq!(listed.as_str(), id.as_str());
+                            prop_assert_eq!(listed, id);
                         }
                     }
                     Step::Snapshot => snapshots.push((pages.clone(), model.clone())),

@@ -23,7 +23,7 @@ use super::posts::Rec;
 use super::quarters::{QuarterTable, Sample, Slot, Totals};
 use super::rolling::Edge;
 use super::snapshot::Snapshot;
-use super::tops::{TOP_MAX, TopPost};
+use super::tops::{ID_MAX, OwnedTopPost, TOP_MAX};
 use super::{Engine, Limits};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::{Millis, Quarter};
@@ -107,11 +107,11 @@ impl Snapshot {
                 Some(t) => {
                     w.u8(1)?;
                     w.i32(t.quarter.index())?;
-                    w.len(t.posts.len())?;
-                    for post in t.posts {
+                    w.len(t.len())?;
+                    for post in t.posts() {
                         w.u64(post.hash)?;
                         w.u64(post.interactions)?;
-                        w.str(&post.id)?;
+                        w.str(post.id)?;
                     }
                 }
             }
@@ -322,12 +322,12 @@ impl Engine {
     }
 }
 
-fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<TopPost>), DecodeError> {
+fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<OwnedTopPost>), DecodeError> {
     let quarter = Quarter::from_index(r.i32()?);
     let mut posts = Vec::new();
     for _ in 0..r.len(TOP_MAX, "top posts")? {
         let (hash, interactions) = (r.u64()?, r.u64()?);
-        posts.push(TopPost { hash, interactions, id: CompactString::from(r.str(128, "post id")?) });
+        posts.push(OwnedTopPost { hash, interactions, id: r.str(ID_MAX, "post id")? });
     }
     Ok((quarter, posts))
 }

@@ -9,47 +9,39 @@
 //! blocks, growing a list allocates nothing: the steady state reuses what
 //! other lists left behind.
 //!
-//! Each class's blocks are runs of entries in one [`Column`], laid out so
-//! that no block straddles a chunk; snapshots share them chunk by chunk
-//! like every other column.
+//! An entry is 40 bytes: hash, interactions and 24 bytes of id. Ids of up
+//! to 23 bytes are stored there; longer ones (Facebook's `pageid_postid`
+//! is 33 bytes) go to blocks of 8-byte units the same way (a class for
+//! each count from 3 to 16 units, the 128 bytes an id may have), so that
+//! they cost no allocation of their own either.
+//!
+//! Each class's blocks are runs in one [`Column`], laid out so that no
+//! block straddles a chunk; snapshots share them chunk by chunk like every
+//! other column, and the only allocations are the columns' new chunks.
 //!
 //! Bound: blocks are never returned to the allocator, so a class holds as
-//! many blocks as the most lists of its size at one time (at most one list
-//! per page at any time, plus the free blocks those lists left).
-
-use compact_str::CompactString;
+//! many blocks as the most lists (or ids) of its size at one time — at
+//! most one list per page, of at most `top_posts` ids — plus the free
+//! blocks they left.
 
 use super::column::{CHUNK, Column};
 use crate::window::Quarter;
 
 /// The most entries a list can have, whatever the configuration.
 pub const TOP_MAX: usize = 100;
+/// The longest post id a list stores, in bytes (the decoder's bound).
+pub const ID_MAX: usize = 128;
 
-/// A post in a page's top list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TopPost {
-    pub hash: u64,
-    pub interactions: u64,
-    pub id: CompactString,
-}
-
-/// The top posts of one quarter (the latest one a post was noted for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopList<'a> {
-    pub quarter: Quarter,
-    pub posts: &'a [TopPost],
-}
-
-/// Where a page's list is: the first `len` entries of block `block` of
-/// class `class`. A `len` of 0 is no list.
+/// Where a run is: the first `len` items of block `block` of class
+/// `class`. A `len` of 0 is nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TopRef {
+pub struct Run {
     block: u32,
     class: u8,
     len: u8,
 }
 
-impl TopRef {
+impl Run {
     pub fn len(self) -> usize {
         usize::from(self.len)
     }
@@ -59,11 +51,83 @@ impl TopRef {
     }
 }
 
-/// The blocks of every class: what snapshots share.
+/// Where a page's top list is.
+pub type TopRef = Run;
+
+/// An entry of a top list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopEntry {
+    pub hash: u64,
+    pub interactions: u64,
+    id: IdCell,
+}
+
+/// Ids this long at most are stored in the entry.
+const INLINE: usize = 23;
+
+/// A post id: byte 0 is its length; up to [`INLINE`] bytes follow it,
+/// or else the run of units that holds it (block, class, units).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct IdCell([u8; 24]);
+
+impl IdCell {
+    fn len(&self) -> usize {
+        usize::from(self.0[0])
+    }
+
+    fn inline(id: &[u8]) -> IdCell {
+        let mut cell = [0; 24];
+        cell[0] = id.len() as u8;
+        cell[1..=id.len()].copy_from_slice(id);
+        IdCell(cell)
+    }
+
+    fn in_blocks(len: usize, run: Run) -> IdCell {
+        let mut cell = [0; 24];
+        cell[0] = len as u8;
+        cell[1..5].copy_from_slice(&run.block.to_le_bytes());
+        (cell[5], cell[6]) = (run.class, run.len);
+        IdCell(cell)
+    }
+
+    /// The run holding a long id; empty for an id stored inline.
+    fn run(&self) -> Run {
+        if self.len() <= INLINE {
+            return Run::default();
+        }
+        let c = &self.0;
+        Run { block: u32::from_le_bytes([c[1], c[2], c[3], c[4]]), class: c[5], len: c[6] }
+    }
+
+    fn bytes<'a>(&'a self, ids: &'a Blocks<Unit>) -> &'a [u8] {
+        let len = self.len();
+        if len <= INLINE { &self.0[1..=len] } else { &ids.get(self.run()).as_flattened()[..len] }
+    }
+}
+
+/// A post of a top list, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopPost<'a> {
+    pub hash: u64,
+    pub interactions: u64,
+    pub id: &'a str,
+}
+
+/// A post of a top list, owned (read from a checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedTopPost {
+    pub hash: u64,
+    pub interactions: u64,
+    pub id: String,
+}
+
+type Unit = [u8; 8];
+
+/// The blocks of every class of one kind of item: what snapshots share.
 #[derive(Debug, Clone, Default)]
-pub struct TopBlocks {
-    /// Per class: its block capacity and its entries.
-    classes: Vec<(usize, Column<TopPost>)>,
+pub struct Blocks<T> {
+    /// Per class: its block capacity and its items.
+    classes: Vec<(usize, Column<T>)>,
 }
 
 /// Where block `block` of capacity `cap` starts in its column: blocks are
@@ -73,9 +137,9 @@ fn start(cap: usize, block: u32) -> usize {
     (block as usize / per) * CHUNK + (block as usize % per) * cap
 }
 
-impl TopBlocks {
-    /// The entries of list `r`.
-    pub fn get(&self, r: TopRef) -> &[TopPost] {
+impl<T: Clone> Blocks<T> {
+    /// The items of run `r`.
+    pub fn get(&self, r: Run) -> &[T] {
         if r.is_empty() {
             return &[];
         }
@@ -83,9 +147,9 @@ impl TopBlocks {
         column.run(start(*cap, r.block), r.len())
     }
 
-    /// The entries of list `r`, their chunk copied first if a snapshot
-    /// shares it.
-    fn get_mut(&mut self, r: TopRef) -> &mut [TopPost] {
+    /// The items of run `r`, their chunk copied first if a snapshot shares
+    /// it.
+    fn get_mut(&mut self, r: Run) -> &mut [T] {
         if r.is_empty() {
             return &mut [];
         }
@@ -98,18 +162,9 @@ impl TopBlocks {
     }
 }
 
-/// The blocks and, per class, the free ones and how many there are.
-#[derive(Debug, Clone)]
-pub struct TopSlab {
-    blocks: TopBlocks,
-    free: Vec<Vec<u32>>,
-    count: Vec<u32>,
-}
-
-impl TopSlab {
-    /// Blocks for lists of at most `max` entries (at most [`TOP_MAX`]).
-    pub fn new(max: usize) -> TopSlab {
-        let max = max.min(TOP_MAX);
+impl<T: Clone + Copy + Default> Blocks<T> {
+    /// No blocks yet, of classes 1, 2, 4, ... below `max`, then `max`.
+    fn doubling(max: usize) -> Blocks<T> {
         let mut caps = Vec::new();
         let mut cap = 1;
         while cap < max {
@@ -119,180 +174,223 @@ impl TopSlab {
         if max > 0 {
             caps.push(max);
         }
-        TopSlab {
-            free: caps.iter().map(|_| Vec::new()).collect(),
-            count: caps.iter().map(|_| 0).collect(),
-            blocks: TopBlocks { classes: caps.into_iter().map(|c| (c, Column::default())).collect() },
-        }
+        Blocks::with_classes(caps)
     }
 
-    /// The most entries a list can hold.
-    pub fn max(&self) -> usize {
-        self.blocks.classes.last().map_or(0, |(cap, _)| *cap)
+    fn with_classes(caps: Vec<usize>) -> Blocks<T> {
+        Blocks { classes: caps.into_iter().map(|c| (c, Column::default())).collect() }
     }
 
-    pub fn blocks(&self) -> &TopBlocks {
-        &self.blocks
+    fn max(&self) -> usize {
+        self.classes.last().map_or(0, |(cap, _)| *cap)
     }
+}
 
-    pub fn get(&self, r: TopRef) -> &[TopPost] {
-        self.blocks.get(r)
-    }
+/// Per class of some [`Blocks`], the free blocks and how many there are.
+#[derive(Debug, Clone, Default)]
+struct FreeLists {
+    free: Vec<Vec<u32>>,
+    count: Vec<u32>,
+}
 
-    pub fn get_mut(&mut self, r: TopRef) -> &mut [TopPost] {
-        self.blocks.get_mut(r)
+impl FreeLists {
+    fn new<T>(blocks: &Blocks<T>) -> FreeLists {
+        FreeLists { free: blocks.classes.iter().map(|_| Vec::new()).collect(), count: vec![0; blocks.classes.len()] }
     }
 
     /// A block of class `class`: a free one, or a new one at the end.
-    fn block(&mut self, class: usize) -> u32 {
+    fn block<T: Clone + Default>(&mut self, blocks: &mut Blocks<T>, class: usize) -> u32 {
         if let Some(b) = self.free[class].pop() {
             return b;
         }
         let b = self.count[class];
         self.count[class] += 1;
-        let (cap, column) = &mut self.blocks.classes[class];
-        let end = start(*cap, b) + *cap;
-        column.resize(end, TopPost::default());
+        let (cap, column) = &mut blocks.classes[class];
+        column.resize(start(*cap, b) + *cap, T::default());
         b
     }
 
+    /// A run of `len` items (1 ..= max) in the smallest class that holds it.
+    fn alloc<T: Clone + Default>(&mut self, blocks: &mut Blocks<T>, len: usize) -> Run {
+        let class = blocks.classes.iter().position(|(cap, _)| *cap >= len).expect("len is at most max");
+        Run { block: self.block(blocks, class), class: class as u8, len: len as u8 }
+    }
+
+    /// Run `r` one item longer (shorter than max before), moved to a block
+    /// of the next class when its block is full.
+    fn grow<T: Clone + Copy + Default>(&mut self, blocks: &mut Blocks<T>, r: Run) -> Run {
+        if r.is_empty() {
+            return self.alloc(blocks, 1);
+        }
+        let class = usize::from(r.class);
+        if r.len() < blocks.classes[class].0 {
+            return Run { len: r.len + 1, ..r };
+        }
+        let grown = Run { block: self.block(blocks, class + 1), class: r.class + 1, len: r.len + 1 };
+        for i in 0..r.len() {
+            let item = blocks.get(r)[i];
+            blocks.get_mut(grown)[i] = item;
+        }
+        self.free[class].push(r.block);
+        grown
+    }
+
+    fn release(&mut self, r: Run) {
+        if !r.is_empty() {
+            self.free[usize::from(r.class)].push(r.block);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.free.iter().map(|f| f.capacity() * 4).sum::<usize>()
+    }
+}
+
+/// What snapshots share of the top lists: the entries and the ids.
+#[derive(Debug, Clone, Default)]
+pub struct TopBlocks {
+    entries: Blocks<TopEntry>,
+    ids: Blocks<Unit>,
+}
+
+impl TopBlocks {
+    /// The entries of list `r`.
+    pub fn get(&self, r: TopRef) -> &[TopEntry] {
+        self.entries.get(r)
+    }
+
+    /// The id of an entry of a list of these blocks.
+    pub fn id<'a>(&'a self, e: &'a TopEntry) -> &'a str {
+        // Ids are written whole from a `&str` (`TopSlab::write`).
+        std::str::from_utf8(e.id.bytes(&self.ids)).unwrap_or_default()
+    }
+}
+
+/// The top lists' blocks, entries and ids, with their free lists.
+#[derive(Debug, Clone)]
+pub struct TopSlab {
+    blocks: TopBlocks,
+    free_entries: FreeLists,
+    free_ids: FreeLists,
+}
+
+impl TopSlab {
+    /// Blocks for lists of at most `max` entries (at most [`TOP_MAX`]).
+    pub fn new(max: usize) -> TopSlab {
+        // Ids longer than INLINE take 3 to 16 units, each count its class.
+        let id_classes = (INLINE / 8 + 1..=ID_MAX / 8).collect();
+        let blocks = TopBlocks { entries: Blocks::doubling(max.min(TOP_MAX)), ids: Blocks::with_classes(id_classes) };
+        TopSlab { free_entries: FreeLists::new(&blocks.entries), free_ids: FreeLists::new(&blocks.ids), blocks }
+    }
+
+    /// The most entries a list can hold.
+    pub fn max(&self) -> usize {
+        self.blocks.entries.max()
+    }
+
+    /// What a snapshot takes (cloned, it shares every chunk).
+    pub fn blocks(&self) -> &TopBlocks {
+        &self.blocks
+    }
+
+    pub fn get(&self, r: TopRef) -> &[TopEntry] {
+        self.blocks.get(r)
+    }
+
+    /// Sets the interactions of entry `i` of list `r`.
+    pub fn set_interactions(&mut self, r: TopRef, i: usize, interactions: u64) {
+        self.blocks.entries.get_mut(r)[i].interactions = interactions;
+    }
+
+    /// Overwrites entry `i` of list `r`; the old id's block is freed.
+    pub fn set(&mut self, r: TopRef, i: usize, hash: u64, interactions: u64, id: &str) {
+        let old = self.blocks.entries.get(r)[i].id.run();
+        self.free_ids.release(old);
+        let entry = self.write(hash, interactions, id);
+        self.blocks.entries.get_mut(r)[i] = entry;
+    }
+
+    /// An entry with `id` stored (cut at [`ID_MAX`] bytes, on a character
+    /// boundary; the decoder never lets a longer one through).
+    fn write(&mut self, hash: u64, interactions: u64, id: &str) -> TopEntry {
+        let mut len = id.len().min(ID_MAX);
+        while !id.is_char_boundary(len) {
+            len -= 1;
+        }
+        let bytes = &id.as_bytes()[..len];
+        if len <= INLINE {
+            return TopEntry { hash, interactions, id: IdCell::inline(bytes) };
+        }
+        let run = self.free_ids.alloc(&mut self.blocks.ids, len.div_ceil(8));
+        let units = self.blocks.ids.get_mut(run);
+        for (unit, chunk) in units.iter_mut().zip(bytes.chunks(8)) {
+            unit[..chunk.len()].copy_from_slice(chunk);
+        }
+        TopEntry { hash, interactions, id: IdCell::in_blocks(len, run) }
+    }
+
     /// A new list of `posts`; the ones past [`max`](Self::max) are left out.
-    pub fn create(&mut self, posts: impl IntoIterator<Item = TopPost>) -> TopRef {
+    pub fn create(&mut self, posts: &[OwnedTopPost]) -> TopRef {
         let mut r = TopRef::default();
-        for post in posts.into_iter().take(self.max()) {
-            r = self.push(r, post);
+        for post in posts.iter().take(self.max()) {
+            r = self.push(r, post.hash, post.interactions, &post.id);
         }
         r
     }
 
-    /// Appends `post` to list `r` (shorter than [`max`](Self::max)), moving
-    /// the list to a block of the next class when its block is full.
-    pub fn push(&mut self, r: TopRef, post: TopPost) -> TopRef {
+    /// Appends a post to list `r` (shorter than [`max`](Self::max)).
+    pub fn push(&mut self, r: TopRef, hash: u64, interactions: u64, id: &str) -> TopRef {
         debug_assert!(r.len() < self.max());
-        if r.is_empty() {
-            let block = self.block(0);
-            let list = TopRef { block, class: 0, len: 1 };
-            self.blocks.get_mut(list)[0] = post;
-            return list;
-        }
-        let class = usize::from(r.class);
-        if r.len() < self.blocks.classes[class].0 {
-            let list = TopRef { len: r.len + 1, ..r };
-            self.blocks.get_mut(list)[r.len()] = post;
-            return list;
-        }
-        let block = self.block(class + 1);
-        let list = TopRef { block, class: r.class + 1, len: r.len + 1 };
-        for i in 0..r.len() {
-            let moved = std::mem::take(&mut self.blocks.get_mut(r)[i]);
-            self.blocks.get_mut(list)[i] = moved;
-        }
-        self.blocks.get_mut(list)[r.len()] = post;
-        self.free[class].push(r.block);
+        let entry = self.write(hash, interactions, id);
+        let list = self.free_entries.grow(&mut self.blocks.entries, r);
+        self.blocks.entries.get_mut(list)[r.len()] = entry;
         list
     }
 
-    /// Frees list `r`'s block (and its entries' heap).
+    /// Frees list `r` and its ids.
     pub fn release(&mut self, r: TopRef) {
-        if r.is_empty() {
-            return;
+        for e in self.blocks.entries.get(r) {
+            self.free_ids.release(e.id.run());
         }
-        for post in self.blocks.get_mut(r) {
-            *post = TopPost::default();
-        }
-        self.free[usize::from(r.class)].push(r.block);
+        self.free_entries.release(r);
     }
 
-    /// Heap bytes of the blocks and free lists (not the ids' own heap).
+    /// Heap bytes of the blocks and free lists.
     pub fn heap_bytes(&self) -> usize {
-        self.blocks.heap_bytes() + self.free.iter().map(|f| f.capacity() * 4).sum::<usize>()
+        self.blocks.entries.heap_bytes()
+            + self.blocks.ids.heap_bytes()
+            + self.free_entries.heap_bytes()
+            + self.free_ids.heap_bytes()
+    }
+}
+
+/// The top posts of one quarter (the latest one a post was noted for).
+#[derive(Debug, Clone, Copy)]
+pub struct TopList<'a> {
+    pub quarter: Quarter,
+    entries: &'a [TopEntry],
+    blocks: &'a TopBlocks,
+}
+
+impl<'a> TopList<'a> {
+    pub(super) fn new(quarter: Quarter, list: TopRef, blocks: &'a TopBlocks) -> TopList<'a> {
+        TopList { quarter, entries: blocks.get(list), blocks }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The posts, in list order.
+    pub fn posts(&self) -> impl Iterator<Item = TopPost<'a>> + 'a {
+        let blocks = self.blocks;
+        self.entries.iter().map(move |e| TopPost { hash: e.hash, interactions: e.interactions, id: blocks.id(e) })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn post(n: u64) -> TopPost {
-        TopPost { hash: n, interactions: n * 10, id: CompactString::new(format!("post-{n}")) }
-    }
-
-    fn hashes(slab: &TopSlab, r: TopRef) -> Vec<u64> {
-        slab.get(r).iter().map(|p| p.hash).collect()
-    }
-
-    #[test]
-    fn classes_double_up_to_the_maximum() {
-        let caps = |max| TopSlab::new(max).blocks.classes.iter().map(|(c, _)| *c).collect::<Vec<_>>();
-        assert_eq!(caps(10), [1, 2, 4, 8, 10]);
-        assert_eq!(caps(8), [1, 2, 4, 8]);
-        assert_eq!(caps(1), [1]);
-        assert_eq!(caps(0), Vec::<usize>::new());
-        assert_eq!(caps(1000).last(), Some(&TOP_MAX));
-    }
-
-    #[test]
-    fn blocks_never_straddle_a_chunk() {
-        for cap in [1, 3, 10, 100] {
-            for b in 0..5000u32 {
-                let s = start(cap, b);
-                assert_eq!(s / CHUNK, (s + cap - 1) / CHUNK, "cap {cap} block {b}");
-                if b > 0 {
-                    assert!(s >= start(cap, b - 1) + cap, "blocks do not overlap");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_growing_list_keeps_its_entries_and_frees_what_it_leaves() {
-        let mut slab = TopSlab::new(10);
-        let mut r = TopRef::default();
-        for n in 0..10 {
-            r = slab.push(r, post(n));
-            assert_eq!(hashes(&slab, r), (0..=n).collect::<Vec<_>>());
-        }
-        assert_eq!(usize::from(r.class), 4, "a full list is in the largest class");
-        assert_eq!(slab.free.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1, 1, 0]);
-        assert!(slab.blocks.classes[0].1.get(0).id.is_empty(), "moved entries leave nothing behind");
-        // A second list grows into the blocks the first one left.
-        let mut other = TopRef::default();
-        for n in 0..9 {
-            other = slab.push(other, post(100 + n));
-        }
-        assert_eq!(slab.count, [1, 1, 1, 1, 2], "a new block only in the largest class");
-        assert_eq!(hashes(&slab, other), (100..109).collect::<Vec<_>>());
-        assert_eq!(hashes(&slab, r), (0..10).collect::<Vec<_>>(), "the first list is untouched");
-        slab.release(r);
-        assert_eq!(slab.free[4], [0]);
-        assert!(slab.get(TopRef::default()).is_empty());
-    }
-
-    #[test]
-    fn a_snapshot_keeps_the_lists_it_was_taken_with() {
-        let mut slab = TopSlab::new(4);
-        let mut lists: Vec<TopRef> = (0..600).map(|n| slab.create([post(n)])).collect();
-        let snapshot = slab.blocks().clone();
-        let before = lists.clone();
-        for (i, r) in lists.iter_mut().enumerate() {
-            *r = slab.push(*r, post(1000 + i as u64));
-            slab.get_mut(*r)[0].interactions = 1;
-        }
-        for (i, r) in before.iter().enumerate() {
-            let posts = snapshot.get(*r);
-            assert_eq!((posts.len(), posts[0].hash, posts[0].interactions), (1, i as u64, i as u64 * 10));
-        }
-        assert_eq!(
-            slab.get(lists[7]).iter().map(|p| (p.hash, p.interactions)).collect::<Vec<_>>(),
-            [(7, 1), (1007, 10070)]
-        );
-    }
-
-    #[test]
-    fn create_keeps_at_most_the_maximum() {
-        let mut slab = TopSlab::new(3);
-        let r = slab.create((0..7).map(post));
-        assert_eq!(hashes(&slab, r), [0, 1, 2]);
-        assert!(TopSlab::new(0).create([post(1)]).is_empty());
-    }
-}
+mod tests;
