@@ -141,12 +141,14 @@ impl<T: Clone> Column<T> {
     }
 
     /// The `len` entries from `start`, which lie in one chunk.
+    #[inline]
     pub fn run(&self, start: usize, len: usize) -> &[T] {
         let at = start % CHUNK;
         &self.chunks.get(start / CHUNK).expect("a run below len").0[at..at + len]
     }
 
     /// [`run`](Self::run), copying its chunk first if a snapshot shares it.
+    #[inline]
     pub fn run_mut(&mut self, start: usize, len: usize) -> &mut [T] {
         let at = start % CHUNK;
         &mut self.chunks.get_mut(start / CHUNK).expect("a run below len").0[at..at + len]

@@ -32,13 +32,21 @@ pub const TOP_MAX: usize = 100;
 /// The longest post id a list stores, in bytes (the decoder's bound).
 pub const ID_MAX: usize = 128;
 
-/// Where a run is: the first `len` items of block `block` of class
-/// `class`. A `len` of 0 is nothing.
+/// Where a run is: the first `len` items of the block of class `class`
+/// that starts at item `offset` of chunk `chunk` of the class's column
+/// (no division to find it). A `len` of 0 is nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Run {
-    block: u32,
+    chunk: u32,
+    offset: u16,
     class: u8,
     len: u8,
+}
+
+impl Run {
+    fn start(self) -> usize {
+        self.chunk as usize * CHUNK + usize::from(self.offset)
+    }
 }
 
 impl Run {
@@ -85,8 +93,9 @@ impl IdCell {
     fn in_blocks(len: usize, run: Run) -> IdCell {
         let mut cell = [0; 24];
         cell[0] = len as u8;
-        cell[1..5].copy_from_slice(&run.block.to_le_bytes());
-        (cell[5], cell[6]) = (run.class, run.len);
+        cell[1..5].copy_from_slice(&run.chunk.to_le_bytes());
+        cell[5..7].copy_from_slice(&run.offset.to_le_bytes());
+        (cell[7], cell[8]) = (run.class, run.len);
         IdCell(cell)
     }
 
@@ -96,7 +105,12 @@ impl IdCell {
             return Run::default();
         }
         let c = &self.0;
-        Run { block: u32::from_le_bytes([c[1], c[2], c[3], c[4]]), class: c[5], len: c[6] }
+        Run {
+            chunk: u32::from_le_bytes([c[1], c[2], c[3], c[4]]),
+            offset: u16::from_le_bytes([c[5], c[6]]),
+            class: c[7],
+            len: c[8],
+        }
     }
 
     fn bytes<'a>(&'a self, ids: &'a Blocks<Unit>) -> &'a [u8] {
@@ -139,22 +153,22 @@ fn start(cap: usize, block: u32) -> usize {
 
 impl<T: Clone> Blocks<T> {
     /// The items of run `r`.
+    #[inline]
     pub fn get(&self, r: Run) -> &[T] {
         if r.is_empty() {
             return &[];
         }
-        let (cap, column) = &self.classes[usize::from(r.class)];
-        column.run(start(*cap, r.block), r.len())
+        self.classes[usize::from(r.class)].1.run(r.start(), r.len())
     }
 
     /// The items of run `r`, their chunk copied first if a snapshot shares
     /// it.
+    #[inline]
     fn get_mut(&mut self, r: Run) -> &mut [T] {
         if r.is_empty() {
             return &mut [];
         }
-        let (cap, column) = &mut self.classes[usize::from(r.class)];
-        column.run_mut(start(*cap, r.block), r.len())
+        self.classes[usize::from(r.class)].1.run_mut(r.start(), r.len())
     }
 
     fn heap_bytes(&self) -> usize {
@@ -186,10 +200,11 @@ impl<T: Clone + Copy + Default> Blocks<T> {
     }
 }
 
-/// Per class of some [`Blocks`], the free blocks and how many there are.
+/// Per class of some [`Blocks`], the free blocks (chunk, offset) and how
+/// many blocks there are.
 #[derive(Debug, Clone, Default)]
 struct FreeLists {
-    free: Vec<Vec<u32>>,
+    free: Vec<Vec<(u32, u16)>>,
     count: Vec<u32>,
 }
 
@@ -198,22 +213,27 @@ impl FreeLists {
         FreeLists { free: blocks.classes.iter().map(|_| Vec::new()).collect(), count: vec![0; blocks.classes.len()] }
     }
 
-    /// A block of class `class`: a free one, or a new one at the end.
-    fn block<T: Clone + Default>(&mut self, blocks: &mut Blocks<T>, class: usize) -> u32 {
-        if let Some(b) = self.free[class].pop() {
-            return b;
-        }
-        let b = self.count[class];
-        self.count[class] += 1;
-        let (cap, column) = &mut blocks.classes[class];
-        column.resize(start(*cap, b) + *cap, T::default());
-        b
+    /// A block of class `class` (a free one, or a new one at the end), as
+    /// an empty run.
+    fn block<T: Clone + Default>(&mut self, blocks: &mut Blocks<T>, class: usize) -> Run {
+        let (chunk, offset) = match self.free[class].pop() {
+            Some(at) => at,
+            None => {
+                let b = self.count[class];
+                self.count[class] += 1;
+                let (cap, column) = &mut blocks.classes[class];
+                let at = start(*cap, b);
+                column.resize(at + *cap, T::default());
+                ((at / CHUNK) as u32, (at % CHUNK) as u16)
+            }
+        };
+        Run { chunk, offset, class: class as u8, len: 0 }
     }
 
     /// A run of `len` items (1 ..= max) in the smallest class that holds it.
     fn alloc<T: Clone + Default>(&mut self, blocks: &mut Blocks<T>, len: usize) -> Run {
         let class = blocks.classes.iter().position(|(cap, _)| *cap >= len).expect("len is at most max");
-        Run { block: self.block(blocks, class), class: class as u8, len: len as u8 }
+        Run { len: len as u8, ..self.block(blocks, class) }
     }
 
     /// Run `r` one item longer (shorter than max before), moved to a block
@@ -226,23 +246,23 @@ impl FreeLists {
         if r.len() < blocks.classes[class].0 {
             return Run { len: r.len + 1, ..r };
         }
-        let grown = Run { block: self.block(blocks, class + 1), class: r.class + 1, len: r.len + 1 };
+        let grown = Run { len: r.len + 1, ..self.block(blocks, class + 1) };
         for i in 0..r.len() {
             let item = blocks.get(r)[i];
             blocks.get_mut(grown)[i] = item;
         }
-        self.free[class].push(r.block);
+        self.free[class].push((r.chunk, r.offset));
         grown
     }
 
     fn release(&mut self, r: Run) {
         if !r.is_empty() {
-            self.free[usize::from(r.class)].push(r.block);
+            self.free[usize::from(r.class)].push((r.chunk, r.offset));
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        self.free.iter().map(|f| f.capacity() * 4).sum::<usize>()
+        self.free.iter().map(|f| f.capacity() * size_of::<(u32, u16)>()).sum::<usize>()
     }
 }
 
@@ -255,6 +275,7 @@ pub struct TopBlocks {
 
 impl TopBlocks {
     /// The entries of list `r`.
+    #[inline]
     pub fn get(&self, r: TopRef) -> &[TopEntry] {
         self.entries.get(r)
     }
@@ -293,6 +314,7 @@ impl TopSlab {
         &self.blocks
     }
 
+    #[inline]
     pub fn get(&self, r: TopRef) -> &[TopEntry] {
         self.blocks.get(r)
     }

@@ -60,7 +60,7 @@ fn a_growing_list_keeps_its_entries_and_frees_what_it_leaves() {
     assert_eq!(posts(&slab, other).iter().map(|p| p.0).collect::<Vec<_>>(), (100..109).collect::<Vec<_>>());
     assert_eq!(posts(&slab, r).iter().map(|p| p.0).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
     slab.release(r);
-    assert_eq!(slab.free_entries.free[4], [0]);
+    assert_eq!(slab.free_entries.free[4], [(0, 0)]);
     assert!(slab.free_ids.count.iter().all(|n| *n == 0), "short ids are stored in the entries");
     let mut long_list = TopRef::default();
     for n in 0..3 {
