@@ -9,11 +9,13 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::Ctx;
+use super::params::{NoParams, Strict};
 use crate::rank_changes::WatchEvent;
 use engagement_core::window::format_rfc3339;
 
 /// Every recent change as its rank-change event, with when it was seen.
-pub(super) async fn recent(State(ctx): State<Ctx>) -> Json<Value> {
+/// It takes no parameters, and refuses any like every endpoint does.
+pub(super) async fn recent(State(ctx): State<Ctx>, _: Strict<NoParams>) -> Json<Value> {
     let changes: Vec<Value> = ctx
         .app
         .metrics

@@ -282,13 +282,21 @@ async fn invalid_utf8_in_the_path_is_a_json_error() {
 }
 
 #[tokio::test]
-async fn windows_refuses_unknown_and_repeated_parameters() {
+async fn windows_and_rank_changes_refuse_any_parameter() {
     let s = state_with(&seed_events());
-    for uri in ["/v1/windows?colour=blue", "/v1/windows?x=1&x=2", "/v1/windows?%ff=1"] {
+    for uri in [
+        "/v1/windows?colour=blue",
+        "/v1/windows?x=1&x=2",
+        "/v1/windows?%ff=1",
+        "/v1/rank-changes?limit=5",
+        "/v1/rank-changes?%ff=1",
+    ] {
         let (code, body) = get(&s, uri).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}");
         assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{uri}: {body}");
     }
+    let (code, body) = get(&s, "/v1/rank-changes").await;
+    assert_eq!((code, body["changes"].is_array()), (StatusCode::OK, true), "{body}");
 }
 
 #[tokio::test]
