@@ -215,3 +215,35 @@ fn snapshots_equal_on_time_and_interactions_tie_break_on_counts() {
     assert_eq!(totals(&ab, "2025-Q3"), totals(&ba, "2025-Q3"), "same answer in either order");
     assert_eq!(totals(&ab, "2025-Q3").reactions, 426);
 }
+
+#[test]
+fn top_lists_survive_a_checkpoint_with_ids_of_every_length() {
+    let mut e = Engine::new(Limits { top_posts: 3, ..Limits::default() });
+    let ids = [
+        "a",
+        "twenty-three-bytes-long",
+        "twenty-four-bytes-long!!",
+        "1234567890123456_1234567890123456",
+        &"x".repeat(128),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let reactions = 100 + i as u64;
+        assert_eq!(
+            apply(&mut e, &snap(id, "2025-07-01T00:00:00Z", "2025-07-02T00:00:00Z", reactions)),
+            Outcome::Applied
+        );
+    }
+    let before = View::build(&e);
+    let page = before.find_page("facebook", "pg").unwrap();
+    let want: Vec<(String, u64)> =
+        ids[2..].iter().rev().zip([104, 103, 102]).map(|(id, n)| (id.to_string(), n)).collect();
+    let listed = |v: &View| v.top_posts(page).into_iter().map(|(id, n)| (id.to_owned(), n)).collect::<Vec<_>>();
+    assert_eq!(listed(&before), want, "the three with the most interactions");
+    let mut file = Vec::new();
+    e.durable_snapshot().encode(&mut file).unwrap();
+    let restored = Engine::decode(&file[..], e.limits).unwrap();
+    assert_eq!(listed(&View::build(&restored)), want);
+    // Restored with a smaller list, the posts with the most interactions stay.
+    let smaller = Engine::decode(&file[..], Limits { top_posts: 1, ..e.limits }).unwrap();
+    assert_eq!(listed(&View::build(&smaller)), want[..1]);
+}
