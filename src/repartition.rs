@@ -157,10 +157,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             remaining.remove(&message.partition());
             continue;
         }
-        let value = message.payload().unwrap_or_default();
-        let key = page_key(value);
+        let key = page_key(message.payload().unwrap_or_default());
         unkeyed += u64::from(key.is_none());
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&opts.to).payload(value);
+        // A null value (a tombstone) stays null.
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&opts.to);
+        record.payload = message.payload();
         record.key = key.as_deref().map(str::as_bytes).or(message.key());
         record.timestamp = message.timestamp().to_millis();
         record.headers = message.headers().map(rdkafka::message::BorrowedHeaders::detach);

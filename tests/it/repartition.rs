@@ -12,6 +12,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use crate::support::*;
 use engagement_core::synth::seed_events;
 
+const NULL: &str = "\0null";
+
 /// One record as read back: partition, key, value, timestamp, headers.
 type Record = (i32, Option<String>, String, Option<i64>, Vec<(String, String)>);
 
@@ -44,7 +46,9 @@ fn read_all(topic: &str, partitions: i32) -> Vec<Record> {
             .headers()
             .map(|h| h.iter().map(|h| (h.key.to_owned(), text(h.value).unwrap_or_default())).collect())
             .unwrap_or_default();
-        records.push((m.partition(), text(m.key()), text(m.payload()).unwrap(), m.timestamp().to_millis(), headers));
+        // A null value (tombstone) reads as NULL, which no JSON text is.
+        let value = text(m.payload()).unwrap_or_else(|| NULL.to_owned());
+        records.push((m.partition(), text(m.key()), value, m.timestamp().to_millis(), headers));
         if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
             ends.remove(&m.partition());
         }
@@ -71,6 +75,7 @@ fn repartition_puts_every_page_in_one_partition_and_keeps_every_record() {
         .timestamp(1_754_006_400_000)
         .headers(OwnedHeaders::new().insert(Header { key: "trace", value: Some("t-1") }));
     p.send(record).map_err(|(e, _)| e).unwrap();
+    p.send(BaseRecord::<str, [u8]>::to(&from).key("tomb").partition(2)).map_err(|(e, _)| e).unwrap();
     p.flush(Duration::from_secs(30)).unwrap();
     let source = read_all(&from, 3);
     let pages_on = |records: &[Record]| {
@@ -93,8 +98,8 @@ fn repartition_puts_every_page_in_one_partition_and_keeps_every_record() {
         Duration::from_secs(120),
     );
     assert!(out.status.success(), "repartition failed: {}", out.stderr);
-    let n = payloads.len() + 1;
-    assert!(out.stderr.contains(&format!("copied {n} events (1 kept their key: no page_id)")), "{}", out.stderr);
+    let n = payloads.len() + 2;
+    assert!(out.stderr.contains(&format!("copied {n} events (2 kept their key: no page_id)")), "{}", out.stderr);
 
     let copied = read_all(&to, 3);
     let values = |records: &[Record]| {
@@ -110,6 +115,9 @@ fn repartition_puts_every_page_in_one_partition_and_keeps_every_record() {
     for (_, key, value, timestamp, headers) in &copied {
         match serde_json::from_str::<serde_json::Value>(value) {
             Ok(v) => assert_eq!(key.as_deref(), v["page_id"].as_str(), "keyed by page_id"),
+            Err(_) if value == NULL => {
+                assert_eq!(key.as_deref(), Some("tomb"), "a tombstone keeps its key, stays null")
+            }
             Err(_) => {
                 assert_eq!((key.as_deref(), value.as_str()), (Some(&*(payloads.len() - 1).to_string()), "not json"))
             }
