@@ -7,7 +7,8 @@
 use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
 use crate::config::is_secret;
 
@@ -78,6 +79,29 @@ impl ProducerContext for Logged {
 }
 
 impl rdkafka::consumer::ConsumerContext for Logged {}
+
+/// Sends `record`, waiting while the producer's local queue is full (the
+/// tools that write as fast as the broker takes: `produce`, `repartition`).
+pub fn send_waiting<C, K, P>(
+    p: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+) -> Result<(), KafkaError>
+where
+    C: ProducerContext,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match p.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
 
 /// librdkafka's own log lines, through tracing under the target
 /// `librdkafka`, with any `user:password@` in a broker's name redacted:

@@ -11,10 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::kafka::{Logged, client_config, creation_error};
+use crate::kafka::{Logged, client_config, creation_error, send_waiting};
 use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_events, seed_quarter};
 
 /// What to produce.
@@ -192,7 +192,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                 key.push_str(page_id_of(json));
             }
         }
-        send(&producer, &opts.topic, &key, &buf)?;
+        let record = BaseRecord::to(&opts.topic).key(&key).payload(&buf);
+        send_waiting(&producer, record).with_context(|| format!("producing to {}", opts.topic))?;
         sent += 1;
         pace(opts.rate, sent, started);
         progress.tick(sent);
@@ -219,21 +220,6 @@ fn default_events(s: Scenario) -> u64 {
 /// is always first and unescaped).
 fn page_id_of(json: &str) -> &str {
     json.strip_prefix("{\"page_id\":\"").and_then(|r| r.split('"').next()).unwrap_or("")
-}
-
-/// Sends one event, waiting while the local queue is full.
-fn send(p: &ThreadedProducer<AckContext>, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
-    loop {
-        match p.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
-        }
-    }
 }
 
 /// Sleeps so that `sent` events take at least `sent / rate` seconds.

@@ -23,7 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::kafka::{Logged, client_config, creation_error};
+use crate::kafka::{Logged, client_config, creation_error, send_waiting};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -115,7 +115,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let consumer: BaseConsumer<Logged> = client_config(&opts.brokers, &consumer_defaults, props())
         .create_with_context(Logged)
         .map_err(|e| anyhow::anyhow!("cannot create the consumer: {}", creation_error(&e)))?;
-    let (partitions, mut remaining) = ends(&consumer, &opts.from)?;
+    let (partitions, remaining) = ends(&consumer, &opts.from)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let target_partitions = opts.partitions.unwrap_or(partitions);
     runtime.block_on(crate::produce::ensure_topic(&opts.brokers, &opts.to, target_partitions, &opts.properties))?;
@@ -137,6 +137,21 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     }
     consumer.assign(&tpl).context("assigning the source partitions")?;
     let started = Instant::now();
+    let (copied, unkeyed) = copy(&consumer, &producer, remaining, &opts.to)?;
+    producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge the copy")?;
+    let failed = acks.failed.load(Ordering::Relaxed);
+    Ok(Summary { copied, unkeyed, failed, elapsed: started.elapsed() })
+}
+
+/// Reads the assigned partitions until each reaches its end in
+/// `remaining`, sending every record to `to` keyed by page; returns the
+/// records copied and those that kept their key.
+fn copy(
+    consumer: &BaseConsumer<Logged>,
+    producer: &ThreadedProducer<AckContext>,
+    mut remaining: HashMap<i32, i64>,
+    to: &str,
+) -> anyhow::Result<(u64, u64)> {
     let (mut copied, mut unkeyed) = (0u64, 0u64);
     while !remaining.is_empty() {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
@@ -160,35 +175,18 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         let key = page_key(message.payload().unwrap_or_default());
         unkeyed += u64::from(key.is_none());
         // A null value (a tombstone) stays null.
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&opts.to);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(to);
         record.payload = message.payload();
         record.key = key.as_deref().map(str::as_bytes).or(message.key());
         record.timestamp = message.timestamp().to_millis();
         record.headers = message.headers().map(rdkafka::message::BorrowedHeaders::detach);
-        send(&producer, record)?;
+        send_waiting(producer, record).context("producing to the target topic")?;
         copied += 1;
         if message.offset() + 1 >= end {
             remaining.remove(&message.partition());
         }
     }
-    producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge the copy")?;
-    let failed = acks.failed.load(Ordering::Relaxed);
-    Ok(Summary { copied, unkeyed, failed, elapsed: started.elapsed() })
-}
-
-/// Sends one record, waiting while the local queue is full.
-fn send(p: &ThreadedProducer<AckContext>, mut record: BaseRecord<'_, [u8], [u8]>) -> anyhow::Result<()> {
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    loop {
-        match p.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => anyhow::bail!("producing to the target topic: {e}"),
-        }
-    }
+    Ok((copied, unkeyed))
 }
 
 #[cfg(test)]
