@@ -62,6 +62,7 @@ pub(crate) struct ViewMetrics {
     pub watermark: Gauge,
     pub state_entries: IntGaugeVec,
     pub state_heap_bytes: IntGauge,
+    pub split_pages: IntGauge,
     pub build_seconds: Gauge,
 }
 
@@ -175,6 +176,10 @@ impl ViewMetrics {
             state_heap_bytes: f.int_gauge(
                 "engagement_state_heap_bytes",
                 "Heap bytes held by the engine's state, from its capacities.",
+            ),
+            split_pages: f.int_gauge(
+                "engagement_pages_on_several_partitions",
+                "Pages whose events came from more than one partition since the start (not keyed by page).",
             ),
             build_seconds: f.gauge("engagement_view_build_duration_seconds", "Time the last view rebuild took."),
         };

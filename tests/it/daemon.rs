@@ -296,3 +296,40 @@ fn partitions_added_later_are_consumed() {
         (d.metric(&lag)? == 0.0).then_some(())
     });
 }
+
+/// Producers should key events by page: pages whose events come from two
+/// partitions are counted and said in the log; a topic keyed by page (what
+/// `produce` and `repartition` write) has none.
+#[test]
+fn pages_on_several_partitions_are_counted_and_logged() {
+    let (t1, t2) = ("2025-08-01T00:00:00Z", "2025-08-02T00:00:00Z");
+    let scattered = unique("scattered-pages");
+    create_topic(&scattered, 2);
+    // Round-robin by index: fbpage on partitions 0 and 1, igpage on 0 only.
+    let events =
+        vec![event("fbpage", "1", t1, t2, ""), event("fbpage", "2", t1, t2, ""), event("igpage", "1", t1, t2, "")];
+    produce_strings(&scattered, 2, &events);
+    let d = Daemon::start(&scattered, &[], &[]);
+    d.wait_ready(READY);
+    wait_until("the scattered page counted", READY, || {
+        (d.metric("engagement_pages_on_several_partitions")? == 1.0).then_some(())
+    });
+    let said = d.logs().iter().filter(|l| l.contains("pages seen on more than one partition")).count();
+    assert_eq!(said, 1, "{:#?}", d.logs());
+
+    let keyed = unique("keyed-pages");
+    let out = run_to_exit(
+        &["produce", "--brokers", &brokers(), "--topic", &keyed, "--partitions", "3", "--no-progress"],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    let d = Daemon::start(&keyed, &[], &[]);
+    d.wait_ready(READY);
+    // The same view sets both gauges: once every post is in, the count is final.
+    let posts = seed_events().len() as f64;
+    wait_until("every post in a published view", READY, || {
+        (d.metric("engagement_state_entries{structure=\"posts\"}")? == posts).then_some(())
+    });
+    assert_eq!(d.metric("engagement_pages_on_several_partitions"), Some(0.0));
+}

@@ -96,6 +96,19 @@ impl Engine {
         events: &[Result<Event<'_>, Invalid>],
         outcomes: &mut Vec<Result<Outcome, Invalid>>,
     ) {
+        self.apply_decoded_from(events, &[], outcomes);
+    }
+
+    /// [`apply_decoded`](Self::apply_decoded) with the Kafka partition of
+    /// each event (`partitions[i]` for `events[i]`; empty when unknown), so
+    /// that pages whose events come from several partitions are counted
+    /// ([`Usage::split_pages`](super::Usage)).
+    pub fn apply_decoded_from(
+        &mut self,
+        events: &[Result<Event<'_>, Invalid>],
+        partitions: &[u32],
+        outcomes: &mut Vec<Result<Outcome, Invalid>>,
+    ) {
         let mut keys = std::mem::take(&mut self.batch.keys);
         keys.clear();
         keys.extend(events.iter().map(|e| e.as_ref().ok().and_then(|ev| self.keys(ev))));
@@ -110,7 +123,7 @@ impl Engine {
                 self.prefetch_slots(k);
             }
             outcomes.push(match &events[i] {
-                Ok(ev) => Ok(self.apply_keyed(ev, keys[i])),
+                Ok(ev) => Ok(self.apply_keyed(ev, keys[i], partitions.get(i).copied())),
                 Err(invalid) => Err(*invalid),
             });
         }

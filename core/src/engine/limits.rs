@@ -176,5 +176,8 @@ pub struct Usage {
     pub posts: usize,
     pub platforms: usize,
     pub event_ids: usize,
+    /// Pages whose events came from more than one Kafka partition since
+    /// the start: producers do not key them by page.
+    pub split_pages: usize,
     pub heap_bytes: usize,
 }

@@ -121,6 +121,7 @@ impl Engine {
             posts: self.posts.len(),
             platforms: self.pages.platforms().len(),
             event_ids: self.event_ids.len(),
+            split_pages: self.pages.split(),
             heap_bytes: self.pages.heap_bytes()
                 + self.quarters.heap_bytes()
                 + self.posts.heap_bytes()
@@ -130,12 +131,12 @@ impl Engine {
 
     /// Applies one valid event and says what became of it.
     pub fn apply(&mut self, ev: &Event<'_>) -> Outcome {
-        self.apply_keyed(ev, None)
+        self.apply_keyed(ev, None, None)
     }
 
     /// [`apply`](Self::apply) with the event's keys when the caller already
     /// computed them (a batch does, to prefetch).
-    fn apply_keyed(&mut self, ev: &Event<'_>, keys: Option<batch::Keys>) -> Outcome {
+    fn apply_keyed(&mut self, ev: &Event<'_>, keys: Option<batch::Keys>, partition: Option<u32>) -> Outcome {
         self.advance_watermark(ev.observed_at);
         let oldest = self.oldest().expect("the watermark was just set");
         let known = keys.map(|k| (k.platform, k.page));
@@ -143,6 +144,9 @@ impl Engine {
             Ok(found) => found,
             Err(rejected) => return Outcome::Rejected(rejected.into()),
         };
+        if let Some(partition) = partition {
+            self.pages.note_partition(page, partition);
+        }
         self.observe_page(page, ev, oldest);
         let (hash, key) = match keys {
             Some(k) => (k.post_hash, k.post),

@@ -39,11 +39,27 @@ pub struct PageState {
     top_quarter: i32,
     top_full: bool,
     top_min: u64,
+    /// The partition the page's first event came from ([`NO_PARTITION`]
+    /// before one with a known partition), and whether one came from
+    /// another (see [`Pages::note_partition`]). Both fit the padding.
+    partition: u16,
+    split: bool,
 }
+
+/// No partition noted yet.
+const NO_PARTITION: u16 = u16::MAX;
 
 impl Default for PageState {
     fn default() -> PageState {
-        PageState { followers: Sample::NONE, slots: [0; RING_MAX], top_quarter: i32::MIN, top_full: false, top_min: 0 }
+        PageState {
+            followers: Sample::NONE,
+            slots: [0; RING_MAX],
+            top_quarter: i32::MIN,
+            top_full: false,
+            top_min: 0,
+            partition: NO_PARTITION,
+            split: false,
+        }
     }
 }
 
@@ -90,6 +106,8 @@ pub struct Pages {
     free: Vec<u32>,
     live: usize,
     max_pages: u32,
+    /// Pages in use whose events came from more than one partition.
+    split: usize,
     /// Heap bytes of names and long page ids, kept as they change
     /// (summing them per page would cost O(pages) per view).
     strings: usize,
@@ -109,6 +127,7 @@ impl Pages {
             free: Vec::new(),
             live: 0,
             max_pages,
+            split: 0,
             strings: 0,
         }
     }
@@ -119,6 +138,32 @@ impl Pages {
 
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// Pages in use whose events came from more than one partition.
+    pub fn split(&self) -> usize {
+        self.split
+    }
+
+    /// Notes that an event of page `p` came from `partition` (partitions
+    /// past 65,534 count as 65,534). A page whose events come from two
+    /// partitions is counted once: producers do not key its events by
+    /// page, which shard mode will need. Not kept in checkpoints: counted
+    /// since the start.
+    #[inline]
+    pub fn note_partition(&mut self, p: u32, partition: u32) {
+        let partition = partition.min(u32::from(NO_PARTITION) - 1) as u16;
+        let state = self.state(p);
+        if state.partition == partition || state.split {
+            return;
+        }
+        let state = self.state_mut(p);
+        if state.partition == NO_PARTITION {
+            state.partition = partition;
+        } else {
+            state.split = true;
+            self.split += 1;
+        }
     }
 
     pub fn platforms(&self) -> &[Arc<str>] {
@@ -273,6 +318,10 @@ impl Pages {
         let key = self.key(p);
         let dropped = heap_len(&self.ident(p).id) + self.name(p).map_or(0, name_bytes);
         self.strings = self.strings.saturating_sub(dropped);
+        if self.state(p).split {
+            self.split -= 1;
+            self.state_mut(p).split = false;
+        }
         self.index.remove(key, p);
         let ident = self.idents.get_mut(p as usize);
         ident.platform = FREE;

@@ -247,3 +247,32 @@ fn top_lists_survive_a_checkpoint_with_ids_of_every_length() {
     let smaller = Engine::decode(&file[..], Limits { top_posts: 1, ..e.limits }).unwrap();
     assert_eq!(listed(&View::build(&smaller)), want[..1]);
 }
+
+#[test]
+fn pages_whose_events_come_from_several_partitions_are_counted_once() {
+    let mut e = Engine::new(Limits::default());
+    let cx =
+        DecodeContext { message_time: None, now: ts("2030-01-01T00:00:00Z"), max_skew: 0, max_payload_bytes: 1 << 16 };
+    let event = |page: &str, post: &str| {
+        format!(
+            r#"{{"page_id":"{page}","post_id":"{post}","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":1}}"#
+        )
+    };
+    let apply_on = |e: &mut Engine, json: &[String], partitions: &[u32]| {
+        let events: Vec<_> = json.iter().map(|j| decode(j.as_bytes(), &cx)).collect();
+        let mut out = Vec::new();
+        e.apply_decoded_from(&events, partitions, &mut out);
+        assert!(out.iter().all(|o| *o == Ok(Outcome::Applied)), "{out:?}");
+    };
+    // Page a on one partition, b on two, c on three; partitions unknown
+    // (empty) change nothing.
+    let json = [event("a", "1"), event("a", "2"), event("b", "1"), event("b", "2"), event("c", "1"), event("c", "2")];
+    apply_on(&mut e, &json, &[0, 0, 1, 2, 1, 2]);
+    assert_eq!(e.usage().split_pages, 2);
+    apply_on(&mut e, &[event("c", "3"), event("a", "3")], &[3, 0]);
+    apply_on(&mut e, &[event("a", "4")], &[]);
+    assert_eq!(e.usage().split_pages, 2, "c counted once; a still on one partition");
+    apply_on(&mut e, &[event("a", "5")], &[70_000]);
+    assert_eq!(e.usage().split_pages, 3);
+    assert_eq!(size_of::<super::pages::PageState>(), 64, "the page state stays one cache line");
+}
