@@ -83,15 +83,7 @@ fn synthetic_view(pages: u64) -> View {
 }
 
 fn default_limits() -> HttpLimits {
-    let http = Config::default().http;
-    HttpLimits {
-        request_timeout: http.request_timeout,
-        max_concurrent_requests: http.max_concurrent_requests,
-        max_query_bytes: http.max_query_bytes,
-        header_timeout: http.header_timeout,
-        idle_timeout: http.idle_timeout,
-        max_connections: http.max_connections,
-    }
+    Config::default().http.limits
 }
 
 /// Serves the view on its own 2-thread runtime (the daemon's shape).

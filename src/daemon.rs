@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState, HttpLimits};
+use crate::api::{self, AppState};
 use crate::config::{Config, redact_brokers};
 use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
@@ -53,14 +53,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown: shutdown.clone(),
     })?;
     let state = AppState { views, status, metrics, rolling_days: config.engine.rolling_days };
-    let limits = HttpLimits {
-        request_timeout: config.http.request_timeout,
-        max_concurrent_requests: config.http.max_concurrent_requests,
-        max_query_bytes: config.http.max_query_bytes,
-        header_timeout: config.http.header_timeout,
-        idle_timeout: config.http.idle_timeout,
-        max_connections: config.http.max_connections,
-    };
+    let limits = config.http.limits;
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(api::serve(listener, api::router(state, limits), limits, stop_serving.clone()));
 

@@ -58,7 +58,7 @@ pub struct AppState {
 
 /// Limits of the HTTP layer: per request (the first three) and per
 /// connection (the rest; see [`serve`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HttpLimits {
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::api::HttpLimits;
 use engagement_core::engine::Limits;
 
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
@@ -80,17 +81,8 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    pub request_timeout: Duration,
-    pub max_concurrent_requests: usize,
-    /// Longest accepted query string, in bytes.
-    pub max_query_bytes: usize,
-    /// A request's headers must arrive within this long of its first byte
-    /// (of the connection opening, for the first request).
-    pub header_timeout: Duration,
-    /// A keep-alive connection with no request for this long is closed.
-    pub idle_timeout: Duration,
-    /// Open connections; further ones wait in the listen backlog.
-    pub max_connections: usize,
+    /// The `http.*` settings besides `listen`, as the HTTP layer takes them.
+    pub limits: HttpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,12 +145,14 @@ impl Default for Config {
             },
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
-                request_timeout: Duration::from_secs(5),
-                max_concurrent_requests: 64,
-                max_query_bytes: 1024,
-                header_timeout: Duration::from_secs(10),
-                idle_timeout: Duration::from_secs(60),
-                max_connections: 1024,
+                limits: HttpLimits {
+                    request_timeout: Duration::from_secs(5),
+                    max_concurrent_requests: 64,
+                    max_query_bytes: 1024,
+                    header_timeout: Duration::from_secs(10),
+                    idle_timeout: Duration::from_secs(60),
+                    max_connections: 1024,
+                },
             },
             events: EventsConfig {
                 max_future_skew: Duration::from_secs(3600),

@@ -117,12 +117,15 @@ fn every_config_field_has_a_setting() {
         http:
             HttpConfig {
                 listen: _,
-                request_timeout: _,
-                max_concurrent_requests: _,
-                max_query_bytes: _,
-                header_timeout: _,
-                idle_timeout: _,
-                max_connections: _,
+                limits:
+                    HttpLimits {
+                        request_timeout: _,
+                        max_concurrent_requests: _,
+                        max_query_bytes: _,
+                        header_timeout: _,
+                        idle_timeout: _,
+                        max_connections: _,
+                    },
             },
         events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
         engine:
