@@ -60,26 +60,43 @@ fn is_rising(alert: &serde_json::Value, name: &str) -> bool {
     labels["alertname"] == name && labels["page_id"] == "rising" && labels["window"] == "current"
 }
 
+/// The history on a fresh topic, and the path an alert takes to a person:
+/// a webhook, Alertmanager, and Prometheus with no target yet.
+struct AlertPath {
+    topic: String,
+    webhook: Webhook,
+    _alertmanager: Service,
+    targets: Targets,
+    prom: Service,
+}
+
+impl AlertPath {
+    fn start(prefix: &str) -> AlertPath {
+        let topic = unique(prefix);
+        create_topic(&topic, 1);
+        produce_strings(&topic, 1, &history());
+        let webhook = Webhook::start();
+        let alertmanager = alertmanager(&webhook.addr);
+        let targets = Targets::new();
+        let prom = prometheus(&targets, Some(&alertmanager.addr));
+        AlertPath { topic, webhook, _alertmanager: alertmanager, targets, prom }
+    }
+}
+
 #[test]
 fn an_overtaking_reaches_the_webhook_naming_the_page_and_resolves_after_the_hold() {
-    let topic = unique("alerting");
-    create_topic(&topic, 1);
-    produce_strings(&topic, 1, &history());
-    let webhook = Webhook::start();
-    let am = alertmanager(&webhook.addr);
-    let targets = Targets::new();
-    let prom = prometheus(&targets, Some(&am.addr));
+    let AlertPath { topic, webhook, targets, prom, .. } = &AlertPath::start("alerting");
     let dir = TempDir::new("alerting-config");
-    let d = Daemon::start(&topic, &["--config", &config(&dir)], &[]);
+    let d = Daemon::start(topic, &["--config", &config(&dir)], &[]);
     d.wait_ready(READY);
     targets.set(&[&d.addr]);
-    wait_scraped_ready(&prom, &d.addr);
+    wait_scraped_ready(prom, &d.addr);
     // The baseline: a ready view of the tiktok ranking with t01 leading.
     let baseline = r#"engagement_watch_rank{watch="per_platform",scope="tiktok",page_id="t01"} == 1"#;
-    wait_until("the tiktok ranking in Prometheus", READY, || (!query(&prom, baseline).is_empty()).then_some(()));
+    wait_until("the tiktok ranking in Prometheus", READY, || (!query(prom, baseline).is_empty()).then_some(()));
 
     let event = Instant::now();
-    produce_strings(&topic, 1, &overtaking());
+    produce_strings(topic, 1, &overtaking());
     let leader = |a: &serde_json::Value| is_rising(a, "EngagementWatchNewLeader");
     let (fired, alert) = webhook.wait_for("the new-leader notification", Duration::from_secs(30), "firing", leader);
     let took = fired.at - event;
@@ -131,13 +148,7 @@ fn assert_no_rank_alert(prom: &Service, webhook: &Webhook, quiet: Duration) {
 
 #[test]
 fn a_restart_and_a_catch_up_replay_raise_no_rank_alert() {
-    let topic = unique("alerting-quiet");
-    create_topic(&topic, 1);
-    produce_strings(&topic, 1, &history());
-    let webhook = Webhook::start();
-    let am = alertmanager(&webhook.addr);
-    let targets = Targets::new();
-    let prom = prometheus(&targets, Some(&am.addr));
+    let AlertPath { topic, webhook, targets, prom, .. } = &AlertPath::start("alerting-quiet");
     let (dir, state) = (TempDir::new("alerting-config"), TempDir::new("alerting-state"));
     let config = config(&dir);
     let state_dir = state.0.display().to_string();
@@ -146,32 +157,32 @@ fn a_restart_and_a_catch_up_replay_raise_no_rank_alert() {
 
     // A first run replays the history from the earliest offset, then stops
     // (with a final checkpoint) while the overtaking is produced.
-    let mut d = Daemon::start(&topic, &args, &checkpoints);
+    let mut d = Daemon::start(topic, &args, &checkpoints);
     d.wait_ready(READY);
     targets.set(&[&d.addr]);
-    wait_scraped_ready(&prom, &d.addr);
+    wait_scraped_ready(prom, &d.addr);
     d.signal("TERM");
     d.wait_exit(Duration::from_secs(30));
-    produce_strings(&topic, 1, &overtaking());
+    produce_strings(topic, 1, &overtaking());
 
     // The restart restores the checkpoint and replays the overtaking while
     // catching up: the leader changes, but no alert is raised.
-    let d = Daemon::start(&topic, &args, &checkpoints);
+    let d = Daemon::start(topic, &args, &checkpoints);
     targets.set(&[&d.addr]);
     d.wait_ready(READY);
-    wait_scraped_ready(&prom, &d.addr);
+    wait_scraped_ready(prom, &d.addr);
     let leader = d.json("/v1/rankings?platform=tiktok&limit=1");
     assert_eq!(leader["entries"][0]["page_id"], "rising", "the replay included the overtaking");
-    assert_no_rank_alert(&prom, &webhook, Duration::from_secs(10));
+    assert_no_rank_alert(prom, webhook, Duration::from_secs(10));
     let counted =
         r#"engagement_watch_changes_total{kind="leader",scope="tiktok",watch="per_platform",window="current"}"#;
     assert_eq!(d.metric(counted), Some(0.0), "nothing counted either");
     drop(d);
 
     // A new replica without a checkpoint replays the whole topic: quiet too.
-    let fresh = Daemon::start(&topic, &["--config", &config], &[]);
+    let fresh = Daemon::start(topic, &["--config", &config], &[]);
     targets.set(&[&fresh.addr]);
     fresh.wait_ready(READY);
-    wait_scraped_ready(&prom, &fresh.addr);
-    assert_no_rank_alert(&prom, &webhook, Duration::from_secs(10));
+    wait_scraped_ready(prom, &fresh.addr);
+    assert_no_rank_alert(prom, webhook, Duration::from_secs(10));
 }
