@@ -8,6 +8,8 @@
 //! `cargo bench --bench checkpoint` (full size); `cargo test`, `--test` or
 //! `BENCH_QUICK=1` shrink it to 200,000 posts for a smoke run.
 
+mod common;
+
 use std::borrow::Cow;
 use std::time::Instant;
 
@@ -68,14 +70,7 @@ fn build(pages: u64, per_page: u64, limits: Limits) -> Engine {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    // `cargo bench` passes --bench; `cargo test` runs this with no argument
-    // (and `cargo bench -- --test` adds --test): both get the smoke size.
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
-    let quick = std::env::var("BENCH_QUICK").is_ok() || !full;
+    let Some(quick) = common::quick() else { return };
     let (pages, per_page) = if quick { (10_000u64, 20u64) } else { (100_000, 100) };
     let limits = Limits { max_posts: 20_000_000, ..Limits::default() };
     let started = Instant::now();

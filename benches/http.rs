@@ -12,6 +12,8 @@
 //! `cargo bench --bench http` (full size); `cargo test`, `--test` or
 //! `BENCH_QUICK=1` shrink it to 5,000 pages, 20 clients and 2 s.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,14 +41,7 @@ struct Size {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    // `cargo bench` passes --bench; `cargo test` runs this with no argument
-    // (and `cargo bench -- --test` adds --test): both get the smoke size.
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
-    let quick = std::env::var("BENCH_QUICK").is_ok() || !full;
+    let Some(quick) = common::quick() else { return };
     let size = if quick {
         Size { pages: 5_000, clients: 20, duration: Duration::from_secs(2) }
     } else {
