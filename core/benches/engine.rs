@@ -26,7 +26,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use engagement_core::engine::{Engine, Limits, Message, Outcome};
 use engagement_core::event::{DecodeContext, Invalid, decode};
 use engagement_core::ranking::{Filter, Metric};
@@ -269,45 +270,35 @@ fn decode_and_apply(c: &mut Criterion, quick: bool) {
         stream.next_into(b);
     });
     g.bench_function("decode", |b| b.iter(|| corpus.events().filter(|e| decode(black_box(e), &cx()).is_ok()).count()));
-    let mut engine = Engine::new(limits());
-    let mut results = Vec::with_capacity(BATCH);
-    apply_all(
-        &mut engine,
-        &Corpus::of(if quick { 50_000 } else { 2_000_000 }, |b| {
-            stream.next_into(b);
-        }),
-        &mut results,
-    );
-    g.bench_function("tracker", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let corpus = Corpus::of(size, |b| {
-                    stream.next_into(b);
-                });
-                let t = Instant::now();
-                apply_all(&mut engine, &corpus, &mut results);
-                spent += t.elapsed();
-            }
-            spent
-        })
+    let warm = if quick { 50_000 } else { 2_000_000 };
+    bench_stream(&mut g, "tracker", warm, size, |b| {
+        stream.next_into(b);
     });
     let mut inserts = InsertStream::new(PAGES, seed_quarter(), 13);
+    bench_stream(&mut g, "inserts", warm, size, |b| {
+        inserts.next_into(b);
+    });
+    g.finish();
+}
+
+/// Benches decode + apply of `size` events of `next` at a time, on an
+/// engine that first took `warm` of them; the events are generated outside
+/// the timed part.
+fn bench_stream(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    warm: usize,
+    size: usize,
+    mut next: impl FnMut(&mut Vec<u8>),
+) {
     let mut engine = Engine::new(limits());
-    apply_all(
-        &mut engine,
-        &Corpus::of(if quick { 50_000 } else { 2_000_000 }, |b| {
-            inserts.next_into(b);
-        }),
-        &mut results,
-    );
-    g.bench_function("inserts", |b| {
+    let mut results = Vec::with_capacity(BATCH);
+    apply_all(&mut engine, &Corpus::of(warm, &mut next), &mut results);
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
-                let corpus = Corpus::of(size, |b| {
-                    inserts.next_into(b);
-                });
+                let corpus = Corpus::of(size, &mut next);
                 let t = Instant::now();
                 apply_all(&mut engine, &corpus, &mut results);
                 spent += t.elapsed();
@@ -315,7 +306,6 @@ fn decode_and_apply(c: &mut Criterion, quick: bool) {
             spent
         })
     });
-    g.finish();
 }
 
 fn view_queries(c: &mut Criterion, quick: bool) {
