@@ -217,17 +217,24 @@ fn keep_busy(app: &Router) -> tokio::task::JoinHandle<()> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_checks_are_not_subject_to_the_concurrency_limit() {
+/// A router over 100,000 pages that serves one request at a time, kept
+/// busy by [`keep_busy`]: returned once another request is refused.
+async fn busy_router() -> (Router, tokio::task::JoinHandle<()>) {
     let limits = HttpLimits { max_concurrent_requests: 1, request_timeout: Duration::from_secs(60), ..LIMITS };
     let app = router(big_state(100_000), limits);
     let busy = keep_busy(&app);
     let app2 = app.clone();
-    wait_until(Duration::from_secs(60), "the API is busy", || {
+    wait_until(Duration::from_secs(60), "the API is busy with a ranking", || {
         let app = app2.clone();
         async move { call(&app, "GET", "/v1/windows").await.status() == StatusCode::SERVICE_UNAVAILABLE }
     })
     .await;
+    (app, busy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_not_subject_to_the_concurrency_limit() {
+    let (app, busy) = busy_router().await;
     for _ in 0..20 {
         assert_eq!(call(&app, "GET", "/healthz").await.status(), StatusCode::OK);
         assert_eq!(call(&app, "GET", "/readyz").await.status(), StatusCode::OK);
@@ -239,15 +246,7 @@ async fn health_checks_are_not_subject_to_the_concurrency_limit() {
 /// request until it finished, so the API would never be seen busy.
 #[tokio::test(flavor = "current_thread")]
 async fn heavy_work_runs_off_the_runtime_threads() {
-    let limits = HttpLimits { max_concurrent_requests: 1, request_timeout: Duration::from_secs(60), ..LIMITS };
-    let app = router(big_state(100_000), limits);
-    let busy = keep_busy(&app);
-    let app2 = app.clone();
-    wait_until(Duration::from_secs(30), "a ranking is seen in flight", || {
-        let app = app2.clone();
-        async move { call(&app, "GET", "/v1/windows").await.status() == StatusCode::SERVICE_UNAVAILABLE }
-    })
-    .await;
+    let (app, busy) = busy_router().await;
     assert_eq!(call(&app, "GET", "/healthz").await.status(), StatusCode::OK);
     busy.abort();
 }
