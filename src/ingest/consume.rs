@@ -51,8 +51,6 @@ struct Applier {
     tally: [u64; Outcome::EACH.len()],
     /// The last batch's results (kept to reuse the allocation).
     results: Vec<Result<Outcome, Invalid>>,
-    /// The partition of each event of the batch (kept likewise).
-    partitions: Vec<u32>,
     parts: Arc<Parts>,
 }
 
@@ -63,9 +61,7 @@ impl Applier {
     fn apply(&mut self, fetched: &Fetched, progress: &mut Progress) {
         let batch = &fetched.decoded;
         self.results.clear();
-        self.partitions.clear();
-        self.partitions.extend(batch.records().map(|r| r.partition.max(0) as u32));
-        self.engine.apply_decoded_from(batch.events(), &self.partitions, &mut self.results);
+        self.engine.apply_decoded_from(batch.events(), batch.partitions(), &mut self.results);
         let results = std::mem::take(&mut self.results);
         for (r, result) in batch.records().zip(&results) {
             let outcome = match *result {
@@ -154,7 +150,6 @@ impl<S: Source> Consume<S> {
                 engine: restored.engine,
                 tally: Default::default(),
                 results: Vec::new(),
-                partitions: Vec::new(),
                 parts: parts.clone(),
             },
             progress: Progress::new(parts.config.ranking.ready_max_lag),

@@ -42,7 +42,6 @@ pub const BATCH_BYTES: usize = 16 << 20;
 /// Where one record's parts lie in [`Payloads::bytes`].
 #[derive(Debug, Clone)]
 struct Meta {
-    partition: i32,
     offset: i64,
     timestamp: Option<i64>,
     key: Option<Range<usize>>,
@@ -54,12 +53,15 @@ struct Meta {
 pub struct Payloads {
     bytes: Vec<u8>,
     meta: Vec<Meta>,
+    /// Each record's partition, apart: the engine takes them as a slice.
+    partitions: Vec<u32>,
 }
 
 impl Payloads {
     fn clear(&mut self) {
         self.bytes.clear();
         self.meta.clear();
+        self.partitions.clear();
     }
 
     /// Copies `batch`, each key and payload up to `limit` bytes.
@@ -72,7 +74,8 @@ impl Payloads {
             };
             let key = r.key.map(&mut copy);
             let payload = copy(r.payload);
-            self.meta.push(Meta { partition: r.partition, offset: r.offset, timestamp: r.timestamp, key, payload });
+            self.meta.push(Meta { offset: r.offset, timestamp: r.timestamp, key, payload });
+            self.partitions.push(r.partition.max(0) as u32);
         }
     }
 
@@ -86,8 +89,8 @@ impl Payloads {
 
     /// The records, as the client handed them over.
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
-        self.meta.iter().map(|m| Record {
-            partition: m.partition,
+        self.meta.iter().zip(&self.partitions).map(|(m, &partition)| Record {
+            partition: partition as i32,
             offset: m.offset,
             timestamp: m.timestamp,
             key: m.key.clone().map(|k| &self.bytes[k]),
@@ -123,6 +126,11 @@ impl Decoded {
 
     pub fn events(&self) -> &[Result<Event<'_>, Invalid>] {
         self.borrow_dependent()
+    }
+
+    /// Each event's partition, in order (filled on the fetch thread).
+    pub fn partitions(&self) -> &[u32] {
+        &self.borrow_owner().partitions
     }
 
     fn into_buffers(mut self) -> Buffers {
