@@ -61,7 +61,7 @@ impl Applier {
     fn apply(&mut self, fetched: &Fetched, progress: &mut Progress) {
         let batch = &fetched.decoded;
         self.results.clear();
-        self.engine.apply_decoded_from(batch.events(), batch.partitions(), &mut self.results);
+        self.engine.apply_decoded(batch.events(), batch.partitions(), &mut self.results);
         let results = std::mem::take(&mut self.results);
         for (r, result) in batch.records().zip(&results) {
             let outcome = match *result {

@@ -84,26 +84,17 @@ impl Engine {
         while messages.peek().is_some() {
             decoded.clear();
             decode_batch(messages.by_ref().take(DECODE_AHEAD), cx, &mut decoded);
-            self.apply_decoded(&decoded, outcomes);
+            self.apply_decoded(&decoded, &[], outcomes);
         }
         self.batch.decoded = recycle(decoded);
     }
 
     /// Applies events decoded by [`decode_batch`] in order, appending one
-    /// result per event to `outcomes`.
-    pub fn apply_decoded(
-        &mut self,
-        events: &[Result<Event<'_>, Invalid>],
-        outcomes: &mut Vec<Result<Outcome, Invalid>>,
-    ) {
-        self.apply_decoded_from(events, &[], outcomes);
-    }
-
-    /// [`apply_decoded`](Self::apply_decoded) with the Kafka partition of
-    /// each event (`partitions[i]` for `events[i]`; empty when unknown), so
-    /// that pages whose events come from several partitions are counted
+    /// result per event to `outcomes`. `partitions[i]` is the Kafka
+    /// partition of `events[i]` (empty when unknown), so that pages whose
+    /// events come from several partitions are counted
     /// ([`Usage::split_pages`](super::Usage)).
-    pub fn apply_decoded_from(
+    pub fn apply_decoded(
         &mut self,
         events: &[Result<Event<'_>, Invalid>],
         partitions: &[u32],

@@ -261,7 +261,7 @@ fn pages_whose_events_come_from_several_partitions_are_counted_once() {
     let apply_on = |e: &mut Engine, json: &[String], partitions: &[u32]| {
         let events: Vec<_> = json.iter().map(|j| decode(j.as_bytes(), &cx)).collect();
         let mut out = Vec::new();
-        e.apply_decoded_from(&events, partitions, &mut out);
+        e.apply_decoded(&events, partitions, &mut out);
         assert!(out.iter().all(|o| *o == Ok(Outcome::Applied)), "{out:?}");
     };
     // Page a on one partition, b on two, c on three; partitions unknown
