@@ -318,10 +318,8 @@ impl Pages {
         let key = self.key(p);
         let dropped = heap_len(&self.ident(p).id) + self.name(p).map_or(0, name_bytes);
         self.strings = self.strings.saturating_sub(dropped);
-        if self.state(p).split {
-            self.split -= 1;
-            self.state_mut(p).split = false;
-        }
+        // The state is reset when the number is reused.
+        self.split -= usize::from(self.state(p).split);
         self.index.remove(key, p);
         let ident = self.idents.get_mut(p as usize);
         ident.platform = FREE;
