@@ -34,16 +34,29 @@ impl Drop for Service {
 }
 
 impl Service {
-    fn spawn(binary: &str, package: &str, args: &[String], dir: TempDir, addr: String) -> Service {
+    /// Runs `binary` with `config` in its own directory, its storage beside
+    /// it (flag `storage`), on a free address, with `extra` arguments, and
+    /// waits until it answers `/-/ready`.
+    fn configured(binary: &str, name: &str, config: &str, storage: &str, extra: &[&str]) -> Service {
+        let dir = TempDir::new(name);
+        let config_path = dir.0.join(format!("{name}.yml"));
+        std::fs::write(&config_path, config).unwrap_or_else(|e| panic!("writing {}: {e}", config_path.display()));
+        let addr = free_addr();
+        let mut args = vec![
+            format!("--config.file={}", config_path.display()),
+            format!("{storage}={}", dir.0.join("data").display()),
+            format!("--web.listen-address={addr}"),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let log = std::fs::File::create(dir.0.join("output.log")).expect("a log file");
         let child = Command::new(binary)
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log file"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run `{binary}` ({e}): install Debian's {package} (scripts/install-deps.sh)")
+                panic!("cannot run `{binary}` ({e}): install Debian's {binary} (scripts/install-deps.sh)")
             });
         let mut service = Service { child, addr, dir };
         let ready = Instant::now() + START;
@@ -74,7 +87,6 @@ fn repo(path: &str) -> PathBuf {
 /// restarted daemon on a new port is found) every second, evaluating the
 /// project's rules every second, and alerting `alertmanager` when given.
 pub fn prometheus(targets: &Targets, alertmanager: Option<&str>) -> Service {
-    let dir = TempDir::new("prometheus");
     let alerting = alertmanager.map_or(String::new(), |am| {
         format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n")
     });
@@ -85,35 +97,18 @@ pub fn prometheus(targets: &Targets, alertmanager: Option<&str>) -> Service {
         rules = repo("deploy/prometheus/rules.yml").display(),
         targets = targets.path.display(),
     );
-    let config_path = dir.0.join("prometheus.yml");
-    std::fs::write(&config_path, config).expect("writing prometheus.yml");
-    let addr = free_addr();
-    let args = [
-        format!("--config.file={}", config_path.display()),
-        format!("--storage.tsdb.path={}", dir.0.join("data").display()),
-        format!("--web.listen-address={addr}"),
-    ];
-    Service::spawn("prometheus", "prometheus", &args, dir, addr)
+    Service::configured("prometheus", "prometheus", &config, "--storage.tsdb.path", &[])
 }
 
 /// Alertmanager sending every alert on its own (`group_by: ['...']`) to
 /// `webhook`, firing and resolved, with one-second waits.
 pub fn alertmanager(webhook: &str) -> Service {
-    let dir = TempDir::new("alertmanager");
     let config = format!(
         "route:\n  receiver: test\n  group_by: ['...']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
          receivers:\n  - name: test\n    webhook_configs:\n      - url: http://{webhook}/\n        send_resolved: true\n"
     );
-    let config_path = dir.0.join("alertmanager.yml");
-    std::fs::write(&config_path, config).expect("writing alertmanager.yml");
-    let addr = free_addr();
-    let args = [
-        format!("--config.file={}", config_path.display()),
-        format!("--storage.path={}", dir.0.join("data").display()),
-        format!("--web.listen-address={addr}"),
-        "--cluster.listen-address=".to_string(),
-    ];
-    Service::spawn("prometheus-alertmanager", "prometheus-alertmanager", &args, dir, addr)
+    let (binary, no_cluster) = ("prometheus-alertmanager", "--cluster.listen-address=");
+    Service::configured(binary, "alertmanager", &config, "--storage.path", &[no_cluster])
 }
 
 /// The file Prometheus discovers the daemon's address in.
