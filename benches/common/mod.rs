@@ -1,0 +1,14 @@
+//! What the benches without criterion share: how they were started.
+
+/// `None` when the binary is only asked to list its benches (`--list`);
+/// else whether to run at the smoke size. `cargo bench` passes `--bench`;
+/// `cargo test` runs the binary with no argument, and `cargo bench --
+/// --test` adds `--test`: both get the smoke size, as does `BENCH_QUICK`.
+pub fn quick() -> Option<bool> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return None;
+    }
+    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
+    Some(std::env::var("BENCH_QUICK").is_ok() || !full)
+}
