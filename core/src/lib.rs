@@ -6,12 +6,14 @@
 //! - [`event`]: the wire format of one engagement event, decoded borrowed.
 //! - [`engine`]: applies events to per-post and per-page state, within bounds.
 //! - [`codec`]: the little-endian binary codec of checkpoints.
+//! - [`global`]: shard mode's page records and the table of every page.
 //! - [`view`]: the immutable, query-ready picture readers are given.
 //! - [`ranking`]: metrics, the ranking order, top-k, ranks, and top-N diffs.
 //! - [`synth`]: synthetic events (the reference table, random streams).
 pub mod codec;
 pub mod engine;
 pub mod event;
+pub mod global;
 pub mod ranking;
 pub mod synth;
 pub mod view;

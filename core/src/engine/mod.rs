@@ -25,6 +25,7 @@
 //! and order-independent, like snapshots.
 
 mod batch;
+mod changes;
 pub mod column;
 mod event_ids;
 mod index;
@@ -39,6 +40,7 @@ mod tops;
 
 pub use crate::codec::DecodeError;
 pub use batch::{Batch, Message, decode_batch, recycle};
+pub use changes::Changed;
 pub use limits::{Bound, Limits, MAX_EVENT_IDS, MAX_RETAINED_QUARTERS, Outcome, Usage};
 pub use pages::{Ident, Named, PageState, TopCandidate};
 pub use persist::STATE_VERSION;
@@ -50,6 +52,7 @@ pub use tops::{ID_MAX, TOP_MAX, TopList, TopPost};
 
 use crate::event::{Counts, Event, Tracking};
 use crate::window::{Calendar, DAY_MS, Millis, Quarter};
+use changes::Changes;
 use event_ids::{EventIds, Remembered, event_key};
 use pages::Pages;
 use posts::{PostTable, day_of};
@@ -71,6 +74,8 @@ pub struct Engine {
     /// The start of the rolling window, and of its predecessor.
     edges: Option<[Edge; 2]>,
     batch: Batch,
+    /// Pages changed since the last look (shard mode only).
+    changes: Changes,
 }
 
 impl Engine {
@@ -89,6 +94,7 @@ impl Engine {
             calendar: Calendar::around(Quarter::containing(0), 0),
             edges: None,
             batch: Batch::default(),
+            changes: Changes::default(),
             limits,
         }
     }
@@ -129,6 +135,35 @@ impl Engine {
         }
     }
 
+    /// Starts noting which pages change (see [`take_changes`](Self::take_changes)),
+    /// and counts every live page as changed.
+    pub fn track_changes(&mut self) {
+        self.changes.start();
+        self.mark_all_changed();
+    }
+
+    /// Counts every live page as changed (after a restore, say).
+    pub fn mark_all_changed(&mut self) {
+        let live: Vec<u32> = self.pages.live().collect();
+        for p in live {
+            self.changes.mark(p);
+        }
+    }
+
+    /// The pages changed since the last call, when tracking is on: by an
+    /// event (totals, followers, name, top posts) or by the rolling window
+    /// moving past one of their posts; and the pages freed.
+    pub fn take_changes(&mut self) -> Changed {
+        let pages = &self.pages;
+        self.changes.take(|p| pages.ident(p).platform != u16::MAX)
+    }
+
+    /// Moves the watermark to `at` if it is ahead (shard mode: every
+    /// partition's engine follows the greatest watermark of the topic).
+    pub fn advance_to(&mut self, at: Millis) {
+        self.advance_watermark(at);
+    }
+
     /// Applies one valid event and says what became of it.
     pub fn apply(&mut self, ev: &Event<'_>) -> Outcome {
         self.apply_keyed(ev, None, None)
@@ -147,6 +182,7 @@ impl Engine {
         if let Some(partition) = partition {
             self.pages.note_partition(page, partition);
         }
+        self.changes.mark(page);
         self.observe_page(page, ev, oldest);
         let (hash, key) = match keys {
             Some(k) => (k.post_hash, k.post),
@@ -205,8 +241,8 @@ impl Engine {
         let span = Millis::from(self.limits.rolling_days) * DAY_MS;
         let (s, s2) = (watermark - span, watermark - 2 * span);
         let edges = self.edges.get_or_insert_with(|| [Edge::new(s), Edge::new(s2)]);
-        edges[0].advance(s, &self.posts, &self.pages, &self.quarters);
-        edges[1].advance(s2, &self.posts, &self.pages, &self.quarters);
+        edges[0].advance(s, &self.posts, &self.pages, &self.quarters, &mut self.changes);
+        edges[1].advance(s2, &self.posts, &self.pages, &self.quarters, &mut self.changes);
     }
 
     /// Frees posts, event ids, quarters and pages out of retention.
@@ -218,9 +254,19 @@ impl Engine {
             self.posts.remove_day(day, |p| post_key(pages.key(p.page), p.hash));
         }
         self.event_ids.forget_before(oldest);
+        if self.changes.is_on() {
+            // Pages with figures in a quarter that goes change.
+            for t in self.quarters.ring.iter().flatten().filter(|t| t.quarter < oldest) {
+                t.slots.iter().for_each(|s| self.changes.mark(s.page));
+            }
+        }
         self.quarters.forget_before(oldest);
         let gone: Vec<u32> = self.pages.live().filter(|p| self.page_is_empty(*p, oldest)).collect();
         for p in gone {
+            if self.changes.is_on() {
+                let ident = self.pages.ident(p);
+                self.changes.freed(&self.pages.platforms()[usize::from(ident.platform)], &ident.id);
+            }
             self.pages.free(p);
         }
     }

@@ -64,7 +64,7 @@ impl Default for PageState {
 }
 
 /// A page name as last observed.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
     pub at: Millis,
     pub name: Box<str>,

@@ -19,6 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::changes::Changes;
 use super::column::Column;
 use super::pages::Pages;
 use super::posts::{Day, PostTable, day_of};
@@ -118,7 +119,14 @@ impl Edge {
 
     /// Moves the edge forward to `to`, passing every post published in
     /// `[at, to)`. Days without posts are jumped over.
-    pub fn advance(&mut self, to: Millis, posts: &PostTable, pages: &Pages, quarters: &Quarters) {
+    pub fn advance(
+        &mut self,
+        to: Millis,
+        posts: &PostTable,
+        pages: &Pages,
+        quarters: &Quarters,
+        changes: &mut Changes,
+    ) {
         if to < self.horizon {
             self.at = self.at.max(to);
             return;
@@ -126,7 +134,7 @@ impl Edge {
         if let Some(c) = &self.cursor {
             let day_end = (Millis::from(c.day) + 1) * DAY_MS;
             if c.day == day_of(self.at) && to < day_end {
-                self.pass(c.day, to, posts, pages, quarters);
+                self.pass(c.day, to, posts, pages, quarters, changes);
                 self.at = to;
                 return;
             }
@@ -137,7 +145,7 @@ impl Edge {
             let day_end = (Millis::from(day) + 1) * DAY_MS;
             let stop = to.min(day_end);
             if posts.has_day(day) {
-                self.pass(day, stop, posts, pages, quarters);
+                self.pass(day, stop, posts, pages, quarters, changes);
             }
             self.at = stop;
             if stop == day_end {
@@ -164,7 +172,15 @@ impl Edge {
     }
 
     /// Passes the posts of `day` published before `stop`.
-    fn pass(&mut self, day: Day, stop: Millis, posts: &PostTable, pages: &Pages, quarters: &Quarters) {
+    fn pass(
+        &mut self,
+        day: Day,
+        stop: Millis,
+        posts: &PostTable,
+        pages: &Pages,
+        quarters: &Quarters,
+        changes: &mut Changes,
+    ) {
         if self.cursor.as_ref().is_none_or(|c| c.day != day) {
             let mut list: Vec<(Millis, u32, u32)> =
                 posts.day(day).map(|(slot, p)| (p.published, p.page, slot)).collect();
@@ -186,6 +202,7 @@ impl Edge {
             if dir > 0 && quarters.slot(self.quarter, page, dir).is_some() {
                 let counts = posts.counts(slot);
                 self.left_mut(dir as usize - 1).add_post(&counts);
+                changes.mark(page);
             }
         }
         self.cursor = Some(cursor);

@@ -17,9 +17,13 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::engine::{Engine, Snapshot, Totals, Usage};
+mod source;
+
+use crate::engine::{Engine, Totals, Usage};
+use crate::global::PageSet;
 use crate::ranking::{Filter, Metric, order};
 use crate::window::{Millis, Quarter, Rolling, Window};
+use source::Source;
 
 /// Which window a table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,7 +104,7 @@ pub const MAX_ORDERS: usize = 64;
 pub struct View {
     pub watermark: Option<Millis>,
     pub usage: Usage,
-    snap: Option<Snapshot>,
+    src: Option<Source>,
     /// Retained quarters with data (newest first), then rolling, then its predecessor.
     periods: Vec<(Period, Millis, Millis)>,
     tables: Vec<OnceLock<Table>>,
@@ -116,73 +120,72 @@ impl View {
 
     /// Builds the view of `engine` as it is now (a snapshot: cheap).
     pub fn build(engine: &Engine) -> View {
-        View::of(Some(engine.snapshot()))
+        View::of(Some(Source::Engine(Box::new(engine.snapshot()))))
     }
 
-    fn of(snap: Option<Snapshot>) -> View {
-        let watermark = snap.as_ref().and_then(|s| s.watermark);
-        let usage = snap.as_ref().map(|s| s.usage).unwrap_or_default();
+    /// The view of shard mode's global page table.
+    pub fn of_pages(pages: PageSet) -> View {
+        View::of(Some(Source::Pages(pages)))
+    }
+
+    fn of(src: Option<Source>) -> View {
+        let watermark = src.as_ref().and_then(|s| s.watermark());
+        let usage = src.as_ref().map(|s| s.usage()).unwrap_or_default();
         let mut periods = Vec::new();
-        if let (Some(s), Some(wm)) = (&snap, watermark) {
+        if let (Some(s), Some(wm)) = (&src, watermark) {
+            let (retained_quarters, rolling_days) = s.windows();
             let current = Quarter::containing(wm);
-            for back in 0..=s.limits.retained_quarters {
+            for back in 0..=retained_quarters {
                 let q = current.minus(back);
                 periods.push((Period::Quarter(q), q.start(), q.end()));
             }
-            let r = Rolling::at(wm, s.limits.rolling_days);
+            let r = Rolling::at(wm, rolling_days);
             let p = r.previous();
             periods.push((Period::Rolling, r.start, r.end));
             periods.push((Period::RollingPrevious, p.start, p.end));
         }
         let tables = periods.iter().map(|_| OnceLock::new()).collect();
-        View { watermark, usage, snap, periods, tables, by_name: OnceLock::new(), orders: Mutex::default() }
+        View { watermark, usage, src, periods, tables, by_name: OnceLock::new(), orders: Mutex::default() }
     }
 
-    fn snap(&self) -> &Snapshot {
-        self.snap.as_ref().expect("only a view with a watermark has tables")
+    fn src(&self) -> &Source {
+        self.src.as_ref().expect("only a view with a watermark has tables")
     }
 
     /// Live pages in (platform, page_id) order.
     fn by_name(&self) -> &[u32] {
         self.by_name.get_or_init(|| {
-            let Some(s) = &self.snap else { return Vec::new() };
-            let mut pages: Vec<u32> = s.pages().collect();
-            pages.sort_unstable_by(|a, b| {
-                (&**s.platform(*a), &*s.ident(*a).id).cmp(&(&**s.platform(*b), &*s.ident(*b).id))
-            });
+            let Some(s) = &self.src else { return Vec::new() };
+            let mut pages = s.live_pages();
+            pages.sort_unstable_by(|a, b| (s.platform(*a), s.id(*a)).cmp(&(s.platform(*b), s.id(*b))));
             pages
         })
     }
 
     /// Page `p` as shown.
     pub fn page(&self, p: u32) -> PageInfo<'_> {
-        let s = self.snap();
+        let s = self.src();
         let name = s.name(p).filter(|n| self.oldest().is_some_and(|q| n.at >= q.start())).map(|n| &*n.name);
-        PageInfo { platform: s.platform(p), id: &s.ident(p).id, name }
+        PageInfo { platform: s.platform(p), id: s.id(p), name }
     }
 
     /// The top posts of the current quarter, by interactions, descending.
     pub fn top_posts(&self, p: u32) -> Vec<(&str, u64)> {
-        let s = self.snap();
-        let current = self.watermark.map(Quarter::containing);
-        let mut posts: Vec<(&str, u64)> = s
-            .top(p)
-            .filter(|t| Some(t.quarter) == current)
-            .map(|t| t.posts().map(|p| (p.id, p.interactions)).collect())
-            .unwrap_or_default();
+        let Some(current) = self.watermark.map(Quarter::containing) else { return Vec::new() };
+        let mut posts = self.src().top_posts(p, current);
         posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         posts
     }
 
     fn oldest(&self) -> Option<Quarter> {
-        Some(Quarter::containing(self.watermark?).minus(self.snap.as_ref()?.limits.retained_quarters))
+        Some(Quarter::containing(self.watermark?).minus(self.src.as_ref()?.windows().0))
     }
 
     /// The number of page (platform, id).
     pub fn find_page(&self, platform: &str, id: &str) -> Option<u32> {
-        let s = self.snap.as_ref()?;
+        let s = self.src.as_ref()?;
         let pages = self.by_name();
-        let i = pages.binary_search_by(|p| (&**s.platform(*p), &*s.ident(*p).id).cmp(&(platform, id))).ok()?;
+        let i = pages.binary_search_by(|p| (s.platform(*p), s.id(*p)).cmp(&(platform, id))).ok()?;
         Some(pages[i])
     }
 
@@ -255,22 +258,22 @@ impl View {
     /// Page `page`'s figures in the window of `period`; `None` without a
     /// post there.
     fn compute(&self, period: Period, page: u32) -> Option<Row> {
-        let s = self.snap();
+        let s = self.src();
         let row =
             |totals: Totals, followers: Option<u64>| (totals.posts > 0).then_some(Row { page, totals, followers });
-        match (period, &s.edges) {
-            (Period::Quarter(q), _) => {
-                let (_, slot) = s.slot(q, page)?;
-                row(slot.totals(), slot.followers.get().map(|f| f.value))
+        match (period, s.edge_at(0), s.edge_at(1)) {
+            (Period::Quarter(q), _, _) => {
+                let (totals, followers) = s.quarter(q, page)?;
+                row(totals, followers.get().map(|f| f.value))
             }
-            (Period::Rolling, Some([edge, _])) => {
+            (Period::Rolling, Some(edge), _) => {
                 let wm = self.watermark.unwrap_or_default();
-                let followers = s.followers(page).filter(|f| f.at >= edge.at && f.at <= wm).map(|f| f.value);
-                row(s.since(page, edge), followers)
+                let followers = s.followers(page).filter(|f| f.at >= edge && f.at <= wm).map(|f| f.value);
+                row(s.since(page, 0), followers)
             }
-            (Period::RollingPrevious, Some([edge, before])) => {
-                let totals = s.since(page, before).minus(&s.since(page, edge));
-                row(totals, previous_followers(s, page, before.at, edge.at))
+            (Period::RollingPrevious, Some(edge), Some(before)) => {
+                let totals = s.since(page, 1).minus(&s.since(page, 0));
+                row(totals, previous_followers(s, page, before, edge))
             }
             _ => None,
         }
@@ -292,7 +295,7 @@ impl View {
         match filter {
             Filter::All => 0..t.len(),
             Filter::Platform(name) => {
-                let platform = |p: &u32| &**self.snap().platform(*p);
+                let platform = |p: &u32| self.src().platform(*p);
                 let lo = t.pages.partition_point(|p| platform(p) < *name);
                 let hi = t.pages.partition_point(|p| platform(p) <= *name);
                 lo..hi
@@ -379,8 +382,8 @@ impl View {
     /// Where page `page` stands in `t` (pages are in name order: a binary
     /// search).
     fn position_of(&self, t: &Table, page: u32) -> Option<usize> {
-        let s = self.snap.as_ref()?;
-        let key = |p: u32| (&**s.platform(p), &*s.ident(p).id);
+        let s = self.src.as_ref()?;
+        let key = |p: u32| (s.platform(p), s.id(p));
         t.pages.binary_search_by(|p| key(*p).cmp(&key(page))).ok()
     }
 }
@@ -389,10 +392,10 @@ impl View {
 /// lies in it, which can miss a later sample of the same quarter (an
 /// approximation that only affects `previous_period_rank` of the
 /// per-follower metric for the rolling window; see docs/operations.md).
-fn previous_followers(s: &Snapshot, p: u32, start: Millis, end: Millis) -> Option<u64> {
-    s.quarters()
-        .filter_map(|q| s.slot(q, p))
-        .filter_map(|(_, slot)| slot.followers.get())
+fn previous_followers(s: &Source, p: u32, start: Millis, end: Millis) -> Option<u64> {
+    s.quarter_followers(p)
+        .into_iter()
+        .filter_map(|f| f.get())
         .filter(|f| f.at >= start && f.at < end)
         .max_by_key(|f| (f.at, f.value))
         .map(|f| f.value)

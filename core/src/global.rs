@@ -1,0 +1,305 @@
+//! Shard mode's global page table (docs/scaling.md): each shard publishes,
+//! for the pages of its partitions that changed, one [`PageRecord`] — the
+//! page's figures as its engine holds them — and every instance gathers
+//! them into a [`GlobalTable`], from which it builds the same [`View`] one
+//! engine over the whole topic would.
+//!
+//! A record carries what the view reads of a page: identity, name, latest
+//! follower sample, top posts, and per retained quarter the totals and the
+//! quarter's follower sample; for the rolling window and its predecessor,
+//! the totals of the posts published at or after each edge. Those two
+//! depend on the watermark: shards move their engines to the greatest
+//! watermark of the topic (published per partition, gathered here), and
+//! republish the pages whose posts the window passes.
+//!
+//! Bounds: pages as the engine's `max_pages` (a page over it is refused
+//! and counted by the caller), one watermark per partition up to
+//! [`MAX_PARTITIONS`]; decoding checks every length.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::engine::column::Column;
+use crate::engine::{Limits, Named, Sample, Snapshot, TOP_MAX, Totals};
+use crate::view::View;
+use crate::window::{Millis, Quarter};
+
+/// Format version of a page record.
+const RECORD_VERSION: u8 = 1;
+/// Partitions whose watermarks the table keeps, at most.
+pub const MAX_PARTITIONS: usize = 100_000;
+
+/// One quarter's figures of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarterFigures {
+    pub quarter: Quarter,
+    pub totals: Totals,
+    /// The latest follower sample observed in the quarter.
+    pub followers: Sample,
+}
+
+/// A page's top posts of one quarter, as (id, interactions).
+pub type TopPosts = (Quarter, Vec<(Box<str>, u64)>);
+
+/// One page's figures as its shard publishes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRecord {
+    pub platform: Arc<str>,
+    pub id: Box<str>,
+    pub name: Option<Named>,
+    /// The latest follower sample overall.
+    pub followers: Sample,
+    /// The top posts of the quarter named.
+    pub top: Option<TopPosts>,
+    /// Quarters where the page has a slot, newest first.
+    pub quarters: Vec<QuarterFigures>,
+    /// Totals of the page's posts published at or after the rolling
+    /// window's start, and its predecessor's start.
+    pub since: [Totals; 2],
+    /// The watermark these figures are as of.
+    pub watermark: Millis,
+}
+
+impl PageRecord {
+    /// Page `p` of a snapshot; `None` for a free number or an engine that
+    /// has seen no event.
+    pub fn of(s: &Snapshot, p: u32) -> Option<PageRecord> {
+        let watermark = s.watermark?;
+        let edges = s.edges.as_ref()?;
+        if p >= s.page_bound() || s.ident(p).platform == u16::MAX {
+            return None;
+        }
+        let quarters = s
+            .quarters()
+            .filter_map(|q| {
+                let (_, slot) = s.slot(q, p)?;
+                Some(QuarterFigures { quarter: q, totals: slot.totals(), followers: slot.followers })
+            })
+            .collect();
+        let top = s.top(p).map(|t| (t.quarter, t.posts().map(|x| (Box::from(x.id), x.interactions)).collect()));
+        Some(PageRecord {
+            platform: s.platform(p).clone(),
+            id: s.ident(p).id.as_str().into(),
+            name: s.name(p).cloned(),
+            followers: s.followers(p).unwrap_or(Sample::NONE),
+            top,
+            quarters,
+            since: [s.since(p, &edges[0]), s.since(p, &edges[1])],
+            watermark,
+        })
+    }
+
+    /// The record's key: the page, so that a compacted topic keeps one
+    /// record per page.
+    pub fn key(&self) -> Vec<u8> {
+        page_key(&self.platform, &self.id)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(256));
+        self.write(&mut w).expect("writing to a Vec cannot fail");
+        w.0
+    }
+
+    fn write(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+        w.u8(RECORD_VERSION)?;
+        w.str(&self.platform)?;
+        w.str(&self.id)?;
+        w.i64(self.watermark)?;
+        w.sample(self.followers.get().map(|s| (s.at, s.value)))?;
+        match &self.name {
+            None => w.u8(0)?,
+            Some(n) => {
+                w.u8(1)?;
+                w.i64(n.at)?;
+                w.str(&n.name)?;
+            }
+        }
+        match &self.top {
+            None => w.u8(0)?,
+            Some((q, posts)) => {
+                w.u8(1)?;
+                w.i32(q.index())?;
+                w.len(posts.len())?;
+                for (id, interactions) in posts {
+                    w.str(id)?;
+                    w.u64(*interactions)?;
+                }
+            }
+        }
+        w.len(self.quarters.len())?;
+        for f in &self.quarters {
+            w.i32(f.quarter.index())?;
+            write_totals(w, &f.totals)?;
+            w.sample(f.followers.get().map(|s| (s.at, s.value)))?;
+        }
+        write_totals(w, &self.since[0])?;
+        write_totals(w, &self.since[1])
+    }
+
+    /// Reads a record; any damage is an error, with bounded memory.
+    pub fn decode(bytes: &[u8]) -> Result<PageRecord, DecodeError> {
+        let mut r = Reader(bytes);
+        if r.u8()? != RECORD_VERSION {
+            return Err(DecodeError::Range("page record version"));
+        }
+        let platform: Arc<str> = r.str(32, "platform")?.into();
+        let id: Box<str> = r.str(128, "page id")?.into();
+        let watermark = r.i64()?;
+        let followers = sample(r.sample()?);
+        let name = match r.u8()? {
+            0 => None,
+            _ => Some(Named { at: r.i64()?, name: r.str(256, "page name")?.into() }),
+        };
+        let top = match r.u8()? {
+            0 => None,
+            _ => {
+                let q = Quarter::from_index(r.i32()?);
+                let n = r.len(TOP_MAX, "top posts")?;
+                let mut posts = Vec::with_capacity(n);
+                for _ in 0..n {
+                    posts.push((r.str(crate::engine::ID_MAX, "post id")?.into(), r.u64()?));
+                }
+                Some((q, posts))
+            }
+        };
+        let n = r.len(crate::engine::MAX_RETAINED_QUARTERS as usize + 1, "quarters")?;
+        let mut quarters = Vec::with_capacity(n);
+        for _ in 0..n {
+            let quarter = Quarter::from_index(r.i32()?);
+            quarters.push(QuarterFigures { quarter, totals: read_totals(&mut r)?, followers: sample(r.sample()?) });
+        }
+        let since = [read_totals(&mut r)?, read_totals(&mut r)?];
+        if !r.0.is_empty() {
+            return Err(DecodeError::Range("page record has trailing bytes"));
+        }
+        Ok(PageRecord { platform, id, name, followers, top, quarters, since, watermark })
+    }
+}
+
+/// The key of page (platform, id) in the page-totals topic.
+pub fn page_key(platform: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(platform.len() + 1 + id.len());
+    k.extend_from_slice(platform.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn sample(s: Option<(i64, u64)>) -> Sample {
+    s.map_or(Sample::NONE, |(at, value)| Sample { at, value })
+}
+
+fn write_totals(w: &mut Writer<Vec<u8>>, t: &Totals) -> std::io::Result<()> {
+    for v in [t.reactions, t.comments, t.shares, t.views, t.posts] {
+        w.u64(v)?;
+    }
+    Ok(())
+}
+
+fn read_totals(r: &mut Reader<&[u8]>) -> Result<Totals, DecodeError> {
+    Ok(Totals { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()?, posts: r.u64()? })
+}
+
+/// The pages a global view reads: shared chunk by chunk with the table.
+#[derive(Debug, Clone)]
+pub struct PageSet {
+    pub retained_quarters: u32,
+    pub rolling_days: u32,
+    pub watermark: Option<Millis>,
+    pub pages: Column<Option<Arc<PageRecord>>>,
+}
+
+/// A record the table had no room for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TableFull;
+
+/// Every page of the topic, as the shards last published it.
+#[derive(Debug)]
+pub struct GlobalTable {
+    limits: Limits,
+    index: HashMap<Vec<u8>, u32>,
+    pages: Column<Option<Arc<PageRecord>>>,
+    free: Vec<u32>,
+    watermarks: BTreeMap<u32, Millis>,
+}
+
+impl GlobalTable {
+    pub fn new(limits: Limits) -> GlobalTable {
+        GlobalTable {
+            limits,
+            index: HashMap::new(),
+            pages: Column::default(),
+            free: Vec::new(),
+            watermarks: BTreeMap::new(),
+        }
+    }
+
+    /// Pages held.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Puts a page's latest figures in place of what the table had.
+    pub fn put(&mut self, rec: PageRecord) -> Result<(), TableFull> {
+        let key = rec.key();
+        if let Some(&p) = self.index.get(&key) {
+            *self.pages.get_mut(p as usize) = Some(Arc::new(rec));
+            return Ok(());
+        }
+        if self.index.len() >= self.limits.max_pages as usize {
+            return Err(TableFull);
+        }
+        let p = match self.free.pop() {
+            Some(p) => {
+                *self.pages.get_mut(p as usize) = Some(Arc::new(rec));
+                p
+            }
+            None => self.pages.push(Some(Arc::new(rec))) as u32,
+        };
+        self.index.insert(key, p);
+        Ok(())
+    }
+
+    /// Forgets the page with key `key` (a tombstone).
+    pub fn remove(&mut self, key: &[u8]) {
+        if let Some(p) = self.index.remove(key) {
+            *self.pages.get_mut(p as usize) = None;
+            self.free.push(p);
+        }
+    }
+
+    /// Partition `partition`'s watermark; refused past [`MAX_PARTITIONS`].
+    pub fn set_watermark(&mut self, partition: u32, at: Millis) -> Result<(), TableFull> {
+        if self.watermarks.len() >= MAX_PARTITIONS && !self.watermarks.contains_key(&partition) {
+            return Err(TableFull);
+        }
+        let w = self.watermarks.entry(partition).or_insert(at);
+        *w = (*w).max(at);
+        Ok(())
+    }
+
+    /// The greatest watermark of the topic.
+    pub fn watermark(&self) -> Option<Millis> {
+        self.watermarks.values().copied().max()
+    }
+
+    /// The pages as a view sees them (cheap: shared chunks).
+    pub fn page_set(&self) -> PageSet {
+        PageSet {
+            retained_quarters: self.limits.retained_quarters,
+            rolling_days: self.limits.rolling_days,
+            watermark: self.watermark(),
+            pages: self.pages.clone(),
+        }
+    }
+
+    pub fn view(&self) -> View {
+        View::of_pages(self.page_set())
+    }
+}

@@ -1,0 +1,101 @@
+//! Shard mode's promise, as a property: the stream split by page over
+//! several engines, their changed pages published as page records (encoded
+//! and decoded, at random moments) into one global table, answers every
+//! ranking and page exactly as one engine over the whole stream.
+
+mod common;
+
+use common::*;
+use engagement_core::engine::Engine;
+use engagement_core::event::decode;
+use engagement_core::global::{GlobalTable, PageRecord, page_key};
+use engagement_core::view::View;
+use proptest::prelude::*;
+
+/// Publishes what changed in `shard` (number `k`) into the table, as a
+/// shard does once per ranking interval.
+fn publish(k: u32, shard: &mut Engine, table: &mut GlobalTable) {
+    let changed = shard.take_changes();
+    for (platform, id) in &changed.freed {
+        table.remove(&page_key(platform, id));
+    }
+    let snap = shard.snapshot();
+    for p in changed.pages {
+        let rec = PageRecord::of(&snap, p).expect("a changed page is live");
+        let bytes = rec.encode();
+        let back = PageRecord::decode(&bytes).expect("a record reads back");
+        assert_eq!(back, rec);
+        table.put(back).expect("within bounds");
+    }
+    if let Some(wm) = shard.watermark() {
+        table.set_watermark(k, wm).expect("within bounds");
+    }
+}
+
+/// Per page: its name, top posts, and where `find_page` finds it.
+fn pages(v: &View) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in v.tables() {
+        for row in v.rows(t) {
+            let p = v.page(row.page);
+            let found = v.find_page(p.platform, p.id).map(|q| v.page(q).id.to_string());
+            out.push(format!(
+                "{:?} {}/{} {:?} {:?} {found:?}",
+                t.period,
+                p.platform,
+                p.id,
+                p.name,
+                v.top_posts(row.page)
+            ));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn pages_split_over_engines_rank_as_one_engine(
+        records in proptest::collection::vec(record(), 1..150),
+        n in 1u32..4,
+        looks in proptest::collection::vec(prop::bool::weighted(0.1), 150),
+    ) {
+        let mut one = Engine::new(LIMITS);
+        let mut shards: Vec<Engine> = (0..n).map(|_| Engine::new(LIMITS)).collect();
+        shards.iter_mut().for_each(Engine::track_changes);
+        let mut table = GlobalTable::new(LIMITS);
+        for (i, r) in records.iter().map(render).enumerate() {
+            if let Ok(ev) = decode(r.as_bytes(), &cx()) {
+                one.apply(&ev);
+                // Keyed by page: the page id's last byte picks the shard,
+                // which follows the topic's watermark before each event.
+                let k = u32::from(*ev.page_id.as_bytes().last().unwrap_or(&0)) % n;
+                if let Some(wm) = table.watermark() {
+                    shards[k as usize].advance_to(wm);
+                }
+                shards[k as usize].apply(&ev);
+                if let Some(wm) = shards[k as usize].watermark() {
+                    table.set_watermark(k, wm).expect("within bounds");
+                }
+            }
+            if looks[i] {
+                for (k, s) in shards.iter_mut().enumerate() {
+                    publish(k as u32, s, &mut table);
+                }
+            }
+        }
+        let wm = table.watermark();
+        for (k, s) in shards.iter_mut().enumerate() {
+            if let Some(wm) = wm {
+                s.advance_to(wm);
+            }
+            publish(k as u32, s, &mut table);
+        }
+        let (single, global) = (View::build(&one), table.view());
+        prop_assert_eq!(single.watermark, global.watermark);
+        prop_assert_eq!(rankings(&single), rankings(&global));
+        prop_assert_eq!(pages(&single), pages(&global));
+        prop_assert_eq!(single.usage.pages, table.len());
+    }
+}
