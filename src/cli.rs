@@ -65,6 +65,14 @@ pub struct RunArgs {
     /// Log line format [log.format].
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+    /// replica: read every partition; shard: split them with the other
+    /// instances of the group (docs/scaling.md) [cluster.mode].
+    #[arg(long, value_name = "MODE", value_parser = ["replica", "shard"])]
+    pub mode: Option<String>,
+    /// Static group membership id in shard mode [default: the host name]
+    /// [cluster.instance_id].
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
 }
 
 impl RunArgs {
@@ -76,7 +84,9 @@ impl RunArgs {
             .set("kafka.group_id", "--group", self.group.as_deref())
             .set("http.listen", "--listen", self.listen.as_deref())
             .set("state.dir", "--state-dir", self.state_dir.as_deref())
-            .set("log.format", "--log-format", self.log_format.as_deref());
+            .set("log.format", "--log-format", self.log_format.as_deref())
+            .set("cluster.mode", "--mode", self.mode.as_deref())
+            .set("cluster.instance_id", "--instance-id", self.instance_id.as_deref());
         for (name, value) in &self.kafka_properties {
             o.property(name, value);
         }
@@ -319,6 +329,10 @@ mod tests {
             "sasl.jaas.config=a=b",
             "--log-format",
             "json",
+            "--mode",
+            "shard",
+            "--instance-id",
+            "em-0",
         ]);
         let loaded = load(None, &Env::default(), &run.overrides()).expect("valid flags");
         let c = &loaded.config;
@@ -332,6 +346,10 @@ mod tests {
         assert_eq!(c.kafka.properties["sasl.jaas.config"], "a=b");
         assert_eq!(loaded.sources["http.listen"], Source::Flag("--listen"));
         assert_eq!(loaded.sources["kafka.group_id"], Source::Flag("--group"));
+        assert_eq!(c.cluster.mode, crate::config::ClusterMode::Shard);
+        assert_eq!(c.cluster.instance_id(), "em-0");
+        assert_eq!(loaded.sources["cluster.mode"], Source::Flag("--mode"));
+        assert_eq!(loaded.sources["cluster.instance_id"], Source::Flag("--instance-id"));
     }
 
     #[test]
@@ -349,6 +367,10 @@ mod tests {
         assert!(err.contains("NAME=VALUE") && !err.contains("hunter2"), "{err}");
         assert!(parse(&["run", "--kafka-property", "=x"]).is_err());
         assert!(parse(&["run", "--log-format", "xml"]).is_err());
+        assert!(parse(&["run", "--mode", "Shard"]).is_err());
+        let run = run_args(&["--instance-id", "a/b"]);
+        let err = load(None, &Env::default(), &run.overrides()).unwrap_err();
+        assert!(err.to_string().contains("cluster.instance_id (from flag --instance-id)"), "{err}");
         assert!(parse(&["run", "--nope"]).is_err());
         let run = run_args(&["--listen", "nowhere"]);
         let err = load(None, &Env::default(), &run.overrides()).unwrap_err();

@@ -9,9 +9,9 @@ use std::path::Path;
 use toml::Value;
 
 use super::render::{REDACTED, is_secret, redact_brokers};
-use super::settings::{Raw, SETTINGS, setting};
+use super::settings::{Raw, SETTINGS, is_topic_name, setting};
 use super::watches::{WATCHES_KEY, parse_watches};
-use super::{ConfigError, Loaded, Source};
+use super::{ClusterMode, ConfigError, Loaded, Source};
 
 /// Prefix of every environment variable the daemon reads.
 pub const ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_";
@@ -288,5 +288,44 @@ impl Loaded {
             key,
             value,
         })
+    }
+}
+
+impl Loaded {
+    /// In shard mode, the state and totals topics as used (set, or derived
+    /// from `kafka.topic`) must be legal topic names, distinct from each
+    /// other and from `kafka.topic`. Replica mode does not use them.
+    pub(super) fn check_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        if c.cluster.mode != ClusterMode::Shard {
+            return Ok(());
+        }
+        let topic = &c.kafka.topic;
+        let state = c.cluster.state_topic(topic);
+        let totals = c.cluster.totals_topic(topic);
+        let used = [
+            ("cluster.state_topic", &c.cluster.state_topic, &state, None),
+            ("cluster.totals_topic", &c.cluster.totals_topic, &totals, Some(&state)),
+        ];
+        for (key, set, name, other) in used {
+            let rule = if !is_topic_name(name) {
+                "the name derived from kafka.topic is longer than 249 characters; set it explicitly"
+            } else if name == topic {
+                "must differ from kafka.topic"
+            } else if other == Some(name) {
+                "must differ from cluster.state_topic"
+            } else {
+                continue;
+            };
+            // A derived name is blamed on kafka.topic's source.
+            let source = self.sources.get(if set.is_empty() { "kafka.topic" } else { key });
+            return Err(ConfigError::Rule {
+                key: key.to_owned(),
+                value: format!("{name:?}"),
+                origin: source.unwrap_or(&Source::Default).origin(),
+                rule: rule.to_owned(),
+            });
+        }
+        Ok(())
     }
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub ranking: RankingConfig,
     pub state: StateConfig,
     pub log: LogConfig,
+    /// How instances share the topic: replicas, or shards of one group.
+    pub cluster: ClusterConfig,
     /// Deadline for a clean exit after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
 }
@@ -128,6 +130,85 @@ pub struct LogConfig {
     pub level: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterMode {
+    Replica,
+    Shard,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// `replica`: every instance reads every partition (default); `shard`: instances of one group split them (docs/scaling.md).
+    pub mode: ClusterMode,
+    /// Static group membership id in shard mode (`group.instance.id`);
+    /// empty (the default) means the host name: see [`ClusterConfig::instance_id`].
+    pub instance_id: String,
+    /// Compacted topic holding each partition's state in shard mode; empty
+    /// (the default) means `<kafka.topic>-shard-state`: see [`ClusterConfig::state_topic`].
+    pub state_topic: String,
+    /// Compacted topic of per-page totals in shard mode; empty (the
+    /// default) means `<kafka.topic>-page-totals`: see [`ClusterConfig::totals_topic`].
+    pub totals_topic: String,
+}
+
+/// Instance id used when neither the host name nor `HOSTNAME` is known.
+pub const FALLBACK_INSTANCE_ID: &str = "engagement-monitor";
+
+impl ClusterConfig {
+    /// The static group membership id: `instance_id` when set, else the
+    /// host name (`/proc/sys/kernel/hostname`, then `HOSTNAME`, then
+    /// [`FALLBACK_INSTANCE_ID`]). Resolved here, at use, so that loading
+    /// stays pure and the defaults the same on every host.
+    pub fn instance_id(&self) -> String {
+        if !self.instance_id.is_empty() {
+            return self.instance_id.clone();
+        }
+        let proc = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+        let env = std::env::var("HOSTNAME").ok();
+        resolve_instance_id(proc.as_deref(), env.as_deref())
+    }
+
+    /// The shard-state topic: `state_topic` when set, else
+    /// `<kafka_topic>-shard-state`.
+    pub fn state_topic(&self, kafka_topic: &str) -> String {
+        derived_topic(&self.state_topic, kafka_topic, "-shard-state")
+    }
+
+    /// The page-totals topic: `totals_topic` when set, else
+    /// `<kafka_topic>-page-totals`.
+    pub fn totals_topic(&self, kafka_topic: &str) -> String {
+        derived_topic(&self.totals_topic, kafka_topic, "-page-totals")
+    }
+}
+
+impl ClusterMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterMode::Replica => "replica",
+            ClusterMode::Shard => "shard",
+        }
+    }
+}
+
+/// The first non-blank of the host name file's contents and `HOSTNAME`,
+/// trimmed; [`FALLBACK_INSTANCE_ID`] when both are missing or blank.
+fn resolve_instance_id(proc_hostname: Option<&str>, env_hostname: Option<&str>) -> String {
+    [proc_hostname, env_hostname]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|name| !name.is_empty())
+        .unwrap_or(FALLBACK_INSTANCE_ID)
+        .to_owned()
+}
+
+fn derived_topic(set: &str, kafka_topic: &str, suffix: &str) -> String {
+    match set {
+        "" => format!("{kafka_topic}{suffix}"),
+        topic => topic.to_owned(),
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -168,6 +249,12 @@ impl Default for Config {
             },
             state: StateConfig { dir: None, checkpoint_interval: Duration::from_secs(60) },
             log: LogConfig { format: LogFormat::Text, level: "info".into() },
+            cluster: ClusterConfig {
+                mode: ClusterMode::Replica,
+                instance_id: String::new(),
+                state_topic: String::new(),
+                totals_topic: String::new(),
+            },
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -279,5 +366,6 @@ fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Resul
     loaded.apply_env(env)?;
     loaded.apply_flags(flags)?;
     loaded.check_limits()?;
+    loaded.check_cluster()?;
     Ok(loaded)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::Value;
 
 use super::layers::env_var_name;
-use super::{Config, LogFormat};
+use super::{ClusterMode, Config, LogFormat};
 
 pub(super) fn setting(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)
@@ -157,6 +157,18 @@ pub const SETTINGS: &[Setting] = &[
     setting!("state.checkpoint_interval", "duration",
         "How often a checkpoint of state and offsets is written.",
         state.checkpoint_interval, interval, duration_value),
+    setting!("cluster.mode", "replica | shard",
+        "replica: every instance reads every partition; shard: the instances of one group split them (docs/scaling.md).",
+        cluster.mode, cluster_mode, mode_value),
+    setting!("cluster.instance_id", "id, empty = host name",
+        "Static group membership id (group.instance.id) in shard mode; empty uses the host name.",
+        cluster.instance_id, instance_id, str_value),
+    setting!("cluster.state_topic", "topic, empty = <kafka.topic>-shard-state",
+        "Compacted topic holding each partition's state in shard mode.",
+        cluster.state_topic, topic_or_empty, str_value),
+    setting!("cluster.totals_topic", "topic, empty = <kafka.topic>-page-totals",
+        "Compacted topic of per-page totals in shard mode.",
+        cluster.totals_topic, topic_or_empty, str_value),
     setting!("log.format", "text | json",
         "Log line format on stderr.",
         log.format, log_format, format_value),
@@ -195,6 +207,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// queue of dead letters and rank events never needs it).
 const MAX_QUEUE_KBYTES: u64 = 2 * 1024 * 1024;
 const TOPIC_EXPECTED: &str = "a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -";
+const INSTANCE_ID_EXPECTED: &str = "a group instance id: 1 to 249 of a-z A-Z 0-9 . _ -, or empty for the host name";
 
 /// Parses `500ms`, `10s`, `2m` or `1h`: digits, then one unit.
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
@@ -248,12 +261,44 @@ fn brokers(v: Raw<'_>) -> Result<String, String> {
     }
 }
 
+/// Whether `s` is a legal Kafka topic name (and group instance id: Kafka
+/// checks both alike).
+pub(super) fn is_topic_name(s: &str) -> bool {
+    let legal = |b: u8| b.is_ascii_alphanumeric() || b"._-".contains(&b);
+    (1..=249).contains(&s.len()) && s != "." && s != ".." && s.bytes().all(legal)
+}
+
 fn topic(v: Raw<'_>) -> Result<String, String> {
     let s = string(v)?;
-    let legal = |b: u8| b.is_ascii_alphanumeric() || b"._-".contains(&b);
-    match (1..=249).contains(&s.len()) && s != "." && s != ".." && s.bytes().all(legal) {
+    match is_topic_name(s) {
         true => Ok(s.to_owned()),
         false => Err(TOPIC_EXPECTED.into()),
+    }
+}
+
+/// A topic name, or empty for a name derived from `kafka.topic`.
+fn topic_or_empty(v: Raw<'_>) -> Result<String, String> {
+    match string(v)? {
+        "" => Ok(String::new()),
+        _ => topic(v).map_err(|_| format!("{TOPIC_EXPECTED}, or empty for the derived name")),
+    }
+}
+
+/// A `group.instance.id`, or empty for the host name.
+fn instance_id(v: Raw<'_>) -> Result<String, String> {
+    match string(v).map_err(|_| INSTANCE_ID_EXPECTED.to_owned())? {
+        "" => Ok(String::new()),
+        s if is_topic_name(s) => Ok(s.to_owned()),
+        _ => Err(INSTANCE_ID_EXPECTED.into()),
+    }
+}
+
+/// Case-sensitive, like `log.format`.
+fn cluster_mode(v: Raw<'_>) -> Result<ClusterMode, String> {
+    match string(v).map_err(|_| "replica or shard".to_owned())? {
+        "replica" => Ok(ClusterMode::Replica),
+        "shard" => Ok(ClusterMode::Shard),
+        _ => Err("replica or shard".into()),
     }
 }
 
@@ -348,4 +393,8 @@ fn path_value(p: &Option<PathBuf>) -> Value {
 
 fn format_value(f: &LogFormat) -> Value {
     Value::String(f.as_str().to_owned())
+}
+
+fn mode_value(m: &ClusterMode) -> Value {
+    Value::String(m.as_str().to_owned())
 }

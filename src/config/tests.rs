@@ -59,7 +59,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 34] = [
+const FIELDS: [&str; 38] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -92,6 +92,10 @@ const FIELDS: [&str; 34] = [
     "ranking.ready_max_lag",
     "state.dir",
     "state.checkpoint_interval",
+    "cluster.mode",
+    "cluster.instance_id",
+    "cluster.state_topic",
+    "cluster.totals_topic",
     "log.format",
     "log.level",
 ];
@@ -141,6 +145,7 @@ fn every_config_field_has_a_setting() {
         ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _, watches: _ },
         state: StateConfig { dir: _, checkpoint_interval: _ },
         log: LogConfig { format: _, level: _ },
+        cluster: ClusterConfig { mode: _, instance_id: _, state_topic: _, totals_topic: _ },
         shutdown_timeout: _,
     } = Config::default();
     let keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
@@ -483,4 +488,96 @@ fn watches_come_from_the_file_only_and_errors_name_the_key() {
     );
     let rendered = render_effective(&loaded);
     assert!(rendered.contains(&format!("{:<40} # file", "[[ranking.watches]]")), "{rendered}");
+}
+
+#[test]
+fn a_cluster_table_is_accepted_and_the_mode_parses() {
+    let text = "[cluster]\nmode = \"shard\"\ninstance_id = \"em-1\"\nstate_topic = \"st\"\ntotals_topic = \"tt\"\n";
+    let loaded = file(text).expect("a [cluster] table is a setting like any other");
+    let c = &loaded.config.cluster;
+    assert_eq!((c.mode, c.instance_id.as_str()), (ClusterMode::Shard, "em-1"));
+    assert_eq!((c.state_topic("events"), c.totals_topic("events")), ("st".into(), "tt".into()));
+    assert_eq!(loaded.sources["cluster.mode"], Source::File("/etc/em.toml".into()));
+    assert_eq!(file("[cluster]\nmode = \"replica\"\n").unwrap().config.cluster.mode, ClusterMode::Replica);
+    let from_env =
+        env(&[("ENGAGEMENT_MONITOR_CLUSTER_MODE", "shard"), ("ENGAGEMENT_MONITOR_CLUSTER_INSTANCE_ID", "x")]);
+    let from_env = from_env.expect("the variables follow from the keys");
+    assert_eq!((from_env.config.cluster.mode, from_env.config.cluster.instance_id()), (ClusterMode::Shard, "x".into()));
+    assert_eq!(Config::default().cluster.mode, ClusterMode::Replica);
+    let rendered = render_effective(&loaded);
+    assert!(rendered.contains("\n[cluster]\nmode = \"shard\""), "{rendered}");
+}
+
+#[test]
+fn a_bad_mode_is_refused_naming_the_setting_and_the_accepted_values() {
+    assert_eq!(
+        error(file("[cluster]\nmode = \"Shard\"\n")),
+        "invalid value \"Shard\" for cluster.mode (from /etc/em.toml): expected replica or shard"
+    );
+    assert_eq!(
+        error(env(&[("ENGAGEMENT_MONITOR_CLUSTER_MODE", "sharded")])),
+        "invalid value \"sharded\" for cluster.mode (from environment variable ENGAGEMENT_MONITOR_CLUSTER_MODE): expected replica or shard"
+    );
+    assert!(error(file("[cluster]\nmode = 1\n")).contains("expected replica or shard"));
+    let refused = [
+        ("ENGAGEMENT_MONITOR_CLUSTER_INSTANCE_ID", "a b"),
+        ("ENGAGEMENT_MONITOR_CLUSTER_STATE_TOPIC", "a/b"),
+        ("ENGAGEMENT_MONITOR_CLUSTER_TOTALS_TOPIC", ".."),
+    ];
+    for (name, value) in refused {
+        let err = error(env(&[(name, value)]));
+        assert!(err.contains(name), "{name}={value}: {err}");
+    }
+    assert!(error(file("[cluster]\nunknown = 1\n")).contains("unknown setting cluster.unknown"));
+}
+
+#[test]
+fn cluster_flags_override_file_and_env() {
+    let text = "[cluster]\nmode = \"replica\"\ninstance_id = \"from-file\"\n";
+    let env: Env = [("ENGAGEMENT_MONITOR_CLUSTER_INSTANCE_ID", "from-env")].into_iter().collect();
+    let mut flags = Overrides::default();
+    flags.set("cluster.mode", "--mode", Some("shard")).set("cluster.instance_id", "--instance-id", Some("em-2"));
+    let loaded = load_text(Some((Path::new("f.toml"), text)), &env, &flags).expect("valid");
+    assert_eq!(loaded.config.cluster.mode, ClusterMode::Shard);
+    assert_eq!(loaded.config.cluster.instance_id(), "em-2");
+    assert_eq!(loaded.sources["cluster.mode"].to_string(), "flag --mode");
+    assert_eq!(loaded.sources["cluster.instance_id"].to_string(), "flag --instance-id");
+    let mut bad = Overrides::default();
+    bad.set("cluster.mode", "--mode", Some("all"));
+    let err = error(load_text(None, &Env::default(), &bad));
+    assert!(err.contains("cluster.mode (from flag --mode): expected replica or shard"), "{err}");
+}
+
+#[test]
+fn cluster_topics_are_derived_from_the_kafka_topic_when_empty() {
+    let c = Config::default().cluster;
+    assert_eq!((c.state_topic.as_str(), c.totals_topic.as_str()), ("", ""));
+    assert_eq!(c.state_topic("engagement-events"), "engagement-events-shard-state");
+    assert_eq!(c.totals_topic("engagement-events"), "engagement-events-page-totals");
+    let loaded = file("[kafka]\ntopic = \"ev\"\n[cluster]\ntotals_topic = \"totals\"\n").expect("valid");
+    let (topic, cluster) = (&loaded.config.kafka.topic, &loaded.config.cluster);
+    assert_eq!((cluster.state_topic(topic), cluster.totals_topic(topic)), ("ev-shard-state".into(), "totals".into()));
+}
+
+#[test]
+fn shard_topics_must_be_usable() {
+    let long = "t".repeat(249);
+    let ok_as_replica = file(&format!("[kafka]\ntopic = \"{long}\"\n")).expect("replicas use no shard topics");
+    assert_eq!(ok_as_replica.config.cluster.mode, ClusterMode::Replica);
+    let err = error(file(&format!("[kafka]\ntopic = \"{long}\"\n[cluster]\nmode = \"shard\"\n")));
+    assert!(err.contains("cluster.state_topic (from /etc/em.toml): the name derived from kafka.topic"), "{err}");
+    let same = error(file("[kafka]\ntopic = \"ev\"\n[cluster]\nmode = \"shard\"\nstate_topic = \"ev\"\n"));
+    assert!(same.contains("cluster.state_topic") && same.contains("must differ from kafka.topic"), "{same}");
+    let twice = "[cluster]\nmode = \"shard\"\nstate_topic = \"x\"\ntotals_topic = \"x\"\n";
+    assert!(error(file(twice)).contains("cluster.totals_topic") && error(file(twice)).contains("must differ"));
+}
+
+#[test]
+fn the_instance_id_defaults_to_the_host_name() {
+    assert_eq!(resolve_instance_id(Some("web-7\n"), Some("other")), "web-7");
+    assert_eq!(resolve_instance_id(Some(" \n"), Some("from-env")), "from-env");
+    assert_eq!(resolve_instance_id(None, None), FALLBACK_INSTANCE_ID);
+    assert_eq!(resolve_instance_id(None, Some("")), FALLBACK_INSTANCE_ID);
+    let resolved = Config::default().cluster.instance_id();
+    assert!(!resolved.is_empty() && !resolved.contains(char::is_whitespace), "{resolved:?}");
 }
