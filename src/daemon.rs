@@ -13,10 +13,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::config::{Config, redact_brokers};
+use crate::config::{ClusterMode, Config, redact_brokers};
 use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
-use crate::{checkpoint, ingest, kafka, published, rank_changes, status};
+use crate::{checkpoint, ingest, kafka, published, rank_changes, shard, status};
 
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -44,14 +44,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let status_tx = Arc::new(status_tx);
     let preparer = published::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone())?;
-    let ingest_done = ingest::spawn(ingest::Parts {
+    let parts = ingest::Parts {
         config: config.clone(),
         views: preparer,
         status: status_tx,
         metrics: metrics.clone(),
         publisher: publisher.clone(),
         shutdown: shutdown.clone(),
-    })?;
+    };
+    let ingest_done = match config.cluster.mode {
+        ClusterMode::Replica => ingest::spawn(parts)?,
+        ClusterMode::Shard => shard::spawn(parts)?,
+    };
     let state = AppState { views, status, metrics, rolling_days: config.engine.rolling_days };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();

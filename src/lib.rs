@@ -32,6 +32,7 @@ pub mod published;
 pub mod publisher;
 pub mod rank_changes;
 pub mod repartition;
+pub mod shard;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;

@@ -38,6 +38,7 @@ use crate::publisher::Publisher;
 use crate::status::StatusTx;
 
 pub use crate::checkpoint::Offsets;
+pub(crate) use fetch_queue::commit_async;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub(crate) consumer: ConsumerMetrics,
     pub(crate) checkpoints: CheckpointMetrics,
     pub(crate) ranking: RankingMetrics,
+    pub(crate) shard: ShardMetrics,
     pub(crate) produced: IntCounterVec,
     /// The watches' counters, held changes and recent changes.
     pub watches: Arc<watches::WatchBoard>,
@@ -82,6 +83,43 @@ pub(crate) struct CheckpointMetrics {
     pub bytes: IntGauge,
     pub restores: IntCounterVec,
     pub restore_duration: Gauge,
+}
+
+/// Shard mode (docs/scaling.md); at zero in replica mode.
+pub(crate) struct ShardMetrics {
+    pub owned: IntGauge,
+    pub posts: IntGauge,
+    pub unsaved: IntGauge,
+    pub totals_lag: IntGauge,
+    pub saves: IntCounterVec,
+    pub records: IntCounter,
+}
+
+impl ShardMetrics {
+    fn new(f: &Families<'_>) -> ShardMetrics {
+        ShardMetrics {
+            owned: f.int_gauge("engagement_shard_partitions_owned", "Input partitions this shard owns."),
+            posts: f.int_gauge("engagement_shard_posts", "Posts held by the engines of the owned partitions."),
+            unsaved: f.int_gauge(
+                "engagement_shard_unsaved_messages",
+                "Messages applied to the owned partitions but not yet in the state topic (the state's lag).",
+            ),
+            totals_lag: f.int_gauge(
+                "engagement_shard_totals_lag_messages",
+                "Page-totals records not yet read into this instance's global table.",
+            ),
+            saves: f.counters(
+                "engagement_shard_state_saves_total",
+                "Saves of a partition's state to the state topic, by result.",
+                "result",
+                &Attempt::labels(),
+            ),
+            records: f.counter(
+                "engagement_shard_page_records_total",
+                "Page records (and tombstones) this shard published to the page-totals topic.",
+            ),
+        }
+    }
 }
 
 pub(crate) struct RankingMetrics {
@@ -339,6 +377,7 @@ impl Metrics {
             consumer: ConsumerMetrics::new(&f),
             checkpoints: CheckpointMetrics::new(&f),
             ranking: RankingMetrics::new(&f),
+            shard: ShardMetrics::new(&f),
             limiter: LogLimiter::new(s.log_rate_per_second),
             status: s.status,
             phase,

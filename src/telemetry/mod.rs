@@ -3,6 +3,7 @@
 //! the typed events ([`events`]) through which the daemon logs and counts.
 
 pub mod events;
+pub mod shard;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};

@@ -21,6 +21,7 @@ mod leaderboard;
 mod logs;
 mod repartition;
 mod secrets;
+mod shards;
 mod stack;
 mod state_dir;
 mod support;

@@ -142,26 +142,21 @@ impl Daemon {
     /// Like [`Daemon::start`], with explicit bootstrap servers.
     pub fn launch(brokers: &str, topic: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_engagement-monitor"));
-        cmd.args([
-            "run",
-            "--brokers",
-            brokers,
-            "--topic",
-            topic,
-            "--group",
-            &format!("{topic}-group"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(if extra.contains(&"--log-format") { &[][..] } else { &["--log-format", "json"][..] })
-        .args(extra)
-        .env("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "200ms")
-        .env("ENGAGEMENT_MONITOR_KAFKA_COMMIT_INTERVAL", "500ms")
-        .env("ENGAGEMENT_MONITOR_KAFKA_METADATA_REFRESH", "1s")
-        .env("ENGAGEMENT_MONITOR_RANKING_READY_MAX_LAG", "0")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(["run", "--brokers", brokers, "--topic", topic, "--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--group") {
+                vec![]
+            } else {
+                vec!["--group".to_string(), format!("{topic}-group")]
+            })
+            .args(if extra.contains(&"--log-format") { &[][..] } else { &["--log-format", "json"][..] })
+            .args(extra)
+            .env("ENGAGEMENT_MONITOR_RANKING_INTERVAL", "200ms")
+            .env("ENGAGEMENT_MONITOR_KAFKA_COMMIT_INTERVAL", "500ms")
+            .env("ENGAGEMENT_MONITOR_KAFKA_METADATA_REFRESH", "1s")
+            .env("ENGAGEMENT_MONITOR_RANKING_READY_MAX_LAG", "0")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

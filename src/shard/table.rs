@@ -1,0 +1,141 @@
+//! The global page table: every instance reads the page-totals topic from
+//! its beginning (no group: each instance reads all of it), keeps the
+//! latest figures of every page and the watermark of every input
+//! partition, and publishes views of it once per ranking interval. The
+//! instance turns ready once it has read the topic to its end and its own
+//! partitions are caught up; rank changes are detected only from then on,
+//! so a restart or a rebalance raises none.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use engagement_core::global::{GlobalTable, PageRecord};
+
+use super::{Shared, Topics, watermark_partition};
+use crate::config::Config;
+use crate::published::Preparer;
+use crate::status::{Readiness, StatusTx};
+use crate::telemetry::events::InternalEvent;
+use crate::telemetry::shard::{TotalsLag, TotalsRefused};
+use tokio_util::sync::CancellationToken;
+
+/// What the table thread needs.
+pub struct TableParts {
+    pub config: Arc<Config>,
+    pub views: Preparer,
+    pub status: Arc<StatusTx>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub shutdown: CancellationToken,
+}
+
+pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let mut reader = Reader::new(&io, &topics.totals)?;
+    let (mut changed, mut ready) = (true, false);
+    let mut next_view = Instant::now();
+    while !io.shutdown.is_cancelled() {
+        if reader.poll(&io)? {
+            shared.set_watermark(reader.table.watermark());
+            changed = true;
+            continue;
+        }
+        if Instant::now() < next_view {
+            continue;
+        }
+        next_view = Instant::now() + io.config.ranking.interval.min(Duration::from_secs(1));
+        let totals_lag = reader.lag();
+        TotalsLag(totals_lag).emit(&io.metrics);
+        if !ready {
+            let behind = totals_lag + shared.behind.load(Relaxed);
+            if behind <= io.config.ranking.ready_max_lag && shared.owned_ready.load(Relaxed) {
+                io.views.publish(Arc::new(reader.table.view()), false, Some(0));
+                (ready, changed) = (true, false);
+            } else {
+                io.status.send_replace(Readiness::CatchingUp { behind });
+            }
+        } else if changed {
+            io.views.publish(Arc::new(reader.table.view()), true, None);
+            changed = false;
+            next_view = Instant::now() + io.config.ranking.interval;
+        }
+    }
+    io.status.send_replace(Readiness::Stopping);
+    Ok(())
+}
+
+/// The page-totals topic, read from its beginning into the table.
+struct Reader {
+    consumer: BaseConsumer<crate::kafka::Logged>,
+    topic: String,
+    table: GlobalTable,
+    /// Per partition, the next offset to read.
+    next: Vec<i64>,
+    refused: u64,
+}
+
+impl Reader {
+    fn new(io: &TableParts, topic: &str) -> anyhow::Result<Reader> {
+        let k = &io.config.kafka;
+        let defaults = [("client.id", "engagement-monitor-totals-reader"), ("enable.auto.commit", "false")];
+        let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
+        config.set("group.id", format!("{}-totals-reader", k.group_id));
+        let consumer: BaseConsumer<crate::kafka::Logged> = config
+            .create_with_context(crate::kafka::Logged)
+            .map_err(|e| anyhow::anyhow!("cannot create the totals reader: {}", crate::kafka::creation_error(&e)))?;
+        let partitions = super::partition_count(consumer.client(), topic, &io.shutdown)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl).context("assigning the page-totals topic")?;
+        let table = GlobalTable::new(io.config.engine);
+        Ok(Reader { consumer, topic: topic.into(), table, next: vec![0; partitions as usize], refused: 0 })
+    }
+
+    /// Reads one record into the table; `false` when none came.
+    fn poll(&mut self, io: &TableParts) -> anyhow::Result<bool> {
+        let Some(m) = self.consumer.poll(Duration::from_millis(100)) else { return Ok(false) };
+        let m = m.context("reading the page-totals topic")?;
+        if let Some(n) = self.next.get_mut(m.partition() as usize) {
+            *n = m.offset() + 1;
+        }
+        if !apply(&mut self.table, m.key().unwrap_or_default(), m.payload()) {
+            self.refused += 1;
+            TotalsRefused { topic: &self.topic, refused: self.refused }.emit(&io.metrics);
+        }
+        Ok(true)
+    }
+
+    /// Records between what was read and the end of each partition.
+    fn lag(&self) -> u64 {
+        let mut behind = 0u64;
+        for (p, n) in self.next.iter().enumerate() {
+            match self.consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_secs(1)) {
+                Ok((low, high)) => behind += (high - (*n).max(low)).max(0) as u64,
+                Err(_) => return u64::MAX / 2,
+            }
+        }
+        behind
+    }
+}
+
+/// Applies one record; `false` when it was refused.
+fn apply(table: &mut GlobalTable, key: &[u8], value: Option<&[u8]>) -> bool {
+    if let Some(p) = watermark_partition(key) {
+        let at = value.and_then(|v| v.try_into().ok()).map(i64::from_le_bytes);
+        return at.is_some_and(|at| table.set_watermark(p, at).is_ok());
+    }
+    match value {
+        None => {
+            table.remove(key);
+            true
+        }
+        Some(v) => PageRecord::decode(v).ok().is_some_and(|r| table.put(r).is_ok()),
+    }
+}

@@ -1,0 +1,109 @@
+//! The typed events of shard mode (docs/scaling.md): each logs and counts
+//! in one call, as in [`events`](super::events).
+
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+use crate::metrics::labels::Attempt;
+use crate::telemetry::events::InternalEvent;
+
+/// The group moved partitions to or from this shard.
+pub struct PartitionsMoved<'a> {
+    pub assigned: bool,
+    pub partitions: &'a [i32],
+    pub owned: usize,
+}
+
+impl InternalEvent for PartitionsMoved<'_> {
+    fn emit(self, m: &Metrics) {
+        m.shard.owned.set(self.owned as i64);
+        let what = if self.assigned { "partitions assigned" } else { "partitions revoked: their engines are dropped" };
+        tracing::info!(partitions = ?self.partitions, owned = self.owned, "{what}");
+    }
+}
+
+/// A partition's engine was restored from the state topic (or started
+/// empty when the topic holds none for it).
+pub struct PartitionRestored {
+    pub partition: i32,
+    pub state_offset: i64,
+    pub start: i64,
+    pub posts: usize,
+    pub took: Duration,
+}
+
+impl InternalEvent for PartitionRestored {
+    fn emit(self, _: &Metrics) {
+        let took_ms = self.took.as_millis() as u64;
+        tracing::info!(
+            partition = self.partition,
+            state_offset = self.state_offset,
+            start = self.start,
+            posts = self.posts,
+            took_ms,
+            "partition assigned and restored"
+        );
+    }
+}
+
+/// A partition's state was saved to the state topic, or not.
+pub struct StateSaved<'a> {
+    pub partition: i32,
+    pub bytes: usize,
+    pub error: Option<&'a anyhow::Error>,
+}
+
+impl InternalEvent for StateSaved<'_> {
+    fn emit(self, m: &Metrics) {
+        let result = if self.error.is_none() { Attempt::Ok } else { Attempt::Failed };
+        m.shard.saves.with_label_values(&[result.as_str()]).inc();
+        match self.error {
+            None => tracing::debug!(partition = self.partition, bytes = self.bytes, "partition state saved"),
+            Some(e) => tracing::warn!(partition = self.partition, error = %format!("{e:#}"),
+                "saving the partition's state failed; its offset is not committed"),
+        }
+    }
+}
+
+/// Where the shard stands: posts held, messages applied but unsaved, page records
+/// published since the last report.
+pub struct ShardProgress {
+    pub posts: usize,
+    pub unsaved: u64,
+    pub records: u64,
+}
+
+impl InternalEvent for ShardProgress {
+    fn emit(self, m: &Metrics) {
+        m.shard.posts.set(self.posts as i64);
+        m.shard.unsaved.set(i64::try_from(self.unsaved).unwrap_or(i64::MAX));
+        m.shard.records.inc_by(self.records);
+    }
+}
+
+/// The global table's reader is this far behind the page-totals topic.
+pub struct TotalsLag(pub u64);
+
+impl InternalEvent for TotalsLag {
+    fn emit(self, m: &Metrics) {
+        m.shard.totals_lag.set(i64::try_from(self.0).unwrap_or(i64::MAX));
+    }
+}
+
+/// Page-totals records the table refused (damaged, or over `engine.max_pages`).
+pub struct TotalsRefused<'a> {
+    pub topic: &'a str,
+    pub refused: u64,
+}
+
+impl InternalEvent for TotalsRefused<'_> {
+    fn emit(self, _: &Metrics) {
+        if self.refused.is_power_of_two() {
+            tracing::warn!(
+                refused = self.refused,
+                topic = self.topic,
+                "page-totals records refused (damaged, or over engine.max_pages)"
+            );
+        }
+    }
+}

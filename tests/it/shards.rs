@@ -1,0 +1,203 @@
+//! Shard mode against the real broker: three shards of one group split a
+//! six-partition topic and answer every query of the seed table exactly as
+//! one replica-mode instance on the same topic, from every shard; they
+//! stay exact when the input's history is deleted and a shard is killed
+//! (its partitions' state comes from the state topic), when it comes back,
+//! and when a fourth joins; and none of this raises a rank change.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::support::*;
+use engagement_core::synth::{SEED_TABLE, seed_events};
+
+const PARTITIONS: i32 = 6;
+const READY: Duration = Duration::from_secs(90);
+/// How soon the survivors must answer exactly again after a kill.
+const TAKEOVER: Duration = Duration::from_secs(60);
+
+/// Produces `events` keyed by page, so each page lives in one partition.
+fn produce_keyed(topic: &str, events: &[String]) {
+    let p = producer("lz4");
+    for e in events {
+        let v: serde_json::Value = serde_json::from_str(e).unwrap();
+        let key = v["page_id"].as_str().unwrap().to_string();
+        p.send(BaseRecord::to(topic).key(&key).payload(e)).expect("queued");
+    }
+    p.flush(Duration::from_secs(60)).expect("all acknowledged");
+}
+
+/// One more snapshot of the last post of every seed page, a reaction more
+/// than before and observed `n` seconds after the seed's last observation
+/// (small enough to change no rank).
+fn more_events(n: u32) -> Vec<String> {
+    let mut last = std::collections::BTreeMap::new();
+    for e in seed_events() {
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        last.insert(v["page_id"].as_str().unwrap().to_string(), v);
+    }
+    last.into_values()
+        .map(|mut v| {
+            let observed = v["observed_at"].as_str().unwrap().replace("Z", "");
+            let at = engagement_core::window::parse_rfc3339(&format!("{observed}Z")).unwrap() + i64::from(n) * 1000;
+            v["observed_at"] = engagement_core::window::format_rfc3339(at).into();
+            v["reactions"] = (v["reactions"].as_u64().unwrap() + u64::from(n)).into();
+            v.to_string()
+        })
+        .collect()
+}
+
+/// Every query of the seed table: windows, every ranking, every page.
+fn queries() -> Vec<String> {
+    let mut q = vec!["/v1/windows".to_string()];
+    let metrics = ["interactions", "reactions", "comments", "shares", "posts", "interactions_per_post"];
+    for w in ["current", "previous", "rolling", "2025-Q3", "2025-Q2"] {
+        for m in metrics.iter().chain(&["interactions_per_1k_followers"]) {
+            q.push(format!("/v1/rankings?window={w}&metric={m}&limit=1000"));
+        }
+        q.push(format!("/v1/rankings?window={w}&platform=facebook&limit=2&offset=1"));
+    }
+    q.extend(SEED_TABLE.iter().map(|p| format!("/v1/pages/facebook/{}", p.id)));
+    q.push("/v1/pages/facebook/nobody".into());
+    q
+}
+
+fn answers(d: &Daemon) -> Vec<(String, u16, String)> {
+    queries().into_iter().map(|q| (q.clone(), d.get(&q).0, d.get(&q).1)).collect()
+}
+
+/// Waits until every shard answers every query as the replica does.
+fn wait_exact(replica: &Daemon, shards: &[&Daemon], timeout: Duration, what: &str) {
+    wait_until(what, timeout, || {
+        let want = answers(replica);
+        shards.iter().all(|s| answers(s) == want).then_some(())
+    });
+}
+
+fn shard(topic: &str, id: &str) -> Daemon {
+    Daemon::start(
+        topic,
+        &["--mode", "shard", "--instance-id", id, "--kafka-property", "session.timeout.ms=6000"],
+        &[("ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL", "1s")],
+    )
+}
+
+/// Rank and leader changes counted by an instance, all windows together.
+fn changes(d: &Daemon) -> f64 {
+    let (_, text) = d.get("/metrics");
+    text.lines()
+        .filter(|l| l.starts_with("engagement_rank_changes_total") || l.starts_with("engagement_leader_changes_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn end_offsets(topic: &str) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    (0..PARTITIONS).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1).collect()
+}
+
+/// Deletes the records of every partition before `offsets` (Kafka's delete-records).
+fn delete_records(topic: &str, offsets: &[i64]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets.iter().enumerate() {
+        tpl.add_partition_offset(topic, p as i32, Offset::Offset(*o)).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let done = rt.block_on(admin.delete_records(&tpl, &opts)).expect("delete-records");
+    for e in done.elements() {
+        assert!(e.error().is_ok(), "delete-records of partition {}: {:?}", e.partition(), e.error());
+    }
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    for (p, o) in offsets.iter().enumerate() {
+        let (low, _) = c.fetch_watermarks(topic, p as i32, Duration::from_secs(5)).unwrap();
+        assert_eq!(low, *o, "partition {p} starts at its committed offset now");
+    }
+}
+
+#[test]
+fn three_shards_answer_as_one_replica_through_kill_restart_and_growth() {
+    let topic = unique("shards");
+    create_topic(&topic, PARTITIONS);
+    produce_keyed(&topic, &seed_events());
+    let replica = Daemon::start(&topic, &["--group", &format!("{topic}-replica")], &[]);
+    let shards: Vec<Daemon> = ["s0", "s1", "s2"].iter().map(|id| shard(&topic, id)).collect();
+    replica.wait_ready(READY);
+    shards.iter().for_each(|s| s.wait_ready(READY));
+    let (s0, s1, s2) = (&shards[0], &shards[1], &shards[2]);
+    wait_exact(&replica, &[s0, s1, s2], READY, "every shard to answer as the replica");
+    let body = s1.json("/v1/rankings?window=2025-Q3");
+    assert_eq!(body["entries"][0]["page_id"], "whitehouse", "the seed table's leader: {body}");
+    assert_eq!(body["entries"].as_array().unwrap().len(), SEED_TABLE.len());
+
+    // The whole input is in the shards' state: delete it up to the
+    // group's committed offsets, then kill a shard.
+    let group = format!("{topic}-group");
+    let ends = end_offsets(&topic);
+    wait_until("the shards to commit every partition to its end", READY, || {
+        (committed_offsets(&group, &topic, PARTITIONS) == ends).then_some(())
+    });
+    delete_records(&topic, &ends);
+    // Kill the shard that holds the most posts.
+    let posts = |d: &Daemon| d.metric("engagement_shard_posts").unwrap_or(0.0);
+    let victim = (0..3).max_by(|a, b| posts(&shards[*a]).total_cmp(&posts(&shards[*b]))).unwrap();
+    let total: f64 = shards.iter().map(posts).sum();
+    assert_eq!(total, seed_events().len() as f64, "the shards hold every post once");
+    let mut shards = shards;
+    let mut killed = shards.remove(victim);
+    let victim_id = format!("s{victim}");
+    killed.signal("KILL");
+    killed.wait_exit(Duration::from_secs(10));
+    let mut produced = seed_events().len() as f64;
+    produce_keyed(&topic, &more_events(1));
+    produced += SEED_TABLE.len() as f64;
+    wait_until("the replica to apply the new events", READY, || (replica.consumed() == produced).then_some(()));
+    wait_exact(&replica, &[&shards[0], &shards[1]], TAKEOVER, "the survivors to answer exactly again");
+    let restored: Vec<String> =
+        shards.iter().flat_map(|s| s.logs()).filter(|l| l.contains("partition assigned and restored")).collect();
+    assert!(
+        restored.iter().any(|l| !l.contains("\"state_offset\":0")),
+        "a survivor restored a partition of the killed shard from the state topic: {restored:#?}\n{:#?}",
+        killed.logs()
+    );
+
+    // It comes back under the same id and takes partitions back.
+    let back = shard(&topic, &victim_id);
+    back.wait_ready(READY);
+    produce_keyed(&topic, &more_events(2));
+    produced += SEED_TABLE.len() as f64;
+    wait_until("the replica to apply the new events", READY, || (replica.consumed() == produced).then_some(()));
+    wait_exact(&replica, &[&back, &shards[0], &shards[1]], READY, "the restarted shard and the others to be exact");
+    wait_until("the restarted shard to own partitions", READY, || {
+        (back.metric("engagement_shard_partitions_owned")? > 0.0).then_some(())
+    });
+
+    // The group grows to four.
+    let fourth = shard(&topic, "s3");
+    fourth.wait_ready(READY);
+    produce_keyed(&topic, &more_events(3));
+    produced += SEED_TABLE.len() as f64;
+    wait_until("the replica to apply the new events", READY, || (replica.consumed() == produced).then_some(()));
+    let all = [&back, &shards[0], &shards[1], &fourth];
+    wait_exact(&replica, &all, READY, "four shards to be exact");
+    wait_until("the fourth shard to own partitions", READY, || {
+        (fourth.metric("engagement_shard_partitions_owned")? > 0.0).then_some(())
+    });
+    let owned: f64 = all.iter().map(|s| s.metric("engagement_shard_partitions_owned").unwrap()).sum();
+    assert_eq!(owned, f64::from(PARTITIONS), "every partition has exactly one owner");
+
+    // No restart or rebalance raised a rank change: every instance counts
+    // what the replica counts (the new events change no rank).
+    let want = changes(&replica);
+    for s in all {
+        assert_eq!(changes(s), want, "rank changes of {}", s.addr);
+    }
+}
