@@ -29,7 +29,7 @@ use engagement_core::engine::recycle;
 /// The consumer's settings before the operator's pass-through properties:
 /// offsets are stored and committed by the daemon only; fetches are sized
 /// so the consume thread is never starved (docs/performance.md).
-const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
+pub(crate) const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
     ("client.id", "engagement-monitor"),
     ("group.protocol", "classic"),
     ("enable.auto.commit", "false"),

@@ -39,6 +39,7 @@ use crate::status::StatusTx;
 
 pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::commit_async;
+pub(crate) use kafka::CONSUMER_DEFAULTS;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]

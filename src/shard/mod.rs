@@ -72,6 +72,15 @@ fn watermark_partition(key: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(rest.try_into().ok()?))
 }
 
+/// The settings of a consumer that reads topics by hand (no group
+/// assignment, no commits): replica mode's fetch sizing, its own client id.
+fn reader_defaults(client_id: &'static str) -> Vec<(&'static str, &'static str)> {
+    let mut defaults = crate::ingest::CONSUMER_DEFAULTS.to_vec();
+    defaults.retain(|(k, _)| *k != "client.id");
+    defaults.push(("client.id", client_id));
+    defaults
+}
+
 /// Starts shard mode; the receiver yields once both threads stopped.
 pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<()>>> {
     let (done, rx) = oneshot::channel();

@@ -130,15 +130,10 @@ impl Owner {
         let cfg = &io.config;
         let k = &cfg.kafka;
         let instance = cfg.cluster.instance_id();
-        let defaults = [
-            ("client.id", "engagement-monitor-shard"),
-            ("group.protocol", "classic"),
-            ("partition.assignment.strategy", "cooperative-sticky"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("enable.partition.eof", "false"),
-        ];
+        // Replica mode's consumer settings (offsets stored and committed by
+        // the daemon only, fetches sized for throughput), then the group's.
+        let mut defaults = super::reader_defaults("engagement-monitor-shard");
+        defaults.push(("partition.assignment.strategy", "cooperative-sticky"));
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
         config.set("group.id", &k.group_id).set("group.instance.id", &instance);
@@ -162,7 +157,7 @@ impl Owner {
         };
         tracing::info!(instance = %instance, group = %k.group_id, topic = %k.topic, state = %topics.state,
             totals = %topics.totals, "shard mode: joining the group");
-        let now = Instant::now();
+        let (now, checkpoint_interval) = (Instant::now(), cfg.state.checkpoint_interval);
         Ok(Owner {
             consumer: Arc::new(consumer),
             parts: HashMap::new(),
@@ -176,7 +171,7 @@ impl Owner {
             assigned_once: false,
             records: 0,
             next_publish: now,
-            next_save: now + Duration::from_secs(1),
+            next_save: now + checkpoint_interval,
         })
     }
 
@@ -305,12 +300,14 @@ impl Owner {
         let global = self.shared.watermark().max(own);
         let ready_max_lag = self.io.config.ranking.ready_max_lag;
         let mut behind = 0;
+        let mut newly_caught_up = false;
         for (&p, part) in &mut self.parts {
             if let Some(wm) = global {
                 part.engine.advance_to(wm);
             }
             let high = self.consumer.fetch_watermarks(&self.io.config.kafka.topic, p, Duration::from_secs(1));
             let lag = high.map_or(u64::MAX, |(_, high)| (high - part.next).max(0) as u64);
+            newly_caught_up |= !part.caught_up && lag <= ready_max_lag;
             part.caught_up = part.caught_up || lag <= ready_max_lag;
             behind += lag.min(u64::MAX / 1024);
         }
@@ -321,7 +318,9 @@ impl Owner {
         let ready = self.assigned_once && self.parts.values().all(|p| p.caught_up);
         self.shared.owned_ready.store(ready, Relaxed);
         let now = Instant::now();
-        if now >= self.next_publish {
+        // A partition that has just caught up publishes at once: readiness
+        // waits for its pages.
+        if now >= self.next_publish || newly_caught_up {
             self.publish();
             self.next_publish = now + self.io.config.ranking.interval;
         }

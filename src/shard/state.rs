@@ -140,7 +140,7 @@ pub fn restore(
     limits: Limits,
     timeout: Duration,
 ) -> anyhow::Result<Option<Restored>> {
-    let defaults = [("client.id", "engagement-monitor-state-restore"), ("enable.auto.commit", "false")];
+    let defaults = super::reader_defaults("engagement-monitor-state-restore");
     let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let mut config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
     config.set("group.id", format!("{}-state-restore", cfg.group_id));

@@ -47,7 +47,8 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         if Instant::now() < next_view {
             continue;
         }
-        next_view = Instant::now() + io.config.ranking.interval.min(Duration::from_secs(1));
+        // Until ready, readiness is looked at every poll interval.
+        next_view = Instant::now() + if ready { io.config.ranking.interval } else { Duration::from_millis(100) };
         let totals_lag = reader.lag();
         TotalsLag(totals_lag).emit(&io.metrics);
         if !ready {
@@ -61,7 +62,6 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         } else if changed {
             io.views.publish(Arc::new(reader.table.view()), true, None);
             changed = false;
-            next_view = Instant::now() + io.config.ranking.interval;
         }
     }
     io.status.send_replace(Readiness::Stopping);
@@ -81,7 +81,7 @@ struct Reader {
 impl Reader {
     fn new(io: &TableParts, topic: &str) -> anyhow::Result<Reader> {
         let k = &io.config.kafka;
-        let defaults = [("client.id", "engagement-monitor-totals-reader"), ("enable.auto.commit", "false")];
+        let defaults = super::reader_defaults("engagement-monitor-totals-reader");
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
         config.set("group.id", format!("{}-totals-reader", k.group_id));
