@@ -10,7 +10,14 @@
 #       ready_max_lag = 0, i.e. every event applied),
 # and prints both rates and their ratio.
 #
+# With SHARDS set (e.g. SHARDS="1 2"), it measures shard mode instead: for
+# each count n, n shards of one fresh group (fresh state and page-totals
+# topics) catch up on a 6-partition topic from offset 0, and the aggregate
+# rate is N / (the group's first assignment -> every shard ready). On a 2-core machine that shares
+# its cores with the broker the point is that the work splits, not speed.
+#
 # Usage: scripts/bench-e2e.sh [N] [STREAM...]   (default N = 2000000, both streams)
+#        SHARDS="1 2" scripts/bench-e2e.sh [N] [STREAM...]
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -80,6 +87,53 @@ bench() {
   printf '  ratio daemon/kcat: %.2f\n\n' "$(echo "$daemon_rate / $kcat_rate" | bc -l)"
 }
 
+# shards STREAM: loads the stream once, then times each shard count.
+shards() {
+  local stream="$1" topic n i t0 t1 secs run applied
+  topic="bench-shards-$stream-$(date +%s)"
+  echo "== $stream (shard mode): loading $N events into $topic (6 partitions, lz4)..."
+  "$BIN" produce --brokers "$KAFKA_BROKERS" --topic "$topic" --partitions 6 \
+    --scenario "$stream" --pages 100000 --events "$N" --compression lz4 --no-progress
+  for n in $SHARDS; do
+    run="$topic-$n"
+    local pids=() logs=()
+    for ((i = 0; i < n; i++)); do
+      logs+=("$(mktemp)")
+      ENGAGEMENT_MONITOR_RANKING_READY_MAX_LAG=0 ENGAGEMENT_MONITOR_RANKING_INTERVAL=2s \
+        ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL=10m ENGAGEMENT_MONITOR_ENGINE_MAX_POSTS=100000000 \
+        ENGAGEMENT_MONITOR_CLUSTER_STATE_TOPIC="$run-state" ENGAGEMENT_MONITOR_CLUSTER_TOTALS_TOPIC="$run-totals" \
+        RUST_LOG=warn,engagement_monitor::telemetry=info NO_COLOR=1 \
+        "$BIN" run --brokers "$KAFKA_BROKERS" --topic "$topic" --group "$run" --listen "127.0.0.1:$((PORT + i))" \
+        --mode shard --instance-id "bench-$i" 2>"${logs[$i]}" &
+      pids+=($!)
+    done
+    trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "${logs[@]}"' EXIT
+    # Every shard ready: its log says "caught up" (polled slowly, to
+    # leave the CPU to the shards).
+    until [[ $(grep -l "caught up" "${logs[@]}" | wc -l) -eq $n ]]; do sleep 0.2; done
+    # Timed from the group's first assignment (after the broker's initial
+    # rebalance delay) to the last shard's readiness, by the logs' clocks.
+    t0=$(grep -h "partitions assigned" "${logs[@]}" | awk '{print $1}' | sort | head -1)
+    t1=$(grep -h "caught up" "${logs[@]}" | awk '{print $1}' | sort | tail -1)
+    secs=$(echo "$(date -d "$t1" +%s.%N) - $(date -d "$t0" +%s.%N)" | bc -l)
+    applied=0
+    local each=""
+    for ((i = 0; i < n; i++)); do
+      local a cpu
+      a=$(curl -s "http://127.0.0.1:$((PORT + i))/metrics" \
+        | awk '$1 == "engagement_events_total{outcome=\"applied\"}" {print $2}')
+      cpu=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/${pids[$i]}/stat")
+      applied=$((applied + a))
+      each+=$(printf ' [shard %d: %d applied, cpu %.2f s]' "$i" "$a" "$cpu")
+    done
+    kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
+    rm -f "${logs[@]}"
+    trap - EXIT
+    printf '%s, %d shard(s): %6.2f s from assignment to all ready, %10.0f events/s aggregate (applied: %d)%s\n' \
+      "$stream" "$n" "$secs" "$(echo "$N / $secs" | bc -l)" "$applied" "$each"
+  done
+}
+
 for s in "${STREAMS[@]}"; do
-  bench "$s"
+  if [[ -n "${SHARDS:-}" ]]; then shards "$s"; else bench "$s"; fi
 done

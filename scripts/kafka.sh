@@ -168,8 +168,10 @@ offsets.topic.num.partitions=4
 transaction.state.log.num.partitions=4
 share.coordinator.state.topic.num.partitions=4
 
-# Test-friendly group behaviour.
-group.initial.rebalance.delay.ms=0
+# Group behaviour: Kafka's default initial delay (3 s), so that shards
+# started together join one generation and split the partitions at once,
+# as in production; only shard mode joins groups (replica mode assigns).
+group.initial.rebalance.delay.ms=3000
 group.min.session.timeout.ms=1000
 
 auto.create.topics.enable=$AUTO_CREATE
