@@ -12,11 +12,16 @@
 //! watermark of the topic (published per partition, gathered here), and
 //! republish the pages whose posts the window passes.
 //!
+//! A page whose records come from two partitions (its producers do not key
+//! by page) is counted: its figures are split between engines, and the
+//! table holds only the last record.
+//!
 //! Bounds: pages as the engine's `max_pages` (a page over it is refused
-//! and counted by the caller), one watermark per partition up to
-//! [`MAX_PARTITIONS`]; decoding checks every length.
+//! and counted by the caller; the split set holds at most one key per page
+//! held), one watermark per partition up to [`MAX_PARTITIONS`]; decoding
+//! checks every length.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -59,12 +64,14 @@ pub struct PageRecord {
     pub since: [Totals; 2],
     /// The watermark these figures are as of.
     pub watermark: Millis,
+    /// The input partition the page's events come from.
+    pub partition: u32,
 }
 
 impl PageRecord {
-    /// Page `p` of a snapshot; `None` for a free number or an engine that
-    /// has seen no event.
-    pub fn of(s: &Snapshot, p: u32) -> Option<PageRecord> {
+    /// Page `p` of a snapshot of partition `partition`'s engine; `None` for
+    /// a free number or an engine that has seen no event.
+    pub fn of(s: &Snapshot, p: u32, partition: u32) -> Option<PageRecord> {
         let watermark = s.watermark?;
         let edges = s.edges.as_ref()?;
         if p >= s.page_bound() || s.ident(p).platform == u16::MAX {
@@ -87,6 +94,7 @@ impl PageRecord {
             quarters,
             since: [s.since(p, &edges[0]), s.since(p, &edges[1])],
             watermark,
+            partition,
         })
     }
 
@@ -107,6 +115,7 @@ impl PageRecord {
         w.str(&self.platform)?;
         w.str(&self.id)?;
         w.i64(self.watermark)?;
+        w.u32(self.partition)?;
         w.sample(self.followers.get().map(|s| (s.at, s.value)))?;
         match &self.name {
             None => w.u8(0)?,
@@ -147,6 +156,7 @@ impl PageRecord {
         let platform: Arc<str> = r.str(32, "platform")?.into();
         let id: Box<str> = r.str(128, "page id")?.into();
         let watermark = r.i64()?;
+        let partition = r.u32()?;
         let followers = sample(r.sample()?);
         let name = match r.u8()? {
             0 => None,
@@ -174,7 +184,7 @@ impl PageRecord {
         if !r.0.is_empty() {
             return Err(DecodeError::Range("page record has trailing bytes"));
         }
-        Ok(PageRecord { platform, id, name, followers, top, quarters, since, watermark })
+        Ok(PageRecord { platform, id, name, followers, top, quarters, since, watermark, partition })
     }
 }
 
@@ -209,6 +219,8 @@ pub struct PageSet {
     pub rolling_days: u32,
     pub watermark: Option<Millis>,
     pub pages: Column<Option<Arc<PageRecord>>>,
+    /// Pages published from more than one partition.
+    pub split_pages: usize,
 }
 
 /// A record the table had no room for.
@@ -223,6 +235,9 @@ pub struct GlobalTable {
     pages: Column<Option<Arc<PageRecord>>>,
     free: Vec<u32>,
     watermarks: BTreeMap<u32, Millis>,
+    /// Keys of the pages published from more than one partition (producers
+    /// that do not key by page): at most one per page held.
+    split: HashSet<Vec<u8>>,
 }
 
 impl GlobalTable {
@@ -233,6 +248,7 @@ impl GlobalTable {
             pages: Column::default(),
             free: Vec::new(),
             watermarks: BTreeMap::new(),
+            split: HashSet::new(),
         }
     }
 
@@ -249,7 +265,11 @@ impl GlobalTable {
     pub fn put(&mut self, rec: PageRecord) -> Result<(), TableFull> {
         let key = rec.key();
         if let Some(&p) = self.index.get(&key) {
-            *self.pages.get_mut(p as usize) = Some(Arc::new(rec));
+            let held = self.pages.get_mut(p as usize);
+            if held.as_ref().is_some_and(|h| h.partition != rec.partition) {
+                self.split.insert(key);
+            }
+            *held = Some(Arc::new(rec));
             return Ok(());
         }
         if self.index.len() >= self.limits.max_pages as usize {
@@ -269,6 +289,7 @@ impl GlobalTable {
     /// Forgets the page with key `key` (a tombstone).
     pub fn remove(&mut self, key: &[u8]) {
         if let Some(p) = self.index.remove(key) {
+            self.split.remove(key);
             *self.pages.get_mut(p as usize) = None;
             self.free.push(p);
         }
@@ -296,6 +317,7 @@ impl GlobalTable {
             rolling_days: self.limits.rolling_days,
             watermark: self.watermark(),
             pages: self.pages.clone(),
+            split_pages: self.split.len(),
         }
     }
 

@@ -21,7 +21,7 @@ fn publish(k: u32, shard: &mut Engine, table: &mut GlobalTable) {
     }
     let snap = shard.snapshot();
     for p in changed.pages {
-        let rec = PageRecord::of(&snap, p).expect("a changed page is live");
+        let rec = PageRecord::of(&snap, p, k).expect("a changed page is live");
         let bytes = rec.encode();
         let back = PageRecord::decode(&bytes).expect("a record reads back");
         assert_eq!(back, rec);
@@ -97,5 +97,40 @@ proptest! {
         prop_assert_eq!(rankings(&single), rankings(&global));
         prop_assert_eq!(pages(&single), pages(&global));
         prop_assert_eq!(single.usage.pages, table.len());
+        prop_assert_eq!(global.usage.split_pages, 0);
     }
+}
+
+#[test]
+fn a_page_published_from_two_partitions_is_counted_and_forgotten_with_the_page() {
+    let mut engine = Engine::new(LIMITS);
+    let ev = r#"{"page_id":"p1","post_id":"a","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":3}"#;
+    engine.apply(&decode(ev.as_bytes(), &cx()).unwrap());
+    let rec = PageRecord::of(&engine.snapshot(), 0, 4).unwrap();
+    let mut table = GlobalTable::new(LIMITS);
+    table.put(rec.clone()).unwrap();
+    table.put(rec.clone()).unwrap();
+    assert_eq!(table.view().usage.split_pages, 0, "the same partition again");
+    table.put(PageRecord { partition: 5, ..rec.clone() }).unwrap();
+    assert_eq!(table.view().usage.split_pages, 1);
+    table.remove(&rec.key());
+    assert_eq!(table.view().usage.split_pages, 0);
+    assert_eq!(table.len(), 0);
+}
+
+#[test]
+fn a_damaged_record_is_an_error() {
+    let mut engine = Engine::new(LIMITS);
+    let ev = r#"{"page_id":"p1","post_id":"a","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":3,"page_name":"P"}"#;
+    engine.apply(&decode(ev.as_bytes(), &cx()).unwrap());
+    let bytes = PageRecord::of(&engine.snapshot(), 0, 0).unwrap().encode();
+    for cut in 0..bytes.len() {
+        assert!(PageRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(PageRecord::decode(&longer).is_err());
+    let mut other = bytes;
+    other[0] = 9;
+    assert!(PageRecord::decode(&other).is_err(), "an unknown version");
 }

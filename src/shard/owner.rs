@@ -32,7 +32,8 @@ use super::{Shared, Topics, watermark_key};
 use crate::metrics::labels::Attempt;
 use crate::publisher::Origin;
 use crate::telemetry::events::{
-    ClientError, CommitNotSent, Committed, ConsumerError, EventNotApplied, InternalEvent, NotApplied, OutcomesCounted,
+    ClientError, CommitNotSent, Committed, ConsumerError, EventNotApplied, InternalEvent, LagObserved, NotApplied,
+    OutcomesCounted,
 };
 use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress, StateSaved};
 
@@ -207,14 +208,17 @@ impl Owner {
                     for p in &ps {
                         self.parts.remove(p);
                     }
-                    PartitionsMoved { assigned: false, partitions: &ps, owned: self.parts.len() }
+                    let topic = &self.io.config.kafka.topic;
+                    PartitionsMoved { topic, assigned: false, partitions: &ps, owned: self.parts.len() }
                         .emit(&self.io.metrics);
                 }
                 Moved::Assigned(ps) => {
                     for &p in &ps {
                         self.restore(p)?;
                     }
-                    PartitionsMoved { assigned: true, partitions: &ps, owned: self.parts.len() }.emit(&self.io.metrics);
+                    let topic = &self.io.config.kafka.topic;
+                    PartitionsMoved { topic, assigned: true, partitions: &ps, owned: self.parts.len() }
+                        .emit(&self.io.metrics);
                 }
             }
         }
@@ -307,6 +311,10 @@ impl Owner {
             }
             let high = self.consumer.fetch_watermarks(&self.io.config.kafka.topic, p, Duration::from_secs(1));
             let lag = high.map_or(u64::MAX, |(_, high)| (high - part.next).max(0) as u64);
+            if lag != u64::MAX {
+                LagObserved { topic: &self.io.config.kafka.topic, partition: p, lag: lag as i64 }
+                    .emit(&self.io.metrics);
+            }
             newly_caught_up |= !part.caught_up && lag <= ready_max_lag;
             part.caught_up = part.caught_up || lag <= ready_max_lag;
             behind += lag.min(u64::MAX / 1024);
@@ -345,7 +353,7 @@ impl Owner {
             }
             let snap = part.engine.snapshot();
             for page in changed.pages {
-                let Some(rec) = PageRecord::of(&snap, page) else { continue };
+                let Some(rec) = PageRecord::of(&snap, page, p as u32) else { continue };
                 let (key, value) = (rec.key(), rec.encode());
                 let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
                 self.records += 1;

@@ -9,6 +9,7 @@ use crate::telemetry::events::InternalEvent;
 
 /// The group moved partitions to or from this shard.
 pub struct PartitionsMoved<'a> {
+    pub topic: &'a str,
     pub assigned: bool,
     pub partitions: &'a [i32],
     pub owned: usize,
@@ -17,6 +18,11 @@ pub struct PartitionsMoved<'a> {
 impl InternalEvent for PartitionsMoved<'_> {
     fn emit(self, m: &Metrics) {
         m.shard.owned.set(self.owned as i64);
+        if !self.assigned {
+            for p in self.partitions {
+                let _ = m.consumer.lag.remove_label_values(&[self.topic, &p.to_string()]);
+            }
+        }
         let what = if self.assigned { "partitions assigned" } else { "partitions revoked: their engines are dropped" };
         tracing::info!(partitions = ?self.partitions, owned = self.owned, "{what}");
     }
