@@ -232,19 +232,23 @@ impl Source for KafkaSource {
 }
 
 /// The watermarks librdkafka cached from its last fetch response: no
-/// broker round trip, so it is safe to call from the consume loop.
+/// broker round trip, so it is safe to call from the consume loop (a
+/// request would wait behind the connection's pending fetch).
 fn cached_watermarks(consumer: &BaseConsumer<Ctx>, topic: &CString, partition: i32) -> Option<(i64, i64)> {
+    cached_ends(consumer.client().native_ptr(), topic, partition)
+}
+
+/// [`cached_watermarks`] of any client handle.
+pub(crate) fn cached_ends(
+    client: *mut rdkafka::bindings::rd_kafka_t,
+    topic: &CString,
+    partition: i32,
+) -> Option<(i64, i64)> {
     let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the client pointer is valid while `consumer` lives, `topic` is a
-    // NUL-terminated string, and librdkafka only writes the two out-params.
+    // SAFETY: the caller's live client handle, a NUL-terminated topic, and
+    // librdkafka only writes the two out-params.
     let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(client, topic.as_ptr(), partition, &mut low, &mut high)
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0)
         .then_some((low, high))

@@ -38,8 +38,8 @@ use crate::publisher::Publisher;
 use crate::status::StatusTx;
 
 pub use crate::checkpoint::Offsets;
-pub(crate) use fetch_queue::commit_async;
-pub(crate) use kafka::CONSUMER_DEFAULTS;
+pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
+pub(crate) use kafka::{CONSUMER_DEFAULTS, cached_ends};
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]

@@ -34,6 +34,11 @@ use engagement_core::window::Millis;
 pub struct Shared {
     /// The greatest watermark of the topic (`i64::MIN`: none yet).
     watermark: AtomicI64,
+    /// Whether the table has read the page-totals topic to its end once:
+    /// only then is the topic's watermark known.
+    table_caught_up: AtomicBool,
+    /// Whether the group has assigned this shard its partitions once.
+    assigned: AtomicBool,
     /// Whether every owned partition has been caught up once.
     owned_ready: AtomicBool,
     /// Messages the owned partitions are behind.
@@ -97,6 +102,8 @@ fn run(parts: Parts) -> anyhow::Result<()> {
     ensure_topics(&cfg, &topics, &shutdown)?;
     let shared = Arc::new(Shared {
         watermark: AtomicI64::new(i64::MIN),
+        table_caught_up: AtomicBool::new(false),
+        assigned: AtomicBool::new(false),
         owned_ready: AtomicBool::new(false),
         behind: AtomicU64::new(0),
     });

@@ -12,13 +12,12 @@
 //! and, once the broker acknowledged it, its offset is committed.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -27,8 +26,9 @@ use engagement_core::event::{DecodeContext, Invalid, decode};
 use engagement_core::global::{PageRecord, page_key};
 use engagement_core::window::Millis;
 
-use super::state::{self, StateWriter};
+use super::state::{StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
+use crate::ingest::{FetchQueue, MessageBatch, Record};
 use crate::metrics::labels::Attempt;
 use crate::publisher::Origin;
 use crate::telemetry::events::{
@@ -39,6 +39,8 @@ use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress,
 
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(200);
+/// Most messages taken from the fetch queue at once.
+const BATCH: usize = 4096;
 /// How long a state save or restore may take before it is given up.
 const STATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -52,6 +54,11 @@ enum Moved {
 struct Ctx {
     parts: Arc<crate::metrics::Metrics>,
     moved: Mutex<Vec<Moved>>,
+    /// Our fetch queue, where each partition's messages are sent before it
+    /// is assigned (taken out before the consumer is dropped).
+    queue: Mutex<Option<Arc<FetchQueue>>>,
+    /// A partition could not be sent to our queue: its messages would be lost.
+    unforwarded: Mutex<Vec<i32>>,
 }
 
 impl ClientContext for Ctx {
@@ -70,8 +77,21 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = r {
-            self.moved.lock().unwrap_or_else(|e| e.into_inner()).push(Moved::Revoked(partitions(tpl)));
+        match r {
+            Rebalance::Revoke(tpl) => {
+                self.moved.lock().unwrap_or_else(|e| e.into_inner()).push(Moved::Revoked(partitions(tpl)));
+            }
+            Rebalance::Assign(tpl) => {
+                // Before the assignment: none of their messages may reach
+                // the consumer's own queue.
+                let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for p in partitions(tpl) {
+                    if !queue.as_ref().is_some_and(|q| q.forward(p)) {
+                        self.unforwarded.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                    }
+                }
+            }
+            Rebalance::Error(_) => {}
         }
     }
 
@@ -110,9 +130,14 @@ pub struct OwnerParts {
 
 /// The loop's state.
 pub struct Owner {
+    /// Declared before the consumer: dropped while the client still lives.
+    queue: Arc<FetchQueue>,
     consumer: Arc<BaseConsumer<Ctx>>,
+    /// The input topic, for librdkafka's C API.
+    topic_c: std::ffi::CString,
     parts: HashMap<i32, Part>,
     writer: StateWriter,
+    reader: StateReader,
     totals: ThreadedProducer<crate::kafka::Logged>,
     topics: Topics,
     io: OwnerParts,
@@ -120,6 +145,8 @@ pub struct Owner {
     cx: DecodeContext,
     tally: [u64; Outcome::EACH.len()],
     assigned_once: bool,
+    /// Whether the table had caught up at the last tick.
+    table_seen: bool,
     /// Page records sent since the last progress report.
     records: u64,
     next_publish: Instant,
@@ -131,19 +158,9 @@ impl Owner {
         let cfg = &io.config;
         let k = &cfg.kafka;
         let instance = cfg.cluster.instance_id();
-        // Replica mode's consumer settings (offsets stored and committed by
-        // the daemon only, fetches sized for throughput), then the group's.
-        let mut defaults = super::reader_defaults("engagement-monitor-shard");
-        defaults.push(("partition.assignment.strategy", "cooperative-sticky"));
-        let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
-        config.set("group.id", &k.group_id).set("group.instance.id", &instance);
-        let ctx = Ctx { parts: io.metrics.clone(), moved: Mutex::default() };
-        let consumer: BaseConsumer<Ctx> = config
-            .create_with_context(ctx)
-            .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;
-        consumer.subscribe(&[&k.topic])?;
+        let (consumer, queue) = group_consumer(&io, &instance)?;
         let writer = StateWriter::new(k, topics.state.clone())?;
+        let reader = StateReader::new(k, topics.state.clone())?;
         let totals_defaults =
             [("client.id", "engagement-monitor-totals"), ("compression.type", "lz4"), ("linger.ms", "20")];
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -159,10 +176,15 @@ impl Owner {
         tracing::info!(instance = %instance, group = %k.group_id, topic = %k.topic, state = %topics.state,
             totals = %topics.totals, "shard mode: joining the group");
         let (now, checkpoint_interval) = (Instant::now(), cfg.state.checkpoint_interval);
+        // Last: from here on, `Owner`'s Drop takes the handle out again.
+        *consumer.context().queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue.clone());
         Ok(Owner {
+            queue,
             consumer: Arc::new(consumer),
+            topic_c: std::ffi::CString::new(k.topic.clone())?,
             parts: HashMap::new(),
             writer,
+            reader,
             totals,
             topics,
             io,
@@ -170,6 +192,7 @@ impl Owner {
             cx,
             tally: [0; Outcome::EACH.len()],
             assigned_once: false,
+            table_seen: false,
             records: 0,
             next_publish: now,
             next_save: now + checkpoint_interval,
@@ -179,16 +202,26 @@ impl Owner {
     /// Consumes until shutdown, then saves every partition and commits.
     pub fn run(&mut self) -> anyhow::Result<()> {
         let mut next_tick = Instant::now();
+        let (consumer, queue) = (self.consumer.clone(), self.queue.clone());
+        let (mut batch, mut records) = (MessageBatch::default(), Vec::new());
         while !self.io.shutdown.is_cancelled() {
-            let consumer = self.consumer.clone();
-            let polled = consumer.poll(Duration::from_millis(100));
+            // The consumer's own queue: rebalances, commit results, errors.
+            while let Some(polled) = consumer.poll(Duration::ZERO) {
+                if let Err(e) = polled {
+                    ConsumerError(&e).emit(&self.io.metrics);
+                }
+            }
             self.moved()?;
             self.cx.now = now_ms();
-            match polled {
-                Some(Ok(m)) => self.apply(&m),
-                Some(Err(e)) => ConsumerError(&e).emit(&self.io.metrics),
-                None => {}
-            }
+            let metrics = self.io.metrics.clone();
+            queue.consume(
+                Duration::from_millis(100),
+                BATCH,
+                &mut batch,
+                &mut records,
+                &mut |batch| batch.iter().for_each(|r| self.apply(r)),
+                &mut |e| ConsumerError(&e).emit(&metrics),
+            );
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
@@ -200,9 +233,13 @@ impl Owner {
 
     /// Handles the assignment changes the last poll made.
     fn moved(&mut self) -> anyhow::Result<()> {
-        let moved = std::mem::take(&mut *self.consumer.context().moved.lock().unwrap_or_else(|e| e.into_inner()));
+        let ctx = self.consumer.context();
+        let unforwarded = std::mem::take(&mut *ctx.unforwarded.lock().unwrap_or_else(|e| e.into_inner()));
+        anyhow::ensure!(unforwarded.is_empty(), "cannot reach the fetch queue of partitions {unforwarded:?}");
+        let moved = std::mem::take(&mut *ctx.moved.lock().unwrap_or_else(|e| e.into_inner()));
         for m in moved {
             self.assigned_once = true;
+            self.shared.assigned.store(true, Relaxed);
             match m {
                 Moved::Revoked(ps) => {
                     for p in &ps {
@@ -231,8 +268,9 @@ impl Owner {
     fn restore(&mut self, p: i32) -> anyhow::Result<()> {
         let started = Instant::now();
         let limits = self.io.config.engine;
-        let cfg = &self.io.config.kafka;
-        let restored = state::restore(cfg, &self.topics.state, p, limits, STATE_TIMEOUT)
+        let restored = self
+            .reader
+            .restore(p, limits, STATE_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("restoring partition {p} from {}: {e:#}", self.topics.state))?;
         let restored_any = restored.is_some();
         let (mut engine, next, slot) = match restored {
@@ -240,12 +278,12 @@ impl Owner {
             None => (Engine::new(limits), 0, 1),
         };
         engine.track_changes();
-        let committed = self.committed(p);
         // The state covers the input up to `next`: messages before it are
         // skipped (the group's committed offset is never ahead of it).
         // Without a state, the partition starts where the group left it.
+        let committed = if restored_any { None } else { self.committed(p) };
         let start = if restored_any { next } else { committed.unwrap_or(0) };
-        if !restored_any && committed.is_some_and(|c| c > 0) {
+        if committed.is_some_and(|c| c > 0) {
             tracing::warn!(partition = p, committed = ?committed, topic = %self.topics.state,
                 "no state for a partition the group has consumed: its earlier events are missing from the totals");
         }
@@ -266,40 +304,41 @@ impl Owner {
         }
     }
 
-    fn apply(&mut self, m: &BorrowedMessage<'_>) {
-        let p = m.partition();
-        let Some(part) = self.parts.get_mut(&p) else { return };
-        if m.offset() < part.next {
+    fn apply(&mut self, r: &Record<'_>) {
+        let Some(part) = self.parts.get_mut(&r.partition) else { return };
+        if r.offset < part.next {
             // Already in the restored state: applying again would change
             // nothing but the counts.
             return;
         }
-        part.next = m.offset() + 1;
-        let payload = m.payload().unwrap_or_default();
-        self.cx.message_time = m.timestamp().to_millis();
-        let outcome = match decode(payload, &self.cx) {
+        part.next = r.offset + 1;
+        self.cx.message_time = r.timestamp;
+        let outcome = match decode(r.payload, &self.cx) {
             Ok(ev) => part.engine.apply(&ev),
             Err(Invalid(reason)) => {
-                self.not_applied(m, NotApplied::Invalid(reason));
+                self.not_applied(r, NotApplied::Invalid(reason));
                 Outcome::Invalid
             }
         };
         if let Outcome::Rejected(bound) = outcome {
-            self.not_applied(m, NotApplied::Rejected(bound));
+            self.not_applied(r, NotApplied::Rejected(bound));
         }
         self.tally[outcome.index()] += 1;
     }
 
-    fn not_applied(&self, m: &BorrowedMessage<'_>, why: NotApplied) {
-        let (partition, offset) = (m.partition(), m.offset());
-        EventNotApplied { why, partition, offset }.emit(&self.io.metrics);
-        let origin = Origin { topic: &self.io.config.kafka.topic, partition, offset, key: m.key() };
-        self.io.publisher.dead_letter(m.payload().unwrap_or_default(), &origin, why.reason());
+    fn not_applied(&self, r: &Record<'_>, why: NotApplied) {
+        EventNotApplied { why, partition: r.partition, offset: r.offset }.emit(&self.io.metrics);
+        let origin =
+            Origin { topic: &self.io.config.kafka.topic, partition: r.partition, offset: r.offset, key: r.key };
+        self.io.publisher.dead_letter(r.payload, &origin, why.reason());
     }
 
     /// Counts, follows the topic's watermark, notes lag, publishes and saves when due.
     fn tick(&mut self) {
         OutcomesCounted(&std::mem::take(&mut self.tally)).emit(&self.io.metrics);
+        // Read before the watermark: once it says caught up, the watermark
+        // read next is the topic's (Acquire pairs with the table's Release).
+        let table_ready = self.shared.table_caught_up.load(Acquire);
         let own = self.parts.values().filter_map(|p| p.engine.watermark()).max();
         let global = self.shared.watermark().max(own);
         let ready_max_lag = self.io.config.ranking.ready_max_lag;
@@ -309,7 +348,12 @@ impl Owner {
             if let Some(wm) = global {
                 part.engine.advance_to(wm);
             }
-            let high = self.consumer.fetch_watermarks(&self.io.config.kafka.topic, p, Duration::from_secs(1));
+            // The ends cached from the last fetch response: a request would
+            // wait behind the connection's pending fetch (up to
+            // fetch.wait.max.ms each). Asked of the broker only while unknown.
+            let topic = &self.io.config.kafka.topic;
+            let high = crate::ingest::cached_ends(self.consumer.client().native_ptr(), &self.topic_c, p)
+                .or_else(|| self.consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok());
             let lag = high.map_or(u64::MAX, |(_, high)| (high - part.next).max(0) as u64);
             if lag != u64::MAX {
                 LagObserved { topic: &self.io.config.kafka.topic, partition: p, lag: lag as i64 }
@@ -326,9 +370,11 @@ impl Owner {
         let ready = self.assigned_once && self.parts.values().all(|p| p.caught_up);
         self.shared.owned_ready.store(ready, Relaxed);
         let now = Instant::now();
-        // A partition that has just caught up publishes at once: readiness
-        // waits for its pages.
-        if now >= self.next_publish || newly_caught_up {
+        // A partition that has just caught up publishes at once (readiness
+        // waits for its pages), and so does all that waited for the table.
+        let table_just_ready = table_ready && !self.table_seen;
+        self.table_seen = table_ready;
+        if now >= self.next_publish || newly_caught_up || table_just_ready {
             self.publish();
             self.next_publish = now + self.io.config.ranking.interval;
         }
@@ -338,8 +384,15 @@ impl Owner {
         }
     }
 
-    /// Publishes the changed pages and the watermark of each caught-up partition.
+    /// Publishes the changed pages and the watermark of each caught-up
+    /// partition. Not before the table has read the page-totals topic once:
+    /// until then the topic's watermark is unknown, and pages published at
+    /// an older one (a restored state's, say) would move the rolling
+    /// figures back and forth, raising rank changes.
     fn publish(&mut self) {
+        if !self.table_seen {
+            return;
+        }
         let topic = &self.topics.totals;
         for (&p, part) in &mut self.parts {
             if !part.caught_up {
@@ -400,6 +453,44 @@ impl Owner {
                 CommitNotSent(&rdkafka::error::KafkaError::ConsumerCommit(code)).emit(&self.io.metrics);
             }
         }
+    }
+}
+
+/// The group's consumer, subscribed, and the fetch queue its partitions'
+/// messages go to (handed to the context by the caller, last).
+fn group_consumer(io: &OwnerParts, instance: &str) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<FetchQueue>)> {
+    let k = &io.config.kafka;
+    // Replica mode's consumer settings (offsets stored and committed by
+    // the daemon only, fetches sized for throughput), then the group's.
+    let mut defaults = super::reader_defaults("engagement-monitor-shard");
+    defaults.push(("partition.assignment.strategy", "cooperative-sticky"));
+    let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
+    config.set("group.id", &k.group_id).set("group.instance.id", instance);
+    let ctx = Ctx {
+        parts: io.metrics.clone(),
+        moved: Mutex::default(),
+        queue: Mutex::default(),
+        unforwarded: Mutex::default(),
+    };
+    let consumer: BaseConsumer<Ctx> = config
+        .create_with_context(ctx)
+        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;
+    let topic_c = std::ffi::CString::new(k.topic.clone())?;
+    // SAFETY: the queue is dropped before the consumer (`Owner`'s field
+    // order; the context's handle is taken out in its `Drop`).
+    let queue = unsafe { FetchQueue::new(consumer.client().native_ptr(), topic_c) }
+        .ok_or_else(|| anyhow::anyhow!("cannot create a fetch queue"))?;
+    // Rebalances run only in `poll`: none before the caller hands the
+    // queue to the context.
+    consumer.subscribe(&[&k.topic])?;
+    Ok((consumer, Arc::new(queue)))
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // The queue must go before the consumer: the context's handle too.
+        self.consumer.context().queue.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 

@@ -131,53 +131,69 @@ impl StateWriter {
     }
 }
 
-/// Reads partition `partition` of the state topic to its end and rebuilds
-/// the engine its manifest names; `None` when the partition holds none.
-pub fn restore(
-    cfg: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-    limits: Limits,
-    timeout: Duration,
-) -> anyhow::Result<Option<Restored>> {
-    let defaults = super::reader_defaults("engagement-monitor-state-restore");
-    let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let mut config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
-    config.set("group.id", format!("{}-state-restore", cfg.group_id));
-    let consumer: BaseConsumer<crate::kafka::Logged> = config
-        .create_with_context(crate::kafka::Logged)
-        .map_err(|e| anyhow::anyhow!("cannot create the state reader: {}", crate::kafka::creation_error(&e)))?;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout).context("state topic ends")?;
-    if high <= low {
-        return Ok(None);
+/// Reads partitions of the state topic; one per shard, reused for every
+/// partition that arrives.
+pub struct StateReader {
+    consumer: BaseConsumer<crate::kafka::Logged>,
+    topic: String,
+}
+
+impl StateReader {
+    pub fn new(cfg: &KafkaConfig, topic: String) -> anyhow::Result<StateReader> {
+        let defaults = super::reader_defaults("engagement-monitor-state-restore");
+        let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
+        config.set("group.id", format!("{}-state-restore", cfg.group_id));
+        let consumer = config
+            .create_with_context(crate::kafka::Logged)
+            .map_err(|e| anyhow::anyhow!("cannot create the state reader: {}", crate::kafka::creation_error(&e)))?;
+        Ok(StateReader { consumer, topic })
     }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + timeout;
-    let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    let mut next = low;
-    while next < high {
-        anyhow::ensure!(Instant::now() < deadline, "reading the state of partition {partition} timed out");
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
-        let m = m.context("reading the state topic")?;
-        next = m.offset() + 1;
-        match (m.key(), m.payload()) {
-            (Some(k), Some(v)) => drop(latest.insert(k.to_vec(), v.to_vec())),
-            (Some(k), None) => drop(latest.remove(k)),
-            _ => {}
+
+    /// Reads partition `partition` to its end and rebuilds the engine its
+    /// manifest names; `None` when the partition holds none.
+    pub fn restore(&self, partition: i32, limits: Limits, timeout: Duration) -> anyhow::Result<Option<Restored>> {
+        let (topic, consumer) = (&self.topic, &self.consumer);
+        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout).context("state topic ends")?;
+        if high <= low {
+            return Ok(None);
         }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        let read = self.read_to(high, low, timeout);
+        consumer.unassign()?;
+        let latest = read.with_context(|| format!("reading the state of partition {partition}"))?;
+        let Some(manifest) = latest.get(MANIFEST) else { return Ok(None) };
+        let (slot, chunks, len, next_offset) = read_manifest(manifest)?;
+        let mut bytes = Vec::with_capacity(len.min(1 << 30));
+        for i in 0..chunks {
+            let chunk = latest.get(format!("chunk/{slot}/{i}").as_bytes()).context("a state chunk is missing")?;
+            bytes.extend_from_slice(chunk);
+        }
+        anyhow::ensure!(bytes.len() == len, "the state of partition {partition} has {} bytes, not {len}", bytes.len());
+        let engine = Engine::decode(&bytes[..], limits).context("decoding the state")?;
+        Ok(Some(Restored { engine, next_offset, slot }))
     }
-    let Some(manifest) = latest.get(MANIFEST) else { return Ok(None) };
-    let (slot, chunks, len, next_offset) = read_manifest(manifest)?;
-    let mut bytes = Vec::with_capacity(len.min(1 << 30));
-    for i in 0..chunks {
-        let chunk = latest.get(format!("chunk/{slot}/{i}").as_bytes()).context("a state chunk is missing")?;
-        bytes.extend_from_slice(chunk);
+
+    /// The latest value of each key of the assigned partition, up to `high`.
+    fn read_to(&self, high: i64, low: i64, timeout: Duration) -> anyhow::Result<HashMap<Vec<u8>, Vec<u8>>> {
+        let deadline = Instant::now() + timeout;
+        let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut next = low;
+        while next < high {
+            anyhow::ensure!(Instant::now() < deadline, "timed out");
+            let Some(m) = self.consumer.poll(Duration::from_millis(200)) else { continue };
+            let m = m.context("reading the state topic")?;
+            next = m.offset() + 1;
+            match (m.key(), m.payload()) {
+                (Some(k), Some(v)) => drop(latest.insert(k.to_vec(), v.to_vec())),
+                (Some(k), None) => drop(latest.remove(k)),
+                _ => {}
+            }
+        }
+        Ok(latest)
     }
-    anyhow::ensure!(bytes.len() == len, "the state of partition {partition} has {} bytes, not {len}", bytes.len());
-    let engine = Engine::decode(&bytes[..], limits).context("decoding the state")?;
-    Ok(Some(Restored { engine, next_offset, slot }))
 }
 
 /// (slot, chunks, bytes, next offset) of a manifest.

@@ -7,7 +7,7 @@
 //! so a restart or a rebalance raises none.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -51,12 +51,16 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         next_view = Instant::now() + if ready { io.config.ranking.interval } else { Duration::from_millis(100) };
         let totals_lag = reader.lag();
         TotalsLag(totals_lag).emit(&io.metrics);
+        if totals_lag == 0 {
+            // Release: the watermarks read so far are seen with it.
+            shared.table_caught_up.store(true, Release);
+        }
         if !ready {
             let behind = totals_lag + shared.behind.load(Relaxed);
             if behind <= io.config.ranking.ready_max_lag && shared.owned_ready.load(Relaxed) {
                 io.views.publish(Arc::new(reader.table.view()), false, Some(0));
                 (ready, changed) = (true, false);
-            } else {
+            } else if shared.assigned.load(Relaxed) {
                 io.status.send_replace(Readiness::CatchingUp { behind });
             }
         } else if changed {
@@ -72,6 +76,7 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
 struct Reader {
     consumer: BaseConsumer<crate::kafka::Logged>,
     topic: String,
+    topic_c: std::ffi::CString,
     table: GlobalTable,
     /// Per partition, the next offset to read.
     next: Vec<i64>,
@@ -95,7 +100,9 @@ impl Reader {
         }
         consumer.assign(&tpl).context("assigning the page-totals topic")?;
         let table = GlobalTable::new(io.config.engine);
-        Ok(Reader { consumer, topic: topic.into(), table, next: vec![0; partitions as usize], refused: 0 })
+        let topic_c = std::ffi::CString::new(topic)?;
+        let next = vec![0; partitions as usize];
+        Ok(Reader { consumer, topic: topic.into(), topic_c, table, next, refused: 0 })
     }
 
     /// Reads one record into the table; `false` when none came.
@@ -116,9 +123,14 @@ impl Reader {
     fn lag(&self) -> u64 {
         let mut behind = 0u64;
         for (p, n) in self.next.iter().enumerate() {
-            match self.consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_secs(1)) {
-                Ok((low, high)) => behind += (high - (*n).max(low)).max(0) as u64,
-                Err(_) => return u64::MAX / 2,
+            // Cached from the last fetch response; asked of the broker (a
+            // request that waits behind the pending fetch) only while unknown.
+            let native = self.consumer.client().native_ptr();
+            let ends = crate::ingest::cached_ends(native, &self.topic_c, p as i32)
+                .or_else(|| self.consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_millis(500)).ok());
+            match ends {
+                Some((low, high)) => behind += (high - (*n).max(low)).max(0) as u64,
+                None => return u64::MAX / 2,
             }
         }
         behind
