@@ -93,6 +93,7 @@ pub(crate) struct ShardMetrics {
     pub totals_lag: IntGauge,
     pub saves: IntCounterVec,
     pub records: IntCounter,
+    pub totals_refused: IntCounter,
 }
 
 impl ShardMetrics {
@@ -117,6 +118,10 @@ impl ShardMetrics {
             records: f.counter(
                 "engagement_shard_page_records_total",
                 "Page records (and tombstones) this shard published to the page-totals topic.",
+            ),
+            totals_refused: f.counter(
+                "engagement_shard_totals_refused_total",
+                "Page-totals records refused by the global table (damaged, or over engine.max_pages).",
             ),
         }
     }

@@ -32,10 +32,10 @@ use crate::ingest::{FetchQueue, MessageBatch, Record};
 use crate::metrics::labels::Attempt;
 use crate::publisher::Origin;
 use crate::telemetry::events::{
-    ClientError, CommitNotSent, Committed, ConsumerError, EventNotApplied, InternalEvent, LagObserved, NotApplied,
-    OutcomesCounted,
+    ClientError, CommitNotSent, Committed, ConsumerError, EventNotApplied, HistoryGap, InternalEvent, LagObserved,
+    NotApplied, OutcomesCounted,
 };
-use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress, StateSaved};
+use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress, StateSaved, StateUnusable};
 
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(200);
@@ -268,10 +268,10 @@ impl Owner {
     fn restore(&mut self, p: i32) -> anyhow::Result<()> {
         let started = Instant::now();
         let limits = self.io.config.engine;
-        let restored = self
-            .reader
-            .restore(p, limits, STATE_TIMEOUT)
-            .map_err(|e| anyhow::anyhow!("restoring partition {p} from {}: {e:#}", self.topics.state))?;
+        let restored = self.reader.restore(p, limits, STATE_TIMEOUT).unwrap_or_else(|error| {
+            StateUnusable { topic: &self.topics.state, partition: p, error: &error }.emit(&self.io.metrics);
+            None
+        });
         let restored_any = restored.is_some();
         let (mut engine, next, slot) = match restored {
             Some(r) => (r.engine, r.next_offset, r.slot),
@@ -287,11 +287,23 @@ impl Owner {
             tracing::warn!(partition = p, committed = ?committed, topic = %self.topics.state,
                 "no state for a partition the group has consumed: its earlier events are missing from the totals");
         }
+        self.check_history(p, start);
         let posts = engine.usage().posts;
         PartitionRestored { partition: p, state_offset: next, start, posts, took: started.elapsed() }
             .emit(&self.io.metrics);
         self.parts.insert(p, Part { engine, next: start, slot, saved: next, published_wm: None, caught_up: false });
         Ok(())
+    }
+
+    /// Counts a gap when the input no longer holds the offset partition
+    /// `p` must start from (retention cut it before a state was saved).
+    fn check_history(&self, p: i32, start: i64) {
+        let topic = &self.io.config.kafka.topic;
+        if let Ok((earliest, _)) = self.consumer.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+            if start < earliest {
+                HistoryGap { topic, partition: p, needed: start, earliest }.emit(&self.io.metrics);
+            }
+        }
     }
 
     fn committed(&self, p: i32) -> Option<i64> {

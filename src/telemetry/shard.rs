@@ -103,7 +103,8 @@ pub struct TotalsRefused<'a> {
 }
 
 impl InternalEvent for TotalsRefused<'_> {
-    fn emit(self, _: &Metrics) {
+    fn emit(self, m: &Metrics) {
+        m.shard.totals_refused.inc();
         if self.refused.is_power_of_two() {
             tracing::warn!(
                 refused = self.refused,
@@ -111,5 +112,23 @@ impl InternalEvent for TotalsRefused<'_> {
                 "page-totals records refused (damaged, or over engine.max_pages)"
             );
         }
+    }
+}
+
+/// A partition's state in the state topic cannot be used (damaged, or of
+/// another format version): the partition starts without it, from the
+/// group's committed offset, and its earlier history is missing.
+pub struct StateUnusable<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub error: &'a anyhow::Error,
+}
+
+impl InternalEvent for StateUnusable<'_> {
+    fn emit(self, m: &Metrics) {
+        m.consumer.history_gaps.inc();
+        tracing::error!(topic = self.topic, partition = self.partition, error = %format!("{:#}", self.error),
+            "the partition's state cannot be used: its history is missing from the totals; continuing from the \
+             group's committed offset");
     }
 }

@@ -233,3 +233,23 @@ fn a_page_on_two_partitions_is_counted_in_shard_mode() {
     d.wait_metric("engagement_pages_on_several_partitions", 1.0, READY);
     assert!(d.logs().iter().any(|l| l.contains("pages seen on more than one partition")), "{:#?}", d.logs());
 }
+
+#[test]
+fn a_damaged_state_is_a_counted_history_gap_not_a_crash() {
+    let topic = unique("shards-damaged");
+    create_topic(&topic, 1);
+    create_topic(&format!("{topic}-shard-state"), 1);
+    let p = producer("none");
+    let state = format!("{topic}-shard-state");
+    p.send(BaseRecord::to(&state).key("manifest").payload("not a manifest")).expect("queued");
+    p.flush(Duration::from_secs(30)).expect("acknowledged");
+    let published = "2025-07-01T00:00:00Z";
+    let events = vec![crate::daemon::event("pg", "a", published, "2025-07-02T00:00:00Z", r#","reactions":7"#)];
+    produce_strings(&topic, 1, &events);
+    let d = shard(&topic, "damaged-0");
+    d.wait_ready(READY);
+    d.wait_metric("engagement_history_gaps_total", 1.0, READY);
+    assert!(d.logs().iter().any(|l| l.contains("the partition's state cannot be used")), "{:#?}", d.logs());
+    let page = d.json("/v1/pages/facebook/pg");
+    assert_eq!(page["windows"][0]["interactions"], 7, "{page}");
+}
