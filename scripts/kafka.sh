@@ -195,7 +195,9 @@ format_storage() {
   # A Kafka Uuid is 16 random bytes, base64url without padding (22 chars).
   cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
   log "formatting KRaft storage (cluster id $cluster_id)"
-  run_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF_DIR/server.properties" \
+  # `--cluster-id=ID`, not `-t ID`: an id starting with '-' (1 in 32) would
+  # be read as an option.
+  run_tool kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$CONF_DIR/server.properties" \
     >"$LOG_DIR/format.log" 2>&1 || { cat "$LOG_DIR/format.log" >&2; die "storage format failed"; }
 }
 
