@@ -1,6 +1,7 @@
 //! Shard mode (`cluster.mode = "shard"`, docs/scaling.md): instances of
 //! one group split the input partitions and answer for the whole topic.
 //!
+//! - [`group`]: the group's consumer and its callbacks.
 //! - [`owner`]: the partitions this shard owns, one engine each; publishes
 //!   their changed pages and saves their state.
 //! - [`state`]: a partition's state in the compacted state topic.
@@ -11,6 +12,7 @@
 //! topic's greatest watermark (the table reads it, the owner moves its
 //! engines to it) and whether the owned partitions are caught up.
 
+mod group;
 mod owner;
 mod state;
 mod table;

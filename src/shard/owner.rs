@@ -1,9 +1,9 @@
 //! The partitions this shard owns: Kafka's consumer group decides which
 //! (cooperative-sticky assignment, static membership), and for each one
 //! the shard keeps its own engine. A partition that arrives is restored
-//! from the state topic and consumed from the group's committed offset
-//! (never after the state, see [`state`](super::state)); one that leaves
-//! is dropped whole.
+//! from the state topic and applied from the offset its state covers (see
+//! [`state`](super::state)); one that leaves is dropped whole. Fetched
+//! records are decoded and applied in runs of one partition.
 //!
 //! Once per ranking interval, each caught-up partition publishes the pages
 //! that changed to the page-totals topic (see
@@ -12,28 +12,26 @@
 //! and, once the broker acknowledged it, its offset is committed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
-use engagement_core::engine::{Engine, Outcome};
-use engagement_core::event::{DecodeContext, Invalid, decode};
+use engagement_core::engine::{Engine, Message, Outcome};
+use engagement_core::event::{DecodeContext, Invalid};
 use engagement_core::global::{PageRecord, page_key};
 use engagement_core::window::Millis;
 
+use super::group::{Ctx, Moved, group_consumer};
 use super::state::{StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
 use crate::ingest::{FetchQueue, MessageBatch, Record};
-use crate::metrics::labels::Attempt;
 use crate::publisher::Origin;
 use crate::telemetry::events::{
-    ClientError, CommitNotSent, Committed, ConsumerError, EventNotApplied, HistoryGap, InternalEvent, LagObserved,
-    NotApplied, OutcomesCounted,
+    CommitNotSent, ConsumerError, EventNotApplied, HistoryGap, InternalEvent, LagObserved, NotApplied, OutcomesCounted,
 };
 use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress, StateSaved, StateUnusable};
 
@@ -43,68 +41,6 @@ const TICK: Duration = Duration::from_millis(200);
 const BATCH: usize = 4096;
 /// How long a state save or restore may take before it is given up.
 const STATE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A change of assignment, noted by the group callbacks and handled by
-/// the loop right after the poll that ran them.
-enum Moved {
-    Assigned(Vec<i32>),
-    Revoked(Vec<i32>),
-}
-
-struct Ctx {
-    parts: Arc<crate::metrics::Metrics>,
-    moved: Mutex<Vec<Moved>>,
-    /// Our fetch queue, where each partition's messages are sent before it
-    /// is assigned (taken out before the consumer is dropped).
-    queue: Mutex<Option<Arc<FetchQueue>>>,
-    /// A partition could not be sent to our queue: its messages would be lost.
-    unforwarded: Mutex<Vec<i32>>,
-}
-
-impl ClientContext for Ctx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::kafka::log(level, fac, message);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        ClientError { error: &error, reason }.emit(&self.parts);
-    }
-}
-
-fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
-    tpl.elements().iter().map(|e| e.partition()).collect()
-}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        match r {
-            Rebalance::Revoke(tpl) => {
-                self.moved.lock().unwrap_or_else(|e| e.into_inner()).push(Moved::Revoked(partitions(tpl)));
-            }
-            Rebalance::Assign(tpl) => {
-                // Before the assignment: none of their messages may reach
-                // the consumer's own queue.
-                let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                for p in partitions(tpl) {
-                    if !queue.as_ref().is_some_and(|q| q.forward(p)) {
-                        self.unforwarded.lock().unwrap_or_else(|e| e.into_inner()).push(p);
-                    }
-                }
-            }
-            Rebalance::Error(_) => {}
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = r {
-            self.moved.lock().unwrap_or_else(|e| e.into_inner()).push(Moved::Assigned(partitions(tpl)));
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
-        Committed(if result.is_ok() { Attempt::Ok } else { Attempt::Failed }).emit(&self.parts);
-    }
-}
 
 /// One owned partition.
 struct Part {
@@ -144,6 +80,8 @@ pub struct Owner {
     shared: Arc<Shared>,
     cx: DecodeContext,
     tally: [u64; Outcome::EACH.len()],
+    /// The last run's results (kept to reuse the allocation).
+    outcomes: Vec<Result<Outcome, Invalid>>,
     assigned_once: bool,
     /// Whether the table had caught up at the last tick.
     table_seen: bool,
@@ -191,6 +129,7 @@ impl Owner {
             shared,
             cx,
             tally: [0; Outcome::EACH.len()],
+            outcomes: Vec::new(),
             assigned_once: false,
             table_seen: false,
             records: 0,
@@ -219,7 +158,7 @@ impl Owner {
                 BATCH,
                 &mut batch,
                 &mut records,
-                &mut |batch| batch.iter().for_each(|r| self.apply(r)),
+                &mut |batch| self.apply_batch(batch),
                 &mut |e| ConsumerError(&e).emit(&metrics),
             );
             if Instant::now() >= next_tick {
@@ -316,26 +255,44 @@ impl Owner {
         }
     }
 
-    fn apply(&mut self, r: &Record<'_>) {
-        let Some(part) = self.parts.get_mut(&r.partition) else { return };
-        if r.offset < part.next {
-            // Already in the restored state: applying again would change
-            // nothing but the counts.
-            return;
+    /// Applies a fetched batch, one run of consecutive records of one
+    /// partition at a time (a batch holds long runs).
+    fn apply_batch(&mut self, batch: &[Record<'_>]) {
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let n = rest.iter().position(|r| r.partition != first.partition).unwrap_or(rest.len());
+            self.apply_run(&rest[..n]);
+            rest = &rest[n..];
         }
-        part.next = r.offset + 1;
-        self.cx.message_time = r.timestamp;
-        let outcome = match decode(r.payload, &self.cx) {
-            Ok(ev) => part.engine.apply(&ev),
-            Err(Invalid(reason)) => {
-                self.not_applied(r, NotApplied::Invalid(reason));
-                Outcome::Invalid
+    }
+
+    /// Decodes and applies records of one partition (the engine overlaps
+    /// the memory accesses of consecutive events), then counts.
+    fn apply_run(&mut self, run: &[Record<'_>]) {
+        let Some(part) = run.first().and_then(|r| self.parts.get_mut(&r.partition)) else { return };
+        // Records before `next` are already in the restored state:
+        // applying them again would change nothing but the counts.
+        let run = &run[run.iter().position(|r| r.offset >= part.next).unwrap_or(run.len())..];
+        let Some(last) = run.last() else { return };
+        part.next = last.offset + 1;
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        outcomes.clear();
+        let messages = run.iter().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
+        part.engine.apply_batch(messages, &self.cx, &mut outcomes);
+        for (r, result) in run.iter().zip(&outcomes) {
+            let outcome = match *result {
+                Ok(outcome) => outcome,
+                Err(Invalid(reason)) => {
+                    self.not_applied(r, NotApplied::Invalid(reason));
+                    Outcome::Invalid
+                }
+            };
+            if let Outcome::Rejected(bound) = outcome {
+                self.not_applied(r, NotApplied::Rejected(bound));
             }
-        };
-        if let Outcome::Rejected(bound) = outcome {
-            self.not_applied(r, NotApplied::Rejected(bound));
+            self.tally[outcome.index()] += 1;
         }
-        self.tally[outcome.index()] += 1;
+        self.outcomes = outcomes;
     }
 
     fn not_applied(&self, r: &Record<'_>, why: NotApplied) {
@@ -466,37 +423,6 @@ impl Owner {
             }
         }
     }
-}
-
-/// The group's consumer, subscribed, and the fetch queue its partitions'
-/// messages go to (handed to the context by the caller, last).
-fn group_consumer(io: &OwnerParts, instance: &str) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<FetchQueue>)> {
-    let k = &io.config.kafka;
-    // Replica mode's consumer settings (offsets stored and committed by
-    // the daemon only, fetches sized for throughput), then the group's.
-    let mut defaults = super::reader_defaults("engagement-monitor-shard");
-    defaults.push(("partition.assignment.strategy", "cooperative-sticky"));
-    let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
-    config.set("group.id", &k.group_id).set("group.instance.id", instance);
-    let ctx = Ctx {
-        parts: io.metrics.clone(),
-        moved: Mutex::default(),
-        queue: Mutex::default(),
-        unforwarded: Mutex::default(),
-    };
-    let consumer: BaseConsumer<Ctx> = config
-        .create_with_context(ctx)
-        .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;
-    let topic_c = std::ffi::CString::new(k.topic.clone())?;
-    // SAFETY: the queue is dropped before the consumer (`Owner`'s field
-    // order; the context's handle is taken out in its `Drop`).
-    let queue = unsafe { FetchQueue::new(consumer.client().native_ptr(), topic_c) }
-        .ok_or_else(|| anyhow::anyhow!("cannot create a fetch queue"))?;
-    // Rebalances run only in `poll`: none before the caller hands the
-    // queue to the context.
-    consumer.subscribe(&[&k.topic])?;
-    Ok((consumer, Arc::new(queue)))
 }
 
 impl Drop for Owner {
