@@ -4,6 +4,8 @@
 //! starts here: the bootstrap servers, the caller's defaults for its role,
 //! then the operator's pass-through properties, which win over the defaults.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -79,6 +81,40 @@ impl ProducerContext for Logged {
 }
 
 impl rdkafka::consumer::ConsumerContext for Logged {}
+
+/// A producer context that counts deliveries, acknowledged and failed, for
+/// clients that must know whether everything they sent landed (`produce`,
+/// `repartition`, shard mode's state saves); read through
+/// `producer.context()`.
+#[derive(Debug, Default)]
+pub struct DeliveryCount {
+    acknowledged: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl DeliveryCount {
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Relaxed)
+    }
+}
+
+impl ClientContext for DeliveryCount {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log(level, fac, message);
+    }
+}
+
+impl ProducerContext for DeliveryCount {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let counter = if result.is_ok() { &self.acknowledged } else { &self.failed };
+        counter.fetch_add(1, Relaxed);
+    }
+}
 
 /// Sends `record`, waiting while the producer's local queue is full (the
 /// tools that write as fast as the broker takes: `produce`, `repartition`).

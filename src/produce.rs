@@ -2,19 +2,15 @@
 //! a target rate, with a progress line (rate, ETA) and a summary. Used by the
 //! demo, the end-to-end benchmark and load tests.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
-use crate::kafka::{Logged, client_config, creation_error, send_waiting};
+use crate::kafka::{DeliveryCount, Logged, client_config, creation_error, send_waiting};
 use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_events, seed_quarter};
 
 /// What to produce.
@@ -97,28 +93,6 @@ impl Summary {
     }
 }
 
-#[derive(Default)]
-struct Acks {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-struct AckContext(Arc<Acks>);
-
-impl ClientContext for AckContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::kafka::log(level, fac, message);
-    }
-}
-
-impl ProducerContext for AckContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let counter = if result.is_ok() { &self.0.ok } else { &self.0.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// Creates `topic` with `partitions` partitions unless it exists.
 pub async fn ensure_topic(
     brokers: &str,
@@ -158,7 +132,6 @@ fn reachable(admin: &AdminClient<Logged>, brokers: &str) -> anyhow::Result<()> {
 /// Produces events as `opts` says; blocks until every event is acknowledged
 /// or failed.
 pub fn run(opts: &Options) -> anyhow::Result<Summary> {
-    let acks = Arc::new(Acks::default());
     let defaults = [
         ("compression.type", opts.compression.as_str()),
         ("linger.ms", "20"),
@@ -167,8 +140,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         ("queue.buffering.max.kbytes", "1048576"),
     ];
     let c = client_config(&opts.brokers, &defaults, opts.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let producer: ThreadedProducer<AckContext> = c
-        .create_with_context(AckContext(acks.clone()))
+    let producer: ThreadedProducer<DeliveryCount> = c
+        .create_with_context(DeliveryCount::default())
         .map_err(|e| anyhow::anyhow!("cannot create the producer: {}", creation_error(&e)))?;
     let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario)) });
     let seed = seed_events();
@@ -201,8 +174,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge every event")?;
     let summary = Summary {
         sent,
-        acknowledged: acks.ok.load(Ordering::Relaxed),
-        failed: acks.failed.load(Ordering::Relaxed),
+        acknowledged: producer.context().acknowledged(),
+        failed: producer.context().failed(),
         elapsed: started.elapsed(),
     };
     progress.finish(&summary);

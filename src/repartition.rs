@@ -13,17 +13,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::kafka::{Logged, client_config, creation_error, send_waiting};
+use crate::kafka::{DeliveryCount, Logged, client_config, creation_error, send_waiting};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -55,28 +53,6 @@ pub fn page_key(value: &[u8]) -> Option<Cow<'_, str>> {
         page_id: Option<Cow<'a, str>>,
     }
     serde_json::from_slice::<Keyed<'_>>(value).ok()?.page_id
-}
-
-#[derive(Default)]
-struct Acks {
-    failed: AtomicU64,
-}
-
-struct AckContext(Arc<Acks>);
-
-impl ClientContext for AckContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::kafka::log(level, fac, message);
-    }
-}
-
-impl ProducerContext for AckContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_err() {
-            self.0.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 /// The partitions of `topic` and the end offset each had, for those with
@@ -126,9 +102,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         ("linger.ms", "20"),
         ("queue.buffering.max.kbytes", "1048576"),
     ];
-    let acks = Arc::new(Acks::default());
-    let producer: ThreadedProducer<AckContext> = client_config(&opts.brokers, &producer_defaults, props())
-        .create_with_context(AckContext(acks.clone()))
+    let producer: ThreadedProducer<DeliveryCount> = client_config(&opts.brokers, &producer_defaults, props())
+        .create_with_context(DeliveryCount::default())
         .map_err(|e| anyhow::anyhow!("cannot create the producer: {}", creation_error(&e)))?;
 
     let mut tpl = TopicPartitionList::new();
@@ -139,7 +114,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (copied, unkeyed) = copy(&consumer, &producer, remaining, &opts.to)?;
     producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge the copy")?;
-    let failed = acks.failed.load(Ordering::Relaxed);
+    let failed = producer.context().failed();
     Ok(Summary { copied, unkeyed, failed, elapsed: started.elapsed() })
 }
 
@@ -148,7 +123,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
 /// records copied and those that kept their key.
 fn copy(
     consumer: &BaseConsumer<Logged>,
-    producer: &ThreadedProducer<AckContext>,
+    producer: &ThreadedProducer<DeliveryCount>,
     mut remaining: HashMap<i32, i64>,
     to: &str,
 ) -> anyhow::Result<(u64, u64)> {

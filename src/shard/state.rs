@@ -11,43 +11,22 @@
 //! so the slot the manifest names is always whole.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::kafka::DeliveryCount;
 use engagement_core::engine::{Engine, Limits, STATE_VERSION};
 
 /// Bytes per chunk: under the broker's default 1 MB record limit.
 const CHUNK: usize = 512 * 1024;
 const MANIFEST: &[u8] = b"manifest";
 const MANIFEST_VERSION: u8 = 1;
-
-/// Counts failed deliveries, so a save knows whether all of it landed.
-#[derive(Default)]
-pub struct Acks {
-    failed: AtomicU64,
-}
-
-impl ClientContext for Acks {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::kafka::log(level, fac, message);
-    }
-}
-
-impl ProducerContext for Acks {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_err() {
-            self.failed.fetch_add(1, Relaxed);
-        }
-    }
-}
 
 /// A restored partition: its engine, the input offset to go on from, and
 /// the slot its manifest names.
@@ -59,7 +38,7 @@ pub struct Restored {
 
 /// Writes partitions' state; one per shard.
 pub struct StateWriter {
-    producer: BaseProducer<Acks>,
+    producer: BaseProducer<DeliveryCount>,
     topic: String,
 }
 
@@ -75,7 +54,7 @@ impl StateWriter {
         ];
         let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let producer = crate::kafka::client_config(&cfg.brokers, &defaults, properties)
-            .create_with_context(Acks::default())
+            .create_with_context(DeliveryCount::default())
             .map_err(|e| anyhow::anyhow!("cannot create the state producer: {}", crate::kafka::creation_error(&e)))?;
         Ok(StateWriter { producer, topic })
     }
@@ -91,7 +70,7 @@ impl StateWriter {
         next_offset: i64,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        let failed = self.producer.context().failed.load(Relaxed);
+        let failed = self.producer.context().failed();
         let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let key = format!("chunk/{slot}/{i}");
@@ -125,7 +104,7 @@ impl StateWriter {
 
     fn settle(&self, failed_before: u64, timeout: Duration) -> anyhow::Result<()> {
         self.producer.flush(timeout).context("waiting for the broker's acknowledgements")?;
-        let failed = self.producer.context().failed.load(Relaxed) - failed_before;
+        let failed = self.producer.context().failed() - failed_before;
         anyhow::ensure!(failed == 0, "{failed} state records were not acknowledged");
         Ok(())
     }
