@@ -20,15 +20,11 @@ use super::broker::BrokerWatch;
 use super::checkpoints::{Checkpointer, Restored};
 use super::fetcher::{Fetched, Fetcher, Polling, Stopped};
 use super::progress::Progress;
-use super::{Offsets, Parts, Record, Source};
+use super::{Offsets, Parts, Source, Tally};
 use crate::config::redact_brokers;
 use crate::metrics::labels::Attempt;
-use crate::publisher::Origin;
 use crate::status::Readiness;
-use crate::telemetry::events::{
-    AssignmentFailed, EventNotApplied, HistoryGap, InternalEvent, LagObserved, NotApplied, OutcomesCounted,
-    PartitionsAssigned,
-};
+use crate::telemetry::events::{AssignmentFailed, HistoryGap, InternalEvent, LagObserved, PartitionsAssigned};
 
 /// How long a poll waits for the first message of a batch.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -47,11 +43,9 @@ const LAST_COMMIT_WAIT: Duration = Duration::from_secs(2);
 /// Apply → count for decoded batches.
 struct Applier {
     engine: Engine,
-    /// Outcomes not yet flushed to the metrics, in `Outcome::EACH` order.
-    tally: [u64; Outcome::EACH.len()],
+    tally: Tally,
     /// The last batch's results (kept to reuse the allocation).
     results: Vec<Result<Outcome, Invalid>>,
-    parts: Arc<Parts>,
 }
 
 impl Applier {
@@ -62,37 +56,15 @@ impl Applier {
         let batch = &fetched.decoded;
         self.results.clear();
         self.engine.apply_decoded(batch.events(), batch.partitions(), &mut self.results);
-        let results = std::mem::take(&mut self.results);
-        for (r, result) in batch.records().zip(&results) {
-            let outcome = match *result {
-                Ok(outcome) => outcome,
-                Err(Invalid(reason)) => {
-                    self.not_applied(&r, NotApplied::Invalid(reason));
-                    Outcome::Invalid
-                }
-            };
-            if let Outcome::Rejected(bound) = outcome {
-                self.not_applied(&r, NotApplied::Rejected(bound));
-            }
-            self.tally[outcome.index()] += 1;
-        }
-        self.results = results;
+        self.tally.count(batch.records(), &self.results);
         progress.applied(batch.records());
         for &(partition, position) in &fetched.positions {
             progress.position(partition, position);
         }
     }
 
-    /// Counts, logs and dead-letters an event that changed nothing.
-    fn not_applied(&self, r: &Record<'_>, why: NotApplied) {
-        EventNotApplied { why, partition: r.partition, offset: r.offset }.emit(&self.parts.metrics);
-        let origin =
-            Origin { topic: &self.parts.config.kafka.topic, partition: r.partition, offset: r.offset, key: r.key };
-        self.parts.publisher.dead_letter(r.payload, &origin, why.reason());
-    }
-
     fn flush(&mut self) {
-        OutcomesCounted(&std::mem::take(&mut self.tally)).emit(&self.parts.metrics);
+        self.tally.flush();
     }
 }
 
@@ -148,9 +120,8 @@ impl<S: Source> Consume<S> {
             fetcher,
             applier: Applier {
                 engine: restored.engine,
-                tally: Default::default(),
+                tally: Tally::new(parts.metrics.clone(), parts.publisher.clone(), parts.config.kafka.topic.clone()),
                 results: Vec::new(),
-                parts: parts.clone(),
             },
             progress: Progress::new(parts.config.ranking.ready_max_lag),
             checkpointer: restored.checkpointer,

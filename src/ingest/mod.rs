@@ -24,6 +24,7 @@ mod fetch_queue;
 mod fetcher;
 mod kafka;
 mod progress;
+mod tally;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ use crate::status::StatusTx;
 pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
 pub(crate) use kafka::{CONSUMER_DEFAULTS, cached_ends};
+pub(crate) use tally::Tally;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]

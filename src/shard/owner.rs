@@ -28,11 +28,8 @@ use engagement_core::window::Millis;
 use super::group::{Ctx, Moved, group_consumer};
 use super::state::{StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
-use crate::ingest::{FetchQueue, MessageBatch, Record};
-use crate::publisher::Origin;
-use crate::telemetry::events::{
-    CommitNotSent, ConsumerError, EventNotApplied, HistoryGap, InternalEvent, LagObserved, NotApplied, OutcomesCounted,
-};
+use crate::ingest::{FetchQueue, MessageBatch, Record, Tally};
+use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
 use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress, StateSaved, StateUnusable};
 
 /// Least time between two ticks.
@@ -79,7 +76,7 @@ pub struct Owner {
     io: OwnerParts,
     shared: Arc<Shared>,
     cx: DecodeContext,
-    tally: [u64; Outcome::EACH.len()],
+    tally: Tally,
     /// The last run's results (kept to reuse the allocation).
     outcomes: Vec<Result<Outcome, Invalid>>,
     assigned_once: bool,
@@ -114,6 +111,7 @@ impl Owner {
         tracing::info!(instance = %instance, group = %k.group_id, topic = %k.topic, state = %topics.state,
             totals = %topics.totals, "shard mode: joining the group");
         let (now, checkpoint_interval) = (Instant::now(), cfg.state.checkpoint_interval);
+        let tally = Tally::new(io.metrics.clone(), io.publisher.clone(), k.topic.clone());
         // Last: from here on, `Owner`'s Drop takes the handle out again.
         *consumer.context().queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue.clone());
         Ok(Owner {
@@ -128,7 +126,7 @@ impl Owner {
             io,
             shared,
             cx,
-            tally: [0; Outcome::EACH.len()],
+            tally,
             outcomes: Vec::new(),
             assigned_once: false,
             table_seen: false,
@@ -275,36 +273,15 @@ impl Owner {
         let run = &run[run.iter().position(|r| r.offset >= part.next).unwrap_or(run.len())..];
         let Some(last) = run.last() else { return };
         part.next = last.offset + 1;
-        let mut outcomes = std::mem::take(&mut self.outcomes);
-        outcomes.clear();
+        self.outcomes.clear();
         let messages = run.iter().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
-        part.engine.apply_batch(messages, &self.cx, &mut outcomes);
-        for (r, result) in run.iter().zip(&outcomes) {
-            let outcome = match *result {
-                Ok(outcome) => outcome,
-                Err(Invalid(reason)) => {
-                    self.not_applied(r, NotApplied::Invalid(reason));
-                    Outcome::Invalid
-                }
-            };
-            if let Outcome::Rejected(bound) = outcome {
-                self.not_applied(r, NotApplied::Rejected(bound));
-            }
-            self.tally[outcome.index()] += 1;
-        }
-        self.outcomes = outcomes;
-    }
-
-    fn not_applied(&self, r: &Record<'_>, why: NotApplied) {
-        EventNotApplied { why, partition: r.partition, offset: r.offset }.emit(&self.io.metrics);
-        let origin =
-            Origin { topic: &self.io.config.kafka.topic, partition: r.partition, offset: r.offset, key: r.key };
-        self.io.publisher.dead_letter(r.payload, &origin, why.reason());
+        part.engine.apply_batch(messages, &self.cx, &mut self.outcomes);
+        self.tally.count(run.iter().copied(), &self.outcomes);
     }
 
     /// Counts, follows the topic's watermark, notes lag, publishes and saves when due.
     fn tick(&mut self) {
-        OutcomesCounted(&std::mem::take(&mut self.tally)).emit(&self.io.metrics);
+        self.tally.flush();
         // Read before the watermark: once it says caught up, the watermark
         // read next is the topic's (Acquire pairs with the table's Release).
         let table_ready = self.shared.table_caught_up.load(Acquire);
