@@ -82,6 +82,18 @@ impl ProducerContext for Logged {
 
 impl rdkafka::consumer::ConsumerContext for Logged {}
 
+/// The partition count of `topic`: `None` while the topic does not exist
+/// (or has no partitions yet).
+pub fn partition_count<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<usize>, KafkaError> {
+    let md = client.fetch_metadata(Some(topic), timeout)?;
+    let found = md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none());
+    Ok(found.map(|t| t.partitions().len()).filter(|n| *n > 0))
+}
+
 /// A producer context that counts deliveries, acknowledged and failed, for
 /// clients that must know whether everything they sent landed (`produce`,
 /// `repartition`, shard mode's state saves); read through

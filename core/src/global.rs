@@ -219,6 +219,8 @@ pub struct PageSet {
     pub rolling_days: u32,
     pub watermark: Option<Millis>,
     pub pages: Column<Option<Arc<PageRecord>>>,
+    /// Pages held (the live entries of `pages`).
+    pub held: usize,
     /// Pages published from more than one partition.
     pub split_pages: usize,
 }
@@ -317,6 +319,7 @@ impl GlobalTable {
             rolling_days: self.limits.rolling_days,
             watermark: self.watermark(),
             pages: self.pages.clone(),
+            held: self.index.len(),
             split_pages: self.split.len(),
         }
     }

@@ -182,9 +182,7 @@ impl Source for KafkaSource {
 
     fn partitions(&mut self) -> anyhow::Result<Option<usize>> {
         let topic = &self.client.topic;
-        let md = self.client.consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
-        let found = md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none());
-        Ok(found.map(|t| t.partitions().len()).filter(|n| *n > 0))
+        Ok(crate::kafka::partition_count(self.client.consumer.client(), topic, Duration::from_secs(2))?)
     }
 
     fn assign(&mut self, partitions: &[(i32, Option<i64>)]) -> anyhow::Result<()> {
@@ -203,7 +201,7 @@ impl Source for KafkaSource {
         if fetch {
             return c.consumer.fetch_watermarks(&c.topic, partition, Duration::from_millis(500)).ok();
         }
-        cached_watermarks(&c.consumer, &c.topic_c, partition)
+        cached_ends(c.consumer.client().native_ptr(), &c.topic_c, partition)
     }
 
     fn brokers_down(&mut self) -> bool {
@@ -232,13 +230,8 @@ impl Source for KafkaSource {
 }
 
 /// The watermarks librdkafka cached from its last fetch response: no
-/// broker round trip, so it is safe to call from the consume loop (a
-/// request would wait behind the connection's pending fetch).
-fn cached_watermarks(consumer: &BaseConsumer<Ctx>, topic: &CString, partition: i32) -> Option<(i64, i64)> {
-    cached_ends(consumer.client().native_ptr(), topic, partition)
-}
-
-/// [`cached_watermarks`] of any client handle.
+/// broker round trip, so it is safe to call from a consume loop (a request
+/// would wait behind the connection's pending fetch).
 pub(crate) fn cached_ends(
     client: *mut rdkafka::bindings::rd_kafka_t,
     topic: &CString,

@@ -105,9 +105,17 @@ pub struct Parts {
 /// Starts ingest on its own thread. The receiver yields once it has
 /// stopped consuming and committed (the Kafka client may still be closing).
 pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<()>>> {
+    spawn_reporting("ingest", move || run(parts))
+}
+
+/// Runs `work` on a thread named `name`; the receiver yields its result.
+pub(crate) fn spawn_reporting(
+    name: &str,
+    work: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> std::io::Result<oneshot::Receiver<anyhow::Result<()>>> {
     let (done, rx) = oneshot::channel();
-    std::thread::Builder::new().name("ingest".into()).spawn(move || {
-        let _ = done.send(run(parts));
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _ = done.send(work());
     })?;
     Ok(rx)
 }

@@ -90,11 +90,7 @@ fn reader_defaults(client_id: &'static str) -> Vec<(&'static str, &'static str)>
 
 /// Starts shard mode; the receiver yields once both threads stopped.
 pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<()>>> {
-    let (done, rx) = oneshot::channel();
-    std::thread::Builder::new().name("shard".into()).spawn(move || {
-        let _ = done.send(run(parts));
-    })?;
-    Ok(rx)
+    crate::ingest::spawn_reporting("shard", move || run(parts))
 }
 
 fn run(parts: Parts) -> anyhow::Result<()> {
@@ -141,11 +137,8 @@ fn partition_count<C: rdkafka::ClientContext>(
 ) -> anyhow::Result<i32> {
     loop {
         anyhow::ensure!(!shutdown.is_cancelled(), "stopped while waiting for topic {topic}");
-        if let Ok(md) = client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            let found = md.topics().iter().find(|t| t.name() == topic && t.error().is_none());
-            if let Some(n) = found.map(|t| t.partitions().len()).filter(|n| *n > 0) {
-                return Ok(n as i32);
-            }
+        if let Ok(Some(n)) = crate::kafka::partition_count(client, topic, Duration::from_secs(5)) {
+            return Ok(n as i32);
         }
         tracing::info!(topic, "waiting for the topic to exist");
         std::thread::sleep(Duration::from_secs(1));

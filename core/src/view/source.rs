@@ -24,9 +24,7 @@ impl Source {
     pub fn usage(&self) -> Usage {
         match self {
             Source::Engine(s) => s.usage,
-            Source::Pages(s) => {
-                Usage { pages: s.pages.iter().flatten().count(), split_pages: s.split_pages, ..Usage::default() }
-            }
+            Source::Pages(s) => Usage { pages: s.held, split_pages: s.split_pages, ..Usage::default() },
         }
     }
 
