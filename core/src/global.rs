@@ -9,7 +9,8 @@
 //! quarter's follower sample; for the rolling window and its predecessor,
 //! the totals of the posts published at or after each edge. Those two
 //! depend on the watermark: shards move their engines to the greatest
-//! watermark of the topic (published per partition, gathered here), and
+//! watermark of the topic (published per partition, the greatest kept
+//! here), and
 //! republish the pages whose posts the window passes.
 //!
 //! A page whose records come from two partitions (its producers do not key
@@ -18,10 +19,10 @@
 //!
 //! Bounds: pages as the engine's `max_pages` (a page over it is refused
 //! and counted by the caller; the split set holds at most one key per page
-//! held), one watermark per partition up to [`MAX_PARTITIONS`]; decoding
+//! held); decoding
 //! checks every length.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -32,8 +33,6 @@ use crate::window::{Millis, Quarter};
 
 /// Format version of a page record.
 const RECORD_VERSION: u8 = 1;
-/// Partitions whose watermarks the table keeps, at most.
-pub const MAX_PARTITIONS: usize = 100_000;
 
 /// One quarter's figures of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +235,8 @@ pub struct GlobalTable {
     index: HashMap<Vec<u8>, u32>,
     pages: Column<Option<Arc<PageRecord>>>,
     free: Vec<u32>,
-    watermarks: BTreeMap<u32, Millis>,
+    /// The greatest watermark published.
+    watermark: Option<Millis>,
     /// Keys of the pages published from more than one partition (producers
     /// that do not key by page): at most one per page held.
     split: HashSet<Vec<u8>>,
@@ -249,7 +249,7 @@ impl GlobalTable {
             index: HashMap::new(),
             pages: Column::default(),
             free: Vec::new(),
-            watermarks: BTreeMap::new(),
+            watermark: None,
             split: HashSet::new(),
         }
     }
@@ -297,19 +297,14 @@ impl GlobalTable {
         }
     }
 
-    /// Partition `partition`'s watermark; refused past [`MAX_PARTITIONS`].
-    pub fn set_watermark(&mut self, partition: u32, at: Millis) -> Result<(), TableFull> {
-        if self.watermarks.len() >= MAX_PARTITIONS && !self.watermarks.contains_key(&partition) {
-            return Err(TableFull);
-        }
-        let w = self.watermarks.entry(partition).or_insert(at);
-        *w = (*w).max(at);
-        Ok(())
+    /// A partition's watermark: the table keeps the greatest.
+    pub fn set_watermark(&mut self, at: Millis) {
+        self.watermark = self.watermark.max(Some(at));
     }
 
     /// The greatest watermark of the topic.
     pub fn watermark(&self) -> Option<Millis> {
-        self.watermarks.values().copied().max()
+        self.watermark
     }
 
     /// The pages as a view sees them (cheap: shared chunks).

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use crate::api::HttpLimits;
 use engagement_core::engine::Limits;
+use engagement_core::event::DecodeContext;
 
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
@@ -94,6 +95,20 @@ pub struct EventsConfig {
     pub max_payload_bytes: usize,
     /// Invalid-event log lines allowed per second (the rest are counted).
     pub log_rate_per_second: u32,
+}
+
+impl EventsConfig {
+    /// How events are decoded; `now` is 0, set from the wall clock by the
+    /// consumer for every batch.
+    pub fn decode_context(&self) -> DecodeContext {
+        DecodeContext {
+            message_time: None,
+            now: 0,
+            // At most MAX_DURATION: exact in i64 milliseconds.
+            max_skew: i64::try_from(self.max_future_skew.as_millis()).unwrap_or(i64::MAX),
+            max_payload_bytes: self.max_payload_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engagement_core::engine::{Engine, Outcome};
-use engagement_core::event::{DecodeContext, Invalid};
+use engagement_core::event::Invalid;
 use engagement_core::view::View;
 
 use super::broker::BrokerWatch;
@@ -100,15 +100,7 @@ pub struct Consume<S> {
 impl<S: Source> Consume<S> {
     pub fn new(mut source: S, parts: Parts, restored: Restored) -> anyhow::Result<Consume<S>> {
         let parts = Arc::new(parts);
-        let events = &parts.config.events;
-        let cx = DecodeContext {
-            message_time: None,
-            // Set from the wall clock for every batch.
-            now: 0,
-            // At most config::MAX_DURATION: exact in i64 milliseconds.
-            max_skew: i64::try_from(events.max_future_skew.as_millis()).unwrap_or(i64::MAX),
-            max_payload_bytes: events.max_payload_bytes,
-        };
+        let cx = parts.config.events.decode_context();
         let polling = Polling { wait: POLL_WAIT, batch: BATCH, cx };
         let fetcher = Fetcher::spawn(source.feed(), polling)
             .map_err(|e| anyhow::anyhow!("cannot start the fetch thread: {e}"))?;

@@ -293,7 +293,8 @@ impl<F: Feed> Worker<F> {
     }
 }
 
-fn wall_ms() -> i64 {
+/// The wall clock in milliseconds since the epoch (0 before it).
+pub fn wall_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 

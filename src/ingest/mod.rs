@@ -40,6 +40,7 @@ use crate::status::StatusTx;
 
 pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
+pub(crate) use fetcher::wall_ms;
 pub(crate) use kafka::{CONSUMER_DEFAULTS, cached_ends};
 pub(crate) use tally::Tally;
 

@@ -74,9 +74,9 @@ pub fn watermark_key(p: i32) -> Vec<u8> {
     k
 }
 
-fn watermark_partition(key: &[u8]) -> Option<u32> {
-    let rest = key.strip_prefix(b"\0wm")?;
-    Some(u32::from_be_bytes(rest.try_into().ok()?))
+/// Whether `key` is a partition's watermark (see [`watermark_key`]).
+fn is_watermark_key(key: &[u8]) -> bool {
+    key.strip_prefix(b"\0wm").is_some_and(|rest| rest.len() == 4)
 }
 
 /// The settings of a consumer that reads topics by hand (no group

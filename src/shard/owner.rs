@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, ThreadedProducer};
@@ -79,7 +79,6 @@ pub struct Owner {
     tally: Tally,
     /// The last run's results (kept to reuse the allocation).
     outcomes: Vec<Result<Outcome, Invalid>>,
-    assigned_once: bool,
     /// Whether the table had caught up at the last tick.
     table_seen: bool,
     /// Page records sent since the last progress report.
@@ -102,22 +101,18 @@ impl Owner {
         let totals = crate::kafka::client_config(&k.brokers, &totals_defaults, properties)
             .create_with_context(crate::kafka::Logged)
             .map_err(|e| anyhow::anyhow!("cannot create the totals producer: {}", crate::kafka::creation_error(&e)))?;
-        let cx = DecodeContext {
-            message_time: None,
-            now: 0,
-            max_skew: i64::try_from(cfg.events.max_future_skew.as_millis()).unwrap_or(i64::MAX),
-            max_payload_bytes: cfg.events.max_payload_bytes,
-        };
+        let cx = cfg.events.decode_context();
         tracing::info!(instance = %instance, group = %k.group_id, topic = %k.topic, state = %topics.state,
             totals = %topics.totals, "shard mode: joining the group");
         let (now, checkpoint_interval) = (Instant::now(), cfg.state.checkpoint_interval);
         let tally = Tally::new(io.metrics.clone(), io.publisher.clone(), k.topic.clone());
+        let topic_c = std::ffi::CString::new(k.topic.clone())?;
         // Last: from here on, `Owner`'s Drop takes the handle out again.
         *consumer.context().queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(queue.clone());
         Ok(Owner {
             queue,
             consumer: Arc::new(consumer),
-            topic_c: std::ffi::CString::new(k.topic.clone())?,
+            topic_c,
             parts: HashMap::new(),
             writer,
             reader,
@@ -128,7 +123,6 @@ impl Owner {
             cx,
             tally,
             outcomes: Vec::new(),
-            assigned_once: false,
             table_seen: false,
             records: 0,
             next_publish: now,
@@ -149,7 +143,7 @@ impl Owner {
                 }
             }
             self.moved()?;
-            self.cx.now = now_ms();
+            self.cx.now = crate::ingest::wall_ms();
             let metrics = self.io.metrics.clone();
             queue.consume(
                 Duration::from_millis(100),
@@ -175,7 +169,6 @@ impl Owner {
         anyhow::ensure!(unforwarded.is_empty(), "cannot reach the fetch queue of partitions {unforwarded:?}");
         let moved = std::mem::take(&mut *ctx.moved.lock().unwrap_or_else(|e| e.into_inner()));
         for m in moved {
-            self.assigned_once = true;
             self.shared.assigned.store(true, Relaxed);
             match m {
                 Moved::Revoked(ps) => {
@@ -302,8 +295,7 @@ impl Owner {
                 .or_else(|| self.consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok());
             let lag = high.map_or(u64::MAX, |(_, high)| (high - part.next).max(0) as u64);
             if lag != u64::MAX {
-                LagObserved { topic: &self.io.config.kafka.topic, partition: p, lag: lag as i64 }
-                    .emit(&self.io.metrics);
+                LagObserved { topic, partition: p, lag: lag as i64 }.emit(&self.io.metrics);
             }
             newly_caught_up |= !part.caught_up && lag <= ready_max_lag;
             part.caught_up = part.caught_up || lag <= ready_max_lag;
@@ -313,7 +305,7 @@ impl Owner {
         let unsaved = self.parts.values().map(|p| (p.next - p.saved).max(0) as u64).sum();
         let posts = self.parts.values().map(|p| p.engine.usage().posts).sum();
         ShardProgress { posts, unsaved, records: std::mem::take(&mut self.records) }.emit(&self.io.metrics);
-        let ready = self.assigned_once && self.parts.values().all(|p| p.caught_up);
+        let ready = self.shared.assigned.load(Relaxed) && self.parts.values().all(|p| p.caught_up);
         self.shared.owned_ready.store(ready, Relaxed);
         let now = Instant::now();
         // A partition that has just caught up publishes at once (readiness
@@ -357,12 +349,10 @@ impl Owner {
                 let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
                 self.records += 1;
             }
-            let wm = part.engine.watermark();
-            if wm.is_some() && wm != part.published_wm {
-                let value = wm.unwrap_or_default().to_le_bytes();
-                let key = watermark_key(p);
+            if let Some(wm) = part.engine.watermark().filter(|wm| part.published_wm != Some(*wm)) {
+                let (key, value) = (watermark_key(p), wm.to_le_bytes());
                 if crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value)).is_ok() {
-                    part.published_wm = wm;
+                    part.published_wm = Some(wm);
                 }
             }
         }
@@ -407,8 +397,4 @@ impl Drop for Owner {
         // The queue must go before the consumer: the context's handle too.
         self.consumer.context().queue.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
-}
-
-fn now_ms() -> Millis {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

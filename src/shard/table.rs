@@ -1,7 +1,7 @@
 //! The global page table: every instance reads the page-totals topic from
 //! its beginning (no group: each instance reads all of it), keeps the
-//! latest figures of every page and the watermark of every input
-//! partition, and publishes views of it once per ranking interval. The
+//! latest figures of every page and the greatest watermark its input
+//! partitions published, and publishes views of it once per ranking interval. The
 //! instance turns ready once it has read the topic to its end and its own
 //! partitions are caught up; rank changes are detected only from then on,
 //! so a restart or a rebalance raises none.
@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use engagement_core::global::{GlobalTable, PageRecord};
 
-use super::{Shared, Topics, watermark_partition};
+use super::{Shared, Topics, is_watermark_key};
 use crate::config::Config;
 use crate::published::Preparer;
 use crate::status::{Readiness, StatusTx};
@@ -139,9 +139,10 @@ impl Reader {
 
 /// Applies one record; `false` when it was refused.
 fn apply(table: &mut GlobalTable, key: &[u8], value: Option<&[u8]>) -> bool {
-    if let Some(p) = watermark_partition(key) {
-        let at = value.and_then(|v| v.try_into().ok()).map(i64::from_le_bytes);
-        return at.is_some_and(|at| table.set_watermark(p, at).is_ok());
+    if is_watermark_key(key) {
+        let Some(at) = value.and_then(|v| v.try_into().ok()).map(i64::from_le_bytes) else { return false };
+        table.set_watermark(at);
+        return true;
     }
     match value {
         None => {
