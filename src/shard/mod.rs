@@ -41,7 +41,8 @@ pub struct Shared {
     table_caught_up: AtomicBool,
     /// Whether the group has assigned this shard its partitions once.
     assigned: AtomicBool,
-    /// Whether every owned partition has been caught up once.
+    /// Whether every owned partition has caught up once and its pages are
+    /// in the page-totals topic (published and acknowledged).
     owned_ready: AtomicBool,
     /// Messages the owned partitions are behind.
     behind: AtomicU64,

@@ -13,11 +13,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use engagement_core::engine::{Engine, Message, Outcome};
@@ -305,8 +305,7 @@ impl Owner {
         let unsaved = self.parts.values().map(|p| (p.next - p.saved).max(0) as u64).sum();
         let posts = self.parts.values().map(|p| p.engine.usage().posts).sum();
         ShardProgress { posts, unsaved, records: std::mem::take(&mut self.records) }.emit(&self.io.metrics);
-        let ready = self.shared.assigned.load(Relaxed) && self.parts.values().all(|p| p.caught_up);
-        self.shared.owned_ready.store(ready, Relaxed);
+        let caught_up = self.shared.assigned.load(Relaxed) && self.parts.values().all(|p| p.caught_up);
         let now = Instant::now();
         // A partition that has just caught up publishes at once (readiness
         // waits for its pages), and so does all that waited for the table.
@@ -315,6 +314,14 @@ impl Owner {
         if now >= self.next_publish || newly_caught_up || table_just_ready {
             self.publish();
             self.next_publish = now + self.io.config.ranking.interval;
+        }
+        // Ready once every owned page is in the page-totals topic: published
+        // (above, the table being caught up) and acknowledged.
+        if caught_up && self.table_seen && !self.shared.owned_ready.load(Relaxed) {
+            self.publish();
+            if self.totals.flush(Duration::from_secs(10)).is_ok() {
+                self.shared.owned_ready.store(true, Release);
+            }
         }
         if now >= self.next_save {
             self.save_all();

@@ -7,7 +7,7 @@
 //! so a restart or a rebalance raises none.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -49,7 +49,12 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         }
         // Until ready, readiness is looked at every poll interval.
         next_view = Instant::now() + if ready { io.config.ranking.interval } else { Duration::from_millis(100) };
-        let totals_lag = reader.lag();
+        // Read before the ends are asked for: the shard's own pages were
+        // acknowledged before it was set, so those ends include them.
+        let owned_ready = shared.owned_ready.load(Acquire);
+        // Until ready, the true ends: a stale cached end would call the
+        // table complete while the shards' latest records are unread.
+        let totals_lag = reader.lag(!ready);
         TotalsLag(totals_lag).emit(&io.metrics);
         if totals_lag == 0 {
             // Release: the watermarks read so far are seen with it.
@@ -57,7 +62,7 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         }
         if !ready {
             let behind = totals_lag + shared.behind.load(Relaxed);
-            if behind <= io.config.ranking.ready_max_lag && shared.owned_ready.load(Relaxed) {
+            if owned_ready && totals_lag == 0 && behind <= io.config.ranking.ready_max_lag {
                 io.views.publish(Arc::new(reader.table.view()), false, Some(0));
                 (ready, changed) = (true, false);
             } else if shared.assigned.load(Relaxed) {
@@ -75,6 +80,9 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
 /// The page-totals topic, read from its beginning into the table.
 struct Reader {
     consumer: BaseConsumer<crate::kafka::Logged>,
+    /// Asks the broker for the partitions' true ends: a client of its own,
+    /// with no fetch pending on its connection for the request to wait on.
+    ends: BaseConsumer<crate::kafka::Logged>,
     topic: String,
     topic_c: std::ffi::CString,
     table: GlobalTable,
@@ -90,9 +98,12 @@ impl Reader {
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
         config.set("group.id", format!("{}-totals-reader", k.group_id));
-        let consumer: BaseConsumer<crate::kafka::Logged> = config
-            .create_with_context(crate::kafka::Logged)
-            .map_err(|e| anyhow::anyhow!("cannot create the totals reader: {}", crate::kafka::creation_error(&e)))?;
+        let create = || -> anyhow::Result<BaseConsumer<crate::kafka::Logged>> {
+            config
+                .create_with_context(crate::kafka::Logged)
+                .map_err(|e| anyhow::anyhow!("cannot create the totals reader: {}", crate::kafka::creation_error(&e)))
+        };
+        let (consumer, ends) = (create()?, create()?);
         let partitions = super::partition_count(consumer.client(), topic, &io.shutdown)?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
@@ -102,7 +113,7 @@ impl Reader {
         let table = GlobalTable::new(io.config.engine);
         let topic_c = std::ffi::CString::new(topic)?;
         let next = vec![0; partitions as usize];
-        Ok(Reader { consumer, topic: topic.into(), topic_c, table, next, refused: 0 })
+        Ok(Reader { consumer, ends, topic: topic.into(), topic_c, table, next, refused: 0 })
     }
 
     /// Reads one record into the table; `false` when none came.
@@ -119,15 +130,16 @@ impl Reader {
         Ok(true)
     }
 
-    /// Records between what was read and the end of each partition.
-    fn lag(&self) -> u64 {
+    /// Records between what was read and the end of each partition: the
+    /// broker's true ends when `exact` (readiness depends on them), else the
+    /// ends cached from the last fetch response (for the gauge).
+    fn lag(&self, exact: bool) -> u64 {
         let mut behind = 0u64;
         for (p, n) in self.next.iter().enumerate() {
-            // Cached from the last fetch response; asked of the broker (a
-            // request that waits behind the pending fetch) only while unknown.
             let native = self.consumer.client().native_ptr();
-            let ends = crate::ingest::cached_ends(native, &self.topic_c, p as i32)
-                .or_else(|| self.consumer.fetch_watermarks(&self.topic, p as i32, Duration::from_millis(500)).ok());
+            let cached = if exact { None } else { crate::ingest::cached_ends(native, &self.topic_c, p as i32) };
+            let ends =
+                cached.or_else(|| self.ends.fetch_watermarks(&self.topic, p as i32, Duration::from_millis(2000)).ok());
             match ends {
                 Some((low, high)) => behind += (high - (*n).max(low)).max(0) as u64,
                 None => return u64::MAX / 2,
