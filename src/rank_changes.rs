@@ -60,7 +60,7 @@ pub fn top_n(view: &View, window: Window, n: usize) -> (Option<Period>, Vec<Rank
         return (None, Vec::new());
     };
     let list = view
-        .ranking(t, Metric::Interactions, &Filter::All, 0, n)
+        .ranking(t, Metric::Interactions, &Filter::ALL, 0, n)
         .into_iter()
         .map(|(rank, row)| {
             let p = view.page(row.page);

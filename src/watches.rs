@@ -211,7 +211,7 @@ fn placed(view: &View, metric: Metric, rank: u32, row: &Row) -> Placed {
 /// The watched ranking `scope` of `table`: its top N and watched pages.
 pub fn picture(view: &View, table: Option<&Table>, watch: &Watch, scope: Option<&str>) -> Picture {
     let Some(t) = table else { return Picture::default() };
-    let filter = scope.map_or(Filter::All, Filter::Platform);
+    let filter = scope.map_or(Filter::ALL, Filter::platform);
     let top = view
         .ranking(t, watch.metric, &filter, 0, watch.top_n)
         .into_iter()

@@ -175,7 +175,7 @@ fn memory(quick: bool) {
     );
     let view = View::build(&engine);
     let _ = view.tables().count();
-    let _ = view.ranking(view.current().expect("a current quarter"), Metric::Interactions, &Filter::All, 0, 10);
+    let _ = view.ranking(view.current().expect("a current quarter"), Metric::Interactions, &Filter::ALL, 0, 10);
     let total = allocated() - before;
     println!(
         "memory: {:.0} bytes per page with 2 posts each ({} pages, {} posts; engine + one view with its tables: {:.0} MiB)",
@@ -323,15 +323,15 @@ fn view_queries(c: &mut Criterion, quick: bool) {
         b.iter(|| {
             let view = View::build(&engine);
             let t = view.current().expect("a current quarter");
-            view.ranking(t, Metric::Interactions, &Filter::All, 0, 100).len()
+            view.ranking(t, Metric::Interactions, &Filter::ALL, 0, 100).len()
         })
     });
     let view = View::build(&engine);
     for m in Metric::ALL {
         let t = view.rolling().expect("a rolling window");
-        view.ranking(t, m, &Filter::All, 0, 1);
+        view.ranking(t, m, &Filter::ALL, 0, 1);
         g.bench_function(format!("top100_prepared/{}", m.as_str()), |b| {
-            b.iter(|| view.ranking(t, m, &Filter::All, 0, 100).len())
+            b.iter(|| view.ranking(t, m, &Filter::ALL, 0, 100).len())
         });
     }
     g.finish();

@@ -5,12 +5,14 @@
 //!   [`window::Window`] selector (`current`, `previous`, `rolling`, a quarter).
 //! - [`event`]: the wire format of one engagement event, decoded borrowed.
 //! - [`engine`]: applies events to per-post and per-page state, within bounds.
+//! - [`directory`]: which groups each page belongs to, from directory records.
 //! - [`codec`]: the little-endian binary codec of checkpoints.
 //! - [`global`]: shard mode's page records and the table of every page.
 //! - [`view`]: the immutable, query-ready picture readers are given.
 //! - [`ranking`]: metrics, the ranking order, top-k, ranks, and top-N diffs.
 //! - [`synth`]: synthetic events (the reference table, random streams).
 pub mod codec;
+pub mod directory;
 pub mod engine;
 pub mod event;
 pub mod global;

@@ -121,19 +121,31 @@ fn mul_wide(a: u128, b: u128) -> (u128, u128) {
     (high, low)
 }
 
-/// Which pages take part in a ranking.
+/// Which pages take part in a ranking: those of one platform (`None`:
+/// every platform) that are in every one of `groups` (`dimension:value`,
+/// per the view's [`Directory`](crate::directory::Directory); none: every
+/// page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Filter<'a> {
-    #[default]
-    All,
-    Platform(&'a str),
+pub struct Filter<'a> {
+    pub platform: Option<&'a str>,
+    pub groups: &'a [String],
+}
+
+impl<'a> Filter<'a> {
+    /// Every page.
+    pub const ALL: Filter<'static> = Filter { platform: None, groups: &[] };
+
+    /// The pages of one platform.
+    pub fn platform(platform: &'a str) -> Filter<'a> {
+        Filter { platform: Some(platform), groups: &[] }
+    }
 }
 
 /// The rows of `table` the filter keeps, in (platform, page_id) order,
 /// materialized (a view answers rankings without this; tests and tools use
 /// it).
 pub fn rows(view: &View, table: &Table, filter: Filter<'_>) -> Vec<Row> {
-    view.filtered(table, &filter).map(|i| view.row_at(table, i)).collect()
+    view.filtered(table, &filter).iter().map(|i| view.row_at(table, i)).collect()
 }
 
 /// Indices of `rows` in ranking order: by the metric, descending, ties by

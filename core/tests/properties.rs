@@ -329,7 +329,7 @@ fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
     let mut out = Vec::new();
     for (name, t) in tables {
         for m in Metric::ALL {
-            let ranked = v.ranking(t, m, &Filter::All, 0, usize::MAX);
+            let ranked = v.ranking(t, m, &Filter::ALL, 0, usize::MAX);
             let rows = v.rows(t);
             let reference: Vec<u32> = top(&rows, m, 0, usize::MAX).iter().map(|(_, r)| r.page).collect();
             assert_eq!(ranked.iter().map(|(_, r)| r.page).collect::<Vec<_>>(), reference, "order vs top()");

@@ -71,6 +71,6 @@ fn page_window(view: &View, t: &Table, page: u32) -> PageWindow {
     PageWindow {
         window: WindowJson::of(t),
         figures: Figures::of(&view.row(t, page).unwrap_or(empty)),
-        rank: view.rank_of(t, Metric::Interactions, &Filter::All, page),
+        rank: view.rank_of(t, Metric::Interactions, &Filter::ALL, page),
     }
 }

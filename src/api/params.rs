@@ -98,7 +98,7 @@ pub(super) struct RankingQuery {
 
 impl RankingQuery {
     pub(super) fn filter(&self) -> Filter<'_> {
-        self.platform.as_deref().map_or(Filter::All, Filter::Platform)
+        self.platform.as_deref().map_or(Filter::ALL, Filter::platform)
     }
 }
 

@@ -66,7 +66,7 @@ fn answer<'v>(view: &'v View, q: &RankingQuery) -> Result<Rankings<'v>, ApiError
         window: WindowJson::of(table),
         metric: q.metric.as_str(),
         watermark: view.watermark.map(format_rfc3339),
-        total_pages: view.filtered(table, &filter).len(),
+        total_pages: view.order(table, q.metric, &filter).rows.len(),
         entries,
     })
 }

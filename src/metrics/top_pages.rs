@@ -78,7 +78,7 @@ impl Collector for TopPages {
             let (Some(t), Some(label)) = (view.table(w), w.label()) else {
                 continue;
             };
-            for (rank, row) in view.ranking(t, RankBy::Interactions, &Filter::All, 0, self.top_n) {
+            for (rank, row) in view.ranking(t, RankBy::Interactions, &Filter::ALL, 0, self.top_n) {
                 let p = view.page(row.page);
                 interactions.push(gauge(&LABELS, &[label, p.platform, p.id], row.totals.interactions() as f64));
                 ranks.push(gauge(&LABELS, &[label, p.platform, p.id], f64::from(rank)));

@@ -10,15 +10,18 @@
 //!   [`Row`] (its figures there) is computed when asked, from per-quarter
 //!   totals and, for the rolling window and its predecessor, the rolling
 //!   edges — per page, never per post;
-//! - per (window, metric, platform) asked for, the order of the rows, so a
-//!   top-N answer is a slice and a rank a lookup.
+//! - per (window, metric, platform, groups) asked for, the order of the
+//!   rows, so a top-N answer is a slice and a rank a lookup;
+//! - for rankings within groups, each page's set of groups in the
+//!   [`Directory`] the preparer attached ([`View::attach`]).
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 mod source;
 
+use crate::directory::Directory;
 use crate::engine::{Engine, Totals, Usage};
 use crate::global::PageSet;
 use crate::ranking::{Filter, Metric, order};
@@ -82,19 +85,71 @@ pub struct PageInfo<'v> {
     pub name: Option<&'v str>,
 }
 
+/// The positions in a table of the pages a filter keeps, ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every page, or one platform's: contiguous in (platform, page_id) order.
+    Range(Range<usize>),
+    /// The pages in groups.
+    Positions(Vec<u32>),
+}
+
+impl Selection {
+    pub fn len(&self) -> usize {
+        match self {
+            Selection::Range(r) => r.len(),
+            Selection::Positions(p) => p.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The table position of the `i`-th page kept.
+    pub fn get(&self, i: usize) -> usize {
+        match self {
+            Selection::Range(r) => r.start + i,
+            Selection::Positions(p) => p[i] as usize,
+        }
+    }
+
+    /// Where table position `pos` stands among the pages kept.
+    pub fn index_of(&self, pos: usize) -> Option<usize> {
+        match self {
+            Selection::Range(r) => r.contains(&pos).then(|| pos - r.start),
+            Selection::Positions(p) => p.binary_search(&(pos as u32)).ok(),
+        }
+    }
+
+    /// The table positions kept, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
 /// The pages of a table (those a filter keeps) ordered by a metric, and
 /// each one's rank.
 #[derive(Debug)]
 pub struct Order {
-    /// Positions in the filtered pages, best first.
+    /// The pages kept.
+    pub selection: Selection,
+    /// Indices into the selection, best first.
     pub rows: Vec<u32>,
-    /// Per position in the filtered pages, its 1-based rank.
+    /// Per index into the selection, its 1-based rank.
     pub rank: Vec<u32>,
 }
 
 /// A ranking a view keeps the order of: the window's table, the metric,
-/// the platform filter (`None`: all platforms).
-pub type RankingKey = (Period, Metric, Option<Arc<str>>);
+/// the platform filter (`None`: all platforms), the groups (sorted; empty:
+/// every page).
+pub type RankingKey = (Period, Metric, Option<Arc<str>>, Arc<[String]>);
+
+/// A page's set in [`View::sets`] when the directory does not hold it.
+const NO_SET: u32 = u32::MAX;
+
+/// The directory of a view none was attached to.
+static NO_DIRECTORY: LazyLock<Directory> = LazyLock::new(Directory::default);
 
 /// Orders kept per view, at most: each costs 8 bytes per row, and the
 /// keys come from queries.
@@ -110,6 +165,9 @@ pub struct View {
     tables: Vec<OnceLock<Table>>,
     by_name: OnceLock<Vec<u32>>,
     orders: Mutex<HashMap<RankingKey, Arc<Order>>>,
+    directory: OnceLock<Arc<Directory>>,
+    /// Per page number, its set of groups in the directory (or [`NO_SET`]).
+    sets: OnceLock<Vec<u32>>,
 }
 
 impl View {
@@ -145,7 +203,52 @@ impl View {
             periods.push((Period::RollingPrevious, p.start, p.end));
         }
         let tables = periods.iter().map(|_| OnceLock::new()).collect();
-        View { watermark, usage, src, periods, tables, by_name: OnceLock::new(), orders: Mutex::default() }
+        View {
+            watermark,
+            usage,
+            src,
+            periods,
+            tables,
+            by_name: OnceLock::new(),
+            orders: Mutex::default(),
+            directory: OnceLock::new(),
+            sets: OnceLock::new(),
+        }
+    }
+
+    /// Gives the view the directory its group rankings and page names
+    /// read; the first call wins (the preparer makes it before publishing).
+    pub fn attach(&self, directory: Arc<Directory>) {
+        let _ = self.directory.set(directory);
+    }
+
+    /// The directory attached (an empty one before [`View::attach`]).
+    pub fn directory(&self) -> &Directory {
+        self.directory.get().map_or(&NO_DIRECTORY, |d| d)
+    }
+
+    /// Per page number, the page's set of groups: looked up once per view,
+    /// by the directory's pages when they are few, else by the view's.
+    fn sets(&self) -> &[u32] {
+        self.sets.get_or_init(|| {
+            let (dir, pages) = (self.directory(), self.by_name());
+            let mut sets = vec![NO_SET; pages.iter().max().map_or(0, |m| *m as usize + 1)];
+            let Some(s) = self.src.as_ref().filter(|_| !dir.is_empty()) else { return sets };
+            if dir.len().saturating_mul(16) < pages.len() {
+                for (platform, id, set) in dir.entries() {
+                    if let Some(p) = self.find_page(platform, id) {
+                        sets[p as usize] = set;
+                    }
+                }
+            } else {
+                for p in pages {
+                    if let Some(set) = dir.set_of(s.platform(*p), s.id(*p)) {
+                        sets[*p as usize] = set;
+                    }
+                }
+            }
+            sets
+        })
     }
 
     fn src(&self) -> &Source {
@@ -165,8 +268,9 @@ impl View {
     /// Page `p` as shown.
     pub fn page(&self, p: u32) -> PageInfo<'_> {
         let s = self.src();
-        let name = s.name(p).filter(|n| self.oldest().is_some_and(|q| n.at >= q.start())).map(|n| &*n.name);
-        PageInfo { platform: s.platform(p), id: s.id(p), name }
+        let (platform, id) = (s.platform(p), s.id(p));
+        let seen = || s.name(p).filter(|n| self.oldest().is_some_and(|q| n.at >= q.start())).map(|n| &*n.name);
+        PageInfo { platform, id, name: self.directory().name_of(platform, id).or_else(seen) }
     }
 
     /// The top posts of the current quarter, by interactions, descending.
@@ -290,37 +394,45 @@ impl View {
         (0..t.len()).map(|i| self.row_at(t, i)).collect()
     }
 
-    /// The pages of `t` that `filter` keeps: a contiguous range of positions.
-    pub fn filtered(&self, t: &Table, filter: &Filter<'_>) -> Range<usize> {
-        match filter {
-            Filter::All => 0..t.len(),
-            Filter::Platform(name) => {
+    /// The pages of `t` that `filter` keeps. A group no page is in keeps none.
+    pub fn filtered(&self, t: &Table, filter: &Filter<'_>) -> Selection {
+        let range = match filter.platform {
+            None => 0..t.len(),
+            Some(name) => {
                 let platform = |p: &u32| self.src().platform(*p);
-                let lo = t.pages.partition_point(|p| platform(p) < *name);
-                let hi = t.pages.partition_point(|p| platform(p) <= *name);
+                let lo = t.pages.partition_point(|p| platform(p) < name);
+                let hi = t.pages.partition_point(|p| platform(p) <= name);
                 lo..hi
             }
+        };
+        if filter.groups.is_empty() {
+            return Selection::Range(range);
         }
+        let dir = self.directory();
+        let Some(ids) = filter.groups.iter().map(|g| dir.group(g)).collect::<Option<Vec<_>>>() else {
+            return Selection::Positions(Vec::new());
+        };
+        let keep: Vec<bool> = (0..dir.set_slots()).map(|set| dir.set_has_all(set, &ids)).collect();
+        let sets = self.sets();
+        let kept = |i: &usize| keep.get(sets[t.pages[*i] as usize] as usize).copied().unwrap_or(false);
+        Selection::Positions(range.filter(kept).map(|i| i as u32).collect())
     }
 
     /// The pages of `t` that `filter` keeps, ordered by `metric`, with the
     /// rank of each; computed once per view and kept.
     pub fn order(&self, t: &Table, metric: Metric, filter: &Filter<'_>) -> Arc<Order> {
-        let platform = match filter {
-            Filter::All => None,
-            Filter::Platform(p) => Some(Arc::<str>::from(*p)),
-        };
-        let key = (t.period, metric, platform);
+        let key = (t.period, metric, filter.platform.map(Arc::from), groups_key(filter.groups));
         if let Some(o) = self.orders.lock().expect("order cache lock").get(&key) {
             return o.clone();
         }
-        let rows: Vec<Row> = self.filtered(t, filter).map(|i| self.row_at(t, i)).collect();
+        let selection = self.filtered(t, filter);
+        let rows: Vec<Row> = selection.iter().map(|i| self.row_at(t, i)).collect();
         let sorted = order(&rows, metric);
         let mut rank = vec![0; rows.len()];
         for (i, r) in sorted.iter().enumerate() {
             rank[*r as usize] = i as u32 + 1;
         }
-        let computed = Arc::new(Order { rows: sorted, rank });
+        let computed = Arc::new(Order { selection, rows: sorted, rank });
         let mut orders = self.orders.lock().expect("order cache lock");
         if orders.len() >= MAX_ORDERS {
             return computed;
@@ -338,11 +450,12 @@ impl View {
     /// detection always read (interactions, all platforms, in the labelled
     /// windows), with each one's predecessor (for `previous_period_rank`).
     pub fn prepare(&self, keys: &[RankingKey]) {
-        let always =
-            Window::LABELED.into_iter().filter_map(|w| Some((self.table(w)?.period, Metric::Interactions, None)));
+        let always = Window::LABELED
+            .into_iter()
+            .filter_map(|w| Some((self.table(w)?.period, Metric::Interactions, None, groups_key(&[]))));
         let wanted: Vec<RankingKey> = always.chain(keys.iter().cloned()).take(MAX_ORDERS / 2).collect();
-        for (period, metric, platform) in wanted {
-            let filter = platform.as_deref().map_or(Filter::All, Filter::Platform);
+        for (period, metric, platform, groups) in wanted {
+            let filter = Filter { platform: platform.as_deref(), groups: &groups };
             let Some(t) = self.position(period).map(|i| self.table_at(i)) else { continue };
             self.order(t, metric, &filter);
             if let Some(before) = self.predecessor(t) {
@@ -360,18 +473,16 @@ impl View {
         offset: usize,
         limit: usize,
     ) -> Vec<(u32, Row)> {
-        let range = self.filtered(t, filter);
         let o = self.order(t, metric, filter);
         let end = offset.saturating_add(limit).min(o.rows.len());
-        (offset.min(end)..end).map(|i| (i as u32 + 1, self.row_at(t, range.start + o.rows[i] as usize))).collect()
+        (offset.min(end)..end).map(|i| (i as u32 + 1, self.row_at(t, o.selection.get(o.rows[i] as usize)))).collect()
     }
 
     /// The rank of page `page` in a ranking, if it has a post there.
     pub fn rank_of(&self, t: &Table, metric: Metric, filter: &Filter<'_>, page: u32) -> Option<u32> {
-        let range = self.filtered(t, filter);
         let i = self.position_of(t, page)?;
-        let within = i.checked_sub(range.start).filter(|i| *i < range.len())?;
-        Some(self.order(t, metric, filter).rank[within])
+        let o = self.order(t, metric, filter);
+        Some(o.rank[o.selection.index_of(i)?])
     }
 
     /// The row of page `page` in `t`, if it has a post there.
@@ -386,6 +497,15 @@ impl View {
         let key = |p: u32| (s.platform(p), s.id(p));
         t.pages.binary_search_by(|p| key(*p).cmp(&key(page))).ok()
     }
+}
+
+/// A ranking key's groups: sorted and distinct, so that the same groups in
+/// another order share one order.
+fn groups_key(groups: &[String]) -> Arc<[String]> {
+    let mut sorted = groups.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.into()
 }
 
 /// The previous window's follower count: the latest per-quarter sample that

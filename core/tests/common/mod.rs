@@ -107,7 +107,7 @@ pub fn rankings(v: &View) -> Vec<String> {
     let mut out = Vec::new();
     for t in v.tables() {
         for m in Metric::ALL {
-            for filter in [Filter::All, Filter::Platform("facebook")] {
+            for filter in [Filter::ALL, Filter::platform("facebook")] {
                 for (rank, row) in v.ranking(t, m, &filter, 0, usize::MAX) {
                     let prev = v.predecessor(t).map(|p| v.rank_of(p, m, &filter, row.page));
                     let p = v.page(row.page);
