@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// [cluster.instance_id].
     #[arg(long, value_name = "ID")]
     pub instance_id: Option<String>,
+    /// Compacted topic of page directory records (docs/directory.md)
+    /// [directory.topic].
+    #[arg(long, value_name = "NAME")]
+    pub directory_topic: Option<String>,
 }
 
 impl RunArgs {
@@ -86,7 +90,8 @@ impl RunArgs {
             .set("state.dir", "--state-dir", self.state_dir.as_deref())
             .set("log.format", "--log-format", self.log_format.as_deref())
             .set("cluster.mode", "--mode", self.mode.as_deref())
-            .set("cluster.instance_id", "--instance-id", self.instance_id.as_deref());
+            .set("cluster.instance_id", "--instance-id", self.instance_id.as_deref())
+            .set("directory.topic", "--directory-topic", self.directory_topic.as_deref());
         for (name, value) in &self.kafka_properties {
             o.property(name, value);
         }

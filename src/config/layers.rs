@@ -295,6 +295,23 @@ impl Loaded {
     /// In shard mode, the state and totals topics as used (set, or derived
     /// from `kafka.topic`) must be legal topic names, distinct from each
     /// other and from `kafka.topic`. Replica mode does not use them.
+    /// The directory comes from a topic or a file, not both, and its topic
+    /// is not the events topic.
+    pub(super) fn check_directory(&self) -> Result<(), ConfigError> {
+        let d = &self.config.directory;
+        let rule = match (&d.topic, &d.file) {
+            (Some(_), Some(_)) => "directory.topic and directory.file are exclusive: set one",
+            (Some(t), None) if *t == self.config.kafka.topic => "must differ from kafka.topic",
+            _ => return Ok(()),
+        };
+        Err(ConfigError::Rule {
+            key: "directory.topic".into(),
+            value: format!("{:?}", d.topic.as_deref().unwrap_or_default()),
+            origin: self.sources.get("directory.topic").unwrap_or(&Source::Default).origin(),
+            rule: rule.into(),
+        })
+    }
+
     pub(super) fn check_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.cluster.mode != ClusterMode::Shard {

@@ -30,12 +30,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::api::HttpLimits;
+use engagement_core::directory::DirectoryLimits;
 use engagement_core::engine::Limits;
 use engagement_core::event::DecodeContext;
 
 pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
-pub use settings::{MAX_DURATION, SETTINGS, Setting, format_duration, parse_duration};
+pub use settings::{MAX_DURATION, MAX_RANKING_GROUPS, SETTINGS, Setting, format_duration, parse_duration};
 pub use watches::{
     MAX_HOLD, MAX_PLATFORM_SCOPES, MAX_WATCH_TOP_N, MAX_WATCHED_PAGES, MAX_WATCHES, PageKey, Scope, WATCHES_KEY, Watch,
     default_watches,
@@ -49,6 +50,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub engine: Limits,
     pub ranking: RankingConfig,
+    /// Where page groups come from (docs/directory.md).
+    pub directory: DirectoryConfig,
     pub state: StateConfig,
     pub log: LogConfig,
     /// How instances share the topic: replicas, or shards of one group.
@@ -122,6 +125,18 @@ pub struct RankingConfig {
     /// The rankings tracked for alertable changes (`[[ranking.watches]]`,
     /// file only; [`default_watches`] when the file names none).
     pub watches: Vec<Watch>,
+    /// Groups (`dimension:value`) watched by default and exported with a
+    /// `group` label; at most [`MAX_RANKING_GROUPS`].
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryConfig {
+    /// Compacted topic of directory records, read whole by every instance.
+    pub topic: Option<String>,
+    /// A JSON Lines file of the same records, re-read when it changes.
+    pub file: Option<PathBuf>,
+    pub limits: DirectoryLimits,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -261,7 +276,9 @@ impl Default for Config {
                 top_n: 50,
                 ready_max_lag: 1000,
                 watches: default_watches(),
+                groups: Vec::new(),
             },
+            directory: DirectoryConfig { topic: None, file: None, limits: DirectoryLimits::default() },
             state: StateConfig { dir: None, checkpoint_interval: Duration::from_secs(60) },
             log: LogConfig { format: LogFormat::Text, level: "info".into() },
             cluster: ClusterConfig {
@@ -382,5 +399,6 @@ fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Resul
     loaded.apply_flags(flags)?;
     loaded.check_limits()?;
     loaded.check_cluster()?;
+    loaded.check_directory()?;
     Ok(loaded)
 }

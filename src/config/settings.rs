@@ -151,6 +151,24 @@ pub const SETTINGS: &[Setting] = &[
     setting!("ranking.ready_max_lag", "messages",
         "Ready once every partition's lag is at most this many messages.",
         ranking.ready_max_lag, |v| int(v, 0, i64::MAX as u64), int_value),
+    setting!("ranking.groups", "dimension:value list",
+        "Groups whose leader and top-10 entries and exits are watched and exported with a group label (at most 16; docs/directory.md).",
+        ranking.groups, groups, groups_value),
+    setting!("directory.topic", "topic, empty = none",
+        "Compacted topic of page directory records (docs/directory.md); read whole by every instance.",
+        directory.topic, optional_topic, optional_value),
+    setting!("directory.file", "path, empty = none",
+        "JSON Lines file of page directory records, re-read when it changes (instead of a topic).",
+        directory.file, optional_path, path_value),
+    setting!("directory.max_groups_per_page", "groups",
+        "Most groups one directory record may give a page; a record with more is refused.",
+        directory.limits.max_groups_per_page, |v| int(v, 1, 1024), int_value),
+    setting!("directory.max_values", "groups",
+        "Most distinct groups (dimension:value) the directory holds; records adding more are refused.",
+        directory.limits.max_values, |v| int(v, 1, 10_000_000), int_value),
+    setting!("directory.max_pages", "pages",
+        "Most pages the directory holds; records for further pages are refused.",
+        directory.limits.max_pages, |v| int(v, 1, 100_000_000), int_value),
     setting!("state.dir", "path, empty = memory only",
         "Directory of checkpoints; empty keeps state in memory only.",
         state.dir, optional_path, path_value),
@@ -244,6 +262,37 @@ fn string(v: Raw<'_>) -> Result<&str, String> {
         Raw::Text(s) => Ok(s),
         Raw::Toml(_) => Err("a string".into()),
     }
+}
+
+/// Most groups `ranking.groups` names: each adds watched rankings and
+/// exported series.
+pub const MAX_RANKING_GROUPS: usize = 16;
+
+/// A list of `dimension:value` groups: a TOML array of strings, or
+/// comma-separated text in the environment or a flag.
+fn groups(v: Raw<'_>) -> Result<Vec<String>, String> {
+    let expected = || format!("at most {MAX_RANKING_GROUPS} groups dimension:value, e.g. [\"category:government\"]");
+    let items: Vec<&str> = match v {
+        Raw::Toml(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().ok_or_else(expected)).collect::<Result<_, _>>()?
+        }
+        Raw::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+        Raw::Toml(_) => return Err(expected()),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        if engagement_core::directory::parse_group(item).is_none() || out.len() >= MAX_RANKING_GROUPS {
+            return Err(expected());
+        }
+        if !out.iter().any(|g| g == item) {
+            out.push(item.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn groups_value(groups: &Vec<String>) -> Value {
+    Value::Array(groups.iter().map(|g| Value::String(g.clone())).collect())
 }
 
 fn non_empty(v: Raw<'_>) -> Result<String, String> {

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 
 use super::render::{REDACTED, redact_brokers};
 use super::*;
+use engagement_core::directory::DirectoryLimits;
 
 fn file(text: &str) -> Result<Loaded, ConfigError> {
     load_text(Some((Path::new("/etc/em.toml"), text)), &Env::default(), &Overrides::default())
@@ -59,7 +60,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 38] = [
+const FIELDS: [&str; 44] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -90,6 +91,12 @@ const FIELDS: [&str; 38] = [
     "ranking.interval",
     "ranking.top_n",
     "ranking.ready_max_lag",
+    "ranking.groups",
+    "directory.topic",
+    "directory.file",
+    "directory.max_groups_per_page",
+    "directory.max_values",
+    "directory.max_pages",
     "state.dir",
     "state.checkpoint_interval",
     "cluster.mode",
@@ -142,7 +149,13 @@ fn every_config_field_has_a_setting() {
                 max_event_ids: _,
                 top_posts: _,
             },
-        ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _, watches: _ },
+        ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _, watches: _, groups: _ },
+        directory:
+            DirectoryConfig {
+                topic: _,
+                file: _,
+                limits: DirectoryLimits { max_groups_per_page: _, max_values: _, max_pages: _ },
+            },
         state: StateConfig { dir: _, checkpoint_interval: _ },
         log: LogConfig { format: _, level: _ },
         cluster: ClusterConfig { mode: _, instance_id: _, state_topic: _, totals_topic: _ },
