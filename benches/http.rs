@@ -101,7 +101,13 @@ fn start_server(
         log_rate_per_second: 10,
         watches: engagement_monitor::config::Config::default().ranking.watches.into(),
     };
-    let state = AppState { views, status, metrics: Arc::new(metrics::Metrics::new(sources)), rolling_days: 90 };
+    let state = AppState {
+        views,
+        status,
+        metrics: Arc::new(metrics::Metrics::new(sources)),
+        rolling_days: 90,
+        groups: Arc::from([]),
+    };
     let stop = CancellationToken::new();
     let serving = api::serve(listener, api::router(state, limits), limits, stop.clone());
     let thread = std::thread::spawn(move || {

@@ -16,7 +16,7 @@ use crate::api::{self, AppState};
 use crate::config::{ClusterMode, Config, redact_brokers};
 use crate::metrics::{Metrics, Sources};
 use crate::publisher::Publisher;
-use crate::{checkpoint, ingest, kafka, published, rank_changes, shard, status};
+use crate::{checkpoint, directory, ingest, kafka, published, rank_changes, shard, status};
 
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -43,7 +43,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let status_tx = Arc::new(status_tx);
-    let preparer = published::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone())?;
+    let directory = directory::start(&config, &metrics, &shutdown)?;
+    let preparer = published::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone(), directory)?;
     let parts = ingest::Parts {
         config: config.clone(),
         views: preparer,
@@ -56,7 +57,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ClusterMode::Replica => ingest::spawn(parts)?,
         ClusterMode::Shard => shard::spawn(parts)?,
     };
-    let state = AppState { views, status, metrics, rolling_days: config.engine.rolling_days };
+    let groups = config.ranking.groups.clone().into();
+    let state = AppState { views, status, metrics, rolling_days: config.engine.rolling_days, groups };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(api::serve(listener, api::router(state, limits), limits, stop_serving.clone()));

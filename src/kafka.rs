@@ -14,6 +14,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 
 use crate::config::is_secret;
 
+mod reader;
+pub use reader::TopicReader;
+
 /// A client configuration for `brokers` with `defaults`, overridden by
 /// `properties` (`kafka.properties` of the configuration).
 pub fn client_config<'p>(

@@ -10,6 +10,7 @@
 //! - [`published`]: the one publication of the view; [`status`]: readiness.
 //! - [`rank_changes`]: rank-change detection over successive views;
 //!   [`watches`]: the changes of the watched rankings, for alerts.
+//! - [`directory`]: the page directory (groups of pages) from a topic or a file.
 //! - [`publisher`]: dead letters and rank-change events to Kafka, never blocking.
 //! - [`api`]: the HTTP router; [`metrics`]: every metric, scrape-time collectors.
 //! - [`telemetry`]: logging setup and the typed events that log and count.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod directory;
 pub mod ingest;
 pub mod kafka;
 pub mod metrics;

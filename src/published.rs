@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use engagement_core::view::View;
 use tokio::sync::watch;
 
+use crate::directory::Directories;
 use crate::metrics::Metrics;
 use crate::status::{Readiness, StatusTx};
 use crate::telemetry::events::{CaughtUp, InternalEvent, ViewPublished};
@@ -58,6 +59,8 @@ struct Shared {
     views: ViewTx,
     status: Arc<StatusTx>,
     metrics: Arc<Metrics>,
+    /// Attached to every view before it is prepared.
+    directory: Arc<Directories>,
 }
 
 /// Prepares and publishes views; on its own thread in the daemon, inline in
@@ -69,8 +72,13 @@ pub struct Preparer {
 
 impl Preparer {
     /// A preparer running on a thread of its own until dropped.
-    pub fn spawn(views: ViewTx, status: Arc<StatusTx>, metrics: Arc<Metrics>) -> std::io::Result<Preparer> {
-        let mut p = Preparer::inline(views, status, metrics);
+    pub fn spawn(
+        views: ViewTx,
+        status: Arc<StatusTx>,
+        metrics: Arc<Metrics>,
+        directory: Arc<Directories>,
+    ) -> std::io::Result<Preparer> {
+        let mut p = Preparer::inline(views, status, metrics, directory);
         let shared = p.shared.clone();
         std::thread::Builder::new().name("views".into()).spawn(move || run(&shared))?;
         p.inline = false;
@@ -78,9 +86,20 @@ impl Preparer {
     }
 
     /// A preparer that does the work in `publish` itself.
-    pub fn inline(views: ViewTx, status: Arc<StatusTx>, metrics: Arc<Metrics>) -> Preparer {
-        let shared = Shared { next: Mutex::new((None, false)), wake: Condvar::new(), views, status, metrics };
+    pub fn inline(
+        views: ViewTx,
+        status: Arc<StatusTx>,
+        metrics: Arc<Metrics>,
+        directory: Arc<Directories>,
+    ) -> Preparer {
+        let shared =
+            Shared { next: Mutex::new((None, false)), wake: Condvar::new(), views, status, metrics, directory };
         Preparer { shared: Arc::new(shared), inline: true }
+    }
+
+    /// The page directory views are given.
+    pub fn directory(&self) -> &Directories {
+        &self.shared.directory
     }
 
     /// Hands over a view; with `then_ready`, the daemon turns ready once it
@@ -131,6 +150,7 @@ fn run(shared: &Shared) {
 fn prepare_and_publish(shared: &Shared, job: Job, previous: &View) {
     let started = std::time::Instant::now();
     let view = job.published.view.clone();
+    view.attach(shared.directory.current());
     let keys = previous.prepared();
     if job.then_ready.is_none() {
         view.prepare(&keys);

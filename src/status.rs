@@ -19,6 +19,8 @@ pub enum Readiness {
     PartitionEndsUnknown,
     /// Consuming history; some partition lags more than the bound.
     CatchingUp { behind: u64 },
+    /// Caught up, but the page directory (`source`) is not read to its end yet.
+    LoadingDirectory { source: String },
     /// Caught up: answers are current and rank changes are reported.
     Ready,
     /// Shutting down.
@@ -56,7 +58,8 @@ impl Readiness {
             | Readiness::BrokerUnreachable { .. }
             | Readiness::WaitingForTopic { .. }
             | Readiness::PartitionEndsUnknown
-            | Readiness::CatchingUp { .. } => Phase::CatchingUp,
+            | Readiness::CatchingUp { .. }
+            | Readiness::LoadingDirectory { .. } => Phase::CatchingUp,
             Readiness::Ready => Phase::Ready,
             Readiness::Stopping => Phase::Stopping,
         }
@@ -77,6 +80,7 @@ impl Readiness {
             Readiness::WaitingForTopic { topic } => format!("waiting for topic {topic} to exist"),
             Readiness::PartitionEndsUnknown => "partition ends not known yet".into(),
             Readiness::CatchingUp { behind } => format!("catching up: {behind} messages behind"),
+            Readiness::LoadingDirectory { source } => format!("reading the page directory ({source}) to its end"),
             Readiness::Ready => String::new(),
             Readiness::Stopping => "shutting down".into(),
         }
@@ -105,6 +109,7 @@ mod tests {
             Readiness::WaitingForTopic { topic: "t".into() },
             Readiness::PartitionEndsUnknown,
             Readiness::CatchingUp { behind: 7 },
+            Readiness::LoadingDirectory { source: "topic d".into() },
             Readiness::Ready,
             Readiness::Stopping,
         ];

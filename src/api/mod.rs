@@ -5,7 +5,7 @@
 //!
 //! - `params`: query-string extractors (unknown, repeated and bad
 //!   parameters are 400s)
-//! - `rankings`, `pages`, `windows`, `health`: the endpoints and their
+//! - `rankings`, `pages`, `windows`, `groups`, `health`: the endpoints and their
 //!   response types
 //! - `layers`: deadline, concurrency limit, query-length bound, headers
 //! - `compute`: CPU-heavy work on the blocking pool, at most N at once
@@ -18,6 +18,7 @@
 //! health checks are exempt), and each request has a deadline (408).
 
 mod compute;
+mod groups;
 mod health;
 mod layers;
 mod pages;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub status: StatusRx,
     pub metrics: Arc<Metrics>,
     pub rolling_days: u32,
+    /// `ranking.groups`, listed by `/v1/groups`.
+    pub groups: Arc<[String]>,
 }
 
 /// Limits of the HTTP layer: per request (the first three) and per
@@ -123,6 +126,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/v1/rankings", get(rankings::rankings))
         .route("/v1/pages/{platform}/{page_id}", get(pages::page))
         .route("/v1/windows", get(windows::windows))
+        .route("/v1/groups", get(groups::groups))
         .route("/v1/rank-changes", get(rank_changes::recent))
         .route("/metrics", get(health::metrics_text));
     let limited = layers::limited(api, limits.max_concurrent_requests);

@@ -10,6 +10,7 @@ use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::{Row, Table, View};
 use engagement_core::window::format_rfc3339;
 
+use super::groups::PageGroups;
 use super::rankings::{Figures, WindowJson};
 use super::{ApiError, Ctx};
 use crate::published::latest;
@@ -30,6 +31,8 @@ struct PageJson<'v> {
     platform: &'v str,
     page_id: &'v str,
     page_name: Option<&'v str>,
+    /// The page's groups in the directory, by dimension.
+    groups: PageGroups<'v>,
     watermark: Option<String>,
     windows: Vec<PageWindow>,
     top_posts: Vec<TopPost<'v>>,
@@ -60,6 +63,7 @@ fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJs
         platform: p.platform,
         page_id: p.id,
         page_name: p.name,
+        groups: super::groups::of_page(view, p.platform, p.id),
         watermark: view.watermark.map(format_rfc3339),
         windows,
         top_posts: view.top_posts(i).into_iter().map(|(id, n)| TopPost { post_id: id, interactions: n }).collect(),

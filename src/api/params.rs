@@ -16,6 +16,8 @@ use super::{ApiError, MAX_LIMIT, MAX_OFFSET};
 pub(super) trait QueryParams: Sized {
     /// Every parameter the endpoint takes, in the order error messages list them.
     const ALLOWED: &'static [&'static str];
+    /// Those that may be given more than once.
+    const REPEATABLE: &'static [&'static str] = &[];
 
     fn read(pairs: &Pairs) -> Result<Self, ApiError>;
 }
@@ -29,22 +31,23 @@ impl<S: Send + Sync, Q: QueryParams> FromRequestParts<S> for Strict<Q> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let Query(list) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map_err(|_| ApiError::bad("malformed query string"))?;
-        Q::read(&Pairs::checked(list, Q::ALLOWED)?).map(Strict)
+        Q::read(&Pairs::checked(list, Q::ALLOWED, Q::REPEATABLE)?).map(Strict)
     }
 }
 
-/// Decoded `key=value` pairs, each key allowed and present at most once.
+/// Decoded `key=value` pairs, each key allowed and present at most once
+/// (unless repeatable).
 pub(super) struct Pairs(Vec<(String, String)>);
 
 impl Pairs {
-    fn checked(list: Vec<(String, String)>, allowed: &[&str]) -> Result<Pairs, ApiError> {
+    fn checked(list: Vec<(String, String)>, allowed: &[&str], repeatable: &[&str]) -> Result<Pairs, ApiError> {
         let mut seen = HashSet::new();
         for (k, _) in &list {
             if !allowed.contains(&k.as_str()) {
                 let allowed = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
                 return Err(ApiError::bad(format!("unknown parameter {:?}; allowed: {allowed}", truncate(k))));
             }
-            if !seen.insert(k.as_str()) {
+            if !seen.insert(k.as_str()) && !repeatable.contains(&k.as_str()) {
                 return Err(ApiError::bad(format!("parameter {k} given more than once")));
             }
         }
@@ -53,6 +56,10 @@ impl Pairs {
 
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn number(&self, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -92,25 +99,33 @@ pub(super) struct RankingQuery {
     pub window: Result<Window, BadWindow>,
     pub metric: Metric,
     pub platform: Option<String>,
+    /// `dimension:value` groups the pages must all be in (docs/directory.md).
+    pub groups: Vec<String>,
     pub limit: usize,
     pub offset: usize,
 }
 
 impl RankingQuery {
     pub(super) fn filter(&self) -> Filter<'_> {
-        self.platform.as_deref().map_or(Filter::ALL, Filter::platform)
+        Filter { platform: self.platform.as_deref(), groups: &self.groups }
     }
 }
 
+/// Most `group` parameters one ranking takes.
+pub(super) const MAX_QUERY_GROUPS: usize = 8;
+
 impl QueryParams for RankingQuery {
-    const ALLOWED: &'static [&'static str] = &["window", "metric", "platform", "limit", "offset"];
+    const ALLOWED: &'static [&'static str] = &["window", "metric", "platform", "group", "limit", "offset"];
+    const REPEATABLE: &'static [&'static str] = &["group"];
 
     fn read(pairs: &Pairs) -> Result<RankingQuery, ApiError> {
         let metric = metric(pairs.get("metric").unwrap_or("interactions"))?;
         let platform = pairs.get("platform").map(platform).transpose()?;
+        let groups = groups(pairs.all("group"))?;
         Ok(RankingQuery {
             metric,
             platform,
+            groups,
             limit: pairs.number("limit", 10, MAX_LIMIT)?,
             offset: pairs.number("offset", 0, MAX_OFFSET)?,
             window: pairs.get("window").unwrap_or("current").parse(),
@@ -129,4 +144,22 @@ fn platform(p: &str) -> Result<String, ApiError> {
     let valid =
         (1..=32).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if valid { Ok(p.to_owned()) } else { Err(ApiError::bad("platform must be 1 to 32 characters of [a-z0-9_]")) }
+}
+
+/// The `group` parameters: each `dimension:value`, at most [`MAX_QUERY_GROUPS`].
+fn groups<'a>(given: impl Iterator<Item = &'a str>) -> Result<Vec<String>, ApiError> {
+    let mut groups = Vec::new();
+    for g in given {
+        if engagement_core::directory::parse_group(g).is_none() {
+            let shown = truncate(g);
+            return Err(ApiError::bad(format!(
+                "group {shown:?} is not dimension:value (dimension [a-z][a-z0-9_]{{0,31}}, value 1 to 64 bytes without control characters)"
+            )));
+        }
+        if groups.len() == MAX_QUERY_GROUPS {
+            return Err(ApiError::bad(format!("at most {MAX_QUERY_GROUPS} group parameters")));
+        }
+        groups.push(g.to_owned());
+    }
+    Ok(groups)
 }

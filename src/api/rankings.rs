@@ -11,6 +11,7 @@ use engagement_core::ranking::Metric;
 use engagement_core::view::{Period, Row, Table, View};
 use engagement_core::window::{BadWindow, Window, format_rfc3339};
 
+use super::groups::{self, PageGroups};
 use super::params::{RankingQuery, Strict};
 use super::{ApiError, Ctx};
 use crate::published::latest;
@@ -24,6 +25,8 @@ pub(super) async fn rankings(State(ctx): State<Ctx>, Strict(q): Strict<RankingQu
 struct Rankings<'v> {
     window: WindowJson,
     metric: &'static str,
+    /// The groups asked for; the pages ranked are in all of them.
+    groups: &'v [String],
     watermark: Option<String>,
     total_pages: usize,
     entries: Vec<Entry<'v>>,
@@ -35,14 +38,17 @@ struct Entry<'v> {
     platform: &'v str,
     page_id: &'v str,
     page_name: Option<&'v str>,
+    /// The page's groups in the directory, by dimension.
+    groups: PageGroups<'v>,
     #[serde(flatten)]
     figures: Figures,
     previous_period_rank: Option<u32>,
 }
 
 /// The ranking itself: the CPU-heavy part, run off the async threads.
-fn answer<'v>(view: &'v View, q: &RankingQuery) -> Result<Rankings<'v>, ApiError> {
+fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiError> {
     let table = table(view, q.window)?;
+    groups::check_known(view, &q.groups)?;
     let filter = q.filter();
     // From the view's prepared order of this ranking: a slice, and a lookup
     // per entry for its rank in the previous period.
@@ -57,6 +63,7 @@ fn answer<'v>(view: &'v View, q: &RankingQuery) -> Result<Rankings<'v>, ApiError
                 platform: p.platform,
                 page_id: p.id,
                 page_name: p.name,
+                groups: groups::of_page(view, p.platform, p.id),
                 figures: Figures::of(row),
                 previous_period_rank: predecessor.and_then(|t| view.rank_of(t, q.metric, &filter, row.page)),
             }
@@ -65,6 +72,7 @@ fn answer<'v>(view: &'v View, q: &RankingQuery) -> Result<Rankings<'v>, ApiError
     Ok(Rankings {
         window: WindowJson::of(table),
         metric: q.metric.as_str(),
+        groups: &q.groups,
         watermark: view.watermark.map(format_rfc3339),
         total_pages: view.order(table, q.metric, &filter).rows.len(),
         entries,

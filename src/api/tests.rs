@@ -13,7 +13,7 @@ fn state_with(events: &[String]) -> AppState {
 }
 
 /// The app state over `events`, ready, with the status's writing end.
-fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) {
+pub(super) fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) {
     let mut e = Engine::new(Limits::default());
     let cx = DecodeContext { message_time: None, now: i64::MAX / 4, max_skew: 0, max_payload_bytes: 1 << 16 };
     for json in events {
@@ -31,7 +31,13 @@ fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) {
         log_rate_per_second: 10,
         watches: crate::config::default_watches().into(),
     };
-    let state = AppState { views, status, metrics: Arc::new(crate::metrics::Metrics::new(sources)), rolling_days: 90 };
+    let state = AppState {
+        views,
+        status,
+        metrics: Arc::new(crate::metrics::Metrics::new(sources)),
+        rolling_days: 90,
+        groups: Arc::from([]),
+    };
     (state, status_tx)
 }
 
@@ -44,7 +50,7 @@ const LIMITS: HttpLimits = HttpLimits {
     max_connections: 8,
 };
 
-async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
+pub(super) async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
     let resp = router(state.clone(), LIMITS).oneshot(HttpRequest::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();

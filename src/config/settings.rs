@@ -291,7 +291,7 @@ fn groups(v: Raw<'_>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn groups_value(groups: &Vec<String>) -> Value {
+fn groups_value(groups: &[String]) -> Value {
     Value::Array(groups.iter().map(|g| Value::String(g.clone())).collect())
 }
 

@@ -272,7 +272,12 @@ impl<S: Source> Consume<S> {
             self.parts.status.send_replace(Readiness::BrokerUnreachable { brokers });
             return;
         }
+        let directory = self.parts.views.directory();
         match self.progress.readiness() {
+            Readiness::Ready if !directory.loaded() => {
+                let source = directory.source().to_owned();
+                self.parts.status.send_replace(Readiness::LoadingDirectory { source });
+            }
             Readiness::Ready if !self.ready_requested => {
                 // The preparer turns the daemon ready once this view is out.
                 let behind = self.progress.lags().map(|(_, l)| l).sum();

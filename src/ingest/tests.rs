@@ -169,7 +169,12 @@ fn harness_from(source: Fake, start: Offsets, state_dir: Option<PathBuf>) -> Har
     let counters = metrics.clone();
     let parts = Parts {
         config: config.clone(),
-        views: published::Preparer::inline(views_tx, status_tx.clone(), metrics.clone()),
+        views: published::Preparer::inline(
+            views_tx,
+            status_tx.clone(),
+            metrics.clone(),
+            crate::directory::Directories::none(),
+        ),
         status: status_tx,
         metrics,
         publisher,

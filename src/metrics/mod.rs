@@ -8,6 +8,7 @@
 //! Metrics are updated through the typed events of
 //! [`crate::telemetry::events`], which log and count in one call.
 
+mod directory;
 pub mod labels;
 mod top_pages;
 pub mod watches;
@@ -41,6 +42,7 @@ pub struct Metrics {
     pub(crate) checkpoints: CheckpointMetrics,
     pub(crate) ranking: RankingMetrics,
     pub(crate) shard: ShardMetrics,
+    pub(crate) directory: directory::DirectoryMetrics,
     pub(crate) produced: IntCounterVec,
     /// The watches' counters, held changes and recent changes.
     pub watches: Arc<watches::WatchBoard>,
@@ -383,6 +385,7 @@ impl Metrics {
             checkpoints: CheckpointMetrics::new(&f),
             ranking: RankingMetrics::new(&f),
             shard: ShardMetrics::new(&f),
+            directory: directory::DirectoryMetrics::new(&f),
             limiter: LogLimiter::new(s.log_rate_per_second),
             status: s.status,
             phase,

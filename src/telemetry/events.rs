@@ -26,7 +26,7 @@ pub trait InternalEvent {
 }
 
 /// Logs through the shared rate limit; a dropped line is counted.
-fn limited(m: &Metrics, log: impl FnOnce()) {
+pub(crate) fn limited(m: &Metrics, log: impl FnOnce()) {
     if m.limiter.allow() {
         log();
     } else {

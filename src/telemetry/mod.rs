@@ -2,6 +2,7 @@
 //! or `RUST_LOG`), the rate limit for log lines that input can trigger, and
 //! the typed events ([`events`]) through which the daemon logs and counts.
 
+pub mod directory;
 pub mod events;
 pub mod shard;
 

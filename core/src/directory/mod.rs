@@ -8,9 +8,10 @@
 //! directory serves one engine's view and shard mode's global table.
 //!
 //! Memory: a group is a (dimension, value) pair interned once as a
-//! [`GroupId`]; a page holds the id of its *set* of groups, interned too,
-//! since pages share few distinct sets (a category and a country), so a
-//! page's membership costs 4 bytes plus its share of the sets.
+//! [`GroupId`]; a page holds the ids of its groups inline, 16 bytes for up
+//! to four groups (more spill to a side table), beside its key and name.
+//! A ranking within a group finds the group's pages by one pass over the
+//! directory (no per-group member lists to keep in step).
 //!
 //! Bounds (each refusal counted by its [`Refused`] reason): a record of at
 //! most [`MAX_RECORD_BYTES`]; at most `max_groups_per_page` groups per page,
@@ -19,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use compact_str::CompactString;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 mod record;
 #[cfg(test)]
@@ -26,11 +28,17 @@ mod tests;
 
 pub use record::{MAX_DIMENSION_BYTES, MAX_RECORD_BYTES, MAX_VALUE_BYTES, Parsed, Refused, parse_group};
 
-/// One group, interned: an index into the directory's group names.
+/// One group, interned: an index into the directory's group names. Below
+/// [`SPILLED`]: `max_values` is at most 10,000,000.
 pub type GroupId = u32;
 
-/// A page's set of groups, interned.
-type SetId = u32;
+/// Groups of a page held inline: ids, then [`NONE`]s.
+const INLINE: usize = 4;
+const NONE: u32 = u32::MAX;
+/// In a page's first slot: the rest of `0` is an index into the spilled lists.
+const SPILLED: u32 = 1 << 31;
+
+type Map<K, V> = HashMap<K, V, Xxh3DefaultBuilder>;
 
 /// The bounds of a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +54,11 @@ impl Default for DirectoryLimits {
     }
 }
 
-/// What a page holds.
+/// What a page holds: its groups (up to [`INLINE`] ids, or a spilled
+/// list's index) and the name the directory gives it.
 #[derive(Debug, Clone)]
 struct Entry {
-    set: SetId,
+    groups: [u32; INLINE],
     name: Option<Box<str>>,
 }
 
@@ -57,13 +66,6 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 struct Group {
     name: Box<str>,
-    pages: u32,
-}
-
-/// An interned set of groups (sorted ids) and the pages that hold it.
-#[derive(Debug, Clone, Default)]
-struct Set {
-    groups: Box<[GroupId]>,
     pages: u32,
 }
 
@@ -80,14 +82,14 @@ pub enum Change {
 pub struct Directory {
     limits: DirectoryLimits,
     /// platform → page_id → entry.
-    pages: HashMap<CompactString, HashMap<CompactString, Entry>>,
+    pages: Map<CompactString, Map<CompactString, Entry>>,
     page_count: usize,
     groups: Vec<Group>,
-    group_ids: HashMap<Box<str>, GroupId>,
+    group_ids: Map<Box<str>, GroupId>,
     free_groups: Vec<GroupId>,
-    sets: Vec<Set>,
-    set_ids: HashMap<Box<[GroupId]>, SetId>,
-    free_sets: Vec<SetId>,
+    /// Group lists of pages in more than [`INLINE`] groups.
+    spilled: Vec<Box<[GroupId]>>,
+    free_spilled: Vec<u32>,
 }
 
 impl Directory {
@@ -140,19 +142,21 @@ impl Directory {
         let mut ids: Vec<GroupId> = r.groups.iter().map(|g| self.intern_group(g)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let set = self.intern_set(ids);
-        let name = r.page_name.as_deref().map(Box::from);
+        for g in &ids {
+            self.groups[*g as usize].pages += 1;
+        }
+        let entry = Entry { groups: self.hold(ids), name: r.page_name.as_deref().map(Box::from) };
         if !self.pages.contains_key(&*r.platform) {
-            self.pages.insert(CompactString::from(&*r.platform), HashMap::new());
+            self.pages.insert(CompactString::from(&*r.platform), Map::default());
         }
         let platform = self.pages.get_mut(&*r.platform).expect("inserted above");
         match platform.get_mut(&*r.page_id) {
             Some(e) => {
-                let old = std::mem::replace(e, Entry { set, name });
-                self.release_set(old.set);
+                let old = std::mem::replace(e, entry);
+                self.release(old.groups);
             }
             None => {
-                platform.insert(CompactString::from(&*r.page_id), Entry { set, name });
+                platform.insert(CompactString::from(&*r.page_id), entry);
                 self.page_count += 1;
             }
         }
@@ -167,7 +171,7 @@ impl Directory {
             self.pages.remove(platform);
         }
         self.page_count -= 1;
-        self.release_set(e.set);
+        self.release(e.groups);
     }
 
     fn intern_group(&mut self, name: &str) -> GroupId {
@@ -189,53 +193,53 @@ impl Directory {
         id
     }
 
-    /// The set of `groups` (sorted, distinct), its holders counted one more.
-    fn intern_set(&mut self, groups: Vec<GroupId>) -> SetId {
-        let id = match self.set_ids.get(groups.as_slice()) {
-            Some(id) => *id,
+    /// A page's slots for `ids` (sorted, distinct): inline, or spilled.
+    fn hold(&mut self, ids: Vec<GroupId>) -> [u32; INLINE] {
+        let mut slots = [NONE; INLINE];
+        if ids.len() <= INLINE {
+            slots[..ids.len()].copy_from_slice(&ids);
+            return slots;
+        }
+        let list = ids.into_boxed_slice();
+        let i = match self.free_spilled.pop() {
+            Some(i) => {
+                self.spilled[i as usize] = list;
+                i
+            }
             None => {
-                let set = Set { groups: groups.clone().into(), pages: 0 };
-                let id = match self.free_sets.pop() {
-                    Some(id) => {
-                        self.sets[id as usize] = set;
-                        id
-                    }
-                    None => {
-                        self.sets.push(set);
-                        (self.sets.len() - 1) as SetId
-                    }
-                };
-                self.set_ids.insert(groups.into(), id);
-                id
+                self.spilled.push(list);
+                (self.spilled.len() - 1) as u32
             }
         };
-        self.sets[id as usize].pages += 1;
-        for g in self.sets[id as usize].groups.iter() {
-            self.groups[*g as usize].pages += 1;
-        }
-        id
+        slots[0] = SPILLED | i;
+        slots
     }
 
-    /// One holder fewer of `set`; a set or group no page holds is freed.
-    fn release_set(&mut self, id: SetId) {
-        let set = &mut self.sets[id as usize];
-        set.pages -= 1;
-        let freed = set.pages == 0;
-        let groups = std::mem::take(&mut set.groups);
-        for g in groups.iter() {
-            let group = &mut self.groups[*g as usize];
+    /// A page's groups as held.
+    fn ids<'a>(&'a self, slots: &'a [u32; INLINE]) -> &'a [GroupId] {
+        if slots[0] != NONE && slots[0] & SPILLED != 0 {
+            return &self.spilled[(slots[0] & !SPILLED) as usize];
+        }
+        let n = slots.iter().position(|s| *s == NONE).unwrap_or(INLINE);
+        &slots[..n]
+    }
+
+    /// A page leaves its groups; a group no page is in is freed.
+    fn release(&mut self, slots: [u32; INLINE]) {
+        let ids: Vec<GroupId> = self.ids(&slots).to_vec();
+        if slots[0] != NONE && slots[0] & SPILLED != 0 {
+            let i = slots[0] & !SPILLED;
+            self.spilled[i as usize] = Box::default();
+            self.free_spilled.push(i);
+        }
+        for g in ids {
+            let group = &mut self.groups[g as usize];
             group.pages -= 1;
             if group.pages == 0 {
                 self.group_ids.remove(&group.name);
                 group.name = Box::from("");
-                self.free_groups.push(*g);
+                self.free_groups.push(g);
             }
-        }
-        if freed {
-            self.set_ids.remove(&groups);
-            self.free_sets.push(id);
-        } else {
-            self.sets[id as usize].groups = groups;
         }
     }
 
@@ -243,37 +247,47 @@ impl Directory {
         self.pages.get(platform)?.get(id)
     }
 
+    /// Distinct groups some page is in.
+    pub fn group_count(&self) -> usize {
+        self.group_ids.len()
+    }
+
     /// The id of group `dimension:value`, if a page is in it.
     pub fn group(&self, name: &str) -> Option<GroupId> {
         self.group_ids.get(name).copied()
     }
 
-    /// The set a page holds (`None`: not in the directory).
-    pub fn set_of(&self, platform: &str, id: &str) -> Option<u32> {
-        self.entry(platform, id).map(|e| e.set)
+    /// The pages in a group.
+    pub fn group_pages(&self, id: GroupId) -> u32 {
+        self.groups.get(id as usize).map_or(0, |g| g.pages)
     }
 
-    /// Set ids are below this.
-    pub fn set_slots(&self) -> u32 {
-        self.sets.len() as u32
+    /// Whether page (platform, id) is in every one of `groups`.
+    pub fn has_all(&self, platform: &str, id: &str, groups: &[GroupId]) -> bool {
+        self.entry(platform, id).is_some_and(|e| {
+            let held = self.ids(&e.groups);
+            groups.iter().all(|g| held.binary_search(g).is_ok())
+        })
     }
 
-    /// Whether set `set` holds every group of `groups`.
-    pub fn set_has_all(&self, set: u32, groups: &[GroupId]) -> bool {
-        let held = &self.sets[set as usize].groups;
-        groups.iter().all(|g| held.binary_search(g).is_ok())
-    }
-
-    /// Every page with its set: `(platform, page_id, set)`.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, u32)> {
-        self.pages.iter().flat_map(|(p, ids)| ids.iter().map(move |(id, e)| (p.as_str(), id.as_str(), e.set)))
+    /// The pages in every one of `groups`, as (platform, page_id): one pass
+    /// over the directory.
+    pub fn pages_in<'a>(&'a self, groups: &'a [GroupId]) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.pages.iter().flat_map(move |(p, ids)| {
+            ids.iter()
+                .filter(move |(_, e)| {
+                    let held = self.ids(&e.groups);
+                    groups.iter().all(|g| held.binary_search(g).is_ok())
+                })
+                .map(move |(id, _)| (p.as_str(), id.as_str()))
+        })
     }
 
     /// A page's groups as `(dimension, value)`, in name order.
     pub fn groups_of(&self, platform: &str, id: &str) -> Vec<(&str, &str)> {
         let Some(e) = self.entry(platform, id) else { return Vec::new() };
         let mut groups: Vec<(&str, &str)> =
-            self.sets[e.set as usize].groups.iter().filter_map(|g| split(&self.groups[*g as usize].name)).collect();
+            self.ids(&e.groups).iter().filter_map(|g| split(&self.groups[*g as usize].name)).collect();
         groups.sort_unstable();
         groups
     }
@@ -295,29 +309,25 @@ impl Directory {
         dims
     }
 
-    /// Whether some page has a group in dimension `dim`.
-    pub fn has_dimension(&self, dim: &str) -> bool {
-        self.groups.iter().any(|g| g.pages > 0 && split(&g.name).is_some_and(|(d, _)| d == dim))
+    /// Bytes of group membership per page: the inline slots, plus spilled
+    /// lists (the interned group names are counted by [`Directory::heap_bytes`]).
+    pub fn membership_bytes(&self) -> usize {
+        let spilled: usize = self.spilled.iter().map(|l| l.len() * 4 + 16).sum();
+        self.page_count * INLINE * 4 + spilled
     }
 
-    /// Heap bytes held (an estimate from capacities), for the benches and
-    /// the size gauge.
+    /// Heap bytes held, estimated from capacities: page entries and keys,
+    /// names, groups, spilled lists.
     pub fn heap_bytes(&self) -> usize {
         let entry = size_of::<(CompactString, Entry)>() + 1;
         let pages: usize = self.pages.values().map(|m| m.capacity() * entry).sum();
+        let heap_keys: usize =
+            self.pages.values().flat_map(|m| m.keys()).filter(|k| k.is_heap_allocated()).map(|k| k.len()).sum();
         let names: usize =
             self.pages.values().flat_map(|m| m.values()).filter_map(|e| e.name.as_ref()).map(|n| n.len()).sum();
-        let groups: usize = self.groups.iter().map(|g| g.name.len() * 2 + size_of::<Group>() + 32).sum();
-        let sets: usize = self.sets.iter().map(|s| s.groups.len() * 8 + size_of::<Set>() + 32).sum();
-        pages + names + groups + sets
-    }
-
-    /// Bytes of membership per page: the set id each page holds plus the
-    /// interned sets and groups, shared.
-    pub fn membership_bytes(&self) -> usize {
-        let groups: usize = self.groups.iter().map(|g| g.name.len() * 2 + size_of::<Group>() + 32).sum();
-        let sets: usize = self.sets.iter().map(|s| s.groups.len() * 8 + size_of::<Set>() + 32).sum();
-        self.page_count * size_of::<SetId>() + groups + sets
+        let groups: usize = self.groups.iter().map(|g| g.name.len() * 2 + size_of::<Group>() + 24).sum();
+        let spilled: usize = self.spilled.iter().map(|l| l.len() * 4 + 16).sum();
+        pages + heap_keys + names + groups + spilled
     }
 }
 

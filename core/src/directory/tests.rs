@@ -18,9 +18,10 @@ fn a_record_sets_groups_a_later_one_replaces_them_a_tombstone_removes_them() {
         d.groups_of("facebook", "moi.egy"),
         vec![("category", "government"), ("country", "EG"), ("list", "g20-gov"), ("list", "mena-security")]
     );
-    let gov = d.group("category:government").unwrap();
-    let set = d.set_of("facebook", "moi.egy").unwrap();
-    assert!(d.set_has_all(set, &[gov]));
+    let (gov, eg) = (d.group("category:government").unwrap(), d.group("country:EG").unwrap());
+    assert!(d.has_all("facebook", "moi.egy", &[gov, eg]));
+    let ids = [gov, eg];
+    assert_eq!(d.pages_in(&ids).collect::<Vec<_>>(), vec![("facebook", "moi.egy")]);
 
     put(&mut d, "facebook/moi.egy", r#"{"page_id":"moi.egy","groups":{"category":"media"},"page_name":"MoI"}"#)
         .unwrap();
@@ -46,8 +47,13 @@ fn listing_counts_pages_per_value_and_shared_sets_are_interned_once() {
     let listing = d.listing();
     assert_eq!(listing["category"], vec![("government", 4)]);
     assert_eq!(listing["country"], vec![("EG", 3)]);
-    assert_eq!(d.sets.iter().filter(|s| s.pages > 0).count(), 2);
-    assert!(d.has_dimension("country") && !d.has_dimension("list"));
+    let (gov, eg) = (d.group("category:government").unwrap(), d.group("country:EG").unwrap());
+    let ids = [eg, gov];
+    let mut both: Vec<_> = d.pages_in(&ids).collect();
+    both.sort_unstable();
+    assert_eq!(both, vec![("facebook", "a"), ("facebook", "b"), ("facebook", "c")]);
+    assert_eq!(d.pages_in(&[gov]).count(), 4);
+    assert_eq!(d.group_pages(gov), 4);
     d.remove("facebook", "a");
     assert_eq!(d.listing()["country"], vec![("EG", 2)]);
 }

@@ -12,8 +12,8 @@
 //!   edges — per page, never per post;
 //! - per (window, metric, platform, groups) asked for, the order of the
 //!   rows, so a top-N answer is a slice and a rank a lookup;
-//! - for rankings within groups, each page's set of groups in the
-//!   [`Directory`] the preparer attached ([`View::attach`]).
+//! - for a ranking within groups, its pages, from the [`Directory`] the
+//!   preparer attached ([`View::attach`]), kept with the order.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -145,9 +145,6 @@ pub struct Order {
 /// every page).
 pub type RankingKey = (Period, Metric, Option<Arc<str>>, Arc<[String]>);
 
-/// A page's set in [`View::sets`] when the directory does not hold it.
-const NO_SET: u32 = u32::MAX;
-
 /// The directory of a view none was attached to.
 static NO_DIRECTORY: LazyLock<Directory> = LazyLock::new(Directory::default);
 
@@ -166,8 +163,6 @@ pub struct View {
     by_name: OnceLock<Vec<u32>>,
     orders: Mutex<HashMap<RankingKey, Arc<Order>>>,
     directory: OnceLock<Arc<Directory>>,
-    /// Per page number, its set of groups in the directory (or [`NO_SET`]).
-    sets: OnceLock<Vec<u32>>,
 }
 
 impl View {
@@ -212,7 +207,6 @@ impl View {
             by_name: OnceLock::new(),
             orders: Mutex::default(),
             directory: OnceLock::new(),
-            sets: OnceLock::new(),
         }
     }
 
@@ -225,30 +219,6 @@ impl View {
     /// The directory attached (an empty one before [`View::attach`]).
     pub fn directory(&self) -> &Directory {
         self.directory.get().map_or(&NO_DIRECTORY, |d| d)
-    }
-
-    /// Per page number, the page's set of groups: looked up once per view,
-    /// by the directory's pages when they are few, else by the view's.
-    fn sets(&self) -> &[u32] {
-        self.sets.get_or_init(|| {
-            let (dir, pages) = (self.directory(), self.by_name());
-            let mut sets = vec![NO_SET; pages.iter().max().map_or(0, |m| *m as usize + 1)];
-            let Some(s) = self.src.as_ref().filter(|_| !dir.is_empty()) else { return sets };
-            if dir.len().saturating_mul(16) < pages.len() {
-                for (platform, id, set) in dir.entries() {
-                    if let Some(p) = self.find_page(platform, id) {
-                        sets[p as usize] = set;
-                    }
-                }
-            } else {
-                for p in pages {
-                    if let Some(set) = dir.set_of(s.platform(*p), s.id(*p)) {
-                        sets[*p as usize] = set;
-                    }
-                }
-            }
-            sets
-        })
     }
 
     fn src(&self) -> &Source {
@@ -408,14 +378,34 @@ impl View {
         if filter.groups.is_empty() {
             return Selection::Range(range);
         }
-        let dir = self.directory();
-        let Some(ids) = filter.groups.iter().map(|g| dir.group(g)).collect::<Option<Vec<_>>>() else {
-            return Selection::Positions(Vec::new());
-        };
-        let keep: Vec<bool> = (0..dir.set_slots()).map(|set| dir.set_has_all(set, &ids)).collect();
-        let sets = self.sets();
-        let kept = |i: &usize| keep.get(sets[t.pages[*i] as usize] as usize).copied().unwrap_or(false);
+        let Some(members) = self.members(filter.groups) else { return Selection::Positions(Vec::new()) };
+        let kept = |i: &usize| members.get(t.pages[*i] as usize).copied().unwrap_or(false);
         Selection::Positions(range.filter(kept).map(|i| i as u32).collect())
+    }
+
+    /// Per page number, whether the page is in every one of `groups`
+    /// (`None`: a group no page is in). Found from the directory's side
+    /// when the groups hold few pages (a pass over the directory and a
+    /// binary search per member), else from the view's (a lookup per page).
+    fn members(&self, groups: &[String]) -> Option<Vec<bool>> {
+        let dir = self.directory();
+        let ids = groups.iter().map(|g| dir.group(g)).collect::<Option<Vec<_>>>()?;
+        let pages = self.by_name();
+        let mut members = vec![false; pages.iter().max().map_or(0, |m| *m as usize + 1)];
+        let smallest = ids.iter().map(|g| dir.group_pages(*g) as usize).min().unwrap_or(0);
+        if smallest.saturating_mul(8) < pages.len() {
+            for (platform, id) in dir.pages_in(&ids) {
+                if let Some(p) = self.find_page(platform, id) {
+                    members[p as usize] = true;
+                }
+            }
+        } else {
+            let s = self.src();
+            for p in pages {
+                members[*p as usize] = dir.has_all(s.platform(*p), s.id(*p), &ids);
+            }
+        }
+        Some(members)
     }
 
     /// The pages of `t` that `filter` keeps, ordered by `metric`, with the
