@@ -158,6 +158,8 @@ fn watch(detector: &mut Detector, view: &View, ready: bool, metrics: &Metrics, p
 #[derive(Debug, Serialize)]
 pub struct WatchEvent<'a> {
     pub watch: &'a str,
+    /// The ranking's groups, comma-separated; empty when it ranks every page.
+    pub group: &'a str,
     pub kind: &'static str,
     pub window: Window,
     pub quarter: Option<&'a str>,
@@ -180,6 +182,7 @@ impl<'a> WatchEvent<'a> {
     pub fn of(c: &'a WatchChange, watermark: Option<String>) -> WatchEvent<'a> {
         WatchEvent {
             watch: &c.watch,
+            group: &c.group,
             kind: c.kind.as_str(),
             window: c.key.window,
             quarter: c.quarter.as_deref(),

@@ -95,6 +95,8 @@ pub struct RankingKey {
 pub struct WatchChange {
     pub key: RankingKey,
     pub watch: Arc<str>,
+    /// The watch's groups, comma-separated (empty: every page).
+    pub group: Arc<str>,
     pub metric: Metric,
     pub top_n: usize,
     /// The quarter `current` or `previous` stood for; `None` for rolling.
@@ -211,7 +213,7 @@ fn placed(view: &View, metric: Metric, rank: u32, row: &Row) -> Placed {
 /// The watched ranking `scope` of `table`: its top N and watched pages.
 pub fn picture(view: &View, table: Option<&Table>, watch: &Watch, scope: Option<&str>) -> Picture {
     let Some(t) = table else { return Picture::default() };
-    let filter = scope.map_or(Filter::ALL, Filter::platform);
+    let filter = Filter { platform: scope, groups: &watch.groups };
     let top = view
         .ranking(t, watch.metric, &filter, 0, watch.top_n)
         .into_iter()
@@ -235,6 +237,7 @@ fn compare(key: &RankingKey, watch: &Watch, old: &Picture, new: &Picture) -> Vec
     let change = |kind, page: &Placed, old_rank, new_rank| WatchChange {
         key: key.clone(),
         watch: Arc::from(watch.name.as_str()),
+        group: Arc::from(watch.group_label()),
         metric: watch.metric,
         top_n: watch.top_n,
         quarter: match new.period {

@@ -295,6 +295,18 @@ impl Loaded {
     /// In shard mode, the state and totals topics as used (set, or derived
     /// from `kafka.topic`) must be legal topic names, distinct from each
     /// other and from `kafka.topic`. Replica mode does not use them.
+    /// Without watches in the file, the default watches gain one per
+    /// `ranking.groups` entry: its leader and top 10 in every window.
+    pub(super) fn add_group_watches(&mut self) {
+        if self.sources.contains_key(WATCHES_KEY) {
+            return;
+        }
+        for g in self.config.ranking.groups.clone() {
+            let watch = super::group_watch(&g, &self.config.ranking.watches);
+            self.config.ranking.watches.push(watch);
+        }
+    }
+
     /// The directory comes from a topic or a file, not both, and its topic
     /// is not the events topic.
     pub(super) fn check_directory(&self) -> Result<(), ConfigError> {

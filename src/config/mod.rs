@@ -38,8 +38,8 @@ pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX
 pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
 pub use settings::{MAX_DURATION, MAX_RANKING_GROUPS, SETTINGS, Setting, format_duration, parse_duration};
 pub use watches::{
-    MAX_HOLD, MAX_PLATFORM_SCOPES, MAX_WATCH_TOP_N, MAX_WATCHED_PAGES, MAX_WATCHES, PageKey, Scope, WATCHES_KEY, Watch,
-    default_watches,
+    MAX_HOLD, MAX_PLATFORM_SCOPES, MAX_WATCH_GROUPS, MAX_WATCH_TOP_N, MAX_WATCHED_PAGES, MAX_WATCHES, PageKey, Scope,
+    WATCHES_KEY, Watch, default_watches, group_watch,
 };
 
 /// The daemon's whole configuration.
@@ -400,5 +400,6 @@ fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Resul
     loaded.check_limits()?;
     loaded.check_cluster()?;
     loaded.check_directory()?;
+    loaded.add_group_watches();
     Ok(loaded)
 }

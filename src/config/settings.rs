@@ -152,7 +152,7 @@ pub const SETTINGS: &[Setting] = &[
         "Ready once every partition's lag is at most this many messages.",
         ranking.ready_max_lag, |v| int(v, 0, i64::MAX as u64), int_value),
     setting!("ranking.groups", "dimension:value list",
-        "Groups whose leader and top-10 entries and exits are watched and exported with a group label (at most 16; docs/directory.md).",
+        "Groups whose leader and top-10 entries and exits are watched by default and exported with a group label (at most 14; docs/directory.md).",
         ranking.groups, groups, groups_value),
     setting!("directory.topic", "topic, empty = none",
         "Compacted topic of page directory records (docs/directory.md); read whole by every instance.",
@@ -264,9 +264,9 @@ fn string(v: Raw<'_>) -> Result<&str, String> {
     }
 }
 
-/// Most groups `ranking.groups` names: each adds watched rankings and
-/// exported series.
-pub const MAX_RANKING_GROUPS: usize = 16;
+/// Most groups `ranking.groups` names: each adds a default watch, and the
+/// two default watches and these stay within the 16 watches allowed.
+pub const MAX_RANKING_GROUPS: usize = 14;
 
 /// A list of `dimension:value` groups: a TOML array of strings, or
 /// comma-separated text in the environment or a flag.

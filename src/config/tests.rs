@@ -594,3 +594,38 @@ fn the_instance_id_defaults_to_the_host_name() {
     let resolved = Config::default().cluster.instance_id();
     assert!(!resolved.is_empty() && !resolved.contains(char::is_whitespace), "{resolved:?}");
 }
+
+#[test]
+fn ranking_groups_add_default_watches_unless_the_file_names_watches() {
+    let loaded = env(&[("ENGAGEMENT_MONITOR_RANKING_GROUPS", "category:government, country:EG")]).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.ranking.groups, vec!["category:government", "country:EG"]);
+    let names: Vec<&str> = c.ranking.watches.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, vec!["all", "per_platform", "group-category-government", "group-country-eg"]);
+    assert_eq!(c.ranking.watches[3].groups, vec!["country:EG"]);
+    assert_eq!((c.ranking.watches[3].top_n, c.ranking.watches[3].scope.clone()), (10, Scope::All));
+
+    let text = "[ranking]\ngroups = [\"category:government\"]\n[[ranking.watches]]\nname = \"gov\"\ngroups = [\"category:government\", \"country:US\"]\nwindows = [\"current\"]\n";
+    let loaded = file(text).unwrap();
+    let watches = &loaded.config.ranking.watches;
+    assert_eq!(watches.len(), 1, "the file's watches replace the defaults");
+    assert_eq!(watches[0].groups, vec!["category:government", "country:US"]);
+    assert_eq!(watches[0].group_label(), "category:government,country:US");
+}
+
+#[test]
+fn bad_groups_and_directory_settings_are_refused_naming_the_key() {
+    let e = error(env(&[("ENGAGEMENT_MONITOR_RANKING_GROUPS", "government")]));
+    assert!(e.contains("ranking.groups") && e.contains("dimension:value"), "{e}");
+    let many = (0..15).map(|i| format!("c:{i}")).collect::<Vec<_>>().join(",");
+    assert!(error(env(&[("ENGAGEMENT_MONITOR_RANKING_GROUPS", &many)])).contains("at most 14"));
+    let e = error(file("[[ranking.watches]]\nname = \"w\"\ngroups = [\"Bad:x\"]\n"));
+    assert!(e.contains("ranking.watches[0].groups"), "{e}");
+    let e =
+        error(env(&[("ENGAGEMENT_MONITOR_DIRECTORY_TOPIC", "d"), ("ENGAGEMENT_MONITOR_DIRECTORY_FILE", "/d.jsonl")]));
+    assert!(e.contains("exclusive"), "{e}");
+    let e = error(env(&[("ENGAGEMENT_MONITOR_DIRECTORY_TOPIC", "engagement-events")]));
+    assert!(e.contains("directory.topic") && e.contains("must differ from kafka.topic"), "{e}");
+    let e = error(env(&[("ENGAGEMENT_MONITOR_DIRECTORY_MAX_GROUPS_PER_PAGE", "0")]));
+    assert!(e.contains("directory.max_groups_per_page"), "{e}");
+}

@@ -67,6 +67,9 @@ pub struct Watch {
     pub pages: Vec<PageKey>,
     /// How long a change stays exported as an alertable series.
     pub hold: Duration,
+    /// `dimension:value` groups: the watched rankings hold only pages in
+    /// all of them (docs/directory.md); empty: every page.
+    pub groups: Vec<String>,
 }
 
 impl Watch {
@@ -79,8 +82,32 @@ impl Watch {
             top_n: 10,
             pages: Vec::new(),
             hold: DEFAULT_HOLD,
+            groups: Vec::new(),
         }
     }
+
+    /// The `group` label of its series: its groups, comma-separated.
+    pub fn group_label(&self) -> String {
+        self.groups.join(",")
+    }
+}
+
+/// Most groups one watch names.
+pub const MAX_WATCH_GROUPS: usize = 8;
+
+/// The default watch of group `group` (from `ranking.groups`): its leader
+/// and top 10 in every window, named after the group (`country:EG` →
+/// `group-country-eg`), with a number added when two names meet.
+pub fn group_watch(group: &str, taken: &[Watch]) -> Watch {
+    let base: String =
+        group.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(26).collect();
+    let mut name = format!("group-{base}");
+    let mut n = 2;
+    while taken.iter().any(|w| w.name == name) {
+        name = format!("group-{base}-{n}");
+        n += 1;
+    }
+    Watch { groups: vec![group.to_owned()], ..Watch::new(&name, Scope::All) }
 }
 
 /// The watches with no configuration: the interactions ranking's leader
@@ -139,7 +166,8 @@ fn parse_watch(key: &str, item: &Value) -> Result<Watch, WatchError> {
             "top_n" => watch.top_n = parse_count(&at, value, 1, MAX_WATCH_TOP_N)?,
             "pages" => watch.pages = parse_pages(&at, value)?,
             "hold" => watch.hold = parse_hold(&at, value)?,
-            _ => return Err(error(at, value, "one of name, windows, metric, platform, top_n, pages, hold")),
+            "groups" => watch.groups = parse_groups(&at, value)?,
+            _ => return Err(error(at, value, "one of name, windows, metric, platform, top_n, pages, hold, groups")),
         }
     }
     Ok(watch)
@@ -225,6 +253,22 @@ fn parse_pages(key: &str, value: &Value) -> Result<Vec<PageKey>, WatchError> {
     Ok(pages)
 }
 
+fn parse_groups(key: &str, value: &Value) -> Result<Vec<String>, WatchError> {
+    let expected = format!("a list of at most {MAX_WATCH_GROUPS} \"dimension:value\" groups");
+    let items = value.as_array().filter(|a| a.len() <= MAX_WATCH_GROUPS).ok_or_else(|| error(key, value, &expected))?;
+    let mut groups: Vec<String> = Vec::new();
+    for item in items {
+        let g = item
+            .as_str()
+            .filter(|g| engagement_core::directory::parse_group(g).is_some())
+            .ok_or_else(|| error(key, item, &expected))?;
+        if !groups.iter().any(|x| x == g) {
+            groups.push(g.to_owned());
+        }
+    }
+    Ok(groups)
+}
+
 fn parse_hold(key: &str, value: &Value) -> Result<Duration, WatchError> {
     const EXPECTED: &str = "a duration from 1s to 24h, like 10m";
     let d = text(key, value, EXPECTED)?;
@@ -253,6 +297,8 @@ pub fn render_watches(watches: &[Watch], source: &str) -> String {
         out.push_str(&format!("top_n = {}\n", w.top_n));
         out.push_str(&format!("pages = [{}]\n", pages.join(", ")));
         out.push_str(&format!("hold = {:?}\n", format_duration(w.hold)));
+        let groups: Vec<String> = w.groups.iter().map(|g| format!("{g:?}")).collect();
+        out.push_str(&format!("groups = [{}]\n", groups.join(", ")));
     }
     out
 }

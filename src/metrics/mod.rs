@@ -368,7 +368,7 @@ impl Metrics {
         let watch_changes = f.add(
             IntCounterVec::new(
                 Opts::new("engagement_watch_changes_total", "Changes of the watched rankings, by kind."),
-                &["watch", "window", "scope", "kind"],
+                &["watch", "window", "scope", "group", "kind"],
             )
             .expect("valid counter"),
         );
@@ -438,7 +438,8 @@ mod tests {
         assert!(text.contains("engagement_state_limit{structure=\"posts\"} 50000000"));
         assert!(text.contains("engagement_produced_messages_total{kind=\"rank_event\",result=\"dropped\"} 0"));
         assert!(text.contains("engagement_top_n 5"));
-        let all = r#"engagement_watch_changes_total{kind="leader",scope="all",watch="all",window="previous"} 0"#;
+        let all =
+            r#"engagement_watch_changes_total{group="",kind="leader",scope="all",watch="all",window="previous"} 0"#;
         assert!(text.contains(all), "fixed scopes are created at zero");
     }
 

@@ -1,12 +1,13 @@
 //! The watches' series (docs/metrics.md#watches) and the recent changes
 //! the API lists.
 //!
-//! - `engagement_watch_changes_total{watch,window,scope,kind}`: counters,
-//!   created at zero as each watched ranking appears.
-//! - `engagement_watch_rank{watch,window,scope,platform,page_id}`: the rank
+//! - `engagement_watch_changes_total{watch,window,scope,group,kind}`: counters,
+//!   created at zero as each watched ranking appears (`group`: the watch's
+//!   groups, empty for one that ranks every page).
+//! - `engagement_watch_rank{watch,window,scope,group,platform,page_id}`: the rank
 //!   of the top N and of the watched pages of each watched ranking, from
 //!   the detector's latest pictures, built at scrape time.
-//! - `engagement_watch_change{watch,window,metric,scope,top_n,kind,
+//! - `engagement_watch_change{watch,window,metric,scope,group,top_n,kind,
 //!   platform,page_id,page_name,old_rank,new_rank}`: one series per change for the
 //!   watch's `hold` after it happened, valued the places gained. This is
 //!   what the alert rules select: a change is held far longer than a
@@ -36,13 +37,25 @@ pub const RECENT: usize = 100;
 
 const RANK: (&str, &str) =
     ("engagement_watch_rank", "Rank (1 = first) of the top-N and watched pages of each watched ranking.");
-const RANK_LABELS: [&str; 5] = ["watch", "window", "scope", "platform", "page_id"];
+const RANK_LABELS: [&str; 6] = ["watch", "window", "scope", "group", "platform", "page_id"];
 const CHANGE: (&str, &str) = (
     "engagement_watch_change",
     "A watched ranking's change, held for the watch's hold after it happened; the value is the places gained.",
 );
-const CHANGE_LABELS: [&str; 11] =
-    ["watch", "window", "metric", "scope", "top_n", "kind", "platform", "page_id", "page_name", "old_rank", "new_rank"];
+const CHANGE_LABELS: [&str; 12] = [
+    "watch",
+    "window",
+    "metric",
+    "scope",
+    "group",
+    "top_n",
+    "kind",
+    "platform",
+    "page_id",
+    "page_name",
+    "old_rank",
+    "new_rank",
+];
 
 /// A change as the API lists it, with the wall-clock time it was seen.
 #[derive(Debug, Clone)]
@@ -79,6 +92,8 @@ struct Board {
 /// (writer), `/metrics` and the API (readers).
 pub struct WatchBoard {
     watches: Arc<[Watch]>,
+    /// Per watch, its `group` label.
+    groups: Vec<String>,
     changes: IntCounterVec,
     board: Mutex<Board>,
 }
@@ -95,11 +110,12 @@ impl WatchBoard {
             };
             for window in w.windows.iter().filter_map(|w| w.label()) {
                 for kind in Kind::ALL {
-                    changes.with_label_values(&[&w.name, window, scope, kind.as_str()]);
+                    changes.with_label_values(&[&w.name, window, scope, &w.group_label(), kind.as_str()]);
                 }
             }
         }
-        WatchBoard { watches, changes, board: Mutex::default() }
+        let groups = watches.iter().map(Watch::group_label).collect();
+        WatchBoard { watches, groups, changes, board: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Board> {
@@ -107,9 +123,10 @@ impl WatchBoard {
         self.board.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn labels<'a>(&'a self, key: &'a RankingKey) -> [&'a str; 3] {
+    fn labels<'a>(&'a self, key: &'a RankingKey) -> [&'a str; 4] {
         let watch = self.watches.get(key.watch).map_or("", |w| w.name.as_str());
-        [watch, key.window.label().unwrap_or_default(), scope_label(key.scope.as_deref())]
+        let group = self.groups.get(key.watch).map_or("", String::as_str);
+        [watch, key.window.label().unwrap_or_default(), scope_label(key.scope.as_deref()), group]
     }
 
     /// The detector's latest pictures; the counters of a ranking seen for
@@ -118,9 +135,9 @@ impl WatchBoard {
         let mut list: Vec<(RankingKey, Arc<Picture>)> = pictures.map(|(k, p)| (k.clone(), p.clone())).collect();
         list.sort_by(|a, b| self.labels(&a.0).cmp(&self.labels(&b.0)));
         for (key, _) in &list {
-            let [watch, window, scope] = self.labels(key);
+            let [watch, window, scope, group] = self.labels(key);
             for kind in Kind::ALL {
-                self.changes.with_label_values(&[watch, window, scope, kind.as_str()]);
+                self.changes.with_label_values(&[watch, window, scope, group, kind.as_str()]);
             }
         }
         self.lock().pictures = list;
@@ -128,8 +145,8 @@ impl WatchBoard {
 
     /// Counts `change`, holds it for its watch's hold and lists it.
     pub fn record(&self, change: WatchChange, now: Instant, watermark: Option<String>) {
-        let [watch, window, scope] = self.labels(&change.key);
-        self.changes.with_label_values(&[watch, window, scope, change.kind.as_str()]).inc();
+        let [watch, window, scope, group] = self.labels(&change.key);
+        self.changes.with_label_values(&[watch, window, scope, group, change.kind.as_str()]).inc();
         let Some(w) = self.watches.get(change.key.watch) else { return };
         let (hold, cap) = (w.hold, cap(w, change.kind));
         let mut board = self.lock();
@@ -225,7 +242,7 @@ impl WatchSeries {
     fn ranks(&self, board: &Board) -> MetricFamily {
         let mut out = Vec::new();
         for (key, picture) in &board.pictures {
-            let [watch, window, scope] = self.board.labels(key);
+            let [watch, window, scope, group] = self.board.labels(key);
             let mut pages: Vec<_> = picture.top.iter().collect();
             pages.extend(
                 picture
@@ -235,7 +252,8 @@ impl WatchSeries {
                     .filter(|w| !picture.top.iter().any(|t| t.page_id == w.page_id && t.platform == w.platform)),
             );
             for p in pages {
-                out.push(gauge(&RANK_LABELS, &[watch, window, scope, &p.platform, &p.page_id], f64::from(p.rank)));
+                let labels = [watch, window, scope, group, &p.platform, &p.page_id];
+                out.push(gauge(&RANK_LABELS, &labels, f64::from(p.rank)));
             }
         }
         family(RANK, out)
@@ -248,7 +266,7 @@ impl WatchSeries {
             .into_iter()
             .map(|h| {
                 let c = &h.change;
-                let [watch, window, scope] = self.board.labels(&c.key);
+                let [watch, window, scope, group] = self.board.labels(&c.key);
                 let name = c.page.page_name.as_deref().unwrap_or(&c.page.page_id);
                 let (old, new, top_n) = (rank_text(c.old_rank), rank_text(c.new_rank), c.top_n.to_string());
                 let values = [
@@ -256,6 +274,7 @@ impl WatchSeries {
                     window,
                     c.metric.as_str(),
                     scope,
+                    group,
                     &top_n,
                     c.kind.as_str(),
                     &c.page.platform,

@@ -12,7 +12,8 @@ fn board(top_n: usize, pages: usize, hold: Duration) -> Arc<WatchBoard> {
     w.top_n = top_n;
     w.hold = hold;
     w.pages = (0..pages).map(|i| PageKey { platform: "x".into(), page_id: format!("w{i}") }).collect();
-    let counters = IntCounterVec::new(prometheus::Opts::new("c", "c"), &["watch", "window", "scope", "kind"]).unwrap();
+    let counters =
+        IntCounterVec::new(prometheus::Opts::new("c", "c"), &["watch", "window", "scope", "group", "kind"]).unwrap();
     Arc::new(WatchBoard::new(vec![w].into(), counters))
 }
 
@@ -20,6 +21,7 @@ fn change(kind: Kind, page: &str, old_rank: Option<u32>, new_rank: Option<u32>) 
     WatchChange {
         key: RankingKey { watch: 0, window: Window::Current, scope: None },
         watch: "all".into(),
+        group: "".into(),
         metric: Metric::Interactions,
         top_n: 3,
         quarter: Some("2025-Q3".into()),
