@@ -158,6 +158,18 @@ pub struct ProduceArgs {
     /// No progress line on stderr (for scripts and CI logs).
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write the page directory of the data set to this topic (keyed
+    /// platform/page_id, created compacted when missing), before the events:
+    /// for seed, the reference pages in category:government with their
+    /// countries and the tail pages in category:media or category:celebrity;
+    /// for the other scenarios, page_0000000... in government, media, brand
+    /// and celebrity in turn.
+    #[arg(long, value_name = "TOPIC")]
+    pub directory: Option<String>,
+    /// With --scenario seed: also 24 media and celebrity pages, each larger
+    /// than every page of the reference table (2025-Q3 and Q2 posts).
+    #[arg(long)]
+    pub with_tail: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -211,6 +223,8 @@ impl ProduceArgs {
             seed: self.seed,
             properties: self.kafka_properties.clone(),
             progress: !self.no_progress,
+            directory: self.directory.clone().filter(|t| !t.is_empty()),
+            with_tail: self.with_tail,
         }
     }
 }

@@ -3,6 +3,10 @@
 //! 2025-Q3 modelled on the reference table (README) is produced into it, the real
 //! daemon consumes it, and a slow live stream keeps ranks changing.
 //!
+//! A page directory puts the reference pages in `category:government`
+//! among media and celebrity pages that outrank them in "all pages"; the
+//! demo's own view is that group's.
+//!
 //! The mock keeps only about 5 MB per partition, so events are produced
 //! lz4-compressed (the opening history is well under 1 MB compressed).
 
@@ -18,11 +22,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::daemon;
 use crate::kafka::{Logged, client_config};
+use engagement_core::synth::groups::{demo_directory, tail_events};
 use engagement_core::synth::{demo_events, demo_live_event};
 
 const TOPIC: &str = "engagement-events";
 const RANK_TOPIC: &str = "rank-changes";
 const DEAD_LETTERS: &str = "dead-letters";
+const DIRECTORY_TOPIC: &str = "page-directory";
+/// The group the demo is about: the reference table's.
+const GROUP: &str = "category:government";
 /// One live event this often.
 const LIVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -52,6 +60,11 @@ async fn serve(rx: mpsc::Receiver<Started>, listen: SocketAddr, shutdown: Cancel
     config.kafka.group_id = "engagement-monitor-demo".into();
     config.kafka.rank_events_topic = Some(RANK_TOPIC.into());
     config.kafka.dead_letter_topic = Some(DEAD_LETTERS.into());
+    config.directory.topic = Some(DIRECTORY_TOPIC.into());
+    config.ranking.groups = vec![GROUP.into()];
+    // As loading a configuration does for ranking.groups: the group's watch.
+    let watch = crate::config::group_watch(GROUP, &config.ranking.watches);
+    config.ranking.watches.push(watch);
     config.http.listen = listen;
     config.ranking.interval = Duration::from_secs(2);
     config.ranking.ready_max_lag = 100;
@@ -60,6 +73,8 @@ async fn serve(rx: mpsc::Receiver<Started>, listen: SocketAddr, shutdown: Cancel
     );
     println!("  leaderboard  http://{listen}/");
     println!("  JSON         http://{listen}/v1/rankings?window=2025-Q3&platform=facebook");
+    println!("  government   http://{listen}/?group={GROUP}");
+    println!("  JSON         http://{listen}/v1/rankings?window=2025-Q3&group={GROUP}");
     println!("  metrics      http://{listen}/metrics");
     println!("  Ctrl-C stops it.");
     daemon::run(config, shutdown).await
@@ -73,10 +88,17 @@ fn mock_cluster(started: &mpsc::Sender<Started>, stop: &CancellationToken) {
         mock.create_topic(TOPIC, 3, 1)?;
         mock.create_topic(RANK_TOPIC, 1, 1)?;
         mock.create_topic(DEAD_LETTERS, 1, 1)?;
+        // The mock has no topic configs: compaction does not matter here,
+        // the directory is written once.
+        mock.create_topic(DIRECTORY_TOPIC, 1, 1)?;
         let defaults = [("compression.type", "lz4"), ("linger.ms", "20")];
         let producer: ThreadedProducer<Logged> =
             client_config(&mock.bootstrap_servers(), &defaults, []).create_with_context(Logged)?;
-        for (i, json) in demo_events(2025).iter().enumerate() {
+        // The directory first, so that groups are known before the events.
+        for (key, value) in demo_directory() {
+            let _ = producer.send(BaseRecord::to(DIRECTORY_TOPIC).key(&key).payload(&value));
+        }
+        for (i, json) in demo_events(2025).iter().chain(&tail_events()).enumerate() {
             let key = i.to_string();
             let _ = producer.send(BaseRecord::to(TOPIC).key(&key).payload(json.as_bytes()));
         }

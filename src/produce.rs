@@ -1,6 +1,7 @@
 //! `engagement-monitor produce`: writes synthetic events to a real topic at
 //! a target rate, with a progress line (rate, ETA) and a summary. Used by the
-//! demo, the end-to-end benchmark and load tests.
+//! demo, the end-to-end benchmark and load tests. With a directory topic,
+//! the page directory of the data set (docs/directory.md) goes there first.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::kafka::{DeliveryCount, Logged, client_config, creation_error, send_waiting};
+use engagement_core::synth::groups::{numbered_directory, seed_directory, tail_events};
 use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_events, seed_quarter};
 
 /// What to produce.
@@ -76,6 +78,12 @@ pub struct Options {
     pub seed: u64,
     pub properties: Vec<(String, String)>,
     pub progress: bool,
+    /// Topic of the page directory, written before the events (created
+    /// compacted when missing).
+    pub directory: Option<String>,
+    /// The seed scenario also carries the tail of media and celebrity
+    /// pages larger than every government page.
+    pub with_tail: bool,
 }
 
 /// What was produced.
@@ -100,12 +108,24 @@ pub async fn ensure_topic(
     partitions: i32,
     properties: &[(String, String)],
 ) -> anyhow::Result<()> {
+    create_topic(brokers, topic, partitions, properties, &[]).await
+}
+
+/// Creates `topic` with the topic configuration `config` unless it exists
+/// (an existing topic's configuration is left as it is).
+async fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    properties: &[(String, String)],
+    config: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let c = client_config(brokers, &[], properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let admin: AdminClient<Logged> = c
         .create_with_context(Logged)
         .map_err(|e| anyhow::anyhow!("cannot create the admin client: {}", creation_error(&e)))?;
     reachable(&admin, brokers)?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new = config.iter().fold(NewTopic::new(topic, partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v));
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
         .request_timeout(Some(Duration::from_secs(30)));
@@ -143,8 +163,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let producer: ThreadedProducer<DeliveryCount> = c
         .create_with_context(DeliveryCount::default())
         .map_err(|e| anyhow::anyhow!("cannot create the producer: {}", creation_error(&e)))?;
-    let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario)) });
-    let seed = seed_events();
+    if let Some(topic) = &opts.directory {
+        write_directory(opts, topic)?;
+    }
+    let seed = seed_data(opts.with_tail);
+    let limit = opts.events.or(if opts.duration.is_some() { None } else { Some(default_events(opts.scenario, &seed)) });
     let mut random = Stream::of(opts.scenario, opts.seed);
     let started = Instant::now();
     let mut progress = Progress::new(opts.progress, limit);
@@ -182,9 +205,61 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-fn default_events(s: Scenario) -> u64 {
+/// The seed scenario's events: the reference table, and the tail pages
+/// when asked (without them, exactly what `produce` always wrote).
+fn seed_data(with_tail: bool) -> Vec<String> {
+    let mut events = seed_events();
+    if with_tail {
+        events.extend(tail_events());
+    }
+    events
+}
+
+/// The directory records of the scenario: the seed directory (reference
+/// pages in `category:government`, tail pages in media or celebrity), or
+/// one record per numbered page of the generated streams.
+fn directory_records(s: Scenario) -> Box<dyn Iterator<Item = (String, String)>> {
     match s {
-        Scenario::Seed => seed_events().len() as u64,
+        Scenario::Seed => Box::new(seed_directory().into_iter()),
+        Scenario::Random { pages, .. } | Scenario::Tracker { pages } | Scenario::Inserts { pages } => {
+            Box::new(numbered_directory(pages.max(1)))
+        }
+    }
+}
+
+/// Writes the scenario's page directory to `topic`, keyed
+/// `platform/page_id`, creating the topic compacted (one partition: a
+/// directory is small and every reader reads all of it) when missing. Its
+/// own producer, so the events' summary counts events only.
+fn write_directory(opts: &Options, topic: &str) -> anyhow::Result<()> {
+    // `run` is synchronous; creating a topic is not (and needs a
+    // multi-threaded runtime for its metadata check).
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(create_topic(&opts.brokers, topic, 1, &opts.properties, &[("cleanup.policy", "compact")]))?;
+    let c = client_config(
+        &opts.brokers,
+        &[("linger.ms", "20")],
+        opts.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let producer: ThreadedProducer<DeliveryCount> = c
+        .create_with_context(DeliveryCount::default())
+        .map_err(|e| anyhow::anyhow!("cannot create the producer: {}", creation_error(&e)))?;
+    let mut sent = 0u64;
+    for (key, value) in directory_records(opts.scenario) {
+        let record = BaseRecord::to(topic).key(&key).payload(&value);
+        send_waiting(&producer, record).with_context(|| format!("producing to {topic}"))?;
+        sent += 1;
+    }
+    producer.flush(Duration::from_secs(120)).context("waiting for the broker to acknowledge the directory")?;
+    let failed = producer.context().failed();
+    anyhow::ensure!(failed == 0, "{failed} directory records were not acknowledged");
+    eprintln!("wrote {sent} directory records to {topic}");
+    Ok(())
+}
+
+fn default_events(s: Scenario, seed: &[String]) -> u64 {
+    match s {
+        Scenario::Seed => seed.len() as u64,
         Scenario::Random { .. } | Scenario::Tracker { .. } | Scenario::Inserts { .. } => 1_000_000,
     }
 }

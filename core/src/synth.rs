@@ -6,6 +6,8 @@ use std::io::Write;
 
 use crate::window::{Millis, Quarter, format_rfc3339};
 
+pub mod groups;
+
 /// A page of the reference table (Q3 2025, Facebook).
 #[derive(Debug, Clone, Copy)]
 pub struct SeedPage {

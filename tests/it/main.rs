@@ -19,6 +19,7 @@ mod hostile;
 mod kits;
 mod leaderboard;
 mod logs;
+mod produce_directory;
 mod repartition;
 mod secrets;
 mod shards;
