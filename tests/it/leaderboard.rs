@@ -386,3 +386,115 @@ fn rows_that_moved_since_the_last_refresh_are_marked_and_changes_listed() {
     assert_eq!(moved, want.map(|(p, m)| (p.to_string(), m.map(String::from))));
     assert!(second.contains(r#"<li data-kind="leader" data-page-id="c">"#), "the leader change is listed");
 }
+
+/// The text of each row's groups tag (`None` for a row without groups).
+fn row_groups(dom: &str) -> Vec<Option<String>> {
+    let body = dom.split(r#"<tbody id="rows">"#).nth(1).expect("the table body").split("</tbody>").next().unwrap();
+    body.split("<tr ")
+        .skip(1)
+        .map(|tr| {
+            let tag = &tr[tr.find(r#"<span class="groups""#)?..];
+            let tag = &tag[..tag.find('>')?];
+            if tag.contains(" hidden=") {
+                return None;
+            }
+            text_after(tr, r#"groups: </span"#).map(|t| unescape(t.trim_start_matches('>')))
+        })
+        .collect()
+}
+
+/// Pages of a group: with the seed pages in `category:government` and a
+/// tail of larger media and celebrity pages on the same topic, the page
+/// opens on the daemon's configured group (`ranking.groups`) and shows the
+/// reference table; `group=all` shows every page, the tail first; a group
+/// no page is in falls back to all pages with a note.
+#[test]
+fn the_page_opens_on_the_configured_group_and_picks_all_pages() {
+    use engagement_core::synth::groups::{TAIL_PAGES, seed_directory, tail_events};
+
+    let (topic, directory) = (unique("leaderboard-groups"), unique("leaderboard-directory"));
+    create_topic(&topic, 3);
+    let mut events = seed_events();
+    events.extend(tail_events());
+    produce_strings(&topic, 3, &events);
+    create_compacted_topic(&directory);
+    produce_records(&directory, &seed_directory());
+    let d = Daemon::start(
+        &topic,
+        &["--directory-topic", &directory],
+        &[("ENGAGEMENT_MONITOR_RANKING_GROUPS", "category:government")],
+    );
+    d.wait_ready(READY);
+    let all_pages = SEED_TABLE.len() + TAIL_PAGES.len();
+    wait_until("every page and the directory in the view", READY, || {
+        let all = d.json("/v1/rankings?window=2025-Q3")["total_pages"] == all_pages;
+        let (code, body) = d.get("/v1/rankings?window=2025-Q3&group=category:government");
+        let group =
+            code == 200 && serde_json::from_str::<serde_json::Value>(&body).ok()?["total_pages"] == SEED_TABLE.len();
+        (all && group).then_some(())
+    });
+    assert_eq!(d.json("/v1/groups")["configured"], serde_json::json!(["category:government"]));
+    let base = format!("http://{}/", d.addr);
+
+    // A screenshot of the group view.
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("leaderboard-group.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = chromium(&[&format!("--screenshot={}", png.display()), "--window-size=1280,900"], &base);
+    assert_eq!(shot.console_lines(), Vec::<&str>::new(), "console output while taking the screenshot");
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", png.display()));
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 20_000, "{} is not a screenshot", png.display());
+
+    // (a) No group in the URL: the configured group, the reference table.
+    let dom = dump_dom(&base);
+    assert!(
+        dom.contains(r#"<option value="category:government" selected="">category: government (5)</option>"#),
+        "the picker is on the configured group: {}",
+        dom.split(r#"<select id="group""#).nth(1).map_or("(no picker)", |s| &s[..s.len().min(1500)])
+    );
+    assert!(dom.contains(r#"<option value="all">All pages</option>"#), "All pages is offered");
+    assert!(dom.contains(r#"<option value="category:media">category: media ("#), "every group is offered");
+    assert!(dom.contains(r#"<label class="scope">Group <select id="group" name="group""#), "the picker is labelled");
+    let got = rows(&dom);
+    let ids: Vec<&str> = got.iter().map(|r| r.page_id.as_str()).collect();
+    let seed: Vec<&str> = SEED_TABLE.iter().map(|p| p.id).collect();
+    assert_eq!(ids, seed, "the reference table, and no tail page");
+    for (i, (row, want)) in got.iter().zip(&SEED_TABLE).enumerate() {
+        assert_eq!(row.rank, (i + 1).to_string());
+        assert_eq!(row.name, want.name);
+        assert_eq!(row.value, thousands(want.interactions));
+    }
+    let groups = row_groups(&dom);
+    assert_eq!(groups[0].as_deref(), Some("government · US · g20-gov"), "{groups:?}");
+    assert_eq!(groups[2].as_deref(), Some("government · KH"), "{groups:?}");
+    assert_eq!(text_after(&dom, r#"id="s-window""#), Some("2025-Q3"), "the current quarter");
+    assert_eq!(text_after(&dom, r#"id="s-pages""#), Some("5"));
+    assert!(
+        dom.contains(
+            r#"href="/v1/rankings?window=current&amp;metric=interactions&amp;group=category:government&amp;limit=10""#
+        ),
+        "the JSON link names the group"
+    );
+    assert!(dom.contains(r#"<p class="notice" id="group-note" role="status" hidden="">"#), "no note");
+
+    // (b) All pages, explicitly: the tail leads.
+    let dom = dump_dom(&format!("{base}?group=all&window=2025-Q3"));
+    assert!(dom.contains(r#"<option value="all" selected="">All pages</option>"#), "the picker is on All pages");
+    let got = rows(&dom);
+    assert_eq!(got[0].page_id, TAIL_PAGES[0].0, "a tail page leads all pages");
+    assert!(got.iter().all(|r| r.page_id != "whitehouse"), "the White House is not in the top 10 of all pages");
+    assert_eq!(row_groups(&dom)[0].as_deref(), Some("media · US"));
+    assert_eq!(text_after(&dom, r#"id="s-pages""#), Some(all_pages.to_string().as_str()));
+    assert!(dom.contains(r#"href="/v1/rankings?window=2025-Q3&amp;metric=interactions&amp;limit=10""#));
+
+    // (c) A group no page is in: all pages, with a visible note.
+    let dom = dump_dom(&format!("{base}?group=category:vanished&window=2025-Q3"));
+    assert!(dom.contains(r#"<option value="all" selected="">All pages</option>"#), "fell back to All pages");
+    assert_eq!(rows(&dom)[0].page_id, TAIL_PAGES[0].0);
+    assert!(dom.contains(r#"<p class="notice" id="group-note" role="status">"#), "the note is shown");
+    assert_eq!(
+        text_after(&dom, r#"id="group-note-text""#),
+        Some("No page is in category: vanished any more, so all pages are shown.")
+    );
+}

@@ -15,6 +15,7 @@ mod daemon;
 mod dashboard;
 mod durability;
 mod first_run;
+mod groups;
 mod hostile;
 mod kits;
 mod leaderboard;

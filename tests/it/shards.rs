@@ -22,17 +22,6 @@ const READY: Duration = Duration::from_secs(90);
 /// How soon the survivors must answer exactly again after a kill.
 const TAKEOVER: Duration = Duration::from_secs(60);
 
-/// Produces `events` keyed by page, so each page lives in one partition.
-fn produce_keyed(topic: &str, events: &[String]) {
-    let p = producer("lz4");
-    for e in events {
-        let v: serde_json::Value = serde_json::from_str(e).unwrap();
-        let key = v["page_id"].as_str().unwrap().to_string();
-        p.send(BaseRecord::to(topic).key(&key).payload(e)).expect("queued");
-    }
-    p.flush(Duration::from_secs(60)).expect("all acknowledged");
-}
-
 /// One more snapshot of the last post of every seed page, a reaction more
 /// than before and observed `n` seconds after the seed's last observation
 /// (small enough to change no rank).

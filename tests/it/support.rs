@@ -338,3 +338,50 @@ fn wait_until_or_kill(child: &mut Child, timeout: Duration) -> std::process::Exi
 pub fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Creates a one-partition topic with `cleanup.policy=compact`, as a page
+/// directory topic is.
+pub fn create_compacted_topic(name: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let result = rt.block_on(admin.create_topics([&topic], &opts)).unwrap_or_else(|e| {
+        panic!("cannot reach the Kafka broker at {} ({e}): start it with scripts/kafka.sh start", brokers())
+    });
+    for r in result {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+/// Produces `(key, value)` records to partition 0 of `topic` (e.g. page
+/// directory records keyed `platform/page_id`) and waits until all are
+/// acknowledged.
+pub fn produce_records(topic: &str, records: &[(String, String)]) {
+    let p = producer("none");
+    for (key, value) in records {
+        let mut record = BaseRecord::to(topic).payload(value).key(key).partition(0);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    p.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("all records acknowledged");
+}
+
+/// Produces `events` keyed by page, so each page lives in one partition.
+pub fn produce_keyed(topic: &str, events: &[String]) {
+    let p = producer("lz4");
+    for e in events {
+        let v: serde_json::Value = serde_json::from_str(e).unwrap();
+        let key = v["page_id"].as_str().unwrap().to_string();
+        p.send(BaseRecord::to(topic).key(&key).payload(e)).expect("queued");
+    }
+    p.flush(Duration::from_secs(60)).expect("all acknowledged");
+}
