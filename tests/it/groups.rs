@@ -59,10 +59,13 @@ fn tombstone(topic: &str, key: &str) {
     p.flush(Duration::from_secs(30)).expect("acknowledged");
 }
 
+/// A ranking entry: rank, page, interactions, posts, previous period's rank.
+type Entry = (u64, String, u64, u64, Option<u64>);
+
 /// What a group's 2025-Q3 ranking must be, computed here from the seed
 /// table: (rank, page, interactions, posts, rank among the same pages in
 /// Q2).
-fn expected(pages: &[&str]) -> Vec<(u64, String, u64, u64, Option<u64>)> {
+fn expected(pages: &[&str]) -> Vec<Entry> {
     let mut q3: Vec<_> = SEED_TABLE.iter().filter(|p| pages.contains(&p.id)).collect();
     q3.sort_by_key(|p| std::cmp::Reverse(p.interactions));
     let mut q2: Vec<_> = Q2.iter().filter(|(id, _)| pages.contains(id)).collect();
@@ -78,7 +81,7 @@ fn expected(pages: &[&str]) -> Vec<(u64, String, u64, u64, Option<u64>)> {
 
 /// The group ranking `query` of `d` in the terms of [`expected`], with its
 /// `total_pages`.
-fn ranking(d: &Daemon, query: &str) -> Option<(Vec<(u64, String, u64, u64, Option<u64>)>, u64)> {
+fn ranking(d: &Daemon, query: &str) -> Option<(Vec<Entry>, u64)> {
     let (code, body) = d.get(&format!("/v1/rankings?window=2025-Q3&limit=100&{query}"));
     let body: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
     let entries = body["entries"].as_array()?.iter().map(|e| {
