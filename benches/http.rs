@@ -100,6 +100,7 @@ fn start_server(
         limits: Limits::default(),
         log_rate_per_second: 10,
         watches: engagement_monitor::config::Config::default().ranking.watches.into(),
+        groups: Arc::from([]),
     };
     let state = AppState {
         views,

@@ -31,6 +31,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         limits: config.engine,
         log_rate_per_second: config.events.log_rate_per_second,
         watches: config.ranking.watches.clone().into(),
+        groups: config.ranking.groups.clone().into(),
     }));
     let publisher = Publisher::new(&config.kafka, metrics.clone())
         .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer: {}", kafka::creation_error(&e)))?;

@@ -30,6 +30,7 @@ pub(super) fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) 
         limits: Limits::default(),
         log_rate_per_second: 10,
         watches: crate::config::default_watches().into(),
+        groups: Arc::from([]),
     };
     let state = AppState {
         views,

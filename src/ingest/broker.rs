@@ -74,7 +74,15 @@ mod tests {
         let (_, views) = crate::published::channel();
         let (_, status) = crate::status::channel();
         let watches = crate::config::default_watches().into();
-        Metrics::new(Sources { views, status, top_n: 1, limits: Default::default(), log_rate_per_second: 1, watches })
+        Metrics::new(Sources {
+            views,
+            status,
+            top_n: 1,
+            limits: Default::default(),
+            log_rate_per_second: 1,
+            watches,
+            groups: std::sync::Arc::from([]),
+        })
     }
 
     #[test]

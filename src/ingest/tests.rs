@@ -163,6 +163,7 @@ fn harness_from(source: Fake, start: Offsets, state_dir: Option<PathBuf>) -> Har
         limits: Limits::default(),
         log_rate_per_second: 0,
         watches: config.ranking.watches.clone().into(),
+        groups: Arc::from([]),
     }));
     let publisher = Arc::new(Publisher::new(&config.kafka, metrics.clone()).unwrap());
     let status_tx = Arc::new(status_tx);

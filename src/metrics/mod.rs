@@ -335,6 +335,8 @@ pub struct Sources {
     /// Invalid-event log lines allowed per second.
     pub log_rate_per_second: u32,
     pub watches: Arc<[Watch]>,
+    /// `ranking.groups`: their top N are exported too, labelled `group`.
+    pub groups: Arc<[String]>,
 }
 
 impl Metrics {
@@ -364,7 +366,7 @@ impl Metrics {
         f.gauges("engagement_build_info", "Always 1; the version label says which build is running.", &["version"])
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        f.add(top_pages::TopPages::new(s.views, s.top_n));
+        f.add(top_pages::TopPages::new(s.views, s.top_n, s.groups));
         let watch_changes = f.add(
             IntCounterVec::new(
                 Opts::new("engagement_watch_changes_total", "Changes of the watched rankings, by kind."),
@@ -423,6 +425,7 @@ mod tests {
             limits: Limits::default(),
             log_rate_per_second: 1,
             watches,
+            groups: Arc::from([]),
         });
         (m, status_tx)
     }

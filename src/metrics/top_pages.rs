@@ -1,7 +1,9 @@
 //! The per-page series of the top N pages by interactions, built at scrape
 //! time from the latest published view: a page that leaves the top N
 //! disappears from the next scrape, so page labels stay bounded by N per
-//! window.
+//! window. Each group of `ranking.groups` adds its own top N, the same
+//! series with a `group` label (bounded by that configuration, never by
+//! the directory); the all-pages series have no `group` label, as before.
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
@@ -9,9 +11,12 @@ use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use engagement_core::ranking::{Filter, Metric as RankBy};
 use engagement_core::window::Window;
 
+use std::sync::Arc;
+
 use crate::published::{ViewRx, latest};
 
 const LABELS: [&str; 3] = ["window", "platform", "page_id"];
+const GROUP_LABELS: [&str; 4] = ["window", "platform", "page_id", "group"];
 const INTERACTIONS: (&str, &str) =
     ("engagement_page_interactions", "Interactions of the top-N pages by interactions, per window.");
 const RANK: (&str, &str) =
@@ -21,11 +26,12 @@ const RANK: (&str, &str) =
 pub(super) struct TopPages {
     views: ViewRx,
     top_n: usize,
+    groups: Arc<[String]>,
     descs: Vec<Desc>,
 }
 
 impl TopPages {
-    pub(super) fn new(views: ViewRx, top_n: usize) -> TopPages {
+    pub(super) fn new(views: ViewRx, top_n: usize, groups: Arc<[String]>) -> TopPages {
         let descs = [INTERACTIONS, RANK]
             .iter()
             .map(|(name, help)| {
@@ -33,7 +39,7 @@ impl TopPages {
                 Desc::new(name.to_string(), help.to_string(), labels, Default::default()).expect("valid desc")
             })
             .collect();
-        TopPages { views, top_n, descs }
+        TopPages { views, top_n, groups, descs }
     }
 }
 
@@ -78,10 +84,17 @@ impl Collector for TopPages {
             let (Some(t), Some(label)) = (view.table(w), w.label()) else {
                 continue;
             };
-            for (rank, row) in view.ranking(t, RankBy::Interactions, &Filter::ALL, 0, self.top_n) {
-                let p = view.page(row.page);
-                interactions.push(gauge(&LABELS, &[label, p.platform, p.id], row.totals.interactions() as f64));
-                ranks.push(gauge(&LABELS, &[label, p.platform, p.id], f64::from(rank)));
+            let every = std::iter::once(None).chain(self.groups.iter().map(Some));
+            for group in every {
+                let groups = group.map(std::slice::from_ref).unwrap_or_default();
+                let filter = Filter { platform: None, groups };
+                for (rank, row) in view.ranking(t, RankBy::Interactions, &filter, 0, self.top_n) {
+                    let p = view.page(row.page);
+                    let labels = [label, p.platform, p.id, group.map_or("", String::as_str)];
+                    let names = if group.is_some() { &GROUP_LABELS[..] } else { &LABELS[..] };
+                    interactions.push(gauge(names, &labels, row.totals.interactions() as f64));
+                    ranks.push(gauge(names, &labels, f64::from(rank)));
+                }
             }
         }
         vec![family(INTERACTIONS, interactions), family(RANK, ranks)]

@@ -6,7 +6,10 @@
 //! A page overtakes the leader of a per-platform ranking and enters its
 //! watched top 10: a firing notification naming the page must arrive within
 //! 30 s of the event, and resolve once the watch's hold is over. A restart
-//! and a catch-up replay must raise no rank alert.
+//! and a catch-up replay must raise no rank alert. A watch on a group
+//! (`category:government`, from a page directory on the broker) raises
+//! one rank-change event and one notification naming the group when the
+//! group's leader changes, while larger pages outside it lead all pages.
 
 use std::time::{Duration, Instant};
 
@@ -174,8 +177,7 @@ fn a_restart_and_a_catch_up_replay_raise_no_rank_alert() {
     let leader = d.json("/v1/rankings?platform=tiktok&limit=1");
     assert_eq!(leader["entries"][0]["page_id"], "rising", "the replay included the overtaking");
     assert_no_rank_alert(prom, webhook, Duration::from_secs(10));
-    let counted =
-        r#"engagement_watch_changes_total{kind="leader",scope="tiktok",watch="per_platform",window="current"}"#;
+    let counted = r#"engagement_watch_changes_total{group="",kind="leader",scope="tiktok",watch="per_platform",window="current"}"#;
     assert_eq!(d.metric(counted), Some(0.0), "nothing counted either");
     drop(d);
 
@@ -185,4 +187,75 @@ fn a_restart_and_a_catch_up_replay_raise_no_rank_alert() {
     fresh.wait_ready(READY);
     wait_scraped_ready(prom, &fresh.addr);
     assert_no_rank_alert(prom, webhook, Duration::from_secs(10));
+}
+
+/// Government pages g1 (12,000) and g2 (6,000) among larger media pages.
+fn government_history() -> Vec<String> {
+    let mut events = vec![post("facebook", "g1", "Gov One", 12_000, 1), post("facebook", "g2", "Gov Two", 6_000, 1)];
+    events.extend((1..=3u64).map(|i| post("facebook", &format!("m{i}"), &format!("Media {i}"), 100_000 * i, 1)));
+    events
+}
+
+#[test]
+fn a_new_leader_within_a_group_is_one_event_and_one_notification_naming_the_group() {
+    let AlertPath { topic, webhook, targets, prom, .. } = &AlertPath::start("alerting-group");
+    produce_strings(topic, 1, &government_history());
+    let (directory, ranks) = (unique("alerting-directory"), unique("alerting-ranks"));
+    create_compacted_topic(&directory);
+    create_topic(&ranks, 1);
+    let record = |id: &str, category: &str| {
+        (format!("facebook/{id}"), format!(r#"{{"page_id":"{id}","groups":{{"category":"{category}"}}}}"#))
+    };
+    let mut records = vec![record("g1", "government"), record("g2", "government")];
+    records.extend((1..=3).map(|i| record(&format!("m{i}"), "media")));
+    produce_records(&directory, &records);
+    let dir = TempDir::new("alerting-config");
+    let path = dir.0.join("engagement-monitor.toml");
+    let toml = "[[ranking.watches]]\nname = \"gov\"\ngroups = [\"category:government\"]\nwindows = [\"current\"]\nhold = \"8s\"\n";
+    std::fs::write(&path, toml).unwrap();
+    let env = [("ENGAGEMENT_MONITOR_KAFKA_RANK_EVENTS_TOPIC", ranks.as_str())];
+    let d = Daemon::start(topic, &["--config", path.to_str().unwrap(), "--directory-topic", &directory], &env);
+    d.wait_ready(READY);
+    targets.set(&[&d.addr]);
+    wait_scraped_ready(prom, &d.addr);
+    let baseline = r#"engagement_watch_rank{watch="gov",group="category:government",page_id="g1"} == 1"#;
+    wait_until("the group's ranking in Prometheus", READY, || (!query(prom, baseline).is_empty()).then_some(()));
+
+    produce_strings(topic, 1, &[post("facebook", "g2", "Gov Two", 20_000, 2)]);
+    let leader = |a: &serde_json::Value| a["labels"]["alertname"] == "EngagementWatchNewLeader";
+    let (_, alert) = webhook.wait_for("the group's new-leader notification", Duration::from_secs(30), "firing", leader);
+    assert_eq!(alert["labels"]["group"], "category:government", "{alert:#}");
+    assert_eq!(alert["labels"]["page_id"], "g2");
+    assert_eq!(
+        alert["annotations"]["summary"].as_str(),
+        Some("New #1 in category:government (gov): Gov Two (facebook/g2)"),
+        "{alert:#}"
+    );
+    let link = format!("http://{}/?window=current&metric=interactions&group=category:government", d.addr);
+    assert_eq!(alert["annotations"]["leaderboard"].as_str(), Some(link.as_str()));
+
+    // Exactly one of each: no other notification while the change is held,
+    // one event on the rank-event topic that names the group.
+    let firing = |w: &Webhook| {
+        w.received()
+            .iter()
+            .flat_map(|n| n.body["alerts"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["status"] == "firing")
+            .count()
+    };
+    let until = Instant::now() + HOLD / 2;
+    while Instant::now() < until {
+        assert_eq!(firing(webhook), 1, "one notification: {:#?}", webhook.received());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = std::process::Command::new("kcat")
+        .args(["-b", &brokers(), "-C", "-t", &ranks, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
+        .output()
+        .expect("kcat runs (scripts/install-deps.sh installs it)");
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let grouped: Vec<_> = events.iter().filter(|e| e["group"] == "category:government").collect();
+    assert_eq!(grouped.len(), 1, "{events:#?}");
+    assert_eq!((grouped[0]["kind"].as_str(), grouped[0]["page_id"].as_str()), (Some("leader"), Some("g2")));
+    assert_eq!(grouped[0]["watch"], "gov");
 }

@@ -98,3 +98,24 @@ async fn groups_lists_dimensions_values_and_page_counts_and_pages_show_theirs() 
     let (_, page) = get(&s, "/v1/pages/facebook/inc.bihar").await;
     assert_eq!(page["groups"], serde_json::json!({}));
 }
+
+#[test]
+fn a_configured_group_exports_its_top_n_with_a_group_label_and_all_pages_stay_as_they_were() {
+    let s = state();
+    let sources = crate::metrics::Sources {
+        views: s.views.clone(),
+        status: s.status.clone(),
+        top_n: 2,
+        limits: Default::default(),
+        log_rate_per_second: 1,
+        watches: Arc::from([]),
+        groups: Arc::from(["country:US".to_string()]),
+    };
+    let text = crate::metrics::Metrics::new(sources).render();
+    let line = r#"engagement_page_rank{window="current",platform="facebook",page_id="ice.gov",group="country:US"} 2"#;
+    assert!(text.contains(line), "{text}");
+    let all = r#"engagement_page_rank{window="current",platform="facebook",page_id="moi.egy"} 2"#;
+    assert!(text.contains(all), "{text}");
+    let ranked = text.lines().filter(|l| l.starts_with("engagement_page_rank{")).count();
+    assert_eq!(ranked, 2 * 4, "top 2 of every page and of the group, in current and rolling: {text}");
+}
