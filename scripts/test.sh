@@ -43,6 +43,8 @@ step "fuzzing the event decoder for 60 s (cargo-fuzz, nightly)"
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 (cd fuzz && cargo +nightly fuzz run decode -- -max_total_time=60 -rss_limit_mb=2048)
+step "fuzzing page directory records for 30 s"
+(cd fuzz && cargo +nightly fuzz run directory -- -max_total_time=30 -rss_limit_mb=2048)
 
 if [ -f deploy/prometheus/rules.test.yml ]; then
   step "promtool test rules"

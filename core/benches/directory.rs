@@ -19,6 +19,10 @@
 //! - `group_top100/cold/<metric>`: the first ask of it on a fresh view
 //!   whose tables the preparer built (`View::prepare(&[])`): the group's
 //!   pages looked up, its selection and its order; no target;
+//! - `ingest_with_directory/{none,loaded}`: engine throughput on the
+//!   tracker stream while another thread prepares the views the writer
+//!   hands over every 65,536 events, without and with the directory
+//!   attached and a group ranking asked for (target: within 5 %);
 //! - `directory/load`: the load above.
 //!
 //! `cargo bench -p engagement-core --bench directory`. Quick mode (20,000
@@ -37,7 +41,7 @@ use engagement_core::directory::{Directory, DirectoryLimits};
 use engagement_core::engine::{Engine, Limits, Message};
 use engagement_core::event::DecodeContext;
 use engagement_core::ranking::{Filter, Metric};
-use engagement_core::synth::{Rng, seed_quarter};
+use engagement_core::synth::{Rng, TrackerStream, seed_quarter};
 use engagement_core::view::View;
 
 /// The system allocator, counting live bytes.
@@ -244,6 +248,87 @@ fn group_rankings(c: &mut Criterion, engine: &Engine, dir: &Arc<Directory>, quic
     g.finish();
 }
 
+/// Engine throughput on the tracker stream (100,000 pages), as the
+/// engine bench measures it, while a second thread plays the daemon's
+/// preparer: every 16 batches (65,536 events, some 30 ms; the daemon
+/// publishes once per `ranking.interval`, 10 s by default) the writer takes
+/// a view and hands it over, and the preparer prepares it — with the
+/// directory attached and a group ranking asked for (`loaded`), or
+/// without (`none`). The directory never enters the writer's path; this
+/// measures what sharing the two cores with that work costs it.
+fn ingest_with_directory(c: &mut Criterion, dir: &Arc<Directory>, quick: bool) {
+    let pages = 100_000;
+    let size = if quick { 50_000 } else { 1_000_000 };
+    let mut g = c.benchmark_group("ingest_with_directory");
+    g.throughput(criterion::Throughput::Elements(size as u64)).sample_size(20);
+    for loaded in [false, true] {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<View>(1);
+        let dir = dir.clone();
+        let preparer = std::thread::spawn(move || {
+            let groups = [GROUP.to_string()];
+            for view in rx {
+                if loaded {
+                    view.attach(dir.clone());
+                }
+                view.prepare(&[]);
+                if let (true, Some(t)) = (loaded, view.current()) {
+                    black_box(view.ranking(
+                        t,
+                        Metric::Interactions,
+                        &Filter { platform: None, groups: &groups },
+                        0,
+                        100,
+                    ));
+                }
+            }
+        });
+        let mut engine = Engine::new(Limits { max_posts: 100_000_000, ..Limits::default() });
+        let mut stream = TrackerStream::new(pages, 50_000, seed_quarter(), 7);
+        let mut corpus = |n: usize| {
+            let (mut buf, mut ends, mut one) = (Vec::with_capacity(n * 220), Vec::with_capacity(n), Vec::new());
+            for _ in 0..n {
+                one.clear();
+                stream.next_into(&mut one);
+                buf.extend_from_slice(&one);
+                ends.push(buf.len());
+            }
+            (buf, ends)
+        };
+        let mut results = Vec::with_capacity(BATCH);
+        let mut apply = |engine: &mut Engine, (buf, ends): &(Vec<u8>, Vec<usize>)| {
+            let mut start = 0;
+            for (i, batch) in ends.chunks(BATCH).enumerate() {
+                results.clear();
+                let messages = batch.iter().map(|&end| {
+                    let m = Message { payload: &buf[start..end], timestamp: None };
+                    start = end;
+                    m
+                });
+                engine.apply_batch(messages, &cx(), &mut results);
+                if i % 16 == 15 {
+                    let _ = tx.try_send(View::build(engine));
+                }
+            }
+        };
+        apply(&mut engine, &corpus(if quick { 50_000 } else { 2_000_000 }));
+        g.bench_function(if loaded { "loaded" } else { "none" }, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let events = corpus(size);
+                    let t = Instant::now();
+                    apply(&mut engine, &events);
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+        drop(tx);
+        preparer.join().expect("the preparer thread");
+    }
+    g.finish();
+}
+
 fn directory_load(c: &mut Criterion, records: &[(Vec<u8>, Vec<u8>)]) {
     let mut g = c.benchmark_group("directory");
     g.sampling_mode(SamplingMode::Flat).sample_size(10);
@@ -284,6 +369,8 @@ fn main() {
         c = c.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     }
     group_rankings(&mut c, &engine, &dir, quick);
+    drop(engine);
+    ingest_with_directory(&mut c, &dir, quick);
     directory_load(&mut c, &records);
     c.final_summary();
 }

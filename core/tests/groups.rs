@@ -126,3 +126,63 @@ proptest! {
         }
     }
 }
+
+/// A JSON value shaped like a directory record's parts, often wrong.
+fn loose_json() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_string()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        "[A-Za-z0-9_:. \"\\\\\u{0}-\u{1f}é م]{0,70}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        Just("\"government\"".to_string()),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec(("[a-zA-Z0-9_]{0,34}", inner), 0..5).prop_map(|v| format!(
+                "{{{}}}",
+                v.iter().map(|(k, v)| format!("{k:?}:{v}")).collect::<Vec<_>>().join(",")
+            )),
+        ]
+    })
+}
+
+/// A record: the known fields with random values, in random order.
+fn record_json() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        loose_json().prop_map(|v| format!("\"page_id\":{v}")),
+        Just("\"page_id\":\"p1\"".to_string()),
+        loose_json().prop_map(|v| format!("\"platform\":{v}")),
+        loose_json().prop_map(|v| format!("\"page_name\":{v}")),
+        loose_json().prop_map(|v| format!("\"groups\":{v}")),
+    ];
+    proptest::collection::vec(field, 0..6).prop_map(|f| format!("{{{}}}", f.join(",")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Whatever the key and value, applying never panics; a refused record
+    /// changes nothing; an accepted one leaves the directory consistent
+    /// (every listed group has pages, every page's groups are listed).
+    #[test]
+    fn any_record_is_applied_or_refused_and_the_directory_stays_whole(
+        records in proptest::collection::vec(
+            (proptest::option::of(prop_oneof!["facebook/p[0-3]", "[a-z/ ]{0,12}"]),
+             proptest::option::weighted(0.9, prop_oneof![record_json(), loose_json(), ".{0,40}"])),
+            1..20),
+    ) {
+        let limits = DirectoryLimits { max_groups_per_page: 3, max_values: 6, max_pages: 3 };
+        let mut dir = Directory::new(limits);
+        for (key, value) in &records {
+            let before = format!("{:?}", dir.listing());
+            let result = dir.apply(key.as_deref().map(str::as_bytes), value.as_deref().map(str::as_bytes));
+            if result.is_err() {
+                prop_assert_eq!(format!("{:?}", dir.listing()), before);
+            }
+            prop_assert!(dir.len() <= 3 && dir.group_count() <= 6);
+            let listed: usize = dir.listing().values().map(Vec::len).sum();
+            prop_assert_eq!(listed, dir.group_count());
+        }
+    }
+}

@@ -19,11 +19,13 @@ impl InternalEvent for RecordRead<'_> {
     fn emit(self, m: &Metrics) {
         let d = &m.directory;
         match self.result {
-            Ok(Change::Put) => d.records.with_label_values(&["applied"]).inc(),
-            Ok(Change::Removed) => d.records.with_label_values(&["removed"]).inc(),
+            Ok(Change::Put) => d.records[0].inc(),
+            Ok(Change::Removed) => d.records[1].inc(),
             Err(why) => {
-                d.records.with_label_values(&["refused"]).inc();
-                d.refused.with_label_values(&[why.as_str()]).inc();
+                d.records[2].inc();
+                if let Some(i) = Refused::ALL.iter().position(|r| *r == why) {
+                    d.refused[i].inc();
+                }
                 let (source, (partition, offset), reason) = (self.source, self.position, why.describe());
                 limited(m, || {
                     tracing::warn!(source, partition, offset, reason, "page directory record refused; skipped")

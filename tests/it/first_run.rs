@@ -40,6 +40,8 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
     let all: serde_json::Value =
         serde_json::from_str(&http_get(&addr, "/v1/rankings?window=2025-Q3&limit=1").unwrap().1).unwrap();
     assert_ne!(all["entries"][0]["page_id"], "whitehouse", "media and celebrity pages lead all pages");
+    let groups: serde_json::Value = serde_json::from_str(&http_get(&addr, "/v1/groups").unwrap().1).unwrap();
+    assert_eq!(groups["configured"][0], "category:government", "the leaderboard opens on the group: {groups}");
     assert_eq!(body["entries"][0]["interactions"], 26_243_488);
     wait_until("a rank change while the demo runs", Duration::from_secs(60), || {
         let (_, text) = http_get(&addr, "/metrics").ok()?;
