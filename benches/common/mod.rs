@@ -1,4 +1,5 @@
-//! What the benches without criterion share: how they were started.
+//! What the benches share: how they were started (the core crate's
+//! benches include this file by path).
 
 /// `None` when the binary is only asked to list its benches (`--list`);
 /// else whether to run at the smoke size. `cargo bench` passes `--bench`;

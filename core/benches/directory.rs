@@ -29,11 +29,16 @@
 //! pages), for a smoke check in CI: `-- --test`, any run without `--bench`
 //! (`cargo test --benches`), or `BENCH_QUICK=1`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+/// How the bench was started (the shell crate's benches share it).
+#[path = "../../benches/common/mod.rs"]
+mod common;
+/// The counting global allocator (shared with the engine bench).
+mod counting;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
@@ -44,34 +49,7 @@ use engagement_core::ranking::{Filter, Metric};
 use engagement_core::synth::{Rng, TrackerStream, seed_quarter};
 use engagement_core::view::View;
 
-/// The system allocator, counting live bytes.
-struct Counting;
-
-static ALLOCATED: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; it only
-// adds a relaxed counter update.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size() as i64, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size() as i64, Relaxed);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        ALLOCATED.fetch_sub(l.size() as i64, Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new as i64 - l.size() as i64, Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::ALLOCATED;
 
 /// Categories: each holds `pages / CATEGORIES` pages (10,000 of 1,000,000).
 const CATEGORIES: u64 = 100;
@@ -348,12 +326,7 @@ fn directory_load(c: &mut Criterion, records: &[(Vec<u8>, Vec<u8>)]) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        return;
-    }
-    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
-    let quick = std::env::var("BENCH_QUICK").is_ok() || !full;
+    let Some(quick) = common::quick() else { return };
     let pages = if quick { 20_000 } else { 1_000_000 };
 
     let records = records(pages);

@@ -21,9 +21,14 @@
 //! sizes), for a smoke check in CI: `-- --test`, any run without `--bench`
 //! (`cargo test --benches`), or `BENCH_QUICK=1`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+/// How the bench was started (the shell crate's benches share it).
+#[path = "../../benches/common/mod.rs"]
+mod common;
+/// The counting global allocator (shared with the directory bench).
+mod counting;
+
 use std::hint::black_box;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
@@ -34,43 +39,7 @@ use engagement_core::ranking::{Filter, Metric};
 use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_quarter};
 use engagement_core::view::View;
 
-/// The system allocator, counting live bytes and calls.
-struct Counting;
-
-static ALLOCATED: AtomicI64 = AtomicI64::new(0);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-/// Bytes asked for by allocation calls (not net of frees).
-static REQUESTED: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; it only
-// adds relaxed counter updates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size() as i64, Relaxed);
-        REQUESTED.fetch_add(l.size() as u64, Relaxed);
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size() as i64, Relaxed);
-        REQUESTED.fetch_add(l.size() as u64, Relaxed);
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        ALLOCATED.fetch_sub(l.size() as i64, Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new as i64 - l.size() as i64, Relaxed);
-        REQUESTED.fetch_add(new as u64, Relaxed);
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::{ALLOCATED, ALLOCATIONS, REQUESTED};
 
 const PAGES: u64 = 100_000;
 /// Events per `apply_batch`, as the daemon's fetch thread hands them over.
@@ -338,12 +307,7 @@ fn view_queries(c: &mut Criterion, quick: bool) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        return;
-    }
-    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
-    let quick = std::env::var("BENCH_QUICK").is_ok() || !full;
+    let Some(quick) = common::quick() else { return };
     memory(quick);
     steady_state(quick);
     pauses(quick);

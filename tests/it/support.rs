@@ -87,18 +87,22 @@ pub fn produce(topic: &str, partitions: i32, payloads: &[Vec<u8>], compression: 
     let p = producer(compression);
     for (i, payload) in payloads.iter().enumerate() {
         let key = i.to_string();
-        let mut record = BaseRecord::to(topic).payload(payload).key(&key).partition(i as i32 % partitions);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    p.poll(Duration::from_millis(10));
-                    record = r;
-                }
+        send(&p, BaseRecord::to(topic).payload(payload.as_slice()).key(key.as_str()).partition(i as i32 % partitions));
+    }
+    p.flush(Duration::from_secs(60)).expect("all messages acknowledged");
+}
+
+/// Sends `record`, waiting while the producer's queue is full.
+fn send(p: &BaseProducer, mut record: BaseRecord<'_, str, [u8]>) {
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                p.poll(Duration::from_millis(10));
+                record = r;
             }
         }
     }
-    p.flush(Duration::from_secs(60)).expect("all messages acknowledged");
 }
 
 /// The offsets the broker holds for `group` on each partition of `topic`
@@ -361,16 +365,7 @@ pub fn create_compacted_topic(name: &str) {
 pub fn produce_records(topic: &str, records: &[(String, String)]) {
     let p = producer("none");
     for (key, value) in records {
-        let mut record = BaseRecord::to(topic).payload(value).key(key).partition(0);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    p.poll(Duration::from_millis(10));
-                    record = r;
-                }
-            }
-        }
+        send(&p, BaseRecord::to(topic).payload(value.as_bytes()).key(key.as_str()).partition(0));
     }
     p.flush(Duration::from_secs(60)).expect("all records acknowledged");
 }

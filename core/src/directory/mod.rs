@@ -178,17 +178,7 @@ impl Directory {
         if let Some(id) = self.group_ids.get(name) {
             return *id;
         }
-        let group = Group { name: name.into(), pages: 0 };
-        let id = match self.free_groups.pop() {
-            Some(id) => {
-                self.groups[id as usize] = group;
-                id
-            }
-            None => {
-                self.groups.push(group);
-                (self.groups.len() - 1) as GroupId
-            }
-        };
+        let id = place(&mut self.groups, &mut self.free_groups, Group { name: name.into(), pages: 0 });
         self.group_ids.insert(name.into(), id);
         id
     }
@@ -200,18 +190,7 @@ impl Directory {
             slots[..ids.len()].copy_from_slice(&ids);
             return slots;
         }
-        let list = ids.into_boxed_slice();
-        let i = match self.free_spilled.pop() {
-            Some(i) => {
-                self.spilled[i as usize] = list;
-                i
-            }
-            None => {
-                self.spilled.push(list);
-                (self.spilled.len() - 1) as u32
-            }
-        };
-        slots[0] = SPILLED | i;
+        slots[0] = SPILLED | place(&mut self.spilled, &mut self.free_spilled, ids.into_boxed_slice());
         slots
     }
 
@@ -328,6 +307,20 @@ impl Directory {
         let groups: usize = self.groups.iter().map(|g| g.name.len() * 2 + size_of::<Group>() + 24).sum();
         let spilled: usize = self.spilled.iter().map(|l| l.len() * 4 + 16).sum();
         pages + heap_keys + names + groups + spilled
+    }
+}
+
+/// Puts `item` in a free slot of `slots` (or a new one); its index.
+fn place<T>(slots: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            slots[i as usize] = item;
+            i
+        }
+        None => {
+            slots.push(item);
+            (slots.len() - 1) as u32
+        }
     }
 }
 
