@@ -1,12 +1,24 @@
 //! Event-time windows: UTC calendar quarters, the rolling N-day window and
 //! timestamp arithmetic. Pure functions of their arguments; no clock.
 //!
+//! [`calendar`] has every calendar kind (quarter, month, ISO week, year)
+//! and [`spec`] the specification of generalized windows (which kinds and
+//! rolling durations a deployment keeps) and their ids; the engine and the
+//! view still keep quarters and one rolling window (the types below) until
+//! they move onto those.
+//!
 //! Time is carried as [`Millis`], milliseconds since the Unix epoch (UTC).
 //! Quarters are numbered by a dense index (`year * 4 + quarter - 1`) so that
 //! "previous" and "N quarters earlier" are plain integer arithmetic.
 
 use std::fmt;
 use std::str::FromStr;
+
+pub mod calendar;
+pub mod spec;
+
+pub use calendar::{BadPeriod, CalendarKind, CalendarPeriod};
+pub use spec::{BadWindows, UnknownWindow, WindowId, Windows};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
