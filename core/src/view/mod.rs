@@ -16,10 +16,12 @@
 //!   preparer attached ([`View::attach`]), kept with the order.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
+mod selection;
 mod source;
+
+pub use selection::Selection;
 
 use crate::directory::Directory;
 use crate::engine::{Engine, Totals, Usage};
@@ -83,49 +85,6 @@ pub struct PageInfo<'v> {
     pub platform: &'v str,
     pub id: &'v str,
     pub name: Option<&'v str>,
-}
-
-/// The positions in a table of the pages a filter keeps, ascending.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    /// Every page, or one platform's: contiguous in (platform, page_id) order.
-    Range(Range<usize>),
-    /// The pages in groups.
-    Positions(Vec<u32>),
-}
-
-impl Selection {
-    pub fn len(&self) -> usize {
-        match self {
-            Selection::Range(r) => r.len(),
-            Selection::Positions(p) => p.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The table position of the `i`-th page kept.
-    pub fn get(&self, i: usize) -> usize {
-        match self {
-            Selection::Range(r) => r.start + i,
-            Selection::Positions(p) => p[i] as usize,
-        }
-    }
-
-    /// Where table position `pos` stands among the pages kept.
-    pub fn index_of(&self, pos: usize) -> Option<usize> {
-        match self {
-            Selection::Range(r) => r.contains(&pos).then(|| pos - r.start),
-            Selection::Positions(p) => p.binary_search(&(pos as u32)).ok(),
-        }
-    }
-
-    /// The table positions kept, ascending.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len()).map(|i| self.get(i))
-    }
 }
 
 /// The pages of a table (those a filter keeps) ordered by a metric, and
