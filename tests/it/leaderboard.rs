@@ -488,6 +488,12 @@ fn the_page_opens_on_the_configured_group_and_picks_all_pages() {
     assert_eq!(text_after(&dom, r#"id="s-pages""#), Some(all_pages.to_string().as_str()));
     assert!(dom.contains(r#"href="/v1/rankings?window=2025-Q3&amp;metric=interactions&amp;limit=10""#));
 
+    // (d) Groups the URL selects: both, ranked among their pages.
+    let dom = dump_dom(&format!("{base}?group=category:government&group=country:US&window=2025-Q3"));
+    let ids: Vec<String> = rows(&dom).into_iter().map(|r| format!("{} {}", r.rank, r.page_id)).collect();
+    assert_eq!(ids, ["1 whitehouse", "2 ice.gov"], "the government pages of the US");
+    assert_eq!(text_after(&dom, r#"id="s-pages""#), Some("2"));
+
     // (c) A group no page is in: all pages, with a visible note.
     let dom = dump_dom(&format!("{base}?group=category:vanished&window=2025-Q3"));
     assert!(dom.contains(r#"<option value="all" selected="">All pages</option>"#), "fell back to All pages");
