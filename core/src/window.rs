@@ -104,13 +104,10 @@ impl FromStr for Quarter {
 
     /// Parses `YYYY-Qn` exactly (four-digit year, upper-case `Q`).
     fn from_str(s: &str) -> Result<Quarter, BadQuarter> {
-        let b = s.as_bytes();
-        if b.len() != 7 || b[4] != b'-' || b[5] != b'Q' || !b[..4].iter().all(u8::is_ascii_digit) {
-            return Err(BadQuarter);
+        match s.parse::<CalendarPeriod>() {
+            Ok(CalendarPeriod { kind: CalendarKind::Quarter, index }) => Ok(Quarter(index)),
+            _ => Err(BadQuarter),
         }
-        let year = b[..4].iter().fold(0i32, |y, d| y * 10 + i32::from(d - b'0'));
-        let n = b[6].wrapping_sub(b'0');
-        Quarter::new(year, n).ok_or(BadQuarter)
     }
 }
 
