@@ -62,9 +62,7 @@ async fn serve(rx: mpsc::Receiver<Started>, listen: SocketAddr, shutdown: Cancel
     config.kafka.dead_letter_topic = Some(DEAD_LETTERS.into());
     config.directory.topic = Some(DIRECTORY_TOPIC.into());
     config.ranking.groups = vec![GROUP.into()];
-    // As loading a configuration does for ranking.groups: the group's watch.
-    let watch = crate::config::group_watch(GROUP, &config.ranking.watches);
-    config.ranking.watches.push(watch);
+    config.ranking.add_group_watches();
     config.http.listen = listen;
     config.ranking.interval = Duration::from_secs(2);
     config.ranking.ready_max_lag = 100;

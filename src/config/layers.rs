@@ -292,18 +292,11 @@ impl Loaded {
 }
 
 impl Loaded {
-    /// In shard mode, the state and totals topics as used (set, or derived
-    /// from `kafka.topic`) must be legal topic names, distinct from each
-    /// other and from `kafka.topic`. Replica mode does not use them.
     /// Without watches in the file, the default watches gain one per
-    /// `ranking.groups` entry: its leader and top 10 in every window.
+    /// `ranking.groups` entry.
     pub(super) fn add_group_watches(&mut self) {
-        if self.sources.contains_key(WATCHES_KEY) {
-            return;
-        }
-        for g in self.config.ranking.groups.clone() {
-            let watch = super::group_watch(&g, &self.config.ranking.watches);
-            self.config.ranking.watches.push(watch);
+        if !self.sources.contains_key(WATCHES_KEY) {
+            self.config.ranking.add_group_watches();
         }
     }
 
@@ -324,6 +317,9 @@ impl Loaded {
         })
     }
 
+    /// In shard mode, the state and totals topics as used (set, or derived
+    /// from `kafka.topic`) must be legal topic names, distinct from each
+    /// other and from `kafka.topic`. Replica mode does not use them.
     pub(super) fn check_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.cluster.mode != ClusterMode::Shard {

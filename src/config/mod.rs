@@ -130,6 +130,18 @@ pub struct RankingConfig {
     pub groups: Vec<String>,
 }
 
+impl RankingConfig {
+    /// Adds the default watch of each of `groups` (its leader and top 10
+    /// in every window): what the defaults gain when the file names no
+    /// watches.
+    pub fn add_group_watches(&mut self) {
+        for g in &self.groups {
+            let watch = group_watch(g, &self.watches);
+            self.watches.push(watch);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectoryConfig {
     /// Compacted topic of directory records, read whole by every instance.

@@ -37,7 +37,7 @@ pub(super) fn run(mut w: Watcher, dirs: &Directories, metrics: &Metrics, shutdow
         match w.changed() {
             Ok(Some(stamp)) => match w.read(dirs, metrics) {
                 Ok(directory) => {
-                    dirs.publish(directory, true, metrics);
+                    dirs.publish(directory, metrics);
                     w.seen = Some(stamp);
                 }
                 Err(error) => DirectoryUnreadable { source: dirs.source(), error: &error }.emit(metrics),

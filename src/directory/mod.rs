@@ -64,12 +64,9 @@ impl Directories {
         &self.source
     }
 
-    /// Puts `directory` in effect; `loaded` when it is read to its end.
-    fn publish(&self, directory: Directory, loaded: bool, metrics: &Metrics) {
-        let first = loaded && !self.loaded();
-        if !loaded && !self.loaded() {
-            return;
-        }
+    /// Puts `directory`, read to its end, in effect.
+    fn publish(&self, directory: Directory, metrics: &Metrics) {
+        let first = !self.loaded();
         DirectoryPublished { source: &self.source, directory: &directory, first }.emit(metrics);
         *self.current.lock().expect("directory lock") = Arc::new(directory);
         self.version.fetch_add(1, Ordering::Release);

@@ -56,12 +56,12 @@ pub(super) fn run(mut r: Reader, dirs: &Directories, metrics: &Metrics, shutdown
                 continue;
             }
         }
-        // Dry, or a change waited long enough.
+        // Dry, or a change waited long enough. The first directory is put
+        // in effect only once the topic is read to the broker's ends.
         let loaded = dirs.loaded() || r.topic.lag(true) == 0;
-        if changed || (loaded && !dirs.loaded()) {
-            dirs.publish(r.directory.clone(), loaded, metrics);
-            changed = !loaded;
-            last = Instant::now();
+        if loaded && (changed || !dirs.loaded()) {
+            dirs.publish(r.directory.clone(), metrics);
+            (changed, last) = (false, Instant::now());
         }
     }
 }

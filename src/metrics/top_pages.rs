@@ -90,10 +90,12 @@ impl Collector for TopPages {
                 let filter = Filter { platform: None, groups };
                 for (rank, row) in view.ranking(t, RankBy::Interactions, &filter, 0, self.top_n) {
                     let p = view.page(row.page);
-                    let labels = [label, p.platform, p.id, group.map_or("", String::as_str)];
-                    let names = if group.is_some() { &GROUP_LABELS[..] } else { &LABELS[..] };
-                    interactions.push(gauge(names, &labels, row.totals.interactions() as f64));
-                    ranks.push(gauge(names, &labels, f64::from(rank)));
+                    let (names, values): (&[&str], Vec<&str>) = match group {
+                        Some(g) => (&GROUP_LABELS, vec![label, p.platform, p.id, g]),
+                        None => (&LABELS, vec![label, p.platform, p.id]),
+                    };
+                    interactions.push(gauge(names, &values, row.totals.interactions() as f64));
+                    ranks.push(gauge(names, &values, f64::from(rank)));
                 }
             }
         }

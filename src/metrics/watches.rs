@@ -102,7 +102,8 @@ impl WatchBoard {
     /// The counters of rankings known in advance (not per-platform ones)
     /// are created at zero, so `increase()` works from the first scrape.
     pub(super) fn new(watches: Arc<[Watch]>, changes: IntCounterVec) -> WatchBoard {
-        for w in watches.iter() {
+        let groups: Vec<String> = watches.iter().map(Watch::group_label).collect();
+        for (i, w) in watches.iter().enumerate() {
             let scope = match &w.scope {
                 Scope::All => "all",
                 Scope::Platform(p) => p.as_str(),
@@ -110,11 +111,10 @@ impl WatchBoard {
             };
             for window in w.windows.iter().filter_map(|w| w.label()) {
                 for kind in Kind::ALL {
-                    changes.with_label_values(&[&w.name, window, scope, &w.group_label(), kind.as_str()]);
+                    changes.with_label_values(&[&w.name, window, scope, &groups[i], kind.as_str()]);
                 }
             }
         }
-        let groups = watches.iter().map(Watch::group_label).collect();
         WatchBoard { watches, groups, changes, board: Mutex::default() }
     }
 

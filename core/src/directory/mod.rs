@@ -291,8 +291,11 @@ impl Directory {
     /// Bytes of group membership per page: the inline slots, plus spilled
     /// lists (the interned group names are counted by [`Directory::heap_bytes`]).
     pub fn membership_bytes(&self) -> usize {
-        let spilled: usize = self.spilled.iter().map(|l| l.len() * 4 + 16).sum();
-        self.page_count * INLINE * 4 + spilled
+        self.page_count * INLINE * 4 + self.spilled_bytes()
+    }
+
+    fn spilled_bytes(&self) -> usize {
+        self.spilled.iter().map(|l| l.len() * 4 + 16).sum()
     }
 
     /// Heap bytes held, estimated from capacities: page entries and keys,
@@ -305,8 +308,7 @@ impl Directory {
         let names: usize =
             self.pages.values().flat_map(|m| m.values()).filter_map(|e| e.name.as_ref()).map(|n| n.len()).sum();
         let groups: usize = self.groups.iter().map(|g| g.name.len() * 2 + size_of::<Group>() + 24).sum();
-        let spilled: usize = self.spilled.iter().map(|l| l.len() * 4 + 16).sum();
-        pages + heap_keys + names + groups + spilled
+        pages + heap_keys + names + groups + self.spilled_bytes()
     }
 }
 
