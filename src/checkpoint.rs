@@ -17,8 +17,11 @@
 //! first, streaming pass before anything is decoded, so a corrupt file is
 //! never decoded; and no allocation here is sized beyond what the body's
 //! bytes can hold. A file that fails is renamed `*.corrupt` (the two newest
-//! are kept), and the next older one is tried. With none, the daemon
-//! replays from the earliest offsets. A file of a newer format version
+//! are kept), and the next older one is tried. A file written under other
+//! windows than configured is renamed `*.other-windows` (the two newest
+//! kept; moved back, it restores under its old `[windows]`): its tables are
+//! not the configured ones, so the next older one is tried too. With none,
+//! the daemon replays from the earliest offsets. A file of a newer format version
 //! stops the restore instead: it is state this build cannot read, not
 //! damage, and replaying would silently lose it.
 //!
@@ -65,6 +68,9 @@ pub struct RestoreReport {
     /// Entries named like checkpoints that are not regular files, left
     /// where they are, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Files written under other windows than configured, moved aside as
+    /// `*.other-windows`, with the windows of each.
+    pub other_windows: Vec<(PathBuf, String)>,
 }
 
 /// Writes `bytes` through to `inner` and hashes them.
@@ -257,11 +263,16 @@ enum Unusable {
     NotRegular(String),
     /// Of a newer format version: the restore stops.
     Newer(u32),
+    /// Written under other windows: moved aside, the next older one is tried.
+    OtherWindows(String),
 }
 
 impl From<DecodeError> for Unusable {
     fn from(e: DecodeError) -> Unusable {
-        Unusable::Corrupt(e.to_string())
+        match e {
+            DecodeError::Windows { .. } => Unusable::OtherWindows(e.to_string()),
+            e => Unusable::Corrupt(e.to_string()),
+        }
     }
 }
 
@@ -284,6 +295,12 @@ pub fn restore(dir: &Path, limits: Limits) -> Result<(Option<Restored>, RestoreR
                 return Err(RestoreError::Newer { path: p, version, supported: STATE_VERSION });
             }
             Err(Unusable::NotRegular(why)) => report.skipped.push((p, why)),
+            Err(Unusable::OtherWindows(why)) => {
+                let aside = p.with_extension("other-windows");
+                fs::rename(&p, &aside).map_err(|e| unreadable(at(&p, e)))?;
+                report.other_windows.push((aside, why));
+                prune(dir, "other-windows");
+            }
             Err(Unusable::Corrupt(why)) => {
                 let aside = p.with_extension("corrupt");
                 fs::rename(&p, &aside).map_err(|e| unreadable(at(&p, e)))?;

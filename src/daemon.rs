@@ -59,7 +59,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ClusterMode::Shard => shard::spawn(parts)?,
     };
     let groups = config.ranking.groups.clone().into();
-    let state = AppState { views, status, metrics, rolling_days: config.engine.rolling_days, groups };
+    let state = AppState { views, status, metrics, groups };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(api::serve(listener, api::router(state, limits), limits, stop_serving.clone()));

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use engagement_core::ranking::{Diff, Filter, Metric, Ranked, diff};
 use engagement_core::view::{Period, View};
-use engagement_core::window::{Window, format_rfc3339};
+use engagement_core::window::{WindowId, format_rfc3339};
 
 use crate::config::Watch;
 use crate::metrics::Metrics;
@@ -35,8 +35,10 @@ use crate::watches::{Detector, WatchChange};
 /// The event published for each change.
 #[derive(Debug, Serialize)]
 pub struct RankEvent<'a> {
-    pub window: Window,
-    pub quarter: Option<String>,
+    pub window: WindowId,
+    /// The calendar period a relative window stood for (`2025-Q3`,
+    /// `2025-09`, ...); `None` for a rolling window.
+    pub period: Option<String>,
     pub platform: &'a str,
     pub page_id: &'a str,
     pub old_rank: Option<u32>,
@@ -55,7 +57,7 @@ struct Baseline {
 }
 
 /// The top N of `window` in `view`, by interactions, across all platforms.
-pub fn top_n(view: &View, window: Window, n: usize) -> (Option<Period>, Vec<Ranked>) {
+pub fn top_n(view: &View, window: WindowId, n: usize) -> (Option<Period>, Vec<Ranked>) {
     let Some(t) = view.table(window) else {
         return (None, Vec::new());
     };
@@ -73,16 +75,16 @@ pub fn top_n(view: &View, window: Window, n: usize) -> (Option<Period>, Vec<Rank
 /// How often the changes are summarised at INFO.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
-/// Changes counted since the last summary, per labelled window.
+/// Changes counted since the last summary, per window that moves with the
+/// watermark: (window, rank changes, leader changes).
 struct Tally {
     since: Instant,
-    rank_changes: [u64; 3],
-    leader_changes: [u64; 3],
+    windows: Vec<(WindowId, u64, u64)>,
 }
 
 impl Tally {
-    fn new(now: Instant) -> Tally {
-        Tally { since: now, rank_changes: [0; 3], leader_changes: [0; 3] }
+    fn new(now: Instant, windows: &[WindowId]) -> Tally {
+        Tally { since: now, windows: windows.iter().map(|w| (*w, 0, 0)).collect() }
     }
 
     /// The summary of the period, when one is due at `now` and anything
@@ -92,13 +94,10 @@ impl Tally {
         if period < SUMMARY_EVERY {
             return None;
         }
-        let ended = std::mem::replace(self, Tally::new(now));
-        let quiet = ended.rank_changes == [0; 3] && ended.leader_changes == [0; 3];
-        (!quiet).then_some(RankChangesSummary {
-            period,
-            rank_changes: ended.rank_changes,
-            leader_changes: ended.leader_changes,
-        })
+        let windows: Vec<WindowId> = self.windows.iter().map(|(w, _, _)| *w).collect();
+        let ended = std::mem::replace(self, Tally::new(now, &windows));
+        let quiet = ended.windows.iter().all(|(_, r, l)| *r == 0 && *l == 0);
+        (!quiet).then_some(RankChangesSummary { period, windows: ended.windows })
     }
 }
 
@@ -115,19 +114,24 @@ pub struct Parts {
 /// two views that were both built while the daemon was ready.
 pub async fn run(mut views: ViewRx, parts: Parts) {
     let Parts { top_n: n, watches, metrics, publisher } = parts;
-    let mut baselines: [Baseline; 3] = Default::default();
+    let mut baselines: Vec<Baseline> = Vec::new();
     let mut detector = Detector::new(watches);
-    let mut tally = Tally::new(Instant::now());
+    let mut tally = Tally::new(Instant::now(), &[]);
     while views.changed().await.is_ok() {
         let published = views.borrow_and_update().clone();
         let (view, ready) = (&published.view, published.ready);
-        for (i, (w, baseline)) in Window::LABELED.into_iter().zip(baselines.iter_mut()).enumerate() {
+        let windows = view.windows.relative();
+        if tally.windows.len() != windows.len() {
+            baselines.resize_with(windows.len(), Baseline::default);
+            tally = Tally::new(Instant::now(), &windows);
+        }
+        for (i, (w, baseline)) in windows.into_iter().zip(baselines.iter_mut()).enumerate() {
             let (period, list) = top_n(view, w, n);
             let comparable = ready && baseline.ready && baseline.period.is_some();
             if comparable && baseline.period == period {
                 let d = diff(&baseline.top, &list);
-                tally.rank_changes[i] += d.changes.len() as u64;
-                tally.leader_changes[i] += u64::from(report(w, view, &d, &metrics, &publisher));
+                tally.windows[i].1 += d.changes.len() as u64;
+                tally.windows[i].2 += u64::from(report(w, view, &d, &metrics, &publisher));
             } else if comparable && period.is_some() {
                 BaselineReset(w).emit(&metrics);
             }
@@ -161,8 +165,9 @@ pub struct WatchEvent<'a> {
     /// The ranking's groups, comma-separated; empty when it ranks every page.
     pub group: &'a str,
     pub kind: &'static str,
-    pub window: Window,
-    pub quarter: Option<&'a str>,
+    pub window: WindowId,
+    /// The calendar period a relative window stood for; `None` for rolling.
+    pub period: Option<&'a str>,
     pub metric: &'static str,
     /// The ranking's platform; `None` when it ranks every platform together.
     pub ranking_platform: Option<&'a str>,
@@ -185,7 +190,7 @@ impl<'a> WatchEvent<'a> {
             group: &c.group,
             kind: c.kind.as_str(),
             window: c.key.window,
-            quarter: c.quarter.as_deref(),
+            period: c.period.as_deref(),
             metric: c.metric.as_str(),
             ranking_platform: c.key.scope.as_deref(),
             top_n: c.top_n,
@@ -203,13 +208,13 @@ impl<'a> WatchEvent<'a> {
 
 /// Counts, logs and publishes the changes of `d`; says whether a new
 /// leader was reported.
-fn report(window: Window, view: &View, d: &Diff, metrics: &Metrics, publisher: &Publisher) -> bool {
+fn report(window: WindowId, view: &View, d: &Diff, metrics: &Metrics, publisher: &Publisher) -> bool {
     let leader = d.changes.iter().find(|c| c.new_rank == Some(1)).filter(|_| d.new_leader);
     if let Some(leader) = leader {
         LeaderChanged { window, leader }.emit(metrics);
     }
-    let quarter = match view.table(window).map(|t| t.period) {
-        Some(Period::Quarter(q)) => Some(q.to_string()),
+    let period = match view.table(window).map(|t| t.period) {
+        Some(Period::Calendar(p)) => Some(p.to_string()),
         _ => None,
     };
     let watermark = view.watermark.map(format_rfc3339);
@@ -217,7 +222,7 @@ fn report(window: Window, view: &View, d: &Diff, metrics: &Metrics, publisher: &
         RankChanged { window, change }.emit(metrics);
         let event = RankEvent {
             window,
-            quarter: quarter.clone(),
+            period: period.clone(),
             platform: &change.platform,
             page_id: &change.page_id,
             old_rank: change.old_rank,
@@ -238,13 +243,16 @@ mod tests {
     #[test]
     fn changes_are_summarised_once_a_minute_when_there_are_any() {
         let t0 = Instant::now();
-        let mut tally = Tally::new(t0);
-        tally.rank_changes = [3, 0, 5];
-        tally.leader_changes = [1, 0, 0];
+        let windows = engagement_core::window::Windows::default().relative();
+        let mut tally = Tally::new(t0, &windows[..3]);
+        tally.windows[0].1 = 3;
+        tally.windows[2].1 = 5;
+        tally.windows[0].2 = 1;
         assert!(tally.due(t0 + Duration::from_secs(59)).is_none(), "not before a minute");
         let summary = tally.due(t0 + SUMMARY_EVERY).expect("a minute with changes");
-        assert_eq!((summary.rank_changes, summary.leader_changes), ([3, 0, 5], [1, 0, 0]));
-        assert_eq!(tally.rank_changes, [0; 3], "the tally starts over");
+        let counts: Vec<(u64, u64)> = summary.windows.iter().map(|(_, r, l)| (*r, *l)).collect();
+        assert_eq!(counts, [(3, 1), (0, 0), (5, 0)]);
+        assert!(tally.windows.iter().all(|(_, r, l)| *r == 0 && *l == 0), "the tally starts over");
         assert!(tally.due(t0 + 2 * SUMMARY_EVERY).is_none(), "a quiet minute says nothing");
     }
 }

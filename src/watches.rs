@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::{Period, Row, Table, View};
-use engagement_core::window::Window;
+use engagement_core::window::WindowId;
 
 use crate::config::{MAX_PLATFORM_SCOPES, Scope, Watch};
 
@@ -86,7 +86,7 @@ pub struct Picture {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RankingKey {
     pub watch: usize,
-    pub window: Window,
+    pub window: WindowId,
     pub scope: Option<Arc<str>>,
 }
 
@@ -99,8 +99,9 @@ pub struct WatchChange {
     pub group: Arc<str>,
     pub metric: Metric,
     pub top_n: usize,
-    /// The quarter `current` or `previous` stood for; `None` for rolling.
-    pub quarter: Option<String>,
+    /// The calendar period a relative window (`current`, `previous-month`,
+    /// ...) stood for, e.g. `2025-Q3` or `2025-09`; `None` for rolling.
+    pub period: Option<String>,
     pub kind: Kind,
     /// The page; for [`Kind::Exited`], as it is now when it still has a row.
     pub page: Placed,
@@ -145,7 +146,7 @@ impl Detector {
         let mut changes = Vec::new();
         let mut seen = HashSet::new();
         for (i, watch) in self.watches.clone().iter().enumerate() {
-            for &window in &watch.windows {
+            for window in watch.windows_in(&view.windows) {
                 let table = view.table(window);
                 for scope in scopes(view, table, &watch.scope) {
                     let key = RankingKey { watch: i, window, scope };
@@ -240,8 +241,8 @@ fn compare(key: &RankingKey, watch: &Watch, old: &Picture, new: &Picture) -> Vec
         group: Arc::from(watch.group_label()),
         metric: watch.metric,
         top_n: watch.top_n,
-        quarter: match new.period {
-            Some(Period::Quarter(q)) => Some(q.to_string()),
+        period: match new.period {
+            Some(Period::Calendar(p)) => Some(p.to_string()),
             _ => None,
         },
         kind,

@@ -13,6 +13,10 @@ pub enum DecodeError {
     Range(&'static str),
     #[error("checkpoint read failed: {0}")]
     Io(io::Error),
+    /// Written under another windows specification: its figures cannot
+    /// answer the configured windows exactly.
+    #[error("the checkpoint keeps the windows {stored}, the configuration asks for {configured}")]
+    Windows { stored: String, configured: String },
 }
 
 pub struct Writer<W: Write>(pub W);

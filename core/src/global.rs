@@ -5,9 +5,10 @@
 //! engine over the whole topic would.
 //!
 //! A record carries what the view reads of a page: identity, name, latest
-//! follower sample, top posts, and per retained quarter the totals and the
-//! quarter's follower sample; for the rolling window and its predecessor,
-//! the totals of the posts published at or after each edge. Those two
+//! follower sample, top posts, and per kept period (of every calendar kind)
+//! the totals and the period's follower sample; per rolling window, the
+//! totals of the posts published at or after its start and its
+//! predecessor's. Those two
 //! depend on the watermark: shards move their engines to the greatest
 //! watermark of the topic (published per partition, the greatest kept
 //! here), and
@@ -29,17 +30,20 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::engine::column::Column;
 use crate::engine::{Limits, Named, Sample, Snapshot, TOP_MAX, Totals};
 use crate::view::View;
-use crate::window::{Millis, Quarter};
+use crate::window::{CalendarKind, CalendarPeriod, MAX_ROLLING, Millis, Quarter, Windows};
 
 /// Format version of a page record.
-const RECORD_VERSION: u8 = 1;
+const RECORD_VERSION: u8 = 2;
+/// Most period figures a record carries: every kind at its longest
+/// retention within the windows' reach.
+const MAX_PERIODS: usize = 256;
 
-/// One quarter's figures of a page.
+/// One period's figures of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuarterFigures {
-    pub quarter: Quarter,
+pub struct PeriodFigures {
+    pub period: CalendarPeriod,
     pub totals: Totals,
-    /// The latest follower sample observed in the quarter.
+    /// The latest follower sample observed in the period.
     pub followers: Sample,
 }
 
@@ -56,11 +60,11 @@ pub struct PageRecord {
     pub followers: Sample,
     /// The top posts of the quarter named.
     pub top: Option<TopPosts>,
-    /// Quarters where the page has a slot, newest first.
-    pub quarters: Vec<QuarterFigures>,
-    /// Totals of the page's posts published at or after the rolling
-    /// window's start, and its predecessor's start.
-    pub since: [Totals; 2],
+    /// Periods where the page has a slot: by kind, newest first.
+    pub periods: Vec<PeriodFigures>,
+    /// Per rolling window (its days): totals of the page's posts published
+    /// at or after the window's start, and its predecessor's start.
+    pub since: Vec<(u16, [Totals; 2])>,
     /// The watermark these figures are as of.
     pub watermark: Millis,
     /// The input partition the page's events come from.
@@ -72,17 +76,18 @@ impl PageRecord {
     /// a free number or an engine that has seen no event.
     pub fn of(s: &Snapshot, p: u32, partition: u32) -> Option<PageRecord> {
         let watermark = s.watermark?;
-        let edges = s.edges.as_ref()?;
         if p >= s.page_bound() || s.ident(p).platform == u16::MAX {
             return None;
         }
-        let quarters = s
-            .quarters()
-            .filter_map(|q| {
-                let (_, slot) = s.slot(q, p)?;
-                Some(QuarterFigures { quarter: q, totals: slot.totals(), followers: slot.followers })
+        let periods = s
+            .periods()
+            .filter_map(|period| {
+                let (_, slot) = s.slot(period, p)?;
+                Some(PeriodFigures { period, totals: slot.totals(), followers: slot.followers })
             })
             .collect();
+        let days = s.limits.windows.rolling().iter();
+        let since = days.zip(&s.edges).map(|(d, [e, e2])| (*d, [s.since(p, e), s.since(p, e2)])).collect();
         let top = s.top(p).map(|t| (t.quarter, t.posts().map(|x| (Box::from(x.id), x.interactions)).collect()));
         Some(PageRecord {
             platform: s.platform(p).clone(),
@@ -90,8 +95,8 @@ impl PageRecord {
             name: s.name(p).cloned(),
             followers: s.followers(p).unwrap_or(Sample::NONE),
             top,
-            quarters,
-            since: [s.since(p, &edges[0]), s.since(p, &edges[1])],
+            periods,
+            since,
             watermark,
             partition,
         })
@@ -136,14 +141,20 @@ impl PageRecord {
                 }
             }
         }
-        w.len(self.quarters.len())?;
-        for f in &self.quarters {
-            w.i32(f.quarter.index())?;
+        w.len(self.periods.len())?;
+        for f in &self.periods {
+            w.u8(f.period.kind as u8)?;
+            w.i32(f.period.index)?;
             write_totals(w, &f.totals)?;
             w.sample(f.followers.get().map(|s| (s.at, s.value)))?;
         }
-        write_totals(w, &self.since[0])?;
-        write_totals(w, &self.since[1])
+        w.len(self.since.len())?;
+        for (days, [start, before]) in &self.since {
+            w.u16(*days)?;
+            write_totals(w, start)?;
+            write_totals(w, before)?;
+        }
+        Ok(())
     }
 
     /// Reads a record; any damage is an error, with bounded memory.
@@ -173,17 +184,22 @@ impl PageRecord {
                 Some((q, posts))
             }
         };
-        let n = r.len(crate::engine::MAX_RETAINED_QUARTERS as usize + 1, "quarters")?;
-        let mut quarters = Vec::with_capacity(n);
+        let n = r.len(MAX_PERIODS, "periods")?;
+        let mut periods = Vec::with_capacity(n);
         for _ in 0..n {
-            let quarter = Quarter::from_index(r.i32()?);
-            quarters.push(QuarterFigures { quarter, totals: read_totals(&mut r)?, followers: sample(r.sample()?) });
+            let kind = *CalendarKind::ALL.get(usize::from(r.u8()?)).ok_or(DecodeError::Range("period kind"))?;
+            let period = CalendarPeriod { kind, index: r.i32()? };
+            periods.push(PeriodFigures { period, totals: read_totals(&mut r)?, followers: sample(r.sample()?) });
         }
-        let since = [read_totals(&mut r)?, read_totals(&mut r)?];
+        let n = r.len(MAX_ROLLING, "rolling windows")?;
+        let mut since = Vec::with_capacity(n);
+        for _ in 0..n {
+            since.push((r.u16()?, [read_totals(&mut r)?, read_totals(&mut r)?]));
+        }
         if !r.0.is_empty() {
             return Err(DecodeError::Range("page record has trailing bytes"));
         }
-        Ok(PageRecord { platform, id, name, followers, top, quarters, since, watermark, partition })
+        Ok(PageRecord { platform, id, name, followers, top, periods, since, watermark, partition })
     }
 }
 
@@ -214,8 +230,7 @@ fn read_totals(r: &mut Reader<&[u8]>) -> Result<Totals, DecodeError> {
 /// The pages a global view reads: shared chunk by chunk with the table.
 #[derive(Debug, Clone)]
 pub struct PageSet {
-    pub retained_quarters: u32,
-    pub rolling_days: u32,
+    pub windows: Windows,
     pub watermark: Option<Millis>,
     pub pages: Column<Option<Arc<PageRecord>>>,
     /// Pages held (the live entries of `pages`).
@@ -310,8 +325,7 @@ impl GlobalTable {
     /// The pages as a view sees them (cheap: shared chunks).
     pub fn page_set(&self) -> PageSet {
         PageSet {
-            retained_quarters: self.limits.retained_quarters,
-            rolling_days: self.limits.rolling_days,
+            windows: self.limits.windows,
             watermark: self.watermark(),
             pages: self.pages.clone(),
             held: self.index.len(),

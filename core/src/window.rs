@@ -2,10 +2,9 @@
 //! timestamp arithmetic. Pure functions of their arguments; no clock.
 //!
 //! [`calendar`] has every calendar kind (quarter, month, ISO week, year)
-//! and [`spec`] the specification of generalized windows (which kinds and
-//! rolling durations a deployment keeps) and their ids; the engine and the
-//! view still keep quarters and one rolling window (the types below) until
-//! they move onto those.
+//! and [`spec`] the specification of the windows a deployment keeps (which
+//! kinds, how many past periods of each, which rolling durations) and the
+//! window ids users name them by.
 //!
 //! Time is carried as [`Millis`], milliseconds since the Unix epoch (UTC).
 //! Quarters are numbered by a dense index (`year * 4 + quarter - 1`) so that
@@ -17,8 +16,8 @@ use std::str::FromStr;
 pub mod calendar;
 pub mod spec;
 
-pub use calendar::{BadPeriod, CalendarKind, CalendarPeriod};
-pub use spec::{BadWindows, UnknownWindow, WindowId, Windows};
+pub use calendar::{BadPeriod, Bounds, CalendarKind, CalendarPeriod};
+pub use spec::{BadWindows, MAX_ROLLING, UnknownWindow, WindowId, Windows};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
@@ -108,94 +107,6 @@ impl FromStr for Quarter {
             Ok(CalendarPeriod { kind: CalendarKind::Quarter, index }) => Ok(Quarter(index)),
             _ => Err(BadQuarter),
         }
-    }
-}
-
-/// A window as users name it: in the API's `window` parameter, the metrics'
-/// `window` label and rank-change events. `current` is the quarter holding
-/// the watermark, `previous` the one before it, `rolling` the last N days.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Window {
-    Current,
-    Previous,
-    Rolling,
-    Quarter(Quarter),
-}
-
-impl Window {
-    /// The windows the metrics label with `window` (a closed set).
-    pub const LABELED: [Window; 3] = [Window::Current, Window::Previous, Window::Rolling];
-
-    /// The name of a relative window; `None` for a quarter (its name is
-    /// built from the quarter, see `Display`).
-    pub const fn label(self) -> Option<&'static str> {
-        match self {
-            Window::Current => Some("current"),
-            Window::Previous => Some("previous"),
-            Window::Rolling => Some("rolling"),
-            Window::Quarter(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Window::Quarter(q) => q.fmt(f),
-            relative => f.write_str(relative.label().unwrap_or_default()),
-        }
-    }
-}
-
-impl serde::Serialize for Window {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// Why a window name did not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("window must be current, previous, rolling or a quarter such as 2025-Q3")]
-pub struct BadWindow;
-
-impl FromStr for Window {
-    type Err = BadWindow;
-
-    fn from_str(s: &str) -> Result<Window, BadWindow> {
-        match s {
-            "current" => Ok(Window::Current),
-            "previous" => Ok(Window::Previous),
-            "rolling" => Ok(Window::Rolling),
-            q => q.parse().map(Window::Quarter).map_err(|_| BadWindow),
-        }
-    }
-}
-
-/// Quarter lookup for instants near a given quarter: a handful of cached
-/// boundaries replace calendar arithmetic on the per-event path.
-#[derive(Debug, Clone)]
-pub struct Calendar {
-    first: Quarter,
-    /// Start of `first`, `first + 1`, ..., and the end of the last one.
-    bounds: Vec<Millis>,
-}
-
-impl Calendar {
-    /// Covers `back` quarters before `current` through the one after it.
-    pub fn around(current: Quarter, back: u32) -> Calendar {
-        let first = current.minus(back);
-        let bounds = (0..=back as i32 + 2).map(|i| Quarter::from_index(first.index() + i).start()).collect();
-        Calendar { first, bounds }
-    }
-
-    /// The quarter containing `ms` (same answer as [`Quarter::containing`]).
-    pub fn quarter_of(&self, ms: Millis) -> Quarter {
-        let (lo, hi) = (self.bounds[0], self.bounds[self.bounds.len() - 1]);
-        if ms < lo || ms >= hi {
-            return Quarter::containing(ms);
-        }
-        let i = self.bounds.partition_point(|b| *b <= ms) - 1;
-        Quarter::from_index(self.first.index() + i as i32)
     }
 }
 
@@ -440,29 +351,6 @@ mod tests {
         for days in (-800_000..3_000_000).step_by(997) {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
-        }
-    }
-
-    #[test]
-    fn calendar_agrees_with_calendar_arithmetic() {
-        let c = Calendar::around("2025-Q3".parse().unwrap(), 4);
-        let start = ts("2023-06-01T00:00:00Z");
-        for i in 0..2000 {
-            let ms = start + i * 997 * 60_000;
-            assert_eq!(c.quarter_of(ms), Quarter::containing(ms), "{}", format_rfc3339(ms));
-        }
-        let q = Quarter::containing(ts("2024-07-01T00:00:00Z"));
-        assert_eq!(c.quarter_of(q.start()), q);
-        assert_eq!(c.quarter_of(q.start() - 1), q.previous());
-    }
-
-    #[test]
-    fn window_names_round_trip() {
-        for name in ["current", "previous", "rolling", "2025-Q3"] {
-            assert_eq!(name.parse::<Window>().unwrap().to_string(), name);
-        }
-        for bad in ["", "Current", "rolling_previous", "2025-Q5", "quarter"] {
-            assert_eq!(bad.parse::<Window>(), Err(BadWindow), "{bad}");
         }
     }
 

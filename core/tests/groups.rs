@@ -83,7 +83,7 @@ proptest! {
         events in proptest::collection::vec(record(), 1..150),
         directory in proptest::collection::vec(dir_record(), 0..30),
     ) {
-        let mut engine = Engine::new(LIMITS);
+        let mut engine = Engine::new(*LIMITS);
         for r in events.iter().map(render) {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
                 engine.apply(&ev);

@@ -9,7 +9,7 @@ use engagement_core::engine::{Engine, Outcome};
 use engagement_core::event::{Event, Tracking, decode};
 use engagement_core::ranking::{Filter, Metric, top};
 use engagement_core::view::{Period, Table, View};
-use engagement_core::window::{Millis, Quarter, Rolling};
+use engagement_core::window::{CalendarKind, CalendarPeriod, DAY_MS, Millis, Rolling};
 use proptest::prelude::*;
 
 mod common;
@@ -32,7 +32,7 @@ proptest! {
         (records, shuffled) in proptest::collection::vec(event(true), 1..120)
             .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
     ) {
-        let (mut a, mut b) = (Engine::new(LIMITS), Engine::new(LIMITS));
+        let (mut a, mut b) = (Engine::new(*LIMITS), Engine::new(*LIMITS));
         run(&mut a, &records.iter().map(render).collect::<Vec<_>>());
         run(&mut b, &shuffled.iter().map(render).collect::<Vec<_>>());
         prop_assert_eq!(rankings(&View::build(&a)), rankings(&View::build(&b)));
@@ -43,9 +43,9 @@ proptest! {
         records in proptest::collection::vec(record(), 1..150), cut in any::<prop::sample::Index>()
     ) {
         let json: Vec<String> = records.iter().map(render).collect();
-        let mut once = Engine::new(LIMITS);
+        let mut once = Engine::new(*LIMITS);
         run(&mut once, &json);
-        let mut twice = Engine::new(LIMITS);
+        let mut twice = Engine::new(*LIMITS);
         run(&mut twice, &json);
         let prefix = &json[..cut.index(json.len() + 1)];
         let before = rankings(&View::build(&twice));
@@ -71,11 +71,11 @@ proptest! {
     ) {
         let json: Vec<String> = records.iter().map(render).collect();
         let (head, tail) = json.split_at(cut.index(json.len() + 1));
-        let mut original = Engine::new(LIMITS);
+        let mut original = Engine::new(*LIMITS);
         run(&mut original, head);
         let mut bytes = Vec::new();
         original.durable_snapshot().encode(&mut bytes).unwrap();
-        let mut restored = Engine::decode(&bytes[..], LIMITS).unwrap();
+        let mut restored = Engine::decode(&bytes[..], *LIMITS).unwrap();
         prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
         for r in tail {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
@@ -85,14 +85,14 @@ proptest! {
         prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
         // Every truncation of the body is refused, never a panic.
         for len in (0..bytes.len()).step_by(bytes.len() / 50 + 1) {
-            prop_assert!(Engine::decode(&bytes[..len], LIMITS).is_err());
+            prop_assert!(Engine::decode(&bytes[..len], *LIMITS).is_err());
         }
     }
 
     #[test]
     fn engine_agrees_with_the_naive_model(records in proptest::collection::vec(record(), 1..200)) {
         let json: Vec<String> = records.iter().map(render).collect();
-        let mut engine = Engine::new(LIMITS);
+        let mut engine = Engine::new(*LIMITS);
         let mut model = Model::default();
         for r in &json {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
@@ -136,18 +136,20 @@ type Figure = ([u64; 5], Option<u64>, Option<String>);
 type Figures = BTreeMap<PageKey, Figure>;
 
 impl Model {
-    fn current(&self) -> Quarter {
-        Quarter::containing(self.watermark.unwrap())
-    }
-
-    fn oldest(&self) -> Quarter {
-        self.current().minus(LIMITS.retained_quarters)
+    /// The oldest instant any window covers, at the start of its day,
+    /// computed from the configuration as the contract states it.
+    fn cutoff(&self) -> Millis {
+        let wm = self.watermark.unwrap();
+        let w = &LIMITS.windows;
+        let calendar = w.calendar().map(|(k, r)| k.containing(wm).minus(r).start());
+        let rolling = w.rolling().iter().map(|d| wm - 2 * i64::from(*d) * DAY_MS);
+        calendar.chain(rolling).min().unwrap().div_euclid(DAY_MS) * DAY_MS
     }
 
     fn apply(&mut self, ev: &Event<'_>) -> &'static str {
         self.watermark = Some(self.watermark.map_or(ev.observed_at, |w| w.max(ev.observed_at)));
         let page: PageKey = (ev.platform.to_string(), ev.page_id.to_string());
-        if Quarter::containing(ev.observed_at) >= self.oldest() {
+        if ev.observed_at >= self.cutoff() {
             if let Some(f) = ev.followers {
                 self.followers.push((page.clone(), ev.observed_at, f));
             }
@@ -157,7 +159,7 @@ impl Model {
         }
         let key = (page.0.clone(), page.1.clone(), ev.post_id.to_string());
         let published = self.posts.get(&key).map_or(ev.published_at, |p| p.published);
-        if Quarter::containing(published) < self.oldest() {
+        if published < self.cutoff() {
             return "expired";
         }
         let delta = ev.kind == Tracking::Delta;
@@ -206,7 +208,7 @@ impl Model {
 
     /// Figures of the posts published in `[start, end]` (end inclusive for rolling).
     fn figures(&self, start: Millis, end_exclusive: Millis, followers: impl Fn(&PageKey) -> Option<u64>) -> Figures {
-        let cutoff = self.oldest().start();
+        let cutoff = self.cutoff();
         let mut out: Figures = BTreeMap::new();
         for ((platform, page, _), p) in &self.posts {
             if p.published < cutoff || p.published < start || p.published >= end_exclusive {
@@ -230,34 +232,44 @@ impl Model {
         let Some(wm) = self.watermark else {
             return Vec::new();
         };
+        let w = &LIMITS.windows;
         let mut out = Vec::new();
-        for back in 0..=LIMITS.retained_quarters {
-            let q = self.current().minus(back);
-            let f = |k: &PageKey| Self::latest(&self.followers, k, |at| Quarter::containing(at) == q);
-            out.push((format!("{:?}", Period::Quarter(q)), self.figures(q.start(), q.end(), f)));
+        for (kind, retention) in w.calendar() {
+            for back in 0..=retention {
+                let q = kind.containing(wm).minus(back);
+                let f = |k: &PageKey| Self::latest(&self.followers, k, |at| kind.containing(at) == q);
+                out.push((format!("{:?}", Period::Calendar(q)), self.figures(q.start(), q.end(), f)));
+            }
         }
-        let r = Rolling::at(wm, LIMITS.rolling_days);
-        let f = |k: &PageKey| Self::latest(&self.followers, k, |at| at >= r.start);
-        out.push(("Rolling".into(), self.figures(r.start, wm + 1, f)));
-        let p = r.previous();
-        // Mirrors the documented approximation: the latest per-quarter sample
-        // that lies in the previous rolling window.
-        let f = |k: &PageKey| {
-            (0..=LIMITS.retained_quarters)
-                .filter_map(|b| {
-                    let q = self.current().minus(b);
-                    let latest_in_q = self
-                        .followers
-                        .iter()
-                        .filter(|(pk, at, _)| pk == k && Quarter::containing(*at) == q)
-                        .map(|(_, at, v)| (*at, *v))
-                        .max()?;
-                    (latest_in_q.0 >= p.start && latest_in_q.0 < p.end).then_some(latest_in_q)
-                })
-                .max()
-                .map(|(_, v)| v)
-        };
-        out.push(("RollingPrevious".into(), self.figures(p.start, p.end, f)));
+        // The periods whose latest follower samples the engine keeps: every
+        // configured kind's, and the quarters over the span the windows reach.
+        let mut kept: Vec<CalendarPeriod> = Vec::new();
+        for (kind, retention) in w.calendar().chain([(CalendarKind::Quarter, w.quarter_span() - 1)]) {
+            kept.extend((0..=retention).map(|b| kind.containing(wm).minus(b)));
+        }
+        for d in w.rolling() {
+            let r = Rolling::at(wm, u32::from(*d));
+            let f = |k: &PageKey| Self::latest(&self.followers, k, |at| at >= r.start);
+            out.push((format!("{:?}", Period::Rolling(*d)), self.figures(r.start, wm + 1, f)));
+            let p = r.previous();
+            // Mirrors the documented approximation: the latest per-period
+            // sample that lies in the previous rolling window.
+            let f = |k: &PageKey| {
+                kept.iter()
+                    .filter_map(|q| {
+                        let latest_in_q = self
+                            .followers
+                            .iter()
+                            .filter(|(pk, at, _)| pk == k && q.kind.containing(*at) == *q)
+                            .map(|(_, at, v)| (*at, *v))
+                            .max()?;
+                        (latest_in_q.0 >= p.start && latest_in_q.0 < p.end).then_some(latest_in_q)
+                    })
+                    .max()
+                    .map(|(_, v)| v)
+            };
+            out.push((format!("{:?}", Period::RollingPrevious(*d)), self.figures(p.start, p.end, f)));
+        }
         out
     }
 
@@ -313,19 +325,12 @@ fn tables_of_view(v: &View) -> Vec<(String, Figures)> {
             })
             .collect()
     };
-    let mut out: Vec<(String, Figures)> = v.quarters().map(|t| (format!("{:?}", t.period), convert(t))).collect();
-    out.extend(v.rolling().map(|t| ("Rolling".to_string(), convert(t))));
-    out.extend(v.rolling_previous().map(|t| ("RollingPrevious".to_string(), convert(t))));
-    out
+    v.tables().map(|t| (format!("{:?}", t.period), convert(t))).collect()
 }
 
 /// The view's rankings by its prepared orders, for every table and metric.
 fn rankings_of_view(v: &View) -> Vec<(String, String, Vec<PageKey>)> {
-    let names = ["Rolling", "RollingPrevious"];
-    let tables = v
-        .quarters()
-        .map(|t| (format!("{:?}", t.period), t))
-        .chain(v.rolling().into_iter().chain(v.rolling_previous()).zip(names).map(|(t, n)| (n.to_string(), t)));
+    let tables = v.tables().map(|t| (format!("{:?}", t.period), t));
     let mut out = Vec::new();
     for (name, t) in tables {
         for m in Metric::ALL {

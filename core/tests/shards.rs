@@ -61,10 +61,10 @@ proptest! {
         n in 1u32..4,
         looks in proptest::collection::vec(prop::bool::weighted(0.1), 150),
     ) {
-        let mut one = Engine::new(LIMITS);
-        let mut shards: Vec<Engine> = (0..n).map(|_| Engine::new(LIMITS)).collect();
+        let mut one = Engine::new(*LIMITS);
+        let mut shards: Vec<Engine> = (0..n).map(|_| Engine::new(*LIMITS)).collect();
         shards.iter_mut().for_each(Engine::track_changes);
-        let mut table = GlobalTable::new(LIMITS);
+        let mut table = GlobalTable::new(*LIMITS);
         for (i, r) in records.iter().map(render).enumerate() {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
                 one.apply(&ev);
@@ -103,11 +103,11 @@ proptest! {
 
 #[test]
 fn a_page_published_from_two_partitions_is_counted_and_forgotten_with_the_page() {
-    let mut engine = Engine::new(LIMITS);
+    let mut engine = Engine::new(*LIMITS);
     let ev = r#"{"page_id":"p1","post_id":"a","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":3}"#;
     engine.apply(&decode(ev.as_bytes(), &cx()).unwrap());
     let rec = PageRecord::of(&engine.snapshot(), 0, 4).unwrap();
-    let mut table = GlobalTable::new(LIMITS);
+    let mut table = GlobalTable::new(*LIMITS);
     table.put(rec.clone()).unwrap();
     table.put(rec.clone()).unwrap();
     assert_eq!(table.view().usage.split_pages, 0, "the same partition again");
@@ -120,7 +120,7 @@ fn a_page_published_from_two_partitions_is_counted_and_forgotten_with_the_page()
 
 #[test]
 fn a_damaged_record_is_an_error() {
-    let mut engine = Engine::new(LIMITS);
+    let mut engine = Engine::new(*LIMITS);
     let ev = r#"{"page_id":"p1","post_id":"a","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":3,"page_name":"P"}"#;
     engine.apply(&decode(ev.as_bytes(), &cx()).unwrap());
     let bytes = PageRecord::of(&engine.snapshot(), 0, 0).unwrap().encode();

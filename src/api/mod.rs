@@ -54,7 +54,6 @@ pub struct AppState {
     pub views: ViewRx,
     pub status: StatusRx,
     pub metrics: Arc<Metrics>,
-    pub rolling_days: u32,
     /// `ranking.groups`, listed by `/v1/groups`.
     pub groups: Arc<[String]>,
 }

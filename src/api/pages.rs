@@ -58,7 +58,7 @@ struct TopPost<'v> {
 fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJson<'v>, ApiError> {
     let i = view.find_page(platform, page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
     let p = view.page(i);
-    let windows = view.quarters().chain(view.rolling()).map(|t| page_window(view, t, i)).collect();
+    let windows = view.windows().map(|t| page_window(view, t, i)).collect();
     Ok(PageJson {
         platform: p.platform,
         page_id: p.id,
@@ -73,7 +73,7 @@ fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJs
 fn page_window(view: &View, t: &Table, page: u32) -> PageWindow {
     let empty = Row { page, totals: Default::default(), followers: None };
     PageWindow {
-        window: WindowJson::of(t),
+        window: WindowJson::of(t, &view.windows),
         figures: Figures::of(&view.row(t, page).unwrap_or(empty)),
         rank: view.rank_of(t, Metric::Interactions, &Filter::ALL, page),
     }

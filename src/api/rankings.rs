@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use engagement_core::ranking::Metric;
 use engagement_core::view::{Period, Row, Table, View};
-use engagement_core::window::{BadWindow, Window, format_rfc3339};
+use engagement_core::window::{UnknownWindow, WindowId, Windows, format_rfc3339};
 
 use super::groups::{self, PageGroups};
 use super::params::{RankingQuery, Strict};
@@ -47,7 +47,7 @@ struct Entry<'v> {
 
 /// The ranking itself: the CPU-heavy part, run off the async threads.
 fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiError> {
-    let table = table(view, q.window)?;
+    let table = table(view, q.window, &q.window_text)?;
     groups::check_known(view, &q.groups)?;
     let filter = q.filter();
     // From the view's prepared order of this ranking: a slice, and a lookup
@@ -70,7 +70,7 @@ fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiEr
         })
         .collect();
     Ok(Rankings {
-        window: WindowJson::of(table),
+        window: WindowJson::of(table, &view.windows),
         metric: q.metric.as_str(),
         groups: &q.groups,
         watermark: view.watermark.map(format_rfc3339),
@@ -81,13 +81,16 @@ fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiEr
 
 /// Resolves `window` to a table of the view: 404 before the first event
 /// (whatever the window), then 400 for a bad name, 404 for a window not held.
-fn table(view: &View, window: Result<Window, BadWindow>) -> Result<&Table, ApiError> {
+/// A window of a kind not configured is a 404 that lists the configured
+/// ones; a period not retained a 404 that names it.
+fn table<'v>(view: &'v View, window: Option<WindowId>, text: &str) -> Result<&'v Table, ApiError> {
     if view.watermark.is_none() {
         return Err(ApiError::not_found("no events consumed yet"));
     }
-    let window = window.map_err(|e| ApiError::bad(e.to_string()))?;
+    let window = window.ok_or_else(|| ApiError::bad(UnknownWindow::Malformed.to_string()))?;
+    view.windows.resolve(text).map_err(|e| ApiError::not_found(e.to_string()))?;
     view.table(window).ok_or_else(|| match window {
-        Window::Quarter(q) => ApiError::not_found(format!("quarter {q} is not retained")),
+        WindowId::Period(p) => ApiError::not_found(format!("{} {p} is not retained", p.kind.as_str())),
         _ => ApiError::not_found("window not available"),
     })
 }
@@ -101,11 +104,14 @@ pub(super) struct WindowJson {
 }
 
 impl WindowJson {
-    pub(super) fn of(t: &Table) -> WindowJson {
-        let id = match t.period {
-            Period::Quarter(q) => q.to_string(),
-            Period::Rolling => "rolling".into(),
-            Period::RollingPrevious => "rolling_previous".into(),
+    pub(super) fn of(t: &Table, windows: &Windows) -> WindowJson {
+        let id = match (t.period, t.period.id(windows)) {
+            (_, Some(id)) => id.to_string(),
+            (Period::RollingPrevious(d), None) => match Period::Rolling(d).id(windows) {
+                Some(WindowId::Rolling(None)) => "rolling_previous".into(),
+                _ => format!("rolling-{d}d_previous"),
+            },
+            (_, None) => String::new(),
         };
         WindowJson { id, start: format_rfc3339(t.start), end: format_rfc3339(t.end) }
     }

@@ -32,13 +32,8 @@ pub(super) fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) 
         watches: crate::config::default_watches().into(),
         groups: Arc::from([]),
     };
-    let state = AppState {
-        views,
-        status,
-        metrics: Arc::new(crate::metrics::Metrics::new(sources)),
-        rolling_days: 90,
-        groups: Arc::from([]),
-    };
+    let state =
+        AppState { views, status, metrics: Arc::new(crate::metrics::Metrics::new(sources)), groups: Arc::from([]) };
     (state, status_tx)
 }
 

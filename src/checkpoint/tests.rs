@@ -41,6 +41,27 @@ fn written_checkpoints_restore_exactly() {
 }
 
 #[test]
+fn a_checkpoint_of_other_windows_is_set_aside_not_used() {
+    let dir = tempdir("windows");
+    let e = engine();
+    write(&dir, 1, "events", &vec![(0, 9)], &e.durable_snapshot()).unwrap().finish().unwrap();
+    let weeks = engagement_core::window::Windows::new(&[("quarter", None), ("week", None)], &["90d"]).unwrap();
+    let (restored, report) = restore(&dir, Limits { windows: weeks, ..Limits::default() }).unwrap();
+    assert!(restored.is_none(), "its tables are not the configured ones: the topic is replayed");
+    assert_eq!(report.other_windows.len(), 1);
+    let (aside, why) = &report.other_windows[0];
+    assert!(aside.extension().is_some_and(|x| x == "other-windows") && aside.exists(), "{}", aside.display());
+    assert!(
+        why.contains("quarter, month, rolling 90d, rolling 7d") && why.contains("quarter, week, rolling 90d"),
+        "{why}"
+    );
+    assert!(list(&dir, "bin").unwrap().is_empty());
+    fs::rename(aside, aside.with_extension("bin")).unwrap();
+    let (restored, _) = restore(&dir, Limits::default()).unwrap();
+    assert_eq!(summary(&restored.expect("moved back under its windows").engine), summary(&e));
+}
+
+#[test]
 fn only_the_two_newest_are_kept_and_tmp_files_are_ignored() {
     let dir = tempdir("keep");
     let e = engine();

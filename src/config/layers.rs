@@ -150,6 +150,12 @@ impl Overrides {
     }
 }
 
+/// Settings of earlier versions, with what replaces them.
+const RETIRED: [(&str, &str); 2] = [
+    ("engine.retained_quarters", "windows.retention.quarter (periods kept, the current one included: old value + 1)"),
+    ("engine.rolling_days", "windows.rolling, e.g. [\"90d\", \"7d\"]"),
+];
+
 // Pass-through properties.
 
 /// Properties the daemon owns: passing them through would break its offset
@@ -233,6 +239,9 @@ impl Loaded {
     }
 
     fn set(&mut self, key: &str, raw: Raw<'_>, source: Source) -> Result<(), ConfigError> {
+        if let Some((_, instead)) = RETIRED.iter().find(|(k, _)| *k == key) {
+            return Err(ConfigError::Retired { key: key.to_owned(), origin: source.origin(), instead });
+        }
         let setting =
             setting(key).ok_or_else(|| ConfigError::UnknownKey { key: key.to_owned(), origin: source.origin() })?;
         (setting.apply)(&mut self.config, raw).map_err(|expected| ConfigError::Invalid {
@@ -269,6 +278,45 @@ impl Loaded {
         } else {
             properties.insert(name.to_owned(), value.to_owned());
             self.sources.insert(key, source);
+        }
+        Ok(())
+    }
+
+    /// Builds the windows specification from the `windows.*` settings into
+    /// the engine limits; the error names the windows keys set.
+    pub(super) fn build_windows(&mut self) -> Result<(), ConfigError> {
+        match self.config.windows.spec() {
+            Ok(w) => {
+                self.config.engine.windows = w;
+                Ok(())
+            }
+            Err(e) => {
+                let keys = ["windows.calendar", "windows.rolling"];
+                let origin = keys.iter().filter_map(|k| self.sources.get(*k)).find(|s| **s != Source::Default);
+                Err(ConfigError::Rule {
+                    key: "windows".into(),
+                    value: format!("{:?} {:?}", self.config.windows.calendar, self.config.windows.rolling),
+                    origin: origin.unwrap_or(&Source::Default).origin(),
+                    rule: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Every window a watch names is one the configuration keeps.
+    pub(super) fn check_watch_windows(&self) -> Result<(), ConfigError> {
+        let spec = &self.config.engine.windows;
+        for w in &self.config.ranking.watches {
+            for id in &w.windows {
+                if let Err(e) = spec.resolve(&id.to_string()) {
+                    return Err(ConfigError::Rule {
+                        key: format!("{WATCHES_KEY} {}.windows", w.name),
+                        value: id.to_string(),
+                        origin: self.sources.get(WATCHES_KEY).unwrap_or(&Source::Default).origin(),
+                        rule: e.to_string(),
+                    });
+                }
+            }
         }
         Ok(())
     }

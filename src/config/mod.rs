@@ -42,6 +42,45 @@ pub use watches::{
     WATCHES_KEY, Watch, default_watches, group_watch,
 };
 
+/// The `[windows]` table as configured (docs/windows.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowsConfig {
+    /// Calendar kinds kept: `quarter`, `month`, `week`, `year`.
+    pub calendar: Vec<String>,
+    /// Rolling windows, e.g. `90d`; the first is the one `rolling` names.
+    pub rolling: Vec<String>,
+    /// Per kind in [`CalendarKind::ALL`](engagement_core::window::CalendarKind::ALL)
+    /// order: the periods kept, the current one included.
+    pub retention: [u32; 4],
+}
+
+impl Default for WindowsConfig {
+    fn default() -> WindowsConfig {
+        WindowsConfig {
+            calendar: vec!["quarter".into(), "month".into()],
+            rolling: vec!["90d".into(), "7d".into()],
+            retention: engagement_core::window::CalendarKind::ALL.map(|k| k.default_retention() + 1),
+        }
+    }
+}
+
+impl WindowsConfig {
+    /// The specification these settings describe.
+    pub fn spec(&self) -> Result<engagement_core::window::Windows, String> {
+        use engagement_core::window::{CalendarKind, Windows};
+        let mut kinds = Vec::new();
+        for name in &self.calendar {
+            let kind = CalendarKind::parse(name)
+                .ok_or_else(|| format!("unknown calendar kind {name:?}: expected quarter, month, week or year"))?;
+            let kept = self.retention[kind as usize];
+            let past = kept.checked_sub(1).ok_or_else(|| format!("windows.retention.{name} must be at least 1"))?;
+            kinds.push((name.as_str(), Some(past)));
+        }
+        let rolling: Vec<&str> = self.rolling.iter().map(String::as_str).collect();
+        Windows::new(&kinds, &rolling).map_err(|e| e.to_string())
+    }
+}
+
 /// The daemon's whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -49,6 +88,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub events: EventsConfig,
     pub engine: Limits,
+    /// The windows kept (`[windows]`), built into `engine.windows`.
+    pub windows: WindowsConfig,
     pub ranking: RankingConfig,
     /// Where page groups come from (docs/directory.md).
     pub directory: DirectoryConfig,
@@ -283,6 +324,7 @@ impl Default for Config {
                 log_rate_per_second: 10,
             },
             engine: Limits::default(),
+            windows: WindowsConfig::default(),
             ranking: RankingConfig {
                 interval: Duration::from_secs(10),
                 top_n: 50,
@@ -375,6 +417,8 @@ pub enum ConfigError {
     /// hold a secret.
     #[error("{} is not valid TOML at line {line}, column {column}: {message}", path.display())]
     Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("setting {key} ({origin}) was retired: use {instead}")]
+    Retired { key: String, origin: String, instead: &'static str },
     #[error("unknown setting {key} ({origin})")]
     UnknownKey { key: String, origin: String },
     #[error("unknown environment variable {name}: no setting has that name")]
@@ -409,6 +453,8 @@ fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Resul
     }
     loaded.apply_env(env)?;
     loaded.apply_flags(flags)?;
+    loaded.build_windows()?;
+    loaded.check_watch_windows()?;
     loaded.check_limits()?;
     loaded.check_cluster()?;
     loaded.check_directory()?;

@@ -57,6 +57,23 @@ macro_rules! setting {
     };
 }
 
+/// A [`Setting`] for the retention of the calendar kind at `$i` in
+/// [`CalendarKind::ALL`](engagement_core::window::CalendarKind::ALL) order.
+macro_rules! retention {
+    ($key:literal, $unit:literal, $help:literal, $i:literal) => {
+        Setting {
+            key: $key,
+            unit: $unit,
+            help: $help,
+            apply: |c, v| {
+                c.windows.retention[$i] = int(v, 1, 61)?;
+                Ok(())
+            },
+            show: |c| int_value(&c.windows.retention[$i]),
+        }
+    };
+}
+
 /// Every setting, in file order; a test checks that each [`Config`] field
 /// has one. The pass-through table [`PROPERTIES_KEY`](super::PROPERTIES_KEY) is handled apart.
 #[rustfmt::skip]
@@ -121,12 +138,6 @@ pub const SETTINGS: &[Setting] = &[
     setting!("events.log_rate_per_second", "lines/s",
         "Invalid-event log lines per second; the rest are only counted.",
         events.log_rate_per_second, |v| int(v, 0, u32::MAX.into()), int_value),
-    setting!("engine.retained_quarters", "quarters",
-        "Earlier quarters kept besides the current one (at most 7).",
-        engine.retained_quarters, |v| int(v, 0, u32::MAX.into()), int_value),
-    setting!("engine.rolling_days", "days",
-        "Length of the rolling window (1 to 366).",
-        engine.rolling_days, |v| int(v, 0, u32::MAX.into()), int_value),
     setting!("engine.max_pages", "pages",
         "Most pages tracked; events for further pages are rejected.",
         engine.max_pages, |v| int(v, 0, u32::MAX.into()), int_value),
@@ -142,6 +153,16 @@ pub const SETTINGS: &[Setting] = &[
     setting!("engine.top_posts", "posts",
         "Posts listed per page by the page endpoint (at most 100).",
         engine.top_posts, |v| int(v, 0, u32::MAX.into()), int_value),
+    setting!("windows.calendar", "kind list",
+        "Calendar windows kept: quarter, month, week (ISO 8601), year.",
+        windows.calendar, |v| words(v, 4), words_value),
+    setting!("windows.rolling", "duration list",
+        "Rolling windows kept, 1d to 366d; the first is the one `rolling` names.",
+        windows.rolling, |v| words(v, 8), words_value),
+    retention!("windows.retention.quarter", "quarters", "Quarters kept, the current one included.", 0),
+    retention!("windows.retention.month", "months", "Months kept, the current one included.", 1),
+    retention!("windows.retention.week", "weeks", "ISO weeks kept, the current one included.", 2),
+    retention!("windows.retention.year", "years", "Years kept, the current one included.", 3),
     setting!("ranking.interval", "duration",
         "How often the view is rebuilt and rank changes are detected.",
         ranking.interval, interval, duration_value),
@@ -289,6 +310,28 @@ fn groups(v: Raw<'_>) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+/// A list of short words: a TOML array of strings, or comma-separated
+/// text in the environment or a flag; at most `max`, each checked later
+/// as a whole specification.
+fn words(v: Raw<'_>, max: usize) -> Result<Vec<String>, String> {
+    let expected = || format!("a list of at most {max} names, e.g. [\"quarter\", \"month\"] or [\"90d\", \"7d\"]");
+    let items: Vec<&str> = match v {
+        Raw::Toml(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().ok_or_else(expected)).collect::<Result<_, _>>()?
+        }
+        Raw::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+        Raw::Toml(_) => return Err(expected()),
+    };
+    if items.len() > max || items.iter().any(|i| i.len() > 16) {
+        return Err(expected());
+    }
+    Ok(items.into_iter().map(str::to_owned).collect())
+}
+
+fn words_value(words: &[String]) -> Value {
+    Value::Array(words.iter().map(|g| Value::String(g.clone())).collect())
 }
 
 fn groups_value(groups: &[String]) -> Value {

@@ -60,7 +60,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 44] = [
+const FIELDS: [&str; 48] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -81,13 +81,17 @@ const FIELDS: [&str; 44] = [
     "events.max_future_skew",
     "events.max_payload_bytes",
     "events.log_rate_per_second",
-    "engine.retained_quarters",
-    "engine.rolling_days",
     "engine.max_pages",
     "engine.max_posts",
     "engine.max_platforms",
     "engine.max_event_ids",
     "engine.top_posts",
+    "windows.calendar",
+    "windows.rolling",
+    "windows.retention.quarter",
+    "windows.retention.month",
+    "windows.retention.week",
+    "windows.retention.year",
     "ranking.interval",
     "ranking.top_n",
     "ranking.ready_max_lag",
@@ -139,16 +143,8 @@ fn every_config_field_has_a_setting() {
                     },
             },
         events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
-        engine:
-            Limits {
-                retained_quarters: _,
-                rolling_days: _,
-                max_pages: _,
-                max_posts: _,
-                max_platforms: _,
-                max_event_ids: _,
-                top_posts: _,
-            },
+        engine: Limits { windows: _, max_pages: _, max_posts: _, max_platforms: _, max_event_ids: _, top_posts: _ },
+        windows: WindowsConfig { calendar: _, rolling: _, retention: _ },
         ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _, watches: _, groups: _ },
         directory:
             DirectoryConfig {
@@ -291,16 +287,34 @@ fn empty_optional_values_are_unset() {
 }
 
 #[test]
+fn windows_are_configured_and_checked_as_a_whole() {
+    let loaded = file(
+        "[windows]\ncalendar = [\"quarter\", \"month\", \"week\", \"year\"]\nrolling = [\"90d\", \"28d\", \"7d\"]\n\
+                       [windows.retention]\nweek = 9\n",
+    )
+    .expect("valid windows");
+    let w = loaded.config.engine.windows;
+    assert_eq!(w.retention(engagement_core::window::CalendarKind::Week), Some(8));
+    assert_eq!(w.rolling(), &[90, 28, 7]);
+    assert!(error(file("[windows]\ncalendar = [\"fortnight\"]\n")).contains("unknown calendar kind \"fortnight\""));
+    assert!(error(file("[windows]\nrolling = [\"400d\"]\n")).contains("not a whole number of days from 1 to 366"));
+    assert!(error(file("[windows]\ncalendar = [\"year\"]\n[windows.retention]\nyear = 3\n")).contains("reach up to"));
+    let watch = "[windows]\ncalendar = [\"quarter\"]\n[[ranking.watches]]\nname = \"m\"\nplatform = \"*\"\nwindows = [\"current-month\"]\n";
+    assert!(error(file(watch)).contains("configured: quarter, rolling 90d, rolling 7d"), "{}", error(file(watch)));
+}
+
+#[test]
 fn engine_limits_are_validated_naming_the_key() {
     assert_eq!(
         error(file("[engine]\nretained_quarters = 8\n")),
-        "invalid value 8 for engine.retained_quarters (from /etc/em.toml): must be at most 7"
+        "setting engine.retained_quarters (from /etc/em.toml) was retired: use windows.retention.quarter \
+         (periods kept, the current one included: old value + 1)"
     );
     assert_eq!(
         error(env(&[("ENGAGEMENT_MONITOR_ENGINE_MAX_PAGES", "0")])),
         "invalid value 0 for engine.max_pages (from environment variable ENGAGEMENT_MONITOR_ENGINE_MAX_PAGES): must be between 1 and 8388606"
     );
-    assert!(error(file("[engine]\nrolling_days = 0\n")).contains("engine.rolling_days"));
+    assert!(error(file("[engine]\nrolling_days = 0\n")).contains("was retired: use windows.rolling"));
     assert!(error(file("[engine]\nmax_platforms = 2000\n")).contains("engine.max_platforms"));
     assert!(error(file("[engine]\ntop_posts = 101\n")).contains("engine.top_posts"));
 }

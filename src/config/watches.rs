@@ -14,7 +14,7 @@ use std::time::Duration;
 use toml::Value;
 
 use engagement_core::ranking::Metric;
-use engagement_core::window::Window;
+use engagement_core::window::{WindowId, Windows};
 
 use super::settings::{format_duration, parse_duration};
 
@@ -56,8 +56,10 @@ pub struct PageKey {
 pub struct Watch {
     /// The `watch` label: 1 to 32 of `a-z 0-9 _ -`, unique.
     pub name: String,
-    /// Some of `current`, `previous`, `rolling`.
-    pub windows: Vec<Window>,
+    /// Windows that move with the watermark (`current`, `previous-month`,
+    /// `rolling`, `rolling-7d`, ...); empty: every one the configuration
+    /// keeps ([`Windows::relative`]).
+    pub windows: Vec<WindowId>,
     pub metric: Metric,
     pub scope: Scope,
     /// Entries into and exits from the first `top_n` are reported; these
@@ -76,7 +78,7 @@ impl Watch {
     fn new(name: &str, scope: Scope) -> Watch {
         Watch {
             name: name.into(),
-            windows: Window::LABELED.to_vec(),
+            windows: Vec::new(),
             metric: Metric::Interactions,
             scope,
             top_n: 10,
@@ -84,6 +86,11 @@ impl Watch {
             hold: DEFAULT_HOLD,
             groups: Vec::new(),
         }
+    }
+
+    /// The windows it tracks under the specification `spec`.
+    pub fn windows_in(&self, spec: &Windows) -> Vec<WindowId> {
+        if self.windows.is_empty() { spec.relative() } else { self.windows.clone() }
     }
 
     /// The `group` label of its series: its groups, comma-separated.
@@ -187,15 +194,13 @@ fn parse_name(key: &str, value: &Value) -> Result<String, WatchError> {
     }
 }
 
-fn parse_windows(key: &str, value: &Value) -> Result<Vec<Window>, WatchError> {
-    const EXPECTED: &str = "a non-empty list of current, previous, rolling";
+fn parse_windows(key: &str, value: &Value) -> Result<Vec<WindowId>, WatchError> {
+    const EXPECTED: &str = "a non-empty list of windows that move: current, previous, current-month, previous-week, rolling, rolling-7d, ...";
     let items = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| error(key, value, EXPECTED))?;
     let mut windows = Vec::new();
     for item in items {
-        let w = match item.as_str() {
-            Some("current") => Window::Current,
-            Some("previous") => Window::Previous,
-            Some("rolling") => Window::Rolling,
+        let w = match item.as_str().and_then(WindowId::parse) {
+            Some(w @ (WindowId::Relative { .. } | WindowId::Rolling(_))) => w,
             _ => return Err(error(key, value, EXPECTED)),
         };
         if windows.contains(&w) {
@@ -291,7 +296,10 @@ pub fn render_watches(watches: &[Watch], source: &str) -> String {
         let pages: Vec<String> = w.pages.iter().map(|p| format!("\"{}/{}\"", p.platform, p.page_id)).collect();
         out.push_str(&format!("\n{:<40} # {source}\n", format!("[[{WATCHES_KEY}]]")));
         out.push_str(&format!("name = {:?}\n", w.name));
-        out.push_str(&format!("windows = [{}]\n", windows.join(", ")));
+        match windows.is_empty() {
+            true => out.push_str("# windows: every window that moves with the watermark\n"),
+            false => out.push_str(&format!("windows = [{}]\n", windows.join(", "))),
+        }
         out.push_str(&format!("metric = {:?}\n", w.metric.as_str()));
         out.push_str(&format!("platform = {platform:?}\n"));
         out.push_str(&format!("top_n = {}\n", w.top_n));
@@ -326,7 +334,10 @@ mod tests {
         .expect("valid");
         assert_eq!(w.len(), 1);
         let w = &w[0];
-        assert_eq!((w.name.as_str(), w.windows.as_slice(), w.metric), ("fb", &[Window::Current][..], Metric::Shares));
+        assert_eq!(
+            (w.name.as_str(), w.windows.as_slice(), w.metric),
+            ("fb", &[WindowId::parse("current").unwrap()][..], Metric::Shares)
+        );
         assert_eq!(
             (w.scope.clone(), w.top_n, w.hold),
             (Scope::Platform("facebook".into()), 3, Duration::from_secs(30))
@@ -337,7 +348,7 @@ mod tests {
     #[test]
     fn omitted_fields_take_the_defaults_of_a_watch() {
         let w = &parse("[[ranking.watches]]\nname = \"w\"\nplatform = \"*\"\n").expect("valid")[0];
-        assert_eq!(w.windows, Window::LABELED.to_vec());
+        assert_eq!(w.windows_in(&Windows::default()), Windows::default().relative());
         assert_eq!(
             (w.metric, w.scope.clone(), w.top_n, w.hold),
             (Metric::Interactions, Scope::EachPlatform, 10, DEFAULT_HOLD)

@@ -15,8 +15,8 @@ use crate::checkpoint::{self, Pending};
 use crate::metrics::Metrics;
 use crate::status::Readiness;
 use crate::telemetry::events::{
-    CheckpointDiscarded, CheckpointDone, CheckpointFailed, CheckpointRestored, CheckpointSkipped, InternalEvent,
-    NoCheckpoint,
+    CheckpointDiscarded, CheckpointDone, CheckpointFailed, CheckpointOfOtherWindows, CheckpointRestored,
+    CheckpointSkipped, InternalEvent, NoCheckpoint,
 };
 
 /// The state to start from: a restored engine and where each partition
@@ -43,6 +43,9 @@ pub fn restore(parts: &Parts) -> anyhow::Result<Restored> {
     }
     for (path, reason) in &report.skipped {
         CheckpointSkipped { path, reason }.emit(m);
+    }
+    for (path, reason) in &report.other_windows {
+        CheckpointOfOtherWindows { path, reason }.emit(m);
     }
     let topic = cfg.kafka.topic.clone();
     let checkpointer = |seq| Checkpointer::new(dir.clone(), topic.clone(), seq, cfg.state.checkpoint_interval);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use engagement_core::engine::{Bound, Limits, Outcome};
-use engagement_core::window::Window;
+use engagement_core::window::Windows;
 
 use crate::config::Watch;
 use crate::published::ViewRx;
@@ -171,8 +171,9 @@ impl Families<'_> {
     }
 }
 
-fn window_labels() -> Vec<&'static str> {
-    Window::LABELED.iter().filter_map(|w| w.label()).collect()
+/// The `window` label values: the windows that move with the watermark.
+fn window_labels(windows: &Windows) -> Vec<String> {
+    windows.relative().iter().map(ToString::to_string).collect()
 }
 
 fn bound_labels() -> Vec<&'static str> {
@@ -228,9 +229,9 @@ impl ViewMetrics {
             ),
             build_seconds: f.gauge("engagement_view_build_duration_seconds", "Time the last view rebuild took."),
         };
-        for w in window_labels() {
-            m.pages.with_label_values(&[w]);
-            m.posts.with_label_values(&[w]);
+        for w in window_labels(&limits.windows) {
+            m.pages.with_label_values(&[&w]);
+            m.posts.with_label_values(&[&w]);
         }
         let limit =
             f.gauges("engagement_state_limit", "Configured bound of each input-grown structure.", &["structure"]);
@@ -308,19 +309,21 @@ impl CheckpointMetrics {
 }
 
 impl RankingMetrics {
-    fn new(f: &Families<'_>) -> RankingMetrics {
+    fn new(f: &Families<'_>, windows: &Windows) -> RankingMetrics {
+        let owned = window_labels(windows);
+        let labels: Vec<&str> = owned.iter().map(String::as_str).collect();
         RankingMetrics {
             rank_changes: f.counters(
                 "engagement_rank_changes_total",
                 "Rank changes inside the top N seen by the ranking loop.",
                 "window",
-                &window_labels(),
+                &labels,
             ),
             leader_changes: f.counters(
                 "engagement_leader_changes_total",
                 "Changes of the #1 page seen by the ranking loop.",
                 "window",
-                &window_labels(),
+                &labels,
             ),
         }
     }
@@ -374,7 +377,7 @@ impl Metrics {
             )
             .expect("valid counter"),
         );
-        let watches = Arc::new(watches::WatchBoard::new(s.watches, watch_changes));
+        let watches = Arc::new(watches::WatchBoard::new(s.watches, &s.limits.windows, watch_changes));
         f.add(watches::WatchSeries::new(watches.clone()));
         #[cfg(target_os = "linux")]
         registry
@@ -385,7 +388,7 @@ impl Metrics {
             view: ViewMetrics::new(&f, &s.limits),
             consumer: ConsumerMetrics::new(&f),
             checkpoints: CheckpointMetrics::new(&f),
-            ranking: RankingMetrics::new(&f),
+            ranking: RankingMetrics::new(&f, &s.limits.windows),
             shard: ShardMetrics::new(&f),
             directory: directory::DirectoryMetrics::new(&f),
             limiter: LogLimiter::new(s.log_rate_per_second),

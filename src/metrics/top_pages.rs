@@ -9,7 +9,6 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 use engagement_core::ranking::{Filter, Metric as RankBy};
-use engagement_core::window::Window;
 
 use std::sync::Arc;
 
@@ -80,10 +79,10 @@ impl Collector for TopPages {
     fn collect(&self) -> Vec<MetricFamily> {
         let view = latest(&self.views);
         let (mut interactions, mut ranks) = (Vec::new(), Vec::new());
-        for w in Window::LABELED {
-            let (Some(t), Some(label)) = (view.table(w), w.label()) else {
-                continue;
-            };
+        for w in view.windows.relative() {
+            let Some(t) = view.table(w) else { continue };
+            let label = w.to_string();
+            let label = label.as_str();
             let every = std::iter::once(None).chain(self.groups.iter().map(Some));
             for group in every {
                 let groups = group.map(std::slice::from_ref).unwrap_or_default();

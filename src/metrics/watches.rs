@@ -27,6 +27,8 @@ use prometheus::IntCounterVec;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 
+use engagement_core::window::{WindowId, Windows};
+
 use crate::config::{Scope, Watch};
 use crate::watches::{Kind, Picture, RankingKey, WatchChange, scope_label};
 
@@ -94,6 +96,8 @@ pub struct WatchBoard {
     watches: Arc<[Watch]>,
     /// Per watch, its `group` label.
     groups: Vec<String>,
+    /// The `window` label of every window a watch can track.
+    windows: Vec<(WindowId, String)>,
     changes: IntCounterVec,
     board: Mutex<Board>,
 }
@@ -101,21 +105,23 @@ pub struct WatchBoard {
 impl WatchBoard {
     /// The counters of rankings known in advance (not per-platform ones)
     /// are created at zero, so `increase()` works from the first scrape.
-    pub(super) fn new(watches: Arc<[Watch]>, changes: IntCounterVec) -> WatchBoard {
+    pub(super) fn new(watches: Arc<[Watch]>, spec: &Windows, changes: IntCounterVec) -> WatchBoard {
         let groups: Vec<String> = watches.iter().map(Watch::group_label).collect();
+        let windows = spec.relative().into_iter().map(|w| (w, w.to_string())).collect();
         for (i, w) in watches.iter().enumerate() {
             let scope = match &w.scope {
                 Scope::All => "all",
                 Scope::Platform(p) => p.as_str(),
                 Scope::EachPlatform => continue,
             };
-            for window in w.windows.iter().filter_map(|w| w.label()) {
+            for window in w.windows_in(spec) {
+                let window = window.to_string();
                 for kind in Kind::ALL {
-                    changes.with_label_values(&[&w.name, window, scope, &groups[i], kind.as_str()]);
+                    changes.with_label_values(&[&w.name, &window, scope, &groups[i], kind.as_str()]);
                 }
             }
         }
-        WatchBoard { watches, groups, changes, board: Mutex::default() }
+        WatchBoard { watches, groups, windows, changes, board: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Board> {
@@ -126,7 +132,8 @@ impl WatchBoard {
     fn labels<'a>(&'a self, key: &'a RankingKey) -> [&'a str; 4] {
         let watch = self.watches.get(key.watch).map_or("", |w| w.name.as_str());
         let group = self.groups.get(key.watch).map_or("", String::as_str);
-        [watch, key.window.label().unwrap_or_default(), scope_label(key.scope.as_deref()), group]
+        let window = self.windows.iter().find(|(w, _)| *w == key.window).map_or("", |(_, l)| l.as_str());
+        [watch, window, scope_label(key.scope.as_deref()), group]
     }
 
     /// The detector's latest pictures; the counters of a ranking seen for

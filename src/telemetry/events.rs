@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use engagement_core::engine::Bound;
 use engagement_core::ranking::RankChange;
 use engagement_core::view::View;
-use engagement_core::window::Window;
+use engagement_core::window::WindowId;
 use rdkafka::error::KafkaError;
 
 use crate::metrics::Metrics;
@@ -258,10 +258,10 @@ impl InternalEvent for ViewPublished<'_> {
     fn emit(self, m: &Metrics) {
         let (v, g) = (self.view, &m.view);
         g.build_seconds.set(self.build.as_secs_f64());
-        for w in Window::LABELED {
-            let (Some(label), t) = (w.label(), v.table(w)) else { continue };
-            g.pages.with_label_values(&[label]).set(t.map_or(0, |t| t.len() as i64));
-            g.posts.with_label_values(&[label]).set(t.map_or(0, |t| t.posts() as i64));
+        for w in v.windows.relative() {
+            let (label, t) = (w.to_string(), v.table(w));
+            g.pages.with_label_values(&[&label]).set(t.map_or(0, |t| t.len() as i64));
+            g.posts.with_label_values(&[&label]).set(t.map_or(0, |t| t.posts() as i64));
         }
         if let Some(wm) = v.watermark {
             g.watermark.set(wm as f64 / 1000.0);
@@ -319,6 +319,24 @@ pub struct CheckpointSkipped<'a> {
 impl InternalEvent for CheckpointSkipped<'_> {
     fn emit(self, _: &Metrics) {
         tracing::warn!(path = %self.path.display(), reason = self.reason, "not a checkpoint file; skipped");
+    }
+}
+
+/// A checkpoint written under other windows was moved aside: its figures
+/// cannot answer the configured windows exactly, so it is not used.
+pub struct CheckpointOfOtherWindows<'a> {
+    pub path: &'a Path,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for CheckpointOfOtherWindows<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::warn!(
+            path = %self.path.display(),
+            reason = self.reason,
+            "checkpoint of other windows set aside: the configured windows are rebuilt exactly by replaying the topic \
+             (restore the old [windows] and move the file back to use it)"
+        );
     }
 }
 
@@ -381,20 +399,20 @@ impl InternalEvent for CheckpointFailed<'_> {
 
 /// A page's rank inside the top N changed (entered, moved or left).
 pub struct RankChanged<'a> {
-    pub window: Window,
+    pub window: WindowId,
     pub change: &'a RankChange,
 }
 
 impl InternalEvent for RankChanged<'_> {
     fn emit(self, m: &Metrics) {
-        let window = self.window.label().unwrap_or_default();
-        m.ranking.rank_changes.with_label_values(&[window]).inc();
+        let window = self.window.to_string();
+        m.ranking.rank_changes.with_label_values(&[&window]).inc();
         let c = self.change;
         let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
         // DEBUG: changes scale with events; they are on the rank-events
         // topic and in the metrics, and summarised every minute at INFO.
         tracing::debug!(
-            window,
+            %window,
             platform = %c.platform,
             page_id = %c.page_id,
             old_rank = %rank(c.old_rank),
@@ -407,16 +425,16 @@ impl InternalEvent for RankChanged<'_> {
 
 /// A new page took #1.
 pub struct LeaderChanged<'a> {
-    pub window: Window,
+    pub window: WindowId,
     pub leader: &'a RankChange,
 }
 
 impl InternalEvent for LeaderChanged<'_> {
     fn emit(self, m: &Metrics) {
-        let window = self.window.label().unwrap_or_default();
-        m.ranking.leader_changes.with_label_values(&[window]).inc();
+        let window = self.window.to_string();
+        m.ranking.leader_changes.with_label_values(&[&window]).inc();
         let c = self.leader;
-        tracing::debug!(window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
+        tracing::debug!(%window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
     }
 }
 
@@ -435,7 +453,7 @@ impl InternalEvent for WatchChanged {
         tracing::debug!(
             watch = %c.watch,
             kind = c.kind.as_str(),
-            window = c.key.window.label().unwrap_or_default(),
+            window = %c.key.window,
             scope = crate::watches::scope_label(c.key.scope.as_deref()),
             platform = %c.page.platform,
             page_id = %c.page.page_id,
@@ -447,40 +465,33 @@ impl InternalEvent for WatchChanged {
     }
 }
 
-/// How many rank and leader changes each labelled window
-/// (`Window::LABELED` order: current, previous, rolling) saw in `period`.
+/// How many rank and leader changes each window that moves with the
+/// watermark saw in `period`: (window, rank changes, leader changes).
 pub struct RankChangesSummary {
     pub period: Duration,
-    pub rank_changes: [u64; 3],
-    pub leader_changes: [u64; 3],
+    pub windows: Vec<(WindowId, u64, u64)>,
 }
 
 impl InternalEvent for RankChangesSummary {
     fn emit(self, _: &Metrics) {
-        let ([current, previous, rolling], [current_leaders, previous_leaders, rolling_leaders]) =
-            (self.rank_changes, self.leader_changes);
+        let changes = self.windows.iter().map(|(w, r, l)| format!("{w}={r}/{l}")).collect::<Vec<_>>().join(" ");
         // Its own target, so that the demo can show it alone.
         tracing::info!(
             target: "engagement_monitor::rank_changes",
             seconds = self.period.as_secs(),
-            current,
-            previous,
-            rolling,
-            current_leaders,
-            previous_leaders,
-            rolling_leaders,
-            "rank changes"
+            changes = %changes,
+            "rank changes (per window: rank changes/new leaders)"
         );
     }
 }
 
 /// The window a baseline followed is another one now (a quarter rolled
 /// over): the baseline is reset without reporting.
-pub struct BaselineReset(pub Window);
+pub struct BaselineReset(pub WindowId);
 
 impl InternalEvent for BaselineReset {
     fn emit(self, _: &Metrics) {
-        tracing::info!(window = self.0.label().unwrap_or_default(), "window rolled over; rank baseline reset");
+        tracing::info!(window = %self.0, "window rolled over; rank baseline reset");
     }
 }
 

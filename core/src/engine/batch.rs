@@ -3,9 +3,10 @@
 //!
 //! Each event touches a page and a post somewhere in a working set much
 //! larger than the caches; one at a time, every access is a stall. Here the
-//! index buckets of event `i + 2D` and the page and post records of event
-//! `i + D` are prefetched while event `i` is applied, so the misses
-//! overlap. Prefetching is only a hint: lookups are redone for real, in
+//! index buckets of event `i + 4D`, the page and post records of event
+//! `i + 3D`, the page's entries in the period indexes of event `i + 2D`
+//! and its period slots of event `i + D` are prefetched while event `i` is
+//! applied, so the misses overlap. Prefetching is only a hint: lookups are redone for real, in
 //! order, so the outcome is exactly that of applying one event at a time.
 
 use super::posts::{post_hash, post_key};
@@ -104,11 +105,14 @@ impl Engine {
         keys.clear();
         keys.extend(events.iter().map(|e| e.as_ref().ok().and_then(|ev| self.keys(ev))));
         for i in 0..events.len() {
-            if let Some(Some(k)) = keys.get(i + 3 * DISTANCE) {
+            if let Some(Some(k)) = keys.get(i + 4 * DISTANCE) {
                 self.prefetch_buckets(k);
             }
-            if let Some(Some(k)) = keys.get(i + 2 * DISTANCE) {
+            if let Some(Some(k)) = keys.get(i + 3 * DISTANCE) {
                 self.prefetch_records(k);
+            }
+            if let Some(Some(k)) = keys.get(i + 2 * DISTANCE) {
+                self.prefetch_entries(k);
             }
             if let Some(Some(k)) = keys.get(i + DISTANCE) {
                 self.prefetch_slots(k);
@@ -140,13 +144,29 @@ impl Engine {
         self.posts.prefetch_bucket(k.post);
     }
 
-    /// The page's slot in the post's quarter and its top list, through
-    /// its state (prefetched a stage earlier).
+    /// The page's entries in the indexes of the post's periods.
+    fn prefetch_entries(&self, k: &Keys) {
+        if let Some(page) = self.pages.guess(k.page) {
+            for kind in &self.periods {
+                if let Some(p) = kind.retained(k.published) {
+                    kind.prefetch_entry(p, page);
+                }
+            }
+        }
+    }
+
+    /// The page's slots in the post's periods (through the index entries
+    /// prefetched a stage earlier) and its top list (through its state).
     fn prefetch_slots(&self, k: &Keys) {
         if let Some(page) = self.pages.guess(k.page) {
-            let q = self.calendar.quarter_of(k.published);
-            self.quarters.prefetch(q, self.pages.state(page).slots[self.quarters.position(q)]);
-            self.pages.prefetch_top(page, q, k.interactions);
+            for kind in &self.periods {
+                if let Some(p) = kind.retained(k.published) {
+                    kind.prefetch_slot(p, page);
+                }
+            }
+            if let Some(q) = self.periods[0].retained(k.published) {
+                self.pages.prefetch_top(page, crate::window::Quarter::from_index(q.index), k.interactions);
+            }
         }
     }
 

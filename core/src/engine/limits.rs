@@ -3,14 +3,13 @@
 
 use super::pages::PageRejected;
 use super::posts::{MAX_PAGES, MAX_POSTS};
+use crate::window::Windows;
 
-/// Caps on what input can grow, and the window settings.
+/// Caps on what input can grow, and the windows kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Earlier quarters kept besides the current one (default 4).
-    pub retained_quarters: u32,
-    /// Length of the rolling window in days (default 90).
-    pub rolling_days: u32,
+    /// The windows kept (validated when built).
+    pub windows: Windows,
     pub max_pages: u32,
     pub max_posts: u32,
     pub max_platforms: u32,
@@ -22,8 +21,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            retained_quarters: 4,
-            rolling_days: 90,
+            windows: Windows::default(),
             max_pages: 1_000_000,
             max_posts: 50_000_000,
             max_platforms: 64,
@@ -33,9 +31,6 @@ impl Default for Limits {
     }
 }
 
-/// Largest `retained_quarters`: a post record stores observed − published
-/// in 36 bits of milliseconds (795 days), which covers 8 quarters.
-pub const MAX_RETAINED_QUARTERS: u32 = 7;
 /// Largest `max_event_ids` (a quarter's ids are positions of 27 bits).
 pub const MAX_EVENT_IDS: u32 = 100_000_000;
 
@@ -52,12 +47,6 @@ impl Limits {
 
     /// Checks the limits against what the engine can represent.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if self.retained_quarters > MAX_RETAINED_QUARTERS {
-            return Err("retained_quarters must be at most 7");
-        }
-        if self.rolling_days == 0 || self.rolling_days > 366 {
-            return Err("rolling_days must be between 1 and 366");
-        }
         if self.max_pages == 0 || self.max_pages > MAX_PAGES - 1 {
             return Err("max_pages must be between 1 and 8388606");
         }

@@ -31,9 +31,9 @@ mod event_ids;
 mod index;
 mod limits;
 pub mod pages;
+pub mod periods;
 mod persist;
 mod posts;
-pub mod quarters;
 mod rolling;
 mod snapshot;
 mod tops;
@@ -41,38 +41,43 @@ mod tops;
 pub use crate::codec::DecodeError;
 pub use batch::{Batch, Message, decode_batch, recycle};
 pub use changes::Changed;
-pub use limits::{Bound, Limits, MAX_EVENT_IDS, MAX_RETAINED_QUARTERS, Outcome, Usage};
+pub use limits::{Bound, Limits, MAX_EVENT_IDS, Outcome, Usage};
 pub use pages::{Ident, Named, PageState, TopCandidate};
+pub use periods::{PeriodTable, Periods, Sample, Slot, Totals};
 pub use persist::STATE_VERSION;
 pub use posts::{MAX_PAGES, MAX_POSTS, Post, post_hash, post_key};
-pub use quarters::{Sample, Slot, Totals};
 pub use rolling::Edge;
-pub use snapshot::Snapshot;
+pub use snapshot::{EdgeView, Snapshot};
 pub use tops::{ID_MAX, TOP_MAX, TopList, TopPost};
 
 use crate::event::{Counts, Event, Tracking};
-use crate::window::{Calendar, DAY_MS, Millis, Quarter};
+use crate::window::{CalendarKind, CalendarPeriod, DAY_MS, Millis, Quarter};
 use changes::Changes;
 use event_ids::{EventIds, Remembered, event_key};
 use pages::Pages;
 use posts::{PostTable, day_of};
-use quarters::Quarters;
 
 /// The engine. One writer owns it; readers get snapshots.
 #[derive(Debug)]
 pub struct Engine {
     limits: Limits,
     watermark: Option<Millis>,
-    /// The quarter containing the watermark, and when it ends.
-    current: Option<(Quarter, Millis)>,
-    /// Quarter boundaries around the current quarter.
-    calendar: Calendar,
+    /// The start of the day after the watermark's: when the cutoff and the
+    /// current periods are next looked at.
+    next_day: Millis,
+    /// Posts published before this instant count in no window
+    /// ([`Windows::cutoff`](crate::window::Windows::cutoff)).
+    cutoff: Millis,
+    /// Per calendar kind kept, its retained periods: quarters first, always
+    /// (over every quarter the windows reach: rolling windows and top lists
+    /// are kept per quarter), then the other configured kinds.
+    periods: Vec<Periods>,
     pages: Pages,
-    quarters: Quarters,
     posts: PostTable,
     event_ids: EventIds,
-    /// The start of the rolling window, and of its predecessor.
-    edges: Option<[Edge; 2]>,
+    /// Per rolling duration (in the specification's order), the start of the
+    /// window and of its predecessor; empty before the first event.
+    edges: Vec<[Edge; 2]>,
     batch: Batch,
     /// Pages changed since the last look (shard mode only).
     changes: Changes,
@@ -84,15 +89,18 @@ impl Engine {
     /// before an engine is built.
     pub fn new(limits: Limits) -> Engine {
         limits.validate().expect("engine limits are validated with the configuration");
+        let w = limits.windows;
+        let quarters = Periods::new(CalendarKind::Quarter, w.quarter_span() - 1);
+        let others = w.calendar().filter(|(k, _)| *k != CalendarKind::Quarter).map(|(k, r)| Periods::new(k, r));
         Engine {
             pages: Pages::new(limits.max_pages, limits.max_platforms as usize, limits.top_posts as usize),
-            quarters: Quarters::new(limits.retained_quarters as usize + 1),
+            periods: std::iter::once(quarters).chain(others).collect(),
             posts: PostTable::default(),
             event_ids: EventIds::new(limits.max_event_ids as usize),
             watermark: None,
-            current: None,
-            calendar: Calendar::around(Quarter::containing(0), 0),
-            edges: None,
+            next_day: Millis::MIN,
+            cutoff: Millis::MIN,
+            edges: Vec::new(),
             batch: Batch::default(),
             changes: Changes::default(),
             limits,
@@ -109,12 +117,13 @@ impl Engine {
 
     /// The quarter containing the watermark.
     pub fn current(&self) -> Option<Quarter> {
-        self.current.map(|(q, _)| q)
+        Some(Quarter::containing(self.watermark?))
     }
 
-    /// The oldest retained quarter.
-    pub fn oldest(&self) -> Option<Quarter> {
-        Some(self.current()?.minus(self.limits.retained_quarters))
+    /// Posts published before this count in no window (`None` before the
+    /// first event).
+    pub fn cutoff(&self) -> Option<Millis> {
+        self.watermark.map(|_| self.cutoff)
     }
 
     pub fn posts(&self) -> impl Iterator<Item = Post> + '_ {
@@ -129,7 +138,8 @@ impl Engine {
             event_ids: self.event_ids.len(),
             split_pages: self.pages.split(),
             heap_bytes: self.pages.heap_bytes()
-                + self.quarters.heap_bytes()
+                + self.periods.iter().map(Periods::heap_bytes).sum::<usize>()
+                + self.edges.iter().flatten().map(Edge::heap_bytes).sum::<usize>()
                 + self.posts.heap_bytes()
                 + self.event_ids.heap_bytes(),
         }
@@ -151,7 +161,7 @@ impl Engine {
     }
 
     /// The pages changed since the last call, when tracking is on: by an
-    /// event (totals, followers, name, top posts) or by the rolling window
+    /// event (totals, followers, name, top posts) or by a rolling window
     /// moving past one of their posts; and the pages freed.
     pub fn take_changes(&mut self) -> Changed {
         let pages = &self.pages;
@@ -173,7 +183,6 @@ impl Engine {
     /// computed them (a batch does, to prefetch).
     fn apply_keyed(&mut self, ev: &Event<'_>, keys: Option<batch::Keys>, partition: Option<u32>) -> Outcome {
         self.advance_watermark(ev.observed_at);
-        let oldest = self.oldest().expect("the watermark was just set");
         let known = keys.map(|k| (k.platform, k.page));
         let (page, page_key) = match self.pages.intern_keyed(&ev.platform, &ev.page_id, known) {
             Ok(found) => found,
@@ -183,7 +192,7 @@ impl Engine {
             self.pages.note_partition(page, partition);
         }
         self.changes.mark(page);
-        self.observe_page(page, ev, oldest);
+        self.observe_page(page, ev);
         let (hash, key) = match keys {
             Some(k) => (k.post_hash, k.post),
             None => {
@@ -194,10 +203,9 @@ impl Engine {
         let found = self.posts.find(key, page, hash);
         // A post's publication time is fixed by its first event.
         let published = found.map_or(ev.published_at, |(_, p)| p.published);
-        let quarter = self.calendar.quarter_of(published);
-        if quarter < oldest {
+        let Some(quarter) = self.periods[0].retained(published).filter(|_| published >= self.cutoff) else {
             return Outcome::Expired;
-        }
+        };
         let Some((slot, post)) = found else {
             return self.add_post(page, key, hash, quarter, ev);
         };
@@ -223,105 +231,110 @@ impl Engine {
             return;
         }
         self.watermark = Some(observed);
-        if self.current.is_none_or(|(_, end)| observed >= end) {
-            let q = Quarter::containing(observed);
-            let had_one = self.current.is_some();
-            self.current = Some((q, q.end()));
-            self.calendar = Calendar::around(q, self.limits.retained_quarters + 1);
-            if had_one {
-                self.forget_expired();
-            }
+        if observed >= self.next_day {
+            self.next_day = (Millis::from(day_of(observed)) + 1) * DAY_MS;
+            self.new_day(observed);
         }
         self.advance_edges(observed);
     }
 
-    /// Moves the rolling window's start and its predecessor's with the
+    /// Moves each rolling window's start and its predecessor's with the
     /// watermark.
     fn advance_edges(&mut self, watermark: Millis) {
-        let span = Millis::from(self.limits.rolling_days) * DAY_MS;
-        let (s, s2) = (watermark - span, watermark - 2 * span);
-        let edges = self.edges.get_or_insert_with(|| [Edge::new(s), Edge::new(s2)]);
-        edges[0].advance(s, &self.posts, &self.pages, &self.quarters, &mut self.changes);
-        edges[1].advance(s2, &self.posts, &self.pages, &self.quarters, &mut self.changes);
+        if self.edges.is_empty() {
+            let days = self.limits.windows.rolling();
+            let edge = |d: u16, n: i64| Edge::new(watermark - n * Millis::from(d) * DAY_MS);
+            self.edges = days.iter().map(|d| [edge(*d, 1), edge(*d, 2)]).collect();
+        }
+        for (d, [start, before]) in self.limits.windows.rolling().iter().zip(&mut self.edges) {
+            let span = Millis::from(*d) * DAY_MS;
+            start.advance(watermark - span, &self.posts, &self.periods[0], &mut self.changes);
+            before.advance(watermark - 2 * span, &self.posts, &self.periods[0], &mut self.changes);
+        }
     }
 
-    /// Frees posts, event ids, quarters and pages out of retention.
-    fn forget_expired(&mut self) {
-        let oldest = self.oldest().expect("called after the watermark is set");
-        let cutoff = day_of(oldest.start());
-        while let Some(day) = self.posts.first_day().filter(|d| *d < cutoff) {
+    /// The watermark entered a new day: moves each kind's current period,
+    /// dropping the periods out of retention, and the cutoff, freeing the
+    /// posts and event ids before it; when a quarter was dropped, frees the
+    /// pages left without figures.
+    fn new_day(&mut self, wm: Millis) {
+        let first = self.cutoff == Millis::MIN;
+        let (pages, changes) = (&mut self.pages, &mut self.changes);
+        let quarter_dropped = self.periods[0].advance(wm, |p| {
+            let state = pages.state_mut(p);
+            state.quarters = state.quarters.saturating_sub(1);
+            changes.mark(p);
+        });
+        for kind in &mut self.periods[1..] {
+            kind.advance(wm, |p| changes.mark(p));
+        }
+        self.cutoff = self.limits.windows.cutoff(wm);
+        let day = day_of(self.cutoff);
+        while let Some(d) = self.posts.first_day().filter(|d| *d < day) {
             let pages = &self.pages;
-            self.posts.remove_day(day, |p| post_key(pages.key(p.page), p.hash));
+            self.posts.remove_day(d, |p| post_key(pages.key(p.page), p.hash));
         }
-        self.event_ids.forget_before(oldest);
-        if self.changes.is_on() {
-            // Pages with figures in a quarter that goes change.
-            for t in self.quarters.ring.iter().flatten().filter(|t| t.quarter < oldest) {
-                t.slots.iter().for_each(|s| self.changes.mark(s.page));
-            }
+        self.event_ids.forget_before(Quarter::containing(self.cutoff));
+        if quarter_dropped && !first {
+            self.free_empty_pages();
         }
-        self.quarters.forget_before(oldest);
-        let gone: Vec<u32> = self.pages.live().filter(|p| self.page_is_empty(*p, oldest)).collect();
+    }
+
+    /// Frees the pages with no figures in a kept quarter and no recent name
+    /// or follower sample.
+    fn free_empty_pages(&mut self) {
+        let cutoff = self.cutoff;
+        let empty = |p: u32| {
+            let state = self.pages.state(p);
+            state.quarters == 0
+                && self.pages.name(p).is_none_or(|n| n.at < cutoff)
+                && state.followers.get().is_none_or(|s| s.at < cutoff)
+        };
+        let gone: Vec<u32> = self.pages.live().filter(|p| empty(*p)).collect();
         for p in gone {
             if self.changes.is_on() {
                 let ident = self.pages.ident(p);
                 self.changes.freed(&self.pages.platforms()[usize::from(ident.platform)], &ident.id);
             }
+            self.periods.iter_mut().for_each(|k| k.clear(p));
             self.pages.free(p);
         }
     }
 
-    /// No slot in a retained quarter, no recent name or follower sample.
-    fn page_is_empty(&self, p: u32, oldest: Quarter) -> bool {
-        let state = self.pages.state(p);
-        let recent = |at: Millis| at >= oldest.start();
-        let has_slot = self.quarters.ring.iter().flatten().any(|t| {
-            let dir = state.slots[self.quarters.position(t.quarter)];
-            self.quarters.slot(t.quarter, p, dir).is_some()
-        });
-        !has_slot
-            && !self.pages.name(p).is_some_and(|n| recent(n.at))
-            && !state.followers.get().is_some_and(|s| recent(s.at))
-    }
-
-    /// The slot of page `p` in quarter `q`, created if missing; its index.
-    fn slot_of(&mut self, p: u32, q: Quarter) -> usize {
-        let pos = self.quarters.position(q);
-        let dir = self.pages.state(p).slots[pos];
-        if self.quarters.slot(q, p, dir).is_some() {
-            return dir as usize - 1;
+    /// Page `page`'s slot in period `period` of kind `k`, added if missing;
+    /// its index.
+    fn slot_of(&mut self, k: usize, period: CalendarPeriod, page: u32) -> (usize, &mut Slot) {
+        let (i, added, slot) = self.periods[k].slot_or_add(period, page);
+        if added && k == 0 {
+            self.pages.state_mut(page).quarters += 1;
         }
-        let i = self.quarters.table_mut(q).slots.push(Slot::new(p));
-        self.pages.state_mut(p).slots[pos] = i as u32 + 1;
-        i
+        (i, slot)
     }
 
-    fn slot_mut(&mut self, q: Quarter, i: usize) -> &mut Slot {
-        self.quarters.table_mut(q).slots.get_mut(i)
-    }
-
-    fn observe_page(&mut self, page: u32, ev: &Event<'_>, oldest: Quarter) {
-        let observed_in = self.calendar.quarter_of(ev.observed_at);
-        if observed_in < oldest {
+    fn observe_page(&mut self, page: u32, ev: &Event<'_>) {
+        if ev.observed_at < self.cutoff {
             return;
         }
         if let Some(f) = ev.followers {
             let sample = Sample { at: ev.observed_at, value: f };
             self.pages.state_mut(page).followers.merge(sample);
-            let i = self.slot_of(page, observed_in);
-            self.slot_mut(observed_in, i).followers.merge(sample);
+            for k in 0..self.periods.len() {
+                if let Some(period) = self.periods[k].retained(ev.observed_at) {
+                    self.slot_of(k, period, page).1.followers.merge(sample);
+                }
+            }
         }
         if let Some(name) = &ev.page_name {
             self.pages.observe_name(page, ev.observed_at, name);
         }
     }
 
-    fn add_post(&mut self, page: u32, key: u64, hash: u64, quarter: Quarter, ev: &Event<'_>) -> Outcome {
+    fn add_post(&mut self, page: u32, key: u64, hash: u64, quarter: CalendarPeriod, ev: &Event<'_>) -> Outcome {
         if self.posts.len() >= self.limits.max_posts as usize {
             return Outcome::Rejected(Bound::Posts);
         }
         if let (Tracking::Delta, Some(id)) = (ev.kind, &ev.event_id) {
-            if self.event_ids.insert(quarter, event_key(page, hash, id)) == Remembered::Full {
+            if self.event_ids.insert(as_quarter(quarter), event_key(page, hash, id)) == Remembered::Full {
                 return Outcome::Rejected(Bound::EventIds);
             }
         }
@@ -331,22 +344,35 @@ impl Engine {
         let Some(post_slot) = self.posts.insert(key, &post, |p| post_key(pages.key(p.page), p.hash)) else {
             return Outcome::Rejected(Bound::Posts);
         };
-        let i = self.slot_of(page, quarter);
-        let slot = self.slot_mut(quarter, i);
-        let mut totals = slot.totals();
-        totals.add_post(&post.counts);
-        slot.set_totals(totals);
+        let i = self.add_to_periods(page, post.published, |t| t.add_post(&post.counts));
         for edge in self.edges.iter_mut().flatten() {
             edge.post_added(quarter, i, post.published, &post.counts, (page, post_slot));
         }
         let candidate = TopCandidate { hash, id: &ev.post_id, old: None, interactions: post.counts.interactions() };
-        self.pages.note_top_post(page, quarter, candidate);
+        self.pages.note_top_post(page, as_quarter(quarter), candidate);
         Outcome::Applied
     }
 
-    fn apply_delta(&mut self, post: Post, quarter: Quarter, ev: &Event<'_>) -> Result<Post, Outcome> {
+    /// Changes page `page`'s totals with `change` in the retained period of
+    /// every kind that holds `published`; the index of its quarter slot.
+    fn add_to_periods(&mut self, page: u32, published: Millis, change: impl Fn(&mut Totals)) -> usize {
+        let mut quarter_slot = 0;
+        for k in 0..self.periods.len() {
+            let Some(period) = self.periods[k].retained(published) else { continue };
+            let (i, slot) = self.slot_of(k, period, page);
+            let mut totals = slot.totals();
+            change(&mut totals);
+            slot.set_totals(totals);
+            if k == 0 {
+                quarter_slot = i;
+            }
+        }
+        quarter_slot
+    }
+
+    fn apply_delta(&mut self, post: Post, quarter: CalendarPeriod, ev: &Event<'_>) -> Result<Post, Outcome> {
         if let Some(id) = &ev.event_id {
-            match self.event_ids.insert(quarter, event_key(post.page, post.hash, id)) {
+            match self.event_ids.insert(as_quarter(quarter), event_key(post.page, post.hash, id)) {
                 Remembered::New => {}
                 Remembered::Seen => return Err(Outcome::Duplicate),
                 Remembered::Full => return Err(Outcome::Rejected(Bound::EventIds)),
@@ -363,12 +389,8 @@ impl Engine {
         Ok(Post { observed: post.observed.max(ev.observed_at), counts, ..post })
     }
 
-    fn note_change(&mut self, old: &Post, new: &Post, quarter: Quarter, post_id: &str) {
-        let i = self.slot_of(new.page, quarter);
-        let slot = self.slot_mut(quarter, i);
-        let mut totals = slot.totals();
-        totals.apply_change(&old.counts, &new.counts);
-        slot.set_totals(totals);
+    fn note_change(&mut self, old: &Post, new: &Post, quarter: CalendarPeriod, post_id: &str) {
+        let i = self.add_to_periods(new.page, new.published, |t| t.apply_change(&old.counts, &new.counts));
         for edge in self.edges.iter_mut().flatten() {
             edge.post_changed(quarter, i, new.published, &old.counts, &new.counts);
         }
@@ -378,8 +400,13 @@ impl Engine {
             old: Some(old.counts.interactions()),
             interactions: new.counts.interactions(),
         };
-        self.pages.note_top_post(new.page, quarter, candidate);
+        self.pages.note_top_post(new.page, as_quarter(quarter), candidate);
     }
+}
+
+/// The quarter a period of kind quarter is.
+fn as_quarter(p: CalendarPeriod) -> Quarter {
+    Quarter::from_index(p.index)
 }
 
 /// The updated post, or the outcome that leaves it unchanged. A snapshot

@@ -1,6 +1,5 @@
-//! Pages: identity, follower counts, names, top posts, and each page's
-//! directory of quarter slots, in columns shared copy-on-write with views
-//! and checkpoints. A page is found by a hash [`Index`] over
+//! Pages: identity, follower counts, names and top posts, in columns
+//! shared copy-on-write with views and checkpoints. A page is found by a hash [`Index`] over
 //! (platform, page id); pages are numbered densely and numbers of freed
 //! pages are reused.
 
@@ -10,12 +9,10 @@ use compact_str::CompactString;
 
 use super::column::{Column, prefetch_slice};
 use super::index::Index;
-use super::quarters::Sample;
+use super::periods::Sample;
 use super::tops::{OwnedTopPost, TopBlocks, TopList, TopRef, TopSlab};
 use crate::window::{Millis, Quarter};
 
-/// Most quarters a page's directory can point into (retention + 1).
-pub const RING_MAX: usize = 8;
 /// The platform number of a freed page.
 const FREE: u16 = u16::MAX;
 
@@ -31,8 +28,8 @@ pub struct Ident {
 pub struct PageState {
     /// The latest follower count observed overall.
     pub followers: Sample,
-    /// Per ring position, 1 + the page's slot in that quarter's table, or 0.
-    pub slots: [u32; RING_MAX],
+    /// Quarters kept in which the page has a slot: it is freed at none.
+    pub quarters: u8,
     /// A summary of the top list, so that most events need not read the
     /// list itself: its quarter (`i32::MIN` for none), whether it is full,
     /// and its minimum. The state is one cache line.
@@ -53,7 +50,7 @@ impl Default for PageState {
     fn default() -> PageState {
         PageState {
             followers: Sample::NONE,
-            slots: [0; RING_MAX],
+            quarters: 0,
             top_quarter: i32::MIN,
             top_full: false,
             top_min: 0,

@@ -2,11 +2,16 @@
 //! another thread, while the engine goes on), read back into an engine.
 //!
 //! Layout (little-endian, lengths as u64, strings as u32 length + bytes):
-//! watermark; platforms; pages by number (platform, id, follower sample,
-//! name, top list; a freed number has platform 0xffff); quarter tables
-//! (slots); the two rolling-window edges; posts by publication day as raw
-//! 32-byte records (a record with large counts is followed by them); the
-//! remembered event ids per quarter.
+//! watermark; the windows specification (retention per calendar kind,
+//! rolling durations); platforms; pages by number (platform, id, follower
+//! sample, name, top list; a freed number has platform 0xffff); period
+//! tables (kind, period, slots); per rolling duration its two edges; posts
+//! by publication day as raw 32-byte records (a record with large counts is
+//! followed by them); the remembered event ids per quarter.
+//!
+//! A checkpoint written under another windows specification is refused
+//! with [`DecodeError::Windows`]: its tables are not those the
+//! configuration asks for, and the shell replays instead.
 //!
 //! Reading trusts no count: every length is checked against its bound, and
 //! nothing is allocated ahead of the bytes actually read, so a damaged or
@@ -17,19 +22,19 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
-use super::column::{CHUNK, Column};
+use super::column::CHUNK;
 use super::pages::Ident;
+use super::periods::{PeriodTable, Sample, Slot, Totals};
 use super::posts::Rec;
-use super::quarters::{QuarterTable, Sample, Slot, Totals};
-use super::rolling::Edge;
+use super::rolling::{Edge, quarter_of};
 use super::snapshot::Snapshot;
 use super::tops::{ID_MAX, OwnedTopPost, TOP_MAX};
-use super::{Engine, Limits};
+use super::{DAY_MS, Engine, Limits};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::window::{Millis, Quarter};
+use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter, Windows};
 
 /// Format version of the engine state in a checkpoint.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 const FREE: u16 = u16::MAX;
 
 fn write_sample<W: Write>(w: &mut Writer<W>, s: Sample) -> io::Result<()> {
@@ -65,12 +70,13 @@ impl Snapshot {
                 w.i64(wm)?;
             }
         }
+        write_windows(&mut w, &self.limits.windows)?;
         w.len(self.platforms.len())?;
         for p in &self.platforms {
             w.str(p)?;
         }
         self.encode_pages(&mut w)?;
-        self.encode_quarters(&mut w)?;
+        self.encode_periods(&mut w)?;
         self.encode_edges(&mut w)?;
         encode_posts(&mut w, durable)?;
         w.len(durable.event_ids.len())?;
@@ -119,11 +125,12 @@ impl Snapshot {
         Ok(())
     }
 
-    fn encode_quarters<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+    fn encode_periods<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
         let tables = self.tables();
         w.len(tables.len())?;
         for t in tables {
-            w.i32(t.quarter.index())?;
+            w.u8(t.period.kind as u8)?;
+            w.i32(t.period.index)?;
             w.len(t.slots.len())?;
             for slot in t.slots.iter() {
                 w.u32(slot.page)?;
@@ -135,13 +142,10 @@ impl Snapshot {
     }
 
     fn encode_edges<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
-        let Some(edges) = &self.edges else {
-            return w.u8(0);
-        };
-        w.u8(1)?;
-        for e in edges {
+        w.len(self.edges.len())?;
+        for e in self.edges.iter().flatten() {
             w.i64(e.at)?;
-            w.i32(e.quarter.index())?;
+            w.i32(e.quarter.index)?;
             let left = e.left();
             w.len(left.len())?;
             for t in left.iter() {
@@ -190,21 +194,29 @@ impl Engine {
             1 => Some(r.i64()?),
             _ => return Err(DecodeError::Range("watermark flag")),
         };
+        let stored = read_windows(&mut r)?;
+        if stored != limits.windows {
+            let configured = limits.windows.describe();
+            return Err(DecodeError::Windows { stored: stored.describe(), configured });
+        }
         for _ in 0..r.len(limits.max_platforms as usize, "platform count")? {
             engine.pages.platforms.push(Arc::from(r.str(32, "platform")?));
         }
         engine.decode_pages(&mut r)?;
-        engine.decode_quarters(&mut r)?;
-        let edges = decode_edges(&mut r)?;
-        engine.decode_posts(&mut r)?;
-        engine.decode_event_ids(&mut r)?;
         if let Some(wm) = watermark {
-            let q = Quarter::containing(wm);
             engine.watermark = Some(wm);
-            engine.current = Some((q, q.end()));
-            engine.calendar = crate::window::Calendar::around(q, limits.retained_quarters + 1);
+            engine.next_day = (wm.div_euclid(DAY_MS) + 1) * DAY_MS;
+            engine.cutoff = limits.windows.cutoff(wm);
+            engine.periods.iter_mut().for_each(|k| k.restore_current(wm));
+        }
+        engine.decode_periods(&mut r)?;
+        let edges = decode_edges(&mut r, limits.windows.rolling().len())?;
+        if edges.len() != if watermark.is_some() { limits.windows.rolling().len() } else { 0 } {
+            return Err(DecodeError::Range("edge count"));
         }
         engine.edges = edges;
+        engine.decode_posts(&mut r)?;
+        engine.decode_event_ids(&mut r)?;
         Ok(engine)
     }
 
@@ -248,27 +260,34 @@ impl Engine {
         Ok(())
     }
 
-    fn decode_quarters<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
-        for _ in 0..r.len(super::pages::RING_MAX, "quarter count")? {
-            let q = Quarter::from_index(r.i32()?);
-            let pos = self.quarters.position(q);
-            if self.quarters.table(q).is_some() {
-                return Err(DecodeError::Range("quarter repeated"));
+    fn decode_periods<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+        let most: usize = self.periods.iter().map(|k| k.ring.len()).sum();
+        for _ in 0..r.len(most, "period table count")? {
+            let kind = *CalendarKind::ALL.get(usize::from(r.u8()?)).ok_or(DecodeError::Range("period kind"))?;
+            let period = CalendarPeriod { kind, index: r.i32()? };
+            let k = self.periods.iter().position(|k| k.kind == kind).ok_or(DecodeError::Range("period kind"))?;
+            if self.periods[k].oldest().is_none_or(|o| period < o)
+                || self.periods[k].current().is_none_or(|c| period > c)
+            {
+                return Err(DecodeError::Range("period out of retention"));
             }
-            let n = r.len(self.limits.max_pages as usize, "slot count")?;
-            let mut slots = Column::default();
-            for i in 0..n {
+            let mut table = PeriodTable::empty(period);
+            for _ in 0..r.len(self.limits.max_pages as usize, "slot count")? {
                 let page = r.u32()?;
-                if !self.pages.is_live(page) || self.pages.state(page).slots[pos] != 0 {
-                    return Err(DecodeError::Range("slot page"));
-                }
                 let mut slot = Slot::new(page);
                 slot.set_totals(read_totals(r)?);
                 slot.followers = read_sample(r)?;
-                slots.push(slot);
-                self.pages.state_mut(page).slots[pos] = i as u32 + 1;
+                if !self.pages.is_live(page) || !table.restore(slot) {
+                    return Err(DecodeError::Range("slot page"));
+                }
+                if k == 0 {
+                    let state = self.pages.state_mut(page);
+                    state.quarters = state.quarters.saturating_add(1);
+                }
             }
-            self.quarters.ring[pos] = Some(QuarterTable { quarter: q, slots });
+            if !self.periods[k].restore_table(table) {
+                return Err(DecodeError::Range("period repeated"));
+            }
         }
         Ok(())
     }
@@ -309,7 +328,7 @@ impl Engine {
     }
 
     fn decode_event_ids<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
-        for _ in 0..r.len(super::pages::RING_MAX, "event id quarters")? {
+        for _ in 0..r.len(self.periods[0].ring.len(), "event id quarters")? {
             let q = Quarter::from_index(r.i32()?);
             let n = r.len(self.limits.max_event_ids as usize, "event id count")?;
             for _ in 0..n {
@@ -332,16 +351,12 @@ fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<OwnedTopPost>)
     Ok((quarter, posts))
 }
 
-fn decode_edges<R: Read>(r: &mut Reader<R>) -> Result<Option<[Edge; 2]>, DecodeError> {
-    match r.u8()? {
-        0 => return Ok(None),
-        1 => {}
-        _ => return Err(DecodeError::Range("edges flag")),
-    }
+fn decode_edges<R: Read>(r: &mut Reader<R>, durations: usize) -> Result<Vec<[Edge; 2]>, DecodeError> {
+    let n = r.len(durations, "rolling window count")?;
     let mut edge = || -> Result<Edge, DecodeError> {
         let at: Millis = r.i64()?;
-        let quarter = Quarter::from_index(r.i32()?);
-        if quarter != Quarter::containing(at) {
+        let quarter = r.i32()?;
+        if quarter != quarter_of(at).index {
             return Err(DecodeError::Range("edge quarter"));
         }
         let mut e = Edge::new(at);
@@ -350,5 +365,32 @@ fn decode_edges<R: Read>(r: &mut Reader<R>) -> Result<Option<[Edge; 2]>, DecodeE
         }
         Ok(e)
     };
-    Ok(Some([edge()?, edge()?]))
+    (0..n).map(|_| Ok([edge()?, edge()?])).collect()
+}
+
+/// The specification as (per kind: retention or 0xff) and the durations.
+fn write_windows<W: Write>(w: &mut Writer<W>, windows: &Windows) -> io::Result<()> {
+    for kind in CalendarKind::ALL {
+        w.u8(windows.retention(kind).map_or(u8::MAX, |r| r as u8))?;
+    }
+    w.len(windows.rolling().len())?;
+    for d in windows.rolling() {
+        w.u16(*d)?;
+    }
+    Ok(())
+}
+
+fn read_windows<R: Read>(r: &mut Reader<R>) -> Result<Windows, DecodeError> {
+    let mut kinds = Vec::new();
+    for kind in CalendarKind::ALL {
+        match r.u8()? {
+            u8::MAX => {}
+            n => kinds.push((kind.as_str(), Some(u32::from(n)))),
+        }
+    }
+    let days: Vec<String> = (0..r.len(crate::window::MAX_ROLLING, "rolling windows")?)
+        .map(|_| Ok(format!("{}d", r.u16()?)))
+        .collect::<Result<_, DecodeError>>()?;
+    let days: Vec<&str> = days.iter().map(String::as_str).collect();
+    Windows::new(&kinds, &days).map_err(|_| DecodeError::Range("windows"))
 }

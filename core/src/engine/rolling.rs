@@ -21,11 +21,10 @@ use std::collections::BinaryHeap;
 
 use super::changes::Changes;
 use super::column::Column;
-use super::pages::Pages;
+use super::periods::{Periods, Totals};
 use super::posts::{Day, PostTable, day_of};
-use super::quarters::{Quarters, Totals};
 use crate::event::Counts;
-use crate::window::{DAY_MS, Millis, Quarter};
+use crate::window::{CalendarKind, CalendarPeriod, DAY_MS, Millis};
 
 /// The posts of the day an edge is in, by publication time.
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ impl Cursor {
 pub struct Edge {
     pub at: Millis,
     /// The quarter containing `at`, which `left` sums for.
-    pub quarter: Quarter,
+    pub quarter: CalendarPeriod,
     /// Per slot of `quarter`'s table: totals of the page's posts of that
     /// quarter published before `at`.
     pub left: Column<Totals>,
@@ -79,11 +78,15 @@ pub struct Edge {
 
 impl Edge {
     pub fn new(at: Millis) -> Edge {
-        Edge { at, quarter: Quarter::containing(at), left: Column::default(), cursor: None, horizon: at }
+        Edge { at, quarter: quarter_of(at), left: Column::default(), cursor: None, horizon: at }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.left.heap_bytes() + self.cursor.as_ref().map_or(0, |c| (c.posts.capacity() + c.late.capacity()) * 16)
     }
 
     /// What of slot `slot` of quarter `q` lies before the edge.
-    pub fn left_of(&self, q: Quarter, slot: usize) -> Totals {
+    pub fn left_of(&self, q: CalendarPeriod, slot: usize) -> Totals {
         if q != self.quarter || slot >= self.left.len() {
             return Totals::default();
         }
@@ -98,7 +101,7 @@ impl Edge {
     }
 
     /// A new post of quarter `q` in slot `slot` (its page's slot in `q`).
-    pub fn post_added(&mut self, q: Quarter, slot: usize, published: Millis, counts: &Counts, post: (u32, u32)) {
+    pub fn post_added(&mut self, q: CalendarPeriod, slot: usize, published: Millis, counts: &Counts, post: (u32, u32)) {
         if published >= self.at && published < self.horizon {
             // A post where none was: the next advance must look.
             self.horizon = self.at;
@@ -111,7 +114,7 @@ impl Edge {
     }
 
     /// A post's counts changed from `old` to `new`.
-    pub fn post_changed(&mut self, q: Quarter, slot: usize, published: Millis, old: &Counts, new: &Counts) {
+    pub fn post_changed(&mut self, q: CalendarPeriod, slot: usize, published: Millis, old: &Counts, new: &Counts) {
         if q == self.quarter && published < self.at {
             self.left_mut(slot).apply_change(old, new);
         }
@@ -119,14 +122,7 @@ impl Edge {
 
     /// Moves the edge forward to `to`, passing every post published in
     /// `[at, to)`. Days without posts are jumped over.
-    pub fn advance(
-        &mut self,
-        to: Millis,
-        posts: &PostTable,
-        pages: &Pages,
-        quarters: &Quarters,
-        changes: &mut Changes,
-    ) {
+    pub fn advance(&mut self, to: Millis, posts: &PostTable, quarters: &Periods, changes: &mut Changes) {
         if to < self.horizon {
             self.at = self.at.max(to);
             return;
@@ -134,18 +130,18 @@ impl Edge {
         if let Some(c) = &self.cursor {
             let day_end = (Millis::from(c.day) + 1) * DAY_MS;
             if c.day == day_of(self.at) && to < day_end {
-                self.pass(c.day, to, posts, pages, quarters, changes);
+                self.pass(c.day, to, posts, quarters, changes);
                 self.at = to;
                 return;
             }
         }
         while self.at < to {
-            self.enter(Quarter::containing(self.at));
+            self.enter(quarter_of(self.at));
             let day = day_of(self.at);
             let day_end = (Millis::from(day) + 1) * DAY_MS;
             let stop = to.min(day_end);
             if posts.has_day(day) {
-                self.pass(day, stop, posts, pages, quarters, changes);
+                self.pass(day, stop, posts, quarters, changes);
             }
             self.at = stop;
             if stop == day_end {
@@ -153,7 +149,7 @@ impl Edge {
                 self.at = next.max(stop);
             }
         }
-        self.enter(Quarter::containing(self.at));
+        self.enter(quarter_of(self.at));
         // Nothing to pass before the next day with posts or the next quarter.
         let day = day_of(self.at);
         if !posts.has_day(day) {
@@ -164,7 +160,7 @@ impl Edge {
 
     /// Starts summing for quarter `q` if the edge has just entered it:
     /// nothing of a quarter lies before an edge that has just entered it.
-    fn enter(&mut self, q: Quarter) {
+    fn enter(&mut self, q: CalendarPeriod) {
         if q != self.quarter {
             self.quarter = q;
             self.left = Column::default();
@@ -172,15 +168,7 @@ impl Edge {
     }
 
     /// Passes the posts of `day` published before `stop`.
-    fn pass(
-        &mut self,
-        day: Day,
-        stop: Millis,
-        posts: &PostTable,
-        pages: &Pages,
-        quarters: &Quarters,
-        changes: &mut Changes,
-    ) {
+    fn pass(&mut self, day: Day, stop: Millis, posts: &PostTable, quarters: &Periods, changes: &mut Changes) {
         if self.cursor.as_ref().is_none_or(|c| c.day != day) {
             let mut list: Vec<(Millis, u32, u32)> =
                 posts.day(day).map(|(slot, p)| (p.published, p.page, slot)).collect();
@@ -197,14 +185,18 @@ impl Edge {
             if let Some(&(_, _, ahead)) = cursor.posts.get(cursor.next + 8) {
                 posts.prefetch_slot(ahead);
             }
-            let ring = quarters.position(self.quarter);
-            let dir = pages.state(page).slots[ring];
-            if dir > 0 && quarters.slot(self.quarter, page, dir).is_some() {
+            if let Some((i, _)) = quarters.slot(self.quarter, page) {
                 let counts = posts.counts(slot);
-                self.left_mut(dir as usize - 1).add_post(&counts);
+                self.left_mut(i).add_post(&counts);
                 changes.mark(page);
             }
         }
         self.cursor = Some(cursor);
     }
+}
+
+/// The quarter holding `ms`: edges sum per quarter, the kind the engine
+/// always keeps.
+pub fn quarter_of(ms: Millis) -> CalendarPeriod {
+    CalendarKind::Quarter.containing(ms)
 }

@@ -8,18 +8,19 @@ use std::sync::Arc;
 
 use super::column::Column;
 use super::pages::{Ident, Named, PageState, top_list};
+use super::periods::{PeriodTable, Sample, Slot, Totals};
 use super::posts::Arena;
-use super::quarters::{QuarterTable, Sample, Slot, Totals};
 use super::tops::{TopBlocks, TopList, TopRef};
 use super::{Engine, Limits, Usage};
 use crate::event::Counts;
-use crate::window::{Millis, Quarter};
+use crate::window::{CalendarKind, CalendarPeriod, Millis};
 
 /// An edge of the rolling windows as of the snapshot.
 #[derive(Debug, Clone)]
 pub struct EdgeView {
     pub at: Millis,
-    pub quarter: Quarter,
+    /// The quarter holding `at`.
+    pub quarter: CalendarPeriod,
     left: Column<Totals>,
 }
 
@@ -33,7 +34,7 @@ impl EdgeView {
     }
 
     /// What of slot `slot` of quarter `q` lies before the edge.
-    pub fn left_of(&self, q: Quarter, slot: usize) -> Totals {
+    pub fn left_of(&self, q: CalendarPeriod, slot: usize) -> Totals {
         if q != self.quarter || slot >= self.left.len() {
             return Totals::default();
         }
@@ -46,7 +47,7 @@ impl EdgeView {
 pub(super) struct Durable {
     pub(super) arena: Arena,
     pub(super) big: HashMap<u32, Counts>,
-    pub(super) event_ids: Vec<(Quarter, Column<u64>)>,
+    pub(super) event_ids: Vec<(crate::window::Quarter, Column<u64>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,19 +61,21 @@ pub struct Snapshot {
     names: Column<Option<Arc<Named>>>,
     tops: Column<TopRef>,
     top_blocks: TopBlocks,
-    /// Retained quarters with data, newest first.
-    quarters: Vec<QuarterTable>,
-    ring: usize,
-    /// The rolling window's start and its predecessor's.
-    pub edges: Option<[EdgeView; 2]>,
+    /// Every kept period with data: by kind, newest first.
+    tables: Vec<PeriodTable>,
+    /// Posts published before this count in no window.
+    pub cutoff: Millis,
+    /// Per rolling duration of `limits.windows`, the start of the window
+    /// and of its predecessor (empty before the first event).
+    pub edges: Vec<[EdgeView; 2]>,
     pub(super) durable: Option<Durable>,
 }
 
 impl Engine {
     /// What a view needs.
     pub fn snapshot(&self) -> Snapshot {
-        let mut quarters: Vec<QuarterTable> = self.quarters.ring.iter().flatten().cloned().collect();
-        quarters.sort_by_key(|t| std::cmp::Reverse(t.quarter));
+        let mut tables: Vec<PeriodTable> = self.periods.iter().flat_map(|k| k.ring.iter().flatten().cloned()).collect();
+        tables.sort_by_key(|t| (t.period.kind, std::cmp::Reverse(t.period.index)));
         Snapshot {
             limits: self.limits,
             watermark: self.watermark,
@@ -83,9 +86,9 @@ impl Engine {
             names: self.pages.names.clone(),
             tops: self.pages.tops.clone(),
             top_blocks: self.pages.top_blocks.blocks().clone(),
-            quarters,
-            ring: self.quarters.ring.len(),
-            edges: self.edges.as_ref().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]),
+            tables,
+            cutoff: self.cutoff,
+            edges: self.edges.iter().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]).collect(),
             durable: None,
         }
     }
@@ -100,8 +103,9 @@ impl Engine {
 }
 
 impl Snapshot {
-    pub(super) fn tables(&self) -> &[QuarterTable] {
-        &self.quarters
+    /// Every kept period's table: by kind, newest first.
+    pub(super) fn tables(&self) -> &[PeriodTable] {
+        &self.tables
     }
 
     /// Numbers of the pages in use.
@@ -135,27 +139,31 @@ impl Snapshot {
         self.states.get(p as usize).followers.get()
     }
 
-    /// Retained quarters with data, newest first.
-    pub fn quarters(&self) -> impl Iterator<Item = Quarter> + '_ {
-        self.quarters.iter().map(|t| t.quarter)
+    /// Every kept period with data: by kind, newest first.
+    pub fn periods(&self) -> impl Iterator<Item = CalendarPeriod> + '_ {
+        self.tables.iter().map(|t| t.period)
     }
 
-    /// Page `p`'s slot in quarter `q`, with its index in the quarter's table.
-    pub fn slot(&self, q: Quarter, p: u32) -> Option<(usize, &Slot)> {
-        let t = self.quarters.iter().find(|t| t.quarter == q)?;
-        let dir = self.states.get(p as usize).slots[q.index().rem_euclid(self.ring as i32) as usize];
-        let i = dir.checked_sub(1)? as usize;
-        (i < t.slots.len()).then(|| (i, t.slots.get(i))).filter(|(_, s)| s.page == p)
+    /// Page `p`'s slot in period `period`, with its index in the table.
+    pub fn slot(&self, period: CalendarPeriod, p: u32) -> Option<(usize, &Slot)> {
+        self.tables.iter().find(|t| t.period == period)?.slot(p)
     }
 
     /// Totals of page `p`'s posts published at or after `edge.at`.
     pub fn since(&self, p: u32, edge: &EdgeView) -> Totals {
         let mut sum = Totals::default();
-        for t in self.quarters.iter().filter(|t| t.quarter >= edge.quarter) {
-            if let Some((i, slot)) = self.slot(t.quarter, p) {
-                sum = sum.plus(&slot.totals().minus(&edge.left_of(t.quarter, i)));
+        let after = |t: &&PeriodTable| t.period.kind == CalendarKind::Quarter && t.period >= edge.quarter;
+        for t in self.tables.iter().filter(after) {
+            if let Some((i, slot)) = t.slot(p) {
+                sum = sum.plus(&slot.totals().minus(&edge.left_of(t.period, i)));
             }
         }
         sum
+    }
+
+    /// The edges of the rolling window of `days`.
+    pub fn edges_of(&self, days: u32) -> Option<&[EdgeView; 2]> {
+        let at = self.limits.windows.rolling().iter().position(|d| u32::from(*d) == days)?;
+        self.edges.get(at)
     }
 }

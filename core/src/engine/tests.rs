@@ -1,7 +1,7 @@
 use super::*;
 use crate::event::{Counts, DecodeContext, decode};
 use crate::view::View;
-use crate::window::parse_rfc3339;
+use crate::window::{Windows, parse_rfc3339};
 
 fn ts(s: &str) -> Millis {
     parse_rfc3339(s).unwrap()
@@ -94,7 +94,8 @@ fn late_observations_count_for_the_publication_quarter() {
 
 #[test]
 fn posts_before_the_retained_quarters_are_expired_and_freed() {
-    let mut e = Engine::new(Limits { retained_quarters: 1, ..Limits::default() });
+    let windows = Windows::new(&[("quarter", Some(1))], &["30d"]).unwrap();
+    let mut e = Engine::new(Limits { windows, ..Limits::default() });
     apply(&mut e, &snap("old", "2025-01-10T00:00:00Z", "2025-01-11T00:00:00Z", 3));
     assert_eq!(e.usage().posts, 1);
     apply(&mut e, &snap("new", "2025-07-10T00:00:00Z", "2025-07-11T00:00:00Z", 4));
@@ -188,8 +189,6 @@ fn outcome_labels_line_up_with_indices() {
 #[test]
 fn limits_are_validated() {
     assert!(Limits::default().validate().is_ok());
-    assert!(Limits { retained_quarters: 8, ..Limits::default() }.validate().is_err());
-    assert!(Limits { rolling_days: 0, ..Limits::default() }.validate().is_err());
     assert!(Limits { max_pages: MAX_PAGES, ..Limits::default() }.validate().is_err());
 }
 
@@ -274,5 +273,5 @@ fn pages_whose_events_come_from_several_partitions_are_counted_once() {
     assert_eq!(e.usage().split_pages, 2, "c counted once; a still on one partition");
     apply_on(&mut e, &[event("a", "5")], &[70_000]);
     assert_eq!(e.usage().split_pages, 3);
-    assert_eq!(size_of::<super::pages::PageState>(), 64, "the page state stays one cache line");
+    assert!(size_of::<super::pages::PageState>() <= 64, "the page state stays within one cache line");
 }

@@ -5,11 +5,13 @@
 //! state), so the writer publishes it in microseconds. What queries need is
 //! derived lazily, once per view, by whichever reader asks first:
 //! - the pages in (platform, page_id) order, the tie order of every ranking;
-//! - a [`Table`] per window: the pages with a post in the window, in that
-//!   order (so a platform is a contiguous range), 4 bytes a page; a page's
-//!   [`Row`] (its figures there) is computed when asked, from per-quarter
-//!   totals and, for the rolling window and its predecessor, the rolling
-//!   edges — per page, never per post;
+//! - a [`Table`] per window the specification keeps (every retained period
+//!   of every calendar kind, every rolling window and its predecessor): the
+//!   pages with a post in the window, in that order (so a platform is a
+//!   contiguous range), 4 bytes a page; a page's [`Row`] (its figures
+//!   there) is computed when asked, from per-period totals and, for a
+//!   rolling window and its predecessor, the rolling edges — per page,
+//!   never per post;
 //! - per (window, metric, platform, groups) asked for, the order of the
 //!   rows, so a top-N answer is a slice and a rank a lookup;
 //! - for a ranking within groups, its pages, from the [`Directory`] the
@@ -27,16 +29,30 @@ use crate::directory::Directory;
 use crate::engine::{Engine, Totals, Usage};
 use crate::global::PageSet;
 use crate::ranking::{Filter, Metric, order};
-use crate::window::{Millis, Quarter, Rolling, Window};
+use crate::window::{CalendarPeriod, Millis, Quarter, Rolling, WindowId, Windows};
 use source::Source;
 
 /// Which window a table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
-    Quarter(Quarter),
-    Rolling,
-    /// The rolling window's predecessor, for `previous_period_rank`.
-    RollingPrevious,
+    Calendar(CalendarPeriod),
+    /// The rolling window of that many days.
+    Rolling(u16),
+    /// Its predecessor, for `previous_period_rank`.
+    RollingPrevious(u16),
+}
+
+impl Period {
+    /// The window's id as users name it, given the specification (the
+    /// first rolling window is `rolling`); `None` for a predecessor.
+    pub fn id(self, windows: &Windows) -> Option<WindowId> {
+        match self {
+            Period::Calendar(p) => Some(WindowId::Period(p)),
+            Period::Rolling(d) if windows.rolling().first() == Some(&d) => Some(WindowId::Rolling(None)),
+            Period::Rolling(d) => Some(WindowId::Rolling(Some(u32::from(d)))),
+            Period::RollingPrevious(_) => None,
+        }
+    }
 }
 
 /// One page's figures in one window.
@@ -116,7 +132,10 @@ pub struct View {
     pub watermark: Option<Millis>,
     pub usage: Usage,
     src: Option<Source>,
-    /// Retained quarters with data (newest first), then rolling, then its predecessor.
+    /// The windows kept.
+    pub windows: Windows,
+    /// Per calendar kind kept its retained periods (newest first), then per
+    /// rolling window the window and its predecessor.
     periods: Vec<(Period, Millis, Millis)>,
     tables: Vec<OnceLock<Table>>,
     by_name: OnceLock<Vec<u32>>,
@@ -144,23 +163,28 @@ impl View {
         let watermark = src.as_ref().and_then(|s| s.watermark());
         let usage = src.as_ref().map(|s| s.usage()).unwrap_or_default();
         let mut periods = Vec::new();
-        if let (Some(s), Some(wm)) = (&src, watermark) {
-            let (retained_quarters, rolling_days) = s.windows();
-            let current = Quarter::containing(wm);
-            for back in 0..=retained_quarters {
-                let q = current.minus(back);
-                periods.push((Period::Quarter(q), q.start(), q.end()));
+        let windows = src.as_ref().map(Source::windows).unwrap_or_default();
+        if let Some(wm) = watermark {
+            for (kind, retention) in windows.calendar() {
+                let current = kind.containing(wm);
+                for back in 0..=retention {
+                    let p = current.minus(back);
+                    periods.push((Period::Calendar(p), p.start(), p.end()));
+                }
             }
-            let r = Rolling::at(wm, rolling_days);
-            let p = r.previous();
-            periods.push((Period::Rolling, r.start, r.end));
-            periods.push((Period::RollingPrevious, p.start, p.end));
+            for d in windows.rolling() {
+                let r = Rolling::at(wm, u32::from(*d));
+                let p = r.previous();
+                periods.push((Period::Rolling(*d), r.start, r.end));
+                periods.push((Period::RollingPrevious(*d), p.start, p.end));
+            }
         }
         let tables = periods.iter().map(|_| OnceLock::new()).collect();
         View {
             watermark,
             usage,
             src,
+            windows,
             periods,
             tables,
             by_name: OnceLock::new(),
@@ -198,7 +222,7 @@ impl View {
     pub fn page(&self, p: u32) -> PageInfo<'_> {
         let s = self.src();
         let (platform, id) = (s.platform(p), s.id(p));
-        let seen = || s.name(p).filter(|n| self.oldest().is_some_and(|q| n.at >= q.start())).map(|n| &*n.name);
+        let seen = || s.name(p).filter(|n| self.cutoff().is_some_and(|c| n.at >= c)).map(|n| &*n.name);
         PageInfo { platform, id, name: self.directory().name_of(platform, id).or_else(seen) }
     }
 
@@ -210,8 +234,9 @@ impl View {
         posts
     }
 
-    fn oldest(&self) -> Option<Quarter> {
-        Some(Quarter::containing(self.watermark?).minus(self.src.as_ref()?.windows().0))
+    /// Posts published before this count in no window.
+    fn cutoff(&self) -> Option<Millis> {
+        Some(self.windows.cutoff(self.watermark?))
     }
 
     /// The number of page (platform, id).
@@ -222,51 +247,61 @@ impl View {
         Some(pages[i])
     }
 
-    /// Every table, materialized: retained quarters newest first, rolling,
-    /// rolling predecessor.
+    /// Every table, materialized: per calendar kind its retained periods
+    /// newest first, then per rolling window the window and its predecessor.
     pub fn tables(&self) -> impl Iterator<Item = &Table> {
         (0..self.periods.len()).map(|i| self.table_at(i))
     }
 
-    /// The retained quarters' tables, newest (current) first.
-    pub fn quarters(&self) -> impl Iterator<Item = &Table> {
-        self.tables().filter(|t| matches!(t.period, Period::Quarter(_)))
+    /// The tables users can name (every one but the rolling predecessors).
+    pub fn windows(&self) -> impl Iterator<Item = &Table> {
+        self.tables().filter(|t| !matches!(t.period, Period::RollingPrevious(_)))
     }
 
+    /// The retained quarters' tables, newest (current) first.
+    pub fn quarters(&self) -> impl Iterator<Item = &Table> {
+        self.tables()
+            .filter(|t| matches!(t.period, Period::Calendar(p) if p.kind == crate::window::CalendarKind::Quarter))
+    }
+
+    /// The current quarter's table, when quarters are kept.
     pub fn current(&self) -> Option<&Table> {
-        self.quarters().next()
+        self.table(WindowId::Relative { kind: crate::window::CalendarKind::Quarter, back: 0 })
     }
 
     pub fn quarter(&self, q: Quarter) -> Option<&Table> {
-        self.position(Period::Quarter(q)).map(|i| self.table_at(i))
+        let p = CalendarPeriod { kind: crate::window::CalendarKind::Quarter, index: q.index() };
+        self.period_table(Period::Calendar(p))
     }
 
+    /// The first rolling window's table.
     pub fn rolling(&self) -> Option<&Table> {
-        self.position(Period::Rolling).map(|i| self.table_at(i))
+        self.table(WindowId::Rolling(None))
     }
 
-    pub fn rolling_previous(&self) -> Option<&Table> {
-        self.position(Period::RollingPrevious).map(|i| self.table_at(i))
-    }
-
-    /// The table a user-facing window names, when the view holds it.
-    pub fn table(&self, w: Window) -> Option<&Table> {
-        let current = Quarter::containing(self.watermark?);
-        let period = match w {
-            Window::Current => Period::Quarter(current),
-            Window::Previous => Period::Quarter(current.previous()),
-            Window::Rolling => Period::Rolling,
-            Window::Quarter(q) => Period::Quarter(q),
-        };
+    /// The table of `period`, when the view keeps it.
+    pub fn period_table(&self, period: Period) -> Option<&Table> {
         self.position(period).map(|i| self.table_at(i))
+    }
+
+    /// The table a window id names, when the view holds it.
+    pub fn table(&self, id: WindowId) -> Option<&Table> {
+        let wm = self.watermark?;
+        let period = match id {
+            WindowId::Relative { kind, back } => Period::Calendar(kind.containing(wm).minus(u32::from(back))),
+            WindowId::Period(p) => Period::Calendar(p),
+            WindowId::Rolling(None) => Period::Rolling(*self.windows.rolling().first()?),
+            WindowId::Rolling(Some(d)) => Period::Rolling(u16::try_from(d).ok()?),
+        };
+        self.period_table(period)
     }
 
     /// The table `previous_period_rank` compares a table with.
     pub fn predecessor(&self, t: &Table) -> Option<&Table> {
         match t.period {
-            Period::Quarter(q) => self.quarter(q.previous()),
-            Period::Rolling => self.rolling_previous(),
-            Period::RollingPrevious => None,
+            Period::Calendar(p) => self.period_table(Period::Calendar(p.previous())),
+            Period::Rolling(d) => self.period_table(Period::RollingPrevious(d)),
+            Period::RollingPrevious(_) => None,
         }
     }
 
@@ -294,21 +329,22 @@ impl View {
         let s = self.src();
         let row =
             |totals: Totals, followers: Option<u64>| (totals.posts > 0).then_some(Row { page, totals, followers });
-        match (period, s.edge_at(0), s.edge_at(1)) {
-            (Period::Quarter(q), _, _) => {
-                let (totals, followers) = s.quarter(q, page)?;
+        match period {
+            Period::Calendar(p) => {
+                let (totals, followers) = s.period(p, page)?;
                 row(totals, followers.get().map(|f| f.value))
             }
-            (Period::Rolling, Some(edge), _) => {
+            Period::Rolling(d) => {
+                let edge = s.edge_at(d, 0)?;
                 let wm = self.watermark.unwrap_or_default();
                 let followers = s.followers(page).filter(|f| f.at >= edge && f.at <= wm).map(|f| f.value);
-                row(s.since(page, 0), followers)
+                row(s.since(page, d, 0), followers)
             }
-            (Period::RollingPrevious, Some(edge), Some(before)) => {
-                let totals = s.since(page, 1).minus(&s.since(page, 0));
+            Period::RollingPrevious(d) => {
+                let (edge, before) = (s.edge_at(d, 0)?, s.edge_at(d, 1)?);
+                let totals = s.since(page, d, 1).minus(&s.since(page, d, 0));
                 row(totals, previous_followers(s, page, before, edge))
             }
-            _ => None,
         }
     }
 
@@ -396,10 +432,13 @@ impl View {
 
     /// Computes, before anyone asks, the orders of `keys` (those the previous
     /// view was asked for) and of the rankings `/metrics` and rank-change
-    /// detection always read (interactions, all platforms, in the labelled
-    /// windows), with each one's predecessor (for `previous_period_rank`).
+    /// detection always read (interactions, all platforms, in the windows
+    /// that move with the watermark), with each one's predecessor (for
+    /// `previous_period_rank`).
     pub fn prepare(&self, keys: &[RankingKey]) {
-        let always = Window::LABELED
+        let always = self
+            .windows
+            .relative()
             .into_iter()
             .filter_map(|w| Some((self.table(w)?.period, Metric::Interactions, None, groups_key(&[]))));
         let wanted: Vec<RankingKey> = always.chain(keys.iter().cloned()).take(MAX_ORDERS / 2).collect();
@@ -457,12 +496,12 @@ fn groups_key(groups: &[String]) -> Arc<[String]> {
     sorted.into()
 }
 
-/// The previous window's follower count: the latest per-quarter sample that
-/// lies in it, which can miss a later sample of the same quarter (an
-/// approximation that only affects `previous_period_rank` of the
-/// per-follower metric for the rolling window; see docs/operations.md).
+/// The previous window's follower count: the latest per-period sample that
+/// lies in it (of any kind kept), which can miss a later sample of the same
+/// period (an approximation that only affects `previous_period_rank` of
+/// the per-follower metric for a rolling window; see docs/operations.md).
 fn previous_followers(s: &Source, p: u32, start: Millis, end: Millis) -> Option<u64> {
-    s.quarter_followers(p)
+    s.period_followers(p)
         .into_iter()
         .filter_map(|f| f.get())
         .filter(|f| f.at >= start && f.at < end)

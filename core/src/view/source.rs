@@ -4,7 +4,7 @@
 
 use crate::engine::{Named, Sample, Snapshot, Totals, Usage};
 use crate::global::{PageRecord, PageSet};
-use crate::window::{DAY_MS, Millis, Quarter};
+use crate::window::{CalendarPeriod, DAY_MS, Millis, Quarter, Windows};
 
 #[derive(Debug)]
 pub(super) enum Source {
@@ -28,11 +28,10 @@ impl Source {
         }
     }
 
-    /// (retained quarters, rolling days).
-    pub fn windows(&self) -> (u32, u32) {
+    pub fn windows(&self) -> Windows {
         match self {
-            Source::Engine(s) => (s.limits.retained_quarters, s.limits.rolling_days),
-            Source::Pages(s) => (s.retained_quarters, s.rolling_days),
+            Source::Engine(s) => s.limits.windows,
+            Source::Pages(s) => s.windows,
         }
     }
 
@@ -93,40 +92,45 @@ impl Source {
         }
     }
 
-    /// The page's totals and follower sample in quarter `q`, if it has a slot there.
-    pub fn quarter(&self, q: Quarter, p: u32) -> Option<(Totals, Sample)> {
+    /// The page's totals and follower sample in period `period`, if it has a slot there.
+    pub fn period(&self, period: CalendarPeriod, p: u32) -> Option<(Totals, Sample)> {
         match self {
-            Source::Engine(s) => s.slot(q, p).map(|(_, slot)| (slot.totals(), slot.followers)),
+            Source::Engine(s) => s.slot(period, p).map(|(_, slot)| (slot.totals(), slot.followers)),
             Source::Pages(s) => {
-                Self::record(s, p).quarters.iter().find(|f| f.quarter == q).map(|f| (f.totals, f.followers))
+                Self::record(s, p).periods.iter().find(|f| f.period == period).map(|f| (f.totals, f.followers))
             }
         }
     }
 
-    /// The follower samples of every quarter of page `p`.
-    pub fn quarter_followers(&self, p: u32) -> Vec<Sample> {
+    /// The follower samples of every period (of every kind) of page `p`.
+    pub fn period_followers(&self, p: u32) -> Vec<Sample> {
         match self {
-            Source::Engine(s) => s.quarters().filter_map(|q| s.slot(q, p)).map(|(_, slot)| slot.followers).collect(),
-            Source::Pages(s) => Self::record(s, p).quarters.iter().map(|f| f.followers).collect(),
+            Source::Engine(s) => s.periods().filter_map(|q| s.slot(q, p)).map(|(_, slot)| slot.followers).collect(),
+            Source::Pages(s) => Self::record(s, p).periods.iter().map(|f| f.followers).collect(),
         }
     }
 
-    /// The start of the rolling window (`edge` 0) or of its predecessor (1).
-    pub fn edge_at(&self, edge: usize) -> Option<Millis> {
+    /// The start of the rolling window of `days` (`edge` 0) or of its
+    /// predecessor (1).
+    pub fn edge_at(&self, days: u16, edge: usize) -> Option<Millis> {
         match self {
-            Source::Engine(s) => s.edges.as_ref().map(|e| e[edge].at),
+            Source::Engine(s) => s.edges_of(u32::from(days)).map(|e| e[edge].at),
             Source::Pages(s) => {
-                let span = Millis::from(s.rolling_days) * DAY_MS;
+                let span = Millis::from(days) * DAY_MS;
                 s.watermark.map(|wm| wm - (edge as i64 + 1) * span)
             }
         }
     }
 
-    /// Totals of page `p`'s posts published at or after edge `edge`.
-    pub fn since(&self, p: u32, edge: usize) -> Totals {
+    /// Totals of page `p`'s posts published at or after edge `edge` of the
+    /// rolling window of `days`.
+    pub fn since(&self, p: u32, days: u16, edge: usize) -> Totals {
         match self {
-            Source::Engine(s) => s.edges.as_ref().map(|e| s.since(p, &e[edge])).unwrap_or_default(),
-            Source::Pages(s) => Self::record(s, p).since[edge],
+            Source::Engine(s) => s.edges_of(u32::from(days)).map(|e| s.since(p, &e[edge])).unwrap_or_default(),
+            Source::Pages(s) => {
+                let since = Self::record(s, p).since.iter().find(|(d, _)| *d == days);
+                since.map(|(_, t)| t[edge]).unwrap_or_default()
+            }
         }
     }
 }

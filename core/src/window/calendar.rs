@@ -50,6 +50,16 @@ impl CalendarKind {
         }
     }
 
+    /// The most days a period of this kind has.
+    pub const fn longest_days(self) -> u32 {
+        match self {
+            CalendarKind::Quarter => 92,
+            CalendarKind::Month => 31,
+            CalendarKind::Week => 7,
+            CalendarKind::Year => 366,
+        }
+    }
+
     /// The period of this kind that contains the instant `ms`.
     pub fn containing(self, ms: Millis) -> CalendarPeriod {
         let days = ms.div_euclid(DAY_MS);
@@ -164,6 +174,36 @@ impl FromStr for CalendarPeriod {
     }
 }
 
+/// Period lookup for instants near a given period: a handful of cached
+/// boundaries replace calendar arithmetic on the per-event path.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    first: CalendarPeriod,
+    /// Start of `first`, the next, ..., and the end of the last one.
+    starts: Vec<Millis>,
+}
+
+impl Bounds {
+    /// Covers `back` periods before `current` through the one after it.
+    pub fn around(current: CalendarPeriod, back: u32) -> Bounds {
+        let first = current.minus(back);
+        let starts =
+            (0..=back as i32 + 2).map(|i| CalendarPeriod { index: first.index + i, ..first }.start()).collect();
+        Bounds { first, starts }
+    }
+
+    /// The period containing `ms` (same answer as [`CalendarKind::containing`]).
+    #[inline]
+    pub fn period_of(&self, ms: Millis) -> CalendarPeriod {
+        let (lo, hi) = (self.starts[0], self.starts[self.starts.len() - 1]);
+        if ms < lo || ms >= hi {
+            return self.first.kind.containing(ms);
+        }
+        let i = self.starts.partition_point(|b| *b <= ms) - 1;
+        CalendarPeriod { index: self.first.index + i as i32, ..self.first }
+    }
+}
+
 fn number(digits: &[u8]) -> u32 {
     digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'))
 }
@@ -240,6 +280,9 @@ mod tests {
                 proptest::prop_assert!(p.start() <= ms && ms < p.end());
                 proptest::prop_assert_eq!(CalendarPeriod { index: p.index + 1, ..p }.start(), p.end());
                 proptest::prop_assert_eq!(p.to_string().parse::<CalendarPeriod>(), Ok(p));
+                let near = Bounds::around(p.minus((in_day % 5) as u32), (day % 4) as u32);
+                proptest::prop_assert_eq!(near.period_of(ms), p);
+                proptest::prop_assert!(p.end() - p.start() <= i64::from(k.longest_days()) * DAY_MS);
             }
         }
     }

@@ -11,6 +11,7 @@
 use std::fmt;
 
 use super::calendar::{CalendarKind, CalendarPeriod};
+use super::{DAY_MS, Millis};
 
 /// Longest rolling window, in days.
 pub const MAX_ROLLING_DAYS: u32 = 366;
@@ -18,15 +19,21 @@ pub const MAX_ROLLING_DAYS: u32 = 366;
 pub const MAX_ROLLING: usize = 8;
 /// Most past periods a calendar kind retains.
 pub const MAX_RETENTION: u32 = 60;
+/// How far back, in days, the windows together may reach: a stored post
+/// keeps `observed_at - published_at` in 2^36 ms (795 days).
+pub const MAX_REACH_DAYS: u32 = 794;
 
-/// The windows specification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The windows specification: a small value (it is copied into the
+/// engine's limits, views and page records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Windows {
-    /// Distinct kinds in configuration order, each with its retention
-    /// (past periods kept besides the current one).
-    calendar: Vec<(CalendarKind, u32)>,
-    /// Distinct durations in days; the first is `rolling`.
-    rolling: Vec<u32>,
+    /// Per kind, in [`CalendarKind::ALL`] order: the past periods kept
+    /// besides the current one, or `None` for a kind not kept.
+    calendar: [Option<u8>; 4],
+    /// Distinct durations in days, in configuration order; the first is
+    /// `rolling`. Only the first `rolling_len` are used.
+    rolling: [u16; MAX_ROLLING],
+    rolling_len: u8,
 }
 
 /// Why a windows specification was refused.
@@ -46,13 +53,18 @@ pub enum BadWindows {
     TooManyRolling,
     #[error("at least one calendar kind or rolling window is needed")]
     Empty,
+    #[error(
+        "the windows reach up to {0} days back (a rolling window of N days with its predecessor reaches 2N); \
+         at most {MAX_REACH_DAYS}: keep fewer past periods or shorter rolling windows"
+    )]
+    Reach(u32),
 }
 
 impl Default for Windows {
     /// Quarters (4 past), months (12 past), rolling 90 and 7 days.
     fn default() -> Windows {
-        let kinds = [CalendarKind::Quarter, CalendarKind::Month];
-        Windows { calendar: kinds.map(|k| (k, k.default_retention())).to_vec(), rolling: vec![90, 7] }
+        let kinds = [CalendarKind::Quarter, CalendarKind::Month].map(|k| (k.as_str(), None));
+        Windows::new(&kinds, &["90d", "7d"]).expect("the default windows are valid")
     }
 }
 
@@ -61,47 +73,79 @@ impl Windows {
     /// optional retention each (the kind's default otherwise), and rolling
     /// durations such as `"90d"`.
     pub fn new(calendar: &[(&str, Option<u32>)], rolling: &[&str]) -> Result<Windows, BadWindows> {
-        let mut kinds: Vec<(CalendarKind, u32)> = Vec::new();
+        let mut w = Windows { calendar: [None; 4], rolling: [0; MAX_ROLLING], rolling_len: 0 };
         for (name, retention) in calendar {
             let kind = CalendarKind::parse(name).ok_or_else(|| BadWindows::Kind(name.to_string()))?;
-            if kinds.iter().any(|(k, _)| *k == kind) {
+            let at = kind as usize;
+            if w.calendar[at].is_some() {
                 return Err(BadWindows::RepeatedKind(kind.as_str()));
             }
             let retention = retention.unwrap_or(kind.default_retention());
             if retention > MAX_RETENTION {
                 return Err(BadWindows::Retention(kind.as_str()));
             }
-            kinds.push((kind, retention));
+            w.calendar[at] = Some(retention as u8);
         }
-        let mut days: Vec<u32> = Vec::new();
         for r in rolling {
             let d = parse_days(r).ok_or_else(|| BadWindows::Rolling(r.to_string()))?;
-            if days.contains(&d) {
+            if w.rolling().contains(&(d as u16)) {
                 return Err(BadWindows::RepeatedRolling(d));
             }
-            days.push(d);
+            let at = usize::from(w.rolling_len);
+            *w.rolling.get_mut(at).ok_or(BadWindows::TooManyRolling)? = d as u16;
+            w.rolling_len += 1;
         }
-        if days.len() > MAX_ROLLING {
-            return Err(BadWindows::TooManyRolling);
-        }
-        if kinds.is_empty() && days.is_empty() {
+        if w.calendar.iter().all(Option::is_none) && w.rolling_len == 0 {
             return Err(BadWindows::Empty);
         }
-        Ok(Windows { calendar: kinds, rolling: days })
+        match w.reach_days() {
+            reach if reach > MAX_REACH_DAYS => Err(BadWindows::Reach(reach)),
+            _ => Ok(w),
+        }
     }
 
-    /// The calendar kinds kept, with their retention.
-    pub fn calendar(&self) -> &[(CalendarKind, u32)] {
-        &self.calendar
+    /// The calendar kinds kept, with their retention, in
+    /// [`CalendarKind::ALL`] order.
+    pub fn calendar(&self) -> impl Iterator<Item = (CalendarKind, u32)> + '_ {
+        CalendarKind::ALL.into_iter().zip(self.calendar).filter_map(|(k, r)| Some((k, u32::from(r?))))
     }
 
     /// The rolling durations kept, in days; the first is `rolling`.
-    pub fn rolling(&self) -> &[u32] {
-        &self.rolling
+    pub fn rolling(&self) -> &[u16] {
+        &self.rolling[..usize::from(self.rolling_len)]
     }
 
+    /// Past periods of `kind` kept besides the current one; `None` when the
+    /// kind is not kept.
     pub fn retention(&self, kind: CalendarKind) -> Option<u32> {
-        self.calendar.iter().find(|(k, _)| *k == kind).map(|(_, r)| *r)
+        self.calendar[kind as usize].map(u32::from)
+    }
+
+    /// The most days before the watermark's day that the oldest instant
+    /// any window covers can lie, over every date: the current period and
+    /// its retained predecessors at their longest, a rolling window and its
+    /// predecessor (2N days) and the watermark's own day.
+    pub fn reach_days(&self) -> u32 {
+        let calendar = self.calendar().map(|(k, r)| k.longest_days() * (r + 1));
+        let rolling = self.rolling().iter().map(|d| 2 * u32::from(*d) + 1);
+        calendar.chain(rolling).max().unwrap_or(0)
+    }
+
+    /// The start of the day holding the oldest instant any window covers at
+    /// watermark `wm`: posts published before it count in no window.
+    pub fn cutoff(&self, wm: Millis) -> Millis {
+        let calendar = self.calendar().map(|(k, r)| k.containing(wm).minus(r).start());
+        let rolling = self.rolling().iter().map(|d| wm - 2 * Millis::from(*d) * DAY_MS);
+        let oldest = calendar.chain(rolling).min().unwrap_or(wm);
+        oldest.div_euclid(DAY_MS) * DAY_MS
+    }
+
+    /// How many consecutive quarters the instants from [`cutoff`](Self::cutoff)
+    /// to the watermark can span: the engine keeps quarters internally over
+    /// that span, whatever is configured (rolling windows are summed from them).
+    pub fn quarter_span(&self) -> u32 {
+        // An interval of L days spans at most L / 90 + 2 quarters.
+        (self.reach_days() + 1) / 90 + 2
     }
 
     /// Resolves a window id against this specification.
@@ -111,16 +155,29 @@ impl Windows {
             WindowId::Relative { kind, .. } | WindowId::Period(CalendarPeriod { kind, .. }) => {
                 self.retention(kind).is_some()
             }
-            WindowId::Rolling(None) => !self.rolling.is_empty(),
-            WindowId::Rolling(Some(days)) => self.rolling.contains(&days),
+            WindowId::Rolling(None) => self.rolling_len > 0,
+            WindowId::Rolling(Some(days)) => self.rolling().contains(&(days as u16)),
         };
         if kept { Ok(parsed) } else { Err(UnknownWindow::NotConfigured(self.describe())) }
     }
 
+    /// The ids of the windows that move with the watermark, as `/metrics`
+    /// and rank-change events label them: per kind its current and previous
+    /// period, then every rolling window.
+    pub fn relative(&self) -> Vec<WindowId> {
+        let calendar = self
+            .calendar()
+            .flat_map(|(kind, r)| (0..=r.min(1) as u8).map(move |back| WindowId::Relative { kind, back }));
+        let first = self.rolling().first().copied();
+        let rolling =
+            self.rolling().iter().map(move |d| WindowId::Rolling((Some(*d) != first).then_some(u32::from(*d))));
+        calendar.chain(rolling).collect()
+    }
+
     /// The kinds and durations kept, as an error message lists them.
-    fn describe(&self) -> String {
-        let kinds = self.calendar.iter().map(|(k, _)| k.as_str().to_string());
-        let rolling = self.rolling.iter().map(|d| format!("rolling {d}d"));
+    pub fn describe(&self) -> String {
+        let kinds = self.calendar().map(|(k, _)| k.as_str().to_string());
+        let rolling = self.rolling().iter().map(|d| format!("rolling {d}d"));
         kinds.chain(rolling).collect::<Vec<_>>().join(", ")
     }
 }
@@ -195,6 +252,12 @@ impl fmt::Display for WindowId {
     }
 }
 
+impl serde::Serialize for WindowId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,8 +265,10 @@ mod tests {
     #[test]
     fn the_default_keeps_quarters_months_and_two_rolling_windows() {
         let w = Windows::default();
-        assert_eq!(w.calendar(), &[(CalendarKind::Quarter, 4), (CalendarKind::Month, 12)]);
+        assert_eq!(w.calendar().collect::<Vec<_>>(), [(CalendarKind::Quarter, 4), (CalendarKind::Month, 12)]);
         assert_eq!(w.rolling(), &[90, 7]);
+        let labels: Vec<String> = w.relative().iter().map(|id| id.to_string()).collect();
+        assert_eq!(labels, ["current", "previous", "current-month", "previous-month", "rolling", "rolling-7d"]);
         assert_eq!(w.resolve("2025-09").map(|id| id.to_string()), Ok("2025-09".into()));
         assert_eq!(w.resolve("rolling-7d"), Ok(WindowId::Rolling(Some(7))));
         let e = w.resolve("2025-W38").unwrap_err();
@@ -216,8 +281,20 @@ mod tests {
     }
 
     #[test]
+    fn window_ids_round_trip() {
+        for id in
+            ["current", "previous", "rolling", "rolling-7d", "2025-Q3", "2025-09", "2025-W38", "2025", "current-year"]
+        {
+            assert_eq!(WindowId::parse(id).map(|w| w.to_string()).as_deref(), Some(id));
+        }
+        for bad in ["", "Current", "rolling_previous", "2025-Q5", "quarter", "rolling-0d", "rolling-7", "rolling7d"] {
+            assert_eq!(WindowId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn specifications_are_checked() {
-        let all = [("quarter", None), ("month", Some(13)), ("week", None), ("year", Some(2))];
+        let all = [("quarter", None), ("month", Some(13)), ("week", None), ("year", Some(1))];
         let w = Windows::new(&all, &["90d", "28d", "7d"]).unwrap();
         assert_eq!(w.retention(CalendarKind::Week), Some(8));
         assert_eq!(w.retention(CalendarKind::Month), Some(13));
@@ -234,8 +311,39 @@ mod tests {
         assert_eq!(bad(&[], &["7d", "7d"]), BadWindows::RepeatedRolling(7));
         assert_eq!(bad(&[], &["1d", "2d", "3d", "4d", "5d", "6d", "7d", "8d", "9d"]), BadWindows::TooManyRolling);
         assert_eq!(bad(&[], &[]), BadWindows::Empty);
+        assert_eq!(bad(&[("year", Some(2))], &[]), BadWindows::Reach(1098));
+        assert!(Windows::new(&[("year", Some(1))], &["366d"]).is_ok());
         let rolling_only = Windows::new(&[], &["30d"]).unwrap();
         assert!(matches!(rolling_only.resolve("current"), Err(UnknownWindow::NotConfigured(_))));
         assert_eq!(rolling_only.resolve("rolling"), Ok(WindowId::Rolling(None)));
+    }
+
+    proptest::proptest! {
+        /// The cutoff at any watermark lies within the reach, and the
+        /// quarters from it to the watermark fit the quarter span.
+        #[test]
+        fn the_cutoff_stays_within_the_reach(
+            retention in proptest::collection::vec(proptest::option::of(0u32..14), 4),
+            rolling in proptest::collection::btree_set(1u32..367, 0..4),
+            wm in 0i64..400_000_000_000_000,
+        ) {
+            let names: Vec<(&str, Option<u32>)> = CalendarKind::ALL
+                .iter()
+                .zip(&retention)
+                .filter_map(|(k, r)| Some((k.as_str(), Some((*r)?))))
+                .collect();
+            let days: Vec<String> = rolling.iter().map(|d| format!("{d}d")).collect();
+            let days: Vec<&str> = days.iter().map(String::as_str).collect();
+            let Ok(w) = Windows::new(&names, &days) else { return Ok(()) };
+            let cutoff = w.cutoff(wm);
+            let day = wm.div_euclid(DAY_MS) * DAY_MS;
+            proptest::prop_assert!(cutoff >= day - i64::from(w.reach_days()) * DAY_MS);
+            proptest::prop_assert!(wm - cutoff < (1 << 36));
+            let span = CalendarKind::Quarter.containing(wm).index - CalendarKind::Quarter.containing(cutoff).index + 1;
+            proptest::prop_assert!(span as u32 <= w.quarter_span());
+            for (k, r) in w.calendar() {
+                proptest::prop_assert!(k.containing(wm).minus(r).start() >= cutoff);
+            }
+        }
     }
 }

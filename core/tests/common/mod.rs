@@ -6,18 +6,24 @@ use engagement_core::engine::Limits;
 use engagement_core::event::DecodeContext;
 use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::View;
-use engagement_core::window::{DAY_MS, Millis, format_rfc3339};
+use engagement_core::window::{DAY_MS, Millis, Windows, format_rfc3339};
 use proptest::prelude::*;
 
-pub const LIMITS: Limits = Limits {
-    retained_quarters: 2,
-    rolling_days: 40,
+/// Every calendar kind (the current year only, so that posts of the
+/// generated history's first year expire) and three rolling windows.
+pub fn windows() -> Windows {
+    let kinds = [("quarter", Some(2)), ("month", Some(3)), ("week", Some(4)), ("year", Some(0))];
+    Windows::new(&kinds, &["40d", "20d", "7d"]).expect("valid windows")
+}
+
+pub static LIMITS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(|| Limits {
+    windows: windows(),
     max_pages: 1000,
     max_posts: 100_000,
     max_platforms: 16,
     max_event_ids: 100_000,
     top_posts: 10,
-};
+});
 
 pub fn cx() -> DecodeContext {
     DecodeContext { message_time: Some(0), now: 4_000_000_000_000, max_skew: 0, max_payload_bytes: 1 << 16 }

@@ -117,5 +117,6 @@ fn a_configured_group_exports_its_top_n_with_a_group_label_and_all_pages_stay_as
     let all = r#"engagement_page_rank{window="current",platform="facebook",page_id="moi.egy"} 2"#;
     assert!(text.contains(all), "{text}");
     let ranked = text.lines().filter(|l| l.starts_with("engagement_page_rank{")).count();
-    assert_eq!(ranked, 2 * 4, "top 2 of every page and of the group, in current and rolling: {text}");
+    // current, current-month, previous-month, rolling and rolling-7d hold posts.
+    assert_eq!(ranked, 4 * 5, "top 2 of every page and of the group, in each window with posts: {text}");
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use engagement_core::ranking::Metric;
-use engagement_core::window::Window;
+use engagement_core::window::{WindowId, Windows};
 
 use super::*;
 use crate::config::{PageKey, default_watches};
@@ -14,17 +14,17 @@ fn board(top_n: usize, pages: usize, hold: Duration) -> Arc<WatchBoard> {
     w.pages = (0..pages).map(|i| PageKey { platform: "x".into(), page_id: format!("w{i}") }).collect();
     let counters =
         IntCounterVec::new(prometheus::Opts::new("c", "c"), &["watch", "window", "scope", "group", "kind"]).unwrap();
-    Arc::new(WatchBoard::new(vec![w].into(), counters))
+    Arc::new(WatchBoard::new(vec![w].into(), &Windows::default(), counters))
 }
 
 fn change(kind: Kind, page: &str, old_rank: Option<u32>, new_rank: Option<u32>) -> WatchChange {
     WatchChange {
-        key: RankingKey { watch: 0, window: Window::Current, scope: None },
+        key: RankingKey { watch: 0, window: WindowId::parse("current").expect("an id"), scope: None },
         watch: "all".into(),
         group: "".into(),
         metric: Metric::Interactions,
         top_n: 3,
-        quarter: Some("2025-Q3".into()),
+        period: Some("2025-Q3".into()),
         kind,
         page: Placed {
             platform: "x".into(),
