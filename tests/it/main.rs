@@ -29,3 +29,4 @@ mod state_dir;
 mod support;
 mod transactions;
 mod unreachable;
+mod windows;
