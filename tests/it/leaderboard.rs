@@ -275,6 +275,26 @@ fn the_page_shows_the_spec_table_in_a_real_browser() {
     assert!(got[3..].iter().all(|(_, v)| v == "—"), "no followers, no ratio: {got:?}");
     assert!(dom.contains(r#"<option value="interactions_per_1k_followers" selected="">"#));
     assert_eq!(text_after(&dom, r#"id="metric-head""#), Some("Interactions per 1k followers"));
+
+    // A month and the 7-day window (kept by default): the table is what the
+    // API ranks there, and the picker and the summary name the window.
+    for (window, shown, note) in [("2025-09", "2025-09", "current month"), ("rolling-7d", "Rolling", "last 7 days")] {
+        let dom = dump_dom(&format!("{base}?window={window}"));
+        let api = d.json(&format!("/v1/rankings?window={window}&limit=10"));
+        let want: Vec<(String, String)> = api["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["page_id"].as_str().unwrap().to_string(), thousands(e["interactions"].as_u64().unwrap())))
+            .collect();
+        let got: Vec<(String, String)> = rows(&dom).into_iter().map(|r| (r.page_id, r.value)).collect();
+        assert!(!want.is_empty(), "{window} holds posts");
+        assert_eq!(got, want, "{window}");
+        assert!(dom.contains(&format!(r#"<option value="{window}" selected="">"#)), "{window} is selected");
+        assert_eq!(text_after(&dom, r#"id="s-window""#), Some(shown));
+        assert!(dom.contains(note), "{window}: the summary says {note:?}");
+        assert!(dom.contains("Current month · 2025-09") && dom.contains("Rolling 7 days"), "the picker lists both");
+    }
 }
 
 #[test]
