@@ -13,3 +13,14 @@ pub fn quick() -> Option<bool> {
     let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test");
     Some(std::env::var("BENCH_QUICK").is_ok() || !full)
 }
+
+/// The windows the benches compare: the default (quarters, months,
+/// rolling 90 and 7 days), and every calendar kind with three rolling
+/// windows (quarters, months, ISO weeks, years; 90, 28 and 7 days).
+#[allow(dead_code)]
+pub fn windows() -> [(&'static str, engagement_core::window::Windows); 2] {
+    use engagement_core::window::Windows;
+    let every = [("quarter", None), ("month", None), ("week", None), ("year", None)];
+    let every = Windows::new(&every, &["90d", "28d", "7d"]).expect("valid windows");
+    [("default", Windows::default()), ("every-kind", every)]
+}

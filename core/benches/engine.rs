@@ -7,14 +7,17 @@
 //!
 //! Printed before the criterion groups (plain lines on stdout), measured
 //! with a counting global allocator:
-//! - `memory:` heap bytes per tracked post (marginal) and per page;
+//! - `memory:` heap bytes per tracked post (marginal) and per page, and
+//!   what each window kind adds per page;
 //! - `steady state:` heap allocations per event while applying the tracker;
 //! - `pauses:` the longest stop of the writer at 10,000,000 posts: one
 //!   batch of 4,096 events (rolling-window edges included), publishing a
-//!   view, taking a checkpoint snapshot.
+//!   view, taking a checkpoint snapshot; with every window kind.
 //!
-//! Criterion groups: `engine/decode`, `engine/tracker` and `engine/inserts`
-//! (decode + apply in batches of 4,096, events per second), and `view/*`
+//! Criterion groups: `engine/decode`, `engine/tracker/<windows>` and
+//! `engine/inserts/<windows>` (decode + apply in batches of 4,096, events
+//! per second, with the default windows and with every kind: see
+//! `benches/common`), and `view/*`
 //! (building tables and orders, top-100 from a prepared order).
 //!
 //! `cargo bench -p engagement-core --bench engine`. Quick mode (small
@@ -52,6 +55,11 @@ fn cx() -> DecodeContext {
 
 fn limits() -> Limits {
     Limits { max_posts: 100_000_000, max_pages: 2_000_000, ..Limits::default() }
+}
+
+/// Every calendar kind and three rolling windows.
+fn every_kind() -> Limits {
+    Limits { windows: common::windows()[1].1, ..limits() }
 }
 
 /// Events in one buffer; event `i` is `buf[ends[i - 1]..ends[i]]`.
@@ -132,26 +140,49 @@ fn memory(quick: bool) {
     );
     drop(engine);
     let pages = if quick { 20_000 } else { 1_000_000 };
-    let before = allocated();
-    let mut engine = Engine::new(limits());
-    let mut stream = RandomStream::new(pages, 2, seed_quarter(), 3);
-    apply_all(
-        &mut engine,
-        &Corpus::of(2 * pages as usize, |b| {
-            stream.next_into(b);
-        }),
-        &mut results,
-    );
-    let view = View::build(&engine);
-    let _ = view.tables().count();
-    let _ = view.ranking(view.current().expect("a current quarter"), Metric::Interactions, &Filter::ALL, 0, 10);
-    let total = allocated() - before;
+    let per_page = |limits: Limits, with_view: bool| {
+        let before = allocated();
+        let mut engine = Engine::new(limits);
+        let mut stream = RandomStream::new(pages, 2, seed_quarter(), 3);
+        let mut results = Vec::new();
+        apply_all(
+            &mut engine,
+            &Corpus::of(2 * pages as usize, |b| {
+                stream.next_into(b);
+            }),
+            &mut results,
+        );
+        let view = with_view.then(|| View::build(&engine));
+        if let Some(view) = &view {
+            let _ = view.tables().count();
+            let _ = view.ranking(view.current().expect("a current quarter"), Metric::Interactions, &Filter::ALL, 0, 10);
+        }
+        let total = allocated() - before;
+        (total as f64 / pages as f64, total as f64 / MIB)
+    };
+    let (bytes, total) = per_page(limits(), true);
     println!(
-        "memory: {:.0} bytes per page with 2 posts each ({} pages, {} posts; engine + one view with its tables: {:.0} MiB)",
-        total as f64 / pages as f64,
-        pages,
-        engine.usage().posts,
-        total as f64 / MIB
+        "memory: {bytes:.0} bytes per page with 2 posts each ({pages} pages, {} posts; engine + one view with its tables: {total:.0} MiB)",
+        2 * pages
+    );
+    // What each kind adds to the engine, per page whose posts fall in one
+    // period of it: quarters and one rolling window, then one more each.
+    let with = |calendar: &[&str], rolling: &[&str]| {
+        let kinds: Vec<(&str, Option<u32>)> = calendar.iter().map(|k| (*k, None)).collect();
+        let windows = engagement_core::window::Windows::new(&kinds, rolling).expect("valid windows");
+        per_page(Limits { windows, ..limits() }, false).0
+    };
+    let base = with(&["quarter"], &["90d"]);
+    let added = [
+        ("month", with(&["quarter", "month"], &["90d"])),
+        ("week", with(&["quarter", "week"], &["90d"])),
+        ("year", with(&["quarter", "year"], &["90d"])),
+        ("a rolling window", with(&["quarter"], &["90d", "7d"])),
+    ];
+    let added: Vec<String> = added.iter().map(|(k, b)| format!("{k} +{:.0}", b - base)).collect();
+    println!(
+        "memory per kind: quarters and rolling 90d {base:.0} bytes per page with 2 posts each; {} (bytes per page)",
+        added.join(", ")
     );
 }
 
@@ -194,7 +225,7 @@ fn steady_state(quick: bool) {
 /// The longest writer pauses at 10,000,000 posts over 100,000 pages.
 fn pauses(quick: bool) {
     let posts = if quick { 200_000 } else { 10_000_000 };
-    let mut engine = Engine::new(limits());
+    let mut engine = Engine::new(every_kind());
     let mut results = Vec::with_capacity(BATCH);
     let mut inserts = InsertStream::new(PAGES, seed_quarter(), 7);
     for _ in 0..posts / 1_000_000 + 1 {
@@ -222,7 +253,7 @@ fn pauses(quick: bool) {
     let checkpoint = t.elapsed();
     drop((view, snapshot));
     println!(
-        "pauses: at {} posts, longest batch of {BATCH} events {:.2} ms, publishing a view {:.3} ms, checkpoint snapshot {:.3} ms (target: none over 20 ms)",
+        "pauses (every window kind): at {} posts, longest batch of {BATCH} events {:.2} ms, publishing a view {:.3} ms, checkpoint snapshot {:.3} ms (target: none over 20 ms)",
         engine.usage().posts,
         longest_batch.as_secs_f64() * 1e3,
         publish.as_secs_f64() * 1e3,
@@ -240,13 +271,17 @@ fn decode_and_apply(c: &mut Criterion, quick: bool) {
     });
     g.bench_function("decode", |b| b.iter(|| corpus.events().filter(|e| decode(black_box(e), &cx()).is_ok()).count()));
     let warm = if quick { 50_000 } else { 2_000_000 };
-    bench_stream(&mut g, "tracker", warm, size, |b| {
-        stream.next_into(b);
-    });
-    let mut inserts = InsertStream::new(PAGES, seed_quarter(), 13);
-    bench_stream(&mut g, "inserts", warm, size, |b| {
-        inserts.next_into(b);
-    });
+    for (name, windows) in common::windows() {
+        let limits = Limits { windows, ..limits() };
+        let mut stream = TrackerStream::new(PAGES, 100_000, seed_quarter(), 11);
+        bench_stream(&mut g, &format!("tracker/{name}"), limits, warm, size, |b| {
+            stream.next_into(b);
+        });
+        let mut inserts = InsertStream::new(PAGES, seed_quarter(), 13);
+        bench_stream(&mut g, &format!("inserts/{name}"), limits, warm, size, |b| {
+            inserts.next_into(b);
+        });
+    }
     g.finish();
 }
 
@@ -256,11 +291,12 @@ fn decode_and_apply(c: &mut Criterion, quick: bool) {
 fn bench_stream(
     g: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
+    limits: Limits,
     warm: usize,
     size: usize,
     mut next: impl FnMut(&mut Vec<u8>),
 ) {
-    let mut engine = Engine::new(limits());
+    let mut engine = Engine::new(limits);
     let mut results = Vec::with_capacity(BATCH);
     apply_all(&mut engine, &Corpus::of(warm, &mut next), &mut results);
     g.bench_function(name, |b| {
