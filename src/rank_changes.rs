@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use engagement_core::ranking::{Diff, Filter, Metric, Ranked, diff};
 use engagement_core::view::{Period, View};
-use engagement_core::window::{WindowId, format_rfc3339};
+use engagement_core::window::{CalendarKind, CalendarPeriod, WindowId, format_rfc3339};
 
 use crate::config::Watch;
 use crate::metrics::Metrics;
@@ -36,8 +36,11 @@ use crate::watches::{Detector, WatchChange};
 #[derive(Debug, Serialize)]
 pub struct RankEvent<'a> {
     pub window: WindowId,
-    /// The calendar period a relative window stood for (`2025-Q3`,
-    /// `2025-09`, ...); `None` for a rolling window.
+    /// The quarter a quarter window stood for, as SPEC §5 has it; `None`
+    /// for other windows.
+    pub quarter: Option<String>,
+    /// The calendar period a relative window stood for, of any kind
+    /// (`2025-Q3`, `2025-09`, ...); `None` for a rolling window.
     pub period: Option<String>,
     pub platform: &'a str,
     pub page_id: &'a str,
@@ -166,8 +169,10 @@ pub struct WatchEvent<'a> {
     pub group: &'a str,
     pub kind: &'static str,
     pub window: WindowId,
+    /// The quarter a quarter window stood for; `None` for other windows.
+    pub quarter: Option<String>,
     /// The calendar period a relative window stood for; `None` for rolling.
-    pub period: Option<&'a str>,
+    pub period: Option<String>,
     pub metric: &'static str,
     /// The ranking's platform; `None` when it ranks every platform together.
     pub ranking_platform: Option<&'a str>,
@@ -190,7 +195,8 @@ impl<'a> WatchEvent<'a> {
             group: &c.group,
             kind: c.kind.as_str(),
             window: c.key.window,
-            period: c.period.as_deref(),
+            quarter: quarter_of(c.period),
+            period: c.period.map(|p| p.to_string()),
             metric: c.metric.as_str(),
             ranking_platform: c.key.scope.as_deref(),
             top_n: c.top_n,
@@ -214,14 +220,16 @@ fn report(window: WindowId, view: &View, d: &Diff, metrics: &Metrics, publisher:
         LeaderChanged { window, leader }.emit(metrics);
     }
     let period = match view.table(window).map(|t| t.period) {
-        Some(Period::Calendar(p)) => Some(p.to_string()),
+        Some(Period::Calendar(p)) => Some(p),
         _ => None,
     };
+    let (quarter, period) = (quarter_of(period), period.map(|p| p.to_string()));
     let watermark = view.watermark.map(format_rfc3339);
     for change in &d.changes {
         RankChanged { window, change }.emit(metrics);
         let event = RankEvent {
             window,
+            quarter: quarter.clone(),
             period: period.clone(),
             platform: &change.platform,
             page_id: &change.page_id,
@@ -234,6 +242,11 @@ fn report(window: WindowId, view: &View, d: &Diff, metrics: &Metrics, publisher:
         publisher.rank_event(&format!("{}/{}", change.platform, change.page_id), &json);
     }
     leader.is_some()
+}
+
+/// The id of `period` when it is a quarter (the event's `quarter` field).
+fn quarter_of(period: Option<CalendarPeriod>) -> Option<String> {
+    period.filter(|p| p.kind == CalendarKind::Quarter).map(|p| p.to_string())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::{Period, Row, Table, View};
-use engagement_core::window::WindowId;
+use engagement_core::window::{CalendarPeriod, WindowId};
 
 use crate::config::{MAX_PLATFORM_SCOPES, Scope, Watch};
 
@@ -100,8 +100,8 @@ pub struct WatchChange {
     pub metric: Metric,
     pub top_n: usize,
     /// The calendar period a relative window (`current`, `previous-month`,
-    /// ...) stood for, e.g. `2025-Q3` or `2025-09`; `None` for rolling.
-    pub period: Option<String>,
+    /// ...) stood for; `None` for rolling.
+    pub period: Option<CalendarPeriod>,
     pub kind: Kind,
     /// The page; for [`Kind::Exited`], as it is now when it still has a row.
     pub page: Placed,
@@ -242,7 +242,7 @@ fn compare(key: &RankingKey, watch: &Watch, old: &Picture, new: &Picture) -> Vec
         metric: watch.metric,
         top_n: watch.top_n,
         period: match new.period {
-            Some(Period::Calendar(p)) => Some(p.to_string()),
+            Some(Period::Calendar(p)) => Some(p),
             _ => None,
         },
         kind,

@@ -24,7 +24,7 @@ fn change(kind: Kind, page: &str, old_rank: Option<u32>, new_rank: Option<u32>) 
         group: "".into(),
         metric: Metric::Interactions,
         top_n: 3,
-        period: Some("2025-Q3".into()),
+        period: "2025-Q3".parse().ok(),
         kind,
         page: Placed {
             platform: "x".into(),
