@@ -20,7 +20,8 @@
 //! `benches/common`), and `view/*`
 //! (building tables and orders, top-100 from a prepared order).
 //!
-//! `cargo bench -p engagement-core --bench engine`. Quick mode (small
+//! `cargo bench -p engagement-core --bench engine` (`-- engine/tracker`
+//! runs only the groups a filter names, without the printed lines). Quick mode (small
 //! sizes), for a smoke check in CI: `-- --test`, any run without `--bench`
 //! (`cargo test --benches`), or `BENCH_QUICK=1`.
 
@@ -59,7 +60,7 @@ fn limits() -> Limits {
 
 /// Every calendar kind and three rolling windows.
 fn every_kind() -> Limits {
-    Limits { windows: common::windows()[1].1, ..limits() }
+    Limits { windows: common::windows_named("every-kind"), ..limits() }
 }
 
 /// Events in one buffer; event `i` is `buf[ends[i - 1]..ends[i]]`.
@@ -158,12 +159,11 @@ fn memory(quick: bool) {
             let _ = view.ranking(view.current().expect("a current quarter"), Metric::Interactions, &Filter::ALL, 0, 10);
         }
         let total = allocated() - before;
-        (total as f64 / pages as f64, total as f64 / MIB)
+        (total as f64 / pages as f64, total as f64 / MIB, engine.usage().posts)
     };
-    let (bytes, total) = per_page(limits(), true);
+    let (bytes, total, posts) = per_page(limits(), true);
     println!(
-        "memory: {bytes:.0} bytes per page with 2 posts each ({pages} pages, {} posts; engine + one view with its tables: {total:.0} MiB)",
-        2 * pages
+        "memory: {bytes:.0} bytes per page with 2 posts each ({pages} pages, {posts} posts; engine + one view with its tables: {total:.0} MiB)"
     );
     // What each kind adds to the engine, per page whose posts fall in one
     // period of it: quarters and one rolling window, then one more each.
@@ -344,9 +344,13 @@ fn view_queries(c: &mut Criterion, quick: bool) {
 
 fn main() {
     let Some(quick) = common::quick() else { return };
-    memory(quick);
-    steady_state(quick);
-    pauses(quick);
+    // A criterion filter (`-- engine/tracker`) runs only the matching groups.
+    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
+    if !filtered {
+        memory(quick);
+        steady_state(quick);
+        pauses(quick);
+    }
     let mut c = Criterion::default().configure_from_args();
     if quick {
         c = c.sample_size(10).warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_millis(300));

@@ -51,10 +51,8 @@ fn a_checkpoint_of_other_windows_is_set_aside_not_used() {
     assert_eq!(report.other_windows.len(), 1);
     let (aside, why) = &report.other_windows[0];
     assert!(aside.extension().is_some_and(|x| x == "other-windows") && aside.exists(), "{}", aside.display());
-    assert!(
-        why.contains("quarter, month, rolling 90d, rolling 7d") && why.contains("quarter, week, rolling 90d"),
-        "{why}"
-    );
+    assert!(why.contains("quarter (5 kept), month (13 kept), rolling 90d, rolling 7d"), "{why}");
+    assert!(why.contains("quarter (5 kept), week (9 kept), rolling 90d"), "{why}");
     assert!(list(&dir, "bin").unwrap().is_empty());
     fs::rename(aside, aside.with_extension("bin")).unwrap();
     let (restored, _) = restore(&dir, Limits::default()).unwrap();

@@ -216,6 +216,8 @@ impl Loaded {
                 self.set_property(&property, value, source)?;
             } else if let Some(setting) = SETTINGS.iter().find(|s| env_var_name(s.key) == *name) {
                 self.set(setting.key, Raw::Text(value), source)?;
+            } else if let Some((key, _)) = RETIRED.iter().find(|(k, _)| env_var_name(k) == *name) {
+                self.set(key, Raw::Text(value), source)?;
             } else if is_kubernetes_service_link(name) {
                 // Kubernetes adds ENGAGEMENT_MONITOR_SERVICE_HOST, ..._PORT,
                 // ..._PORT_9898_TCP... for a Service of that name: not ours.
@@ -293,9 +295,10 @@ impl Loaded {
             Err(e) => {
                 let keys = ["windows.calendar", "windows.rolling"];
                 let origin = keys.iter().filter_map(|k| self.sources.get(*k)).find(|s| **s != Source::Default);
+                let w = &self.config.windows;
                 Err(ConfigError::Rule {
                     key: "windows".into(),
-                    value: format!("{:?} {:?}", self.config.windows.calendar, self.config.windows.rolling),
+                    value: format!("calendar = {:?}, rolling = {:?}", w.calendar, w.rolling),
                     origin: origin.unwrap_or(&Source::Default).origin(),
                     rule: e.to_string(),
                 })
@@ -304,19 +307,26 @@ impl Loaded {
     }
 
     /// Every window a watch names is one the configuration keeps.
-    pub(super) fn check_watch_windows(&self) -> Result<(), ConfigError> {
-        let spec = &self.config.engine.windows;
-        for w in &self.config.ranking.watches {
-            for id in &w.windows {
-                if let Err(e) = spec.resolve(&id.to_string()) {
-                    return Err(ConfigError::Rule {
-                        key: format!("{WATCHES_KEY} {}.windows", w.name),
-                        value: id.to_string(),
-                        origin: self.sources.get(WATCHES_KEY).unwrap_or(&Source::Default).origin(),
-                        rule: e.to_string(),
-                    });
-                }
+    /// Every window a watch names is one the configuration keeps; each is
+    /// stored as the configuration names it (`rolling-90d` as `rolling`
+    /// when 90 days is the first rolling window), as the series label it.
+    pub(super) fn check_watch_windows(&mut self) -> Result<(), ConfigError> {
+        let spec = self.config.engine.windows;
+        let origin = self.sources.get(WATCHES_KEY).unwrap_or(&Source::Default).origin();
+        for (i, w) in self.config.ranking.watches.iter_mut().enumerate() {
+            for id in &mut w.windows {
+                *id = spec.resolve(&id.to_string()).map_err(|e| ConfigError::Rule {
+                    key: format!("{WATCHES_KEY}[{i}].windows"),
+                    value: id.to_string(),
+                    origin: origin.clone(),
+                    rule: e.to_string(),
+                })?;
             }
+            let mut seen = Vec::new();
+            w.windows.retain(|id| !seen.contains(id) && {
+                seen.push(*id);
+                true
+            });
         }
         Ok(())
     }

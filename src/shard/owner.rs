@@ -198,7 +198,9 @@ impl Owner {
     fn restore(&mut self, p: i32) -> anyhow::Result<()> {
         let started = Instant::now();
         let limits = self.io.config.engine;
+        let mut rebuild = false;
         let restored = self.reader.restore(p, limits, STATE_TIMEOUT).unwrap_or_else(|error| {
+            rebuild = error.downcast_ref::<super::state::Rebuild>().is_some();
             StateUnusable { topic: &self.topics.state, partition: p, error: &error }.emit(&self.io.metrics);
             None
         });
@@ -210,8 +212,9 @@ impl Owner {
         engine.track_changes();
         // The state covers the input up to `next`: messages before it are
         // skipped (the group's committed offset is never ahead of it).
-        // Without a state, the partition starts where the group left it.
-        let committed = if restored_any { None } else { self.committed(p) };
+        // Without a state, the partition starts where the group left it;
+        // with one this build cannot use, from the beginning.
+        let committed = if restored_any || rebuild { None } else { self.committed(p) };
         let start = if restored_any { next } else { committed.unwrap_or(0) };
         if committed.is_some_and(|c| c > 0) {
             tracing::warn!(partition = p, committed = ?committed, topic = %self.topics.state,

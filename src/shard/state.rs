@@ -21,7 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::kafka::DeliveryCount;
-use engagement_core::engine::{Engine, Limits, STATE_VERSION};
+use engagement_core::engine::{DecodeError, Engine, Limits, STATE_VERSION};
 
 /// Bytes per chunk: under the broker's default 1 MB record limit.
 const CHUNK: usize = 512 * 1024;
@@ -151,7 +151,10 @@ impl StateReader {
             bytes.extend_from_slice(chunk);
         }
         anyhow::ensure!(bytes.len() == len, "the state of partition {partition} has {} bytes, not {len}", bytes.len());
-        let engine = Engine::decode(&bytes[..], limits).context("decoding the state")?;
+        let engine = Engine::decode(&bytes[..], limits).map_err(|e| match e {
+            DecodeError::Windows { .. } => anyhow::Error::new(Rebuild(e.to_string())),
+            e => anyhow::Error::new(e).context("decoding the state"),
+        })?;
         Ok(Some(Restored { engine, next_offset, slot }))
     }
 
@@ -176,10 +179,21 @@ impl StateReader {
 }
 
 /// (slot, chunks, bytes, next offset) of a manifest.
+/// A partition state that is sound but not this build's to use: of another
+/// format version, or written under other windows. The partition is
+/// rebuilt by replaying its input from the earliest offset, not resumed
+/// from the group's committed offset (which would leave out what came
+/// before it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}; the partition is rebuilt from the earliest offset of its input")]
+pub struct Rebuild(pub String);
+
 fn read_manifest(m: &[u8]) -> anyhow::Result<(u8, usize, usize, i64)> {
     anyhow::ensure!(m.len() == 26 && m[0] == MANIFEST_VERSION, "unknown state manifest");
     let version = u32::from_le_bytes(m[2..6].try_into()?);
-    anyhow::ensure!(version == STATE_VERSION, "state format {version}, this build reads {STATE_VERSION}");
+    if version != STATE_VERSION {
+        return Err(Rebuild(format!("state format {version}, this build reads {STATE_VERSION}")).into());
+    }
     let chunks = u32::from_le_bytes(m[6..10].try_into()?) as usize;
     let len = u64::from_le_bytes(m[10..18].try_into()?) as usize;
     let next = i64::from_le_bytes(m[18..26].try_into()?);

@@ -10,7 +10,7 @@
 //! order, so the outcome is exactly that of applying one event at a time.
 
 use super::posts::{post_hash, post_key};
-use super::{Engine, Outcome};
+use super::{Engine, Outcome, PeriodsAt};
 use crate::event::{DecodeContext, Event, Invalid, decode};
 use crate::window::Millis;
 
@@ -38,6 +38,8 @@ pub(super) struct Keys {
     /// prefetching the post's quarter slot and top list).
     pub interactions: u64,
     pub published: Millis,
+    /// Per kind the engine keeps, the period holding `published`.
+    pub periods: PeriodsAt,
 }
 
 /// Scratch space reused from batch to batch, so applying allocates
@@ -129,6 +131,7 @@ impl Engine {
         let platform = self.pages.platform(&ev.platform)?;
         let page = super::pages::page_key(platform, &ev.page_id);
         let post_hash = post_hash(&ev.post_id);
+        let periods = self.periods_of(ev.published_at);
         Some(Keys {
             platform,
             page,
@@ -136,6 +139,7 @@ impl Engine {
             post: post_key(page, post_hash),
             interactions: ev.counts.interactions(),
             published: ev.published_at,
+            periods,
         })
     }
 
@@ -147,27 +151,25 @@ impl Engine {
     /// The page's entries in the indexes of the post's periods.
     fn prefetch_entries(&self, k: &Keys) {
         if let Some(page) = self.pages.guess(k.page) {
-            for kind in &self.periods {
-                if let Some(p) = kind.retained(k.published) {
-                    kind.prefetch_entry(p, page);
-                }
+            for (kind, p) in self.periods.iter().zip(k.periods) {
+                kind.prefetch_entry(p, page);
             }
         }
     }
 
     /// The page's slots in the post's periods (through the index entries
-    /// prefetched a stage earlier) and its top list (through its state).
+    /// prefetched a stage earlier), what the rolling edges keep for its
+    /// quarter slot, and its top list (through its state).
     fn prefetch_slots(&self, k: &Keys) {
-        if let Some(page) = self.pages.guess(k.page) {
-            for kind in &self.periods {
-                if let Some(p) = kind.retained(k.published) {
-                    kind.prefetch_slot(p, page);
-                }
-            }
-            if let Some(q) = self.periods[0].retained(k.published) {
-                self.pages.prefetch_top(page, crate::window::Quarter::from_index(q.index), k.interactions);
-            }
+        let Some(page) = self.pages.guess(k.page) else { return };
+        for (kind, p) in self.periods.iter().zip(k.periods).skip(1) {
+            kind.prefetch_slot(p, page);
         }
+        let q = k.periods[0];
+        if let Some(slot) = self.periods[0].prefetch_slot(q, page) {
+            self.edges.iter().flatten().for_each(|e| e.prefetch(q, slot, k.published));
+        }
+        self.pages.prefetch_top(page, crate::window::Quarter::from_index(q.index), k.interactions);
     }
 
     fn prefetch_records(&self, k: &Keys) {

@@ -57,6 +57,13 @@ use event_ids::{EventIds, Remembered, event_key};
 use pages::Pages;
 use posts::{PostTable, day_of};
 
+/// Most calendar kinds an engine keeps.
+const MAX_KINDS: usize = CalendarKind::ALL.len();
+
+/// Per kind an engine keeps (in its order; quarters first), a period;
+/// the unused tail repeats the quarter.
+type PeriodsAt = [CalendarPeriod; MAX_KINDS];
+
 /// The engine. One writer owns it; readers get snapshots.
 #[derive(Debug)]
 pub struct Engine {
@@ -71,7 +78,7 @@ pub struct Engine {
     /// Per calendar kind kept, its retained periods: quarters first, always
     /// (over every quarter the windows reach: rolling windows and top lists
     /// are kept per quarter), then the other configured kinds.
-    periods: Vec<Periods>,
+    periods: Vec<periods::Periods>,
     pages: Pages,
     posts: PostTable,
     event_ids: EventIds,
@@ -90,8 +97,9 @@ impl Engine {
     pub fn new(limits: Limits) -> Engine {
         limits.validate().expect("engine limits are validated with the configuration");
         let w = limits.windows;
-        let quarters = Periods::new(CalendarKind::Quarter, w.quarter_span() - 1);
-        let others = w.calendar().filter(|(k, _)| *k != CalendarKind::Quarter).map(|(k, r)| Periods::new(k, r));
+        let quarters = periods::Periods::new(CalendarKind::Quarter, w.quarter_span() - 1);
+        let others =
+            w.calendar().filter(|(k, _)| *k != CalendarKind::Quarter).map(|(k, r)| periods::Periods::new(k, r));
         Engine {
             pages: Pages::new(limits.max_pages, limits.max_platforms as usize, limits.top_posts as usize),
             periods: std::iter::once(quarters).chain(others).collect(),
@@ -138,7 +146,7 @@ impl Engine {
             event_ids: self.event_ids.len(),
             split_pages: self.pages.split(),
             heap_bytes: self.pages.heap_bytes()
-                + self.periods.iter().map(Periods::heap_bytes).sum::<usize>()
+                + self.periods.iter().map(periods::Periods::heap_bytes).sum::<usize>()
                 + self.edges.iter().flatten().map(Edge::heap_bytes).sum::<usize>()
                 + self.posts.heap_bytes()
                 + self.event_ids.heap_bytes(),
@@ -203,11 +211,16 @@ impl Engine {
         let found = self.posts.find(key, page, hash);
         // A post's publication time is fixed by its first event.
         let published = found.map_or(ev.published_at, |(_, p)| p.published);
-        let Some(quarter) = self.periods[0].retained(published).filter(|_| published >= self.cutoff) else {
-            return Outcome::Expired;
+        let at = match keys {
+            Some(k) if k.published == published => k.periods,
+            _ => self.periods_of(published),
         };
+        let quarter = at[0];
+        if published < self.cutoff || !self.periods[0].keeps(quarter) {
+            return Outcome::Expired;
+        }
         let Some((slot, post)) = found else {
-            return self.add_post(page, key, hash, quarter, ev);
+            return self.add_post(page, key, hash, &at, ev);
         };
         if post.kind != ev.kind {
             return Outcome::Conflict;
@@ -219,7 +232,7 @@ impl Engine {
         match updated {
             Ok(updated) => {
                 self.posts.update(slot, &updated);
-                self.note_change(&post, &updated, quarter, &ev.post_id);
+                self.note_change(&post, &updated, &at, &ev.post_id);
                 Outcome::Applied
             }
             Err(unchanged) => unchanged,
@@ -329,7 +342,18 @@ impl Engine {
         }
     }
 
-    fn add_post(&mut self, page: u32, key: u64, hash: u64, quarter: CalendarPeriod, ev: &Event<'_>) -> Outcome {
+    /// Per kind kept, the period holding the instant `ms`.
+    fn periods_of(&self, ms: Millis) -> PeriodsAt {
+        let quarter = self.periods[0].period_of(ms);
+        let mut at = [quarter; MAX_KINDS];
+        for (p, kind) in at.iter_mut().zip(&self.periods).skip(1) {
+            *p = kind.period_of(ms);
+        }
+        at
+    }
+
+    fn add_post(&mut self, page: u32, key: u64, hash: u64, at: &PeriodsAt, ev: &Event<'_>) -> Outcome {
+        let quarter = at[0];
         if self.posts.len() >= self.limits.max_posts as usize {
             return Outcome::Rejected(Bound::Posts);
         }
@@ -344,7 +368,7 @@ impl Engine {
         let Some(post_slot) = self.posts.insert(key, &post, |p| post_key(pages.key(p.page), p.hash)) else {
             return Outcome::Rejected(Bound::Posts);
         };
-        let i = self.add_to_periods(page, post.published, |t| t.add_post(&post.counts));
+        let i = self.add_to_periods(page, at, |t| t.add_post(&post.counts));
         for edge in self.edges.iter_mut().flatten() {
             edge.post_added(quarter, i, post.published, &post.counts, (page, post_slot));
         }
@@ -353,12 +377,14 @@ impl Engine {
         Outcome::Applied
     }
 
-    /// Changes page `page`'s totals with `change` in the retained period of
-    /// every kind that holds `published`; the index of its quarter slot.
-    fn add_to_periods(&mut self, page: u32, published: Millis, change: impl Fn(&mut Totals)) -> usize {
+    /// Changes page `page`'s totals with `change` in the periods `at` of
+    /// every kind that retains its one; the index of its quarter slot.
+    fn add_to_periods(&mut self, page: u32, at: &PeriodsAt, change: impl Fn(&mut Totals)) -> usize {
         let mut quarter_slot = 0;
-        for k in 0..self.periods.len() {
-            let Some(period) = self.periods[k].retained(published) else { continue };
+        for (k, &period) in at.iter().enumerate().take(self.periods.len()) {
+            if !self.periods[k].keeps(period) {
+                continue;
+            }
             let (i, slot) = self.slot_of(k, period, page);
             let mut totals = slot.totals();
             change(&mut totals);
@@ -389,8 +415,9 @@ impl Engine {
         Ok(Post { observed: post.observed.max(ev.observed_at), counts, ..post })
     }
 
-    fn note_change(&mut self, old: &Post, new: &Post, quarter: CalendarPeriod, post_id: &str) {
-        let i = self.add_to_periods(new.page, new.published, |t| t.apply_change(&old.counts, &new.counts));
+    fn note_change(&mut self, old: &Post, new: &Post, at: &PeriodsAt, post_id: &str) {
+        let quarter = at[0];
+        let i = self.add_to_periods(new.page, at, |t| t.apply_change(&old.counts, &new.counts));
         for edge in self.edges.iter_mut().flatten() {
             edge.post_changed(quarter, i, new.published, &old.counts, &new.counts);
         }

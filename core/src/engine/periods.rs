@@ -244,12 +244,22 @@ impl Periods {
         Some(self.current?.minus(self.retention))
     }
 
+    /// The period of this kind containing the instant `ms`.
+    #[inline]
+    pub fn period_of(&self, ms: Millis) -> CalendarPeriod {
+        self.bounds.period_of(ms)
+    }
+
+    /// Whether period `p` (of this kind) is retained.
+    #[inline]
+    pub fn keeps(&self, p: CalendarPeriod) -> bool {
+        self.current.is_some_and(|c| p <= c && p.index >= c.index - self.retention as i32)
+    }
+
     /// The retained period containing the instant `ms`, if there is one.
     #[inline]
     pub fn retained(&self, ms: Millis) -> Option<CalendarPeriod> {
-        let p = self.bounds.period_of(ms);
-        let current = self.current?;
-        (p <= current && p.index >= current.index - self.retention as i32).then_some(p)
+        Some(self.period_of(ms)).filter(|p| self.keeps(*p))
     }
 
     /// Page `page`'s slot in period `p` (retained), added if missing;
@@ -275,15 +285,14 @@ impl Periods {
     }
 
     /// Hints the CPU to load page `page`'s slot in period `p` (reads its
-    /// index entry, which should be on its way already).
+    /// index entry, which should be on its way already); the slot's index.
     #[inline]
-    pub fn prefetch_slot(&self, p: CalendarPeriod, page: u32) {
-        if let Some(t) = self.table(p) {
-            let e = page as usize;
-            if let Some(i) = (e < t.index.len()).then(|| *t.index.get(e)).and_then(|d| d.checked_sub(1)) {
-                t.slots.prefetch(i as usize);
-            }
-        }
+    pub fn prefetch_slot(&self, p: CalendarPeriod, page: u32) -> Option<usize> {
+        let t = self.table(p)?;
+        let e = page as usize;
+        let i = (e < t.index.len()).then(|| *t.index.get(e)).and_then(|d| d.checked_sub(1))? as usize;
+        t.slots.prefetch(i);
+        Some(i)
     }
 
     /// Moves the current period to the one holding `wm` and drops the

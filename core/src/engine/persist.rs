@@ -196,8 +196,8 @@ impl Engine {
         };
         let stored = read_windows(&mut r)?;
         if stored != limits.windows {
-            let configured = limits.windows.describe();
-            return Err(DecodeError::Windows { stored: stored.describe(), configured });
+            let configured = limits.windows.describe_fully();
+            return Err(DecodeError::Windows { stored: stored.describe_fully(), configured });
         }
         for _ in 0..r.len(limits.max_platforms as usize, "platform count")? {
             engine.pages.platforms.push(Arc::from(r.str(32, "platform")?));

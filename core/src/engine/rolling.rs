@@ -100,6 +100,15 @@ impl Edge {
         self.left.get_mut(slot)
     }
 
+    /// Hints the CPU to load what a post of quarter `q` published at
+    /// `published`, in slot `slot`, would change here.
+    #[inline]
+    pub fn prefetch(&self, q: CalendarPeriod, slot: usize, published: Millis) {
+        if q == self.quarter && published < self.at {
+            self.left.prefetch(slot);
+        }
+    }
+
     /// A new post of quarter `q` in slot `slot` (its page's slot in `q`).
     pub fn post_added(&mut self, q: CalendarPeriod, slot: usize, published: Millis, counts: &Counts, post: (u32, u32)) {
         if published >= self.at && published < self.horizon {

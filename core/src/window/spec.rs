@@ -54,8 +54,9 @@ pub enum BadWindows {
     #[error("at least one calendar kind or rolling window is needed")]
     Empty,
     #[error(
-        "the windows reach up to {0} days back (a rolling window of N days with its predecessor reaches 2N); \
-         at most {MAX_REACH_DAYS}: keep fewer past periods or shorter rolling windows"
+        "the windows reach up to {0} days back (a kind keeping k periods reaches k times its longest period, a \
+         rolling window of N days with its predecessor 2N days, and the watermark's own day counts); at most \
+         {MAX_REACH_DAYS}: keep fewer periods or shorter rolling windows"
     )]
     Reach(u32),
 }
@@ -148,17 +149,23 @@ impl Windows {
         (self.reach_days() + 1) / 90 + 2
     }
 
-    /// Resolves a window id against this specification.
+    /// Resolves a window id against this specification: the id of a window
+    /// it keeps, as [`relative`](Self::relative) names it (`rolling-90d`
+    /// is `rolling` when 90 days is the first rolling window).
     pub fn resolve(&self, id: &str) -> Result<WindowId, UnknownWindow> {
         let parsed = WindowId::parse(id).ok_or(UnknownWindow::Malformed)?;
+        let first = self.rolling().first().map(|d| u32::from(*d));
         let kept = match parsed {
-            WindowId::Relative { kind, .. } | WindowId::Period(CalendarPeriod { kind, .. }) => {
-                self.retention(kind).is_some()
-            }
-            WindowId::Rolling(None) => self.rolling_len > 0,
+            WindowId::Relative { kind, back } => self.retention(kind).is_some_and(|r| r >= u32::from(back)),
+            WindowId::Period(CalendarPeriod { kind, .. }) => self.retention(kind).is_some(),
+            WindowId::Rolling(None) => first.is_some(),
             WindowId::Rolling(Some(days)) => self.rolling().contains(&(days as u16)),
         };
-        if kept { Ok(parsed) } else { Err(UnknownWindow::NotConfigured(self.describe())) }
+        match parsed {
+            _ if !kept => Err(UnknownWindow::NotConfigured(self.describe())),
+            WindowId::Rolling(Some(days)) if Some(days) == first => Ok(WindowId::Rolling(None)),
+            id => Ok(id),
+        }
     }
 
     /// The ids of the windows that move with the watermark, as `/metrics`
@@ -172,6 +179,13 @@ impl Windows {
         let rolling =
             self.rolling().iter().map(move |d| WindowId::Rolling((Some(*d) != first).then_some(u32::from(*d))));
         calendar.chain(rolling).collect()
+    }
+
+    /// [`describe`](Self::describe) with the periods each kind keeps.
+    pub fn describe_fully(&self) -> String {
+        let kinds = self.calendar().map(|(k, r)| format!("{} ({} kept)", k.as_str(), r + 1));
+        let rolling = self.rolling().iter().map(|d| format!("rolling {d}d"));
+        kinds.chain(rolling).collect::<Vec<_>>().join(", ")
     }
 
     /// The kinds and durations kept, as an error message lists them.
@@ -271,6 +285,11 @@ mod tests {
         assert_eq!(labels, ["current", "previous", "current-month", "previous-month", "rolling", "rolling-7d"]);
         assert_eq!(w.resolve("2025-09").map(|id| id.to_string()), Ok("2025-09".into()));
         assert_eq!(w.resolve("rolling-7d"), Ok(WindowId::Rolling(Some(7))));
+        assert_eq!(w.resolve("rolling-90d"), Ok(WindowId::Rolling(None)), "the first is `rolling`");
+        let one = Windows::new(&[("quarter", Some(0))], &["30d"]).unwrap();
+        assert!(matches!(one.resolve("previous"), Err(UnknownWindow::NotConfigured(_))), "one quarter kept");
+        assert_eq!(one.resolve("current"), Ok(WindowId::Relative { kind: CalendarKind::Quarter, back: 0 }));
+        assert_eq!(one.describe_fully(), "quarter (1 kept), rolling 30d");
         let e = w.resolve("2025-W38").unwrap_err();
         assert_eq!(
             e.to_string(),
