@@ -323,9 +323,11 @@ impl Loaded {
                 })?;
             }
             let mut seen = Vec::new();
-            w.windows.retain(|id| !seen.contains(id) && {
-                seen.push(*id);
-                true
+            w.windows.retain(|id| {
+                !seen.contains(id) && {
+                    seen.push(*id);
+                    true
+                }
             });
         }
         Ok(())

@@ -316,7 +316,10 @@ fn engine_limits_are_validated_naming_the_key() {
     );
     assert!(error(file("[engine]\nrolling_days = 0\n")).contains("was retired: use windows.rolling"));
     let env_error = error(env(&[("ENGAGEMENT_MONITOR_ENGINE_ROLLING_DAYS", "30")]));
-    assert!(env_error.contains("engine.rolling_days") && env_error.contains("was retired: use windows.rolling"), "{env_error}");
+    assert!(
+        env_error.contains("engine.rolling_days") && env_error.contains("was retired: use windows.rolling"),
+        "{env_error}"
+    );
     assert!(error(file("[engine]\nmax_platforms = 2000\n")).contains("engine.max_platforms"));
     assert!(error(file("[engine]\ntop_posts = 101\n")).contains("engine.top_posts"));
 }

@@ -78,7 +78,10 @@ fn a_page_overtaking_the_leader_of_a_platform_is_a_leader_change_and_an_entry() 
         ]
     );
     let c = &changes[0];
-    assert_eq!((c.key.scope.as_deref(), &*c.watch, c.period.map(|p| p.to_string()).as_deref()), (Some("tiktok"), "pp", Some("2025-Q3")));
+    assert_eq!(
+        (c.key.scope.as_deref(), &*c.watch, c.period.map(|p| p.to_string()).as_deref()),
+        (Some("tiktok"), "pp", Some("2025-Q3"))
+    );
     assert_eq!(c.places_gained(), 2, "from outside the top 2 (3) to 1");
     assert_eq!(c.page.interactions, 900);
 }
