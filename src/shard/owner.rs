@@ -201,7 +201,7 @@ impl Owner {
         let mut rebuild = false;
         let restored = self.reader.restore(p, limits, STATE_TIMEOUT).unwrap_or_else(|error| {
             rebuild = error.downcast_ref::<super::state::Rebuild>().is_some();
-            StateUnusable { topic: &self.topics.state, partition: p, error: &error }.emit(&self.io.metrics);
+            StateUnusable { topic: &self.topics.state, partition: p, error: &error, rebuild }.emit(&self.io.metrics);
             None
         });
         let restored_any = restored.is_some();
@@ -214,6 +214,16 @@ impl Owner {
         // skipped (the group's committed offset is never ahead of it).
         // Without a state, the partition starts where the group left it;
         // with one this build cannot use, from the beginning.
+        if rebuild {
+            // The fetch started at the group's offset when the partition
+            // was assigned; nothing of it was read yet (this loop reads the
+            // fetch queue), and what was fetched before the seek is
+            // discarded by the client.
+            let topic = &self.io.config.kafka.topic;
+            if let Err(e) = self.consumer.seek(topic, p, Offset::Beginning, Duration::from_secs(10)) {
+                anyhow::bail!("cannot seek partition {p} to its beginning to rebuild its state: {e}");
+            }
+        }
         let committed = if restored_any || rebuild { None } else { self.committed(p) };
         let start = if restored_any { next } else { committed.unwrap_or(0) };
         if committed.is_some_and(|c| c > 0) {

@@ -115,20 +115,32 @@ impl InternalEvent for TotalsRefused<'_> {
     }
 }
 
-/// A partition's state in the state topic cannot be used (damaged, or of
-/// another format version): the partition starts without it, from the
-/// group's committed offset, and its earlier history is missing.
+/// A partition's state in the state topic cannot be used. Damaged: the
+/// partition starts without it, from the group's committed offset, and its
+/// earlier history is missing. Sound but of another format version or
+/// other windows (`rebuild`): the partition is rebuilt from the earliest
+/// offset of the input (a gap there is counted when the input is read).
 pub struct StateUnusable<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub error: &'a anyhow::Error,
+    pub rebuild: bool,
 }
 
 impl InternalEvent for StateUnusable<'_> {
     fn emit(self, m: &Metrics) {
+        let (topic, partition, error) = (self.topic, self.partition, format!("{:#}", self.error));
+        if self.rebuild {
+            tracing::error!(topic, partition, error, "the partition's state is not this build's to use: rebuilding it");
+            return;
+        }
         m.consumer.history_gaps.inc();
-        tracing::error!(topic = self.topic, partition = self.partition, error = %format!("{:#}", self.error),
+        tracing::error!(
+            topic,
+            partition,
+            error,
             "the partition's state cannot be used: its history is missing from the totals; continuing from the \
-             group's committed offset");
+             group's committed offset"
+        );
     }
 }

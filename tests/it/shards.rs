@@ -224,6 +224,34 @@ fn a_page_on_two_partitions_is_counted_in_shard_mode() {
 }
 
 #[test]
+fn a_state_of_other_windows_is_rebuilt_from_the_earliest_offset() {
+    let topic = unique("shards-windows");
+    create_topic(&topic, 1);
+    let published = "2025-07-01T00:00:00Z";
+    let events = vec![crate::daemon::event("pg", "a", published, "2025-07-02T00:00:00Z", r#","reactions":7"#)];
+    produce_strings(&topic, 1, &events);
+    let mut d = shard(&topic, "windows-0");
+    d.wait_ready(READY);
+    d.wait_metric(r#"engagement_shard_state_saves_total{result="ok"}"#, 1.0, READY);
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(30)).0.success());
+    // The group's offset is past the event now: resumed from there, the
+    // page would be missing; rebuilt from the beginning, it is exact.
+    let weeks = [("ENGAGEMENT_MONITOR_WINDOWS_CALENDAR", "quarter,month,week")];
+    let d = Daemon::start(
+        &topic,
+        &["--mode", "shard", "--instance-id", "windows-0", "--kafka-property", "session.timeout.ms=6000"],
+        &weeks,
+    );
+    d.wait_ready(READY);
+    assert!(d.logs().iter().any(|l| l.contains("not this build's to use: rebuilding it")), "{:#?}", d.logs());
+    let page = d.json("/v1/pages/facebook/pg");
+    assert_eq!(page["windows"][0]["interactions"], 7, "{page}");
+    assert_eq!(d.json("/v1/rankings?window=2025-W27")["entries"][0]["interactions"], 7);
+    assert_eq!(d.metric("engagement_history_gaps_total"), Some(0.0), "nothing is missing");
+}
+
+#[test]
 fn a_damaged_state_is_a_counted_history_gap_not_a_crash() {
     let topic = unique("shards-damaged");
     create_topic(&topic, 1);

@@ -1,7 +1,8 @@
 //! The state directory as an operator meets it: unusable at start or at
 //! shutdown, holding another topic's checkpoint, or one from a newer
 //! version. Each stops the daemon with a non-zero status and a message
-//! naming the path (and the topics), instead of losing state quietly.
+//! naming the path (and the topics), instead of losing state quietly. A
+//! checkpoint of other windows is set aside and the topic replayed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -98,4 +99,27 @@ fn a_checkpoint_from_a_newer_version_stops_start_up_and_stays() {
     let logs = d.logs().join("\n");
     assert!(logs.contains(file.to_str().unwrap()) && logs.contains("version 99"), "{logs}");
     assert_eq!(std::fs::read(&file).unwrap(), bytes, "the file stays where it is");
+}
+
+#[test]
+fn a_checkpoint_of_other_windows_is_set_aside_and_the_topic_replayed() {
+    use engagement_core::synth::{SEED_TABLE, seed_events};
+    let topic = unique("other-windows");
+    create_topic(&topic, 3);
+    produce_strings(&topic, 3, &seed_events());
+    let dir = scratch("other-windows");
+    checkpoint_of(&topic, &dir);
+    let weeks = [("ENGAGEMENT_MONITOR_WINDOWS_CALENDAR", "quarter,month,week")];
+    let d = Daemon::start(&topic, &["--state-dir", dir.to_str().unwrap()], &weeks);
+    d.wait_ready(Duration::from_secs(60));
+    let all = seed_events().len() as f64;
+    d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, all, Duration::from_secs(60));
+    assert!(d.logs().iter().any(|l| l.contains("checkpoint of other windows set aside")), "{:#?}", d.logs());
+    let aside = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path());
+    assert_eq!(aside.filter(|p| p.extension().is_some_and(|x| x == "other-windows")).count(), 1);
+    let table: Vec<(String, u64, u64)> = SEED_TABLE.iter().map(|p| (p.id.into(), p.interactions, p.posts)).collect();
+    assert_eq!(crate::windows::served(&d, "2025-Q3"), table, "the replay rebuilt the quarter");
+    let posts = crate::windows::posts();
+    let week = crate::windows::ranking(&posts, |p| p.published.iso_week() == 38);
+    assert_eq!(crate::windows::served(&d, "2025-W38"), week, "and the new kind");
 }

@@ -17,14 +17,14 @@ use engagement_core::synth::{SEED_TABLE, seed_events};
 const READY: Duration = Duration::from_secs(60);
 
 /// A seed post as the test reads it back from its JSON.
-struct Post {
+pub(crate) struct Post {
     page: String,
-    published: OffsetDateTime,
+    pub(crate) published: OffsetDateTime,
     observed: OffsetDateTime,
     interactions: u64,
 }
 
-fn posts() -> Vec<Post> {
+pub(crate) fn posts() -> Vec<Post> {
     seed_events()
         .iter()
         .map(|json| {
@@ -43,7 +43,7 @@ fn posts() -> Vec<Post> {
 
 /// (page, interactions, posts) of the posts `keep` selects, ranked by
 /// interactions, ties by page id.
-fn ranking(posts: &[Post], keep: impl Fn(&Post) -> bool) -> Vec<(String, u64, u64)> {
+pub(crate) fn ranking(posts: &[Post], keep: impl Fn(&Post) -> bool) -> Vec<(String, u64, u64)> {
     let mut pages: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for p in posts.iter().filter(|p| keep(p)) {
         let e = pages.entry(&p.page).or_default();
@@ -54,7 +54,7 @@ fn ranking(posts: &[Post], keep: impl Fn(&Post) -> bool) -> Vec<(String, u64, u6
     out
 }
 
-fn served(d: &Daemon, window: &str) -> Vec<(String, u64, u64)> {
+pub(crate) fn served(d: &Daemon, window: &str) -> Vec<(String, u64, u64)> {
     let body = d.json(&format!("/v1/rankings?window={window}&limit=1000"));
     let entry = |e: &serde_json::Value| {
         (e["page_id"].as_str().unwrap().to_string(), e["interactions"].as_u64().unwrap(), e["posts"].as_u64().unwrap())
