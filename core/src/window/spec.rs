@@ -338,6 +338,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Any text: a window id parses to one that prints back the same
+        /// (ids are canonical), or is refused; never a panic.
+        #[test]
+        fn window_ids_are_canonical(s in "\\PC{0,12}|[a-z0-9-]{0,16}|20[0-9]{2}-(Q[0-9]|W[0-9]{2}|[0-9]{2})") {
+            if let Some(id) = WindowId::parse(&s) {
+                proptest::prop_assert_eq!(id.to_string(), s.clone());
+                proptest::prop_assert_eq!(WindowId::parse(&id.to_string()), Some(id));
+            }
+            let _ = Windows::default().resolve(&s);
+        }
+
         /// The cutoff at any watermark lies within the reach, and the
         /// quarters from it to the watermark fit the quarter span.
         #[test]
