@@ -34,6 +34,19 @@ pub fn windows() -> [(&'static str, engagement_core::window::Windows); 4] {
     ]
 }
 
+/// `BENCH_WINDOWS=quarter,month;90d,7d` (calendar kinds; rolling windows):
+/// one more configuration, named `custom`, for the engine bench.
+#[allow(dead_code)]
+pub fn custom_windows() -> Option<engagement_core::window::Windows> {
+    let text = std::env::var("BENCH_WINDOWS").ok()?;
+    let (calendar, rolling) = text.split_once(';').unwrap_or((&text, ""));
+    let split = |s: &str| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
+    let (calendar, rolling) = (split(calendar), split(rolling));
+    let kinds: Vec<(&str, Option<u32>)> = calendar.iter().map(|k| (k.as_str(), None)).collect();
+    let rolling: Vec<&str> = rolling.iter().map(String::as_str).collect();
+    Some(engagement_core::window::Windows::new(&kinds, &rolling).expect("BENCH_WINDOWS: valid windows"))
+}
+
 /// The windows named `name` in [`windows`].
 #[allow(dead_code)]
 pub fn windows_named(name: &str) -> engagement_core::window::Windows {

@@ -271,7 +271,8 @@ fn decode_and_apply(c: &mut Criterion, quick: bool) {
     });
     g.bench_function("decode", |b| b.iter(|| corpus.events().filter(|e| decode(black_box(e), &cx()).is_ok()).count()));
     let warm = if quick { 50_000 } else { 2_000_000 };
-    for (name, windows) in common::windows() {
+    let custom = common::custom_windows().map(|w| ("custom", w));
+    for (name, windows) in common::windows().into_iter().chain(custom) {
         let limits = Limits { windows, ..limits() };
         let mut stream = TrackerStream::new(PAGES, 100_000, seed_quarter(), 11);
         bench_stream(&mut g, &format!("tracker/{name}"), limits, warm, size, |b| {

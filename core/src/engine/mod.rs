@@ -4,18 +4,20 @@
 //! `observed_at` seen.
 //!
 //! Layout: posts ([`posts`]) are 32-byte records grouped by publication day;
-//! pages ([`pages`]) and their per-quarter totals ([`quarters`]) live in
-//! copy-on-write columns ([`column`]); the rolling window and its
-//! predecessor are kept by two edges ([`rolling`]). A [`Snapshot`] of
-//! everything a view or a checkpoint needs is a list of shared chunks, so
-//! taking one never pauses the writer for long.
+//! pages ([`pages`]) and their totals per period of each calendar kind kept
+//! ([`periods`]) live in copy-on-write columns ([`column`]); each rolling
+//! window and its predecessor are kept by two edges ([`rolling`]). Which
+//! windows are kept is the [`Windows`](crate::window::Windows) of the
+//! limits (docs/windows.md). A [`Snapshot`] of everything a view or a
+//! checkpoint needs is a list of shared chunks, so taking one never pauses
+//! the writer for long.
 //!
 //! Bounds: every structure that input can grow is capped by [`Limits`]. An
 //! event that would grow a structure past its cap is rejected with
 //! [`Outcome::Rejected`] naming the [`Bound`], changes nothing, and is
 //! counted per bound by the shell.
 //!
-//! A post's publication time (hence its quarter) is fixed by its first
+//! A post's publication time (hence its period of every kind) is fixed by its first
 //! event; a later event carrying another `published_at` is applied to the
 //! post as first published.
 //!

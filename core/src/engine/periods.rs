@@ -194,7 +194,8 @@ impl PeriodTable {
 }
 
 /// The retained periods of one calendar kind, by ring position
-/// (`index mod ring`): the current period and `retention` before it.
+/// (`index mod ring`, a power of two at least `retention + 1`): the current
+/// period and `retention` before it.
 #[derive(Debug, Clone)]
 pub struct Periods {
     pub kind: CalendarKind,
@@ -211,14 +212,15 @@ impl Periods {
         Periods {
             kind,
             retention,
-            ring: vec![None; retention as usize + 1],
+            // A power of two: the position is a mask, not a division.
+            ring: vec![None; (retention as usize + 1).next_power_of_two()],
             current: None,
             bounds: Bounds::around(epoch, 0),
         }
     }
 
     fn position(&self, p: CalendarPeriod) -> usize {
-        p.index.rem_euclid(self.ring.len() as i32) as usize
+        (p.index as usize) & (self.ring.len() - 1)
     }
 
     pub fn table(&self, p: CalendarPeriod) -> Option<&PeriodTable> {
