@@ -155,10 +155,10 @@ pub const SETTINGS: &[Setting] = &[
         engine.top_posts, |v| int(v, 0, u32::MAX.into()), int_value),
     setting!("windows.calendar", "kind list",
         "Calendar windows kept: quarter, month, week (ISO 8601), year.",
-        windows.calendar, |v| words(v, 4), words_value),
+        windows.calendar, |v| words(v, 4), strings_value),
     setting!("windows.rolling", "duration list",
         "Rolling windows kept, 1d to 366d; the first is the one `rolling` names.",
-        windows.rolling, |v| words(v, 8), words_value),
+        windows.rolling, |v| words(v, 8), strings_value),
     retention!("windows.retention.quarter", "quarters", "Quarters kept, the current one included.", 0),
     retention!("windows.retention.month", "months", "Months kept, the current one included.", 1),
     retention!("windows.retention.week", "weeks", "ISO weeks kept, the current one included.", 2),
@@ -174,7 +174,7 @@ pub const SETTINGS: &[Setting] = &[
         ranking.ready_max_lag, |v| int(v, 0, i64::MAX as u64), int_value),
     setting!("ranking.groups", "dimension:value list",
         "Groups whose leader and top-10 entries and exits are watched by default and exported with a group label (at most 14; docs/directory.md).",
-        ranking.groups, groups, groups_value),
+        ranking.groups, groups, strings_value),
     setting!("directory.topic", "topic, empty = none",
         "Compacted topic of page directory records (docs/directory.md); read whole by every instance.",
         directory.topic, optional_topic, optional_value),
@@ -293,13 +293,7 @@ pub const MAX_RANKING_GROUPS: usize = 14;
 /// comma-separated text in the environment or a flag.
 fn groups(v: Raw<'_>) -> Result<Vec<String>, String> {
     let expected = || format!("at most {MAX_RANKING_GROUPS} groups dimension:value, e.g. [\"category:government\"]");
-    let items: Vec<&str> = match v {
-        Raw::Toml(Value::Array(items)) => {
-            items.iter().map(|i| i.as_str().ok_or_else(expected)).collect::<Result<_, _>>()?
-        }
-        Raw::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
-        Raw::Toml(_) => return Err(expected()),
-    };
+    let items = list(v, expected)?;
     let mut out: Vec<String> = Vec::new();
     for item in items {
         if engagement_core::directory::parse_group(item).is_none() || out.len() >= MAX_RANKING_GROUPS {
@@ -317,25 +311,25 @@ fn groups(v: Raw<'_>) -> Result<Vec<String>, String> {
 /// as a whole specification.
 fn words(v: Raw<'_>, max: usize) -> Result<Vec<String>, String> {
     let expected = || format!("a list of at most {max} names, e.g. [\"quarter\", \"month\"] or [\"90d\", \"7d\"]");
-    let items: Vec<&str> = match v {
-        Raw::Toml(Value::Array(items)) => {
-            items.iter().map(|i| i.as_str().ok_or_else(expected)).collect::<Result<_, _>>()?
-        }
-        Raw::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
-        Raw::Toml(_) => return Err(expected()),
-    };
+    let items = list(v, expected)?;
     if items.len() > max || items.iter().any(|i| i.len() > 16) {
         return Err(expected());
     }
     Ok(items.into_iter().map(str::to_owned).collect())
 }
 
-fn words_value(words: &[String]) -> Value {
-    Value::Array(words.iter().map(|g| Value::String(g.clone())).collect())
+/// The items of a list setting: a TOML array of strings, or comma-separated
+/// text (empty items dropped); `expected` says what was wanted otherwise.
+fn list<'a>(v: Raw<'a>, expected: impl Fn() -> String) -> Result<Vec<&'a str>, String> {
+    match v {
+        Raw::Toml(Value::Array(items)) => items.iter().map(|i| i.as_str().ok_or_else(&expected)).collect(),
+        Raw::Text(text) => Ok(text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()),
+        Raw::Toml(_) => Err(expected()),
+    }
 }
 
-fn groups_value(groups: &[String]) -> Value {
-    Value::Array(groups.iter().map(|g| Value::String(g.clone())).collect())
+fn strings_value(strings: &[String]) -> Value {
+    Value::Array(strings.iter().map(|g| Value::String(g.clone())).collect())
 }
 
 fn non_empty(v: Raw<'_>) -> Result<String, String> {
