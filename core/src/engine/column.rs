@@ -17,16 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 /// Entries per chunk.
 pub const CHUNK: usize = 1024;
 
-/// One chunk; cloning it keeps the full capacity, so pushes into a cloned
-/// last chunk do not reallocate.
-#[derive(Debug)]
-struct Chunk<T>(Vec<T>);
+/// What a chunk is: something an `Arc` holds that the writer can make its
+/// own (a copy when a snapshot shares it).
+pub trait Share {
+    fn make_mut(this: &mut Arc<Self>) -> &mut Self;
+}
 
-impl<T: Clone> Clone for Chunk<T> {
-    fn clone(&self) -> Chunk<T> {
-        let mut v = Vec::with_capacity(CHUNK);
-        v.extend_from_slice(&self.0);
-        Chunk(v)
+impl<T: Clone> Share for [T] {
+    fn make_mut(this: &mut Arc<[T]>) -> &mut [T] {
+        Arc::make_mut(this)
     }
 }
 
@@ -34,14 +33,14 @@ impl<T: Clone> Clone for Chunk<T> {
 /// (freed). The writer's handle keeps a flag per chunk: set once it has
 /// made the chunk its own, cleared by every snapshot (see the module docs).
 #[derive(Debug)]
-pub struct Chunks<C> {
+pub struct Chunks<C: ?Sized> {
     chunks: Vec<Option<Arc<C>>>,
     /// Cleared by `clone`, which takes `&self`, so never while a write
     /// holds `&mut self`.
     owned: Vec<AtomicBool>,
 }
 
-impl<C> Clone for Chunks<C> {
+impl<C: ?Sized> Clone for Chunks<C> {
     /// A snapshot: shares every chunk.
     fn clone(&self) -> Chunks<C> {
         for flag in &self.owned {
@@ -52,13 +51,13 @@ impl<C> Clone for Chunks<C> {
     }
 }
 
-impl<C> Default for Chunks<C> {
+impl<C: ?Sized> Default for Chunks<C> {
     fn default() -> Chunks<C> {
         Chunks { chunks: Vec::new(), owned: Vec::new() }
     }
 }
 
-impl<C: Clone> Chunks<C> {
+impl<C: ?Sized + Share> Chunks<C> {
     pub fn len(&self) -> usize {
         self.chunks.len()
     }
@@ -90,18 +89,18 @@ impl<C: Clone> Chunks<C> {
             return Some(unsafe { &mut *Arc::as_ptr(chunk).cast_mut() });
         }
         self.owned[c].store(true, Relaxed);
-        Some(Arc::make_mut(chunk))
+        Some(C::make_mut(chunk))
     }
 
-    pub fn push(&mut self, chunk: Option<C>) {
+    pub fn push(&mut self, chunk: Option<Arc<C>>) {
         self.chunks.push(None);
         self.owned.push(AtomicBool::new(false));
         self.set(self.chunks.len() - 1, chunk);
     }
 
     /// Replaces chunk `c` (freeing it with `None`).
-    pub fn set(&mut self, c: usize, chunk: Option<C>) {
-        self.chunks[c] = chunk.map(Arc::new);
+    pub fn set(&mut self, c: usize, chunk: Option<Arc<C>>) {
+        self.chunks[c] = chunk;
         self.owned[c] = AtomicBool::new(false);
     }
 
@@ -110,9 +109,12 @@ impl<C: Clone> Chunks<C> {
     }
 }
 
+/// Entries in chunks of [`CHUNK`], each allocated whole (its tail holds
+/// defaults until pushed): an entry is one load of the chunk's pointer
+/// (with its length, in the list) away.
 #[derive(Debug, Clone)]
 pub struct Column<T> {
-    chunks: Chunks<Chunk<T>>,
+    chunks: Chunks<[T]>,
     len: usize,
 }
 
@@ -122,7 +124,7 @@ impl<T> Default for Column<T> {
     }
 }
 
-impl<T: Clone> Column<T> {
+impl<T: Clone + Default> Column<T> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -132,37 +134,39 @@ impl<T: Clone> Column<T> {
     }
 
     pub fn get(&self, i: usize) -> &T {
-        &self.chunks.get(i / CHUNK).expect("an entry below len").0[i % CHUNK]
+        debug_assert!(i < self.len);
+        &self.chunks.get(i / CHUNK).expect("an entry below len")[i % CHUNK]
     }
 
     /// The entry, copying its chunk first if a snapshot shares it.
     pub fn get_mut(&mut self, i: usize) -> &mut T {
-        &mut self.chunks.get_mut(i / CHUNK).expect("an entry below len").0[i % CHUNK]
+        debug_assert!(i < self.len);
+        &mut self.chunks.get_mut(i / CHUNK).expect("an entry below len")[i % CHUNK]
     }
 
     /// The `len` entries from `start`, which lie in one chunk.
     #[inline]
     pub fn run(&self, start: usize, len: usize) -> &[T] {
         let at = start % CHUNK;
-        &self.chunks.get(start / CHUNK).expect("a run below len").0[at..at + len]
+        &self.chunks.get(start / CHUNK).expect("a run below len")[at..at + len]
     }
 
     /// [`run`](Self::run), copying its chunk first if a snapshot shares it.
     #[inline]
     pub fn run_mut(&mut self, start: usize, len: usize) -> &mut [T] {
         let at = start % CHUNK;
-        &mut self.chunks.get_mut(start / CHUNK).expect("a run below len").0[at..at + len]
+        &mut self.chunks.get_mut(start / CHUNK).expect("a run below len")[at..at + len]
     }
 
     /// Appends `v`; returns its index.
     pub fn push(&mut self, v: T) -> usize {
-        if self.len % CHUNK == 0 {
-            self.chunks.push(Some(Chunk(Vec::with_capacity(CHUNK))));
+        let i = self.len;
+        if i % CHUNK == 0 {
+            self.chunks.push(Some((0..CHUNK).map(|_| T::default()).collect()));
         }
-        let last = self.chunks.len() - 1;
-        self.chunks.get_mut(last).expect("a chunk was just ensured").0.push(v);
+        self.chunks.get_mut(i / CHUNK).expect("a chunk was just ensured")[i % CHUNK] = v;
         self.len += 1;
-        self.len - 1
+        i
     }
 
     /// Grows the column to `len` entries with `fill`.
@@ -175,19 +179,19 @@ impl<T: Clone> Column<T> {
     /// Hints the CPU to load entry `i` (no effect on what is read).
     #[inline]
     pub fn prefetch(&self, i: usize) {
-        if let Some(entry) = self.chunks.get(i / CHUNK).and_then(|c| c.0.get(i % CHUNK)) {
+        if let Some(entry) = self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
             prefetch(entry);
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten().flat_map(|c| c.0.iter())
+        self.chunks.iter().flatten().flat_map(|c| c.iter()).take(self.len)
     }
 
     /// Heap bytes held (chunks at full capacity), shared or not.
     pub fn heap_bytes(&self) -> usize {
         self.chunks.len() * (CHUNK * size_of::<T>() + 2 * size_of::<usize>())
-            + self.chunks.capacity() * (size_of::<Arc<Chunk<T>>>() + 1)
+            + self.chunks.capacity() * (size_of::<Arc<[T]>>() + 1)
     }
 }
 

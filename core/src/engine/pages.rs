@@ -17,7 +17,7 @@ use crate::window::{Millis, Quarter};
 const FREE: u16 = u16::MAX;
 
 /// Who a page is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ident {
     pub id: CompactString,
     pub platform: u16,

@@ -138,6 +138,12 @@ fn needs_big(c: &Counts) -> bool {
 #[derive(Debug)]
 pub(super) struct Chunk(pub(super) Vec<Rec>);
 
+impl super::column::Share for Chunk {
+    fn make_mut(this: &mut std::sync::Arc<Chunk>) -> &mut Chunk {
+        std::sync::Arc::make_mut(this)
+    }
+}
+
 impl Clone for Chunk {
     fn clone(&self) -> Chunk {
         let mut v = Vec::with_capacity(CHUNK);
@@ -207,7 +213,7 @@ impl Arena {
         };
         let mut records = Vec::with_capacity(CHUNK);
         records.push(Rec::default());
-        self.chunks.set(c as usize, Some(Chunk(records)));
+        self.chunks.set(c as usize, Some(std::sync::Arc::new(Chunk(records))));
         self.day_of_chunk[c as usize] = day;
         self.days.entry(day).or_default().push(c);
         self.open.insert(day, c);

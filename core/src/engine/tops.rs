@@ -151,7 +151,7 @@ fn start(cap: usize, block: u32) -> usize {
     (block as usize / per) * CHUNK + (block as usize % per) * cap
 }
 
-impl<T: Clone> Blocks<T> {
+impl<T: Clone + Default> Blocks<T> {
     /// The items of run `r`.
     #[inline]
     pub fn get(&self, r: Run) -> &[T] {
