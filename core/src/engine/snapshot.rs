@@ -146,7 +146,10 @@ impl Snapshot {
 
     /// Page `p`'s slot in period `period`, with its index in the table.
     pub fn slot(&self, period: CalendarPeriod, p: u32) -> Option<(usize, &Slot)> {
-        self.tables.iter().find(|t| t.period == period)?.slot(p)
+        // The tables are sorted by kind, then newest first.
+        let key = |t: &PeriodTable| (t.period.kind, std::cmp::Reverse(t.period.index));
+        let i = self.tables.binary_search_by_key(&(period.kind, std::cmp::Reverse(period.index)), key).ok()?;
+        self.tables[i].slot(p)
     }
 
     /// Totals of page `p`'s posts published at or after `edge.at`.
