@@ -345,7 +345,7 @@ mod tests {
             "--kafka-property",
             "security.protocol=SASL_SSL",
             "--kafka-property",
-            "sasl.jaas.config=a=b",
+            "sasl.oauthbearer.config=a=b",
             "--log-format",
             "json",
             "--mode",
@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(c.state.dir, Some(PathBuf::from("/var/lib/em")));
         assert_eq!(c.log.format, crate::config::LogFormat::Json);
         assert_eq!(c.kafka.properties["security.protocol"], "SASL_SSL");
-        assert_eq!(c.kafka.properties["sasl.jaas.config"], "a=b");
+        assert_eq!(c.kafka.properties["sasl.oauthbearer.config"], "a=b");
         assert_eq!(loaded.sources["http.listen"], Source::Flag("--listen"));
         assert_eq!(loaded.sources["kafka.group_id"], Source::Flag("--group"));
         assert_eq!(c.cluster.mode, crate::config::ClusterMode::Shard);

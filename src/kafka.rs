@@ -40,17 +40,28 @@ pub fn client_config<'p>(
 /// the value of a secret property, or of a misspelt one that may be a
 /// secret, is never shown.
 pub fn creation_error(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, _, key, _) => {
+            format!("invalid Kafka client property {key}{} (check kafka.properties)", property_error(e))
+        }
+        e => e.to_string(),
+    }
+}
+
+/// What librdkafka said of a refused property: ` = "value": reason`, or
+/// `: reason` with the value redacted when the property is a secret, a
+/// misspelt name (that may be one) or the brokers (credentials).
+pub fn property_error(e: &KafkaError) -> String {
     let KafkaError::ClientConfig(code, reason, key, value) = e else {
         return e.to_string();
     };
-    // Brokers may carry credentials (user:password@host).
     let hide =
         *code == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN || is_secret(key) || key == "bootstrap.servers";
     if hide {
         let reason = if value.is_empty() { reason.clone() } else { reason.replace(value.as_str(), "<redacted>") };
-        return format!("invalid Kafka client property {key}: {reason} (check kafka.properties)");
+        return format!(": {reason}");
     }
-    format!("invalid Kafka client property {key} = {value:?}: {reason} (check kafka.properties)")
+    format!(" = {value:?}: {reason}")
 }
 
 /// Whether `e` says a broker connection failed. librdkafka retries those

@@ -307,6 +307,25 @@ impl Loaded {
     }
 
     /// Every window a watch names is one the configuration keeps.
+    /// Every pass-through property is one librdkafka accepts, checked as
+    /// `run` creates its clients (without connecting); the error names
+    /// where the property came from.
+    pub(super) fn check_properties(&self) -> Result<(), ConfigError> {
+        for (name, value) in &self.config.kafka.properties {
+            let mut c = rdkafka::ClientConfig::new();
+            c.set(name, value);
+            if let Err(e) = c.create_native_config() {
+                let key = format!("{PROPERTIES_KEY}.{name}");
+                return Err(ConfigError::Property {
+                    name: name.clone(),
+                    origin: self.sources.get(&key).unwrap_or(&Source::Default).origin(),
+                    reason: crate::kafka::property_error(&e),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Every window a watch names is one the configuration keeps; each is
     /// stored as the configuration names it (`rolling-90d` as `rolling`
     /// when 90 days is the first rolling window), as the series label it.

@@ -411,8 +411,10 @@ impl Loaded {
 /// property, brokers with credentials) is never quoted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The I/O error is part of the message, not a source: printed with
+    /// its chain, it would show twice.
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
     /// Names the line and column instead of quoting the line, which may
     /// hold a secret.
     #[error("{} is not valid TOML at line {line}, column {column}: {message}", path.display())]
@@ -431,15 +433,20 @@ pub enum ConfigError {
     Rule { key: String, value: String, origin: String, rule: String },
     #[error("kafka property {name} ({origin}) cannot be passed through: {reason}")]
     Reserved { name: String, origin: String, reason: &'static str },
+    /// librdkafka refused the property as `run` would when it creates its
+    /// clients; the value is left out when it may be a secret.
+    #[error("invalid kafka property {name}{reason} ({origin})")]
+    Property { name: String, origin: String, reason: String },
 }
 
 /// Loads the configuration: defaults < `file` < `env` < `flags`, then
 /// validates the whole.
 pub fn load(file: Option<&Path>, env: &Env, flags: &Overrides) -> Result<Loaded, ConfigError> {
     let text = match file {
-        Some(path) => {
-            Some(std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?)
-        }
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), error: source })?,
+        ),
         None => None,
     };
     load_text(file.zip(text.as_deref()), env, flags)
@@ -454,6 +461,7 @@ fn load_text(file: Option<(&Path, &str)>, env: &Env, flags: &Overrides) -> Resul
     loaded.apply_env(env)?;
     loaded.apply_flags(flags)?;
     loaded.build_windows()?;
+    loaded.check_properties()?;
     loaded.check_watch_windows()?;
     loaded.check_limits()?;
     loaded.check_cluster()?;

@@ -28,5 +28,12 @@ fn a_misspelt_property_is_named_without_its_secret_value() {
     let out = run_to_exit(&args, &[], Duration::from_secs(20));
     assert!(!out.status.success(), "{}", out.stderr);
     assert!(out.stderr.contains("sasl.pasword"), "the property is named: {}", out.stderr);
+    assert!(out.stderr.contains("(from flag --kafka-property)"), "and where it came from: {}", out.stderr);
     assert!(!out.stderr.contains("hunter2"), "the value is not: {}", out.stderr);
+    // check-config refuses it as run does, without printing it.
+    let file = std::env::temp_dir().join(unique("misspelt.toml"));
+    std::fs::write(&file, "[kafka.properties]\n\"sasl.pasword\" = \"hunter2-s3cret\"\n").unwrap();
+    let out = run_to_exit(&["check-config", file.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert!(!out.status.success(), "check-config accepts what run refuses");
+    assert!(out.stderr.contains("sasl.pasword") && !out.stderr.contains("hunter2"), "{}", out.stderr);
 }
