@@ -84,7 +84,24 @@ pub fn env_var_name(key: &str) -> String {
 /// (service links); they are not settings and must not stop the daemon.
 fn is_kubernetes_service_link(name: &str) -> bool {
     let rest = &name[ENV_PREFIX.len().min(name.len())..];
-    rest.starts_with("SERVICE_HOST") || rest.starts_with("SERVICE_PORT") || rest == "PORT" || rest.starts_with("PORT_")
+    // `<SERVICE>_SERVICE_HOST`, `_SERVICE_PORT[_<NAME>]`, `_PORT`,
+    // `_PORT_<n>_<PROTOCOL>[_PROTO|_PORT|_ADDR]`, for a Service named
+    // `engagement-monitor` or `engagement-monitor-<anything>` (the headless
+    // one of a StatefulSet, say): its name comes first, then these.
+    let service = |s: &str| s.is_empty() || s.ends_with('_');
+    let port_link = |tail: &str| {
+        let mut parts = tail.split('_');
+        let number = parts.next().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let protocol = parts.next().is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"));
+        let field = parts.next().is_none_or(|f| matches!(f, "PROTO" | "PORT" | "ADDR"));
+        number && protocol && field && parts.next().is_none()
+    };
+    let ends = |suffix: &str| rest.strip_suffix(suffix).is_some_and(service);
+    ends("SERVICE_HOST")
+        || ends("SERVICE_PORT")
+        || ends("PORT")
+        || rest.match_indices("SERVICE_PORT_").any(|(i, m)| service(&rest[..i]) && !rest[i + m.len()..].is_empty())
+        || rest.match_indices("PORT_").any(|(i, m)| service(&rest[..i]) && port_link(&rest[i + m.len()..]))
 }
 
 /// The environment layer: this program's variables (those starting with

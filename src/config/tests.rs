@@ -224,10 +224,20 @@ fn kubernetes_service_links_are_not_settings() {
         ("ENGAGEMENT_MONITOR_SERVICE_PORT_HTTP", "9898"),
         ("ENGAGEMENT_MONITOR_PORT", "tcp://10.0.0.1:9898"),
         ("ENGAGEMENT_MONITOR_PORT_9898_TCP_ADDR", "10.0.0.1"),
+        // The headless Service of the StatefulSet, engagement-monitor-headless.
+        ("ENGAGEMENT_MONITOR_HEADLESS_SERVICE_HOST", "10.0.0.2"),
+        ("ENGAGEMENT_MONITOR_HEADLESS_SERVICE_PORT", "9898"),
+        ("ENGAGEMENT_MONITOR_HEADLESS_PORT", "tcp://10.0.0.2:9898"),
+        ("ENGAGEMENT_MONITOR_HEADLESS_PORT_9898_TCP", "tcp://10.0.0.2:9898"),
+        ("ENGAGEMENT_MONITOR_HEADLESS_PORT_9898_TCP_PROTO", "tcp"),
     ]
     .into_iter()
     .collect();
     assert_eq!(load(None, &env, &Overrides::default()).unwrap().config, Config::default());
+    // A misspelt setting is still refused.
+    for typo in ["ENGAGEMENT_MONITOR_HTTP_PORT_X", "ENGAGEMENT_MONITOR_KAFKA_TOPICS", "ENGAGEMENT_MONITOR_PORT_9898"] {
+        assert!(load(None, &[(typo, "1")].into_iter().collect(), &Overrides::default()).is_err(), "{typo}");
+    }
 }
 
 #[test]
