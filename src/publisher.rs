@@ -15,10 +15,14 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 use crate::metrics::labels::{Delivery, Topic};
-use crate::telemetry::events::{ClientError, InternalEvent, Produced};
+use crate::telemetry::events::{ClientError, DeliveryFailed, InternalEvent, Produced};
 
-/// Counts deliveries; the per-message opaque value is the [`Topic`].
-pub struct Deliveries(Arc<Metrics>);
+/// Counts deliveries (the per-message opaque value is the [`Topic`]) and
+/// logs failed ones, at most one line per [`FAILURE_LOG_EVERY`].
+pub struct Deliveries(Arc<Metrics>, std::sync::Mutex<Option<std::time::Instant>>);
+
+/// How often a failed delivery is logged at most (all are counted).
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl ClientContext for Deliveries {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -35,6 +39,13 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, topic: Box<Topic>) {
         let delivery = if result.is_ok() { Delivery::Delivered } else { Delivery::Failed };
+        if let Err((error, message)) = result {
+            let mut last = self.1.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY) {
+                *last = Some(std::time::Instant::now());
+                DeliveryFailed { kind: *topic, topic: rdkafka::Message::topic(message), error }.emit(&self.0);
+            }
+        }
         Produced(*topic, delivery).emit(&self.0);
     }
 }
@@ -76,7 +87,7 @@ pub struct Origin<'a> {
 impl Publisher {
     pub fn new(cfg: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Publisher, KafkaError> {
         let producer = if cfg.dead_letter_topic.is_some() || cfg.rank_events_topic.is_some() {
-            Some(producer_config(cfg).create_with_context(Deliveries(metrics.clone()))?)
+            Some(producer_config(cfg).create_with_context(Deliveries(metrics.clone(), Default::default()))?)
         } else {
             None
         };

@@ -495,6 +495,22 @@ impl InternalEvent for BaselineReset {
     }
 }
 
+/// A message for the dead-letter or rank-event topic could not be
+/// delivered (a topic that does not exist, say); logged at most every
+/// 10 s, counted always (as [`Produced`]).
+pub struct DeliveryFailed<'a> {
+    pub kind: Topic,
+    pub topic: &'a str,
+    pub error: &'a rdkafka::error::KafkaError,
+}
+
+impl InternalEvent for DeliveryFailed<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::warn!(kind = self.kind.as_str(), topic = self.topic, error = %self.error,
+            "a message could not be delivered (further failures in the next 10 s are only counted)");
+    }
+}
+
 /// A message for the dead-letter or rank-event topic changed state.
 pub struct Produced(pub Topic, pub Delivery);
 

@@ -192,6 +192,24 @@ fn invalid_events_go_to_the_dead_letter_topic_with_their_reason() {
 }
 
 #[test]
+fn a_dead_letter_topic_that_does_not_exist_is_counted_and_logged() {
+    let topic = unique("dlq-missing-src");
+    let missing = unique("dlq-missing");
+    create_topic(&topic, 1);
+    let bad = r#"{"page_id":"p","post_id":"x","published_at":"2025-07-01T00:00:00Z","reactions":-3}"#;
+    produce_strings(&topic, 1, &[bad.to_string()]);
+    let d = Daemon::start(
+        &topic,
+        &["--kafka-property", "message.timeout.ms=2000"],
+        &[("ENGAGEMENT_MONITOR_KAFKA_DEAD_LETTER_TOPIC", &missing)],
+    );
+    d.wait_metric(r#"engagement_produced_messages_total{kind="dead_letter",result="failed"}"#, 1.0, READY);
+    let logs = d.logs();
+    let line = logs.iter().find(|l| l.contains("could not be delivered")).expect("a log line says so");
+    assert!(line.contains(&missing) && line.contains("WARN"), "{line}");
+}
+
+#[test]
 fn events_produced_by_kcat_are_ranked() {
     let topic = unique("kcat");
     create_topic(&topic, 3);
