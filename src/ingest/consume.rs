@@ -287,6 +287,12 @@ impl<S: Source> Consume<S> {
             }
             Readiness::Ready => {}
             other => {
+                if let Readiness::WaitingForTopic { topic } = &other {
+                    // Said once when it starts, and on every change back.
+                    if !matches!(&*self.parts.status.borrow(), Readiness::WaitingForTopic { .. }) {
+                        crate::telemetry::events::TopicMissing { topic }.emit(&self.parts.metrics);
+                    }
+                }
                 self.parts.status.send_replace(other);
             }
         }

@@ -495,6 +495,21 @@ impl InternalEvent for BaselineReset {
     }
 }
 
+/// The events topic does not exist (yet): the daemon waits for it, not
+/// ready, and says so once.
+pub struct TopicMissing<'a> {
+    pub topic: &'a str,
+}
+
+impl InternalEvent for TopicMissing<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::warn!(
+            topic = self.topic,
+            "the topic does not exist: waiting for it to be created (not ready meanwhile)"
+        );
+    }
+}
+
 /// A message for the dead-letter or rank-event topic could not be
 /// delivered (a topic that does not exist, say); logged at most every
 /// 10 s, counted always (as [`Produced`]).
