@@ -96,9 +96,11 @@ fn mock_cluster(started: &mpsc::Sender<Started>, stop: &CancellationToken) {
         for (key, value) in demo_directory() {
             let _ = producer.send(BaseRecord::to(DIRECTORY_TOPIC).key(&key).payload(&value));
         }
-        for (i, json) in demo_events(2025).iter().chain(&tail_events()).enumerate() {
-            let key = i.to_string();
-            let _ = producer.send(BaseRecord::to(TOPIC).key(&key).payload(json.as_bytes()));
+        // Keyed by page, as docs/events.md asks of producers: a page's
+        // events stay on one partition.
+        for json in demo_events(2025).iter().chain(&tail_events()) {
+            let key = crate::repartition::page_key(json.as_bytes()).unwrap_or_default();
+            let _ = producer.send(BaseRecord::to(TOPIC).key(key.as_bytes()).payload(json.as_bytes()));
         }
         producer.flush(Duration::from_secs(30))?;
         Ok((mock, producer))
@@ -115,7 +117,8 @@ fn mock_cluster(started: &mpsc::Sender<Started>, stop: &CancellationToken) {
     while !stop.is_cancelled() {
         std::thread::sleep(LIVE_EVERY);
         let json = demo_live_event(k);
-        let _ = producer.send(BaseRecord::to(TOPIC).key("live").payload(json.as_bytes()));
+        let key = crate::repartition::page_key(json.as_bytes()).unwrap_or_default();
+        let _ = producer.send(BaseRecord::to(TOPIC).key(key.as_bytes()).payload(json.as_bytes()));
         k += 1;
     }
     let _ = producer.flush(Duration::from_secs(1));

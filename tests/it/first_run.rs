@@ -58,6 +58,7 @@ fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
     assert!(!stderr.contains('\u{1b}'), "no colour codes into a pipe: {stderr}");
     assert!(!stderr.contains("Connection refused"), "a clean stop looks clean: {stderr}");
     assert!(!stderr.contains("rank changed"), "rank changes are not logged one by one: {stderr}");
+    assert!(!stderr.contains("more than one partition"), "the demo keys its own events by page: {stderr}");
     assert!(stderr.lines().count() < 40, "a quiet demo: {stderr}");
 }
 
