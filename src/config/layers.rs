@@ -168,7 +168,7 @@ impl Overrides {
 }
 
 /// Settings of earlier versions, with what replaces them.
-const RETIRED: [(&str, &str); 2] = [
+pub(super) const RETIRED: [(&str, &str); 2] = [
     ("engine.retained_quarters", "windows.retention.quarter (periods kept, the current one included: old value + 1)"),
     ("engine.rolling_days", "windows.rolling, e.g. [\"90d\", \"7d\"]"),
 ];

@@ -697,3 +697,78 @@ fn bad_groups_and_directory_settings_are_refused_naming_the_key() {
     let e = error(env(&[("ENGAGEMENT_MONITOR_DIRECTORY_MAX_GROUPS_PER_PAGE", "0")]));
     assert!(e.contains("directory.max_groups_per_page"), "{e}");
 }
+
+/// The tables of the configuration, as docs name keys (`kafka.brokers`).
+const TABLES: [&str; 10] =
+    ["kafka", "http", "events", "engine", "windows", "ranking", "directory", "state", "log", "cluster"];
+
+/// Markdown files of the repository a reader is sent to.
+fn documents() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md"), root.join("deploy/README.md")];
+    let dir = std::fs::read_dir(root.join("docs")).expect("docs/");
+    docs.extend(dir.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")));
+    docs
+}
+
+/// Every relative link in the docs leads to a file or directory that
+/// exists, and every configuration key they name in backticks is a
+/// setting (or a retired one, named as such).
+#[test]
+fn docs_link_to_what_exists_and_name_real_settings() {
+    let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    let mut broken = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let name = doc.file_name().unwrap().to_string_lossy().to_string();
+        // Links: ](target) with a relative target; an anchor into a
+        // Markdown file names one of its headings.
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let (target, anchor) = rest[..end].split_once('#').unwrap_or((&rest[..end], ""));
+            if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let path = if target.is_empty() { doc.clone() } else { doc.parent().unwrap().join(target) };
+            if !path.exists() {
+                broken.push(format!("{name}: link to {target}"));
+            } else if !anchor.is_empty() && path.extension().is_some_and(|x| x == "md") {
+                let headings = std::fs::read_to_string(&path).unwrap();
+                if !headings.lines().filter(|l| l.starts_with('#')).any(|h| slug(h) == anchor) {
+                    broken.push(format!("{name}: link to {target}#{anchor}"));
+                }
+            }
+        }
+        // Keys: `table.key` in backticks, up to the first space or `=`.
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let key = quoted.split([' ', '=', '[', ',']).next().unwrap_or_default();
+            let Some((table, _)) = key.split_once('.') else { continue };
+            let file = [".rs", ".md", ".toml", ".yaml", ".yml", ".json", ".sh"].iter().any(|x| key.ends_with(x));
+            if !TABLES.contains(&table) || file || key.ends_with('.') || key.contains(['*', '…', '<']) {
+                continue;
+            }
+            let known = keys.contains(&key)
+                || key.starts_with("kafka.properties")
+                || key.starts_with(WATCHES_KEY)
+                || super::layers::RETIRED.iter().any(|(k, _)| *k == key)
+                || keys.iter().any(|k| k.starts_with(&format!("{key}.")));
+            if !known {
+                broken.push(format!("{name}: key {key}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+}
+
+/// The anchor GitHub gives a Markdown heading line.
+fn slug(heading: &str) -> String {
+    let text = heading.trim_start_matches('#').trim();
+    text.chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
