@@ -167,19 +167,24 @@ fn a_restart_without_checkpoint_replays_from_the_earliest_offset() {
     assert_eq!(again["entries"], first["entries"]);
 }
 
+/// An invalid event.
+const BAD: &str = r#"{"page_id":"p","post_id":"x","published_at":"2025-07-01T00:00:00Z","reactions":-3}"#;
+
+/// A daemon on a new topic holding [`BAD`], dead-lettering to `dlq` with
+/// messages given up after `timeout_ms`.
+fn dead_lettering(dlq: &str, timeout_ms: u32) -> Daemon {
+    let topic = unique("dlq-src");
+    create_topic(&topic, 1);
+    produce_strings(&topic, 1, &[BAD.to_string()]);
+    let timeout = format!("message.timeout.ms={timeout_ms}");
+    Daemon::start(&topic, &["--kafka-property", &timeout], &[("ENGAGEMENT_MONITOR_KAFKA_DEAD_LETTER_TOPIC", dlq)])
+}
+
 #[test]
 fn invalid_events_go_to_the_dead_letter_topic_with_their_reason() {
-    let topic = unique("dlq-src");
     let dlq = unique("dlq");
-    create_topic(&topic, 1);
     create_topic(&dlq, 1);
-    let bad = r#"{"page_id":"p","post_id":"x","published_at":"2025-07-01T00:00:00Z","reactions":-3}"#;
-    produce_strings(&topic, 1, &[bad.to_string()]);
-    let d = Daemon::start(
-        &topic,
-        &["--kafka-property", "message.timeout.ms=10000"],
-        &[("ENGAGEMENT_MONITOR_KAFKA_DEAD_LETTER_TOPIC", &dlq)],
-    );
+    let (d, bad) = (dead_lettering(&dlq, 10_000), BAD);
     d.wait_metric(r#"engagement_produced_messages_total{kind="dead_letter",result="delivered"}"#, 1.0, READY);
     let out = Command::new("kcat")
         .args(["-b", &brokers(), "-C", "-t", &dlq, "-o", "beginning", "-c", "1", "-e", "-q", "-f", "%h|%s\n"])
@@ -193,16 +198,8 @@ fn invalid_events_go_to_the_dead_letter_topic_with_their_reason() {
 
 #[test]
 fn a_dead_letter_topic_that_does_not_exist_is_counted_and_logged() {
-    let topic = unique("dlq-missing-src");
     let missing = unique("dlq-missing");
-    create_topic(&topic, 1);
-    let bad = r#"{"page_id":"p","post_id":"x","published_at":"2025-07-01T00:00:00Z","reactions":-3}"#;
-    produce_strings(&topic, 1, &[bad.to_string()]);
-    let d = Daemon::start(
-        &topic,
-        &["--kafka-property", "message.timeout.ms=2000"],
-        &[("ENGAGEMENT_MONITOR_KAFKA_DEAD_LETTER_TOPIC", &missing)],
-    );
+    let d = dead_lettering(&missing, 2000);
     d.wait_metric(r#"engagement_produced_messages_total{kind="dead_letter",result="failed"}"#, 1.0, READY);
     let logs = d.logs();
     let line = logs.iter().find(|l| l.contains("could not be delivered")).expect("a log line says so");
