@@ -102,7 +102,13 @@ fn start_server(
         watches: engagement_monitor::config::Config::default().ranking.watches.into(),
         groups: Arc::from([]),
     };
-    let state = AppState { views, status, metrics: Arc::new(metrics::Metrics::new(sources)), groups: Arc::from([]) };
+    let state = AppState {
+        views,
+        status,
+        metrics: Arc::new(metrics::Metrics::new(sources)),
+        groups: Arc::from([]),
+        shard: false,
+    };
     let stop = CancellationToken::new();
     let serving = api::serve(listener, api::router(state, limits), limits, stop.clone());
     let thread = std::thread::spawn(move || {

@@ -59,7 +59,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ClusterMode::Shard => shard::spawn(parts)?,
     };
     let groups = config.ranking.groups.clone().into();
-    let state = AppState { views, status, metrics, groups };
+    let shard = config.cluster.mode == ClusterMode::Shard;
+    let state = AppState { views, status, metrics, groups, shard };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(api::serve(listener, api::router(state, limits), limits, stop_serving.clone()));

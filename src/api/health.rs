@@ -86,7 +86,14 @@ pub(super) struct Readiness {
 pub(super) async fn readyz(State(ctx): State<Ctx>) -> (StatusCode, Json<Readiness>) {
     let readiness = ctx.app.status.borrow().clone();
     let code = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(Readiness { status: readiness.phase().as_str(), reason: readiness.reason() }))
+    let mut reason = readiness.reason();
+    // A shard the group gave no partition answers from the page-totals
+    // topic like the others, but consumes nothing: ready, and says so.
+    if ctx.app.shard && readiness.is_ready() && ctx.app.metrics.shard.owned.get() == 0 {
+        let idle = "this shard owns no partition of the topic (the group gave them all to other shards)";
+        reason = if reason.is_empty() { idle.to_owned() } else { format!("{reason}; {idle}") };
+    }
+    (code, Json(Readiness { status: readiness.phase().as_str(), reason }))
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `ranking.groups`, listed by `/v1/groups`.
     pub groups: Arc<[String]>,
+    /// Shard mode: `/readyz` says when this instance owns no partition.
+    pub shard: bool,
 }
 
 /// Limits of the HTTP layer: per request (the first three) and per

@@ -32,8 +32,13 @@ pub(super) fn fixture(events: &[String]) -> (AppState, crate::status::StatusTx) 
         watches: crate::config::default_watches().into(),
         groups: Arc::from([]),
     };
-    let state =
-        AppState { views, status, metrics: Arc::new(crate::metrics::Metrics::new(sources)), groups: Arc::from([]) };
+    let state = AppState {
+        views,
+        status,
+        metrics: Arc::new(crate::metrics::Metrics::new(sources)),
+        groups: Arc::from([]),
+        shard: false,
+    };
     (state, status_tx)
 }
 

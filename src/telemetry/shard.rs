@@ -25,6 +25,11 @@ impl InternalEvent for PartitionsMoved<'_> {
         }
         let what = if self.assigned { "partitions assigned" } else { "partitions revoked: their engines are dropped" };
         tracing::info!(partitions = ?self.partitions, owned = self.owned, "{what}");
+        if self.owned == 0 {
+            tracing::warn!(
+                "this shard owns no partition of the topic: it answers from the page-totals topic and consumes nothing"
+            );
+        }
     }
 }
 

@@ -224,6 +224,29 @@ fn a_page_on_two_partitions_is_counted_in_shard_mode() {
 }
 
 #[test]
+fn a_shard_that_owns_no_partition_says_so() {
+    let topic = unique("shards-idle");
+    create_topic(&topic, 1);
+    produce_strings(&topic, 1, &seed_events()[..50]);
+    let (a, b) = (shard(&topic, "idle-0"), shard(&topic, "idle-1"));
+    for d in [&a, &b] {
+        d.wait_ready(READY);
+    }
+    let owned = |d: &Daemon| d.metric("engagement_shard_partitions_owned");
+    let idle = wait_until("the group to settle on one owner", READY, || match (owned(&a)?, owned(&b)?) {
+        (1.0, 0.0) => Some(&b),
+        (0.0, 1.0) => Some(&a),
+        _ => None,
+    });
+    let (code, body) = idle.get("/readyz");
+    assert_eq!(code, 200, "it answers like the others: {body}");
+    assert!(body.contains("owns no partition"), "{body}");
+    assert!(idle.logs().iter().any(|l| l.contains("owns no partition") && l.contains("WARN")), "{:#?}", idle.logs());
+    let busy = if std::ptr::eq(idle, &a) { &b } else { &a };
+    assert!(!busy.get("/readyz").1.contains("owns no partition"));
+}
+
+#[test]
 fn a_state_of_other_windows_is_rebuilt_from_the_earliest_offset() {
     let topic = unique("shards-windows");
     create_topic(&topic, 1);
