@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use engagement_core::ranking::{Filter, Metric};
-use engagement_core::window::WindowId;
 
 use super::{ApiError, MAX_LIMIT, MAX_OFFSET};
 
@@ -96,9 +95,8 @@ impl QueryParams for NoParams {
 pub(super) struct RankingQuery {
     /// Its error is reported only after "no events consumed yet" (404),
     /// as documented, so it is kept rather than raised here.
-    pub window: Option<WindowId>,
-    /// The `window` parameter as given.
-    pub window_text: String,
+    /// The `window` parameter as given, resolved against the view's windows.
+    pub window: String,
     pub metric: Metric,
     pub platform: Option<String>,
     /// `dimension:value` groups the pages must all be in (docs/directory.md).
@@ -130,8 +128,7 @@ impl QueryParams for RankingQuery {
             groups,
             limit: pairs.number("limit", 10, MAX_LIMIT)?,
             offset: pairs.number("offset", 0, MAX_OFFSET)?,
-            window: WindowId::parse(pairs.get("window").unwrap_or("current")),
-            window_text: pairs.get("window").unwrap_or("current").to_owned(),
+            window: pairs.get("window").unwrap_or("current").to_owned(),
         })
     }
 }

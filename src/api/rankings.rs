@@ -47,7 +47,7 @@ struct Entry<'v> {
 
 /// The ranking itself: the CPU-heavy part, run off the async threads.
 fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiError> {
-    let table = table(view, q.window, &q.window_text)?;
+    let table = table(view, &q.window)?;
     groups::check_known(view, &q.groups)?;
     let filter = q.filter();
     // From the view's prepared order of this ranking: a slice, and a lookup
@@ -83,12 +83,14 @@ fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiEr
 /// (whatever the window), then 400 for a bad name, 404 for a window not held.
 /// A window of a kind not configured is a 404 that lists the configured
 /// ones; a period not retained a 404 that names it.
-fn table<'v>(view: &'v View, window: Option<WindowId>, text: &str) -> Result<&'v Table, ApiError> {
+fn table<'v>(view: &'v View, text: &str) -> Result<&'v Table, ApiError> {
     if view.watermark.is_none() {
         return Err(ApiError::not_found("no events consumed yet"));
     }
-    let window = window.ok_or_else(|| ApiError::bad(UnknownWindow::Malformed.to_string()))?;
-    view.windows.resolve(text).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let window = view.windows.resolve(text).map_err(|e| match e {
+        UnknownWindow::Malformed => ApiError::bad(e.to_string()),
+        UnknownWindow::NotConfigured(_) => ApiError::not_found(e.to_string()),
+    })?;
     view.table(window).ok_or_else(|| match window {
         WindowId::Period(p) => ApiError::not_found(format!("{} {p} is not retained", p.kind.as_str())),
         _ => ApiError::not_found("window not available"),

@@ -351,7 +351,7 @@ impl Loaded {
         let origin = self.sources.get(WATCHES_KEY).unwrap_or(&Source::Default).origin();
         for (i, w) in self.config.ranking.watches.iter_mut().enumerate() {
             for id in &mut w.windows {
-                *id = spec.resolve(&id.to_string()).map_err(|e| ConfigError::Rule {
+                *id = spec.keep(*id).map_err(|e| ConfigError::Rule {
                     key: format!("{WATCHES_KEY}[{i}].windows"),
                     value: id.to_string(),
                     origin: origin.clone(),

@@ -141,7 +141,7 @@ pub struct PeriodTable {
 }
 
 impl PeriodTable {
-    fn new(period: CalendarPeriod) -> PeriodTable {
+    pub(super) fn new(period: CalendarPeriod) -> PeriodTable {
         PeriodTable { period, slots: Column::default(), index: Column::default() }
     }
 
@@ -155,30 +155,29 @@ impl PeriodTable {
 
     /// Page `page`'s slot, added if it has none; whether it was added.
     fn slot_or_add(&mut self, page: u32) -> (usize, bool) {
-        if let Some((i, _)) = self.slot(page) {
-            return (i, false);
+        match self.slot(page) {
+            Some((i, _)) => (i, false),
+            None => (self.insert(Slot::new(page)), true),
         }
-        let i = self.slots.push(Slot::new(page));
-        let p = page as usize;
-        if p >= self.index.len() {
-            self.index.resize(p + 1, 0);
-        }
-        *self.index.get_mut(p) = i as u32 + 1;
-        (i, true)
     }
 
     /// Appends a restored slot; false when its page already has one.
     pub(super) fn restore(&mut self, slot: Slot) -> bool {
-        if self.slot(slot.page).is_some() {
-            return false;
+        self.slot(slot.page).is_none() && {
+            self.insert(slot);
+            true
         }
-        let page = slot.page;
+    }
+
+    /// Appends the slot of a page that has none here; its index.
+    fn insert(&mut self, slot: Slot) -> usize {
+        let p = slot.page as usize;
         let i = self.slots.push(slot);
-        if page as usize >= self.index.len() {
-            self.index.resize(page as usize + 1, 0);
+        if p >= self.index.len() {
+            self.index.resize(p + 1, 0);
         }
-        *self.index.get_mut(page as usize) = i as u32 + 1;
-        true
+        *self.index.get_mut(p) = i as u32 + 1;
+        i
     }
 
     /// Forgets page `page`'s slot (its number is about to be reused).
@@ -344,12 +343,5 @@ impl Periods {
 
     pub fn heap_bytes(&self) -> usize {
         self.ring.iter().flatten().map(PeriodTable::heap_bytes).sum()
-    }
-}
-
-impl PeriodTable {
-    /// A table read back from a checkpoint, empty.
-    pub(super) fn empty(period: CalendarPeriod) -> PeriodTable {
-        PeriodTable::new(period)
     }
 }

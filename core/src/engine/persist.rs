@@ -271,7 +271,7 @@ impl Engine {
             {
                 return Err(DecodeError::Range("period out of retention"));
             }
-            let mut table = PeriodTable::empty(period);
+            let mut table = PeriodTable::new(period);
             for _ in 0..r.len(self.limits.max_pages as usize, "slot count")? {
                 let page = r.u32()?;
                 let mut slot = Slot::new(page);

@@ -29,7 +29,7 @@ use crate::directory::Directory;
 use crate::engine::{Engine, Totals, Usage};
 use crate::global::PageSet;
 use crate::ranking::{Filter, Metric, order};
-use crate::window::{CalendarPeriod, Millis, Quarter, Rolling, WindowId, Windows};
+use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter, Rolling, WindowId, Windows};
 use source::Source;
 
 /// Which window a table holds.
@@ -260,17 +260,16 @@ impl View {
 
     /// The retained quarters' tables, newest (current) first.
     pub fn quarters(&self) -> impl Iterator<Item = &Table> {
-        self.tables()
-            .filter(|t| matches!(t.period, Period::Calendar(p) if p.kind == crate::window::CalendarKind::Quarter))
+        self.tables().filter(|t| matches!(t.period, Period::Calendar(p) if p.kind == CalendarKind::Quarter))
     }
 
     /// The current quarter's table, when quarters are kept.
     pub fn current(&self) -> Option<&Table> {
-        self.table(WindowId::Relative { kind: crate::window::CalendarKind::Quarter, back: 0 })
+        self.table(WindowId::Relative { kind: CalendarKind::Quarter, back: 0 })
     }
 
     pub fn quarter(&self, q: Quarter) -> Option<&Table> {
-        let p = CalendarPeriod { kind: crate::window::CalendarKind::Quarter, index: q.index() };
+        let p = CalendarPeriod { kind: CalendarKind::Quarter, index: q.index() };
         self.period_table(Period::Calendar(p))
     }
 

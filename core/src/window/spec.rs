@@ -153,7 +153,11 @@ impl Windows {
     /// it keeps, as [`relative`](Self::relative) names it (`rolling-90d`
     /// is `rolling` when 90 days is the first rolling window).
     pub fn resolve(&self, id: &str) -> Result<WindowId, UnknownWindow> {
-        let parsed = WindowId::parse(id).ok_or(UnknownWindow::Malformed)?;
+        self.keep(WindowId::parse(id).ok_or(UnknownWindow::Malformed)?)
+    }
+
+    /// [`resolve`](Self::resolve) for an id already parsed.
+    pub fn keep(&self, parsed: WindowId) -> Result<WindowId, UnknownWindow> {
         let first = self.rolling().first().map(|d| u32::from(*d));
         let kept = match parsed {
             WindowId::Relative { kind, back } => self.retention(kind).is_some_and(|r| r >= u32::from(back)),
