@@ -81,10 +81,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     result.0
 }
 
-/// What the ranking loop (legacy rank changes and the watches) needs.
+/// What the ranking loop needs.
 fn ranking_parts(config: &Config, metrics: &Arc<Metrics>, publisher: &Arc<Publisher>) -> rank_changes::Parts {
     rank_changes::Parts {
-        top_n: config.ranking.top_n,
         watches: config.ranking.watches.clone().into(),
         metrics: metrics.clone(),
         publisher: publisher.clone(),

@@ -8,8 +8,8 @@
 //!   progress and readiness, checkpoints, offset commits.
 //! - [`checkpoint`]: the checkpoint file: versioned, checksummed, atomic.
 //! - [`published`]: the one publication of the view; [`status`]: readiness.
-//! - [`rank_changes`]: rank-change detection over successive views;
-//!   [`watches`]: the changes of the watched rankings, for alerts.
+//! - [`rank_changes`]: the changes of the watched rankings, detected over
+//!   successive views; counted, held for alerts, listed and published.
 //! - [`directory`]: the page directory (groups of pages) from a topic or a file.
 //! - [`publisher`]: dead letters and rank-change events to Kafka, never blocking.
 //! - [`api`]: the HTTP router; [`metrics`]: every metric, scrape-time collectors.
@@ -38,4 +38,3 @@ pub mod shard;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
-pub mod watches;

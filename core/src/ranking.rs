@@ -1,6 +1,5 @@
 //! Ranking (docs/api.md#ordering): order a window's pages by a metric, descending, ties by
-//! platform then page_id ascending; and the diff of two top-N lists that the
-//! rank-change loop reports (docs/metrics.md#rank-changes).
+//! platform then page_id ascending.
 //!
 //! Ratios are compared exactly, as fractions (cross-multiplied in u128), so
 //! the order never depends on floating-point rounding; they are rounded to
@@ -9,7 +8,6 @@
 //! has one.
 
 use std::cmp::{Ordering, Reverse};
-use std::sync::Arc;
 
 use crate::view::{Row, Table, View};
 
@@ -190,63 +188,6 @@ pub fn ranks_of(rows: &[Row], metric: Metric, pages: &[u32]) -> Vec<Option<u32>>
         rank[*r as usize] = i as u32 + 1;
     }
     pages.iter().map(|p| rows.iter().position(|r| r.page == *p).map(|i| rank[i])).collect()
-}
-
-/// A page's place in a top-N list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ranked {
-    pub platform: Arc<str>,
-    pub page_id: Arc<str>,
-    pub rank: u32,
-    pub interactions: u64,
-}
-
-/// One rank change; `None` means outside the top N.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RankChange {
-    pub platform: Arc<str>,
-    pub page_id: Arc<str>,
-    pub old_rank: Option<u32>,
-    pub new_rank: Option<u32>,
-    pub interactions: u64,
-}
-
-/// What changed between two top-N lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Diff {
-    /// Pages that moved, entered or left, in new-rank order, leavers last.
-    pub changes: Vec<RankChange>,
-    /// A page other than the old #1 now leads.
-    pub new_leader: bool,
-}
-
-pub fn diff(old: &[Ranked], new: &[Ranked]) -> Diff {
-    let key = |r: &Ranked| (r.platform.clone(), r.page_id.clone());
-    let find = |list: &[Ranked], r: &Ranked| {
-        list.iter().find(|o| o.platform == r.platform && o.page_id == r.page_id).map(|o| o.rank)
-    };
-    let mut changes: Vec<RankChange> = new
-        .iter()
-        .filter_map(|n| {
-            let old_rank = find(old, n);
-            (old_rank != Some(n.rank)).then(|| RankChange {
-                platform: n.platform.clone(),
-                page_id: n.page_id.clone(),
-                old_rank,
-                new_rank: Some(n.rank),
-                interactions: n.interactions,
-            })
-        })
-        .collect();
-    changes.extend(old.iter().filter(|o| find(new, o).is_none()).map(|o| RankChange {
-        platform: o.platform.clone(),
-        page_id: o.page_id.clone(),
-        old_rank: Some(o.rank),
-        new_rank: None,
-        interactions: o.interactions,
-    }));
-    let new_leader = new.first().is_some_and(|n| old.first().map(key) != Some(key(n)));
-    Diff { changes, new_leader }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::params::{NoParams, Strict};
-use crate::rank_changes::WatchEvent;
+use crate::rank_changes::RankEvent;
 use engagement_core::window::format_rfc3339;
 
 /// Every recent change as its rank-change event, with when it was seen.
@@ -23,7 +23,7 @@ pub(super) async fn recent(State(ctx): State<Ctx>, _: Strict<NoParams>) -> Json<
         .recent()
         .iter()
         .map(|r| {
-            let mut v = serde_json::to_value(WatchEvent::of(&r.change, r.watermark.clone())).unwrap_or(Value::Null);
+            let mut v = serde_json::to_value(RankEvent::of(&r.change)).unwrap_or(Value::Null);
             let at = r.at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             v["seen_at"] = format_rfc3339(at.as_millis() as i64).into();
             v

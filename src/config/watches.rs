@@ -32,6 +32,9 @@ pub const MAX_PLATFORM_SCOPES: usize = 16;
 /// Longest `hold`.
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_HOLD: Duration = Duration::from_secs(600);
+/// Longest `settle`.
+pub const MAX_SETTLE: Duration = Duration::from_secs(3600);
+const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 
 /// Which pages a watched ranking takes part in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,9 @@ pub struct Watch {
     pub pages: Vec<PageKey>,
     /// How long a change stays exported as an alertable series.
     pub hold: Duration,
+    /// How long a page must stay in (out of) the top N before its entry
+    /// (exit) is reported: a page flapping at rank N says nothing.
+    pub settle: Duration,
     /// `dimension:value` groups: the watched rankings hold only pages in
     /// all of them (docs/directory.md); empty: every page.
     pub groups: Vec<String>,
@@ -84,6 +90,7 @@ impl Watch {
             top_n: 10,
             pages: Vec::new(),
             hold: DEFAULT_HOLD,
+            settle: DEFAULT_SETTLE,
             groups: Vec::new(),
         }
     }
@@ -172,9 +179,21 @@ fn parse_watch(key: &str, item: &Value) -> Result<Watch, WatchError> {
             "platform" => watch.scope = parse_scope(&at, value)?,
             "top_n" => watch.top_n = parse_count(&at, value, 1, MAX_WATCH_TOP_N)?,
             "pages" => watch.pages = parse_pages(&at, value)?,
-            "hold" => watch.hold = parse_hold(&at, value)?,
+            "hold" => {
+                watch.hold =
+                    parse_span(&at, value, "a duration from 1s to 24h, like 10m", Duration::from_secs(1), MAX_HOLD)?
+            }
+            "settle" => {
+                watch.settle = parse_span(&at, value, "a duration from 0s to 1h, like 1m", Duration::ZERO, MAX_SETTLE)?
+            }
             "groups" => watch.groups = parse_groups(&at, value)?,
-            _ => return Err(error(at, value, "one of name, windows, metric, platform, top_n, pages, hold, groups")),
+            _ => {
+                return Err(error(
+                    at,
+                    value,
+                    "one of name, windows, metric, platform, top_n, pages, hold, settle, groups",
+                ));
+            }
         }
     }
     Ok(watch)
@@ -274,13 +293,9 @@ fn parse_groups(key: &str, value: &Value) -> Result<Vec<String>, WatchError> {
     Ok(groups)
 }
 
-fn parse_hold(key: &str, value: &Value) -> Result<Duration, WatchError> {
-    const EXPECTED: &str = "a duration from 1s to 24h, like 10m";
-    let d = text(key, value, EXPECTED)?;
-    parse_duration(d)
-        .ok()
-        .filter(|d| *d >= Duration::from_secs(1) && *d <= MAX_HOLD)
-        .ok_or_else(|| error(key, value, EXPECTED))
+fn parse_span(key: &str, value: &Value, expected: &str, min: Duration, max: Duration) -> Result<Duration, WatchError> {
+    let d = text(key, value, expected)?;
+    parse_duration(d).ok().filter(|d| (min..=max).contains(d)).ok_or_else(|| error(key, value, expected))
 }
 
 /// The watches as `check-config` prints them: `[[ranking.watches]]` tables.
@@ -305,6 +320,7 @@ pub fn render_watches(watches: &[Watch], source: &str) -> String {
         out.push_str(&format!("top_n = {}\n", w.top_n));
         out.push_str(&format!("pages = [{}]\n", pages.join(", ")));
         out.push_str(&format!("hold = {:?}\n", format_duration(w.hold)));
+        out.push_str(&format!("settle = {:?}\n", format_duration(w.settle)));
         let groups: Vec<String> = w.groups.iter().map(|g| format!("{g:?}")).collect();
         out.push_str(&format!("groups = [{}]\n", groups.join(", ")));
     }
@@ -391,6 +407,7 @@ mod tests {
             ("pages = [\"whitehouse\"]", "pages"),
             ("hold = \"0s\"", "hold"),
             ("hold = \"25h\"", "hold"),
+            ("settle = \"2h\"", "settle"),
             ("top = 5", "top"),
         ] {
             assert_eq!(refused(&one(field)).0, format!("ranking.watches[0].{key}"), "{field}");

@@ -30,7 +30,7 @@ use prometheus::proto::MetricFamily;
 use engagement_core::window::{WindowId, Windows};
 
 use crate::config::{Scope, Watch};
-use crate::watches::{Kind, Picture, RankingKey, WatchChange, scope_label};
+use crate::rank_changes::detect::{Change, Kind, Picture, RankingKey, scope_label};
 
 use super::top_pages::{family, gauge};
 
@@ -63,15 +63,14 @@ const CHANGE_LABELS: [&str; 12] = [
 #[derive(Debug, Clone)]
 pub struct Recent {
     pub at: SystemTime,
-    pub change: Arc<WatchChange>,
-    pub watermark: Option<String>,
+    pub change: Arc<Change>,
 }
 
 /// A change held as an alertable series until `until`.
 struct Held {
     until: Instant,
     seen: Instant,
-    change: WatchChange,
+    change: Change,
 }
 
 /// Which held change a new one replaces: one leader per ranking, one
@@ -151,14 +150,14 @@ impl WatchBoard {
     }
 
     /// Counts `change`, holds it for its watch's hold and lists it.
-    pub fn record(&self, change: WatchChange, now: Instant, watermark: Option<String>) {
+    pub fn record(&self, change: Change, now: Instant) {
         let [watch, window, scope, group] = self.labels(&change.key);
         self.changes.with_label_values(&[watch, window, scope, group, change.kind.as_str()]).inc();
         let Some(w) = self.watches.get(change.key.watch) else { return };
         let (hold, cap) = (w.hold, cap(w, change.kind));
         let mut board = self.lock();
         let change = Arc::new(change);
-        board.recent.push_front(Recent { at: SystemTime::now(), change: change.clone(), watermark });
+        board.recent.push_front(Recent { at: SystemTime::now(), change: change.clone() });
         board.recent.truncate(RECENT);
         hold_change(&mut board.held, (*change).clone(), now, hold, cap);
     }
@@ -188,7 +187,7 @@ fn cap(watch: &Watch, kind: Kind) -> usize {
 /// there); an exit ends a held entry of the same page and the reverse.
 fn hold_change(
     held: &mut HashMap<Slot, Held>,
-    mut change: WatchChange,
+    mut change: Change,
     now: Instant,
     hold: std::time::Duration,
     cap: usize,

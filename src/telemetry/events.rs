@@ -11,14 +11,14 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use engagement_core::engine::Bound;
-use engagement_core::ranking::RankChange;
 use engagement_core::view::View;
 use engagement_core::window::WindowId;
 use rdkafka::error::KafkaError;
 
 use crate::metrics::Metrics;
 use crate::metrics::labels::{Attempt, Delivery, Restore, Topic};
-use crate::watches::WatchChange;
+use crate::rank_changes::Change;
+use crate::rank_changes::detect::{Kind, scope_label};
 
 /// Something that happened, logged and counted by one call.
 pub trait InternalEvent {
@@ -397,71 +397,34 @@ impl InternalEvent for CheckpointFailed<'_> {
     }
 }
 
-/// A page's rank inside the top N changed (entered, moved or left).
-pub struct RankChanged<'a> {
-    pub window: WindowId,
-    pub change: &'a RankChange,
-}
+/// A watched ranking changed (docs/metrics.md#rank-changes): counted per
+/// window and per ranking, held as an alertable series and listed by the
+/// API. DEBUG: changes scale with the events and the platforms; the alerts
+/// and the per-minute summary are the operator's view.
+pub struct RankChanged(pub Change);
 
-impl InternalEvent for RankChanged<'_> {
+impl InternalEvent for RankChanged {
     fn emit(self, m: &Metrics) {
-        let window = self.window.to_string();
+        let c = &self.0;
+        let window = c.key.window.to_string();
         m.ranking.rank_changes.with_label_values(&[&window]).inc();
-        let c = self.change;
-        let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
-        // DEBUG: changes scale with events; they are on the rank-events
-        // topic and in the metrics, and summarised every minute at INFO.
-        tracing::debug!(
-            %window,
-            platform = %c.platform,
-            page_id = %c.page_id,
-            old_rank = %rank(c.old_rank),
-            new_rank = %rank(c.new_rank),
-            interactions = c.interactions,
-            "rank changed"
-        );
-    }
-}
-
-/// A new page took #1.
-pub struct LeaderChanged<'a> {
-    pub window: WindowId,
-    pub leader: &'a RankChange,
-}
-
-impl InternalEvent for LeaderChanged<'_> {
-    fn emit(self, m: &Metrics) {
-        let window = self.window.to_string();
-        m.ranking.leader_changes.with_label_values(&[&window]).inc();
-        let c = self.leader;
-        tracing::debug!(%window, platform = %c.platform, page_id = %c.page_id, interactions = c.interactions, "new leader");
-    }
-}
-
-/// A watched ranking changed (docs/metrics.md#watches): counted, held as an
-/// alertable series and listed by the API. DEBUG: per-platform watches
-/// make changes scale with the platforms; the alerts are the operator's view.
-pub struct WatchChanged {
-    pub change: WatchChange,
-    pub watermark: Option<String>,
-}
-
-impl InternalEvent for WatchChanged {
-    fn emit(self, m: &Metrics) {
-        let c = &self.change;
+        if c.kind == Kind::Leader {
+            m.ranking.leader_changes.with_label_values(&[&window]).inc();
+        }
         let rank = |r: Option<u32>| r.map_or_else(|| "none".to_string(), |r| r.to_string());
         tracing::debug!(
             watch = %c.watch,
             kind = c.kind.as_str(),
-            window = %c.key.window,
-            scope = crate::watches::scope_label(c.key.scope.as_deref()),
+            %window,
+            scope = scope_label(c.key.scope.as_deref()),
             platform = %c.page.platform,
             page_id = %c.page.page_id,
             old_rank = %rank(c.old_rank),
             new_rank = %rank(c.new_rank),
-            "watched ranking changed"
+            interactions = c.page.interactions,
+            "rank changed"
         );
-        m.watches.record(self.change, std::time::Instant::now(), self.watermark);
+        m.watches.record(self.0, std::time::Instant::now());
     }
 }
 

@@ -10,6 +10,9 @@
 //! (`category:government`, from a page directory on the broker) raises
 //! one rank-change event and one notification naming the group when the
 //! group's leader changes, while larger pages outside it lead all pages.
+//! With the default watches and the shipped Alertmanager route, the demo's
+//! overtaking (the Ministry of Interior passing the White House) is one
+//! event per ranking on the topic, in one shape, and one notification.
 
 use std::time::{Duration, Instant};
 
@@ -20,10 +23,11 @@ const READY: Duration = Duration::from_secs(60);
 /// The watch's hold in these tests: how long a change stays alertable.
 const HOLD: Duration = Duration::from_secs(8);
 
-/// A watch like the default per-platform one, with a short hold.
+/// A watch like the default per-platform one, with a short hold and settle.
 fn config(dir: &TempDir) -> String {
     let path = dir.0.join("engagement-monitor.toml");
-    let toml = "[[ranking.watches]]\nname = \"per_platform\"\nplatform = \"*\"\ntop_n = 10\nhold = \"8s\"\n";
+    let toml =
+        "[[ranking.watches]]\nname = \"per_platform\"\nplatform = \"*\"\ntop_n = 10\nhold = \"8s\"\nsettle = \"2s\"\n";
     std::fs::write(&path, toml).expect("writing the config");
     path.display().to_string()
 }
@@ -248,14 +252,113 @@ fn a_new_leader_within_a_group_is_one_event_and_one_notification_naming_the_grou
         assert_eq!(firing(webhook), 1, "one notification: {:#?}", webhook.received());
         std::thread::sleep(Duration::from_millis(250));
     }
-    let out = std::process::Command::new("kcat")
-        .args(["-b", &brokers(), "-C", "-t", &ranks, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
-        .output()
-        .expect("kcat runs (scripts/install-deps.sh installs it)");
-    let events: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let events = consume_json(&ranks);
     let grouped: Vec<_> = events.iter().filter(|e| e["group"] == "category:government").collect();
     assert_eq!(grouped.len(), 1, "{events:#?}");
     assert_eq!((grouped[0]["kind"].as_str(), grouped[0]["page_id"].as_str()), (Some("leader"), Some("g2")));
     assert_eq!(grouped[0]["watch"], "gov");
+}
+
+/// The demo's overtaking in miniature: the White House leads the Ministry
+/// of Interior on Facebook; a few smaller pages on two platforms.
+fn overtaking_history() -> Vec<String> {
+    let mut events = vec![
+        post("facebook", "whitehouse", "The White House", 26_000, 1),
+        post("facebook", "moi.egy", "Ministry of Interior", 24_000, 1),
+    ];
+    events.extend((1..=4u64).map(|i| post("facebook", &format!("f{i}"), &format!("Face {i}"), 1_000 * i, 1)));
+    events.extend((1..=3u64).map(|i| post("tiktok", &format!("t{i}"), &format!("Tik {i}"), 500 * i, 1)));
+    events
+}
+
+#[test]
+fn an_overtaking_in_many_rankings_is_one_event_each_in_one_shape_and_one_notification() {
+    let topic = unique("alerting-news");
+    create_topic(&topic, 1);
+    produce_strings(&topic, 1, &overtaking_history());
+    let ranks = unique("alerting-news-ranks");
+    create_topic(&ranks, 1);
+    let webhook = Webhook::start();
+    let _alertmanager = alertmanager_shipped(&webhook.addr);
+    let targets = Targets::new();
+    let prom = prometheus(&targets, Some(&_alertmanager.addr));
+    // The default watches (all platforms, each platform; every window).
+    let env = [("ENGAGEMENT_MONITOR_KAFKA_RANK_EVENTS_TOPIC", ranks.as_str())];
+    let d = Daemon::start(&topic, &[], &env);
+    d.wait_ready(READY);
+    targets.set(&[&d.addr]);
+    wait_scraped_ready(&prom, &d.addr);
+    let baseline =
+        r#"engagement_watch_rank{watch="per_platform",scope="facebook",window="rolling-7d",page_id="whitehouse"} == 1"#;
+    wait_until("the rankings in Prometheus", READY, || (!query(&prom, baseline).is_empty()).then_some(()));
+
+    produce_strings(&topic, 1, &[post("facebook", "moi.egy", "Ministry of Interior", 30_000, 2)]);
+    // #1 of 4 windows (the quarter, the month, 90 and 7 days) x 2 scopes.
+    let rankings: Vec<(String, String)> = ["current", "current-month", "rolling", "rolling-7d"]
+        .iter()
+        .flat_map(|w| ["all", "facebook"].map(|s| (w.to_string(), s.to_string())))
+        .collect();
+    let events = wait_until("8 rank events", Duration::from_secs(30), || {
+        let events = consume_json(&ranks);
+        (events.len() >= rankings.len()).then_some(events)
+    });
+    let mut seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e["window"].as_str().unwrap_or("").to_owned(), e["scope"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    seen.sort();
+    let mut want = rankings.clone();
+    want.sort();
+    assert_eq!(seen, want, "one event per ranking: {events:#?}");
+    let keys = |e: &serde_json::Value| e.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+    assert!(events.iter().all(|e| keys(e) == keys(&events[0])), "one shape: {events:#?}");
+    for e in &events {
+        assert_eq!((e["kind"].as_str(), e["page_id"].as_str()), (Some("leader"), Some("moi.egy")), "{e:#}");
+        assert_eq!((e["old_rank"].as_u64(), e["new_rank"].as_u64()), (Some(2), Some(1)));
+    }
+    let mut ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), rankings.len(), "an id per ranking");
+    let listed = d.json("/v1/rank-changes");
+    let mut api_ids: Vec<&str> =
+        listed["changes"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    api_ids.sort();
+    assert_eq!(api_ids, ids, "the API lists the same events");
+
+    // One notification lists the eight rankings; no other follows.
+    let leader = |a: &serde_json::Value| {
+        a["labels"]["alertname"] == "EngagementWatchNewLeader" && a["labels"]["page_id"] == "moi.egy"
+    };
+    let (first, _) = webhook.wait_for("the notification", Duration::from_secs(40), "firing", leader);
+    let alerts = first.body["alerts"].as_array().cloned().unwrap_or_default();
+    let mut listed: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            let l = &a["labels"];
+            (l["window"].as_str().unwrap_or("").to_owned(), l["scope"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, want, "one notification naming every ranking: {:#}", first.body);
+    let rank_notifications = |w: &Webhook| {
+        w.received()
+            .iter()
+            .filter(|n| n.body["groupLabels"]["alertname"].as_str().is_some_and(|a| a.starts_with("EngagementWatch")))
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        assert_eq!(rank_notifications(&webhook), 1, "{:#?}", webhook.received());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Every JSON message on `topic`, from the beginning.
+fn consume_json(topic: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("kcat")
+        .args(["-b", &brokers(), "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
+        .output()
+        .expect("kcat runs (scripts/install-deps.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }

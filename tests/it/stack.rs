@@ -111,6 +111,19 @@ pub fn alertmanager(webhook: &str) -> Service {
     Service::configured(binary, "alertmanager", &config, "--storage.path", &[no_cluster])
 }
 
+/// Alertmanager with the shipped route (deploy/alertmanager/alertmanager.yml),
+/// both receivers sending to `webhook`.
+pub fn alertmanager_shipped(webhook: &str) -> Service {
+    let shipped = std::fs::read_to_string(repo("deploy/alertmanager/alertmanager.yml")).expect("the shipped route");
+    let url = format!("http://{webhook}/");
+    let config = shipped
+        .replace("http://operators-webhook.example:8080/alerts", &url)
+        .replace("http://analysts-webhook.example:8080/rank-changes", &url);
+    assert_eq!(config.matches(&url).count(), 2, "both receivers point at the webhook");
+    let (binary, no_cluster) = ("prometheus-alertmanager", "--cluster.listen-address=");
+    Service::configured(binary, "alertmanager", &config, "--storage.path", &[no_cluster])
+}
+
 /// The file Prometheus discovers the daemon's address in.
 pub struct Targets {
     path: PathBuf,

@@ -124,30 +124,3 @@ fn platform_filter_keeps_one_platform_and_ranks_within_it() {
     assert_eq!(fb.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [1, 2]);
     assert!(rows(&v, t, Filter::platform("tiktok")).is_empty());
 }
-
-fn ranked(list: &[(&str, u32)]) -> Vec<Ranked> {
-    list.iter()
-        .map(|(id, rank)| Ranked { platform: "facebook".into(), page_id: (*id).into(), rank: *rank, interactions: 100 })
-        .collect()
-}
-
-#[test]
-fn diff_reports_moves_entries_exits_and_a_new_leader() {
-    let old = ranked(&[("a", 1), ("b", 2), ("c", 3)]);
-    let new = ranked(&[("b", 1), ("a", 2), ("d", 3)]);
-    let d = diff(&old, &new);
-    let summary: Vec<(String, Option<u32>, Option<u32>)> =
-        d.changes.iter().map(|c| (c.page_id.to_string(), c.old_rank, c.new_rank)).collect();
-    assert_eq!(
-        summary,
-        [
-            ("b".into(), Some(2), Some(1)),
-            ("a".into(), Some(1), Some(2)),
-            ("d".into(), None, Some(3)),
-            ("c".into(), Some(3), None)
-        ]
-    );
-    assert!(d.new_leader);
-    let same = diff(&new, &new);
-    assert!(same.changes.is_empty() && !same.new_leader);
-}

@@ -5,7 +5,7 @@ use engagement_core::window::{WindowId, Windows};
 
 use super::*;
 use crate::config::{PageKey, default_watches};
-use crate::watches::Placed;
+use crate::rank_changes::detect::Placed;
 
 fn board(top_n: usize, pages: usize, hold: Duration) -> Arc<WatchBoard> {
     let mut w = default_watches().remove(0);
@@ -17,8 +17,8 @@ fn board(top_n: usize, pages: usize, hold: Duration) -> Arc<WatchBoard> {
     Arc::new(WatchBoard::new(vec![w].into(), &Windows::default(), counters))
 }
 
-fn change(kind: Kind, page: &str, old_rank: Option<u32>, new_rank: Option<u32>) -> WatchChange {
-    WatchChange {
+fn change(kind: Kind, page: &str, old_rank: Option<u32>, new_rank: Option<u32>) -> Change {
+    Change {
         key: RankingKey { watch: 0, window: WindowId::parse("current").expect("an id"), scope: None },
         watch: "all".into(),
         group: "".into(),
@@ -36,6 +36,7 @@ fn change(kind: Kind, page: &str, old_rank: Option<u32>, new_rank: Option<u32>) 
         },
         old_rank,
         new_rank,
+        watermark: Some(1_759_000_000_000),
     }
 }
 
@@ -63,7 +64,7 @@ fn series(board: &Arc<WatchBoard>) -> Vec<(String, f64)> {
 fn a_change_is_held_with_its_ranks_and_places_then_expires() {
     let b = board(3, 0, Duration::from_secs(60));
     let t0 = Instant::now();
-    b.record(change(Kind::Leader, "a", Some(2), Some(1)), t0, None);
+    b.record(change(Kind::Leader, "a", Some(2), Some(1)), t0);
     assert_eq!(series(&b), [("leader a 2->1".to_string(), 1.0)]);
     b.expire(t0 + Duration::from_secs(61));
     assert_eq!(series(&b), [], "gone after the hold");
@@ -77,10 +78,10 @@ fn held_changes_are_bounded_per_ranking_and_kind() {
     let t0 = Instant::now();
     for i in 0..50u32 {
         let at = t0 + Duration::from_millis(u64::from(i));
-        b.record(change(Kind::Leader, &format!("l{i}"), Some(2), Some(1)), at, None);
-        b.record(change(Kind::Entered, &format!("e{i}"), None, Some(3)), at, None);
-        b.record(change(Kind::Exited, &format!("x{i}"), Some(3), None), at, None);
-        b.record(change(Kind::Moved, &format!("w{}", i % 2), Some(i + 1), Some(i + 2)), at, None);
+        b.record(change(Kind::Leader, &format!("l{i}"), Some(2), Some(1)), at);
+        b.record(change(Kind::Entered, &format!("e{i}"), None, Some(3)), at);
+        b.record(change(Kind::Exited, &format!("x{i}"), Some(3), None), at);
+        b.record(change(Kind::Moved, &format!("w{}", i % 2), Some(i + 1), Some(i + 2)), at);
     }
     let held = series(&b);
     let count = |kind: &str| held.iter().filter(|(s, _)| s.starts_with(kind)).count();
@@ -98,12 +99,12 @@ fn held_changes_are_bounded_per_ranking_and_kind() {
 fn a_watched_pages_moves_merge_and_an_exit_ends_an_entry() {
     let b = board(3, 1, Duration::from_secs(600));
     let t0 = Instant::now();
-    b.record(change(Kind::Moved, "w0", Some(4), Some(5)), t0, None);
-    b.record(change(Kind::Moved, "w0", Some(5), Some(7)), t0, None);
+    b.record(change(Kind::Moved, "w0", Some(4), Some(5)), t0);
+    b.record(change(Kind::Moved, "w0", Some(5), Some(7)), t0);
     assert_eq!(series(&b), [("moved w0 4->7".to_string(), -3.0)], "dropped 3 places since it was 4th");
-    b.record(change(Kind::Moved, "w0", Some(7), Some(4)), t0, None);
+    b.record(change(Kind::Moved, "w0", Some(7), Some(4)), t0);
     assert_eq!(series(&b), [], "back where it was: nothing to say");
-    b.record(change(Kind::Entered, "e", None, Some(3)), t0, None);
-    b.record(change(Kind::Exited, "e", Some(3), None), t0, None);
+    b.record(change(Kind::Entered, "e", None, Some(3)), t0);
+    b.record(change(Kind::Exited, "e", Some(3), None), t0);
     assert_eq!(series(&b), [("exited e 3->none".to_string(), -1.0)]);
 }

@@ -1,24 +1,32 @@
-//! Watch detection: for each configured watch (config/watches.rs), each of
-//! its windows and each ranking of its scope (all platforms, one platform,
-//! or each platform apart), compares the watched ranking in successive
-//! views and says what changed: a new leader, a page entering or leaving
-//! the top N, a watched page moving (docs/metrics.md#watches).
+//! Detection: for each configured watch (config/watches.rs), each of its
+//! windows and each ranking of its scope (all platforms, one platform, or
+//! each platform apart), compares the watched ranking with its last ready
+//! picture and says what changed: a new leader, a page entering or leaving
+//! the top N, a watched page moving (docs/metrics.md#rank-changes).
 //!
-//! Quiet while catching up, like the legacy rank changes: a ranking is
-//! compared only between two views both built while the daemon was ready
-//! and of the same period, so a restart, a replay or a quarter rollover
-//! only moves the baseline. A ranking seen for the first time (a platform
-//! that just appeared) only becomes a baseline too.
+//! A page's entry into a top N (or exit) is reported once it has stayed in
+//! (out) for the watch's `settle`, so a page flapping at rank N is quiet;
+//! a new leader and a watched page's move are reported at once.
 //!
-//! Pure over views: no clock, no I/O; the caller counts, exports and
+//! A ranking is compared only in a view built while the daemon is ready,
+//! against the last picture of the same period taken while ready. So a
+//! fresh start or a first catch-up only sets the baseline; a spell out of
+//! readiness (catching up after a stall, a partition taken over in shard
+//! mode) is reported once, as the net change across it; and the rollover
+//! of a period (a new quarter, month, ...) only moves the baseline. A
+//! ranking seen for the first time (a platform that just appeared) is a
+//! baseline too.
+//!
+//! Pure over views and the instants it is given: no clock, no I/O; the caller counts, exports and
 //! publishes what [`Detector::observe`] returns.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::{Period, Row, Table, View};
-use engagement_core::window::{CalendarPeriod, WindowId};
+use engagement_core::window::{CalendarPeriod, Millis, WindowId};
 
 use crate::config::{MAX_PLATFORM_SCOPES, Scope, Watch};
 
@@ -92,7 +100,7 @@ pub struct RankingKey {
 
 /// One change, with what alerts, events and the API say about it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WatchChange {
+pub struct Change {
     pub key: RankingKey,
     pub watch: Arc<str>,
     /// The watch's groups, comma-separated (empty: every page).
@@ -109,9 +117,11 @@ pub struct WatchChange {
     pub old_rank: Option<u32>,
     /// Rank now; `None` when the page has no row in the ranking any more.
     pub new_rank: Option<u32>,
+    /// The watermark of the view the change was seen in.
+    pub watermark: Option<Millis>,
 }
 
-impl WatchChange {
+impl Change {
     /// Places gained (negative: lost); a missing rank counts as `top_n + 1`.
     pub fn places_gained(&self) -> i64 {
         let at = |r: Option<u32>| r.map_or(self.top_n as i64 + 1, i64::from);
@@ -119,57 +129,96 @@ impl WatchChange {
     }
 }
 
-struct Baseline {
-    ready: bool,
-    picture: Arc<Picture>,
+/// What one view showed: the changes, and the windows whose rankings
+/// entered another period (their baselines moved without a report).
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub changes: Vec<Change>,
+    pub rolled_over: Vec<WindowId>,
 }
 
-/// The last picture of every watched ranking.
+/// A ranking's top N as last reported, and the pages waiting for their
+/// entry or exit to settle, each since when.
+struct Members {
+    top: Vec<Placed>,
+    pending: Vec<(Placed, Instant)>,
+}
+
+/// What a ranking is compared with: its last picture taken while ready,
+/// and its reported members.
+struct Tracked {
+    baseline: Arc<Picture>,
+    members: Members,
+}
+
+impl Tracked {
+    fn new(picture: Arc<Picture>) -> Tracked {
+        let members = Members { top: picture.top.clone(), pending: Vec::new() };
+        Tracked { baseline: picture, members }
+    }
+}
+
+/// The latest picture of every watched ranking, and what the next ready
+/// view is compared with.
 pub struct Detector {
     watches: Arc<[Watch]>,
-    baselines: HashMap<RankingKey, Baseline>,
+    latest: HashMap<RankingKey, Arc<Picture>>,
+    tracked: HashMap<RankingKey, Tracked>,
 }
 
 impl Detector {
     pub fn new(watches: Arc<[Watch]>) -> Detector {
-        Detector { watches, baselines: HashMap::new() }
+        Detector { watches, latest: HashMap::new(), tracked: HashMap::new() }
     }
 
     pub fn watches(&self) -> &[Watch] {
         &self.watches
     }
 
-    /// Takes the pictures of `view`, returns what changed since the last
-    /// view (nothing unless both views were built while `ready`) and keeps
-    /// the pictures as the new baselines.
-    pub fn observe(&mut self, view: &View, ready: bool) -> Vec<WatchChange> {
-        let mut changes = Vec::new();
-        let mut seen = HashSet::new();
+    /// Takes the pictures of `view`, seen at `now`; when it was built
+    /// while `ready`, returns what changed since the last ready view and
+    /// keeps its pictures as the new baselines.
+    pub fn observe(&mut self, view: &View, ready: bool, now: Instant) -> Observed {
+        let mut seen = Observed::default();
+        let mut keys = HashSet::new();
         for (i, watch) in self.watches.clone().iter().enumerate() {
             for window in watch.windows_in(&view.windows) {
                 let table = view.table(window);
                 for scope in scopes(view, table, &watch.scope) {
                     let key = RankingKey { watch: i, window, scope };
                     let picture = Arc::new(picture(view, table, watch, key.scope.as_deref()));
-                    let new = Baseline { ready, picture: picture.clone() };
-                    if let Some(old) = self.baselines.insert(key.clone(), new) {
-                        let comparable = ready && old.ready && old.picture.period.is_some();
-                        if comparable && old.picture.period == picture.period {
-                            changes.extend(compare(&key, watch, &old.picture, &picture));
+                    self.latest.insert(key.clone(), picture.clone());
+                    if ready && picture.period.is_some() {
+                        match self.tracked.get_mut(&key) {
+                            Some(t) if t.baseline.period == picture.period => {
+                                let at = (now, view.watermark);
+                                seen.changes.extend(compare(&key, watch, &mut t.members, &t.baseline, &picture, at));
+                                t.baseline = picture;
+                            }
+                            Some(t) => {
+                                *t = Tracked::new(picture);
+                                if !seen.rolled_over.contains(&window) {
+                                    seen.rolled_over.push(window);
+                                }
+                            }
+                            None => {
+                                self.tracked.insert(key.clone(), Tracked::new(picture));
+                            }
                         }
                     }
-                    seen.insert(key);
+                    keys.insert(key);
                 }
             }
         }
         // A platform that left a per-platform watch starts afresh if it returns.
-        self.baselines.retain(|k, _| seen.contains(k));
-        changes
+        self.latest.retain(|k, _| keys.contains(k));
+        self.tracked.retain(|k, _| keys.contains(k));
+        seen
     }
 
     /// The latest picture of every watched ranking, for the rank gauges.
     pub fn pictures(&self) -> impl Iterator<Item = (&RankingKey, &Arc<Picture>)> {
-        self.baselines.iter().map(|(k, b)| (k, &b.picture))
+        self.latest.iter()
     }
 }
 
@@ -232,10 +281,20 @@ pub fn picture(view: &View, table: Option<&Table>, watch: &Watch, scope: Option<
     Picture { period: Some(t.period), top, watched }
 }
 
-/// What changed from `old` to `new` in one watched ranking: the new
-/// leader, then entries in rank order, exits, watched pages' moves.
-fn compare(key: &RankingKey, watch: &Watch, old: &Picture, new: &Picture) -> Vec<WatchChange> {
-    let change = |kind, page: &Placed, old_rank, new_rank| WatchChange {
+/// What changed in one watched ranking from `old` (and its reported
+/// `members`) to `new`, seen `at` an instant and a watermark: the new
+/// leader, then settled entries in rank order, settled exits, watched
+/// pages' moves. `members` becomes what was reported.
+fn compare(
+    key: &RankingKey,
+    watch: &Watch,
+    members: &mut Members,
+    old: &Picture,
+    new: &Picture,
+    at: (Instant, Option<Millis>),
+) -> Vec<Change> {
+    let (now, watermark) = at;
+    let change = |kind, page: &Placed, old_rank, new_rank| Change {
         key: key.clone(),
         watch: Arc::from(watch.name.as_str()),
         group: Arc::from(watch.group_label()),
@@ -249,6 +308,7 @@ fn compare(key: &RankingKey, watch: &Watch, old: &Picture, new: &Picture) -> Vec
         page: page.clone(),
         old_rank,
         new_rank,
+        watermark,
     };
     let find = |list: &[Placed], p: &Placed| list.iter().find(|o| o.same_page(p)).map(|o| o.rank);
     let mut out = Vec::new();
@@ -258,13 +318,45 @@ fn compare(key: &RankingKey, watch: &Watch, old: &Picture, new: &Picture) -> Vec
             out.push(change(Kind::Leader, now, find(&old.top, now), Some(1)));
         }
     }
-    for page in new.top.iter().filter(|n| find(&old.top, n).is_none()) {
-        out.push(change(Kind::Entered, page, None, Some(page.rank)));
+    // Since when each page has waited to settle in or out; it waits anew
+    // when it is back where it was reported.
+    let since = |p: &Placed| members.pending.iter().find(|(q, _)| q.same_page(p)).map_or(now, |(_, t)| *t);
+    let settled = |t: Instant| now.saturating_duration_since(t) >= watch.settle;
+    let mut pending = Vec::new();
+    let mut entered = Vec::new();
+    for page in &new.top {
+        if let Some(m) = members.top.iter_mut().find(|m| m.same_page(page)) {
+            *m = page.clone();
+            continue;
+        }
+        match since(page) {
+            t if settled(t) => {
+                out.push(change(Kind::Entered, page, None, Some(page.rank)));
+                entered.push(page.clone());
+            }
+            t => pending.push((page.clone(), t)),
+        }
     }
-    for page in old.top.iter().filter(|o| find(&new.top, o).is_none()) {
-        let now = now_rank(new, watch, page);
-        out.push(change(Kind::Exited, now.as_ref().unwrap_or(page), Some(page.rank), now.as_ref().map(|p| p.rank)));
-    }
+    let mut exits = Vec::new();
+    members.top.retain(|m| {
+        if find(&new.top, m).is_some() {
+            return true;
+        }
+        match since(m) {
+            t if settled(t) => {
+                let now = now_rank(new, watch, m);
+                exits.push(change(Kind::Exited, now.as_ref().unwrap_or(m), Some(m.rank), now.as_ref().map(|p| p.rank)));
+                false
+            }
+            t => {
+                pending.push((m.clone(), t));
+                true
+            }
+        }
+    });
+    out.append(&mut exits);
+    members.top.append(&mut entered);
+    members.pending = pending;
     for (was, now) in old.watched.iter().zip(&new.watched) {
         let (was_rank, now_rank) = (was.as_ref().map(|p| p.rank), now.as_ref().map(|p| p.rank));
         if let (true, Some(page)) = (was_rank != now_rank, now.as_ref().or(was.as_ref())) {

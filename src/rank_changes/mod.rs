@@ -1,0 +1,129 @@
+//! Rank changes (docs/metrics.md#rank-changes), one system: every
+//! published view goes to the [`detect`]or, which compares each watched
+//! ranking (config/watches.rs) with its last ready picture. Each change it
+//! finds is then, here and only here:
+//!
+//! - counted: per window (`engagement_rank_changes_total`, and
+//!   `engagement_leader_changes_total` for a new #1) and per watched
+//!   ranking and kind (`engagement_watch_changes_total`);
+//! - held as an alertable `engagement_watch_change` series and listed by
+//!   `GET /v1/rank-changes` (src/metrics/watches.rs);
+//! - logged at DEBUG (changes scale with events; a summary per window is
+//!   logged at INFO at most once a minute, [`SUMMARY_EVERY`], when anything
+//!   changed);
+//! - published as one [`RankEvent`] when a topic is configured.
+//!
+//! The event, the API entry and the held series' labels share one schema
+//! ([`event`]).
+
+pub mod detect;
+mod event;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engagement_core::window::WindowId;
+
+use crate::config::Watch;
+use crate::metrics::Metrics;
+use crate::published::ViewRx;
+use crate::publisher::Publisher;
+use crate::telemetry::events::{BaselineReset, InternalEvent, RankChanged, RankChangesSummary};
+
+pub use detect::{Change, Detector, Kind};
+pub use event::{RankEvent, id};
+
+/// How often the changes are summarised at INFO.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Changes counted since the last summary, per window that moves with the
+/// watermark: (window, rank changes, leader changes).
+struct Tally {
+    since: Instant,
+    windows: Vec<(WindowId, u64, u64)>,
+}
+
+impl Tally {
+    fn new(now: Instant, windows: &[WindowId]) -> Tally {
+        Tally { since: now, windows: windows.iter().map(|w| (*w, 0, 0)).collect() }
+    }
+
+    fn count(&mut self, change: &Change) {
+        if let Some(w) = self.windows.iter_mut().find(|(w, _, _)| *w == change.key.window) {
+            w.1 += 1;
+            w.2 += u64::from(change.kind == Kind::Leader);
+        }
+    }
+
+    /// The summary of the period, when one is due at `now` and anything
+    /// changed; the tally starts over whenever a period ends.
+    fn due(&mut self, now: Instant) -> Option<RankChangesSummary> {
+        let period = now.saturating_duration_since(self.since);
+        if period < SUMMARY_EVERY {
+            return None;
+        }
+        let windows: Vec<WindowId> = self.windows.iter().map(|(w, _, _)| *w).collect();
+        let ended = std::mem::replace(self, Tally::new(now, &windows));
+        let quiet = ended.windows.iter().all(|(_, r, l)| *r == 0 && *l == 0);
+        (!quiet).then_some(RankChangesSummary { period, windows: ended.windows })
+    }
+}
+
+/// What the ranking loop needs besides the views.
+pub struct Parts {
+    pub watches: Arc<[Watch]>,
+    pub metrics: Arc<Metrics>,
+    pub publisher: Arc<Publisher>,
+}
+
+/// Runs until the view channel closes.
+pub async fn run(mut views: ViewRx, parts: Parts) {
+    let Parts { watches, metrics, publisher } = parts;
+    let mut detector = Detector::new(watches);
+    let mut tally = Tally::new(Instant::now(), &[]);
+    while views.changed().await.is_ok() {
+        let published = views.borrow_and_update().clone();
+        let windows = published.view.windows.relative();
+        if tally.windows.len() != windows.len() {
+            tally = Tally::new(Instant::now(), &windows);
+        }
+        let seen = detector.observe(&published.view, published.ready, Instant::now());
+        metrics.watches.show(detector.pictures());
+        for window in seen.rolled_over {
+            BaselineReset(window).emit(&metrics);
+        }
+        for change in seen.changes {
+            tally.count(&change);
+            let event = RankEvent::of(&change);
+            match serde_json::to_vec(&event) {
+                Ok(json) => publisher.rank_event(&event.key(), &json),
+                Err(e) => tracing::error!(error = %e, "a rank event did not serialize"),
+            }
+            RankChanged(change).emit(&metrics);
+        }
+        if let Some(summary) = tally.due(Instant::now()) {
+            summary.emit(&metrics);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_summarised_once_a_minute_when_there_are_any() {
+        let t0 = Instant::now();
+        let windows = engagement_core::window::Windows::default().relative();
+        let mut tally = Tally::new(t0, &windows[..3]);
+        tally.windows[0].1 = 3;
+        tally.windows[2].1 = 5;
+        tally.windows[0].2 = 1;
+        assert!(tally.due(t0 + Duration::from_secs(59)).is_none(), "not before a minute");
+        let summary = tally.due(t0 + SUMMARY_EVERY).expect("a minute with changes");
+        let counts: Vec<(u64, u64)> = summary.windows.iter().map(|(_, r, l)| (*r, *l)).collect();
+        assert_eq!(counts, [(3, 1), (0, 0), (5, 0)]);
+        assert!(tally.windows.iter().all(|(_, r, l)| *r == 0 && *l == 0), "the tally starts over");
+        assert!(tally.due(t0 + 2 * SUMMARY_EVERY).is_none(), "a quiet minute says nothing");
+    }
+}
