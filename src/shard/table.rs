@@ -40,16 +40,16 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     let mut directory_version = io.views.directory().version();
     let (mut next_view, mut next_owners) = (Instant::now(), Instant::now());
     while !io.shutdown.is_cancelled() {
-        let polled = reader.poll(&io, &shared)?;
-        if polled == Polled::Changed {
-            shared.set_watermark(reader.table.watermark());
-            changed = true;
-            continue;
-        }
-        // Heartbeats come every ranking interval from every owner, even
-        // idle: past the backlog, they must not hold back the work below.
-        if polled == Polled::Heard && !shared.table_caught_up.load(Relaxed) {
-            continue;
+        match reader.poll(&io, &shared)? {
+            Polled::Changed => {
+                shared.set_watermark(reader.table.watermark());
+                changed = true;
+                continue;
+            }
+            // Heartbeats come every ranking interval from every owner, even
+            // idle: past the backlog, they must not hold back the work below.
+            Polled::Heard if !shared.table_caught_up.load(Relaxed) => continue,
+            Polled::Heard | Polled::Nothing => {}
         }
         if Instant::now() >= next_owners {
             watch_owners(&io, &shared);
@@ -122,7 +122,7 @@ fn watch_owners(io: &TableParts, shared: &Shared) {
 }
 
 /// What one poll of the page-totals topic brought.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Polled {
     Nothing,
     /// A page, a tombstone, a refused record or a watermark that moved.
