@@ -415,11 +415,22 @@ impl Loaded {
 
     /// In shard mode, the state and totals topics as used (set, or derived
     /// from `kafka.topic`) must be legal topic names, distinct from each
-    /// other and from `kafka.topic`. Replica mode does not use them.
+    /// other and from `kafka.topic`, and a partition may be called silent
+    /// only after two heartbeats (one per `ranking.interval`) were missed.
+    /// Replica mode does not use them.
     pub(super) fn check_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.cluster.mode != ClusterMode::Shard {
             return Ok(());
+        }
+        let silent_after = c.cluster.partition_silent_after;
+        if silent_after < c.ranking.interval * 2 {
+            return Err(ConfigError::Rule {
+                key: "cluster.partition_silent_after".into(),
+                value: format!("{:?}", super::settings::format_duration(silent_after)),
+                origin: self.sources.get("cluster.partition_silent_after").unwrap_or(&Source::Default).origin(),
+                rule: "must be at least twice ranking.interval (a heartbeat is sent every ranking.interval)".into(),
+            });
         }
         let topic = &c.kafka.topic;
         let state = c.cluster.state_topic(topic);

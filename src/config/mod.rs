@@ -232,6 +232,9 @@ pub struct ClusterConfig {
     /// Compacted topic of per-page totals in shard mode; empty (the
     /// default) means `<kafka.topic>-page-totals`: see [`ClusterConfig::totals_topic`].
     pub totals_topic: String,
+    /// In shard mode, a partition whose owner has published no heartbeat
+    /// for this long counts as unowned (docs/operations.md#shard-mode).
+    pub partition_silent_after: Duration,
 }
 
 /// Instance id used when neither the host name nor `HOSTNAME` is known.
@@ -340,6 +343,7 @@ impl Default for Config {
                 instance_id: String::new(),
                 state_topic: String::new(),
                 totals_topic: String::new(),
+                partition_silent_after: Duration::from_secs(30),
             },
             shutdown_timeout: Duration::from_secs(10),
         }

@@ -60,7 +60,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 48] = [
+const FIELDS: [&str; 49] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -107,6 +107,7 @@ const FIELDS: [&str; 48] = [
     "cluster.instance_id",
     "cluster.state_topic",
     "cluster.totals_topic",
+    "cluster.partition_silent_after",
     "log.format",
     "log.level",
 ];
@@ -154,7 +155,7 @@ fn every_config_field_has_a_setting() {
             },
         state: StateConfig { dir: _, checkpoint_interval: _ },
         log: LogConfig { format: _, level: _ },
-        cluster: ClusterConfig { mode: _, instance_id: _, state_topic: _, totals_topic: _ },
+        cluster: ClusterConfig { mode: _, instance_id: _, state_topic: _, totals_topic: _, partition_silent_after: _ },
         shutdown_timeout: _,
     } = Config::default();
     let keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
@@ -651,6 +652,20 @@ fn shard_topics_must_be_usable() {
     assert!(same.contains("cluster.state_topic") && same.contains("must differ from kafka.topic"), "{same}");
     let twice = "[cluster]\nmode = \"shard\"\nstate_topic = \"x\"\ntotals_topic = \"x\"\n";
     assert!(error(file(twice)).contains("cluster.totals_topic") && error(file(twice)).contains("must differ"));
+}
+
+#[test]
+fn a_partition_is_called_silent_only_after_two_missed_heartbeats() {
+    assert_eq!(Config::default().cluster.partition_silent_after, Duration::from_secs(30));
+    let ok = file("[cluster]\nmode = \"shard\"\npartition_silent_after = \"20s\"\n").expect("twice the 10s interval");
+    assert_eq!(ok.config.cluster.partition_silent_after, Duration::from_secs(20));
+    let err = error(file("[cluster]\nmode = \"shard\"\npartition_silent_after = \"15s\"\n"));
+    assert!(
+        err.contains("cluster.partition_silent_after (from /etc/em.toml): must be at least twice ranking.interval"),
+        "{err}"
+    );
+    file("[cluster]\npartition_silent_after = \"15s\"\n").expect("replicas do not use it");
+    assert!(error(file("[cluster]\npartition_silent_after = \"0s\"\n")).contains("above zero"));
 }
 
 #[test]

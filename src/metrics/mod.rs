@@ -15,7 +15,9 @@ pub mod watches;
 
 use std::sync::Arc;
 
-use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use engagement_core::engine::{Bound, Limits, Outcome};
 use engagement_core::window::Windows;
@@ -96,6 +98,10 @@ pub(crate) struct ShardMetrics {
     pub saves: IntCounterVec,
     pub records: IntCounter,
     pub totals_refused: IntCounter,
+    pub unowned: IntGauge,
+    /// One series per input partition heard from: at most the input's
+    /// partition count at start.
+    pub record_age: GaugeVec,
 }
 
 impl ShardMetrics {
@@ -124,6 +130,20 @@ impl ShardMetrics {
             totals_refused: f.counter(
                 "engagement_shard_totals_refused_total",
                 "Page-totals records refused by the global table (damaged, or over engine.max_pages).",
+            ),
+            unowned: f.int_gauge(
+                "engagement_shard_partitions_unowned",
+                "Input partitions whose owner has been silent longer than cluster.partition_silent_after, as this instance sees them.",
+            ),
+            record_age: f.add(
+                GaugeVec::new(
+                    Opts::new(
+                        "engagement_shard_partition_record_age_seconds",
+                        "Age of the last heartbeat of each input partition's owner in the page-totals topic.",
+                    ),
+                    &["partition"],
+                )
+                .expect("valid gauge"),
             ),
         }
     }

@@ -2,6 +2,7 @@
 //! one group split the input partitions and answer for the whole topic.
 //!
 //! - [`group`]: the group's consumer and its callbacks.
+//! - [`heartbeat`]: who owns each partition, from the owners' heartbeats.
 //! - [`owner`]: the partitions this shard owns, one engine each; publishes
 //!   their changed pages and saves their state.
 //! - [`state`]: a partition's state in the compacted state topic.
@@ -10,15 +11,18 @@
 //!
 //! Two threads: `shard` (owner) and `totals` (table). They share the
 //! topic's greatest watermark (the table reads it, the owner moves its
-//! engines to it) and whether the owned partitions are caught up.
+//! engines to it), whether the owned partitions are caught up, and each
+//! partition's last heartbeat (the table notes it, the owner names the
+//! last owner of a partition it takes over).
 
 mod group;
+mod heartbeat;
 mod owner;
 mod state;
 mod table;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -46,6 +50,8 @@ pub struct Shared {
     owned_ready: AtomicBool,
     /// Messages the owned partitions are behind.
     behind: AtomicU64,
+    /// Each input partition's last heartbeat.
+    partitions: Mutex<heartbeat::Partitions>,
 }
 
 impl Shared {
@@ -58,6 +64,10 @@ impl Shared {
             self.watermark.fetch_max(at, Relaxed);
         }
     }
+
+    fn partitions(&self) -> std::sync::MutexGuard<'_, heartbeat::Partitions> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The topics shard mode writes.
@@ -67,17 +77,18 @@ pub struct Topics {
     pub totals: String,
 }
 
-/// The key of partition `p`'s watermark in the page-totals topic. Page keys
-/// start with the platform's name, never with a zero byte.
+/// The key of partition `p`'s watermark and heartbeat in the page-totals
+/// topic. Page keys start with the platform's name, never with a zero byte.
 pub fn watermark_key(p: i32) -> Vec<u8> {
     let mut k = b"\0wm".to_vec();
     k.extend_from_slice(&(p as u32).to_be_bytes());
     k
 }
 
-/// Whether `key` is a partition's watermark (see [`watermark_key`]).
-fn is_watermark_key(key: &[u8]) -> bool {
-    key.strip_prefix(b"\0wm").is_some_and(|rest| rest.len() == 4)
+/// The partition whose watermark `key` is (see [`watermark_key`]).
+fn watermark_partition(key: &[u8]) -> Option<i32> {
+    let rest: [u8; 4] = key.strip_prefix(b"\0wm")?.try_into().ok()?;
+    i32::try_from(u32::from_be_bytes(rest)).ok()
 }
 
 /// The settings of a consumer that reads topics by hand (no group
@@ -98,13 +109,14 @@ fn run(parts: Parts) -> anyhow::Result<()> {
     let Parts { config: cfg, views, status, metrics, publisher, shutdown } = parts;
     let topics =
         Topics { state: cfg.cluster.state_topic(&cfg.kafka.topic), totals: cfg.cluster.totals_topic(&cfg.kafka.topic) };
-    ensure_topics(&cfg, &topics, &shutdown)?;
+    let input_partitions = ensure_topics(&cfg, &topics, &shutdown)?;
     let shared = Arc::new(Shared {
         watermark: AtomicI64::new(i64::MIN),
         table_caught_up: AtomicBool::new(false),
         assigned: AtomicBool::new(false),
         owned_ready: AtomicBool::new(false),
         behind: AtomicU64::new(0),
+        partitions: Mutex::new(heartbeat::Partitions::new(input_partitions, cfg.cluster.partition_silent_after)),
     });
     let stop_table = shutdown.child_token();
     let table_parts = table::TableParts {
@@ -148,8 +160,8 @@ fn partition_count<C: rdkafka::ClientContext>(
 
 /// Creates the state topic (as many partitions as the input: partition p's
 /// state lives in partition p) and the page-totals topic, both compacted,
-/// unless they exist.
-fn ensure_topics(cfg: &Config, topics: &Topics, shutdown: &CancellationToken) -> anyhow::Result<()> {
+/// unless they exist; returns the input's partition count.
+fn ensure_topics(cfg: &Config, topics: &Topics, shutdown: &CancellationToken) -> anyhow::Result<i32> {
     let k = &cfg.kafka;
     let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let c = crate::kafka::client_config(&k.brokers, &[], properties);
@@ -179,5 +191,5 @@ fn ensure_topics(cfg: &Config, topics: &Topics, shutdown: &CancellationToken) ->
         topics.state,
         k.topic
     );
-    Ok(())
+    Ok(input)
 }

@@ -7,7 +7,9 @@
 //!
 //! Once per ranking interval, each caught-up partition publishes the pages
 //! that changed to the page-totals topic (see
-//! [`global`](engagement_core::global)) and its watermark; once per
+//! [`global`](engagement_core::global)), and every owned partition its
+//! heartbeat (see [`heartbeat`](super::heartbeat)), with its watermark once
+//! caught up; once per
 //! checkpoint interval, each partition's state is saved to the state topic
 //! and, once the broker acknowledged it, its offset is committed.
 
@@ -23,14 +25,16 @@ use rdkafka::{Offset, TopicPartitionList};
 use engagement_core::engine::{Engine, Message, Outcome};
 use engagement_core::event::{DecodeContext, Invalid};
 use engagement_core::global::{PageRecord, page_key};
-use engagement_core::window::Millis;
 
 use super::group::{Ctx, Moved, group_consumer};
+use super::heartbeat::Heartbeat;
 use super::state::{StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
 use crate::ingest::{FetchQueue, MessageBatch, Record, Tally};
 use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
-use crate::telemetry::shard::{PartitionRestored, PartitionsMoved, ShardProgress, StateSaved, StateUnusable};
+use crate::telemetry::shard::{
+    PartitionRestored, PartitionsMoved, PartitionsTakenOver, ShardProgress, StateSaved, StateUnusable,
+};
 
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(200);
@@ -48,8 +52,6 @@ struct Part {
     slot: u8,
     /// The input offset the state topic holds the state up to.
     saved: i64,
-    /// The watermark last published for this partition.
-    published_wm: Option<Millis>,
     caught_up: bool,
 }
 
@@ -66,6 +68,8 @@ pub struct Owner {
     /// Declared before the consumer: dropped while the client still lives.
     queue: Arc<FetchQueue>,
     consumer: Arc<BaseConsumer<Ctx>>,
+    /// This shard's instance id, named in its heartbeats.
+    instance: String,
     /// The input topic, for librdkafka's C API.
     topic_c: std::ffi::CString,
     parts: HashMap<i32, Part>,
@@ -112,6 +116,7 @@ impl Owner {
         Ok(Owner {
             queue,
             consumer: Arc::new(consumer),
+            instance,
             topic_c,
             parts: HashMap::new(),
             writer,
@@ -169,7 +174,7 @@ impl Owner {
         anyhow::ensure!(unforwarded.is_empty(), "cannot reach the fetch queue of partitions {unforwarded:?}");
         let moved = std::mem::take(&mut *ctx.moved.lock().unwrap_or_else(|e| e.into_inner()));
         for m in moved {
-            self.shared.assigned.store(true, Relaxed);
+            let first = !self.shared.assigned.swap(true, Relaxed);
             match m {
                 Moved::Revoked(ps) => {
                     for p in &ps {
@@ -180,6 +185,9 @@ impl Owner {
                         .emit(&self.io.metrics);
                 }
                 Moved::Assigned(ps) => {
+                    if !first && !ps.is_empty() {
+                        self.taking_over(&ps);
+                    }
                     for &p in &ps {
                         self.restore(p)?;
                     }
@@ -190,6 +198,36 @@ impl Owner {
             }
         }
         Ok(())
+    }
+
+    /// Says which partitions a later assignment takes over, grouped by the
+    /// owner their last heartbeat names, and how long it has been silent
+    /// (a first assignment is a start, said by [`PartitionsMoved`]).
+    fn taking_over(&self, ps: &[i32]) {
+        let now = crate::ingest::wall_ms();
+        let mut by_owner: Vec<(Option<String>, Option<Duration>, Vec<i32>)> = Vec::new();
+        let partitions = self.shared.partitions();
+        for &p in ps {
+            let beat = partitions.last(p);
+            let owner = beat.and_then(|b| b.owner.clone());
+            let silent = beat.map(|b| Duration::from_millis((now - b.sent_ms).max(0).unsigned_abs()));
+            match by_owner.iter_mut().find(|(o, ..)| *o == owner) {
+                Some((_, longest, taken)) => {
+                    *longest = (*longest).max(silent);
+                    taken.push(p);
+                }
+                None => by_owner.push((owner, silent, vec![p])),
+            }
+        }
+        drop(partitions);
+        let silent_after = self.io.config.cluster.partition_silent_after;
+        for (owner, silent_for, taken) in &by_owner {
+            // A live owner hands partitions over when the group grows: no failure.
+            let failed = silent_for.is_none_or(|s| s >= silent_after);
+            let last_owner = owner.as_deref();
+            PartitionsTakenOver { partitions: taken, last_owner, silent_for: *silent_for, failed }
+                .emit(&self.io.metrics);
+        }
     }
 
     /// Restores partition `p` from the state topic and seeks it to the
@@ -234,7 +272,7 @@ impl Owner {
         let posts = engine.usage().posts;
         PartitionRestored { partition: p, state_offset: next, start, posts, took: started.elapsed() }
             .emit(&self.io.metrics);
-        self.parts.insert(p, Part { engine, next: start, slot, saved: next, published_wm: None, caught_up: false });
+        self.parts.insert(p, Part { engine, next: start, slot, saved: next, caught_up: false });
         Ok(())
     }
 
@@ -342,15 +380,26 @@ impl Owner {
         }
     }
 
-    /// Publishes the changed pages and the watermark of each caught-up
-    /// partition. Not before the table has read the page-totals topic once:
-    /// until then the topic's watermark is unknown, and pages published at
-    /// an older one (a restored state's, say) would move the rolling
-    /// figures back and forth, raising rank changes.
+    /// Publishes the changed pages of each caught-up partition, then every
+    /// owned partition's heartbeat. No page (and no watermark) before the
+    /// table has read the page-totals topic once: until then the topic's
+    /// watermark is unknown, and pages published at an older one (a
+    /// restored state's, say) would move the rolling figures back and
+    /// forth, raising rank changes.
     fn publish(&mut self) {
-        if !self.table_seen {
-            return;
+        if self.table_seen {
+            self.publish_pages();
         }
+        let (topic, sent_ms) = (&self.topics.totals, crate::ingest::wall_ms());
+        for (&p, part) in &self.parts {
+            let watermark = part.engine.watermark().filter(|_| part.caught_up && self.table_seen);
+            let beat = Heartbeat { watermark, sent_ms, owner: Some(self.instance.clone()) };
+            let (key, value) = (watermark_key(p), beat.encode());
+            let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
+        }
+    }
+
+    fn publish_pages(&mut self) {
         let topic = &self.topics.totals;
         for (&p, part) in &mut self.parts {
             if !part.caught_up {
@@ -368,12 +417,6 @@ impl Owner {
                 let (key, value) = (rec.key(), rec.encode());
                 let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
                 self.records += 1;
-            }
-            if let Some(wm) = part.engine.watermark().filter(|wm| part.published_wm != Some(*wm)) {
-                let (key, value) = (watermark_key(p), wm.to_le_bytes());
-                if crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value)).is_ok() {
-                    part.published_wm = Some(wm);
-                }
             }
         }
     }

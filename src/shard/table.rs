@@ -4,7 +4,9 @@
 //! partitions published, and publishes views of it once per ranking interval. The
 //! instance turns ready once it has read the topic to its end and its own
 //! partitions are caught up; rank changes are detected only from then on,
-//! so a restart or a rebalance raises none.
+//! so a restart or a rebalance raises none. It also notes each partition's
+//! heartbeat and says which partitions fell silent (see
+//! [`heartbeat`](super::heartbeat)).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -14,12 +16,13 @@ use rdkafka::message::Message;
 
 use engagement_core::global::{GlobalTable, PageRecord};
 
-use super::{Shared, Topics, is_watermark_key};
+use super::heartbeat::{Change, Heartbeat};
+use super::{Shared, Topics, watermark_partition};
 use crate::config::Config;
 use crate::published::Preparer;
 use crate::status::{Readiness, StatusTx};
 use crate::telemetry::events::InternalEvent;
-use crate::telemetry::shard::{TotalsLag, TotalsRefused};
+use crate::telemetry::shard::{OwnersHeard, PartitionSilent, PartitionSpeaks, TotalsLag, TotalsRefused};
 use tokio_util::sync::CancellationToken;
 
 /// What the table thread needs.
@@ -35,12 +38,22 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     let mut reader = Reader::new(&io, &topics.totals)?;
     let (mut changed, mut ready) = (true, false);
     let mut directory_version = io.views.directory().version();
-    let mut next_view = Instant::now();
+    let (mut next_view, mut next_owners) = (Instant::now(), Instant::now());
     while !io.shutdown.is_cancelled() {
-        if reader.poll(&io)? {
-            shared.set_watermark(reader.table.watermark());
-            changed = true;
-            continue;
+        match reader.poll(&io, &shared)? {
+            Polled::Changed => {
+                shared.set_watermark(reader.table.watermark());
+                changed = true;
+                continue;
+            }
+            // Heartbeats come every ranking interval from every owner, even
+            // idle: past the backlog, they must not hold back the work below.
+            Polled::Heard if !shared.table_caught_up.load(Relaxed) => continue,
+            Polled::Heard | Polled::Nothing => {}
+        }
+        if Instant::now() >= next_owners {
+            watch_owners(&io, &shared);
+            next_owners = Instant::now() + OWNERS_EVERY;
         }
         if Instant::now() < next_view {
             continue;
@@ -81,6 +94,43 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     Ok(())
 }
 
+/// How often the partitions' silence is judged and their ages exported.
+const OWNERS_EVERY: Duration = Duration::from_millis(500);
+
+/// Judges each partition's silence (once the table has read the topic:
+/// before, old heartbeats would look silent), logs what changed and
+/// exports the unowned count and each partition's heartbeat age.
+fn watch_owners(io: &TableParts, shared: &Shared) {
+    let now = crate::ingest::wall_ms();
+    let mut partitions = shared.partitions();
+    if shared.table_caught_up.load(Acquire) {
+        partitions.start(now);
+    }
+    for change in partitions.check(now) {
+        match change {
+            Change::Silent { partition, owner, silent_ms } => {
+                let silent_for = Duration::from_millis(silent_ms.unsigned_abs());
+                PartitionSilent { partition, owner: owner.as_deref(), silent_for }.emit(&io.metrics);
+            }
+            Change::Speaking { partition, owner } => {
+                PartitionSpeaks { partition, owner: owner.as_deref() }.emit(&io.metrics);
+            }
+        }
+    }
+    let ages: Vec<(i32, f64)> = partitions.ages(now).collect();
+    OwnersHeard { unowned: partitions.unowned(now), ages: &ages }.emit(&io.metrics);
+}
+
+/// What one poll of the page-totals topic brought.
+#[derive(Debug)]
+enum Polled {
+    Nothing,
+    /// A page, a tombstone, a refused record or a watermark that moved.
+    Changed,
+    /// A heartbeat that left the table's watermark where it was.
+    Heard,
+}
+
 /// The page-totals topic, read from its beginning into the table.
 struct Reader {
     topic: crate::kafka::TopicReader,
@@ -96,14 +146,31 @@ impl Reader {
         Ok(Reader { topic, table: GlobalTable::new(io.config.engine), refused: 0 })
     }
 
-    /// Reads one record into the table; `false` when none came.
-    fn poll(&mut self, io: &TableParts) -> anyhow::Result<bool> {
-        let Some(m) = self.topic.poll(Duration::from_millis(100))? else { return Ok(false) };
-        if !apply(&mut self.table, m.key().unwrap_or_default(), m.payload()) {
-            self.refused += 1;
-            TotalsRefused { topic: self.topic.topic(), refused: self.refused }.emit(&io.metrics);
+    /// Reads one record into the table, or a heartbeat into `shared`.
+    fn poll(&mut self, io: &TableParts, shared: &Shared) -> anyhow::Result<Polled> {
+        let Some(m) = self.topic.poll(Duration::from_millis(100))? else { return Ok(Polled::Nothing) };
+        let (key, value) = (m.key().unwrap_or_default(), m.payload());
+        let Some(p) = watermark_partition(key) else {
+            if !apply(&mut self.table, key, value) {
+                self.refused(io);
+            }
+            return Ok(Polled::Changed);
+        };
+        let Some(beat) = value.and_then(|v| Heartbeat::decode(v, m.timestamp().to_millis())) else {
+            self.refused(io);
+            return Ok(Polled::Changed);
+        };
+        let before = self.table.watermark();
+        if let Some(at) = beat.watermark {
+            self.table.set_watermark(at);
         }
-        Ok(true)
+        shared.partitions().heard(p, beat);
+        Ok(if self.table.watermark() == before { Polled::Heard } else { Polled::Changed })
+    }
+
+    fn refused(&mut self, io: &TableParts) {
+        self.refused += 1;
+        TotalsRefused { topic: self.topic.topic(), refused: self.refused }.emit(&io.metrics);
     }
 
     fn lag(&self, exact: bool) -> u64 {
@@ -111,13 +178,8 @@ impl Reader {
     }
 }
 
-/// Applies one record; `false` when it was refused.
+/// Applies one page record or tombstone; `false` when it was refused.
 fn apply(table: &mut GlobalTable, key: &[u8], value: Option<&[u8]>) -> bool {
-    if is_watermark_key(key) {
-        let Some(at) = value.and_then(|v| v.try_into().ok()).map(i64::from_le_bytes) else { return false };
-        table.set_watermark(at);
-        return true;
-    }
     match value {
         None => {
             table.remove(key);

@@ -149,3 +149,76 @@ impl InternalEvent for StateUnusable<'_> {
         );
     }
 }
+
+/// What this instance knows of every partition's owner: how many are
+/// silent past `cluster.partition_silent_after`, and the age of each heard
+/// partition's last heartbeat.
+pub struct OwnersHeard<'a> {
+    pub unowned: usize,
+    pub ages: &'a [(i32, f64)],
+}
+
+impl InternalEvent for OwnersHeard<'_> {
+    fn emit(self, m: &Metrics) {
+        m.shard.unowned.set(self.unowned as i64);
+        for (p, age) in self.ages {
+            m.shard.record_age.with_label_values(&[&p.to_string()]).set(*age);
+        }
+    }
+}
+
+/// A partition's owner fell silent: nobody publishes its pages, and every
+/// instance serves their last figures until a new owner takes over.
+pub struct PartitionSilent<'a> {
+    pub partition: i32,
+    pub owner: Option<&'a str>,
+    pub silent_for: Duration,
+}
+
+impl InternalEvent for PartitionSilent<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::warn!(
+            partition = self.partition,
+            last_owner = self.owner.unwrap_or("unknown"),
+            silent_s = self.silent_for.as_secs(),
+            "partition silent: no owner has published it for cluster.partition_silent_after; its pages keep their \
+             last figures until the group moves it"
+        );
+    }
+}
+
+/// A silent partition's owner (the same or a new one) speaks again.
+pub struct PartitionSpeaks<'a> {
+    pub partition: i32,
+    pub owner: Option<&'a str>,
+}
+
+impl InternalEvent for PartitionSpeaks<'_> {
+    fn emit(self, _: &Metrics) {
+        tracing::info!(partition = self.partition, owner = self.owner.unwrap_or("unknown"), "partition owned again");
+    }
+}
+
+/// The group gave this shard partitions after its first assignment: it
+/// takes them over from the instance their last heartbeat names. At WARN
+/// when that owner had been silent for `cluster.partition_silent_after`
+/// (or is unknown): it failed. At INFO when it was still speaking: a
+/// rebalance handed them over (the group grew, say).
+pub struct PartitionsTakenOver<'a> {
+    pub partitions: &'a [i32],
+    pub last_owner: Option<&'a str>,
+    pub silent_for: Option<Duration>,
+    pub failed: bool,
+}
+
+impl InternalEvent for PartitionsTakenOver<'_> {
+    fn emit(self, _: &Metrics) {
+        let (partitions, last_owner) = (self.partitions, self.last_owner.unwrap_or("unknown"));
+        let silent_s = self.silent_for.map(|d| d.as_secs());
+        if self.failed {
+            tracing::warn!(?partitions, last_owner, silent_s, "taking over partitions");
+        } else {
+            tracing::info!(?partitions, last_owner, silent_s, "partitions handed over by a live owner");
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! The Grafana dashboard (`deploy/grafana/engagement-monitor.json`) against
 //! the real Prometheus of the test: every PromQL expression it holds —
 //! panel targets and variable queries, with the variables set as a user
-//! would — returns data once the daemon has been scraped for a while, so
-//! no panel of the shipped dashboard is empty or broken. Also checks that
-//! the provisioning files point at it.
+//! would — returns data once a replica and a shard (for the shard-mode
+//! panels) have been scraped for a while, so no panel of the shipped
+//! dashboard is empty or broken. Also checks that the provisioning files
+//! point at it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,10 +76,20 @@ fn every_expression_of_the_dashboard_returns_data_from_the_real_prometheus() {
     let state_dir = state.0.display().to_string();
     let d =
         Daemon::start(&topic, &["--state-dir", &state_dir], &[("ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL", "1s")]);
+    // A shard of its own group on the same topic: the shard-mode panels.
+    let shard = Daemon::start(
+        &topic,
+        &["--mode", "shard", "--instance-id", "dashboard-0", "--group", &format!("{topic}-shards")],
+        &[],
+    );
     d.wait_ready(READY);
-    targets.set(&[&d.addr]);
-    wait_until("Prometheus to scrape the ready daemon", READY, || {
-        (!query(&prom, r#"engagement_phase{phase="ready"} == 1"#).is_empty()).then_some(())
+    shard.wait_ready(READY);
+    targets.set(&[&d.addr, &shard.addr]);
+    wait_until("Prometheus to scrape the ready daemons", READY, || {
+        (query(&prom, r#"engagement_phase{phase="ready"} == 1"#).len() == 2).then_some(())
+    });
+    wait_until("a partition's heartbeat age in Prometheus", READY, || {
+        (!query(&prom, "engagement_shard_partition_record_age_seconds").is_empty()).then_some(())
     });
     // A change, so that the held-changes panel has a row.
     produce_strings(&topic, 1, &[post("tiktok", "rising", 50_000, 2)]);

@@ -14,6 +14,7 @@ mod broker_restart;
 mod daemon;
 mod dashboard;
 mod durability;
+mod failover;
 mod first_run;
 mod groups;
 mod hostile;
