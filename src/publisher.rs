@@ -2,15 +2,24 @@
 //! events, copied unchanged with the reason in a header) and rank-change
 //! events. Sending never blocks consumption: the producer's queue is
 //! bounded, and a message that does not fit is dropped and counted.
+//!
+//! One instance of a fleet publishes the rank events: every replica in
+//! replica mode (each is a fleet of one), the owner of input partition 0 in
+//! shard mode, which moves with that partition (docs/scaling.md#rank-change-events).
+//! The publisher can read back what the topic holds since an instant, for
+//! the instance that takes the publishing over.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime};
 
-use rdkafka::ClientContext;
+use anyhow::Context;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
@@ -73,6 +82,9 @@ pub struct Publisher {
     producer: Option<ThreadedProducer<Deliveries>>,
     dead_letter_topic: Option<String>,
     rank_events_topic: Option<String>,
+    /// Whether this instance publishes the rank events (see the module docs).
+    publishing: AtomicBool,
+    kafka: KafkaConfig,
     metrics: Arc<Metrics>,
 }
 
@@ -91,12 +103,94 @@ impl Publisher {
         } else {
             None
         };
+        let publishing = cfg.rank_events_topic.is_some();
+        metrics.ranking.publishing.set(i64::from(publishing));
         Ok(Publisher {
             producer,
             dead_letter_topic: cfg.dead_letter_topic.clone(),
             rank_events_topic: cfg.rank_events_topic.clone(),
+            publishing: AtomicBool::new(publishing),
+            kafka: cfg.clone(),
             metrics,
         })
+    }
+
+    /// Makes this instance the fleet's rank-event publisher, or not: when
+    /// it stops, what it queued is flushed first (for at most `flush`).
+    /// Says whether that changed anything.
+    pub fn set_publishing(&self, on: bool, flush: Duration) -> bool {
+        let on = on && self.rank_events_topic.is_some();
+        if on == self.publishing.load(Relaxed) {
+            return false;
+        }
+        if !on {
+            self.flush(flush);
+        }
+        self.publishing.store(on, Relaxed);
+        self.metrics.ranking.publishing.set(i64::from(on));
+        true
+    }
+
+    /// Whether this instance publishes the rank events now.
+    pub fn publishing(&self) -> bool {
+        self.publishing.load(Relaxed)
+    }
+
+    /// The rank events the topic holds with a timestamp from `since` on,
+    /// read to the end of every partition within `timeout`. Blocking.
+    pub fn rank_events_since(&self, since: SystemTime, timeout: Duration) -> anyhow::Result<Vec<Vec<u8>>> {
+        let Some(topic) = self.rank_events_topic.as_deref() else { return Ok(Vec::new()) };
+        let deadline = Instant::now() + timeout;
+        let properties = self.kafka.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let defaults = [("client.id", "engagement-monitor-rank-events-reader"), ("enable.auto.commit", "false")];
+        let mut config = crate::kafka::client_config(&self.kafka.brokers, &defaults, properties);
+        config.set("group.id", format!("{}-rank-events-reader", self.kafka.group_id));
+        let consumer: BaseConsumer<crate::kafka::Logged> = config
+            .create_with_context(crate::kafka::Logged)
+            .map_err(|e| anyhow::anyhow!("cannot create the reader: {}", crate::kafka::creation_error(&e)))?;
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).context("the rank-events topic's metadata")?;
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let since_ms = since.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut at = TopicPartitionList::new();
+        for &p in &partitions {
+            at.add_partition_offset(topic, p, Offset::Offset(since_ms))?;
+        }
+        let starts = consumer.offsets_for_times(at, timeout).context("the offsets of that instant")?;
+        let mut ends = std::collections::HashMap::new();
+        for &p in &partitions {
+            let (_, high) = consumer.fetch_watermarks(topic, p, timeout).context("the topic's ends")?;
+            ends.insert(p, high);
+        }
+        let mut assign = TopicPartitionList::new();
+        let mut pending = std::collections::HashMap::new();
+        for e in starts.elements() {
+            let high = ends.get(&e.partition()).copied().unwrap_or(0);
+            // No message that late: the offset is the end (or unknown).
+            let start = match e.offset() {
+                Offset::Offset(o) if o < high => o,
+                _ => continue,
+            };
+            assign.add_partition_offset(topic, e.partition(), Offset::Offset(start))?;
+            pending.insert(e.partition(), high);
+        }
+        let mut out = Vec::new();
+        if pending.is_empty() {
+            return Ok(out);
+        }
+        consumer.assign(&assign)?;
+        while !pending.is_empty() {
+            anyhow::ensure!(Instant::now() < deadline, "timed out reading the rank-events topic");
+            let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
+            let m = m.context("reading the rank-events topic")?;
+            if let Some(v) = m.payload() {
+                out.push(v.to_vec());
+            }
+            if pending.get(&m.partition()).is_some_and(|high| m.offset() + 1 >= *high) {
+                pending.remove(&m.partition());
+            }
+        }
+        Ok(out)
     }
 
     /// Copies an event that was not applied to the dead-letter topic.
@@ -119,9 +213,10 @@ impl Publisher {
         self.send(Topic::DeadLetter, record);
     }
 
-    /// Publishes one rank-change event, keyed by `platform/page_id`.
+    /// Publishes one rank-change event, keyed by `platform/page_id`, when
+    /// this instance is the fleet's publisher.
     pub fn rank_event(&self, key: &str, json: &[u8]) {
-        let Some(topic) = self.rank_events_topic.as_deref() else {
+        let Some(topic) = self.rank_events_topic.as_deref().filter(|_| self.publishing()) else {
             return;
         };
         let record = BaseRecord::with_opaque_to(topic, Box::new(Topic::RankEvent)).payload(json).key(key.as_bytes());

@@ -152,6 +152,10 @@ impl ShardMetrics {
 pub(crate) struct RankingMetrics {
     pub rank_changes: IntCounterVec,
     pub leader_changes: IntCounterVec,
+    /// 1 while this instance publishes rank events.
+    pub publishing: IntGauge,
+    /// Changes published on taking the publishing over.
+    pub republished: IntCounter,
 }
 
 /// Registers families in one registry; a definition error is a bug in this
@@ -335,15 +339,26 @@ impl RankingMetrics {
         RankingMetrics {
             rank_changes: f.counters(
                 "engagement_rank_changes_total",
-                "Rank changes inside the top N seen by the ranking loop.",
+                "Changes of the watched rankings, every kind.",
                 "window",
                 &labels,
             ),
             leader_changes: f.counters(
                 "engagement_leader_changes_total",
-                "Changes of the #1 page seen by the ranking loop.",
+                "Changes of the #1 page of a watched ranking.",
                 "window",
                 &labels,
+            ),
+            publishing: f.int_gauge(
+                "engagement_rank_events_publishing",
+                "1 while this instance publishes the rank events of the fleet (kafka.rank_events_topic set).",
+            ),
+            republished: f.add(
+                IntCounter::new(
+                    "engagement_rank_events_republished_total",
+                    "Changes published on taking over the publishing because the topic did not hold them.",
+                )
+                .expect("valid counter"),
             ),
         }
     }

@@ -4,7 +4,7 @@
 //! held `engagement_watch_change` series the alerts fire on, plus what a
 //! label cannot carry: the id, the figures and the watermark.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use engagement_core::window::{CalendarKind, WindowId, format_rfc3339};
 
@@ -96,6 +96,31 @@ impl<'a> RankEvent<'a> {
             &rank(self.new_rank),
             self.watermark.as_deref().unwrap_or_default(),
         ])
+    }
+}
+
+/// What an event says happened, whoever saw it and in whichever state:
+/// the ranking, the page, the kind and the rank it came to. The instance
+/// that takes the publishing over matches what it saw against the topic
+/// with it, since another instance's event of the same change may carry
+/// another watermark (another id) and another old rank.
+#[derive(Debug, Deserialize, PartialEq, Eq, Hash)]
+pub struct Fact {
+    metric: String,
+    window: String,
+    period: Option<String>,
+    scope: String,
+    group: String,
+    platform: String,
+    page_id: String,
+    kind: String,
+    new_rank: Option<u32>,
+}
+
+impl Fact {
+    /// The fact of an event's JSON; `None` when it is not one.
+    pub fn of(json: &[u8]) -> Option<Fact> {
+        serde_json::from_slice(json).ok()
     }
 }
 

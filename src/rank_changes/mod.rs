@@ -19,8 +19,9 @@
 pub mod detect;
 mod event;
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use engagement_core::window::WindowId;
 
@@ -28,10 +29,18 @@ use crate::config::Watch;
 use crate::metrics::Metrics;
 use crate::published::ViewRx;
 use crate::publisher::Publisher;
-use crate::telemetry::events::{BaselineReset, InternalEvent, RankChanged, RankChangesSummary};
+use crate::telemetry::events::{BaselineReset, InternalEvent, RankChanged, RankChangesSummary, RankEventsTakenOver};
 
 pub use detect::{Change, Detector, Kind};
-pub use event::{RankEvent, id};
+pub use event::{Fact, RankEvent, id};
+
+/// On taking the publishing over, the changes this instance saw this long
+/// before are published unless the topic holds them: longer than a
+/// session timeout and a restore, so that what the fleet saw while the
+/// last publisher was gone reaches the topic.
+pub const HANDOVER_LOOKBACK: Duration = Duration::from_secs(300);
+/// How long reading the topic back may take.
+const HANDOVER_READ: Duration = Duration::from_secs(30);
 
 /// How often the changes are summarised at INFO.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -69,6 +78,53 @@ impl Tally {
     }
 }
 
+/// Publishes `change` as its event when `wanted` says so of it; says
+/// whether it did.
+fn publish(publisher: &Publisher, change: &Change, wanted: impl Fn(&[u8]) -> bool) -> bool {
+    let event = RankEvent::of(change);
+    match serde_json::to_vec(&event) {
+        Ok(json) if wanted(&json) => {
+            publisher.rank_event(&event.key(), &json);
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "a rank event did not serialize");
+            false
+        }
+    }
+}
+
+/// This instance just became the fleet's publisher: the changes it saw in
+/// the last [`HANDOVER_LOOKBACK`] that the topic does not hold (the last
+/// publisher was gone, or had not sent them) are published now, oldest
+/// first, each with its own id. One the topic holds is matched by its
+/// [`Fact`], not its id, so it is not repeated under another one.
+async fn take_over(metrics: &Arc<Metrics>, publisher: &Arc<Publisher>) {
+    let since = SystemTime::now() - HANDOVER_LOOKBACK;
+    let mut seen: Vec<_> = metrics.watches.recent().into_iter().filter(|r| r.at >= since).collect();
+    if seen.is_empty() {
+        RankEventsTakenOver { seen: 0, published: 0, error: None }.emit(metrics);
+        return;
+    }
+    // The topic is read from a little earlier than the oldest change: the
+    // last publisher saw it in its own view, maybe some intervals before.
+    let from = seen.iter().map(|r| r.at).min().unwrap_or(since) - HANDOVER_LOOKBACK;
+    let reader = publisher.clone();
+    let held = tokio::task::spawn_blocking(move || reader.rank_events_since(from, HANDOVER_READ)).await;
+    let held: HashSet<Fact> = match held {
+        Ok(Ok(events)) => events.iter().filter_map(|json| Fact::of(json)).collect(),
+        Ok(Err(e)) => return RankEventsTakenOver { seen: seen.len(), published: 0, error: Some(e) }.emit(metrics),
+        Err(e) => return RankEventsTakenOver { seen: seen.len(), published: 0, error: Some(e.into()) }.emit(metrics),
+    };
+    seen.reverse();
+    let published = seen
+        .iter()
+        .filter(|r| publish(publisher, &r.change, |json| Fact::of(json).is_some_and(|f| !held.contains(&f))))
+        .count();
+    RankEventsTakenOver { seen: seen.len(), published, error: None }.emit(metrics);
+}
+
 /// What the ranking loop needs besides the views.
 pub struct Parts {
     pub watches: Arc<[Watch]>,
@@ -81,7 +137,11 @@ pub async fn run(mut views: ViewRx, parts: Parts) {
     let Parts { watches, metrics, publisher } = parts;
     let mut detector = Detector::new(watches);
     let mut tally = Tally::new(Instant::now(), &[]);
+    let mut publishing = publisher.publishing();
     while views.changed().await.is_ok() {
+        if !std::mem::replace(&mut publishing, publisher.publishing()) && publishing {
+            take_over(&metrics, &publisher).await;
+        }
         let published = views.borrow_and_update().clone();
         let windows = published.view.windows.relative();
         if tally.windows.len() != windows.len() {
@@ -94,11 +154,7 @@ pub async fn run(mut views: ViewRx, parts: Parts) {
         }
         for change in seen.changes {
             tally.count(&change);
-            let event = RankEvent::of(&change);
-            match serde_json::to_vec(&event) {
-                Ok(json) => publisher.rank_event(&event.key(), &json),
-                Err(e) => tracing::error!(error = %e, "a rank event did not serialize"),
-            }
+            publish(&publisher, &change, |_| true);
             RankChanged(change).emit(&metrics);
         }
         if let Some(summary) = tally.due(Instant::now()) {

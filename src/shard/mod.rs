@@ -107,6 +107,8 @@ pub fn spawn(parts: Parts) -> std::io::Result<oneshot::Receiver<anyhow::Result<(
 
 fn run(parts: Parts) -> anyhow::Result<()> {
     let Parts { config: cfg, views, status, metrics, publisher, shutdown } = parts;
+    // Until the group gives it the designated partition (owner.rs).
+    publisher.set_publishing(false, Duration::ZERO);
     let topics =
         Topics { state: cfg.cluster.state_topic(&cfg.kafka.topic), totals: cfg.cluster.totals_topic(&cfg.kafka.topic) };
     let input_partitions = ensure_topics(&cfg, &topics, &shutdown)?;

@@ -33,8 +33,14 @@ use super::{Shared, Topics, watermark_key};
 use crate::ingest::{FetchQueue, MessageBatch, Record, Tally};
 use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
 use crate::telemetry::shard::{
-    PartitionRestored, PartitionsMoved, PartitionsTakenOver, ShardProgress, StateSaved, StateUnusable,
+    PartitionRestored, PartitionsMoved, PartitionsTakenOver, RankEventsPublisher, ShardProgress, StateSaved,
+    StateUnusable,
 };
+
+/// The input partition whose owner publishes the fleet's rank events.
+const PUBLISHER_PARTITION: i32 = 0;
+/// How long a shard that stops publishing waits for its queued rank events.
+const PUBLISHER_FLUSH: Duration = Duration::from_secs(5);
 
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(200);
@@ -180,6 +186,9 @@ impl Owner {
                     for p in &ps {
                         self.parts.remove(p);
                     }
+                    if ps.contains(&PUBLISHER_PARTITION) {
+                        self.publishes(false);
+                    }
                     let topic = &self.io.config.kafka.topic;
                     PartitionsMoved { topic, assigned: false, partitions: &ps, owned: self.parts.len() }
                         .emit(&self.io.metrics);
@@ -191,6 +200,9 @@ impl Owner {
                     for &p in &ps {
                         self.restore(p)?;
                     }
+                    if ps.contains(&PUBLISHER_PARTITION) {
+                        self.publishes(true);
+                    }
                     let topic = &self.io.config.kafka.topic;
                     PartitionsMoved { topic, assigned: true, partitions: &ps, owned: self.parts.len() }
                         .emit(&self.io.metrics);
@@ -198,6 +210,14 @@ impl Owner {
             }
         }
         Ok(())
+    }
+
+    /// Makes this shard the fleet's rank-event publisher, or not, as it
+    /// gains or loses [`PUBLISHER_PARTITION`].
+    fn publishes(&self, on: bool) {
+        if self.io.publisher.set_publishing(on, PUBLISHER_FLUSH) {
+            RankEventsPublisher { on, partition: PUBLISHER_PARTITION }.emit(&self.io.metrics);
+        }
     }
 
     /// Says which partitions a later assignment takes over, grouped by the

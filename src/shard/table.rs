@@ -76,7 +76,9 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
             let directory_loaded = io.views.directory().loaded();
             if owned_ready && totals_lag == 0 && behind <= io.config.ranking.ready_max_lag && directory_loaded {
                 io.views.publish(Arc::new(reader.table.view()), false, Some(0));
-                (ready, changed) = (true, false);
+                // The next view is built while ready: the rank changes'
+                // baseline, so the first change after the start is reported.
+                (ready, changed) = (true, true);
             } else if !directory_loaded && owned_ready && totals_lag == 0 {
                 let source = io.views.directory().source().to_owned();
                 io.status.send_replace(Readiness::LoadingDirectory { source });

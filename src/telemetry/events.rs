@@ -428,6 +428,33 @@ impl InternalEvent for RankChanged {
     }
 }
 
+/// This instance took the publishing of the fleet's rank events over:
+/// of the changes it saw in the lookback, `published` were not on the
+/// topic and are now.
+pub struct RankEventsTakenOver {
+    pub seen: usize,
+    pub published: usize,
+    pub error: Option<anyhow::Error>,
+}
+
+impl InternalEvent for RankEventsTakenOver {
+    fn emit(self, m: &Metrics) {
+        m.ranking.republished.inc_by(self.published as u64);
+        match self.error {
+            None => tracing::info!(
+                seen = self.seen,
+                published = self.published,
+                "took the rank events over; published the changes seen lately that the topic did not hold"
+            ),
+            Some(e) => tracing::warn!(
+                seen = self.seen,
+                error = %format!("{e:#}"),
+                "took the rank events over but could not read the topic back; changes seen lately are not republished"
+            ),
+        }
+    }
+}
+
 /// How many rank and leader changes each window that moves with the
 /// watermark saw in `period`: (window, rank changes, leader changes).
 pub struct RankChangesSummary {

@@ -222,3 +222,21 @@ impl InternalEvent for PartitionsTakenOver<'_> {
         }
     }
 }
+
+/// This shard started or stopped publishing the fleet's rank events, as it
+/// gained or lost the designated partition.
+pub struct RankEventsPublisher {
+    pub on: bool,
+    pub partition: i32,
+}
+
+impl InternalEvent for RankEventsPublisher {
+    fn emit(self, _: &Metrics) {
+        match self.on {
+            true => tracing::info!(partition = self.partition, "this shard now publishes the fleet's rank events"),
+            false => {
+                tracing::info!(partition = self.partition, "this shard no longer publishes the fleet's rank events")
+            }
+        }
+    }
+}

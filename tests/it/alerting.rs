@@ -353,12 +353,3 @@ fn an_overtaking_in_many_rankings_is_one_event_each_in_one_shape_and_one_notific
         std::thread::sleep(Duration::from_millis(250));
     }
 }
-
-/// Every JSON message on `topic`, from the beginning.
-fn consume_json(topic: &str) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new("kcat")
-        .args(["-b", &brokers(), "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
-        .output()
-        .expect("kcat runs (scripts/install-deps.sh installs it)");
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-}

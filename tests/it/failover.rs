@@ -7,6 +7,11 @@
 //! is deterministic: `EngagementShardPartitionsUnowned` fires while no
 //! survivor owns them, a survivor then logs the takeover naming the killed
 //! shard, and the alert resolves.
+//!
+//! With a rank-events topic, one shard of three (the owner of partition 0)
+//! publishes: each change is on the topic once, with its id; when that
+//! shard is SIGKILLed, the change the survivors saw before one of them took
+//! partition 0 over is published by it, once.
 
 use std::time::{Duration, Instant};
 
@@ -110,4 +115,132 @@ fn a_killed_shards_partitions_alert_until_a_survivor_takes_them_over() {
     for s in &shards {
         assert_eq!(s.metric("engagement_shard_partitions_unowned"), Some(0.0));
     }
+}
+
+/// One post of `page` with `reactions`, observed `minute`s after the start.
+fn post(page: &str, reactions: u64, minute: u32) -> String {
+    serde_json::json!({
+        "platform": "facebook", "page_id": page, "post_id": format!("{page}-1"),
+        "published_at": "2025-08-01T00:00:00Z", "observed_at": format!("2025-08-02T00:{minute:02}:00Z"),
+        "reactions": reactions,
+    })
+    .to_string()
+}
+
+/// (kind, page_id, new_rank) of each event.
+fn facts(events: &[serde_json::Value]) -> Vec<(String, String, Option<u64>)> {
+    let mut f: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").into(),
+                e["page_id"].as_str().unwrap_or("").into(),
+                e["new_rank"].as_u64(),
+            )
+        })
+        .collect();
+    f.sort();
+    f
+}
+
+/// Waits until `topic` holds `n` events, then for 3 s more (15 ranking
+/// intervals) that no other comes; returns them.
+fn exactly(topic: &str, n: usize, what: &str) -> Vec<serde_json::Value> {
+    wait_until(what, Duration::from_secs(60), || (consume_json(topic).len() >= n).then_some(()));
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let events = consume_json(topic);
+        assert_eq!(events.len(), n, "{what}: {events:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    consume_json(topic)
+}
+
+fn publishing(d: &Daemon) -> bool {
+    d.metric("engagement_rank_events_publishing") == Some(1.0)
+}
+
+#[test]
+fn a_fleet_publishes_each_change_once_and_a_killed_publisher_loses_none() {
+    let (topic, ranks) = (unique("fleet-events"), unique("fleet-events-ranks"));
+    create_topic(&topic, PARTITIONS);
+    create_topic(&ranks, 1);
+    // p1 (600) ... p6 (100): a top 3 of p1, p2, p3.
+    produce_keyed(&topic, &(1..=6u64).map(|i| post(&format!("p{i}"), 700 - 100 * i, 1)).collect::<Vec<_>>());
+    let dir = TempDir::new("fleet-events");
+    let config = dir.0.join("engagement-monitor.toml");
+    let watch = "[[ranking.watches]]\nname = \"top\"\nwindows = [\"current\"]\ntop_n = 3\nsettle = \"0s\"\n";
+    std::fs::write(&config, watch).unwrap();
+    let config = config.display().to_string();
+    let start = |id: &str| {
+        Daemon::start(
+            &topic,
+            &[
+                "--mode",
+                "shard",
+                "--instance-id",
+                id,
+                "--config",
+                &config,
+                "--kafka-property",
+                "session.timeout.ms=10000",
+            ],
+            &[
+                ("ENGAGEMENT_MONITOR_KAFKA_RANK_EVENTS_TOPIC", ranks.as_str()),
+                ("ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL", "1s"),
+            ],
+        )
+    };
+    let mut shards: Vec<Daemon> = ["e0", "e1", "e2"].iter().map(|id| start(id)).collect();
+    shards.iter().for_each(|s| s.wait_ready(READY));
+    wait_until("the group to give each shard two partitions", READY, || {
+        shards.iter().all(|s| owned(s) == 2.0).then_some(())
+    });
+    let leads =
+        r#"engagement_watch_rank{watch="top",window="current",scope="all",group="",platform="facebook",page_id="p1"}"#;
+    wait_until("every shard to rank p1 first", READY, || {
+        shards.iter().all(|s| s.metric(leads) == Some(1.0)).then_some(())
+    });
+    let publishers: Vec<usize> = (0..3).filter(|&i| publishing(&shards[i])).collect();
+    assert_eq!(publishers.len(), 1, "one publisher among three shards");
+
+    // p6 overtakes everyone: a new leader, an entry, an exit; once each.
+    produce_keyed(&topic, &[post("p6", 1000, 2)]);
+    let first = exactly(&ranks, 3, "three events of the first change, once each");
+    let p = |k: &str, id: &str, r: Option<u64>| (k.to_string(), id.to_string(), r);
+    assert_eq!(facts(&first), [p("entered", "p6", Some(1)), p("exited", "p3", None), p("leader", "p6", Some(1))]);
+
+    // The publisher dies; a page on a survivor's partition overtakes
+    // while partition 0 (and the publishing) has no owner.
+    let mut killed = shards.remove(publishers[0]);
+    killed.signal("KILL");
+    killed.wait_exit(Duration::from_secs(10));
+    let lag = |d: &Daemon| -> Vec<i32> {
+        let (_, text) = d.get("/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("engagement_consumer_lag_messages{"))
+            .filter_map(|l| l.split("partition=\"").nth(1)?.split('"').next()?.parse().ok())
+            .collect()
+    };
+    let survivor_partition = lag(&shards[0]).into_iter().find(|&p| p != 0).expect("a survivor owns a partition");
+    produce_to(&topic, survivor_partition, &[post("n1", 2000, 3)]);
+    let survivor_sees =
+        r#"engagement_watch_rank{watch="top",window="current",scope="all",group="",platform="facebook",page_id="n1"}"#;
+    wait_until("the survivors to rank n1 first", READY, || {
+        shards.iter().all(|s| s.metric(survivor_sees) == Some(1.0)).then_some(())
+    });
+    assert!(!shards.iter().any(publishing), "seen before the session timeout hands partition 0 over");
+    let all = exactly(&ranks, 6, "three more events once a survivor publishes");
+    let second: Vec<_> = all.iter().filter(|e| !first.contains(e)).cloned().collect();
+    assert_eq!(facts(&second), [p("entered", "n1", Some(1)), p("exited", "p2", None), p("leader", "n1", Some(1))]);
+    let mut ids: Vec<&str> = all.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each with its own id: {all:#?}");
+    let now: Vec<bool> = shards.iter().map(publishing).collect();
+    assert_eq!(now.iter().filter(|p| **p).count(), 1, "one survivor publishes: {now:?}");
+    let republished: f64 = shards.iter().filter_map(|s| s.metric("engagement_rank_events_republished_total")).sum();
+    assert_eq!(republished, 3.0, "the new publisher published what the fleet saw while nobody published");
+    let took = shards.iter().flat_map(|s| s.logs()).filter(|l| l.contains("took the rank events over")).count();
+    assert!(took >= 1, "the new publisher says it took over");
 }

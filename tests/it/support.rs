@@ -380,3 +380,23 @@ pub fn produce_keyed(topic: &str, events: &[String]) {
     }
     p.flush(Duration::from_secs(60)).expect("all acknowledged");
 }
+
+/// Produces `events` to partition `partition` of `topic`, keyed by page.
+pub fn produce_to(topic: &str, partition: i32, events: &[String]) {
+    let p = producer("none");
+    for e in events {
+        let v: serde_json::Value = serde_json::from_str(e).unwrap();
+        let key = v["page_id"].as_str().unwrap().to_string();
+        send(&p, BaseRecord::to(topic).key(key.as_str()).payload(e.as_bytes()).partition(partition));
+    }
+    p.flush(Duration::from_secs(60)).expect("all acknowledged");
+}
+
+/// Every JSON message on `topic`, from the beginning (kcat).
+pub fn consume_json(topic: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("kcat")
+        .args(["-b", &brokers(), "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
+        .output()
+        .expect("kcat runs (scripts/install-deps.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
