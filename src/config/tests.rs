@@ -60,7 +60,7 @@ fn keys_are_unique() {
 
 /// Every [`Config`] field's key, in [`SETTINGS`] order: a const so that the
 /// test below stays within the 60-line limit for functions.
-const FIELDS: [&str; 49] = [
+const FIELDS: [&str; 51] = [
     "shutdown_timeout",
     "kafka.brokers",
     "kafka.topic",
@@ -80,6 +80,8 @@ const FIELDS: [&str; 49] = [
     "http.max_connections",
     "events.max_future_skew",
     "events.max_payload_bytes",
+    "events.max_watermark_jump",
+    "events.watermark_jump_quorum",
     "events.log_rate_per_second",
     "engine.max_pages",
     "engine.max_posts",
@@ -144,7 +146,17 @@ fn every_config_field_has_a_setting() {
                     },
             },
         events: EventsConfig { max_future_skew: _, max_payload_bytes: _, log_rate_per_second: _ },
-        engine: Limits { windows: _, max_pages: _, max_posts: _, max_platforms: _, max_event_ids: _, top_posts: _ },
+        engine:
+            Limits {
+                windows: _,
+                max_pages: _,
+                max_posts: _,
+                max_platforms: _,
+                max_event_ids: _,
+                top_posts: _,
+                max_watermark_jump: _,
+                watermark_jump_quorum: _,
+            },
         windows: WindowsConfig { calendar: _, rolling: _, retention: _ },
         ranking: RankingConfig { interval: _, top_n: _, ready_max_lag: _, watches: _, groups: _ },
         directory:

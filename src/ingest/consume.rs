@@ -57,6 +57,7 @@ impl Applier {
         self.results.clear();
         self.engine.apply_decoded(batch.events(), batch.partitions(), &mut self.results);
         self.tally.count(batch.records(), &self.results);
+        self.tally.notices(self.engine.take_notices());
         progress.applied(batch.records());
         for &(partition, position) in &fetched.positions {
             progress.position(partition, position);

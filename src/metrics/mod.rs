@@ -58,6 +58,10 @@ pub(crate) struct EventMetrics {
     pub invalid: IntCounterVec,
     pub rejected: IntCounterVec,
     pub log_suppressed: IntCounter,
+    /// Watermark jumps by what became of them: held, taken, forgotten.
+    pub jumps: IntCounterVec,
+    /// Periods whose figures retention dropped, by calendar kind.
+    pub periods_dropped: IntCounterVec,
 }
 
 /// Gauges that follow the published view.
@@ -213,13 +217,25 @@ impl EventMetrics {
             invalid: f.counters("engagement_invalid_events_total", "Invalid events, by reason.", "reason", &[]),
             rejected: f.counters(
                 "engagement_rejected_events_total",
-                "Events rejected because a state bound was reached, by bound.",
+                "Events rejected because a state bound was reached or they jumped the watermark, by bound.",
                 "bound",
                 &bound_labels(),
             ),
             log_suppressed: f.counter(
                 "engagement_log_lines_suppressed_total",
                 "Log lines dropped by rate limiting (the events are still counted).",
+            ),
+            jumps: f.counters(
+                "engagement_watermark_jumps_total",
+                "Events that would have moved the watermark by more than events.max_watermark_jump, by what became of the jump.",
+                "result",
+                &["held", "taken", "forgotten"],
+            ),
+            periods_dropped: f.counters(
+                "engagement_periods_dropped_total",
+                "Calendar periods whose figures retention dropped as the watermark moved, by kind.",
+                "kind",
+                &["quarter", "month", "week", "year"],
             ),
         }
     }
@@ -259,7 +275,7 @@ impl ViewMetrics {
         }
         let limit =
             f.gauges("engagement_state_limit", "Configured bound of each input-grown structure.", &["structure"]);
-        for b in Bound::ALL {
+        for b in Bound::STRUCTURES {
             m.state_entries.with_label_values(&[b.as_str()]);
             limit.with_label_values(&[b.as_str()]).set(i64::from(limits.bound(b)));
         }

@@ -341,6 +341,7 @@ impl Owner {
         let messages = run.iter().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
         part.engine.apply_batch(messages, &self.cx, &mut self.outcomes);
         self.tally.count(run.iter().copied(), &self.outcomes);
+        self.tally.notices(part.engine.take_notices());
     }
 
     /// Counts, follows the topic's watermark, notes lag, publishes and saves when due.

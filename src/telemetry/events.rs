@@ -11,8 +11,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use engagement_core::engine::Bound;
+use engagement_core::engine::jump::Notice;
 use engagement_core::view::View;
-use engagement_core::window::WindowId;
+use engagement_core::window::{Millis, WindowId, format_rfc3339};
 use rdkafka::error::KafkaError;
 
 use crate::metrics::Metrics;
@@ -85,11 +86,71 @@ impl InternalEvent for EventNotApplied {
                 m.events.invalid.with_label_values(&[reason]).inc();
                 limited(m, || tracing::warn!(reason, partition, offset, "invalid event"));
             }
+            NotApplied::Rejected(Bound::WatermarkJump) => {
+                m.events.rejected.with_label_values(&[Bound::WatermarkJump.as_str()]).inc();
+                limited(m, || tracing::warn!(reason, partition, offset, "event refused: it jumps the watermark"));
+            }
             NotApplied::Rejected(bound) => {
                 m.events.rejected.with_label_values(&[bound.as_str()]).inc();
                 limited(m, || tracing::warn!(reason, partition, offset, "event rejected at a state bound"));
             }
         }
+    }
+}
+
+/// Something the engine noticed while applying events: a jump of the
+/// watermark held, taken or forgotten (docs/events.md#watermark), or a
+/// period dropped by retention. WARN but for a forgotten jump: each either
+/// refused events or dropped figures for good.
+pub struct EngineNoticed {
+    pub notice: Notice,
+    /// The first refused record (partition, offset) of the batch.
+    pub first: Option<(i32, i64)>,
+}
+
+impl InternalEvent for EngineNoticed {
+    fn emit(self, m: &Metrics) {
+        let at = |ms: Millis| format_rfc3339(ms);
+        let span = |ms: Millis| humantime_days(ms);
+        match self.notice {
+            Notice::JumpHeld { watermark, observed, quorum } => {
+                m.events.jumps.with_label_values(&["held"]).inc();
+                let (partition, offset) = self.first.map_or((None, None), |(p, o)| (Some(p), Some(o)));
+                tracing::warn!(
+                    partition,
+                    offset,
+                    watermark = %at(watermark),
+                    observed_at = %at(observed),
+                    jump = %span(observed - watermark),
+                    quorum,
+                    "an event jumps the watermark: it and the next ones past it are refused (dead-lettered) until {quorum} corroborate the jump"
+                );
+            }
+            Notice::JumpTaken { from, to, events } => {
+                m.events.jumps.with_label_values(&["taken"]).inc();
+                tracing::warn!(from = %at(from), to = %at(to), jump = %span(to - from), events,
+                    "a watermark jump was corroborated and taken: the watermark moved; the events refused before are on the dead-letter topic");
+            }
+            Notice::JumpForgotten { watermark, refused } => {
+                m.events.jumps.with_label_values(&["forgotten"]).inc();
+                tracing::info!(watermark = %at(watermark), refused,
+                    "a watermark jump was not corroborated: the stream went on within the watermark; its events stay refused");
+            }
+            Notice::PeriodDropped { period, pages, watermark } => {
+                m.events.periods_dropped.with_label_values(&[period.kind.as_str()]).inc();
+                tracing::warn!(period = %period, pages, watermark = %at(watermark),
+                    "retention dropped a period: its figures are gone");
+            }
+        }
+    }
+}
+
+/// `ms` as days and hours, or hours and minutes under a day.
+fn humantime_days(ms: Millis) -> String {
+    let minutes = ms.max(0) / 60_000;
+    match (minutes / (24 * 60), minutes / 60 % 24, minutes % 60) {
+        (0, h, m) => format!("{h}h{m:02}m"),
+        (d, h, _) => format!("{d}d{h:02}h"),
     }
 }
 
@@ -267,7 +328,7 @@ impl InternalEvent for ViewPublished<'_> {
             g.watermark.set(wm as f64 / 1000.0);
         }
         let u = &v.usage;
-        for (b, n) in Bound::ALL.iter().zip([u.pages, u.posts, u.platforms, u.event_ids]) {
+        for (b, n) in Bound::STRUCTURES.iter().zip([u.pages, u.posts, u.platforms, u.event_ids]) {
             g.state_entries.with_label_values(&[b.as_str()]).set(n as i64);
         }
         g.state_heap_bytes.set(u.heap_bytes as i64);

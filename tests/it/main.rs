@@ -30,4 +30,5 @@ mod state_dir;
 mod support;
 mod transactions;
 mod unreachable;
+mod watermark;
 mod windows;

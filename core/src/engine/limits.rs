@@ -16,6 +16,11 @@ pub struct Limits {
     pub max_event_ids: u32,
     /// Posts listed per page by the page endpoint.
     pub top_posts: u32,
+    /// How far one event may move the watermark ahead before the stream
+    /// must corroborate the jump (zero: any jump is taken at once).
+    pub max_watermark_jump: std::time::Duration,
+    /// Events past such a jump that corroborate it (the last one is applied).
+    pub watermark_jump_quorum: u32,
 }
 
 impl Default for Limits {
@@ -27,6 +32,8 @@ impl Default for Limits {
             max_platforms: 64,
             max_event_ids: 20_000_000,
             top_posts: 10,
+            max_watermark_jump: std::time::Duration::from_secs(31 * 24 * 3600),
+            watermark_jump_quorum: 100,
         }
     }
 }
@@ -42,6 +49,7 @@ impl Limits {
             Bound::Posts => self.max_posts,
             Bound::Platforms => self.max_platforms,
             Bound::EventIds => self.max_event_ids,
+            Bound::WatermarkJump => self.watermark_jump_quorum,
         }
     }
 
@@ -62,21 +70,28 @@ impl Limits {
         if self.top_posts as usize > super::TOP_MAX {
             return Err("top_posts must be at most 100");
         }
+        if !(2..=100_000).contains(&self.watermark_jump_quorum) {
+            return Err("watermark_jump_quorum must be between 2 and 100000");
+        }
         Ok(())
     }
 }
 
-/// Which cap rejected an event.
+/// Which cap rejected an event: a structure's size, or how far one event
+/// may move the watermark before the stream corroborates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bound {
     Pages,
     Posts,
     Platforms,
     EventIds,
+    WatermarkJump,
 }
 
 impl Bound {
-    pub const ALL: [Bound; 4] = [Bound::Pages, Bound::Posts, Bound::Platforms, Bound::EventIds];
+    pub const ALL: [Bound; 5] = [Bound::Pages, Bound::Posts, Bound::Platforms, Bound::EventIds, Bound::WatermarkJump];
+    /// The bounds that cap a structure input grows.
+    pub const STRUCTURES: [Bound; 4] = [Bound::Pages, Bound::Posts, Bound::Platforms, Bound::EventIds];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -84,6 +99,7 @@ impl Bound {
             Bound::Posts => "posts",
             Bound::Platforms => "platforms",
             Bound::EventIds => "event_ids",
+            Bound::WatermarkJump => "watermark_jump",
         }
     }
 
@@ -94,6 +110,7 @@ impl Bound {
             Bound::Posts => "rejected at the post bound",
             Bound::Platforms => "rejected at the platform bound",
             Bound::EventIds => "rejected at the event id bound",
+            Bound::WatermarkJump => "past the watermark by more than events.max_watermark_jump, not yet corroborated",
         }
     }
 }

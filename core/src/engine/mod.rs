@@ -31,6 +31,7 @@ mod changes;
 pub mod column;
 mod event_ids;
 mod index;
+pub mod jump;
 mod limits;
 pub mod pages;
 pub mod periods;
@@ -90,6 +91,11 @@ pub struct Engine {
     batch: Batch,
     /// Pages changed since the last look (shard mode only).
     changes: Changes,
+    /// Per input partition, its watermark and the events past a jump
+    /// waiting for corroboration.
+    guards: jump::Guards,
+    /// What happened that the caller should log and count.
+    notices: jump::Notices,
 }
 
 impl Engine {
@@ -113,6 +119,8 @@ impl Engine {
             edges: Vec::new(),
             batch: Batch::default(),
             changes: Changes::default(),
+            guards: jump::Guards::default(),
+            notices: jump::Notices::default(),
             limits,
         }
     }
@@ -178,6 +186,13 @@ impl Engine {
         self.changes.take(|p| pages.ident(p).platform != u16::MAX)
     }
 
+    /// What the engine noticed since the last call (jumps of the watermark
+    /// held, taken or forgotten; periods dropped by retention), and how
+    /// many notices did not fit the bounded queue.
+    pub fn take_notices(&mut self) -> (Vec<jump::Notice>, u64) {
+        self.notices.take()
+    }
+
     /// Moves the watermark to `at` if it is ahead (shard mode: every
     /// partition's engine follows the greatest watermark of the topic).
     pub fn advance_to(&mut self, at: Millis) {
@@ -192,6 +207,13 @@ impl Engine {
     /// [`apply`](Self::apply) with the event's keys when the caller already
     /// computed them (a batch does, to prefetch).
     fn apply_keyed(&mut self, ev: &Event<'_>, keys: Option<batch::Keys>, partition: Option<u32>) -> Outcome {
+        let jump = (
+            self.limits.max_watermark_jump.as_millis().min(Millis::MAX as u128) as Millis,
+            self.limits.watermark_jump_quorum,
+        );
+        if self.guards.of(partition).judge(ev.observed_at, jump, &mut self.notices) == jump::Verdict::Refuse {
+            return Outcome::Rejected(Bound::WatermarkJump);
+        }
         self.advance_watermark(ev.observed_at);
         let known = keys.map(|k| (k.platform, k.page));
         let (page, page_key) = match self.pages.intern_keyed(&ev.platform, &ev.page_id, known) {
@@ -274,14 +296,29 @@ impl Engine {
     /// pages left without figures.
     fn new_day(&mut self, wm: Millis) {
         let first = self.cutoff == Millis::MIN;
-        let (pages, changes) = (&mut self.pages, &mut self.changes);
-        let quarter_dropped = self.periods[0].advance(wm, |p| {
-            let state = pages.state_mut(p);
-            state.quarters = state.quarters.saturating_sub(1);
-            changes.mark(p);
-        });
+        let was = self.periods[0].current();
+        if !first {
+            self.quarters_leaving_view(was, wm);
+        }
+        let (pages, changes, notices) = (&mut self.pages, &mut self.changes, &mut self.notices);
+        // Quarters are kept past their retention when other windows reach
+        // further: they were reported as they left the view.
+        let quarter_dropped = self.periods[0].advance(
+            wm,
+            |p| {
+                let state = pages.state_mut(p);
+                state.quarters = state.quarters.saturating_sub(1);
+                changes.mark(p);
+            },
+            |_, _| {},
+        );
         for kind in &mut self.periods[1..] {
-            kind.advance(wm, |p| changes.mark(p));
+            let dropped = |period, pages| {
+                if !first {
+                    notices.push(jump::Notice::PeriodDropped { period, pages, watermark: wm });
+                }
+            };
+            kind.advance(wm, |p| changes.mark(p), dropped);
         }
         self.cutoff = self.limits.windows.cutoff(wm);
         let day = day_of(self.cutoff);
@@ -292,6 +329,21 @@ impl Engine {
         self.event_ids.forget_before(Quarter::containing(self.cutoff));
         if quarter_dropped && !first {
             self.free_empty_pages();
+        }
+    }
+
+    /// Notes the configured quarters that leave the view as the watermark
+    /// moves from quarter `was` to `wm`'s: those between the oldest
+    /// retained before and the oldest retained now, when they had figures.
+    fn quarters_leaving_view(&mut self, was: Option<CalendarPeriod>, wm: Millis) {
+        let (Some(was), Some(kept)) = (was, self.limits.windows.retention(CalendarKind::Quarter)) else { return };
+        let quarters = &self.periods[0];
+        let mut p = quarters.period_of(wm).minus(kept + 1);
+        while p >= was.minus(kept) {
+            if let Some(t) = quarters.table(p).filter(|t| !t.slots.is_empty()) {
+                self.notices.push(jump::Notice::PeriodDropped { period: p, pages: t.slots.len(), watermark: wm });
+            }
+            p = p.minus(1);
         }
     }
 

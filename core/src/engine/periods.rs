@@ -298,8 +298,14 @@ impl Periods {
 
     /// Moves the current period to the one holding `wm` and drops the
     /// tables out of retention; the pages with a slot in a dropped table
-    /// are passed to `dropped`. True when the current period changed.
-    pub fn advance(&mut self, wm: Millis, mut dropped: impl FnMut(u32)) -> bool {
+    /// are passed to `dropped`, each table's period and page count to
+    /// `retired`. True when the current period changed.
+    pub fn advance(
+        &mut self,
+        wm: Millis,
+        mut dropped: impl FnMut(u32),
+        mut retired: impl FnMut(CalendarPeriod, usize),
+    ) -> bool {
         let now = self.kind.containing(wm);
         if self.current.is_some_and(|c| c >= now) {
             return false;
@@ -311,6 +317,7 @@ impl Periods {
             if t.as_ref().is_some_and(|t| t.period < oldest) {
                 let gone = t.take().expect("just checked");
                 gone.slots.iter().for_each(|s| dropped(s.page));
+                retired(gone.period, gone.slots.len());
             }
         }
         true
@@ -318,7 +325,7 @@ impl Periods {
 
     /// Sets the current period when restoring (no table is dropped).
     pub(super) fn restore_current(&mut self, wm: Millis) {
-        self.advance(wm, |_| {});
+        self.advance(wm, |_| {}, |_, _| {});
     }
 
     /// Restores a period's table; false when it is out of the ring or there twice.

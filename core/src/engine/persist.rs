@@ -7,7 +7,9 @@
 //! sample, name, top list; a freed number has platform 0xffff); period
 //! tables (kind, period, slots); per rolling duration its two edges; posts
 //! by publication day as raw 32-byte records (a record with large counts is
-//! followed by them); the remembered event ids per quarter.
+//! followed by them); the remembered event ids per quarter; per input
+//! partition, the watermark guard (its watermark, events past a jump and
+//! within since).
 //!
 //! A checkpoint written under another windows specification is refused
 //! with [`DecodeError::Windows`]: its tables are not those the
@@ -34,7 +36,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter, Windows};
 
 /// Format version of the engine state in a checkpoint.
-pub const STATE_VERSION: u32 = 3;
+pub const STATE_VERSION: u32 = 4;
 const FREE: u16 = u16::MAX;
 
 fn write_sample<W: Write>(w: &mut Writer<W>, s: Sample) -> io::Result<()> {
@@ -86,6 +88,19 @@ impl Snapshot {
             for k in log.iter() {
                 w.u64(*k)?;
             }
+        }
+        w.len(self.guards.0.len())?;
+        for (p, g) in &self.guards.0 {
+            w.u32(*p)?;
+            match g.watermark {
+                None => w.u8(0)?,
+                Some(wm) => {
+                    w.u8(1)?;
+                    w.i64(wm)?;
+                }
+            }
+            w.u32(g.past)?;
+            w.u32(g.within)?;
         }
         Ok(())
     }
@@ -217,6 +232,16 @@ impl Engine {
         engine.edges = edges;
         engine.decode_posts(&mut r)?;
         engine.decode_event_ids(&mut r)?;
+        for _ in 0..r.len(super::jump::MAX_GUARDED_PARTITIONS, "guarded partitions")? {
+            let partition = r.u32()?;
+            let watermark = match r.u8()? {
+                0 => None,
+                1 => Some(r.i64()?),
+                _ => return Err(DecodeError::Range("guard watermark flag")),
+            };
+            let guard = super::jump::Guard { watermark, past: r.u32()?, within: r.u32()? };
+            engine.guards.0.push((partition, guard));
+        }
         Ok(engine)
     }
 

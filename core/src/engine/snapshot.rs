@@ -68,6 +68,8 @@ pub struct Snapshot {
     /// Per rolling duration of `limits.windows`, the start of the window
     /// and of its predecessor (empty before the first event).
     pub edges: Vec<[EdgeView; 2]>,
+    /// Each input partition's watermark and pending jump.
+    pub(super) guards: super::jump::Guards,
     pub(super) durable: Option<Durable>,
 }
 
@@ -89,6 +91,7 @@ impl Engine {
             tables,
             cutoff: self.cutoff,
             edges: self.edges.iter().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]).collect(),
+            guards: self.guards.clone(),
             durable: None,
         }
     }

@@ -84,7 +84,7 @@ fn the_first_event_decides_how_a_post_is_tracked() {
 
 #[test]
 fn late_observations_count_for_the_publication_quarter() {
-    let mut e = Engine::new(Limits::default());
+    let mut e = Engine::new(unguarded(Limits::default()));
     apply(&mut e, &snap("a", "2025-09-30T23:00:00Z", "2025-09-30T23:30:00Z", 10));
     apply(&mut e, &snap("a", "2025-09-30T23:00:00Z", "2025-11-15T00:00:00Z", 500));
     assert_eq!(totals(&e, "2025-Q3").reactions, 500);
@@ -95,7 +95,7 @@ fn late_observations_count_for_the_publication_quarter() {
 #[test]
 fn posts_before_the_retained_quarters_are_expired_and_freed() {
     let windows = Windows::new(&[("quarter", Some(1))], &["30d"]).unwrap();
-    let mut e = Engine::new(Limits { windows, ..Limits::default() });
+    let mut e = Engine::new(unguarded(Limits { windows, ..Limits::default() }));
     apply(&mut e, &snap("old", "2025-01-10T00:00:00Z", "2025-01-11T00:00:00Z", 3));
     assert_eq!(e.usage().posts, 1);
     apply(&mut e, &snap("new", "2025-07-10T00:00:00Z", "2025-07-11T00:00:00Z", 4));
@@ -274,4 +274,50 @@ fn pages_whose_events_come_from_several_partitions_are_counted_once() {
     apply_on(&mut e, &[event("a", "5")], &[70_000]);
     assert_eq!(e.usage().split_pages, 3);
     assert!(size_of::<super::pages::PageState>() <= 64, "the page state stays within one cache line");
+}
+
+/// `limits` with any jump of the watermark taken at once.
+fn unguarded(limits: Limits) -> Limits {
+    Limits { max_watermark_jump: std::time::Duration::ZERO, ..limits }
+}
+
+#[test]
+fn one_event_far_ahead_cannot_move_the_watermark_or_drop_a_quarter() {
+    use super::jump::Notice;
+    let mut e = Engine::new(Limits { watermark_jump_quorum: 3, ..Limits::default() });
+    apply(&mut e, &snap("a", "2025-08-01T00:00:00Z", "2025-09-30T00:00:00Z", 10));
+    e.take_notices();
+    let before = (e.watermark(), totals(&e, "2025-Q3").reactions);
+    // Fourteen months ahead (an event without observed_at, read at message time).
+    let far = snap("b", "2026-12-01T00:00:00Z", "2026-12-06T00:00:00Z", 7);
+    assert_eq!(apply(&mut e, &far), Outcome::Rejected(Bound::WatermarkJump));
+    assert_eq!((e.watermark(), totals(&e, "2025-Q3").reactions), before, "nothing moved");
+    let (notices, _) = e.take_notices();
+    assert_eq!(
+        notices,
+        [Notice::JumpHeld { watermark: ts("2025-09-30T00:00:00Z"), observed: ts("2026-12-06T00:00:00Z"), quorum: 3 }]
+    );
+    // Six days ahead is within the default 31.
+    assert_eq!(apply(&mut e, &snap("a", "2025-08-01T00:00:00Z", "2025-10-06T00:00:00Z", 11)), Outcome::Applied);
+    // The stream corroborates: the third event past the jump is taken.
+    assert_eq!(
+        apply(&mut e, &snap("c", "2026-12-01T00:00:00Z", "2026-12-06T00:00:00Z", 1)),
+        Outcome::Rejected(Bound::WatermarkJump)
+    );
+    assert_eq!(apply(&mut e, &snap("d", "2026-12-01T00:00:00Z", "2026-12-06T01:00:00Z", 1)), Outcome::Applied);
+    assert_eq!(e.watermark(), Some(ts("2026-12-06T01:00:00Z")));
+    let (notices, _) = e.take_notices();
+    assert!(notices.contains(&Notice::JumpTaken {
+        from: ts("2025-10-06T00:00:00Z"),
+        to: ts("2026-12-06T01:00:00Z"),
+        events: 3
+    }));
+    let dropped: Vec<String> = notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::PeriodDropped { period, .. } => Some(period.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(dropped.contains(&"2025-Q3".to_string()), "retention dropped 2025-Q3, and said so: {notices:?}");
 }

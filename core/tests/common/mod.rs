@@ -23,6 +23,10 @@ pub static LIMITS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(|| Lim
     max_platforms: 16,
     max_event_ids: 100_000,
     top_posts: 10,
+    // The generated history jumps freely; the guard has its own tests
+    // (src/engine/jump.rs, src/engine/tests.rs).
+    max_watermark_jump: std::time::Duration::ZERO,
+    watermark_jump_quorum: 100,
 });
 
 pub fn cx() -> DecodeContext {
