@@ -40,16 +40,13 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     let mut directory_version = io.views.directory().version();
     let (mut next_view, mut next_owners) = (Instant::now(), Instant::now());
     while !io.shutdown.is_cancelled() {
-        match reader.poll(&io, &shared)? {
-            Polled::Changed => {
-                shared.set_watermark(reader.table.watermark());
-                changed = true;
-                continue;
-            }
-            // Heartbeats come every ranking interval from every owner, even
-            // idle: past the backlog, they must not hold back the work below.
-            Polled::Heard if !shared.table_caught_up.load(Relaxed) => continue,
-            Polled::Heard | Polled::Nothing => {}
+        // The work below is timed, never held back by what a poll brings:
+        // heartbeats come every ranking interval from every owner and page
+        // records all the time on a busy topic, so waiting for a quiet poll
+        // could wait for ever (a joining shard never turned ready).
+        if reader.poll(&io, &shared)? {
+            shared.set_watermark(reader.table.watermark());
+            changed = true;
         }
         if Instant::now() >= next_owners {
             watch_owners(&io, &shared);
@@ -123,16 +120,6 @@ fn watch_owners(io: &TableParts, shared: &Shared) {
     OwnersHeard { unowned: partitions.unowned(now), ages: &ages }.emit(&io.metrics);
 }
 
-/// What one poll of the page-totals topic brought.
-#[derive(Debug)]
-enum Polled {
-    Nothing,
-    /// A page, a tombstone, a refused record or a watermark that moved.
-    Changed,
-    /// A heartbeat that left the table's watermark where it was.
-    Heard,
-}
-
 /// The page-totals topic, read from its beginning into the table.
 struct Reader {
     topic: crate::kafka::TopicReader,
@@ -148,26 +135,28 @@ impl Reader {
         Ok(Reader { topic, table: GlobalTable::new(io.config.engine), refused: 0 })
     }
 
-    /// Reads one record into the table, or a heartbeat into `shared`.
-    fn poll(&mut self, io: &TableParts, shared: &Shared) -> anyhow::Result<Polled> {
-        let Some(m) = self.topic.poll(Duration::from_millis(100))? else { return Ok(Polled::Nothing) };
+    /// Reads one record into the table, or a heartbeat into `shared`; says
+    /// whether the table changed (a page, a tombstone, a refused record or
+    /// a watermark that moved).
+    fn poll(&mut self, io: &TableParts, shared: &Shared) -> anyhow::Result<bool> {
+        let Some(m) = self.topic.poll(Duration::from_millis(100))? else { return Ok(false) };
         let (key, value) = (m.key().unwrap_or_default(), m.payload());
         let Some(p) = watermark_partition(key) else {
             if !apply(&mut self.table, key, value) {
                 self.refused(io);
             }
-            return Ok(Polled::Changed);
+            return Ok(true);
         };
         let Some(beat) = value.and_then(|v| Heartbeat::decode(v, m.timestamp().to_millis())) else {
             self.refused(io);
-            return Ok(Polled::Changed);
+            return Ok(true);
         };
         let before = self.table.watermark();
         if let Some(at) = beat.watermark {
             self.table.set_watermark(at);
         }
         shared.partitions().heard(p, beat);
-        Ok(if self.table.watermark() == before { Polled::Heard } else { Polled::Changed })
+        Ok(self.table.watermark() != before)
     }
 
     fn refused(&mut self, io: &TableParts) {
