@@ -16,9 +16,12 @@ struct Partition {
 }
 
 impl Partition {
+    /// Messages between the position and the end. A position before the
+    /// log start (a history gap: retention deleted what it needed) counts
+    /// from the log start: what is gone will never be consumed.
     fn lag(&self) -> Option<u64> {
         let (low, high) = self.ends?;
-        Some((high - self.next.unwrap_or(low)).max(0) as u64)
+        Some((high - self.next.unwrap_or(low).max(low)).max(0) as u64)
     }
 }
 
@@ -166,6 +169,16 @@ mod tests {
         p.applied([rec(1, 6)]);
         assert_eq!(p.readiness(), Readiness::Ready, "every partition within the bound of 1");
         assert_eq!(p.lags().collect::<Vec<_>>(), vec![(0, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn a_position_before_the_log_start_lags_from_the_log_start() {
+        let mut p = Progress::new(0);
+        p.assigned(0, Some(1_000));
+        p.ends(0, (45_453, 45_453));
+        assert_eq!(p.readiness(), Readiness::Ready, "everything it needed is gone; nothing is left to read");
+        p.ends(0, (45_453, 45_460));
+        assert_eq!(p.readiness(), Readiness::CatchingUp { behind: 7 });
     }
 
     #[test]

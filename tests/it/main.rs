@@ -17,6 +17,7 @@ mod durability;
 mod failover;
 mod first_run;
 mod groups;
+mod history_gap;
 mod hostile;
 mod kits;
 mod leaderboard;

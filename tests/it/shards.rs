@@ -7,12 +7,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::support::*;
 use engagement_core::synth::{SEED_TABLE, seed_events};
@@ -105,32 +100,6 @@ fn changes(d: &Daemon) -> f64 {
         .sum()
 }
 
-fn end_offsets(topic: &str) -> Vec<i64> {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    (0..PARTITIONS).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1).collect()
-}
-
-/// Deletes the records of every partition before `offsets` (Kafka's delete-records).
-fn delete_records(topic: &str, offsets: &[i64]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for (p, o) in offsets.iter().enumerate() {
-        tpl.add_partition_offset(topic, p as i32, Offset::Offset(*o)).unwrap();
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let done = rt.block_on(admin.delete_records(&tpl, &opts)).expect("delete-records");
-    for e in done.elements() {
-        assert!(e.error().is_ok(), "delete-records of partition {}: {:?}", e.partition(), e.error());
-    }
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    for (p, o) in offsets.iter().enumerate() {
-        let (low, _) = c.fetch_watermarks(topic, p as i32, Duration::from_secs(5)).unwrap();
-        assert_eq!(low, *o, "partition {p} starts at its committed offset now");
-    }
-}
-
 #[test]
 fn three_shards_answer_as_one_replica_through_kill_restart_and_growth() {
     let topic = unique("shards");
@@ -149,7 +118,7 @@ fn three_shards_answer_as_one_replica_through_kill_restart_and_growth() {
     // The whole input is in the shards' state: delete it up to the
     // group's committed offsets, then kill a shard.
     let group = format!("{topic}-group");
-    let ends = end_offsets(&topic);
+    let ends = end_offsets(&topic, PARTITIONS);
     wait_until("the shards to commit every partition to its end", READY, || {
         (committed_offsets(&group, &topic, PARTITIONS) == ends).then_some(())
     });

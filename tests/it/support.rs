@@ -400,3 +400,36 @@ pub fn consume_json(topic: &str) -> Vec<serde_json::Value> {
         .expect("kcat runs (scripts/install-deps.sh installs it)");
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
+
+/// The end offset of each partition of `topic`.
+pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    (0..partitions).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1).collect()
+}
+
+/// Deletes the records of every partition before `offsets` (Kafka's
+/// delete-records), as retention would, and checks the log starts moved.
+pub fn delete_records(topic: &str, offsets: &[i64]) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets.iter().enumerate() {
+        tpl.add_partition_offset(topic, p as i32, Offset::Offset(*o)).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let done = rt.block_on(admin.delete_records(&tpl, &opts)).expect("delete-records");
+    for e in done.elements() {
+        assert!(e.error().is_ok(), "delete-records of partition {}: {:?}", e.partition(), e.error());
+    }
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    for (p, o) in offsets.iter().enumerate() {
+        let (low, _) = c.fetch_watermarks(topic, p as i32, Duration::from_secs(5)).unwrap();
+        assert_eq!(low, *o, "partition {p} starts at the given offset now");
+    }
+}
