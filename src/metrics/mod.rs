@@ -101,6 +101,8 @@ pub(crate) struct ShardMetrics {
     pub totals_lag: IntGauge,
     pub saves: IntCounterVec,
     pub records: IntCounter,
+    /// Deliveries of page records and heartbeats, by result.
+    pub deliveries: IntCounterVec,
     pub totals_refused: IntCounter,
     pub unowned: IntGauge,
     /// One series per input partition heard from: at most the input's
@@ -130,6 +132,12 @@ impl ShardMetrics {
             records: f.counter(
                 "engagement_shard_page_records_total",
                 "Page records (and tombstones) this shard published to the page-totals topic.",
+            ),
+            deliveries: f.counters(
+                "engagement_shard_page_record_deliveries_total",
+                "Page records, tombstones and heartbeats the broker acknowledged or refused; a refused page is published again.",
+                "result",
+                &["acknowledged", "failed"],
             ),
             totals_refused: f.counter(
                 "engagement_shard_totals_refused_total",

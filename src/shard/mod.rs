@@ -18,6 +18,7 @@
 mod group;
 mod heartbeat;
 mod owner;
+mod records;
 mod state;
 mod table;
 

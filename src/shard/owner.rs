@@ -28,6 +28,7 @@ use engagement_core::global::{PageRecord, page_key};
 
 use super::group::{Ctx, Moved, group_consumer};
 use super::heartbeat::Heartbeat;
+use super::records::Deliveries;
 use super::state::{StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
 use crate::ingest::{FetchQueue, MessageBatch, Record, Tally};
@@ -81,7 +82,7 @@ pub struct Owner {
     parts: HashMap<i32, Part>,
     writer: StateWriter,
     reader: StateReader,
-    totals: ThreadedProducer<crate::kafka::Logged>,
+    totals: ThreadedProducer<Deliveries>,
     topics: Topics,
     io: OwnerParts,
     shared: Arc<Shared>,
@@ -109,7 +110,7 @@ impl Owner {
             [("client.id", "engagement-monitor-totals"), ("compression.type", "lz4"), ("linger.ms", "20")];
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let totals = crate::kafka::client_config(&k.brokers, &totals_defaults, properties)
-            .create_with_context(crate::kafka::Logged)
+            .create_with_context(Deliveries::new(io.metrics.clone()))
             .map_err(|e| anyhow::anyhow!("cannot create the totals producer: {}", crate::kafka::creation_error(&e)))?;
         let cx = cfg.events.decode_context();
         tracing::info!(instance = %instance, group = %k.group_id, topic = %k.topic, state = %topics.state,
@@ -421,6 +422,7 @@ impl Owner {
     }
 
     fn publish_pages(&mut self) {
+        self.publish_again();
         let topic = &self.topics.totals;
         for (&p, part) in &mut self.parts {
             if !part.caught_up {
@@ -438,6 +440,38 @@ impl Owner {
                 let (key, value) = (rec.key(), rec.encode());
                 let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
                 self.records += 1;
+            }
+        }
+    }
+
+    /// Marks the pages whose records the broker refused as changed, so that
+    /// this cycle publishes them again with their latest figures; a refused
+    /// tombstone is sent again unless an owned engine holds the page again.
+    /// A page of a partition this shard no longer owns is its new owner's.
+    fn publish_again(&mut self) {
+        for r in self.totals.context().take_refused() {
+            let Some((platform, id)) = r.page() else { continue };
+            match r.partition {
+                Some(p) => {
+                    if let Some(part) = self.parts.get_mut(&(p as i32)) {
+                        if !part.engine.mark_changed(platform, id) {
+                            // Freed since: its tombstone is due.
+                            let _ = crate::kafka::send_waiting(
+                                &self.totals,
+                                BaseRecord::<_, [u8], _>::to(&self.topics.totals).key(&r.key),
+                            );
+                        }
+                    }
+                }
+                None => {
+                    let held = self.parts.values_mut().any(|part| part.engine.mark_changed(platform, id));
+                    if !held {
+                        let _ = crate::kafka::send_waiting(
+                            &self.totals,
+                            BaseRecord::<_, [u8], _>::to(&self.topics.totals).key(&r.key),
+                        );
+                    }
+                }
             }
         }
     }

@@ -240,3 +240,31 @@ impl InternalEvent for RankEventsPublisher {
         }
     }
 }
+
+/// The broker refused a page record, a tombstone or a heartbeat.
+pub struct PageRecordFailed<'a> {
+    pub error: &'a rdkafka::error::KafkaError,
+    pub heartbeat: bool,
+    /// Whether the page is kept to be published again at the next cycle.
+    pub kept: bool,
+    /// Whether to log (rate-limited by the caller; every one is counted).
+    pub log: bool,
+}
+
+impl InternalEvent for PageRecordFailed<'_> {
+    fn emit(self, m: &Metrics) {
+        m.shard.deliveries.with_label_values(&["failed"]).inc();
+        if !self.log {
+            return;
+        }
+        let error = self.error;
+        match (self.heartbeat, self.kept) {
+            (true, _) => tracing::warn!(%error,
+                "a heartbeat was refused by the page-totals topic; the next cycle sends another"),
+            (false, true) => tracing::warn!(%error,
+                "a page record was refused by the page-totals topic; the page is published again at the next cycle"),
+            (false, false) => tracing::warn!(%error,
+                "a page record was refused and too many wait already: the page is published again when it changes"),
+        }
+    }
+}

@@ -262,3 +262,55 @@ fn a_damaged_state_is_a_counted_history_gap_not_a_crash() {
     let page = d.json("/v1/pages/facebook/pg");
     assert_eq!(page["windows"][0]["interactions"], 7, "{page}");
 }
+
+/// The page-totals topic first refuses every page record (its
+/// `max.message.bytes` is too small for one), then takes them: the shard
+/// counts and logs each refusal, publishes the refused pages again every
+/// cycle, and once the topic takes them answers the seed table exactly.
+#[test]
+fn a_page_record_the_broker_refuses_is_published_again_until_acknowledged() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let topic = unique("shard-refused");
+    create_topic(&topic, 2);
+    produce_keyed(&topic, &seed_events());
+    let totals = format!("{topic}-page-totals");
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let small = NewTopic::new(&totals, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("max.message.bytes", "200");
+    for r in rt.block_on(admin.create_topics([&small], &opts)).expect("create-topics") {
+        r.expect("the page-totals topic is created");
+    }
+
+    let d = shard(&topic, "r0");
+    let failed = r#"engagement_shard_page_record_deliveries_total{result="failed"}"#;
+    wait_until("page records to be refused", READY, || (d.metric(failed)? > 0.0).then_some(()));
+    assert!(d.logs().iter().any(|l| l.contains("a page record was refused by the page-totals topic")));
+    let refused_once = d.metric(failed).unwrap_or(0.0);
+    wait_until("the refused pages to be published again", READY, || (d.metric(failed)? > refused_once).then_some(()));
+
+    let larger = AlterConfig::new(ResourceSpecifier::Topic(&totals))
+        .set("cleanup.policy", "compact")
+        .set("max.message.bytes", "1048576");
+    for r in rt.block_on(admin.alter_configs([&larger], &opts)).expect("alter-configs") {
+        r.expect("the page-totals topic takes records now");
+    }
+    wait_until("the shard to answer the seed table", READY, || {
+        let (code, text) = d.get("/v1/rankings?window=2025-Q3&limit=1000");
+        let body: serde_json::Value = serde_json::from_str(&text).ok().filter(|_| code == 200)?;
+        let got: Vec<(String, u64)> = body["entries"]
+            .as_array()?
+            .iter()
+            .map(|e| (e["page_id"].as_str().unwrap_or("").to_string(), e["interactions"].as_u64().unwrap_or(0)))
+            .collect();
+        SEED_TABLE.iter().all(|p| got.contains(&(p.id.to_string(), p.interactions))).then_some(())
+    });
+    let acknowledged = r#"engagement_shard_page_record_deliveries_total{result="acknowledged"}"#;
+    assert!(d.metric(acknowledged).unwrap_or(0.0) > 0.0);
+}

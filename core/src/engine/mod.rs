@@ -186,6 +186,15 @@ impl Engine {
         self.changes.take(|p| pages.ident(p).platform != u16::MAX)
     }
 
+    /// Marks page (platform, id) changed, so that the next
+    /// [`take_changes`](Self::take_changes) lists it again (shard mode: its
+    /// record did not reach the page-totals topic); false when it is not held.
+    pub fn mark_changed(&mut self, platform: &str, id: &str) -> bool {
+        let Some(p) = self.pages.lookup(platform, id) else { return false };
+        self.changes.mark(p);
+        true
+    }
+
     /// What the engine noticed since the last call (jumps of the watermark
     /// held, taken or forgotten; periods dropped by retention), and how
     /// many notices did not fit the bounded queue.

@@ -229,6 +229,12 @@ impl Pages {
         prefetch_slice(self.top_blocks.get(*self.tops.get(p as usize)), 8);
     }
 
+    /// Page (platform, id), if it is held.
+    pub fn lookup(&self, platform: &str, id: &str) -> Option<u32> {
+        let platform = self.platform(platform)?;
+        self.find(page_key(platform, id), platform, id)
+    }
+
     pub fn find(&self, key: u64, platform: u16, id: &str) -> Option<u32> {
         let idents = &self.idents;
         self.index.find(key, |p| {
