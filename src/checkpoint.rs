@@ -34,7 +34,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -158,7 +158,8 @@ fn stream(file: &mut File, topic: &str, offsets: &Offsets, state: &Snapshot) -> 
     file.write_all(&[0u8; HEADER])?;
     // Hash under the buffer, so the checksum sees 1 MiB blocks, not fields.
     let mut body = BufWriter::with_capacity(1 << 20, Hashing { inner: &mut *file, hash: Xxh3::new(), len: 0 });
-    let now = crate::ingest::wall_ms();
+    // The wall clock, read here so that this file depends on no loop.
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut w = Writer(&mut body);
     w.i64(now)?;
     w.str(topic)?;

@@ -1,7 +1,7 @@
 //! Shard mode's global page table (docs/scaling.md): each shard publishes,
 //! for the pages of its partitions that changed, one [`PageRecord`] — the
 //! page's figures as its engine holds them — and every instance gathers
-//! them into a [`GlobalTable`], from which it builds the same [`View`] one
+//! them into a [`GlobalTable`], from which it builds the same [`View`](crate::view::View) one
 //! engine over the whole topic would.
 //!
 //! A record carries what the view reads of a page: identity, name, latest
@@ -29,7 +29,6 @@ use std::sync::Arc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::engine::column::Column;
 use crate::engine::{Limits, Named, Sample, Snapshot, TOP_MAX, Totals};
-use crate::view::View;
 use crate::window::{CalendarKind, CalendarPeriod, MAX_ROLLING, Millis, Quarter, Windows};
 
 /// Format version of a page record.
@@ -331,9 +330,5 @@ impl GlobalTable {
             held: self.index.len(),
             split_pages: self.split.len(),
         }
-    }
-
-    pub fn view(&self) -> View {
-        View::of_pages(self.page_set())
     }
 }

@@ -9,7 +9,16 @@
 
 use std::cmp::{Ordering, Reverse};
 
-use crate::view::{Row, Table, View};
+use crate::engine::Totals;
+
+/// One page's figures in one window: what a ranking orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// The page's number (see [`View::page`](crate::view::View::page)).
+    pub page: u32,
+    pub totals: Totals,
+    pub followers: Option<u64>,
+}
 
 /// What pages are ranked by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,16 +148,9 @@ impl<'a> Filter<'a> {
     }
 }
 
-/// The rows of `table` the filter keeps, in (platform, page_id) order,
-/// materialized (a view answers rankings without this; tests and tools use
-/// it).
-pub fn rows(view: &View, table: &Table, filter: Filter<'_>) -> Vec<Row> {
-    view.filtered(table, &filter).iter().map(|i| view.row_at(table, i)).collect()
-}
-
 /// Indices of `rows` in ranking order: by the metric, descending, ties by
 /// row index — rows are in (platform, page_id) order, the contract's tie
-/// order. A full sort, done once per view and metric (see [`View::order`]).
+/// order. A full sort, done once per view and metric (see [`View::order`](crate::view::View::order)).
 pub fn order(rows: &[Row], metric: Metric) -> Vec<u32> {
     if let Some(key) = metric.int_key() {
         let mut keyed: Vec<(Reverse<u64>, u32)> =

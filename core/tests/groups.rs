@@ -10,7 +10,7 @@ use std::sync::Arc;
 use engagement_core::directory::{Directory, DirectoryLimits};
 use engagement_core::engine::Engine;
 use engagement_core::event::decode;
-use engagement_core::ranking::{Filter, Metric, ranks_of, rows, top};
+use engagement_core::ranking::{Filter, Metric, ranks_of, top};
 use engagement_core::view::View;
 use proptest::prelude::*;
 
@@ -108,13 +108,13 @@ proptest! {
                             groups.iter().all(|g| held.is_some_and(|h| h.contains(g.as_str())))
                         };
                         let base = Filter { platform, groups: &[] };
-                        let kept: Vec<_> = rows(&view, t, base).into_iter().filter(|r| within(r.page)).collect();
+                        let kept: Vec<_> = view.filtered_rows(t, base).into_iter().filter(|r| within(r.page)).collect();
                         let expected: Vec<(u32, u32)> = top(&kept, m, 0, usize::MAX).into_iter().map(|(rank, r)| (rank, r.page)).collect();
                         let got: Vec<(u32, u32)> = view.ranking(t, m, &filter, 0, usize::MAX).into_iter().map(|(rank, r)| (rank, r.page)).collect();
                         prop_assert_eq!(&got, &expected);
                         prop_assert_eq!(view.filtered(t, &filter).len(), kept.len());
                         if let Some(before) = view.predecessor(t) {
-                            let prev: Vec<_> = rows(&view, before, base).into_iter().filter(|r| within(r.page)).collect();
+                            let prev: Vec<_> = view.filtered_rows(before, base).into_iter().filter(|r| within(r.page)).collect();
                             let pages: Vec<u32> = got.iter().map(|(_, p)| *p).collect();
                             let model_prev = ranks_of(&prev, m, &pages);
                             let view_prev: Vec<Option<u32>> = pages.iter().map(|p| view.rank_of(before, m, &filter, *p)).collect();

@@ -92,7 +92,7 @@ proptest! {
             }
             publish(k as u32, s, &mut table);
         }
-        let (single, global) = (View::build(&one), table.view());
+        let (single, global) = (View::build(&one), View::of_table(&table));
         prop_assert_eq!(single.watermark, global.watermark);
         prop_assert_eq!(rankings(&single), rankings(&global));
         prop_assert_eq!(pages(&single), pages(&global));
@@ -110,11 +110,11 @@ fn a_page_published_from_two_partitions_is_counted_and_forgotten_with_the_page()
     let mut table = GlobalTable::new(*LIMITS);
     table.put(rec.clone()).unwrap();
     table.put(rec.clone()).unwrap();
-    assert_eq!(table.view().usage.split_pages, 0, "the same partition again");
+    assert_eq!(View::of_table(&table).usage.split_pages, 0, "the same partition again");
     table.put(PageRecord { partition: 5, ..rec.clone() }).unwrap();
-    assert_eq!(table.view().usage.split_pages, 1);
+    assert_eq!(View::of_table(&table).usage.split_pages, 1);
     table.remove(&rec.key());
-    assert_eq!(table.view().usage.split_pages, 0);
+    assert_eq!(View::of_table(&table).usage.split_pages, 0);
     assert_eq!(table.len(), 0);
 }
 

@@ -9,18 +9,11 @@ use std::path::Path;
 use toml::Value;
 
 use super::render::{REDACTED, is_secret, redact_brokers};
-use super::settings::{Raw, SETTINGS, is_topic_name, setting};
+use super::settings::{
+    ENV_PREFIX, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, Raw, SETTINGS, env_var_name, is_topic_name, setting,
+};
 use super::watches::{WATCHES_KEY, parse_watches};
 use super::{ClusterMode, ConfigError, Loaded, Source};
-
-/// Prefix of every environment variable the daemon reads.
-pub const ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_";
-/// Prefix of environment variables holding librdkafka properties, e.g.
-/// `ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL` for
-/// `security.protocol`.
-pub const PROPERTY_ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_";
-/// The TOML table of librdkafka pass-through properties.
-pub const PROPERTIES_KEY: &str = "kafka.properties";
 
 // The file layer.
 
@@ -73,12 +66,6 @@ fn shown(key: &str, raw: Raw<'_>) -> String {
 }
 
 // The environment layer.
-
-/// `ENGAGEMENT_MONITOR_` + the key upper-cased, dots as underscores:
-/// `ranking.top_n` → `ENGAGEMENT_MONITOR_RANKING_TOP_N`.
-pub fn env_var_name(key: &str) -> String {
-    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
-}
 
 /// Variables Kubernetes injects for a Service named `engagement-monitor`
 /// (service links); they are not settings and must not stop the daemon.

@@ -34,8 +34,9 @@ use engagement_core::directory::DirectoryLimits;
 use engagement_core::engine::Limits;
 use engagement_core::event::DecodeContext;
 
-pub use layers::{ENV_PREFIX, Env, Overrides, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
+pub use layers::{Env, Overrides};
 pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
+pub use settings::{ENV_PREFIX, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use settings::{MAX_DURATION, MAX_RANKING_GROUPS, SETTINGS, Setting, format_duration, parse_duration};
 pub use watches::{
     MAX_HOLD, MAX_PLATFORM_SCOPES, MAX_WATCH_GROUPS, MAX_WATCH_TOP_N, MAX_WATCHED_PAGES, MAX_WATCHES, PageKey, Scope,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use toml::Value;
 
-use super::layers::PROPERTIES_KEY;
+use super::settings::PROPERTIES_KEY;
 use super::settings::SETTINGS;
 use super::watches::{WATCHES_KEY, render_watches};
 use super::{Loaded, Source};

@@ -8,8 +8,22 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::layers::env_var_name;
 use super::{ClusterMode, Config, LogFormat};
+
+/// Prefix of every environment variable the daemon reads.
+pub const ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_";
+/// Prefix of environment variables holding librdkafka properties, e.g.
+/// `ENGAGEMENT_MONITOR_KAFKA_PROPERTY_SECURITY_PROTOCOL` for
+/// `security.protocol`.
+pub const PROPERTY_ENV_PREFIX: &str = "ENGAGEMENT_MONITOR_KAFKA_PROPERTY_";
+/// The TOML table of librdkafka pass-through properties.
+pub const PROPERTIES_KEY: &str = "kafka.properties";
+
+/// `ENGAGEMENT_MONITOR_` + the key upper-cased, dots as underscores:
+/// `ranking.top_n` → `ENGAGEMENT_MONITOR_RANKING_TOP_N`.
+pub fn env_var_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "_").to_ascii_uppercase())
+}
 
 pub(super) fn setting(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)

@@ -12,8 +12,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::owner::OwnerParts;
+use crate::config::KafkaConfig;
 use crate::ingest::FetchQueue;
+use crate::metrics::Metrics;
 use crate::metrics::labels::Attempt;
 use crate::telemetry::events::{ClientError, Committed, InternalEvent};
 
@@ -81,8 +82,11 @@ impl ConsumerContext for Ctx {
 
 /// The group's consumer, subscribed, and the fetch queue its partitions'
 /// messages go to (handed to the context by the caller, last).
-pub fn group_consumer(io: &OwnerParts, instance: &str) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<FetchQueue>)> {
-    let k = &io.config.kafka;
+pub fn group_consumer(
+    k: &KafkaConfig,
+    metrics: &Arc<Metrics>,
+    instance: &str,
+) -> anyhow::Result<(BaseConsumer<Ctx>, Arc<FetchQueue>)> {
     // Replica mode's consumer settings (offsets stored and committed by
     // the daemon only, fetches sized for throughput), then the group's.
     let mut defaults = super::reader_defaults("engagement-monitor-shard");
@@ -90,12 +94,8 @@ pub fn group_consumer(io: &OwnerParts, instance: &str) -> anyhow::Result<(BaseCo
     let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let mut config = crate::kafka::client_config(&k.brokers, &defaults, properties);
     config.set("group.id", &k.group_id).set("group.instance.id", instance);
-    let ctx = Ctx {
-        parts: io.metrics.clone(),
-        moved: Mutex::default(),
-        queue: Mutex::default(),
-        unforwarded: Mutex::default(),
-    };
+    let ctx =
+        Ctx { parts: metrics.clone(), moved: Mutex::default(), queue: Mutex::default(), unforwarded: Mutex::default() };
     let consumer: BaseConsumer<Ctx> = config
         .create_with_context(ctx)
         .map_err(|e| anyhow::anyhow!("cannot create the Kafka consumer: {}", crate::kafka::creation_error(&e)))?;

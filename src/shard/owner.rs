@@ -103,7 +103,7 @@ impl Owner {
         let cfg = &io.config;
         let k = &cfg.kafka;
         let instance = cfg.cluster.instance_id();
-        let (consumer, queue) = group_consumer(&io, &instance)?;
+        let (consumer, queue) = group_consumer(k, &io.metrics, &instance)?;
         let writer = StateWriter::new(k, topics.state.clone())?;
         let reader = StateReader::new(k, topics.state.clone())?;
         let totals_defaults =

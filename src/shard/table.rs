@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rdkafka::message::Message;
 
 use engagement_core::global::{GlobalTable, PageRecord};
+use engagement_core::view::View;
 
 use super::heartbeat::{Change, Heartbeat};
 use super::{Shared, Topics, watermark_partition};
@@ -72,7 +73,7 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
             let behind = totals_lag + shared.behind.load(Relaxed);
             let directory_loaded = io.views.directory().loaded();
             if owned_ready && totals_lag == 0 && behind <= io.config.ranking.ready_max_lag && directory_loaded {
-                io.views.publish(Arc::new(reader.table.view()), false, Some(0));
+                io.views.publish(Arc::new(View::of_table(&reader.table)), false, Some(0));
                 // The next view is built while ready: the rank changes'
                 // baseline, so the first change after the start is reported.
                 (ready, changed) = (true, true);
@@ -85,7 +86,7 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         } else if changed || io.views.directory().version() != directory_version {
             // A directory change shows in the next view, as in replica mode.
             directory_version = io.views.directory().version();
-            io.views.publish(Arc::new(reader.table.view()), true, None);
+            io.views.publish(Arc::new(View::of_table(&reader.table)), true, None);
             changed = false;
         }
     }

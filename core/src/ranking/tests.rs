@@ -27,7 +27,7 @@ fn ids(view: &View, ranked: &[(u32, &Row)]) -> Vec<String> {
 fn the_spec_table_is_rebuilt_exactly_from_events() {
     let v = seeded_view();
     let t = v.quarter(seed_quarter()).unwrap();
-    let all = rows(&v, t, Filter::ALL);
+    let all = v.filtered_rows(t, Filter::ALL);
     let ranked = top(&all, Metric::Interactions, 0, 10);
     assert_eq!(ids(&v, &ranked), SEED_TABLE.iter().map(|p| p.id).collect::<Vec<_>>());
     for ((rank, row), seed) in ranked.iter().zip(SEED_TABLE) {
@@ -118,9 +118,9 @@ fn platform_filter_keeps_one_platform_and_ranks_within_it() {
     }
     let v = View::build(&e);
     let t = v.current().unwrap();
-    let facebook = rows(&v, t, Filter::platform("facebook"));
+    let facebook = v.filtered_rows(t, Filter::platform("facebook"));
     let fb = top(&facebook, Metric::Interactions, 0, 10);
     assert_eq!(ids(&v, &fb), ["c", "a"]);
     assert_eq!(fb.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [1, 2]);
-    assert!(rows(&v, t, Filter::platform("tiktok")).is_empty());
+    assert!(v.filtered_rows(t, Filter::platform("tiktok")).is_empty());
 }

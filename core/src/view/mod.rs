@@ -1,7 +1,7 @@
 //! The view: an immutable, query-ready picture of the engine at one
 //! instant, published for HTTP, `/metrics` and rank-change detection.
 //!
-//! Building a view only takes a [`Snapshot`] (shared chunks: no copy of the
+//! Building a view only takes a [`Snapshot`](crate::engine::Snapshot) (shared chunks: no copy of the
 //! state), so the writer publishes it in microseconds. What queries need is
 //! derived lazily, once per view, by whichever reader asks first:
 //! - the pages in (platform, page_id) order, the tie order of every ranking;
@@ -55,14 +55,7 @@ impl Period {
     }
 }
 
-/// One page's figures in one window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Row {
-    /// The page's number (see [`View::page`]).
-    pub page: u32,
-    pub totals: Totals,
-    pub followers: Option<u64>,
-}
+pub use crate::ranking::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
@@ -155,6 +148,11 @@ impl View {
     }
 
     /// The view of shard mode's global page table.
+    pub fn of_table(table: &crate::global::GlobalTable) -> View {
+        View::of_pages(table.page_set())
+    }
+
+    /// The view of a set of pages read from the page-totals topic.
     pub fn of_pages(pages: PageSet) -> View {
         View::of(Some(Source::Pages(pages)))
     }
@@ -356,6 +354,13 @@ impl View {
     /// Every row of `t`, in page order (materialized: for tests and tools).
     pub fn rows(&self, t: &Table) -> Vec<Row> {
         (0..t.len()).map(|i| self.row_at(t, i)).collect()
+    }
+
+    /// The rows of `t` that `filter` keeps, in (platform, page_id) order,
+    /// materialized (rankings are answered without this; tests and tools
+    /// use it).
+    pub fn filtered_rows(&self, t: &Table, filter: Filter<'_>) -> Vec<Row> {
+        self.filtered(t, &filter).iter().map(|i| self.row_at(t, i)).collect()
     }
 
     /// The pages of `t` that `filter` keeps. A group no page is in keeps none.
