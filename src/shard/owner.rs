@@ -366,7 +366,9 @@ impl Owner {
             let topic = &self.io.config.kafka.topic;
             let high = crate::ingest::cached_ends(self.consumer.client().native_ptr(), &self.topic_c, p)
                 .or_else(|| self.consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok());
-            let lag = high.map_or(u64::MAX, |(_, high)| (high - part.next).max(0) as u64);
+            // What lies before the log start (a history gap) will never
+            // be consumed: it is not lag.
+            let lag = high.map_or(u64::MAX, |(low, high)| (high - part.next.max(low)).max(0) as u64);
             if lag != u64::MAX {
                 LagObserved { topic, partition: p, lag: lag as i64 }.emit(&self.io.metrics);
             }

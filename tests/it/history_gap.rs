@@ -4,7 +4,8 @@
 //! next included. On restart the daemon counts and logs the gap per
 //! partition and turns ready within 60 s: what is gone will never be
 //! consumed, so it is not counted as lag (before, `/readyz` said
-//! `catching up: N messages behind` for ever on a quiet topic).
+//! `catching up: N messages behind` for ever on a quiet topic). A shard
+//! whose input was deleted before it saved a state does the same.
 
 use std::time::Duration;
 
@@ -53,4 +54,30 @@ fn a_replica_whose_next_offsets_were_deleted_turns_ready_and_counts_the_gap() {
         assert_eq!(e["interactions"], p.interactions, "{}", p.id);
     }
     assert!(q3["entries"].as_array().unwrap().iter().all(|e| !e["page_id"].as_str().unwrap().starts_with("late")));
+}
+
+/// Shard mode: the input deleted before any state save, the shard
+/// SIGKILLed and restarted under its id. It restores nothing, counts the
+/// gap and turns ready within 60 s instead of counting the deleted
+/// records as lag for ever.
+#[test]
+fn a_shard_whose_input_was_deleted_before_a_save_turns_ready_and_counts_the_gap() {
+    let topic = unique("history-gap-shard");
+    create_topic(&topic, PARTITIONS);
+    produce_keyed(&topic, &seed_events());
+    // No save before the kill: offsets are committed only after one.
+    let args = ["--mode", "shard", "--instance-id", "h0", "--kafka-property", "session.timeout.ms=6000"];
+    let env = [("ENGAGEMENT_MONITOR_STATE_CHECKPOINT_INTERVAL", "1h")];
+    let mut d = Daemon::start(&topic, &args, &env);
+    d.wait_ready(Duration::from_secs(90));
+    let ends = end_offsets(&topic, PARTITIONS);
+    let with_records = ends.iter().filter(|e| **e > 0).count() as f64;
+    delete_records(&topic, &ends);
+    d.signal("KILL");
+    d.wait_exit(Duration::from_secs(10));
+
+    let d = Daemon::start(&topic, &args, &env);
+    d.wait_ready(Duration::from_secs(60));
+    assert_eq!(d.metric("engagement_history_gaps_total"), Some(with_records), "one gap per partition that had records");
+    assert_eq!(d.metric("engagement_shard_partitions_owned"), Some(f64::from(PARTITIONS)));
 }
