@@ -40,15 +40,25 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     let (mut changed, mut ready) = (true, false);
     let mut directory_version = io.views.directory().version();
     let (mut next_view, mut next_owners) = (Instant::now(), Instant::now());
+    // Since when the table has read changes without a pause.
+    let mut reading: Option<Instant> = None;
     while !io.shutdown.is_cancelled() {
-        // The work below is timed, never held back by what a poll brings:
-        // heartbeats come every ranking interval from every owner and page
-        // records all the time on a busy topic, so waiting for a quiet poll
-        // could wait for ever (a joining shard never turned ready).
         if reader.poll(&io, &shared)? {
             shared.set_watermark(reader.table.watermark());
             changed = true;
+            // A burst of page records (an owner republishing its pages, a
+            // moving watermark) is read whole before a view is built, so
+            // a view does not mix pages half-way through one; but for at
+            // most DRAIN, since on a busy topic records never pause.
+            let since = *reading.get_or_insert_with(Instant::now);
+            if since.elapsed() < DRAIN {
+                continue;
+            }
         }
+        // The work below is timed, never held back by heartbeats: they come
+        // every ranking interval from every owner, so waiting for a quiet
+        // poll could wait for ever (a joining shard never turned ready).
+        reading = None;
         if Instant::now() >= next_owners {
             watch_owners(&io, &shared);
             next_owners = Instant::now() + OWNERS_EVERY;
@@ -93,6 +103,9 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     io.status.send_replace(Readiness::Stopping);
     Ok(())
 }
+
+/// Longest a burst of page records is read before the timed work runs.
+const DRAIN: Duration = Duration::from_millis(250);
 
 /// How often the partitions' silence is judged and their ages exported.
 const OWNERS_EVERY: Duration = Duration::from_millis(500);
