@@ -42,6 +42,7 @@ pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
 pub(crate) use fetcher::wall_ms;
 pub(crate) use kafka::{CONSUMER_DEFAULTS, cached_ends};
+pub(crate) use progress::lag;
 pub(crate) use tally::Tally;
 
 /// One message as ingest sees it, borrowed from the client's buffers.

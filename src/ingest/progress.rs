@@ -21,8 +21,14 @@ impl Partition {
     /// from the log start: what is gone will never be consumed.
     fn lag(&self) -> Option<u64> {
         let (low, high) = self.ends?;
-        Some((high - self.next.unwrap_or(low).max(low)).max(0) as u64)
+        Some(lag(self.next.unwrap_or(low), (low, high)))
     }
+}
+
+/// Messages between position `next` and the end `high`, counted from the
+/// log start `low` when `next` lies before it (shared by both modes).
+pub fn lag(next: i64, (low, high): (i64, i64)) -> u64 {
+    (high - next.max(low)).max(0) as u64
 }
 
 /// Progress over the partitions this instance owns, indexed by partition

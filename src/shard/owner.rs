@@ -366,9 +366,7 @@ impl Owner {
             let topic = &self.io.config.kafka.topic;
             let high = crate::ingest::cached_ends(self.consumer.client().native_ptr(), &self.topic_c, p)
                 .or_else(|| self.consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok());
-            // What lies before the log start (a history gap) will never
-            // be consumed: it is not lag.
-            let lag = high.map_or(u64::MAX, |(low, high)| (high - part.next.max(low)).max(0) as u64);
+            let lag = high.map_or(u64::MAX, |ends| crate::ingest::lag(part.next, ends));
             if lag != u64::MAX {
                 LagObserved { topic, partition: p, lag: lag as i64 }.emit(&self.io.metrics);
             }
@@ -453,27 +451,17 @@ impl Owner {
     fn publish_again(&mut self) {
         for r in self.totals.context().take_refused() {
             let Some((platform, id)) = r.page() else { continue };
-            match r.partition {
-                Some(p) => {
-                    if let Some(part) = self.parts.get_mut(&(p as i32)) {
-                        if !part.engine.mark_changed(platform, id) {
-                            // Freed since: its tombstone is due.
-                            let _ = crate::kafka::send_waiting(
-                                &self.totals,
-                                BaseRecord::<_, [u8], _>::to(&self.topics.totals).key(&r.key),
-                            );
-                        }
-                    }
-                }
-                None => {
-                    let held = self.parts.values_mut().any(|part| part.engine.mark_changed(platform, id));
-                    if !held {
-                        let _ = crate::kafka::send_waiting(
-                            &self.totals,
-                            BaseRecord::<_, [u8], _>::to(&self.topics.totals).key(&r.key),
-                        );
-                    }
-                }
+            let held = match r.partition {
+                Some(p) => match self.parts.get_mut(&(p as i32)) {
+                    Some(part) => part.engine.mark_changed(platform, id),
+                    None => continue,
+                },
+                None => self.parts.values_mut().any(|part| part.engine.mark_changed(platform, id)),
+            };
+            if !held {
+                // Freed since (or a refused tombstone): its tombstone is due.
+                let tombstone = BaseRecord::<_, [u8], _>::to(&self.topics.totals).key(&r.key);
+                let _ = crate::kafka::send_waiting(&self.totals, tombstone);
             }
         }
     }

@@ -96,6 +96,8 @@ pub struct Engine {
     guards: jump::Guards,
     /// What happened that the caller should log and count.
     notices: jump::Notices,
+    /// The limits' jump allowed (ms) and quorum, converted once.
+    jump: (Millis, u32),
 }
 
 impl Engine {
@@ -121,6 +123,10 @@ impl Engine {
             changes: Changes::default(),
             guards: jump::Guards::default(),
             notices: jump::Notices::default(),
+            jump: (
+                limits.max_watermark_jump.as_millis().min(Millis::MAX as u128) as Millis,
+                limits.watermark_jump_quorum,
+            ),
             limits,
         }
     }
@@ -216,11 +222,7 @@ impl Engine {
     /// [`apply`](Self::apply) with the event's keys when the caller already
     /// computed them (a batch does, to prefetch).
     fn apply_keyed(&mut self, ev: &Event<'_>, keys: Option<batch::Keys>, partition: Option<u32>) -> Outcome {
-        let jump = (
-            self.limits.max_watermark_jump.as_millis().min(Millis::MAX as u128) as Millis,
-            self.limits.watermark_jump_quorum,
-        );
-        if self.guards.of(partition).judge(ev.observed_at, jump, &mut self.notices) == jump::Verdict::Refuse {
+        if self.guards.of(partition).judge(ev.observed_at, self.jump, &mut self.notices) == jump::Verdict::Refuse {
             return Outcome::Rejected(Bound::WatermarkJump);
         }
         self.advance_watermark(ev.observed_at);
