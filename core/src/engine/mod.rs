@@ -30,6 +30,7 @@ mod batch;
 mod changes;
 pub mod column;
 mod event_ids;
+mod increment;
 mod index;
 pub mod jump;
 mod limits;
@@ -44,6 +45,7 @@ mod tops;
 pub use crate::codec::DecodeError;
 pub use batch::{Batch, Message, decode_batch, recycle};
 pub use changes::Changed;
+pub use increment::{INCREMENT_VERSION, IncrementSize};
 pub use limits::{Bound, Limits, MAX_EVENT_IDS, Outcome, Usage};
 pub use pages::{Ident, Named, PageState, TopCandidate};
 pub use periods::{PeriodTable, Periods, Sample, Slot, Totals};
@@ -91,6 +93,8 @@ pub struct Engine {
     batch: Batch,
     /// Pages changed since the last look (shard mode only).
     changes: Changes,
+    /// What changed since the last increment (shard mode only; see [`increment`]).
+    increment: Option<Box<increment::Pending>>,
     /// Per input partition, its watermark and the events past a jump
     /// waiting for corroboration.
     guards: jump::Guards,
@@ -121,6 +125,7 @@ impl Engine {
             edges: Vec::new(),
             batch: Batch::default(),
             changes: Changes::default(),
+            increment: None,
             guards: jump::Guards::default(),
             notices: jump::Notices::default(),
             jump: (
@@ -235,6 +240,9 @@ impl Engine {
             self.pages.note_partition(page, partition);
         }
         self.changes.mark(page);
+        if let Some(d) = &mut self.increment {
+            d.pages.mark(page);
+        }
         self.observe_page(page, ev);
         let (hash, key) = match keys {
             Some(k) => (k.post_hash, k.post),
@@ -267,6 +275,9 @@ impl Engine {
         match updated {
             Ok(updated) => {
                 self.posts.update(slot, &updated);
+                if let Some(d) = &mut self.increment {
+                    d.posts.mark(slot);
+                }
                 self.note_change(&post, &updated, &at, &ev.post_id);
                 Outcome::Applied
             }
@@ -275,13 +286,20 @@ impl Engine {
     }
 
     fn advance_watermark(&mut self, observed: Millis) {
+        self.advance_watermark_freeing(observed, true);
+    }
+
+    /// [`advance_watermark`](Self::advance_watermark); `free` false leaves
+    /// the pages without figures in place (an increment names the pages its
+    /// writer freed: see [`increment`]).
+    fn advance_watermark_freeing(&mut self, observed: Millis, free: bool) {
         if self.watermark.is_some_and(|w| observed <= w) {
             return;
         }
         self.watermark = Some(observed);
         if observed >= self.next_day {
             self.next_day = (Millis::from(day_of(observed)) + 1) * DAY_MS;
-            self.new_day(observed);
+            self.new_day(observed, free);
         }
         self.advance_edges(observed);
     }
@@ -305,7 +323,7 @@ impl Engine {
     /// dropping the periods out of retention, and the cutoff, freeing the
     /// posts and event ids before it; when a quarter was dropped, frees the
     /// pages left without figures.
-    fn new_day(&mut self, wm: Millis) {
+    fn new_day(&mut self, wm: Millis, free: bool) {
         let first = self.cutoff == Millis::MIN;
         let was = self.periods[0].current();
         if !first {
@@ -338,7 +356,7 @@ impl Engine {
             self.posts.remove_day(d, |p| post_key(pages.key(p.page), p.hash));
         }
         self.event_ids.forget_before(Quarter::containing(self.cutoff));
-        if quarter_dropped && !first {
+        if quarter_dropped && !first && free {
             self.free_empty_pages();
         }
     }
@@ -374,9 +392,21 @@ impl Engine {
                 let ident = self.pages.ident(p);
                 self.changes.freed(&self.pages.platforms()[usize::from(ident.platform)], &ident.id);
             }
-            self.periods.iter_mut().for_each(|k| k.clear(p));
-            self.pages.free(p);
+            if let Some(d) = &mut self.increment {
+                let ident = self.pages.ident(p);
+                d.freed.push((
+                    p,
+                    self.pages.platforms()[usize::from(ident.platform)].clone(),
+                    ident.id.as_str().into(),
+                ));
+            }
+            self.free_page(p);
         }
+    }
+
+    fn free_page(&mut self, p: u32) {
+        self.periods.iter_mut().for_each(|k| k.clear(p));
+        self.pages.free(p);
     }
 
     /// Page `page`'s slot in period `period` of kind `k`, added if missing;
@@ -392,6 +422,9 @@ impl Engine {
     fn observe_page(&mut self, page: u32, ev: &Event<'_>) {
         if ev.observed_at < self.cutoff {
             return;
+        }
+        if let Some(d) = &mut self.increment {
+            d.since = d.since.min(ev.observed_at);
         }
         if let Some(f) = ev.followers {
             let sample = Sample { at: ev.observed_at, value: f };
@@ -438,7 +471,13 @@ impl Engine {
             edge.post_added(quarter, i, post.published, &post.counts, (page, post_slot));
         }
         let candidate = TopCandidate { hash, id: &ev.post_id, old: None, interactions: post.counts.interactions() };
-        self.pages.note_top_post(page, as_quarter(quarter), candidate);
+        let top = self.pages.note_top_post(page, as_quarter(quarter), candidate);
+        if let Some(d) = &mut self.increment {
+            d.posts.mark(post_slot);
+            if top {
+                d.tops.mark(page);
+            }
+        }
         Outcome::Applied
     }
 
@@ -492,7 +531,11 @@ impl Engine {
             old: Some(old.counts.interactions()),
             interactions: new.counts.interactions(),
         };
-        self.pages.note_top_post(new.page, as_quarter(quarter), candidate);
+        if self.pages.note_top_post(new.page, as_quarter(quarter), candidate) {
+            if let Some(d) = &mut self.increment {
+                d.tops.mark(new.page);
+            }
+        }
     }
 }
 

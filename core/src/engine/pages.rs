@@ -349,6 +349,45 @@ impl Pages {
         self.append(ident) == p
     }
 
+    /// Makes page (platform, id) live under number `p`, as another engine
+    /// numbered it (an increment: remembered event ids are keyed by page
+    /// number). False when `p` holds another page, the page is live under
+    /// another number, or a bound is reached.
+    pub(super) fn intern_at(&mut self, p: u32, platform: &str, id: &str) -> bool {
+        let platform = match self.platform(platform) {
+            Some(n) => n,
+            None if self.platforms.len() >= self.max_platforms => return false,
+            None => {
+                self.platforms.push(Arc::from(platform));
+                (self.platforms.len() - 1) as u16
+            }
+        };
+        if self.is_live(p) {
+            let i = self.ident(p);
+            return i.platform == platform && i.id == id;
+        }
+        if self.find(page_key(platform, id), platform, id).is_some()
+            || self.live >= self.max_pages as usize
+            || p >= super::posts::MAX_PAGES
+        {
+            return false;
+        }
+        while (self.idents.len() as u32) < p {
+            self.restore_free(self.idents.len() as u32);
+        }
+        if (p as usize) < self.idents.len() {
+            self.free.retain(|f| *f != p);
+            self.free.push(p);
+        }
+        let ident = Ident { id: CompactString::new(id), platform };
+        if p as usize == self.idents.len() {
+            self.append(ident);
+        } else {
+            self.add(ident);
+        }
+        true
+    }
+
     /// Restores page number `p` (the next one) as free.
     pub(super) fn restore_free(&mut self, p: u32) {
         debug_assert_eq!(p as usize, self.idents.len());
@@ -404,11 +443,12 @@ impl Pages {
     /// newest quarter a post was noted for; an older quarter is ignored).
     /// A listed post whose count falls keeps its place until another post
     /// passes it. Lists hold at most the configured `top_posts`.
-    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>) {
+    /// Whether the list changed.
+    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>) -> bool {
         let state = self.state(p);
         let max = self.top_blocks.max();
         if state.top_quarter > q.index() || max == 0 {
-            return;
+            return false;
         }
         // A listed post's recorded count is its previous count, never below
         // the list's minimum; with a full list and no gain past the minimum
@@ -419,7 +459,7 @@ impl Pages {
             && post.old.is_none_or(|o| o < min)
             && post.interactions <= min
         {
-            return;
+            return false;
         }
         let mut list = *self.tops.get(p as usize);
         if state.top_quarter < q.index() {
@@ -436,7 +476,7 @@ impl Pages {
                 Some(i) if post.interactions > posts[i].interactions => {
                     self.top_blocks.set(list, i, post.hash, post.interactions, post.id);
                 }
-                _ => return,
+                _ => return false,
             },
             None => {
                 list = self.top_blocks.push(list, post.hash, post.interactions, post.id);
@@ -444,6 +484,7 @@ impl Pages {
             }
         }
         self.summarize_top(p, q);
+        true
     }
 
     pub fn heap_bytes(&self) -> usize {

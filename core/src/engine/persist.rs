@@ -394,7 +394,7 @@ fn decode_edges<R: Read>(r: &mut Reader<R>, durations: usize) -> Result<Vec<[Edg
 }
 
 /// The specification as (per kind: retention or 0xff) and the durations.
-fn write_windows<W: Write>(w: &mut Writer<W>, windows: &Windows) -> io::Result<()> {
+pub(super) fn write_windows<W: Write>(w: &mut Writer<W>, windows: &Windows) -> io::Result<()> {
     for kind in CalendarKind::ALL {
         w.u8(windows.retention(kind).map_or(u8::MAX, |r| r as u8))?;
     }
@@ -405,7 +405,7 @@ fn write_windows<W: Write>(w: &mut Writer<W>, windows: &Windows) -> io::Result<(
     Ok(())
 }
 
-fn read_windows<R: Read>(r: &mut Reader<R>) -> Result<Windows, DecodeError> {
+pub(super) fn read_windows<R: Read>(r: &mut Reader<R>) -> Result<Windows, DecodeError> {
     let mut kinds = Vec::new();
     for kind in CalendarKind::ALL {
         match r.u8()? {

@@ -82,11 +82,11 @@ impl Rec {
         self.0[0] & HASH_MASK
     }
 
-    fn is_big(&self) -> bool {
+    pub(super) fn is_big(&self) -> bool {
         self.0[1] >> 63 == 1
     }
 
-    fn in_day(&self) -> Millis {
+    pub(super) fn in_day(&self) -> Millis {
         (self.0[1] >> 11 & ((1 << 27) - 1)) as Millis
     }
 
@@ -110,7 +110,7 @@ impl Rec {
         ])
     }
 
-    fn unpack(&self, day_start: Millis, big: Option<&Counts>) -> Post {
+    pub(super) fn unpack(&self, day_start: Millis, big: Option<&Counts>) -> Post {
         let [_, b, c, d] = self.0;
         let published = day_start + self.in_day();
         let seen = (b >> 38 & 0xff_ffff | (c & 0xfff) << 24) as Millis;
@@ -354,6 +354,19 @@ impl PostTable {
         } else if !self.big.is_empty() {
             self.big.remove(&slot);
         }
+    }
+
+    /// The page of the post in `slot`, if a post lives there.
+    pub(super) fn live_page(&self, slot: u32) -> Option<u32> {
+        let chunk = self.arena.chunks.get(slot as usize / CHUNK)?;
+        Some(chunk.0.get(slot as usize % CHUNK)?.page())
+    }
+
+    /// The day, record and large counts of the post in `slot` (live).
+    pub(super) fn raw(&self, slot: u32) -> (Day, Rec, Option<Counts>) {
+        let rec = *self.arena.rec(slot);
+        let big = if rec.is_big() { self.big.get(&slot).copied() } else { None };
+        (self.arena.day_of_chunk[slot as usize / CHUNK], rec, big)
     }
 
     /// The posts published on `day`, with their slots.

@@ -1,0 +1,365 @@
+//! What changed since the last save, as bytes a restored engine can take
+//! in: shard mode writes a full state (a base, see [`persist`](super::persist))
+//! now and then and, between two bases, one increment per interval whose size
+//! follows the change, not the state (docs/scaling.md#state-that-moves).
+//!
+//! An increment holds the watermark, the watermark guards, the event ids
+//! remembered since the last increment, and for each page an event reached:
+//! its identity, its follower sample and name when observed since, its top
+//! list when it changed, its follower samples per period observed since,
+//! and the records of its posts that were added or changed. Applying it
+//! moves the watermark first (days expire, periods roll, rolling edges
+//! pass the posts already held), then writes each post record as it is,
+//! adjusting every table and edge by the difference from the record held,
+//! as an event would. Totals are sums over posts and samples merge by
+//! (time, value), so the result answers as the engine that wrote the
+//! increment does (`core/tests/increments.rs` checks it against a plain restore).
+//!
+//! "Observed since" means at or after the earliest `observed_at` of the
+//! events applied since the last increment: every sample merged since carries
+//! such a time, so the test keeps all of them and only a few more.
+//!
+//! Bounds: a bit per post slot and per page number, and the lists of
+//! those marked between two increments; reading checks every count against
+//! the engine's limits, like a checkpoint.
+
+use std::io;
+
+use super::changes::Marks;
+use super::persist::{read_windows, write_windows};
+use super::posts::Rec;
+use super::tops::{ID_MAX, OwnedTopPost, TOP_MAX};
+use super::{DAY_MS, Engine, jump};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::event::Counts;
+use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter};
+
+/// Format version of an increment.
+pub const INCREMENT_VERSION: u8 = 1;
+
+/// What changed since the last increment (or base).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Pending {
+    /// Pages an event reached.
+    pub(super) pages: Marks,
+    /// Pages whose top list changed.
+    pub(super) tops: Marks,
+    /// Post slots written.
+    pub(super) posts: Marks,
+    /// The earliest `observed_at` of the events applied.
+    pub(super) since: Millis,
+    /// Per quarter of remembered event ids, how many the last increment covered.
+    ids: Vec<(Quarter, usize)>,
+    /// Pages freed, in order: number, platform, id.
+    pub(super) freed: Vec<(u32, std::sync::Arc<str>, Box<str>)>,
+}
+
+/// What an increment held, for the caller to count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IncrementSize {
+    pub pages: usize,
+    pub posts: usize,
+}
+
+impl Engine {
+    /// Starts noting what changes, so that [`take_increment`](Self::take_increment)
+    /// can write it; what the engine holds now is the base.
+    pub fn track_increments(&mut self) {
+        let ids = self.event_ids.sets.iter().map(|s| (s.quarter, s.log.len())).collect();
+        self.increment = Some(Box::new(Pending { since: Millis::MAX, ids, ..Pending::default() }));
+    }
+
+    /// Whether an increment has anything to say (an event was applied since the
+    /// last one).
+    pub fn increment_pending(&self) -> bool {
+        self.increment.as_ref().is_some_and(|d| !d.pages.is_empty() || d.since != Millis::MAX)
+    }
+
+    /// Writes what changed since the last increment (or since
+    /// [`track_increments`](Self::track_increments)) and starts over; an empty increment
+    /// when tracking is off.
+    pub fn take_increment(&mut self, out: &mut Vec<u8>) -> IncrementSize {
+        let Some(mut marks) = self.increment.take() else {
+            self.write_increment(out, &mut Pending { since: Millis::MAX, ..Pending::default() })
+                .expect("writes to a Vec");
+            return IncrementSize::default();
+        };
+        let size = self.write_increment(out, &mut marks).expect("writes to a Vec");
+        marks.since = Millis::MAX;
+        marks.ids = self.event_ids.sets.iter().map(|s| (s.quarter, s.log.len())).collect();
+        self.increment = Some(marks);
+        size
+    }
+
+    fn write_increment(&self, out: &mut Vec<u8>, marks: &mut Pending) -> io::Result<IncrementSize> {
+        let mut w = Writer(out);
+        w.u8(INCREMENT_VERSION)?;
+        w.sample(self.watermark.map(|wm| (wm, 0)))?;
+        write_windows(&mut w, &self.limits.windows)?;
+        w.u32(self.guards.0.len() as u32)?;
+        for (p, g) in &self.guards.0 {
+            w.u32(*p)?;
+            w.sample(g.watermark.map(|wm| (wm, 0)))?;
+            w.u32(g.past)?;
+            w.u32(g.within)?;
+        }
+        w.u32(self.event_ids.sets.len() as u32)?;
+        for s in &self.event_ids.sets {
+            let from = marks.ids.iter().find(|(q, _)| *q == s.quarter).map_or(0, |(_, n)| *n).min(s.log.len());
+            w.i32(s.quarter.index())?;
+            w.u32((s.log.len() - from) as u32)?;
+            for i in from..s.log.len() {
+                w.u64(*s.log.get(i))?;
+            }
+        }
+        let platforms = self.pages.platforms();
+        w.u32(platforms.len() as u32)?;
+        for p in platforms {
+            w.str(p)?;
+        }
+        let freed = std::mem::take(&mut marks.freed);
+        w.u32(freed.len() as u32)?;
+        for (p, platform, id) in &freed {
+            w.u32(*p)?;
+            w.str(platform)?;
+            w.str(id)?;
+        }
+        // The posts written, by page.
+        let mut posts: Vec<(u32, u32)> = Vec::with_capacity(marks.posts.len());
+        for slot in marks.posts.take() {
+            if let Some(page) = self.posts.live_page(slot) {
+                posts.push((page, slot));
+            }
+        }
+        posts.sort_unstable();
+        let mut tops = marks.tops.take();
+        tops.sort_unstable();
+        let mut pages = marks.pages.take();
+        pages.retain(|p| self.pages.is_live(*p));
+        pages.sort_unstable();
+        w.u32(pages.len() as u32)?;
+        let since = marks.since;
+        let mut next = 0;
+        for &p in &pages {
+            let ident = self.pages.ident(p);
+            w.u32(p)?;
+            w.u16(ident.platform)?;
+            w.str(&ident.id)?;
+            let state = self.pages.state(p);
+            w.sample(state.followers.get().filter(|s| s.at >= since).map(|s| (s.at, s.value)))?;
+            match self.pages.name(p).filter(|n| n.at >= since) {
+                None => w.u8(0)?,
+                Some(n) => {
+                    w.u8(1)?;
+                    w.i64(n.at)?;
+                    w.str(&n.name)?;
+                }
+            }
+            match self.pages.top(p).filter(|_| tops.binary_search(&p).is_ok()) {
+                None => w.u8(0)?,
+                Some(t) => {
+                    w.u8(1)?;
+                    w.i32(t.quarter.index())?;
+                    w.u32(t.len() as u32)?;
+                    for post in t.posts() {
+                        w.u64(post.hash)?;
+                        w.u64(post.interactions)?;
+                        w.str(post.id)?;
+                    }
+                }
+            }
+            let samples: Vec<(u8, i32, Millis, u64)> = self
+                .periods
+                .iter()
+                .flat_map(|k| k.ring.iter().flatten())
+                .filter_map(|t| {
+                    let s = t.slot(p)?.1.followers.get().filter(|s| s.at >= since)?;
+                    Some((t.period.kind as u8, t.period.index, s.at, s.value))
+                })
+                .collect();
+            w.u32(samples.len() as u32)?;
+            for (kind, index, at, value) in samples {
+                w.u8(kind)?;
+                w.i32(index)?;
+                w.i64(at)?;
+                w.u64(value)?;
+            }
+            while next < posts.len() && posts[next].0 < p {
+                next += 1;
+            }
+            let first = next;
+            while next < posts.len() && posts[next].0 == p {
+                next += 1;
+            }
+            w.u32((next - first) as u32)?;
+            for &(_, slot) in &posts[first..next] {
+                let (day, rec, big) = self.posts.raw(slot);
+                w.i32(day)?;
+                for word in rec.0 {
+                    w.u64(word)?;
+                }
+                if let Some(c) = big {
+                    for v in [c.reactions, c.comments, c.shares, c.views] {
+                        w.u64(v)?;
+                    }
+                }
+            }
+        }
+        Ok(IncrementSize { pages: pages.len(), posts: posts.len() })
+    }
+
+    /// Takes in an increment written by [`take_increment`](Self::take_increment) of an
+    /// engine that held what this one holds when that increment started.
+    /// Damaged or hostile bytes fail with an error; the engine may then
+    /// hold part of the increment and must be rebuilt.
+    pub fn apply_increment(&mut self, bytes: &[u8]) -> Result<IncrementSize, DecodeError> {
+        let mut r = Reader(bytes);
+        if r.u8()? != INCREMENT_VERSION {
+            return Err(DecodeError::Range("increment version"));
+        }
+        let watermark = r.sample()?.map(|(wm, _)| wm);
+        let stored = read_windows(&mut r)?;
+        if stored != self.limits.windows {
+            let configured = self.limits.windows.describe_fully();
+            return Err(DecodeError::Windows { stored: stored.describe_fully(), configured });
+        }
+        let mut guards = Vec::new();
+        for _ in 0..bounded(r.u32()?, jump::MAX_GUARDED_PARTITIONS, "guarded partitions")? {
+            let partition = r.u32()?;
+            let watermark = r.sample()?.map(|(wm, _)| wm);
+            guards.push((partition, jump::Guard { watermark, past: r.u32()?, within: r.u32()? }));
+        }
+        let mut ids = Vec::new();
+        for _ in 0..bounded(r.u32()?, self.periods[0].ring.len(), "event id quarters")? {
+            let q = Quarter::from_index(r.i32()?);
+            for _ in 0..bounded(r.u32()?, self.limits.max_event_ids as usize, "event id count")? {
+                ids.push((q, r.u64()?));
+            }
+        }
+        if let Some(wm) = watermark {
+            self.advance_watermark_freeing(wm, false);
+        }
+        self.guards.0 = guards;
+        for (q, key) in ids {
+            self.event_ids.restore(q, key);
+        }
+        let mut platforms = Vec::new();
+        for _ in 0..bounded(r.u32()?, self.limits.max_platforms as usize, "platform count")? {
+            platforms.push(r.str(32, "platform")?);
+        }
+        // The pages the writer freed, where this engine holds them still.
+        for _ in 0..bounded(r.u32()?, super::posts::MAX_PAGES as usize, "freed pages")? {
+            let (p, platform, id) = (r.u32()?, r.str(32, "platform")?, r.str(128, "page id")?);
+            if self.pages.is_live(p) && self.pages.lookup(&platform, &id) == Some(p) {
+                self.free_page(p);
+            }
+        }
+        let pages = bounded(r.u32()?, super::posts::MAX_PAGES as usize, "page count")?;
+        let mut size = IncrementSize { pages, posts: 0 };
+        for _ in 0..pages {
+            let p = r.u32()?;
+            let platform = platforms.get(usize::from(r.u16()?)).ok_or(DecodeError::Range("page platform"))?;
+            let id = r.str(128, "page id")?;
+            if !self.pages.intern_at(p, platform, &id) {
+                return Err(DecodeError::Range("a page under another number, or past the limits"));
+            }
+            if let Some((at, value)) = r.sample()? {
+                self.pages.state_mut(p).followers.merge(super::Sample { at, value });
+            }
+            match r.u8()? {
+                0 => {}
+                1 => {
+                    let at = r.i64()?;
+                    self.pages.observe_name(p, at, &r.str(256, "page name")?);
+                }
+                _ => return Err(DecodeError::Range("page name flag")),
+            }
+            match r.u8()? {
+                0 => {}
+                1 => {
+                    let quarter = Quarter::from_index(r.i32()?);
+                    let mut posts = Vec::new();
+                    for _ in 0..bounded(r.u32()?, TOP_MAX, "top posts")? {
+                        let (hash, interactions) = (r.u64()?, r.u64()?);
+                        posts.push(OwnedTopPost { hash, interactions, id: r.str(ID_MAX, "post id")? });
+                    }
+                    self.pages.restore_top(p, quarter, posts);
+                }
+                _ => return Err(DecodeError::Range("top list flag")),
+            }
+            for _ in 0..bounded(r.u32()?, self.periods.iter().map(|k| k.ring.len()).sum(), "period samples")? {
+                let kind = *CalendarKind::ALL.get(usize::from(r.u8()?)).ok_or(DecodeError::Range("period kind"))?;
+                let period = CalendarPeriod { kind, index: r.i32()? };
+                let sample = super::Sample { at: r.i64()?, value: r.u64()? };
+                let k = self.periods.iter().position(|k| k.kind == kind).ok_or(DecodeError::Range("period kind"))?;
+                if self.periods[k].keeps(period) {
+                    self.slot_of(k, period, p).1.followers.merge(sample);
+                }
+            }
+            let n = bounded(r.u32()?, self.limits.max_posts as usize, "post count")?;
+            for _ in 0..n {
+                let day = r.i32()?;
+                let mut words = [0u64; 4];
+                for w in &mut words {
+                    *w = r.u64()?;
+                }
+                let rec = Rec(words);
+                let big = if rec.is_big() {
+                    Some(Counts { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()? })
+                } else {
+                    None
+                };
+                if rec.in_day() >= DAY_MS {
+                    return Err(DecodeError::Range("post record"));
+                }
+                let post = super::Post { page: p, ..rec.unpack(Millis::from(day) * DAY_MS, big.as_ref()) };
+                self.upsert(post)?;
+            }
+            size.posts += n;
+        }
+        Ok(size)
+    }
+
+    /// Makes the engine hold `post` as it is, adjusting the tables and
+    /// edges by the difference from the record held, as an event would.
+    fn upsert(&mut self, post: super::Post) -> Result<(), DecodeError> {
+        let key = super::post_key(self.pages.key(post.page), post.hash);
+        let at = self.periods_of(post.published);
+        let quarter = at[0];
+        if post.published < self.cutoff || !self.periods[0].keeps(quarter) {
+            return Ok(());
+        }
+        match self.posts.find(key, post.page, post.hash) {
+            Some((_, old)) if old == post => {}
+            Some((_, old)) if old.published != post.published || old.kind != post.kind => {
+                return Err(DecodeError::Range("post changed its publication or kind"));
+            }
+            Some((slot, old)) => {
+                self.posts.update(slot, &post);
+                let i = self.add_to_periods(post.page, &at, |t| t.apply_change(&old.counts, &post.counts));
+                for edge in self.edges.iter_mut().flatten() {
+                    edge.post_changed(quarter, i, post.published, &old.counts, &post.counts);
+                }
+            }
+            None => {
+                if self.posts.len() >= self.limits.max_posts as usize {
+                    return Err(DecodeError::Range("more posts than engine.max_posts"));
+                }
+                let pages = &self.pages;
+                let slot = self
+                    .posts
+                    .insert(key, &post, |p| super::post_key(pages.key(p.page), p.hash))
+                    .ok_or(DecodeError::Range("more posts than the post table holds"))?;
+                let i = self.add_to_periods(post.page, &at, |t| t.add_post(&post.counts));
+                for edge in self.edges.iter_mut().flatten() {
+                    edge.post_added(quarter, i, post.published, &post.counts, (post.page, slot));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bounded(n: u32, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+    usize::try_from(n).ok().filter(|n| *n <= max).ok_or(DecodeError::Range(what))
+}
