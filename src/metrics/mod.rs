@@ -100,6 +100,8 @@ pub(crate) struct ShardMetrics {
     pub unsaved: IntGauge,
     pub totals_lag: IntGauge,
     pub saves: IntCounterVec,
+    /// Bytes saved to the state topic, by kind (base, increment).
+    pub state_bytes: IntCounterVec,
     pub records: IntCounter,
     /// Deliveries of page records and heartbeats, by result.
     pub deliveries: IntCounterVec,
@@ -128,6 +130,12 @@ impl ShardMetrics {
                 "Saves of a partition's state to the state topic, by result.",
                 "result",
                 &Attempt::labels(),
+            ),
+            state_bytes: f.counters(
+                "engagement_shard_state_bytes_total",
+                "Bytes saved to the state topic (before compression), by kind: a base is a partition's whole state, an increment what changed since the last save.",
+                "kind",
+                &["base", "increment"],
             ),
             records: f.counter(
                 "engagement_shard_page_records_total",

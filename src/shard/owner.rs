@@ -29,7 +29,7 @@ use engagement_core::global::{PageRecord, page_key};
 use super::group::{Ctx, Moved, group_consumer};
 use super::heartbeat::Heartbeat;
 use super::records::Deliveries;
-use super::state::{StateReader, StateWriter};
+use super::state::{Layout, StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
 use crate::ingest::{FetchQueue, MessageBatch, Record, Tally};
 use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
@@ -55,8 +55,12 @@ struct Part {
     engine: Engine,
     /// The next input offset to apply.
     next: i64,
-    /// The slot of the state topic the last save (or the restore) used.
-    slot: u8,
+    /// What the state topic's manifest names (the last save's, or the
+    /// restored one's).
+    layout: Layout,
+    /// Whether the next save must be a base: nothing saved yet, or an
+    /// increment was lost (a failed save took it).
+    base_due: bool,
     /// The input offset the state topic holds the state up to.
     saved: i64,
     caught_up: bool,
@@ -264,11 +268,12 @@ impl Owner {
             None
         });
         let restored_any = restored.is_some();
-        let (mut engine, next, slot) = match restored {
-            Some(r) => (r.engine, r.next_offset, r.slot),
-            None => (Engine::new(limits), 0, 1),
+        let (mut engine, next, layout) = match restored {
+            Some(r) => (r.engine, r.next_offset, r.layout),
+            None => (Engine::new(limits), 0, Layout::default()),
         };
         engine.track_changes();
+        engine.track_increments();
         // The state covers the input up to `next`: messages before it are
         // skipped (the group's committed offset is never ahead of it).
         // Without a state, the partition starts where the group left it;
@@ -290,10 +295,11 @@ impl Owner {
                 "no state for a partition the group has consumed: its earlier events are missing from the totals");
         }
         self.check_history(p, start);
-        let posts = engine.usage().posts;
-        PartitionRestored { partition: p, state_offset: next, start, posts, took: started.elapsed() }
+        let (posts, increments) = (engine.usage().posts, layout.increments.len());
+        PartitionRestored { partition: p, state_offset: next, start, posts, increments, took: started.elapsed() }
             .emit(&self.io.metrics);
-        self.parts.insert(p, Part { engine, next: start, slot, saved: next, caught_up: false });
+        let base_due = !restored_any;
+        self.parts.insert(p, Part { engine, next: start, layout, base_due, saved: next, caught_up: false });
         Ok(())
     }
 
@@ -466,25 +472,35 @@ impl Owner {
         }
     }
 
-    /// Saves every partition whose state moved, then commits each owned
-    /// partition's saved offset (again when unchanged: a commit refused
-    /// during a rebalance is repaired by the next).
+    /// Saves every partition whose state moved (what changed since the
+    /// last save, or a new base when one is due: see [`state`](super::state)),
+    /// then commits each owned partition's saved offset (again when
+    /// unchanged: a commit refused during a rebalance is repaired by the
+    /// next).
     fn save_all(&mut self) {
         let mut commit = TopicPartitionList::new();
         for (&p, part) in &mut self.parts {
             if part.next > part.saved {
                 let mut bytes = Vec::new();
-                let slot = 1 - part.slot;
-                let saved = part
-                    .engine
-                    .durable_snapshot()
-                    .encode(&mut bytes)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| self.writer.save(p, slot, &bytes, part.next, STATE_TIMEOUT));
-                StateSaved { partition: p, bytes: bytes.len(), error: saved.as_ref().err() }.emit(&self.io.metrics);
-                if saved.is_ok() {
-                    part.slot = slot;
-                    part.saved = part.next;
+                let base = part.base_due || part.layout.base_due();
+                let saved = if base {
+                    let encoded = part.engine.durable_snapshot().encode(&mut bytes).map_err(anyhow::Error::from);
+                    part.engine.track_increments();
+                    encoded.and_then(|()| self.writer.save_base(p, &part.layout, &bytes, part.next, STATE_TIMEOUT))
+                } else {
+                    part.engine.take_increment(&mut bytes);
+                    self.writer.save_increment(p, &part.layout, &bytes, part.next, STATE_TIMEOUT)
+                };
+                let error = saved.as_ref().err();
+                StateSaved { partition: p, base, bytes: bytes.len(), error }.emit(&self.io.metrics);
+                match saved {
+                    Ok(layout) => {
+                        part.layout = layout;
+                        part.base_due = false;
+                        part.saved = part.next;
+                    }
+                    // What the increment held is gone from the engine's notes.
+                    Err(_) => part.base_due = true,
                 }
             }
             if part.saved > 0 {

@@ -40,6 +40,8 @@ pub struct PartitionRestored {
     pub state_offset: i64,
     pub start: i64,
     pub posts: usize,
+    /// Increments applied over the base.
+    pub increments: usize,
     pub took: Duration,
 }
 
@@ -51,6 +53,7 @@ impl InternalEvent for PartitionRestored {
             state_offset = self.state_offset,
             start = self.start,
             posts = self.posts,
+            increments = self.increments,
             took_ms,
             "partition assigned and restored"
         );
@@ -60,6 +63,8 @@ impl InternalEvent for PartitionRestored {
 /// A partition's state was saved to the state topic, or not.
 pub struct StateSaved<'a> {
     pub partition: i32,
+    /// A base (the whole state) rather than an increment.
+    pub base: bool,
     pub bytes: usize,
     pub error: Option<&'a anyhow::Error>,
 }
@@ -68,8 +73,12 @@ impl InternalEvent for StateSaved<'_> {
     fn emit(self, m: &Metrics) {
         let result = if self.error.is_none() { Attempt::Ok } else { Attempt::Failed };
         m.shard.saves.with_label_values(&[result.as_str()]).inc();
+        let kind = if self.base { "base" } else { "increment" };
         match self.error {
-            None => tracing::debug!(partition = self.partition, bytes = self.bytes, "partition state saved"),
+            None => {
+                m.shard.state_bytes.with_label_values(&[kind]).inc_by(self.bytes as u64);
+                tracing::debug!(partition = self.partition, kind, bytes = self.bytes, "partition state saved");
+            }
             Some(e) => tracing::warn!(partition = self.partition, error = %format!("{e:#}"),
                 "saving the partition's state failed; its offset is not committed"),
         }

@@ -166,6 +166,35 @@ fn three_shards_answer_as_one_replica_through_kill_restart_and_growth() {
     });
     let owned: f64 = all.iter().map(|s| s.metric("engagement_shard_partitions_owned").unwrap()).sum();
     assert_eq!(owned, f64::from(PARTITIONS), "every partition has exactly one owner");
+    // Saves after the first wrote what changed: increments, each far
+    // smaller than the bases; partitions that moved were restored from a
+    // base and its increments.
+    let bytes = |kind: &str| -> f64 {
+        all.iter()
+            .map(|s| s.metric(&format!("engagement_shard_state_bytes_total{{kind=\"{kind}\"}}")).unwrap_or(0.0))
+            .sum()
+    };
+    assert!(bytes("increment") > 0.0, "no shard saved an increment");
+    let restored_with_increments = all
+        .iter()
+        .flat_map(|s| s.logs())
+        .any(|l| l.contains("partition assigned and restored") && !l.contains("\"increments\":0"));
+    assert!(restored_with_increments, "no partition was restored from a base and increments");
+
+    // The whole input again (a producer's retry storm, an operator's
+    // replay): every answer stays exact, on every shard.
+    let mut replay = seed_events();
+    (1..=3).for_each(|n| replay.extend(more_events(n)));
+    let consumed = replica.consumed();
+    produce_keyed(&topic, &replay);
+    wait_until("the replica to read the replay", READY, || {
+        (replica.consumed() >= consumed + replay.len() as f64).then_some(())
+    });
+    let ends = end_offsets(&topic, PARTITIONS);
+    wait_until("the shards to commit the replay", READY, || {
+        (committed_offsets(&group, &topic, PARTITIONS) == ends).then_some(())
+    });
+    wait_exact(&replica, &all, READY, "every shard to stay exact after the replay");
 
     // No restart or rebalance raised a rank change: every instance counts
     // what the replica counts (the new events change no rank).
