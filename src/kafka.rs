@@ -12,7 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
-use crate::config::is_secret;
+use crate::config::property_error;
 
 mod reader;
 pub use reader::TopicReader;
@@ -46,22 +46,6 @@ pub fn creation_error(e: &KafkaError) -> String {
         }
         e => e.to_string(),
     }
-}
-
-/// What librdkafka said of a refused property: ` = "value": reason`, or
-/// `: reason` with the value redacted when the property is a secret, a
-/// misspelt name (that may be one) or the brokers (credentials).
-pub fn property_error(e: &KafkaError) -> String {
-    let KafkaError::ClientConfig(code, reason, key, value) = e else {
-        return e.to_string();
-    };
-    let hide =
-        *code == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN || is_secret(key) || key == "bootstrap.servers";
-    if hide {
-        let reason = if value.is_empty() { reason.clone() } else { reason.replace(value.as_str(), "<redacted>") };
-        return format!(": {reason}");
-    }
-    format!(" = {value:?}: {reason}")
 }
 
 /// Whether `e` says a broker connection failed. librdkafka retries those

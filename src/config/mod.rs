@@ -34,7 +34,7 @@ use engagement_core::engine::Limits;
 use engagement_core::event::DecodeContext;
 
 pub use layers::{Env, Overrides};
-pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
+pub use render::{SECRET_MARKERS, is_secret, property_error, redact_brokers, render_effective};
 pub use settings::{ENV_PREFIX, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use settings::{MAX_DURATION, MAX_RANKING_GROUPS, SETTINGS, Setting, format_duration, parse_duration};
 pub use watches::{
