@@ -41,9 +41,11 @@ use crate::status::StatusTx;
 pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
 pub(crate) use fetcher::wall_ms;
-pub(crate) use kafka::{CONSUMER_DEFAULTS, cached_ends};
 pub(crate) use progress::lag;
 pub(crate) use tally::Tally;
+// The shard owner takes the cached partition ends along with the helpers
+// above; they are the Kafka module's.
+pub(crate) use crate::kafka::cached_ends;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]
