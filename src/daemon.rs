@@ -45,7 +45,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let status_tx = Arc::new(status_tx);
     let directory = directory::start(&config, &metrics, &shutdown)?;
-    let preparer = published::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone(), directory)?;
+    let preparer = ingest::Preparer::spawn(views_tx, status_tx.clone(), metrics.clone(), directory)?;
     let parts = ingest::Parts {
         config: config.clone(),
         views: preparer,

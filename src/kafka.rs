@@ -3,7 +3,10 @@
 //! events, `produce`'s producer and admin client, the demo's producer)
 //! starts here: the bootstrap servers, the caller's defaults for its role,
 //! then the operator's pass-through properties, which win over the defaults.
+//! What several clients share lives here too: the consumers' defaults, the
+//! log and error rules, partition counts and cached partition ends.
 
+use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rdkafka::ClientContext;
@@ -12,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
-use crate::config::is_secret;
+use crate::config::property_error;
 
 mod reader;
 pub use reader::TopicReader;
@@ -35,6 +38,23 @@ pub fn client_config<'p>(
     c
 }
 
+/// The consumer's settings before the operator's pass-through properties:
+/// offsets are stored and committed by the daemon only; fetches are sized
+/// so the consume thread is never starved (docs/performance.md).
+pub(crate) const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
+    ("client.id", "engagement-monitor"),
+    ("group.protocol", "classic"),
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("enable.partition.eof", "false"),
+    ("fetch.wait.max.ms", "100"),
+    ("fetch.min.bytes", "1"),
+    ("fetch.queue.backoff.ms", "20"),
+    ("queued.max.messages.kbytes", "262144"),
+    ("statistics.interval.ms", "0"),
+];
+
 /// Why a Kafka client could not be created, for a person: the property
 /// and librdkafka's reason. rdkafka's own message appends the value, and
 /// the value of a secret property, or of a misspelt one that may be a
@@ -46,22 +66,6 @@ pub fn creation_error(e: &KafkaError) -> String {
         }
         e => e.to_string(),
     }
-}
-
-/// What librdkafka said of a refused property: ` = "value": reason`, or
-/// `: reason` with the value redacted when the property is a secret, a
-/// misspelt name (that may be one) or the brokers (credentials).
-pub fn property_error(e: &KafkaError) -> String {
-    let KafkaError::ClientConfig(code, reason, key, value) = e else {
-        return e.to_string();
-    };
-    let hide =
-        *code == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN || is_secret(key) || key == "bootstrap.servers";
-    if hide {
-        let reason = if value.is_empty() { reason.clone() } else { reason.replace(value.as_str(), "<redacted>") };
-        return format!(": {reason}");
-    }
-    format!(" = {value:?}: {reason}")
 }
 
 /// Whether `e` says a broker connection failed. librdkafka retries those
@@ -106,6 +110,24 @@ pub fn partition_count<C: ClientContext>(
     let md = client.fetch_metadata(Some(topic), timeout)?;
     let found = md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none());
     Ok(found.map(|t| t.partitions().len()).filter(|n| *n > 0))
+}
+
+/// The watermarks librdkafka cached from its last fetch response: no
+/// broker round trip, so it is safe to call from a consume loop (a request
+/// would wait behind the connection's pending fetch).
+pub(crate) fn cached_ends(
+    client: *mut rdkafka::bindings::rd_kafka_t,
+    topic: &CString,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the caller's live client handle, a NUL-terminated topic, and
+    // librdkafka only writes the two out-params.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(client, topic.as_ptr(), partition, &mut low, &mut high)
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0)
+        .then_some((low, high))
 }
 
 /// A producer context that counts deliveries, acknowledged and failed, for

@@ -19,7 +19,8 @@ use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::{ApiError, Ctx, HttpLimits};
+use super::{ApiError, Ctx};
+use crate::config::HttpLimits;
 
 /// A query string over `http.max_query_bytes`.
 #[derive(Debug, thiserror::Error)]

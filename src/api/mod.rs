@@ -30,7 +30,6 @@ mod watch;
 mod windows;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +37,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::config::HttpLimits;
 use crate::metrics::Metrics;
 use crate::published::ViewRx;
 use crate::status::StatusRx;
@@ -58,22 +58,6 @@ pub struct AppState {
     pub groups: Arc<[String]>,
     /// Shard mode: `/readyz` says when this instance owns no partition.
     pub shard: bool,
-}
-
-/// Limits of the HTTP layer: per request (the first three) and per
-/// connection (the rest; see [`serve`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HttpLimits {
-    pub request_timeout: Duration,
-    pub max_concurrent_requests: usize,
-    pub max_query_bytes: usize,
-    /// From a connection's first byte of a request (or its opening) to the
-    /// end of that request's headers.
-    pub header_timeout: Duration,
-    /// From the end of a response to the first byte of the next request.
-    pub idle_timeout: Duration,
-    /// Open connections; further ones wait in the listen backlog.
-    pub max_connections: usize,
 }
 
 /// A JSON error: `{"error": "..."}` with a 4xx or 5xx status.

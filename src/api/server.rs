@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::HttpLimits;
 use super::watch::{Watch, Watched};
+use crate::config::HttpLimits;
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets the
 /// requests in flight finish.

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 use axum::body::Body;
 use axum::http::Request as HttpRequest;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use toml::Value;
 
-use super::render::{REDACTED, is_secret, redact_brokers};
+use super::render::{REDACTED, is_secret, property_error, redact_brokers};
 use super::settings::{
     ENV_PREFIX, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, Raw, SETTINGS, env_var_name, is_topic_name, setting,
 };
@@ -323,7 +323,7 @@ impl Loaded {
                 return Err(ConfigError::Property {
                     name: name.clone(),
                     origin: self.sources.get(&key).unwrap_or(&Source::Default).origin(),
-                    reason: crate::kafka::property_error(&e),
+                    reason: property_error(&e),
                 });
             }
         }

@@ -29,13 +29,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::api::HttpLimits;
 use engagement_core::directory::DirectoryLimits;
 use engagement_core::engine::Limits;
 use engagement_core::event::DecodeContext;
 
 pub use layers::{Env, Overrides};
-pub use render::{SECRET_MARKERS, is_secret, redact_brokers, render_effective};
+pub use render::{SECRET_MARKERS, is_secret, property_error, redact_brokers, render_effective};
 pub use settings::{ENV_PREFIX, PROPERTIES_KEY, PROPERTY_ENV_PREFIX, env_var_name};
 pub use settings::{MAX_DURATION, MAX_RANKING_GROUPS, SETTINGS, Setting, format_duration, parse_duration};
 pub use watches::{
@@ -131,6 +130,22 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The `http.*` settings besides `listen`, as the HTTP layer takes them.
     pub limits: HttpLimits,
+}
+
+/// Limits of the HTTP layer: per request (the first three) and per
+/// connection (the rest; see `api::serve`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpLimits {
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_query_bytes: usize,
+    /// From a connection's first byte of a request (or its opening) to the
+    /// end of that request's headers.
+    pub header_timeout: Duration,
+    /// From the end of a response to the first byte of the next request.
+    pub idle_timeout: Duration,
+    /// Open connections; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,10 @@
 //! `check-config`: the effective configuration printed back as TOML, each
-//! value with its source, secrets redacted.
+//! value with its source, secrets redacted; and what an error may quote of
+//! a secret (a broker URL, a property librdkafka refused).
 
 use std::borrow::Cow;
 
+use rdkafka::error::KafkaError;
 use toml::Value;
 
 use super::settings::PROPERTIES_KEY;
@@ -81,4 +83,20 @@ fn redact_userinfo(broker: &str) -> Cow<'_, str> {
         Some(at) if at >= start => format!("{}{REDACTED}@{}", &broker[..start], &broker[at + 1..]).into(),
         _ => broker.into(),
     }
+}
+
+/// What librdkafka said of a refused property: ` = "value": reason`, or
+/// `: reason` with the value redacted when the property is a secret, a
+/// misspelt name (that may be one) or the brokers (credentials).
+pub fn property_error(e: &KafkaError) -> String {
+    let KafkaError::ClientConfig(code, reason, key, value) = e else {
+        return e.to_string();
+    };
+    let hide =
+        *code == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN || is_secret(key) || key == "bootstrap.servers";
+    if hide {
+        let reason = if value.is_empty() { reason.clone() } else { reason.replace(value.as_str(), REDACTED) };
+        return format!(": {reason}");
+    }
+    format!(" = {value:?}: {reason}")
 }

@@ -21,27 +21,11 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::fetch_queue::{FetchQueue, MessageBatch};
 use super::{Feed, Offsets, Record, Source};
 use crate::config::KafkaConfig;
+use crate::kafka::{CONSUMER_DEFAULTS, cached_ends};
 use crate::metrics::Metrics;
 use crate::metrics::labels::Attempt;
 use crate::telemetry::events::{ClientError, CommitNotSent, Committed, ConsumerError, InternalEvent};
 use engagement_core::engine::recycle;
-
-/// The consumer's settings before the operator's pass-through properties:
-/// offsets are stored and committed by the daemon only; fetches are sized
-/// so the consume thread is never starved (docs/performance.md).
-pub(crate) const CONSUMER_DEFAULTS: [(&str, &str); 11] = [
-    ("client.id", "engagement-monitor"),
-    ("group.protocol", "classic"),
-    ("enable.auto.commit", "false"),
-    ("enable.auto.offset.store", "false"),
-    ("auto.offset.reset", "earliest"),
-    ("enable.partition.eof", "false"),
-    ("fetch.wait.max.ms", "100"),
-    ("fetch.min.bytes", "1"),
-    ("fetch.queue.backoff.ms", "20"),
-    ("queued.max.messages.kbytes", "262144"),
-    ("statistics.interval.ms", "0"),
-];
 
 /// Counts client errors and commit results, and notes when librdkafka
 /// says that no broker can be reached.
@@ -227,22 +211,4 @@ impl Source for KafkaSource {
             let _ = self.client.consumer.poll(Duration::from_millis(50));
         }
     }
-}
-
-/// The watermarks librdkafka cached from its last fetch response: no
-/// broker round trip, so it is safe to call from a consume loop (a request
-/// would wait behind the connection's pending fetch).
-pub(crate) fn cached_ends(
-    client: *mut rdkafka::bindings::rd_kafka_t,
-    topic: &CString,
-    partition: i32,
-) -> Option<(i64, i64)> {
-    let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the caller's live client handle, a NUL-terminated topic, and
-    // librdkafka only writes the two out-params.
-    let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(client, topic.as_ptr(), partition, &mut low, &mut high)
-    };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0)
-        .then_some((low, high))
 }

@@ -7,6 +7,8 @@
 //!   housekeeping tick (publish the view, readiness, checkpoint, commit).
 //! - [`fetcher`]: the fetch thread: polls the source's [`Feed`], copies
 //!   and decodes each batch while the loop applies the previous one.
+//! - [`preparer`]: the thread between the writer and the published view:
+//!   sorts each view before it is published.
 //! - [`progress`]: offsets per partition, lag, readiness.
 //! - [`broker`]: whether the brokers can be reached, and reporting it.
 //! - [`checkpoints`]: restore at start, the checkpoint schedule and the
@@ -23,6 +25,7 @@ mod consume;
 mod fetch_queue;
 mod fetcher;
 mod kafka;
+mod preparer;
 mod progress;
 mod tally;
 
@@ -34,16 +37,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::published::Preparer;
 use crate::publisher::Publisher;
 use crate::status::StatusTx;
 
 pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
 pub(crate) use fetcher::wall_ms;
-pub(crate) use kafka::{CONSUMER_DEFAULTS, cached_ends};
+pub use preparer::Preparer;
 pub(crate) use progress::lag;
 pub(crate) use tally::Tally;
+// The shard owner takes the cached partition ends along with the helpers
+// above; they are the Kafka module's.
+pub(crate) use crate::kafka::cached_ends;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpoints::{Checkpointer, Restored};
 use super::consume::Consume;
-use super::{Feed, Offsets, Parts, Record, Source};
+use super::{Feed, Offsets, Parts, Preparer, Record, Source};
 use crate::config::Config;
 use crate::metrics::{Metrics, Sources};
 use crate::published::{self, ViewRx};
@@ -170,12 +170,7 @@ fn harness_from(source: Fake, start: Offsets, state_dir: Option<PathBuf>) -> Har
     let counters = metrics.clone();
     let parts = Parts {
         config: config.clone(),
-        views: published::Preparer::inline(
-            views_tx,
-            status_tx.clone(),
-            metrics.clone(),
-            crate::directory::Directories::none(),
-        ),
+        views: Preparer::inline(views_tx, status_tx.clone(), metrics.clone(), crate::directory::Directories::none()),
         status: status_tx,
         metrics,
         publisher,

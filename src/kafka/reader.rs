@@ -37,7 +37,7 @@ impl TopicReader {
         count: impl FnOnce(&rdkafka::client::Client<Logged>) -> anyhow::Result<i32>,
     ) -> anyhow::Result<TopicReader> {
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let mut config = super::client_config(&k.brokers, &crate::ingest::CONSUMER_DEFAULTS, properties);
+        let mut config = super::client_config(&k.brokers, &super::CONSUMER_DEFAULTS, properties);
         if !k.properties.contains_key("client.id") {
             config.set("client.id", format!("engagement-monitor-{name}"));
         }
@@ -80,7 +80,7 @@ impl TopicReader {
         let mut behind = 0u64;
         for (p, n) in self.next.iter().enumerate() {
             let native = self.consumer.client().native_ptr();
-            let cached = if exact { None } else { crate::ingest::cached_ends(native, &self.topic_c, p as i32) };
+            let cached = if exact { None } else { super::cached_ends(native, &self.topic_c, p as i32) };
             let ends =
                 cached.or_else(|| self.ends.fetch_watermarks(&self.topic, p as i32, Duration::from_millis(2000)).ok());
             match ends {

@@ -95,7 +95,7 @@ fn watermark_partition(key: &[u8]) -> Option<i32> {
 /// The settings of a consumer that reads topics by hand (no group
 /// assignment, no commits): replica mode's fetch sizing, its own client id.
 fn reader_defaults(client_id: &'static str) -> Vec<(&'static str, &'static str)> {
-    let mut defaults = crate::ingest::CONSUMER_DEFAULTS.to_vec();
+    let mut defaults = crate::kafka::CONSUMER_DEFAULTS.to_vec();
     defaults.retain(|(k, _)| *k != "client.id");
     defaults.push(("client.id", client_id));
     defaults

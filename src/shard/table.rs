@@ -20,7 +20,7 @@ use engagement_core::view::View;
 use super::heartbeat::{Change, Heartbeat};
 use super::{Shared, Topics, watermark_partition};
 use crate::config::Config;
-use crate::published::Preparer;
+use crate::ingest::Preparer;
 use crate::status::{Readiness, StatusTx};
 use crate::telemetry::events::InternalEvent;
 use crate::telemetry::shard::{OwnersHeard, PartitionSilent, PartitionSpeaks, TotalsLag, TotalsRefused};

@@ -18,8 +18,7 @@ use rdkafka::error::KafkaError;
 
 use crate::metrics::Metrics;
 use crate::metrics::labels::{Attempt, Delivery, Restore, Topic};
-use crate::rank_changes::Change;
-use crate::rank_changes::detect::{Kind, scope_label};
+use crate::rank_changes::detect::{Change, Kind, scope_label};
 
 /// Something that happened, logged and counted by one call.
 pub trait InternalEvent {
