@@ -46,9 +46,6 @@ pub(crate) use fetcher::wall_ms;
 pub use preparer::Preparer;
 pub(crate) use progress::lag;
 pub(crate) use tally::Tally;
-// The shard owner takes the cached partition ends along with the helpers
-// above; they are the Kafka module's.
-pub(crate) use crate::kafka::cached_ends;
 
 /// One message as ingest sees it, borrowed from the client's buffers.
 #[derive(Debug, Clone, Copy)]

@@ -370,7 +370,7 @@ impl Owner {
             // wait behind the connection's pending fetch (up to
             // fetch.wait.max.ms each). Asked of the broker only while unknown.
             let topic = &self.io.config.kafka.topic;
-            let high = crate::ingest::cached_ends(self.consumer.client().native_ptr(), &self.topic_c, p)
+            let high = crate::kafka::cached_ends(self.consumer.client().native_ptr(), &self.topic_c, p)
                 .or_else(|| self.consumer.fetch_watermarks(topic, p, Duration::from_millis(500)).ok());
             let lag = high.map_or(u64::MAX, |ends| crate::ingest::lag(part.next, ends));
             if lag != u64::MAX {
