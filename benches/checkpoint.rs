@@ -12,12 +12,9 @@
 
 mod common;
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use engagement_core::engine::{Engine, Limits};
-use engagement_core::event::{Counts, Event, Tracking};
-use engagement_core::synth::{Rng, seed_quarter};
 use engagement_monitor::checkpoint;
 
 fn status(field: &str) -> u64 {
@@ -35,42 +32,6 @@ fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
 }
 
-/// An engine of `pages × per_page` posts published across one quarter.
-fn build(pages: u64, per_page: u64, limits: Limits) -> Engine {
-    let q = seed_quarter();
-    let mut engine = Engine::new(limits);
-    let mut rng = Rng::new(42);
-    let (mut page_id, mut post_id) = (String::new(), String::new());
-    for page in 0..pages {
-        page_id.clear();
-        page_id.push_str(&format!("page_{page:07}"));
-        for post in 0..per_page {
-            post_id.clear();
-            post_id.push_str(&format!("p{page:07}_{post:04}"));
-            let published = q.start() + rng.below(80 * 86_400_000) as i64;
-            let ev = Event {
-                platform: Cow::Borrowed("facebook"),
-                page_id: Cow::Borrowed(&page_id),
-                post_id: Cow::Borrowed(&post_id),
-                page_name: None,
-                published_at: published,
-                observed_at: published + 3_600_000,
-                kind: Tracking::Snapshot,
-                counts: Counts {
-                    reactions: rng.below(100_000),
-                    comments: rng.below(10_000),
-                    shares: rng.below(5_000),
-                    views: rng.below(1_000_000),
-                },
-                followers: Some(1_000_000 + page),
-                event_id: None,
-            };
-            engine.apply(&ev);
-        }
-    }
-    engine
-}
-
 fn main() {
     let Some(quick) = common::quick() else { return };
     let (pages, per_page) = if quick { (10_000u64, 20u64) } else { (100_000, 100) };
@@ -78,7 +39,7 @@ fn main() {
         let windows = common::windows_named(name);
         let limits = Limits { max_posts: 20_000_000, windows, ..Limits::default() };
         let started = Instant::now();
-        let engine = build(pages, per_page, limits);
+        let engine = common::build(pages, per_page, limits);
         let posts = engine.usage().posts;
         let steady = status("VmRSS:");
         println!(

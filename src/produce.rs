@@ -113,7 +113,7 @@ pub async fn ensure_topic(
 
 /// Creates `topic` with the topic configuration `config` unless it exists
 /// (an existing topic's configuration is left as it is).
-async fn create_topic(
+pub async fn create_topic(
     brokers: &str,
     topic: &str,
     partitions: i32,

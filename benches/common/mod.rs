@@ -52,3 +52,41 @@ pub fn custom_windows() -> Option<engagement_core::window::Windows> {
 pub fn windows_named(name: &str) -> engagement_core::window::Windows {
     windows().into_iter().find(|(n, _)| *n == name).expect("a bench windows name").1
 }
+
+/// An engine of `pages × per_page` posts published across one quarter
+/// (2025-Q3), one snapshot each, every event with a follower count.
+#[allow(dead_code)]
+pub fn build(pages: u64, per_page: u64, limits: engagement_core::engine::Limits) -> engagement_core::engine::Engine {
+    let q = engagement_core::synth::seed_quarter();
+    let mut engine = engagement_core::engine::Engine::new(limits);
+    let mut rng = engagement_core::synth::Rng::new(42);
+    let (mut page_id, mut post_id) = (String::new(), String::new());
+    for page in 0..pages {
+        page_id.clear();
+        page_id.push_str(&format!("page_{page:07}"));
+        for post in 0..per_page {
+            post_id.clear();
+            post_id.push_str(&format!("p{page:07}_{post:04}"));
+            let published = q.start() + rng.below(80 * 86_400_000) as i64;
+            let ev = engagement_core::event::Event {
+                platform: std::borrow::Cow::Borrowed("facebook"),
+                page_id: std::borrow::Cow::Borrowed(&page_id),
+                post_id: std::borrow::Cow::Borrowed(&post_id),
+                page_name: None,
+                published_at: published,
+                observed_at: published + 3_600_000,
+                kind: engagement_core::event::Tracking::Snapshot,
+                counts: engagement_core::event::Counts {
+                    reactions: rng.below(100_000),
+                    comments: rng.below(10_000),
+                    shares: rng.below(5_000),
+                    views: rng.below(1_000_000),
+                },
+                followers: Some(1_000_000 + page),
+                event_id: None,
+            };
+            engine.apply(&ev);
+        }
+    }
+    engine
+}

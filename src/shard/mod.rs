@@ -19,7 +19,7 @@ mod group;
 mod heartbeat;
 mod owner;
 mod records;
-mod state;
+pub mod state;
 mod table;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};

@@ -42,8 +42,12 @@ pub const INCREMENT_VERSION: u8 = 1;
 pub(super) struct Pending {
     /// Pages an event reached.
     pub(super) pages: Marks,
-    /// Pages whose top list changed.
+    /// Pages whose top list changed members (or quarter).
     pub(super) tops: Marks,
+    /// Pages whose top list changed only the interactions of listed posts.
+    pub(super) top_counts: Marks,
+    /// Pages added (their numbers are new to the reader).
+    pub(super) new_pages: Marks,
     /// Post slots written.
     pub(super) posts: Marks,
     /// The earliest `observed_at` of the events applied.
@@ -53,6 +57,24 @@ pub(super) struct Pending {
     /// Pages freed, in order: number, platform, id.
     pub(super) freed: Vec<(u32, std::sync::Arc<str>, Box<str>)>,
 }
+
+impl Pending {
+    #[inline]
+    pub(super) fn top_changed(&mut self, page: u32, change: super::TopChange) {
+        match change {
+            super::TopChange::None => {}
+            super::TopChange::Counts => self.top_counts.mark(page),
+            super::TopChange::Members => self.tops.mark(page),
+        }
+    }
+}
+
+/// Page header flags.
+const IDENT: u8 = 1;
+const FOLLOWERS: u8 = 2;
+const NAME: u8 = 4;
+const TOP: u8 = 8;
+const TOP_COUNTS: u8 = 16;
 
 /// What an increment held, for the caller to count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,8 +154,14 @@ impl Engine {
             }
         }
         posts.sort_unstable();
-        let mut tops = marks.tops.take();
-        tops.sort_unstable();
+        let sorted = |m: &mut Marks| {
+            let mut v = m.take();
+            v.sort_unstable();
+            v
+        };
+        let (tops, top_counts, new_pages) =
+            (sorted(&mut marks.tops), sorted(&mut marks.top_counts), sorted(&mut marks.new_pages));
+        let has = |v: &[u32], p: u32| v.binary_search(&p).is_ok();
         let mut pages = marks.pages.take();
         pages.retain(|p| self.pages.is_live(*p));
         pages.sort_unstable();
@@ -141,29 +169,41 @@ impl Engine {
         let since = marks.since;
         let mut next = 0;
         for &p in &pages {
-            let ident = self.pages.ident(p);
-            w.u32(p)?;
-            w.u16(ident.platform)?;
-            w.str(&ident.id)?;
             let state = self.pages.state(p);
-            w.sample(state.followers.get().filter(|s| s.at >= since).map(|s| (s.at, s.value)))?;
-            match self.pages.name(p).filter(|n| n.at >= since) {
-                None => w.u8(0)?,
-                Some(n) => {
-                    w.u8(1)?;
-                    w.i64(n.at)?;
-                    w.str(&n.name)?;
-                }
+            let followers = state.followers.get().filter(|s| s.at >= since);
+            let name = self.pages.name(p).filter(|n| n.at >= since);
+            let top = self.pages.top(p);
+            let mut flags = 0;
+            flags |= if has(&new_pages, p) { IDENT } else { 0 };
+            flags |= if followers.is_some() { FOLLOWERS } else { 0 };
+            flags |= if name.is_some() { NAME } else { 0 };
+            flags |= match &top {
+                Some(_) if has(&tops, p) => TOP,
+                Some(_) if has(&top_counts, p) => TOP_COUNTS,
+                _ => 0,
+            };
+            w.u32(p)?;
+            w.u8(flags)?;
+            if flags & IDENT != 0 {
+                let ident = self.pages.ident(p);
+                w.u16(ident.platform)?;
+                w.str(&ident.id)?;
             }
-            match self.pages.top(p).filter(|_| tops.binary_search(&p).is_ok()) {
-                None => w.u8(0)?,
-                Some(t) => {
-                    w.u8(1)?;
-                    w.i32(t.quarter.index())?;
-                    w.u32(t.len() as u32)?;
-                    for post in t.posts() {
-                        w.u64(post.hash)?;
-                        w.u64(post.interactions)?;
+            if let Some(s) = followers {
+                w.i64(s.at)?;
+                w.u64(s.value)?;
+            }
+            if let Some(n) = name {
+                w.i64(n.at)?;
+                w.str(&n.name)?;
+            }
+            if let Some(t) = top.filter(|_| flags & (TOP | TOP_COUNTS) != 0) {
+                w.i32(t.quarter.index())?;
+                w.u32(t.len() as u32)?;
+                for post in t.posts() {
+                    w.u64(post.hash)?;
+                    w.u64(post.interactions)?;
+                    if flags & TOP != 0 {
                         w.str(post.id)?;
                     }
                 }
@@ -177,12 +217,19 @@ impl Engine {
                     Some((t.period.kind as u8, t.period.index, s.at, s.value))
                 })
                 .collect();
+            // Most are the page's own latest sample: a flag says so.
+            let latest = state.followers.get().map(|s| (s.at, s.value));
             w.u32(samples.len() as u32)?;
             for (kind, index, at, value) in samples {
                 w.u8(kind)?;
                 w.i32(index)?;
-                w.i64(at)?;
-                w.u64(value)?;
+                if Some((at, value)) == latest {
+                    w.u8(0)?;
+                } else {
+                    w.u8(1)?;
+                    w.i64(at)?;
+                    w.u64(value)?;
+                }
             }
             while next < posts.len() && posts[next].0 < p {
                 next += 1;
@@ -257,40 +304,52 @@ impl Engine {
         let pages = bounded(r.u32()?, super::posts::MAX_PAGES as usize, "page count")?;
         let mut size = IncrementSize { pages, posts: 0 };
         for _ in 0..pages {
-            let p = r.u32()?;
-            let platform = platforms.get(usize::from(r.u16()?)).ok_or(DecodeError::Range("page platform"))?;
-            let id = r.str(128, "page id")?;
-            if !self.pages.intern_at(p, platform, &id) {
-                return Err(DecodeError::Range("a page under another number, or past the limits"));
-            }
-            if let Some((at, value)) = r.sample()? {
-                self.pages.state_mut(p).followers.merge(super::Sample { at, value });
-            }
-            match r.u8()? {
-                0 => {}
-                1 => {
-                    let at = r.i64()?;
-                    self.pages.observe_name(p, at, &r.str(256, "page name")?);
+            let (p, flags) = (r.u32()?, r.u8()?);
+            if flags & IDENT != 0 {
+                let platform = platforms.get(usize::from(r.u16()?)).ok_or(DecodeError::Range("page platform"))?;
+                let id = r.str(128, "page id")?;
+                if !self.pages.intern_at(p, platform, &id) {
+                    return Err(DecodeError::Range("a page under another number, or past the limits"));
                 }
-                _ => return Err(DecodeError::Range("page name flag")),
+            } else if !self.pages.is_live(p) {
+                return Err(DecodeError::Range("an increment names a page this engine does not hold"));
             }
-            match r.u8()? {
-                0 => {}
-                1 => {
-                    let quarter = Quarter::from_index(r.i32()?);
-                    let mut posts = Vec::new();
-                    for _ in 0..bounded(r.u32()?, TOP_MAX, "top posts")? {
+            let latest = if flags & FOLLOWERS != 0 {
+                let s = super::Sample { at: r.i64()?, value: r.u64()? };
+                self.pages.state_mut(p).followers.merge(s);
+                Some(s)
+            } else {
+                None
+            };
+            if flags & NAME != 0 {
+                let at = r.i64()?;
+                self.pages.observe_name(p, at, &r.str(256, "page name")?);
+            }
+            if flags & (TOP | TOP_COUNTS) != 0 {
+                let quarter = Quarter::from_index(r.i32()?);
+                let n = bounded(r.u32()?, TOP_MAX, "top posts")?;
+                if flags & TOP != 0 {
+                    let mut posts = Vec::with_capacity(n);
+                    for _ in 0..n {
                         let (hash, interactions) = (r.u64()?, r.u64()?);
                         posts.push(OwnedTopPost { hash, interactions, id: r.str(ID_MAX, "post id")? });
                     }
                     self.pages.restore_top(p, quarter, posts);
+                } else {
+                    let counts = (0..n).map(|_| Ok((r.u64()?, r.u64()?))).collect::<Result<Vec<_>, DecodeError>>()?;
+                    if !self.pages.restore_top_counts(p, quarter, &counts) {
+                        return Err(DecodeError::Range("a top list this engine does not hold"));
+                    }
                 }
-                _ => return Err(DecodeError::Range("top list flag")),
             }
             for _ in 0..bounded(r.u32()?, self.periods.iter().map(|k| k.ring.len()).sum(), "period samples")? {
                 let kind = *CalendarKind::ALL.get(usize::from(r.u8()?)).ok_or(DecodeError::Range("period kind"))?;
                 let period = CalendarPeriod { kind, index: r.i32()? };
-                let sample = super::Sample { at: r.i64()?, value: r.u64()? };
+                let sample = match r.u8()? {
+                    0 => latest.ok_or(DecodeError::Range("period sample"))?,
+                    1 => super::Sample { at: r.i64()?, value: r.u64()? },
+                    _ => return Err(DecodeError::Range("period sample flag")),
+                };
                 let k = self.periods.iter().position(|k| k.kind == kind).ok_or(DecodeError::Range("period kind"))?;
                 if self.periods[k].keeps(period) {
                     self.slot_of(k, period, p).1.followers.merge(sample);

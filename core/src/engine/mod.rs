@@ -47,7 +47,7 @@ pub use batch::{Batch, Message, decode_batch, recycle};
 pub use changes::Changed;
 pub use increment::{INCREMENT_VERSION, IncrementSize};
 pub use limits::{Bound, Limits, MAX_EVENT_IDS, Outcome, Usage};
-pub use pages::{Ident, Named, PageState, TopCandidate};
+pub use pages::{Ident, Named, PageState, TopCandidate, TopChange};
 pub use periods::{PeriodTable, Periods, Sample, Slot, Totals};
 pub use persist::STATE_VERSION;
 pub use posts::{MAX_PAGES, MAX_POSTS, Post, post_hash, post_key};
@@ -232,6 +232,7 @@ impl Engine {
         }
         self.advance_watermark(ev.observed_at);
         let known = keys.map(|k| (k.platform, k.page));
+        let live = self.pages.len();
         let (page, page_key) = match self.pages.intern_keyed(&ev.platform, &ev.page_id, known) {
             Ok(found) => found,
             Err(rejected) => return Outcome::Rejected(rejected.into()),
@@ -242,6 +243,9 @@ impl Engine {
         self.changes.mark(page);
         if let Some(d) = &mut self.increment {
             d.pages.mark(page);
+            if self.pages.len() > live {
+                d.new_pages.mark(page);
+            }
         }
         self.observe_page(page, ev);
         let (hash, key) = match keys {
@@ -474,9 +478,7 @@ impl Engine {
         let top = self.pages.note_top_post(page, as_quarter(quarter), candidate);
         if let Some(d) = &mut self.increment {
             d.posts.mark(post_slot);
-            if top {
-                d.tops.mark(page);
-            }
+            d.top_changed(page, top);
         }
         Outcome::Applied
     }
@@ -531,10 +533,9 @@ impl Engine {
             old: Some(old.counts.interactions()),
             interactions: new.counts.interactions(),
         };
-        if self.pages.note_top_post(new.page, as_quarter(quarter), candidate) {
-            if let Some(d) = &mut self.increment {
-                d.tops.mark(new.page);
-            }
+        let top = self.pages.note_top_post(new.page, as_quarter(quarter), candidate);
+        if let Some(d) = &mut self.increment {
+            d.top_changed(new.page, top);
         }
     }
 }

@@ -67,6 +67,16 @@ pub struct Named {
     pub name: Box<str>,
 }
 
+/// What a post did to its page's top list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopChange {
+    None,
+    /// A listed post's interactions changed.
+    Counts,
+    /// A post entered (or a newer quarter's list began).
+    Members,
+}
+
 /// A post whose interactions may put it in its page's top list.
 pub struct TopCandidate<'a> {
     pub hash: u64,
@@ -443,12 +453,12 @@ impl Pages {
     /// newest quarter a post was noted for; an older quarter is ignored).
     /// A listed post whose count falls keeps its place until another post
     /// passes it. Lists hold at most the configured `top_posts`.
-    /// Whether the list changed.
-    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>) -> bool {
+    /// What changed of the list.
+    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>) -> TopChange {
         let state = self.state(p);
         let max = self.top_blocks.max();
         if state.top_quarter > q.index() || max == 0 {
-            return false;
+            return TopChange::None;
         }
         // A listed post's recorded count is its previous count, never below
         // the list's minimum; with a full list and no gain past the minimum
@@ -459,9 +469,10 @@ impl Pages {
             && post.old.is_none_or(|o| o < min)
             && post.interactions <= min
         {
-            return false;
+            return TopChange::None;
         }
         let mut list = *self.tops.get(p as usize);
+        let mut change = TopChange::Members;
         if state.top_quarter < q.index() {
             // A newer quarter: its list starts with this post.
             self.top_blocks.release(list);
@@ -471,17 +482,36 @@ impl Pages {
         let listed = posts.iter().position(|t| t.hash == post.hash);
         let lowest = || posts.iter().enumerate().min_by_key(|(_, t)| t.interactions).map(|(i, _)| i);
         match listed {
-            Some(i) => self.top_blocks.set_interactions(list, i, post.interactions),
+            Some(i) => {
+                self.top_blocks.set_interactions(list, i, post.interactions);
+                change = TopChange::Counts;
+            }
             None if list.len() >= max => match lowest() {
                 Some(i) if post.interactions > posts[i].interactions => {
                     self.top_blocks.set(list, i, post.hash, post.interactions, post.id);
                 }
-                _ => return false,
+                _ => return TopChange::None,
             },
             None => {
                 list = self.top_blocks.push(list, post.hash, post.interactions, post.id);
                 *self.tops.get_mut(p as usize) = list;
             }
+        }
+        self.summarize_top(p, q);
+        change
+    }
+
+    /// Sets the interactions of listed posts (by hash) of page `p`'s top
+    /// list of quarter `q`; false when the list is of another quarter or
+    /// lacks one of them.
+    pub(super) fn restore_top_counts(&mut self, p: u32, q: Quarter, counts: &[(u64, u64)]) -> bool {
+        if self.state(p).top_quarter != q.index() {
+            return false;
+        }
+        let list = *self.tops.get(p as usize);
+        for &(hash, interactions) in counts {
+            let Some(i) = self.top_blocks.get(list).iter().position(|t| t.hash == hash) else { return false };
+            self.top_blocks.set_interactions(list, i, interactions);
         }
         self.summarize_top(p, q);
         true
