@@ -39,7 +39,7 @@ use std::time::{Instant, SystemTime};
 use xxhash_rust::xxh3::Xxh3;
 
 use engagement_core::codec::{DecodeError, Reader, Writer};
-use engagement_core::engine::{Engine, Limits, STATE_VERSION, Snapshot};
+use engagement_core::engine::{Engine, Limits, OLDEST_STATE_VERSION, STATE_VERSION, Snapshot};
 
 const MAGIC: &[u8; 8] = b"EMCKPT\0\x01";
 const HEADER: usize = 8 + 4 + 8 + 16;
@@ -334,7 +334,7 @@ fn open_regular(p: &Path) -> Result<File, Unusable> {
 }
 
 /// The header's format version, body length and checksum.
-fn header(file: &mut File) -> Result<(u64, u128), Unusable> {
+fn header(file: &mut File) -> Result<(u32, u64, u128), Unusable> {
     let mut header = [0u8; HEADER];
     file.read_exact(&mut header).map_err(|_| Unusable::Corrupt("shorter than its header".into()))?;
     if &header[..8] != MAGIC {
@@ -345,10 +345,11 @@ fn header(file: &mut File) -> Result<(u64, u128), Unusable> {
     if version > STATE_VERSION {
         return Err(Unusable::Newer(version));
     }
-    if version != STATE_VERSION {
-        return Err(Unusable::Corrupt(format!("version {version}, this build reads {STATE_VERSION}")));
+    if version < OLDEST_STATE_VERSION {
+        let (oldest, newest) = (OLDEST_STATE_VERSION, STATE_VERSION);
+        return Err(Unusable::Corrupt(format!("version {version}, this build reads {oldest} to {newest}")));
     }
-    Ok((word(12, 8) as u64, word(20, 16)))
+    Ok((version, word(12, 8) as u64, word(20, 16)))
 }
 
 /// The first pass: hashes exactly `len` bytes of body, in 1 MiB reads,
@@ -369,16 +370,21 @@ fn verify(file: &mut File, len: u64, digest: u128) -> Result<(), Unusable> {
 
 fn read(p: &Path, seq: u64, limits: Limits) -> Result<Restored, Unusable> {
     let mut file = open_regular(p)?;
-    let (len, digest) = header(&mut file)?;
+    let (version, len, digest) = header(&mut file)?;
     verify(&mut file, len, digest)?;
     file.seek(SeekFrom::Start(HEADER as u64)).map_err(|e| Unusable::Corrupt(e.to_string()))?;
     let mut body = BufReader::with_capacity(1 << 20, file.take(len));
-    let (topic, offsets, engine) = decode_body(&mut body, len, limits)?;
+    let (topic, offsets, engine) = decode_body(&mut body, len, limits, version)?;
     Ok(Restored { path: p.to_path_buf(), seq, topic, offsets, engine, bytes: len + HEADER as u64 })
 }
 
 /// Decodes a body of `len` bytes whose checksum was verified.
-fn decode_body<R: Read>(r: &mut R, len: u64, limits: Limits) -> Result<(String, Offsets, Engine), DecodeError> {
+fn decode_body<R: Read>(
+    r: &mut R,
+    len: u64,
+    limits: Limits,
+    version: u32,
+) -> Result<(String, Offsets, Engine), DecodeError> {
     let mut body = Reader(&mut *r);
     body.i64()?; // written at (wall clock), informational
     let topic = body.str(MAX_TOPIC, "topic")?;
@@ -388,7 +394,7 @@ fn decode_body<R: Read>(r: &mut R, len: u64, limits: Limits) -> Result<(String, 
     for _ in 0..count {
         offsets.push((body.i32()?, body.i64()?));
     }
-    let engine = Engine::decode(&mut *r, limits)?;
+    let engine = Engine::decode_version(&mut *r, limits, version)?;
     Ok((topic, offsets, engine))
 }
 

@@ -236,6 +236,16 @@ pub struct PageSet {
     pub held: usize,
     /// Pages published from more than one partition.
     pub split_pages: usize,
+    /// Input partitions with a history gap (their owners say so): their
+    /// pages may lack figures.
+    pub gaps: Vec<u32>,
+}
+
+impl PageSet {
+    /// Whether page record `r` may lack figures.
+    pub fn history_complete(&self, r: &PageRecord) -> bool {
+        !self.gaps.contains(&r.partition)
+    }
 }
 
 /// A record the table had no room for.
@@ -254,6 +264,9 @@ pub struct GlobalTable {
     /// Keys of the pages published from more than one partition (producers
     /// that do not key by page): at most one per page held.
     split: HashSet<Vec<u8>>,
+    /// Input partitions whose owners report a history gap: at most the
+    /// input's partition count.
+    gaps: Vec<u32>,
 }
 
 impl GlobalTable {
@@ -265,6 +278,7 @@ impl GlobalTable {
             free: Vec::new(),
             watermark: None,
             split: HashSet::new(),
+            gaps: Vec::new(),
         }
     }
 
@@ -329,6 +343,12 @@ impl GlobalTable {
             pages: self.pages.clone(),
             held: self.index.len(),
             split_pages: self.split.len(),
+            gaps: self.gaps.clone(),
         }
+    }
+
+    /// The input partitions whose owners report a history gap.
+    pub fn set_gaps(&mut self, gaps: Vec<u32>) {
+        self.gaps = gaps;
     }
 }

@@ -33,6 +33,9 @@ struct PageJson<'v> {
     page_name: Option<&'v str>,
     /// The page's groups in the directory, by dimension.
     groups: PageGroups<'v>,
+    /// False when an input partition the page's events come from lost
+    /// records before they were applied: its figures may be short.
+    history_complete: bool,
     watermark: Option<String>,
     windows: Vec<PageWindow>,
     top_posts: Vec<TopPost<'v>>,
@@ -64,6 +67,7 @@ fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJs
         page_id: p.id,
         page_name: p.name,
         groups: super::groups::of_page(view, p.platform, p.id),
+        history_complete: p.history_complete,
         watermark: view.watermark.map(format_rfc3339),
         windows,
         top_posts: view.top_posts(i).into_iter().map(|(id, n)| TopPost { post_id: id, interactions: n }).collect(),

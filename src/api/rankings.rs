@@ -40,6 +40,9 @@ struct Entry<'v> {
     page_name: Option<&'v str>,
     /// The page's groups in the directory, by dimension.
     groups: PageGroups<'v>,
+    /// False when an input partition the page's events come from lost
+    /// records before they were applied: its figures may be short.
+    history_complete: bool,
     #[serde(flatten)]
     figures: Figures,
     previous_period_rank: Option<u32>,
@@ -64,6 +67,7 @@ fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiEr
                 page_id: p.id,
                 page_name: p.name,
                 groups: groups::of_page(view, p.platform, p.id),
+                history_complete: p.history_complete,
                 figures: Figures::of(row),
                 previous_period_rank: predecessor.and_then(|t| view.rank_of(t, q.metric, &filter, row.page)),
             }

@@ -234,6 +234,9 @@ impl<S: Source> Consume<S> {
         if needed < low {
             let topic = self.source.topic();
             HistoryGap { topic, partition, needed, earliest: low }.emit(&self.parts.metrics);
+            // Its pages are marked until every window has moved past the
+            // watermark the partition reaches once caught up.
+            self.applier.engine.note_gap(partition as u32);
         }
     }
 
@@ -256,8 +259,12 @@ impl<S: Source> Consume<S> {
                 self.progress.ends(p, ends);
             }
         }
+        let ready_max_lag = self.parts.config.ranking.ready_max_lag;
         for (partition, lag) in self.progress.lags() {
             LagObserved { topic: self.source.topic(), partition, lag: lag as i64 }.emit(&self.parts.metrics);
+            if lag <= ready_max_lag {
+                self.applier.engine.close_gap(partition as u32);
+            }
         }
     }
 

@@ -70,6 +70,7 @@ pub(crate) struct ViewMetrics {
     pub posts: IntGaugeVec,
     pub watermark: Gauge,
     pub state_entries: IntGaugeVec,
+    pub incomplete_pages: IntGauge,
     pub state_heap_bytes: IntGauge,
     pub split_pages: IntGauge,
     pub build_seconds: Gauge,
@@ -278,6 +279,10 @@ impl ViewMetrics {
             state_heap_bytes: f.int_gauge(
                 "engagement_state_heap_bytes",
                 "Heap bytes held by the engine's state, from its capacities.",
+            ),
+            incomplete_pages: f.int_gauge(
+                "engagement_history_incomplete_pages",
+                "Pages whose events come from an input partition that lost records before they were applied (history_complete false in answers).",
             ),
             split_pages: f.int_gauge(
                 "engagement_pages_on_several_partitions",

@@ -22,18 +22,29 @@ pub struct Heartbeat {
     pub sent_ms: i64,
     /// The owner's instance id; `None` in a record of an older build.
     pub owner: Option<String>,
+    /// Whether the partition's state lost input records before they were
+    /// applied (a history gap whose windows have not moved past it): every
+    /// instance marks its pages (`history_complete: false`).
+    pub history_gap: bool,
 }
 
 /// Instance ids are at most 249 bytes (config/mod.rs checks them).
 const MAX_OWNER: usize = 255;
+/// Appended when the partition has a history gap.
+const GAP: &[u8] = b"/gap";
 
 impl Heartbeat {
     /// The record value: watermark (`i64::MIN`: none) and send time, both
-    /// little-endian, then the owner's id.
+    /// little-endian, then the owner's id, then `/gap` when the partition
+    /// has a history gap (instance ids never hold a `/`; an older build
+    /// reads it as part of the owner's id).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = self.watermark.unwrap_or(i64::MIN).to_le_bytes().to_vec();
         v.extend_from_slice(&self.sent_ms.to_le_bytes());
         v.extend_from_slice(self.owner.as_deref().unwrap_or_default().as_bytes());
+        if self.history_gap {
+            v.extend_from_slice(GAP);
+        }
         v
     }
 
@@ -42,11 +53,17 @@ impl Heartbeat {
     pub fn decode(value: &[u8], record_ms: Option<i64>) -> Option<Heartbeat> {
         let at = |i: usize| value.get(i..i + 8).and_then(|b| b.try_into().ok()).map(i64::from_le_bytes);
         if value.len() == 8 {
-            return Some(Heartbeat { watermark: at(0), sent_ms: record_ms?, owner: None });
+            return Some(Heartbeat { watermark: at(0), sent_ms: record_ms?, owner: None, history_gap: false });
         }
         let (watermark, sent_ms) = (at(0)?, at(8)?);
-        let owner = std::str::from_utf8(&value[16..]).ok().filter(|o| !o.is_empty() && o.len() <= MAX_OWNER)?;
-        Some(Heartbeat { watermark: Some(watermark).filter(|w| *w != i64::MIN), sent_ms, owner: Some(owner.into()) })
+        let rest = value.get(16..)?;
+        let (rest, history_gap) = match rest.strip_suffix(GAP) {
+            Some(owner) => (owner, true),
+            None => (rest, false),
+        };
+        let owner = std::str::from_utf8(rest).ok().filter(|o| !o.is_empty() && o.len() <= MAX_OWNER)?;
+        let watermark = Some(watermark).filter(|w| *w != i64::MIN);
+        Some(Heartbeat { watermark, sent_ms, owner: Some(owner.into()), history_gap })
     }
 }
 
@@ -143,18 +160,17 @@ mod tests {
     use super::*;
 
     fn beat(sent_ms: i64, owner: &str) -> Heartbeat {
-        Heartbeat { watermark: Some(7), sent_ms, owner: Some(owner.into()) }
+        Heartbeat { watermark: Some(7), sent_ms, owner: Some(owner.into()), history_gap: false }
     }
 
     #[test]
     fn a_heartbeat_round_trips_and_an_old_watermark_still_reads() {
-        for b in
-            [beat(1_700_000_000_000, "shard-2"), Heartbeat { watermark: None, sent_ms: 5, owner: Some("a".into()) }]
-        {
+        let gap = Heartbeat { watermark: None, sent_ms: 5, owner: Some("a".into()), history_gap: true };
+        for b in [beat(1_700_000_000_000, "shard-2"), gap] {
             assert_eq!(Heartbeat::decode(&b.encode(), None), Some(b));
         }
         let old = Heartbeat::decode(&42i64.to_le_bytes(), Some(99));
-        assert_eq!(old, Some(Heartbeat { watermark: Some(42), sent_ms: 99, owner: None }));
+        assert_eq!(old, Some(Heartbeat { watermark: Some(42), sent_ms: 99, owner: None, history_gap: false }));
         assert_eq!(Heartbeat::decode(&42i64.to_le_bytes(), None), None, "no time, no heartbeat");
         for bad in [&b""[..], b"short", &[0; 16], &[0; 12]] {
             assert_eq!(Heartbeat::decode(bad, Some(1)), None, "{bad:?}");

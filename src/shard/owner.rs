@@ -294,7 +294,9 @@ impl Owner {
             tracing::warn!(partition = p, committed = ?committed, topic = %self.topics.state,
                 "no state for a partition the group has consumed: its earlier events are missing from the totals");
         }
-        self.check_history(p, start);
+        if self.check_history(p, start) {
+            engine.note_gap(p as u32);
+        }
         let (posts, increments) = (engine.usage().posts, layout.increments.len());
         PartitionRestored { partition: p, state_offset: next, start, posts, increments, took: started.elapsed() }
             .emit(&self.io.metrics);
@@ -304,13 +306,16 @@ impl Owner {
     }
 
     /// Counts a gap when the input no longer holds the offset partition
-    /// `p` must start from (retention cut it before a state was saved).
-    fn check_history(&self, p: i32, start: i64) {
+    /// `p` must start from (retention cut it before a state was saved);
+    /// whether it found one.
+    fn check_history(&self, p: i32, start: i64) -> bool {
         let topic = &self.io.config.kafka.topic;
-        if let Ok((earliest, _)) = self.consumer.fetch_watermarks(topic, p, Duration::from_secs(5)) {
-            if start < earliest {
+        match self.consumer.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+            Ok((earliest, _)) if start < earliest => {
                 HistoryGap { topic, partition: p, needed: start, earliest }.emit(&self.io.metrics);
+                true
             }
+            _ => false,
         }
     }
 
@@ -378,6 +383,9 @@ impl Owner {
             }
             newly_caught_up |= !part.caught_up && lag <= ready_max_lag;
             part.caught_up = part.caught_up || lag <= ready_max_lag;
+            if part.caught_up {
+                part.engine.close_gap(p as u32);
+            }
             behind += lag.min(u64::MAX / 1024);
         }
         self.shared.behind.store(behind, Relaxed);
@@ -421,7 +429,8 @@ impl Owner {
         let (topic, sent_ms) = (&self.topics.totals, crate::ingest::wall_ms());
         for (&p, part) in &self.parts {
             let watermark = part.engine.watermark().filter(|_| part.caught_up && self.table_seen);
-            let beat = Heartbeat { watermark, sent_ms, owner: Some(self.instance.clone()) };
+            let history_gap = !part.engine.gaps().is_empty();
+            let beat = Heartbeat { watermark, sent_ms, owner: Some(self.instance.clone()), history_gap };
             let (key, value) = (watermark_key(p), beat.encode());
             let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
         }

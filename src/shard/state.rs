@@ -33,7 +33,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::kafka::DeliveryCount;
-use engagement_core::engine::{DecodeError, Engine, Limits, STATE_VERSION};
+use engagement_core::engine::{DecodeError, Engine, Limits, OLDEST_STATE_VERSION, STATE_VERSION};
 
 /// Bytes per chunk: under the broker's default 1 MB record limit.
 const CHUNK: usize = 512 * 1024;
@@ -51,6 +51,8 @@ pub const MAX_INCREMENTS: usize = 64;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     pub slot: u8,
+    /// The engine format of the base (an older build's base is read too).
+    state: u32,
     /// Written by version 1: the base's keys are `chunk/<slot>/<i>`.
     legacy: bool,
     pub base: (u32, u64),
@@ -85,7 +87,7 @@ impl Layout {
 
     fn encode(&self, next_offset: i64) -> Vec<u8> {
         let mut m = vec![MANIFEST_VERSION, self.slot];
-        m.extend_from_slice(&STATE_VERSION.to_le_bytes());
+        m.extend_from_slice(&self.state.to_le_bytes());
         m.extend_from_slice(&next_offset.to_le_bytes());
         m.extend_from_slice(&self.base.0.to_le_bytes());
         m.extend_from_slice(&self.base.1.to_le_bytes());
@@ -103,12 +105,13 @@ impl Layout {
         let (version, slot) = (r.u8()?, r.u8()?);
         anyhow::ensure!(version == 1 || version == MANIFEST_VERSION, "unknown state manifest version {version}");
         let state = r.u32()?;
-        if state != STATE_VERSION {
-            return Err(Rebuild(format!("state format {state}, this build reads {STATE_VERSION}")).into());
+        if !(OLDEST_STATE_VERSION..=STATE_VERSION).contains(&state) {
+            let (oldest, newest) = (OLDEST_STATE_VERSION, STATE_VERSION);
+            return Err(Rebuild(format!("state format {state}, this build reads {oldest} to {newest}")).into());
         }
         if version == 1 {
             let (chunks, bytes, next) = (r.u32()?, r.u64()?, r.i64()?);
-            let layout = Layout { slot, legacy: true, base: (chunks, bytes), increments: Vec::new() };
+            let layout = Layout { slot, state, legacy: true, base: (chunks, bytes), increments: Vec::new() };
             return Ok((layout, next));
         }
         let next = r.i64()?;
@@ -116,7 +119,7 @@ impl Layout {
         let n = r.u32()? as usize;
         anyhow::ensure!(n <= MAX_INCREMENTS, "a state manifest naming {n} increments");
         let increments = (0..n).map(|_| Ok((r.u32()?, r.u64()?))).collect::<anyhow::Result<_>>()?;
-        Ok((Layout { slot, legacy: false, base, increments }, next))
+        Ok((Layout { slot, state, legacy: false, base, increments }, next))
     }
 }
 
@@ -165,7 +168,8 @@ impl StateWriter {
         timeout: Duration,
     ) -> anyhow::Result<Layout> {
         let slot = if layout.base.0 == 0 { layout.slot } else { 1 - layout.slot.min(1) };
-        let mut new = Layout { slot, legacy: false, base: (0, base.len() as u64), increments: Vec::new() };
+        let mut new =
+            Layout { slot, state: STATE_VERSION, legacy: false, base: (0, base.len() as u64), increments: Vec::new() };
         new.base.0 = base.chunks(CHUNK).len() as u32;
         let keys = (0..new.base.0).map(|i| new.base_key(i));
         self.write(partition, keys.zip(base.chunks(CHUNK)), &new, next_offset, timeout)?;
@@ -287,7 +291,7 @@ impl StateReader {
             Ok(bytes)
         };
         let base = gather(&mut (0..layout.base.0).map(|i| layout.base_key(i)), layout.base.1)?;
-        let mut engine = Engine::decode(&base[..], limits).map_err(|e| match e {
+        let mut engine = Engine::decode_version(&base[..], limits, layout.state).map_err(|e| match e {
             DecodeError::Windows { .. } => anyhow::Error::new(Rebuild(e.to_string())),
             e => anyhow::Error::new(e).context("decoding the state"),
         })?;

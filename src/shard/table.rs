@@ -139,6 +139,8 @@ struct Reader {
     topic: crate::kafka::TopicReader,
     table: GlobalTable,
     refused: u64,
+    /// Input partitions whose last heartbeat reports a history gap.
+    gaps: Vec<u32>,
 }
 
 impl Reader {
@@ -146,12 +148,12 @@ impl Reader {
         let k = &io.config.kafka;
         let count = |client: &_| super::partition_count(client, topic, &io.shutdown);
         let topic = crate::kafka::TopicReader::new(k, topic, "totals-reader", count)?;
-        Ok(Reader { topic, table: GlobalTable::new(io.config.engine), refused: 0 })
+        Ok(Reader { topic, table: GlobalTable::new(io.config.engine), refused: 0, gaps: Vec::new() })
     }
 
     /// Reads one record into the table, or a heartbeat into `shared`; says
-    /// whether the table changed (a page, a tombstone, a refused record or
-    /// a watermark that moved).
+    /// whether the table changed (a page, a tombstone, a refused record, a
+    /// watermark that moved or a partition's history gap reported or gone).
     fn poll(&mut self, io: &TableParts, shared: &Shared) -> anyhow::Result<bool> {
         let Some(m) = self.topic.poll(Duration::from_millis(100))? else { return Ok(false) };
         let (key, value) = (m.key().unwrap_or_default(), m.payload());
@@ -169,8 +171,17 @@ impl Reader {
         if let Some(at) = beat.watermark {
             self.table.set_watermark(at);
         }
+        // The partitions whose owners report a history gap mark their pages.
+        let gap_changed = self.gaps.contains(&(p as u32)) != beat.history_gap;
+        if gap_changed {
+            match beat.history_gap {
+                true => self.gaps.push(p as u32),
+                false => self.gaps.retain(|g| *g != p as u32),
+            }
+            self.table.set_gaps(self.gaps.clone());
+        }
         shared.partitions().heard(p, beat);
-        Ok(self.table.watermark() != before)
+        Ok(self.table.watermark() != before || gap_changed)
     }
 
     fn refused(&mut self, io: &TableParts) {

@@ -331,6 +331,7 @@ impl InternalEvent for ViewPublished<'_> {
             g.state_entries.with_label_values(&[b.as_str()]).set(n as i64);
         }
         g.state_heap_bytes.set(u.heap_bytes as i64);
+        g.incomplete_pages.set(v.incomplete_pages() as i64);
         if u.split_pages as i64 > g.split_pages.get() {
             let pages = u.split_pages;
             tracing::warn!(pages, "pages seen on more than one partition: events are not keyed by page_id");

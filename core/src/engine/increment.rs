@@ -3,11 +3,12 @@
 //! now and then and, between two bases, one increment per interval whose size
 //! follows the change, not the state (docs/scaling.md#state-that-moves).
 //!
-//! An increment holds the watermark, the watermark guards, the event ids
-//! remembered since the last increment, and for each page an event reached:
-//! its identity, its follower sample and name when observed since, its top
-//! list when it changed, its follower samples per period observed since,
-//! and the records of its posts that were added or changed. Applying it
+//! An increment holds the watermark, the watermark guards, the history
+//! gaps, the event ids remembered since the last increment, the pages
+//! freed, and for each page an event reached: its number (and identity when
+//! new), its partition, its follower sample and name when observed since,
+//! its top list when it changed, its follower samples per period observed
+//! since, and the records of its posts that were added or changed. Applying it
 //! moves the watermark first (days expire, periods roll, rolling edges
 //! pass the posts already held), then writes each post record as it is,
 //! adjusting every table and edge by the difference from the record held,
@@ -125,6 +126,11 @@ impl Engine {
             w.u32(g.past)?;
             w.u32(g.within)?;
         }
+        w.u32(self.gaps.0.len() as u32)?;
+        for g in self.gaps.iter() {
+            w.u32(g.partition)?;
+            w.sample(g.horizon.map(|h| (h, 0)))?;
+        }
         w.u32(self.event_ids.sets.len() as u32)?;
         for s in &self.event_ids.sets {
             let from = marks.ids.iter().find(|(q, _)| *q == s.quarter).map_or(0, |(_, n)| *n).min(s.log.len());
@@ -184,6 +190,8 @@ impl Engine {
             };
             w.u32(p)?;
             w.u8(flags)?;
+            w.u16(state.partition().map_or(u16::MAX, |p| p as u16))?;
+            w.u8(u8::from(state.split()))?;
             if flags & IDENT != 0 {
                 let ident = self.pages.ident(p);
                 w.u16(ident.platform)?;
@@ -276,6 +284,11 @@ impl Engine {
             let watermark = r.sample()?.map(|(wm, _)| wm);
             guards.push((partition, jump::Guard { watermark, past: r.u32()?, within: r.u32()? }));
         }
+        let mut gaps = Vec::new();
+        for _ in 0..bounded(r.u32()?, super::gaps::MAX_GAPS, "history gaps")? {
+            let partition = r.u32()?;
+            gaps.push(super::gaps::Gap { partition, horizon: r.sample()?.map(|(h, _)| h) });
+        }
         let mut ids = Vec::new();
         for _ in 0..bounded(r.u32()?, self.periods[0].ring.len(), "event id quarters")? {
             let q = Quarter::from_index(r.i32()?);
@@ -287,6 +300,7 @@ impl Engine {
             self.advance_watermark_freeing(wm, false);
         }
         self.guards.0 = guards;
+        self.gaps.0 = gaps;
         for (q, key) in ids {
             self.event_ids.restore(q, key);
         }
@@ -304,7 +318,7 @@ impl Engine {
         let pages = bounded(r.u32()?, super::posts::MAX_PAGES as usize, "page count")?;
         let mut size = IncrementSize { pages, posts: 0 };
         for _ in 0..pages {
-            let (p, flags) = (r.u32()?, r.u8()?);
+            let (p, flags, partition, split) = (r.u32()?, r.u8()?, r.u16()?, r.u8()?);
             if flags & IDENT != 0 {
                 let platform = platforms.get(usize::from(r.u16()?)).ok_or(DecodeError::Range("page platform"))?;
                 let id = r.str(128, "page id")?;
@@ -314,6 +328,10 @@ impl Engine {
             } else if !self.pages.is_live(p) {
                 return Err(DecodeError::Range("an increment names a page this engine does not hold"));
             }
+            if split > 1 {
+                return Err(DecodeError::Range("split flag"));
+            }
+            self.pages.set_partition(p, partition, split == 1);
             let latest = if flags & FOLLOWERS != 0 {
                 let s = super::Sample { at: r.i64()?, value: r.u64()? };
                 self.pages.state_mut(p).followers.merge(s);

@@ -30,6 +30,7 @@ mod batch;
 mod changes;
 pub mod column;
 mod event_ids;
+pub mod gaps;
 mod increment;
 mod index;
 pub mod jump;
@@ -49,7 +50,7 @@ pub use increment::{INCREMENT_VERSION, IncrementSize};
 pub use limits::{Bound, Limits, MAX_EVENT_IDS, Outcome, Usage};
 pub use pages::{Ident, Named, PageState, TopCandidate, TopChange};
 pub use periods::{PeriodTable, Periods, Sample, Slot, Totals};
-pub use persist::STATE_VERSION;
+pub use persist::{OLDEST_STATE_VERSION, STATE_VERSION};
 pub use posts::{MAX_PAGES, MAX_POSTS, Post, post_hash, post_key};
 pub use rolling::Edge;
 pub use snapshot::{EdgeView, Snapshot};
@@ -100,6 +101,8 @@ pub struct Engine {
     guards: jump::Guards,
     /// What happened that the caller should log and count.
     notices: jump::Notices,
+    /// Input partitions that lost records before they were applied.
+    gaps: gaps::Gaps,
     /// The limits' jump allowed (ms) and quorum, converted once.
     jump: (Millis, u32),
 }
@@ -128,6 +131,7 @@ impl Engine {
             increment: None,
             guards: jump::Guards::default(),
             notices: jump::Notices::default(),
+            gaps: gaps::Gaps::default(),
             jump: (
                 limits.max_watermark_jump.as_millis().min(Millis::MAX as u128) as Millis,
                 limits.watermark_jump_quorum,
@@ -211,6 +215,22 @@ impl Engine {
     /// many notices did not fit the bounded queue.
     pub fn take_notices(&mut self) -> (Vec<jump::Notice>, u64) {
         self.notices.take()
+    }
+
+    /// Input partition `partition` lost records before they were applied
+    /// (see [`gaps`]).
+    pub fn note_gap(&mut self, partition: u32) {
+        self.gaps.note(partition);
+    }
+
+    /// Partition `partition` has caught up: its open gap ends at the
+    /// watermark.
+    pub fn close_gap(&mut self, partition: u32) {
+        self.gaps.close(partition, self.watermark);
+    }
+
+    pub fn gaps(&self) -> &gaps::Gaps {
+        &self.gaps
     }
 
     /// Moves the watermark to `at` if it is ahead (shard mode: every
@@ -354,6 +374,7 @@ impl Engine {
             kind.advance(wm, |p| changes.mark(p), dropped);
         }
         self.cutoff = self.limits.windows.cutoff(wm);
+        self.gaps.expire(self.cutoff);
         let day = day_of(self.cutoff);
         while let Some(d) = self.posts.first_day().filter(|d| *d < day) {
             let pages = &self.pages;

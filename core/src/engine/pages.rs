@@ -46,6 +46,18 @@ pub struct PageState {
 /// No partition noted yet.
 const NO_PARTITION: u16 = u16::MAX;
 
+impl PageState {
+    /// The partition the page's first event came from, if known.
+    pub fn partition(&self) -> Option<u32> {
+        (self.partition != NO_PARTITION).then_some(u32::from(self.partition))
+    }
+
+    /// Whether events came from more than one partition.
+    pub fn split(&self) -> bool {
+        self.split
+    }
+}
+
 impl Default for PageState {
     fn default() -> PageState {
         PageState {
@@ -396,6 +408,15 @@ impl Pages {
             self.add(ident);
         }
         true
+    }
+
+    /// Sets page `p`'s partition and split flag (from a checkpoint or an
+    /// increment).
+    pub(super) fn set_partition(&mut self, p: u32, partition: u16, split: bool) {
+        let state = self.state_mut(p);
+        let was = state.split;
+        (state.partition, state.split) = (partition, split);
+        self.split = self.split + usize::from(split) - usize::from(was);
     }
 
     /// Restores page number `p` (the next one) as free.

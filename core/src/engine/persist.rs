@@ -9,7 +9,8 @@
 //! by publication day as raw 32-byte records (a record with large counts is
 //! followed by them); the remembered event ids per quarter; per input
 //! partition, the watermark guard (its watermark, events past a jump and
-//! within since).
+//! within since); the history gaps (partition, horizon). Version 5 added
+//! each page's partition and split flag after its identity, and the gaps.
 //!
 //! A checkpoint written under another windows specification is refused
 //! with [`DecodeError::Windows`]: its tables are not those the
@@ -36,7 +37,10 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter, Windows};
 
 /// Format version of the engine state in a checkpoint.
-pub const STATE_VERSION: u32 = 4;
+pub const STATE_VERSION: u32 = 5;
+/// The oldest version this build reads: 4 lacks each page's partition and
+/// the history gaps (read as unknown and none).
+pub const OLDEST_STATE_VERSION: u32 = 4;
 const FREE: u16 = u16::MAX;
 
 fn write_sample<W: Write>(w: &mut Writer<W>, s: Sample) -> io::Result<()> {
@@ -102,6 +106,11 @@ impl Snapshot {
             w.u32(g.past)?;
             w.u32(g.within)?;
         }
+        w.len(self.gaps.0.len())?;
+        for g in self.gaps.iter() {
+            w.u32(g.partition)?;
+            w.sample(g.horizon.map(|h| (h, 0)))?;
+        }
         Ok(())
     }
 
@@ -114,6 +123,9 @@ impl Snapshot {
                 continue;
             }
             w.str(&ident.id)?;
+            let state = self.state(p);
+            w.u16(state.partition().map_or(u16::MAX, |p| p as u16))?;
+            w.u8(u8::from(state.split()))?;
             write_sample(w, self.followers(p).unwrap_or(Sample::NONE))?;
             match self.name(p) {
                 None => w.u8(0)?,
@@ -201,6 +213,15 @@ fn encode_posts<W: Write>(w: &mut Writer<W>, d: &super::snapshot::Durable) -> io
 impl Engine {
     /// Reads what [`Snapshot::encode`] wrote into an engine with `limits`.
     pub fn decode<R: Read>(input: R, limits: Limits) -> Result<Engine, DecodeError> {
+        Engine::decode_version(input, limits, STATE_VERSION)
+    }
+
+    /// [`decode`](Self::decode) of a body written in format `version`
+    /// ([`OLDEST_STATE_VERSION`] to [`STATE_VERSION`]).
+    pub fn decode_version<R: Read>(input: R, limits: Limits, version: u32) -> Result<Engine, DecodeError> {
+        if !(OLDEST_STATE_VERSION..=STATE_VERSION).contains(&version) {
+            return Err(DecodeError::Range("state format version"));
+        }
         limits.validate().map_err(DecodeError::Range)?;
         let mut r = Reader(input);
         let mut engine = Engine::new(limits);
@@ -217,7 +238,7 @@ impl Engine {
         for _ in 0..r.len(limits.max_platforms as usize, "platform count")? {
             engine.pages.platforms.push(Arc::from(r.str(32, "platform")?));
         }
-        engine.decode_pages(&mut r)?;
+        engine.decode_pages(&mut r, version)?;
         if let Some(wm) = watermark {
             engine.watermark = Some(wm);
             engine.next_day = (wm.div_euclid(DAY_MS) + 1) * DAY_MS;
@@ -242,10 +263,17 @@ impl Engine {
             let guard = super::jump::Guard { watermark, past: r.u32()?, within: r.u32()? };
             engine.guards.0.push((partition, guard));
         }
+        if version >= 5 {
+            for _ in 0..r.len(super::gaps::MAX_GAPS, "history gaps")? {
+                let partition = r.u32()?;
+                let horizon = r.sample()?.map(|(h, _)| h);
+                engine.gaps.0.push(super::gaps::Gap { partition, horizon });
+            }
+        }
         Ok(engine)
     }
 
-    fn decode_pages<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+    fn decode_pages<R: Read>(&mut self, r: &mut Reader<R>, version: u32) -> Result<(), DecodeError> {
         let bound = r.len(super::posts::MAX_PAGES as usize, "page count")?;
         for p in 0..bound {
             let platform = r.u16()?;
@@ -260,9 +288,15 @@ impl Engine {
             if self.pages.len() >= self.limits.max_pages as usize {
                 return Err(DecodeError::Range("more pages than engine.max_pages"));
             }
+            let partition = if version >= 5 { Some((r.u16()?, r.u8()?)) } else { None };
             let followers = read_sample(r)?;
             if !self.pages.restore(p as u32, Ident { id, platform }) {
                 return Err(DecodeError::Range("page repeated"));
+            }
+            match partition {
+                None => {}
+                Some((partition, split @ (0 | 1))) => self.pages.set_partition(p as u32, partition, split == 1),
+                Some(_) => return Err(DecodeError::Range("split flag")),
             }
             self.pages.state_mut(p as u32).followers = followers;
             match r.u8()? {

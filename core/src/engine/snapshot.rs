@@ -70,6 +70,8 @@ pub struct Snapshot {
     pub edges: Vec<[EdgeView; 2]>,
     /// Each input partition's watermark and pending jump.
     pub(super) guards: super::jump::Guards,
+    /// Partitions that lost records (see [`gaps`](super::gaps)).
+    pub gaps: super::gaps::Gaps,
     pub(super) durable: Option<Durable>,
 }
 
@@ -92,6 +94,7 @@ impl Engine {
             cutoff: self.cutoff,
             edges: self.edges.iter().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]).collect(),
             guards: self.guards.clone(),
+            gaps: self.gaps.clone(),
             durable: None,
         }
     }
@@ -135,6 +138,17 @@ impl Snapshot {
 
     pub fn top(&self, p: u32) -> Option<TopList<'_>> {
         top_list(self.states.get(p as usize), *self.tops.get(p as usize), &self.top_blocks)
+    }
+
+    pub(super) fn state(&self, p: u32) -> &PageState {
+        self.states.get(p as usize)
+    }
+
+    /// Whether page `p` may lack figures: its events come from a partition
+    /// with a history gap.
+    pub fn history_complete(&self, p: u32) -> bool {
+        let state = self.states.get(p as usize);
+        !self.gaps.cover(state.partition(), state.split())
     }
 
     /// The page's latest follower sample overall.

@@ -276,6 +276,53 @@ fn pages_whose_events_come_from_several_partitions_are_counted_once() {
     assert!(size_of::<super::pages::PageState>() <= 64, "the page state stays within one cache line");
 }
 
+#[test]
+fn pages_of_a_partition_with_a_history_gap_are_marked_until_the_windows_pass_it() {
+    let mut e = Engine::new(unguarded(Limits::default()));
+    let cx =
+        DecodeContext { message_time: None, now: ts("2030-01-01T00:00:00Z"), max_skew: 0, max_payload_bytes: 1 << 16 };
+    let event = |page: &str, observed: &str| {
+        format!(
+            r#"{{"page_id":"{page}","post_id":"x","published_at":"2025-07-01T00:00:00Z","observed_at":"{observed}","reactions":1}}"#
+        )
+    };
+    let apply_on = |e: &mut Engine, json: &[String], partitions: &[u32]| {
+        let events: Vec<_> = json.iter().map(|j| decode(j.as_bytes(), &cx)).collect();
+        let mut out = Vec::new();
+        e.apply_decoded(&events, partitions, &mut out);
+    };
+    apply_on(&mut e, &[event("a", "2025-07-02T00:00:00Z"), event("b", "2025-07-02T00:00:00Z")], &[0, 1]);
+    let complete = |e: &Engine| {
+        let v = View::build(e);
+        let of = |id: &str| v.find_page("facebook", id).map(|p| v.page(p).history_complete);
+        (of("a"), of("b"), v.incomplete_pages())
+    };
+    assert_eq!(complete(&e), (Some(true), Some(true), 0));
+    e.track_increments();
+    e.note_gap(1);
+    assert_eq!(complete(&e), (Some(true), Some(false), 1), "b's partition lost records");
+    // Both a checkpoint and an increment carry the gap and the pages' partitions.
+    let mut file = Vec::new();
+    e.durable_snapshot().encode(&mut file).unwrap();
+    let restored = Engine::decode(&file[..], e.limits).unwrap();
+    assert_eq!(complete(&restored), (Some(true), Some(false), 1));
+    e.close_gap(1);
+    let mut inc = Vec::new();
+    e.take_increment(&mut inc);
+    let mut from_increment = Engine::decode(&file[..], e.limits).unwrap();
+    from_increment.apply_increment(&inc).unwrap();
+    assert_eq!(from_increment.gaps(), e.gaps());
+    // Caught up at 2025-07-02: marked until the cutoff passes it.
+    apply_on(&mut e, &[event("a", "2025-12-31T00:00:00Z")], &[0]);
+    assert!(e.cutoff().unwrap() <= ts("2025-07-02T00:00:00Z"));
+    assert_eq!(complete(&e).1, Some(false));
+    apply_on(&mut e, &[event("a", "2027-06-02T00:00:00Z")], &[0]);
+    assert!(e.cutoff().unwrap() > ts("2025-07-02T00:00:00Z"));
+    assert!(e.gaps().is_empty(), "every window has moved past the gap");
+    assert_eq!(complete(&e).2, 0);
+    assert!(Engine::decode_version(&file[..], e.limits, OLDEST_STATE_VERSION - 1).is_err());
+}
+
 /// `limits` with any jump of the watermark taken at once.
 fn unguarded(limits: Limits) -> Limits {
     Limits { max_watermark_jump: std::time::Duration::ZERO, ..limits }

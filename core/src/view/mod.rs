@@ -94,6 +94,9 @@ pub struct PageInfo<'v> {
     pub platform: &'v str,
     pub id: &'v str,
     pub name: Option<&'v str>,
+    /// False when the page's events come from a partition that lost
+    /// records before they were applied: its figures may be short.
+    pub history_complete: bool,
 }
 
 /// The pages of a table (those a filter keeps) ordered by a metric, and
@@ -221,7 +224,14 @@ impl View {
         let s = self.src();
         let (platform, id) = (s.platform(p), s.id(p));
         let seen = || s.name(p).filter(|n| self.cutoff().is_some_and(|c| n.at >= c)).map(|n| &*n.name);
-        PageInfo { platform, id, name: self.directory().name_of(platform, id).or_else(seen) }
+        let name = self.directory().name_of(platform, id).or_else(seen);
+        PageInfo { platform, id, name, history_complete: s.history_complete(p) }
+    }
+
+    /// How many pages may lack figures (`history_complete` false): O(pages)
+    /// when a partition has a history gap, else none.
+    pub fn incomplete_pages(&self) -> usize {
+        self.src.as_ref().map_or(0, Source::incomplete_pages)
     }
 
     /// The top posts of the current quarter, by interactions, descending.

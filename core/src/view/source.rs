@@ -69,6 +69,25 @@ impl Source {
         }
     }
 
+    /// Whether page `p`'s figures are whole: none of its input partitions
+    /// lost records before they were applied (see
+    /// [`gaps`](crate::engine::gaps)).
+    pub fn history_complete(&self, p: u32) -> bool {
+        match self {
+            Source::Engine(s) => s.history_complete(p),
+            Source::Pages(s) => s.history_complete(Self::record(s, p)),
+        }
+    }
+
+    /// How many pages may lack figures (`history_complete` false).
+    pub fn incomplete_pages(&self) -> usize {
+        match self {
+            Source::Engine(s) if s.gaps.is_empty() => 0,
+            Source::Pages(s) if s.gaps.is_empty() => 0,
+            _ => self.live_pages().into_iter().filter(|p| !self.history_complete(*p)).count(),
+        }
+    }
+
     /// The page's top posts if its list is of quarter `q`.
     pub fn top_posts(&self, p: u32, q: Quarter) -> Vec<(&str, u64)> {
         match self {
