@@ -65,7 +65,7 @@ impl Payloads {
     }
 
     /// Copies `batch`, each key and payload up to `limit` bytes.
-    fn append(&mut self, batch: &[Record<'_>], limit: usize) {
+    pub fn append(&mut self, batch: &[Record<'_>], limit: usize) {
         for r in batch {
             let mut copy = |b: &[u8]| {
                 let at = self.bytes.len();
@@ -79,7 +79,7 @@ impl Payloads {
         }
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.meta.len()
     }
 
@@ -289,6 +289,98 @@ impl<F: Feed> Worker<F> {
                 return false;
             }
             wait = Duration::ZERO;
+        }
+    }
+}
+
+/// A decode-only worker, for a loop that polls itself (shard mode: its
+/// consumer's rebalances must be handled on the thread that polls, between
+/// two batches). The loop copies a polled batch into [`Payloads`] and sends
+/// it; the worker decodes it while the loop applies the previous one.
+/// Batches come back in the order sent.
+pub struct Decoder {
+    jobs: Option<SyncSender<(Payloads, Events<'static>, DecodeContext)>>,
+    done: Receiver<Decoded>,
+    spare_payloads: Vec<Payloads>,
+    spare_events: Vec<Events<'static>>,
+    /// Batches sent and not yet received.
+    pending: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Decoder {
+    pub fn spawn() -> std::io::Result<Decoder> {
+        let (jobs, jobs_rx) = sync_channel::<(Payloads, Events<'static>, DecodeContext)>(1);
+        let (done_tx, done) = sync_channel(1);
+        let thread = std::thread::Builder::new().name("decode".into()).spawn(move || {
+            while let Ok((payloads, events, cx)) = jobs_rx.recv() {
+                if done_tx.send(Decoded::decode(payloads, events, &cx)).is_err() {
+                    return;
+                }
+            }
+        })?;
+        let (spare_payloads, spare_events) = (Vec::new(), Vec::new());
+        Ok(Decoder { jobs: Some(jobs), done, spare_payloads, spare_events, pending: 0, thread: Some(thread) })
+    }
+
+    /// Empty buffers for the next batch (reused once batches come back).
+    pub fn buffers(&mut self) -> Payloads {
+        let mut p = self.spare_payloads.pop().unwrap_or_default();
+        p.clear();
+        p
+    }
+
+    /// Sends a batch to be decoded (`now` taken from the wall clock).
+    pub fn send(&mut self, payloads: Payloads, mut cx: DecodeContext) -> Result<(), Stopped> {
+        let events = self.spare_events.pop().unwrap_or_default();
+        cx.now = wall_ms();
+        self.jobs.as_ref().ok_or(Stopped)?.send((payloads, events, cx)).map_err(|_| Stopped)?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Batches sent and not yet received.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// The oldest batch sent, decoded (waits for it); `None` when none is pending.
+    pub fn recv(&mut self) -> Result<Option<Decoded>, Stopped> {
+        if self.pending == 0 {
+            return Ok(None);
+        }
+        let decoded = self.done.recv().map_err(|_| Stopped)?;
+        self.pending -= 1;
+        Ok(Some(decoded))
+    }
+
+    /// Keeps a batch's buffers for reuse.
+    pub fn recycle(&mut self, d: Decoded) {
+        let (payloads, events) = d.into_buffers();
+        self.give_back(payloads);
+        if self.spare_events.len() < 2 {
+            self.spare_events.push(events);
+        }
+    }
+
+    /// Keeps buffers that were not sent.
+    pub fn give_back(&mut self, payloads: Payloads) {
+        if self.spare_payloads.len() < 2 {
+            self.spare_payloads.push(payloads);
+        }
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        self.jobs.take();
+        while self.done.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            // The worker ends once its job channel is closed and its result taken.
+            while !t.is_finished() {
+                while self.done.recv_timeout(Duration::from_millis(10)).is_ok() {}
+            }
+            let _ = t.join();
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::status::StatusTx;
 
 pub use crate::checkpoint::Offsets;
 pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
-pub(crate) use fetcher::wall_ms;
+pub(crate) use fetcher::{Decoded, Decoder, wall_ms};
 pub use preparer::Preparer;
 pub(crate) use progress::lag;
 pub(crate) use tally::Tally;

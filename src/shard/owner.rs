@@ -2,8 +2,9 @@
 //! (cooperative-sticky assignment, static membership), and for each one
 //! the shard keeps its own engine. A partition that arrives is restored
 //! from the state topic and applied from the offset its state covers (see
-//! [`state`](super::state)); one that leaves is dropped whole. Fetched
-//! records are decoded and applied in runs of one partition.
+//! [`state`](super::state)); one that leaves is dropped whole. Records
+//! are polled here, decoded on a worker while the previous batch is
+//! applied, and applied in runs of one partition.
 //!
 //! Once per ranking interval, each caught-up partition publishes the pages
 //! that changed to the page-totals topic (see
@@ -22,8 +23,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use engagement_core::engine::{Engine, Message, Outcome};
-use engagement_core::event::{DecodeContext, Invalid};
+use engagement_core::engine::{Engine, Outcome};
+use engagement_core::event::{DecodeContext, Event, Invalid};
 use engagement_core::global::{PageRecord, page_key};
 
 use super::group::{Ctx, Moved, group_consumer};
@@ -31,7 +32,7 @@ use super::heartbeat::Heartbeat;
 use super::records::Deliveries;
 use super::state::{Layout, StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
-use crate::ingest::{FetchQueue, MessageBatch, Record, Tally};
+use crate::ingest::{Decoded, Decoder, FetchQueue, MessageBatch, Record, Tally};
 use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
 use crate::telemetry::shard::{
     PartitionRestored, PartitionsMoved, PartitionsTakenOver, RankEventsPublisher, ShardProgress, StateSaved,
@@ -147,10 +148,18 @@ impl Owner {
     }
 
     /// Consumes until shutdown, then saves every partition and commits.
+    ///
+    /// Polling stays on this thread (rebalances are handled here, between
+    /// two batches); decoding runs on a worker ([`Decoder`]): a polled
+    /// batch is copied and sent there, and the previous one, decoded, is
+    /// applied meanwhile. Before an assignment change is handled, every
+    /// batch polled before it is applied, as it would be without the worker.
     pub fn run(&mut self) -> anyhow::Result<()> {
         let mut next_tick = Instant::now();
         let (consumer, queue) = (self.consumer.clone(), self.queue.clone());
         let (mut batch, mut records) = (MessageBatch::default(), Vec::new());
+        let mut decoder = Decoder::spawn()?;
+        let limit = self.cx.max_payload_bytes + 1;
         while !self.io.shutdown.is_cancelled() {
             // The consumer's own queue: rebalances, commit results, errors.
             while let Some(polled) = consumer.poll(Duration::ZERO) {
@@ -158,24 +167,58 @@ impl Owner {
                     ConsumerError(&e).emit(&self.io.metrics);
                 }
             }
-            self.moved()?;
-            self.cx.now = crate::ingest::wall_ms();
+            if self.has_moved() {
+                self.drain(&mut decoder)?;
+                self.moved()?;
+            }
             let metrics = self.io.metrics.clone();
+            let mut payloads = decoder.buffers();
             queue.consume(
                 Duration::from_millis(100),
                 BATCH,
                 &mut batch,
                 &mut records,
-                &mut |batch| self.apply_batch(batch),
+                &mut |batch| payloads.append(batch, limit),
                 &mut |e| ConsumerError(&e).emit(&metrics),
             );
+            let polled = payloads.len() > 0;
+            if polled {
+                decoder.send(payloads, self.cx).map_err(|_| anyhow::anyhow!("the decode thread stopped"))?;
+            } else {
+                decoder.give_back(payloads);
+            }
+            // One batch decodes while the one before it is applied; with
+            // nothing new, the last one is applied at once.
+            if decoder.pending() > 1 || !polled {
+                if let Some(d) = decoder.recv().map_err(|_| anyhow::anyhow!("the decode thread stopped"))? {
+                    self.apply_decoded(&d);
+                    decoder.recycle(d);
+                }
+            }
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
             }
         }
+        self.drain(&mut decoder)?;
         self.save_all();
         Ok(())
+    }
+
+    /// Applies every batch the decoder holds.
+    fn drain(&mut self, decoder: &mut Decoder) -> anyhow::Result<()> {
+        while let Some(d) = decoder.recv().map_err(|_| anyhow::anyhow!("the decode thread stopped"))? {
+            self.apply_decoded(&d);
+            decoder.recycle(d);
+        }
+        Ok(())
+    }
+
+    /// Whether the last poll changed the assignment.
+    fn has_moved(&self) -> bool {
+        let ctx = self.consumer.context();
+        let moved = !ctx.moved.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        moved || !ctx.unforwarded.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// Handles the assignment changes the last poll made.
@@ -329,29 +372,33 @@ impl Owner {
         }
     }
 
-    /// Applies a fetched batch, one run of consecutive records of one
+    /// Applies a decoded batch, one run of consecutive records of one
     /// partition at a time (a batch holds long runs).
-    fn apply_batch(&mut self, batch: &[Record<'_>]) {
-        let mut rest = batch;
-        while let Some(first) = rest.first() {
-            let n = rest.iter().position(|r| r.partition != first.partition).unwrap_or(rest.len());
-            self.apply_run(&rest[..n]);
-            rest = &rest[n..];
+    fn apply_decoded(&mut self, batch: &Decoded) {
+        let records: Vec<Record<'_>> = batch.records().collect();
+        let (events, partitions) = (batch.events(), batch.partitions());
+        let mut start = 0;
+        while start < records.len() {
+            let partition = records[start].partition;
+            let n = records[start..].iter().position(|r| r.partition != partition).unwrap_or(records.len() - start);
+            let end = start + n;
+            self.apply_run(&records[start..end], &events[start..end], &partitions[start..end]);
+            start = end;
         }
     }
 
-    /// Decodes and applies records of one partition (the engine overlaps
-    /// the memory accesses of consecutive events), then counts.
-    fn apply_run(&mut self, run: &[Record<'_>]) {
+    /// Applies decoded events of one partition (the engine overlaps the
+    /// memory accesses of consecutive events), then counts.
+    fn apply_run(&mut self, run: &[Record<'_>], events: &[Result<Event<'_>, Invalid>], partitions: &[u32]) {
         let Some(part) = run.first().and_then(|r| self.parts.get_mut(&r.partition)) else { return };
         // Records before `next` are already in the restored state:
         // applying them again would change nothing but the counts.
-        let run = &run[run.iter().position(|r| r.offset >= part.next).unwrap_or(run.len())..];
+        let skip = run.iter().position(|r| r.offset >= part.next).unwrap_or(run.len());
+        let (run, events, partitions) = (&run[skip..], &events[skip..], &partitions[skip..]);
         let Some(last) = run.last() else { return };
         part.next = last.offset + 1;
         self.outcomes.clear();
-        let messages = run.iter().map(|r| Message { payload: r.payload, timestamp: r.timestamp });
-        part.engine.apply_batch(messages, &self.cx, &mut self.outcomes);
+        part.engine.apply_decoded(events, partitions, &mut self.outcomes);
         self.tally.count(run.iter().copied(), &self.outcomes);
         self.tally.notices(part.engine.take_notices());
     }
