@@ -17,8 +17,11 @@
 # With SHARDS set (e.g. SHARDS="1 2"), it measures shard mode instead: for
 # each count n, n shards of one fresh group (fresh state and page-totals
 # topics) catch up on a 6-partition topic from offset 0, and the aggregate
-# rate is N / (the group's first assignment -> every shard ready). On a 2-core machine that shares
-# its cores with the broker the point is that the work splits, not speed.
+# rate is N / (the group's first assignment -> every shard ready). A
+# replica catches up on the same topic first, timed the same way (its
+# assignment -> ready), and each count's rate is also given as a ratio of
+# the replica's. On a 2-core machine that shares its cores with the broker
+# the point is that the work splits, not speed.
 #
 # Usage: scripts/bench-e2e.sh [N] [STREAM...]   (default N = 2000000, both streams)
 #        SHARDS="1 2" scripts/bench-e2e.sh [N] [STREAM...]
@@ -123,6 +126,24 @@ shards() {
   echo "== $stream (shard mode): loading $N events into $topic (6 partitions, lz4)..."
   "$BIN" produce --brokers "$KAFKA_BROKERS" --topic "$topic" --partitions 6 \
     --scenario "$stream" --pages 100000 --events "$N" --compression lz4 --no-progress
+  # The replica, on the same topic, timed from its assignment to readiness.
+  local replica_log replica_pid replica_s
+  replica_log=$(mktemp)
+  ENGAGEMENT_MONITOR_RANKING_READY_MAX_LAG=0 ENGAGEMENT_MONITOR_RANKING_INTERVAL=2s \
+    ENGAGEMENT_MONITOR_ENGINE_MAX_POSTS=100000000 RUST_LOG=warn,engagement_monitor::telemetry=info NO_COLOR=1 \
+    "$BIN" run --brokers "$KAFKA_BROKERS" --topic "$topic" --group "$topic-replica" --listen "127.0.0.1:$PORT" \
+    2>"$replica_log" &
+  replica_pid=$!
+  trap 'kill $replica_pid 2>/dev/null || true; rm -f "$replica_log"' EXIT
+  until grep -q "caught up" "$replica_log"; do sleep 0.2; done
+  t0=$(grep -h "assigned partitions" "$replica_log" | awk '{print $1}' | head -1)
+  t1=$(grep -h "caught up" "$replica_log" | awk '{print $1}' | head -1)
+  replica_s=$(echo "$(date -d "$t1" +%s.%N) - $(date -d "$t0" +%s.%N)" | bc -l)
+  kill -TERM "$replica_pid"; wait "$replica_pid" || true
+  rm -f "$replica_log"
+  trap - EXIT
+  printf '%s, replica: %6.2f s from assignment to ready, %10.0f events/s\n' \
+    "$stream" "$replica_s" "$(echo "$N / $replica_s" | bc -l)"
   for n in $SHARDS; do
     run="$topic-$n"
     local pids=() logs=()
@@ -158,8 +179,8 @@ shards() {
     kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
     rm -f "${logs[@]}"
     trap - EXIT
-    printf '%s, %d shard(s): %6.2f s from assignment to all ready, %10.0f events/s aggregate (applied: %d)%s\n' \
-      "$stream" "$n" "$secs" "$(echo "$N / $secs" | bc -l)" "$applied" "$each"
+    printf '%s, %d shard(s): %6.2f s from assignment to all ready, %10.0f events/s aggregate, %.2f x the replica (applied: %d)%s\n' \
+      "$stream" "$n" "$secs" "$(echo "$N / $secs" | bc -l)" "$(echo "$replica_s / $secs" | bc -l)" "$applied" "$each"
   done
 }
 
