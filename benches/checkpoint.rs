@@ -15,7 +15,7 @@ mod common;
 use std::time::Instant;
 
 use engagement_core::engine::{Engine, Limits};
-use engagement_monitor::checkpoint;
+use engagement_monitor::pipeline::checkpoint;
 
 fn status(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -23,7 +23,7 @@ use engagement_core::engine::{Engine, Limits};
 use engagement_core::event::{Counts, Event, Tracking};
 use engagement_core::synth::{Rng, seed_quarter};
 use engagement_core::window::DAY_MS;
-use engagement_monitor::shard::state::{Layout, StateReader, StateWriter};
+use engagement_monitor::pipeline::shard::state::{Layout, StateReader, StateWriter};
 
 const MIB: f64 = 1048576.0;
 
@@ -139,7 +139,13 @@ fn broker(base: &[u8], increment: &[u8], engine: &mut Engine, limits: Limits, pa
     let topic = format!("bench-state-{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime
-        .block_on(engagement_monitor::produce::create_topic(&brokers, &topic, 1, &[], &[("cleanup.policy", "compact")]))
+        .block_on(engagement_monitor::tools::produce::create_topic(
+            &brokers,
+            &topic,
+            1,
+            &[],
+            &[("cleanup.policy", "compact")],
+        ))
         .expect("state topic created");
     let timeout = Duration::from_secs(120);
     let writer = StateWriter::new(&kafka, topic.clone()).expect("writer");

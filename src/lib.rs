@@ -3,38 +3,25 @@
 //! ([`engagement_core`]: events, windows, the engine, views, rankings) to
 //! the world. docs/architecture.md follows one message through it.
 //!
-//! - [`cli`], [`config`]: the command line; layered, validated configuration.
-//! - [`ingest`]: the thread that owns the engine: Kafka → decode → apply,
-//!   progress and readiness, checkpoints, offset commits.
-//! - [`checkpoint`]: the checkpoint file: versioned, checksummed, atomic.
-//! - [`published`]: the one publication of the view; [`status`]: readiness.
-//! - [`rank_changes`]: the changes of the watched rankings, detected over
-//!   successive views; counted, held for alerts, listed and published.
+//! The top of `src/` is its rooms, each a folder:
+//!
+//! - [`pipeline`]: events in, state kept: replica mode ([`pipeline::ingest`])
+//!   and shard mode ([`pipeline::shard`]), checkpoints, readiness.
+//! - [`serve`]: answers out: the published view, the HTTP API, metrics.
+//! - [`alerts`]: rank changes of the watched rankings, and the producer of
+//!   rank-change events and dead letters.
 //! - [`directory`]: the page directory (groups of pages) from a topic or a file.
-//! - [`publisher`]: dead letters and rank-change events to Kafka, never blocking.
-//! - [`api`]: the HTTP router; [`metrics`]: every metric, scrape-time collectors.
-//! - [`telemetry`]: logging setup and the typed events that log and count.
-//! - [`kafka`]: the one place a Kafka client configuration is built.
-//! - [`daemon`]: starts the parts and stops them in order; [`shutdown`]: signals.
-//! - [`produce`]: synthetic events to a real topic, for demos and load tests;
-//!   [`repartition`]: copies a topic into one keyed by page.
-//! - [`demo`]: the pipeline on librdkafka's in-process mock cluster.
-pub mod api;
-pub mod checkpoint;
-pub mod cli;
+//! - [`config`]: layered, validated configuration; [`kafka`]: the one place a
+//!   Kafka client configuration is built; [`telemetry`]: logging and the
+//!   typed events that log and count.
+//! - [`run`]: the command line, the daemon's start and stop, signals;
+//!   [`tools`]: the demo, `produce`, `repartition`.
+pub mod alerts;
 pub mod config;
-pub mod daemon;
-pub mod demo;
 pub mod directory;
-pub mod ingest;
 pub mod kafka;
-pub mod metrics;
-pub mod produce;
-pub mod published;
-pub mod publisher;
-pub mod rank_changes;
-pub mod repartition;
-pub mod shard;
-pub mod shutdown;
-pub mod status;
+pub mod pipeline;
+pub mod run;
+pub mod serve;
 pub mod telemetry;
+pub mod tools;

@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
-use engagement_monitor::cli::{self, Command};
 use engagement_monitor::config::{self, Env, LogFormat, Overrides};
-use engagement_monitor::{daemon, demo, produce, repartition, shutdown, telemetry};
+use engagement_monitor::run::cli::{self, Command};
+use engagement_monitor::run::{daemon, shutdown};
+use engagement_monitor::telemetry;
+use engagement_monitor::tools::{demo, produce, repartition};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -44,7 +46,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let config = load(None, &args.overrides())?;
             // Warnings and the summary of rank changes once a minute.
-            telemetry::init(LogFormat::Text, "warn,engagement_monitor::rank_changes=info");
+            telemetry::init(LogFormat::Text, "warn,engagement_monitor::alerts::rank_changes=info");
             runtime()?.block_on(async {
                 let token = CancellationToken::new();
                 shutdown::on_signals(token.clone());

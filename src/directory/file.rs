@@ -13,7 +13,7 @@ use engagement_core::directory::{Directory, DirectoryLimits};
 use tokio_util::sync::CancellationToken;
 
 use super::Directories;
-use crate::metrics::Metrics;
+use crate::serve::metrics::Metrics;
 use crate::telemetry::directory::{DirectoryUnreadable, RecordRead};
 use crate::telemetry::events::InternalEvent;
 

@@ -16,7 +16,7 @@ use engagement_core::directory::Directory;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::serve::metrics::Metrics;
 use crate::telemetry::directory::DirectoryPublished;
 use crate::telemetry::events::InternalEvent;
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Directories;
 use crate::config::Config;
 use crate::kafka::TopicReader;
-use crate::metrics::Metrics;
+use crate::serve::metrics::Metrics;
 use crate::telemetry::directory::{DirectoryUnreadable, RecordRead};
 use crate::telemetry::events::InternalEvent;
 

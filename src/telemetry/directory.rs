@@ -3,7 +3,7 @@
 
 use engagement_core::directory::{Change, Directory, Refused};
 
-use crate::metrics::Metrics;
+use crate::serve::metrics::Metrics;
 use crate::telemetry::events::{InternalEvent, limited};
 
 /// One record applied, or refused (logged at the shared rate limit,

@@ -16,9 +16,9 @@ use engagement_core::view::View;
 use engagement_core::window::{Millis, WindowId, format_rfc3339};
 use rdkafka::error::KafkaError;
 
-use crate::metrics::Metrics;
-use crate::metrics::labels::{Attempt, Delivery, Restore, Topic};
-use crate::rank_changes::detect::{Change, Kind, scope_label};
+use crate::alerts::rank_changes::detect::{Change, Kind, scope_label};
+use crate::serve::metrics::Metrics;
+use crate::serve::metrics::labels::{Attempt, Delivery, Restore, Topic};
 
 /// Something that happened, logged and counted by one call.
 pub trait InternalEvent {
@@ -528,7 +528,7 @@ impl InternalEvent for RankChangesSummary {
         let changes = self.windows.iter().map(|(w, r, l)| format!("{w}={r}/{l}")).collect::<Vec<_>>().join(" ");
         // Its own target, so that the demo can show it alone.
         tracing::info!(
-            target: "engagement_monitor::rank_changes",
+            target: "engagement_monitor::alerts::rank_changes",
             seconds = self.period.as_secs(),
             changes = %changes,
             "rank changes (per window: rank changes/new leaders)"

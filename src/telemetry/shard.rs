@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::metrics::Metrics;
-use crate::metrics::labels::Attempt;
+use crate::serve::metrics::Metrics;
+use crate::serve::metrics::labels::Attempt;
 use crate::telemetry::events::InternalEvent;
 
 /// The group moved partitions to or from this shard.

@@ -1,4 +1,4 @@
-//! The leaderboard page (`/`, `src/leaderboard.html`) in a real browser:
+//! The leaderboard page (`/`, `src/serve/leaderboard.html`) in a real browser:
 //! headless Chromium (Debian's `chromium`, installed by
 //! `scripts/install-deps.sh`) against the daemon and the project's Kafka
 //! broker. Checks the rendered DOM after the page's script ran, that the

@@ -1,0 +1,84 @@
+//! `GET /v1/pages/{platform}/{page_id}`: one page in every retained window.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use engagement_core::ranking::{Filter, Metric};
+use engagement_core::view::{Row, Table, View};
+use engagement_core::window::format_rfc3339;
+
+use super::groups::PageGroups;
+use super::rankings::{Figures, WindowJson};
+use super::{ApiError, Ctx};
+use crate::serve::published::latest;
+
+pub(super) async fn page(
+    State(ctx): State<Ctx>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    // axum's own rejection (for example of %FF, not UTF-8) is text/plain.
+    let Path((platform, page_id)) = path.map_err(|_| ApiError::bad("the path must be valid percent-encoded UTF-8"))?;
+    let view = latest(&ctx.app.views);
+    let answer = move || page_json(&view, &platform, &page_id).map(|body| Json(body).into_response());
+    ctx.compute.run(answer).await?
+}
+
+#[derive(Serialize)]
+struct PageJson<'v> {
+    platform: &'v str,
+    page_id: &'v str,
+    page_name: Option<&'v str>,
+    /// The page's groups in the directory, by dimension.
+    groups: PageGroups<'v>,
+    /// False when an input partition the page's events come from lost
+    /// records before they were applied: its figures may be short.
+    history_complete: bool,
+    watermark: Option<String>,
+    windows: Vec<PageWindow>,
+    top_posts: Vec<TopPost<'v>>,
+}
+
+/// The page in one window: the window, the page's figures there and its
+/// rank by interactions (`None` without a post there).
+#[derive(Serialize)]
+struct PageWindow {
+    #[serde(flatten)]
+    window: WindowJson,
+    #[serde(flatten)]
+    figures: Figures,
+    rank: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct TopPost<'v> {
+    post_id: &'v str,
+    interactions: u64,
+}
+
+fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJson<'v>, ApiError> {
+    let i = view.find_page(platform, page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
+    let p = view.page(i);
+    let windows = view.windows().map(|t| page_window(view, t, i)).collect();
+    Ok(PageJson {
+        platform: p.platform,
+        page_id: p.id,
+        page_name: p.name,
+        groups: super::groups::of_page(view, p.platform, p.id),
+        history_complete: p.history_complete,
+        watermark: view.watermark.map(format_rfc3339),
+        windows,
+        top_posts: view.top_posts(i).into_iter().map(|(id, n)| TopPost { post_id: id, interactions: n }).collect(),
+    })
+}
+
+fn page_window(view: &View, t: &Table, page: u32) -> PageWindow {
+    let empty = Row { page, totals: Default::default(), followers: None };
+    PageWindow {
+        window: WindowJson::of(t, &view.windows),
+        figures: Figures::of(&view.row(t, page).unwrap_or(empty)),
+        rank: view.rank_of(t, Metric::Interactions, &Filter::ALL, page),
+    }
+}

@@ -1,0 +1,155 @@
+//! `GET /v1/rankings`: the pages of one window ordered by one metric, and
+//! the response types the page endpoint shares (a window's id and bounds, a
+//! page's figures).
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use engagement_core::ranking::Metric;
+use engagement_core::view::{Period, Row, Table, View};
+use engagement_core::window::{UnknownWindow, WindowId, Windows, format_rfc3339};
+
+use super::groups::{self, PageGroups};
+use super::params::{RankingQuery, Strict};
+use super::{ApiError, Ctx};
+use crate::serve::published::latest;
+
+pub(super) async fn rankings(State(ctx): State<Ctx>, Strict(q): Strict<RankingQuery>) -> Result<Response, ApiError> {
+    let view = latest(&ctx.app.views);
+    ctx.compute.run(move || answer(&view, &q).map(|body| Json(body).into_response())).await?
+}
+
+#[derive(Serialize)]
+struct Rankings<'v> {
+    window: WindowJson,
+    metric: &'static str,
+    /// The groups asked for; the pages ranked are in all of them.
+    groups: &'v [String],
+    watermark: Option<String>,
+    total_pages: usize,
+    entries: Vec<Entry<'v>>,
+}
+
+#[derive(Serialize)]
+struct Entry<'v> {
+    rank: u32,
+    platform: &'v str,
+    page_id: &'v str,
+    page_name: Option<&'v str>,
+    /// The page's groups in the directory, by dimension.
+    groups: PageGroups<'v>,
+    /// False when an input partition the page's events come from lost
+    /// records before they were applied: its figures may be short.
+    history_complete: bool,
+    #[serde(flatten)]
+    figures: Figures,
+    previous_period_rank: Option<u32>,
+}
+
+/// The ranking itself: the CPU-heavy part, run off the async threads.
+fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiError> {
+    let table = table(view, &q.window)?;
+    groups::check_known(view, &q.groups)?;
+    let filter = q.filter();
+    // From the view's prepared order of this ranking: a slice, and a lookup
+    // per entry for its rank in the previous period.
+    let ranked = view.ranking(table, q.metric, &filter, q.offset, q.limit);
+    let predecessor = view.predecessor(table);
+    let entries = ranked
+        .iter()
+        .map(|(rank, row)| {
+            let p = view.page(row.page);
+            Entry {
+                rank: *rank,
+                platform: p.platform,
+                page_id: p.id,
+                page_name: p.name,
+                groups: groups::of_page(view, p.platform, p.id),
+                history_complete: p.history_complete,
+                figures: Figures::of(row),
+                previous_period_rank: predecessor.and_then(|t| view.rank_of(t, q.metric, &filter, row.page)),
+            }
+        })
+        .collect();
+    Ok(Rankings {
+        window: WindowJson::of(table, &view.windows),
+        metric: q.metric.as_str(),
+        groups: &q.groups,
+        watermark: view.watermark.map(format_rfc3339),
+        total_pages: view.order(table, q.metric, &filter).rows.len(),
+        entries,
+    })
+}
+
+/// Resolves `window` to a table of the view: 404 before the first event
+/// (whatever the window), then 400 for a bad name, 404 for a window not held.
+/// A window of a kind not configured is a 404 that lists the configured
+/// ones; a period not retained a 404 that names it.
+fn table<'v>(view: &'v View, text: &str) -> Result<&'v Table, ApiError> {
+    if view.watermark.is_none() {
+        return Err(ApiError::not_found("no events consumed yet"));
+    }
+    let window = view.windows.resolve(text).map_err(|e| match e {
+        UnknownWindow::Malformed => ApiError::bad(e.to_string()),
+        UnknownWindow::NotConfigured(_) => ApiError::not_found(e.to_string()),
+    })?;
+    view.table(window).ok_or_else(|| match window {
+        WindowId::Period(p) => ApiError::not_found(format!("{} {p} is not retained", p.kind.as_str())),
+        _ => ApiError::not_found("window not available"),
+    })
+}
+
+/// A window's id and bounds.
+#[derive(Serialize)]
+pub(super) struct WindowJson {
+    id: String,
+    start: String,
+    end: String,
+}
+
+impl WindowJson {
+    pub(super) fn of(t: &Table, windows: &Windows) -> WindowJson {
+        let id = match (t.period, t.period.id(windows)) {
+            (_, Some(id)) => id.to_string(),
+            (Period::RollingPrevious(d), None) => match Period::Rolling(d).id(windows) {
+                Some(WindowId::Rolling(None)) => "rolling_previous".into(),
+                _ => format!("rolling-{d}d_previous"),
+            },
+            (_, None) => String::new(),
+        };
+        WindowJson { id, start: format_rfc3339(t.start), end: format_rfc3339(t.end) }
+    }
+}
+
+/// A page's figures in a window.
+#[derive(Serialize)]
+pub(super) struct Figures {
+    interactions: u64,
+    reactions: u64,
+    comments: u64,
+    shares: u64,
+    views: u64,
+    posts: u64,
+    followers: Option<u64>,
+    interactions_per_post: Option<f64>,
+    interactions_per_1k_followers: Option<f64>,
+}
+
+impl Figures {
+    pub(super) fn of(r: &Row) -> Figures {
+        let t = &r.totals;
+        Figures {
+            interactions: t.interactions(),
+            reactions: t.reactions,
+            comments: t.comments,
+            shares: t.shares,
+            views: t.views,
+            posts: t.posts,
+            followers: r.followers,
+            interactions_per_post: Metric::InteractionsPerPost.value(r),
+            interactions_per_1k_followers: Metric::InteractionsPer1kFollowers.value(r),
+        }
+    }
+}

@@ -1,0 +1,439 @@
+use std::time::Duration;
+
+use super::*;
+use axum::body::Body;
+use axum::http::Request as HttpRequest;
+use axum::http::header;
+use engagement_core::engine::{Engine, Limits};
+use engagement_core::event::{DecodeContext, decode};
+use engagement_core::synth::seed_events;
+use engagement_core::view::View;
+use tower::ServiceExt;
+
+fn state_with(events: &[String]) -> AppState {
+    fixture(events).0
+}
+
+/// The app state over `events`, ready, with the status's writing end.
+pub(super) fn fixture(events: &[String]) -> (AppState, crate::pipeline::status::StatusTx) {
+    let mut e = Engine::new(Limits::default());
+    let cx = DecodeContext { message_time: None, now: i64::MAX / 4, max_skew: 0, max_payload_bytes: 1 << 16 };
+    for json in events {
+        e.apply(&decode(json.as_bytes(), &cx).unwrap());
+    }
+    let (views_tx, views) = crate::serve::published::channel();
+    views_tx.send_replace(crate::serve::published::Published { view: Arc::new(View::build(&e)), ready: true });
+    let (status_tx, status) = crate::pipeline::status::channel();
+    status_tx.send_replace(crate::pipeline::status::Readiness::Ready);
+    let sources = crate::serve::metrics::Sources {
+        views: views.clone(),
+        status: status.clone(),
+        top_n: 50,
+        limits: Limits::default(),
+        log_rate_per_second: 10,
+        watches: crate::config::default_watches().into(),
+        groups: Arc::from([]),
+    };
+    let state = AppState {
+        views,
+        status,
+        metrics: Arc::new(crate::serve::metrics::Metrics::new(sources)),
+        groups: Arc::from([]),
+        shard: false,
+    };
+    (state, status_tx)
+}
+
+const LIMITS: HttpLimits = HttpLimits {
+    request_timeout: Duration::from_secs(5),
+    max_concurrent_requests: 8,
+    max_query_bytes: 256,
+    header_timeout: Duration::from_secs(30),
+    idle_timeout: Duration::from_secs(30),
+    max_connections: 8,
+};
+
+pub(super) async fn get(state: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
+    let resp = router(state.clone(), LIMITS).oneshot(HttpRequest::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn rankings_default_to_current_quarter_by_interactions() {
+    let s = state_with(&seed_events());
+    let (code, body) = get(&s, "/v1/rankings").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["window"]["id"], "2025-Q3");
+    assert_eq!(body["window"]["start"], "2025-07-01T00:00:00Z");
+    assert_eq!(body["metric"], "interactions");
+    assert_eq!(body["total_pages"], 5);
+    let first = &body["entries"][0];
+    assert_eq!((first["rank"].as_u64(), first["page_id"].as_str()), (Some(1), Some("whitehouse")));
+    assert_eq!(first["interactions"], 26_243_488);
+    assert_eq!(first["posts"], 650);
+    assert_eq!(first["followers"], 12_485_769);
+    assert_eq!(first["interactions_per_1k_followers"], 2101.87);
+    assert_eq!(first["previous_period_rank"], serde_json::Value::Null);
+    assert_eq!(body["entries"][3]["followers"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn limit_offset_metric_and_quarter_ids_work() {
+    let s = state_with(&seed_events());
+    let (_, body) = get(&s, "/v1/rankings?window=2025-Q3&metric=interactions_per_1k_followers&limit=1&offset=0").await;
+    assert_eq!(body["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(body["entries"][0]["page_id"], "pmcambodia");
+    let (_, body) = get(&s, "/v1/rankings?limit=2&offset=3").await;
+    let ids: Vec<&str> = body["entries"].as_array().unwrap().iter().map(|e| e["page_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["inc.bihar", "ice.gov"]);
+    let (code, body) = get(&s, "/v1/rankings?window=rolling").await;
+    assert_eq!((code, body["window"]["id"].as_str()), (StatusCode::OK, Some("rolling")));
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_with_a_json_error() {
+    let s = state_with(&seed_events());
+    for uri in [
+        "/v1/rankings?metric=likes",
+        "/v1/rankings?window=2025-Q9",
+        "/v1/rankings?window=yesterday",
+        "/v1/rankings?limit=1001",
+        "/v1/rankings?limit=-1",
+        "/v1/rankings?offset=x",
+        "/v1/rankings?platform=Face%20book",
+        "/v1/rankings?limit=1&limit=2",
+        "/v1/rankings?colour=blue",
+        "/v1/rankings?%ff=1",
+    ] {
+        let (code, body) = get(&s, uri).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{uri}: {body}");
+    }
+    let long = format!("/v1/rankings?window={}", "a".repeat(300));
+    assert_eq!(get(&s, &long).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn unknown_things_are_404() {
+    let s = state_with(&seed_events());
+    assert_eq!(get(&s, "/v1/rankings?window=2020-Q1").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&s, "/v1/pages/facebook/nobody").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&s, "/v2/anything").await.0, StatusCode::NOT_FOUND);
+    let empty = state_with(&[]);
+    let (code, body) = get(&empty, "/v1/rankings").await;
+    assert_eq!((code, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("no events consumed yet")));
+}
+
+#[tokio::test]
+async fn page_endpoint_lists_windows_ranks_and_top_posts() {
+    let s = state_with(&seed_events());
+    let (code, body) = get(&s, "/v1/pages/facebook/moi.egy").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(body["page_name"].as_str().unwrap().starts_with("وزارة الداخلية"));
+    let q3 = body["windows"].as_array().unwrap().iter().find(|w| w["id"] == "2025-Q3").unwrap();
+    assert_eq!(
+        (q3["rank"].as_u64(), q3["interactions"].as_u64(), q3["posts"].as_u64()),
+        (Some(2), Some(24_370_680), Some(1780))
+    );
+    let posts = body["top_posts"].as_array().unwrap();
+    assert_eq!(posts.len(), 10);
+    assert!(posts.windows(2).all(|w| w[0]["interactions"].as_u64() >= w[1]["interactions"].as_u64()));
+}
+
+#[tokio::test]
+async fn windows_endpoint_lists_retained_quarters() {
+    let s = state_with(&seed_events());
+    let (_, body) = get(&s, "/v1/windows").await;
+    let quarters = body["quarters"].as_array().unwrap();
+    assert_eq!(quarters.len(), 5);
+    assert_eq!((quarters[0]["id"].as_str(), quarters[0]["pages"].as_u64()), (Some("2025-Q3"), Some(5)));
+    assert_eq!(body["rolling"]["days"], 90);
+}
+
+#[tokio::test]
+async fn metrics_have_the_prometheus_3_content_type_and_top_pages() {
+    let s = state_with(&seed_events());
+    let resp =
+        router(s.clone(), LIMITS).oneshot(HttpRequest::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/plain; version=0.0.4; charset=utf-8");
+    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains(r#"engagement_page_rank{window="current",platform="facebook",page_id="whitehouse"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"engagement_events_total{outcome="conflict"} 0"#));
+    assert!(text.contains("engagement_build_info{version="));
+}
+
+#[tokio::test]
+async fn readiness_follows_the_phase() {
+    let (s, status) = fixture(&[]);
+    assert_eq!(get(&s, "/readyz").await.0, StatusCode::OK);
+    status.send_replace(crate::pipeline::status::Readiness::CatchingUp { behind: 5 });
+    let (code, body) = get(&s, "/readyz").await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("catching up: 5 messages behind"))
+    );
+    assert_eq!(get(&s, "/healthz").await.0, StatusCode::OK);
+}
+
+// ---- hardening (B1–B3), written before the fixes ----
+
+/// A ready state over `pages` pages (one post each, platform facebook).
+fn big_state(pages: u64) -> AppState {
+    let quarter = engagement_core::synth::seed_quarter();
+    let events: Vec<String> = (0..pages)
+        .map(|page| {
+            let published = quarter.start() + (page * 7919 % (40 * 86_400_000)) as i64;
+            format!(
+                r#"{{"page_id":"page_{page:07}","post_id":"p{page:07}","published_at":{published},"observed_at":{published},"reactions":{},"comments":{},"followers":{}}}"#,
+                page * 37 % 100_003,
+                page % 101,
+                1_000 + page * 13 % 7_919
+            )
+        })
+        .collect();
+    state_with(&events)
+}
+
+const HEAVY: &str = "/v1/rankings?window=rolling&metric=interactions_per_1k_followers&limit=1000&offset=99000";
+
+async fn call(app: &Router, method: &str, uri: &str) -> Response {
+    let req = HttpRequest::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+    app.clone().oneshot(req).await.unwrap()
+}
+
+/// Polls `f` every 10 ms until it holds; panics with `what` after `within`.
+async fn wait_until<F: std::future::Future<Output = bool>>(within: Duration, what: &str, mut f: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Keeps one heavy ranking request in flight until the handle is aborted.
+fn keep_busy(app: &Router) -> tokio::task::JoinHandle<()> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = call(&app, "GET", HEAVY).await;
+            tokio::task::yield_now().await;
+        }
+    })
+}
+
+/// A router over 100,000 pages that serves one request at a time, kept
+/// busy by [`keep_busy`]: returned once another request is refused.
+async fn busy_router() -> (Router, tokio::task::JoinHandle<()>) {
+    let limits = HttpLimits { max_concurrent_requests: 1, request_timeout: Duration::from_secs(60), ..LIMITS };
+    let app = router(big_state(100_000), limits);
+    let busy = keep_busy(&app);
+    let app2 = app.clone();
+    wait_until(Duration::from_secs(60), "the API is busy with a ranking", || {
+        let app = app2.clone();
+        async move { call(&app, "GET", "/v1/windows").await.status() == StatusCode::SERVICE_UNAVAILABLE }
+    })
+    .await;
+    (app, busy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_not_subject_to_the_concurrency_limit() {
+    let (app, busy) = busy_router().await;
+    for _ in 0..20 {
+        assert_eq!(call(&app, "GET", "/healthz").await.status(), StatusCode::OK);
+        assert_eq!(call(&app, "GET", "/readyz").await.status(), StatusCode::OK);
+    }
+    busy.abort();
+}
+
+/// One runtime thread: a handler that computed on it would hold every other
+/// request until it finished, so the API would never be seen busy.
+#[tokio::test(flavor = "current_thread")]
+async fn heavy_work_runs_off_the_runtime_threads() {
+    let (app, busy) = busy_router().await;
+    assert_eq!(call(&app, "GET", "/healthz").await.status(), StatusCode::OK);
+    busy.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_heavy_request_past_its_deadline_gets_408() {
+    let limits = HttpLimits { request_timeout: Duration::from_millis(1), ..LIMITS };
+    let resp = call(&router(big_state(100_000), limits), "GET", HEAVY).await;
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(&body[..], br#"{"error":"request timed out"}"#);
+}
+
+#[tokio::test]
+async fn method_not_allowed_is_json_with_allow() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    let resp = call(&app, "POST", "/v1/rankings").await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers()[header::ALLOW].to_str().unwrap().contains("GET"));
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let body: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_the_path_is_a_json_error() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    let resp = call(&app, "GET", "/v1/pages/facebook/%FF").await;
+    assert!(matches!(resp.status(), StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND), "{}", resp.status());
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+}
+
+#[tokio::test]
+async fn windows_and_rank_changes_refuse_any_parameter() {
+    let s = state_with(&seed_events());
+    for uri in [
+        "/v1/windows?colour=blue",
+        "/v1/windows?x=1&x=2",
+        "/v1/windows?%ff=1",
+        "/v1/rank-changes?limit=5",
+        "/v1/rank-changes?%ff=1",
+    ] {
+        let (code, body) = get(&s, uri).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{uri}: {body}");
+    }
+    let (code, body) = get(&s, "/v1/rank-changes").await;
+    assert_eq!((code, body["changes"].is_array()), (StatusCode::OK, true), "{body}");
+}
+
+#[tokio::test]
+async fn every_response_says_nosniff() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    for (method, uri) in [
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/v1/rankings"),
+        ("GET", "/v1/rankings?colour=blue"),
+        ("GET", "/nowhere"),
+        ("POST", "/v1/rankings"),
+        ("GET", "/metrics"),
+    ] {
+        let resp = call(&app, method, uri).await;
+        assert_eq!(resp.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_leaderboard_has_a_strict_content_security_policy() {
+    let app = router(state_with(&seed_events()), LIMITS);
+    let resp = call(&app, "GET", "/").await;
+    let csp = resp.headers().get(header::CONTENT_SECURITY_POLICY).expect("a CSP").to_str().unwrap().to_owned();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"default-src 'none'"), "{csp}");
+    assert!(directives.contains(&"connect-src 'self'"), "{csp}");
+    let script = directives.iter().find(|d| d.starts_with("script-src ")).expect("script-src");
+    assert!(script.contains("'sha256-") && !script.contains("unsafe-inline"), "{csp}");
+}
+
+// ---- connections (B2): a real socket on 127.0.0.1:0 ----
+
+mod connections {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    struct Server {
+        addr: std::net::SocketAddr,
+        stop: tokio_util::sync::CancellationToken,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    async fn start(limits: HttpLimits) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(serve(listener, router(state_with(&seed_events()), limits), limits, stop.clone()));
+        Server { addr, stop }
+    }
+
+    /// Reads one whole response to `GET /healthz` (its body ends the JSON).
+    async fn read_health(c: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(br#"{"status":"ok"}"#) {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    const REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    /// Whether the server has closed `c` (read returns end of file or an error).
+    async fn closed_within(c: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(within, c.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn a_client_that_trickles_its_headers_is_disconnected() {
+        let header_timeout = Duration::from_millis(300);
+        let server = start(HttpLimits { header_timeout, ..LIMITS }).await;
+        let mut c = TcpStream::connect(server.addr).await.unwrap();
+        let header = b"GET /healthz HTTP/1.1\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a'));
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 64];
+        for byte in header {
+            if started.elapsed() > Duration::from_secs(10) {
+                panic!("still connected after 10 s of trickled headers");
+            }
+            let closed = c.write_all(&[*byte]).await.is_err()
+                || matches!(
+                    tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await,
+                    Ok(Ok(0) | Err(_))
+                );
+            if closed {
+                assert!(started.elapsed() >= header_timeout, "closed after {:?}", started.elapsed());
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        let idle_timeout = Duration::from_millis(300);
+        let server = start(HttpLimits { idle_timeout, ..LIMITS }).await;
+        let mut c = TcpStream::connect(server.addr).await.unwrap();
+        c.write_all(REQUEST).await.unwrap();
+        assert!(read_health(&mut c).await.starts_with("HTTP/1.1 200"));
+        let answered = tokio::time::Instant::now();
+        assert!(closed_within(&mut c, Duration::from_secs(10)).await, "idle connection still open after 10 s");
+        assert!(answered.elapsed() >= idle_timeout, "closed after {:?}", answered.elapsed());
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_until_one_closes() {
+        let server = start(HttpLimits { max_connections: 1, ..LIMITS }).await;
+        let mut first = TcpStream::connect(server.addr).await.unwrap();
+        first.write_all(REQUEST).await.unwrap();
+        read_health(&mut first).await;
+        let mut second = TcpStream::connect(server.addr).await.unwrap();
+        second.write_all(REQUEST).await.unwrap();
+        // The first connection is still served, the second is not.
+        first.write_all(REQUEST).await.unwrap();
+        read_health(&mut first).await;
+        let mut buf = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+        assert!(early.is_err(), "connection 2 was served while connection 1 was open");
+        drop(first);
+        let answer = tokio::time::timeout(Duration::from_secs(5), read_health(&mut second)).await;
+        assert!(answer.is_ok_and(|a| a.starts_with("HTTP/1.1 200")));
+    }
+}
