@@ -341,7 +341,7 @@ fn corrupt_checkpoints_child() {
 fn a_thousand_corrupt_checkpoints_fall_back_cleanly_in_bounded_memory() {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
-        .args(["--exact", "checkpoint::tests::corrupt_checkpoints_child", "--ignored", "--nocapture"])
+        .args(["--exact", "pipeline::checkpoint::tests::corrupt_checkpoints_child", "--ignored", "--nocapture"])
         .args(["--test-threads", "1"])
         .output()
         .unwrap();
