@@ -23,7 +23,7 @@ use engagement_core::engine::{Engine, Limits};
 use engagement_core::event::{Counts, Event, Tracking};
 use engagement_core::synth::{Rng, seed_quarter};
 use engagement_core::window::DAY_MS;
-use engagement_monitor::pipeline::shard::state::{Layout, StateReader, StateWriter};
+use engagement_monitor::pipeline::shard::checkpoint::{CheckpointReader, CheckpointWriter, Layout};
 
 const MIB: f64 = 1048576.0;
 
@@ -148,7 +148,7 @@ fn broker(base: &[u8], increment: &[u8], engine: &mut Engine, limits: Limits, pa
         ))
         .expect("state topic created");
     let timeout = Duration::from_secs(120);
-    let writer = StateWriter::new(&kafka, topic.clone()).expect("writer");
+    let writer = CheckpointWriter::new(&kafka, topic.clone()).expect("writer");
     let t = Instant::now();
     let layout = writer.save_base(0, &Layout::default(), base, 1_000_000, timeout).expect("base saved");
     let base_took = t.elapsed();
@@ -160,7 +160,7 @@ fn broker(base: &[u8], increment: &[u8], engine: &mut Engine, limits: Limits, pa
         base_took.as_secs_f64(),
         inc_took.as_secs_f64() * 1000.0
     );
-    let reader = StateReader::new(&kafka, topic).expect("reader");
+    let reader = CheckpointReader::new(&kafka, topic).expect("reader");
     restore(&reader, engine, limits, 1_000_100, "base + 1 increment");
     // The most a restore reads before the next save writes a base: more
     // uniform intervals until the increments reach a quarter of the base.
@@ -179,7 +179,7 @@ fn broker(base: &[u8], increment: &[u8], engine: &mut Engine, limits: Limits, pa
     restore(&reader, engine, limits, 1_000_100 + n as i64, &what);
 }
 
-fn restore(reader: &StateReader, engine: &Engine, limits: Limits, next: i64, what: &str) {
+fn restore(reader: &CheckpointReader, engine: &Engine, limits: Limits, next: i64, what: &str) {
     let t = Instant::now();
     let restored = reader.restore(0, limits, Duration::from_secs(120)).expect("restored").expect("a state");
     let took = t.elapsed();

@@ -132,7 +132,7 @@ pub(crate) fn cached_ends(
 
 /// A producer context that counts deliveries, acknowledged and failed, for
 /// clients that must know whether everything they sent landed (`produce`,
-/// `repartition`, shard mode's state saves); read through
+/// `repartition`, shard mode's checkpoints); read through
 /// `producer.context()`.
 #[derive(Debug, Default)]
 pub struct DeliveryCount {

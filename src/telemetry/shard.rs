@@ -61,7 +61,7 @@ impl InternalEvent for PartitionRestored {
 }
 
 /// A partition's state was saved to the state topic, or not.
-pub struct StateSaved<'a> {
+pub struct CheckpointSaved<'a> {
     pub partition: i32,
     /// A base (the whole state) rather than an increment.
     pub base: bool,
@@ -69,15 +69,15 @@ pub struct StateSaved<'a> {
     pub error: Option<&'a anyhow::Error>,
 }
 
-impl InternalEvent for StateSaved<'_> {
+impl InternalEvent for CheckpointSaved<'_> {
     fn emit(self, m: &Metrics) {
         let result = if self.error.is_none() { Attempt::Ok } else { Attempt::Failed };
-        m.shard.saves.with_label_values(&[result.as_str()]).inc();
+        m.shard.checkpoints.with_label_values(&[result.as_str()]).inc();
         let kind = if self.base { "base" } else { "increment" };
         match self.error {
             None => {
-                m.shard.state_bytes.with_label_values(&[kind]).inc_by(self.bytes as u64);
-                tracing::debug!(partition = self.partition, kind, bytes = self.bytes, "partition state saved");
+                m.shard.checkpoint_bytes.with_label_values(&[kind]).inc_by(self.bytes as u64);
+                tracing::debug!(partition = self.partition, kind, bytes = self.bytes, "partition checkpoint saved");
             }
             Some(e) => tracing::warn!(partition = self.partition, error = %format!("{e:#}"),
                 "saving the partition's state failed; its offset is not committed"),
@@ -134,18 +134,23 @@ impl InternalEvent for TotalsRefused<'_> {
 /// earlier history is missing. Sound but of another format version or
 /// other windows (`rebuild`): the partition is rebuilt from the earliest
 /// offset of the input (a gap there is counted when the input is read).
-pub struct StateUnusable<'a> {
+pub struct CheckpointUnusable<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub error: &'a anyhow::Error,
     pub rebuild: bool,
 }
 
-impl InternalEvent for StateUnusable<'_> {
+impl InternalEvent for CheckpointUnusable<'_> {
     fn emit(self, m: &Metrics) {
         let (topic, partition, error) = (self.topic, self.partition, format!("{:#}", self.error));
         if self.rebuild {
-            tracing::error!(topic, partition, error, "the partition's state is not this build's to use: rebuilding it");
+            tracing::error!(
+                topic,
+                partition,
+                error,
+                "the partition's checkpoint is not this build's to use: rebuilding the partition"
+            );
             return;
         }
         m.consumer.history_gaps.inc();
@@ -153,7 +158,7 @@ impl InternalEvent for StateUnusable<'_> {
             topic,
             partition,
             error,
-            "the partition's state cannot be used: its history is missing from the totals; continuing from the \
+            "the partition's checkpoint cannot be used: its history is missing from the totals; continuing from the \
              group's committed offset"
         );
     }

@@ -98,14 +98,14 @@ fn a_replica_whose_next_offsets_were_deleted_turns_ready_and_counts_the_gap() {
     assert_marked(&d);
 }
 
-/// Shard mode: partition 0's input deleted before any state save, the
+/// Shard mode: partition 0's input deleted before any checkpoint, the
 /// shard SIGKILLed and restarted under its id. It restores nothing, counts
 /// the gap and turns ready within 60 s instead of counting the deleted
 /// records as lag for ever; partition 1 is rebuilt from its input. The
 /// early pages keep the figures last published for them and are marked
 /// on every instance, and a second shard answers every query as the first.
 #[test]
-fn a_shard_whose_input_was_deleted_before_a_save_turns_ready_and_counts_the_gap() {
+fn a_shard_whose_input_was_deleted_before_a_checkpoint_turns_ready_and_counts_the_gap() {
     let topic = unique("history-gap-shard");
     create_topic(&topic, PARTITIONS);
     produce_to(&topic, 1, &seed_events());

@@ -171,7 +171,7 @@ fn three_shards_answer_as_one_replica_through_kill_restart_and_growth() {
     // base and its increments.
     let bytes = |kind: &str| -> f64 {
         all.iter()
-            .map(|s| s.metric(&format!("engagement_shard_state_bytes_total{{kind=\"{kind}\"}}")).unwrap_or(0.0))
+            .map(|s| s.metric(&format!("engagement_shard_checkpoint_bytes_total{{kind=\"{kind}\"}}")).unwrap_or(0.0))
             .sum()
     };
     assert!(bytes("increment") > 0.0, "no shard saved an increment");
@@ -253,7 +253,7 @@ fn a_state_of_other_windows_is_rebuilt_from_the_earliest_offset() {
     produce_strings(&topic, 1, &events);
     let mut d = shard(&topic, "windows-0");
     d.wait_ready(READY);
-    d.wait_metric(r#"engagement_shard_state_saves_total{result="ok"}"#, 1.0, READY);
+    d.wait_metric(r#"engagement_shard_checkpoints_total{result="ok"}"#, 1.0, READY);
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(30)).0.success());
     // The group's offset is past the event now: resumed from there, the
@@ -265,7 +265,11 @@ fn a_state_of_other_windows_is_rebuilt_from_the_earliest_offset() {
         &weeks,
     );
     d.wait_ready(READY);
-    assert!(d.logs().iter().any(|l| l.contains("not this build's to use: rebuilding it")), "{:#?}", d.logs());
+    assert!(
+        d.logs().iter().any(|l| l.contains("not this build's to use: rebuilding the partition")),
+        "{:#?}",
+        d.logs()
+    );
     let page = d.json("/v1/pages/facebook/pg");
     assert_eq!(page["windows"][0]["interactions"], 7, "{page}");
     assert_eq!(d.json("/v1/rankings?window=2025-W27")["entries"][0]["interactions"], 7);
@@ -287,7 +291,7 @@ fn a_damaged_state_is_a_counted_history_gap_not_a_crash() {
     let d = shard(&topic, "damaged-0");
     d.wait_ready(READY);
     d.wait_metric("engagement_history_gaps_total", 1.0, READY);
-    assert!(d.logs().iter().any(|l| l.contains("the partition's state cannot be used")), "{:#?}", d.logs());
+    assert!(d.logs().iter().any(|l| l.contains("the partition's checkpoint cannot be used")), "{:#?}", d.logs());
     let page = d.json("/v1/pages/facebook/pg");
     assert_eq!(page["windows"][0]["interactions"], 7, "{page}");
 }

@@ -1,7 +1,7 @@
-//! What changed since the last save, as bytes a restored engine can take
+//! What changed since the last checkpoint, as bytes a restored engine can take
 //! in: shard mode writes a full state (a base, see [`persist`](super::persist))
 //! now and then and, between two bases, one increment per interval whose size
-//! follows the change, not the state (docs/scaling.md#state-that-moves).
+//! follows the change, not the state (docs/scaling.md#shard-mode).
 //!
 //! An increment holds the watermark, the watermark guards, the history
 //! gaps, the event ids remembered since the last increment, the pages

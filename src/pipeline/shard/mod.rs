@@ -15,11 +15,11 @@
 //! partition's last heartbeat (the table notes it, the owner names the
 //! last owner of a partition it takes over).
 
+pub mod checkpoint;
 mod group;
 mod heartbeat;
 mod owner;
 mod records;
-pub mod state;
 mod table;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};

@@ -2,7 +2,7 @@
 //! (cooperative-sticky assignment, static membership), and for each one
 //! the shard keeps its own engine. A partition that arrives is restored
 //! from the state topic and applied from the offset its state covers (see
-//! [`state`](super::state)); one that leaves is dropped whole. Records
+//! [`checkpoint`](super::checkpoint)); one that leaves is dropped whole. Records
 //! are polled here, decoded on a worker while the previous batch is
 //! applied, and applied in runs of one partition.
 //!
@@ -27,16 +27,16 @@ use engagement_core::engine::{Engine, Outcome};
 use engagement_core::event::{DecodeContext, Event, Invalid};
 use engagement_core::global::{PageRecord, page_key};
 
+use super::checkpoint::{CheckpointReader, CheckpointWriter, Layout};
 use super::group::{Ctx, Moved, group_consumer};
 use super::heartbeat::Heartbeat;
 use super::records::Deliveries;
-use super::state::{Layout, StateReader, StateWriter};
 use super::{Shared, Topics, watermark_key};
 use crate::pipeline::ingest::{Decoded, Decoder, FetchQueue, MessageBatch, Record, Tally};
 use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
 use crate::telemetry::shard::{
-    PartitionRestored, PartitionsMoved, PartitionsTakenOver, RankEventsPublisher, ShardProgress, StateSaved,
-    StateUnusable,
+    CheckpointSaved, CheckpointUnusable, PartitionRestored, PartitionsMoved, PartitionsTakenOver, RankEventsPublisher,
+    ShardProgress,
 };
 
 /// The input partition whose owner publishes the fleet's rank events.
@@ -48,7 +48,7 @@ const PUBLISHER_FLUSH: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(200);
 /// Most messages taken from the fetch queue at once.
 const BATCH: usize = 4096;
-/// How long a state save or restore may take before it is given up.
+/// How long a checkpoint or a restore may take before it is given up.
 const STATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One owned partition.
@@ -85,8 +85,8 @@ pub struct Owner {
     /// The input topic, for librdkafka's C API.
     topic_c: std::ffi::CString,
     parts: HashMap<i32, Part>,
-    writer: StateWriter,
-    reader: StateReader,
+    writer: CheckpointWriter,
+    reader: CheckpointReader,
     totals: ThreadedProducer<Deliveries>,
     topics: Topics,
     io: OwnerParts,
@@ -109,8 +109,8 @@ impl Owner {
         let k = &cfg.kafka;
         let instance = cfg.cluster.instance_id();
         let (consumer, queue) = group_consumer(k, &io.metrics, &instance)?;
-        let writer = StateWriter::new(k, topics.state.clone())?;
-        let reader = StateReader::new(k, topics.state.clone())?;
+        let writer = CheckpointWriter::new(k, topics.state.clone())?;
+        let reader = CheckpointReader::new(k, topics.state.clone())?;
         let totals_defaults =
             [("client.id", "engagement-monitor-totals"), ("compression.type", "lz4"), ("linger.ms", "20")];
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -201,7 +201,7 @@ impl Owner {
             }
         }
         self.drain(&mut decoder)?;
-        self.save_all();
+        self.checkpoint_all();
         Ok(())
     }
 
@@ -306,8 +306,9 @@ impl Owner {
         let limits = self.io.config.engine;
         let mut rebuild = false;
         let restored = self.reader.restore(p, limits, STATE_TIMEOUT).unwrap_or_else(|error| {
-            rebuild = error.downcast_ref::<super::state::Rebuild>().is_some();
-            StateUnusable { topic: &self.topics.state, partition: p, error: &error, rebuild }.emit(&self.io.metrics);
+            rebuild = error.downcast_ref::<super::checkpoint::Rebuild>().is_some();
+            CheckpointUnusable { topic: &self.topics.state, partition: p, error: &error, rebuild }
+                .emit(&self.io.metrics);
             None
         });
         let restored_any = restored.is_some();
@@ -458,7 +459,7 @@ impl Owner {
             }
         }
         if now >= self.next_save {
-            self.save_all();
+            self.checkpoint_all();
             self.next_save = Instant::now() + self.io.config.state.checkpoint_interval;
         }
     }
@@ -529,11 +530,11 @@ impl Owner {
     }
 
     /// Saves every partition whose state moved (what changed since the
-    /// last save, or a new base when one is due: see [`state`](super::state)),
+    /// last save, or a new base when one is due: see [`checkpoint`](super::checkpoint)),
     /// then commits each owned partition's saved offset (again when
     /// unchanged: a commit refused during a rebalance is repaired by the
     /// next).
-    fn save_all(&mut self) {
+    fn checkpoint_all(&mut self) {
         let mut commit = TopicPartitionList::new();
         for (&p, part) in &mut self.parts {
             if part.next > part.saved {
@@ -548,7 +549,7 @@ impl Owner {
                     self.writer.save_increment(p, &part.layout, &bytes, part.next, STATE_TIMEOUT)
                 };
                 let error = saved.as_ref().err();
-                StateSaved { partition: p, base, bytes: bytes.len(), error }.emit(&self.io.metrics);
+                CheckpointSaved { partition: p, base, bytes: bytes.len(), error }.emit(&self.io.metrics);
                 match saved {
                     Ok(layout) => {
                         part.layout = layout;

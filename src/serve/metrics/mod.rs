@@ -100,9 +100,9 @@ pub(crate) struct ShardMetrics {
     pub posts: IntGauge,
     pub unsaved: IntGauge,
     pub totals_lag: IntGauge,
-    pub saves: IntCounterVec,
+    pub checkpoints: IntCounterVec,
     /// Bytes saved to the state topic, by kind (base, increment).
-    pub state_bytes: IntCounterVec,
+    pub checkpoint_bytes: IntCounterVec,
     pub records: IntCounter,
     /// Deliveries of page records and heartbeats, by result.
     pub deliveries: IntCounterVec,
@@ -126,15 +126,15 @@ impl ShardMetrics {
                 "engagement_shard_totals_lag_messages",
                 "Page-totals records not yet read into this instance's global table.",
             ),
-            saves: f.counters(
-                "engagement_shard_state_saves_total",
-                "Saves of a partition's state to the state topic, by result.",
+            checkpoints: f.counters(
+                "engagement_shard_checkpoints_total",
+                "Checkpoints of a partition to the state topic, by result.",
                 "result",
                 &Attempt::labels(),
             ),
-            state_bytes: f.counters(
-                "engagement_shard_state_bytes_total",
-                "Bytes saved to the state topic (before compression), by kind: a base is a partition's whole state, an increment what changed since the last save.",
+            checkpoint_bytes: f.counters(
+                "engagement_shard_checkpoint_bytes_total",
+                "Bytes of checkpoints written to the state topic (before compression), by kind: a base is a partition's whole state, an increment what changed since the last checkpoint.",
                 "kind",
                 &["base", "increment"],
             ),

@@ -1,16 +1,17 @@
-//! A partition's state in Kafka, written to the same partition of a
-//! compacted state topic, so that whichever shard owns the partition next
-//! restores it without the input topic's old events
-//! (docs/scaling.md#state-that-moves).
+//! Shard mode's checkpoints: a partition's state in Kafka, written to the
+//! same partition of a compacted state topic, so that whichever shard owns
+//! the partition next restores it without the input topic's old events
+//! (docs/scaling.md#shard-mode).
 //!
-//! A save writes what changed, not the state: a *base* (the partition's
-//! engine in the checkpoint format) now and then, and between two bases one
-//! *increment* per save (what changed since the last save, see
+//! A checkpoint writes what changed, not the state: a *base* (the
+//! partition's engine in the format of replica mode's checkpoint file) now
+//! and then, and between two bases one *increment* per checkpoint (what
+//! changed since the last one, see
 //! [`increment`](engagement_core::engine::Engine::take_increment)). Layout
 //! per partition, under keys: the base's bytes in chunks `base/<slot>/<i>`,
 //! each increment's in `inc/<slot>/<n>/<i>`, and one `manifest` naming the
 //! slot, the base, the increments in order and the input offset the whole
-//! covers. Every save writes its chunks, waits for the broker's
+//! covers. Every checkpoint writes its chunks, waits for the broker's
 //! acknowledgement, then writes the manifest: compaction keeps the latest
 //! value of each key, so what the manifest names is always whole. A new
 //! base goes to the slot the manifest does not name; once its manifest is
@@ -19,7 +20,7 @@
 //!
 //! A new base is written when the increments since the last one add up to
 //! a quarter of its size ([`BASE_AFTER`]), or number [`MAX_INCREMENTS`]:
-//! a save costs about what changed, and a restore reads at most 1.25 × the
+//! a checkpoint costs about what changed, and a restore reads at most 1.25 × the
 //! state and applies at most that many increments.
 
 use std::collections::HashMap;
@@ -132,13 +133,13 @@ pub struct Restored {
 }
 
 /// Writes partitions' state; one per shard.
-pub struct StateWriter {
+pub struct CheckpointWriter {
     producer: BaseProducer<DeliveryCount>,
     topic: String,
 }
 
-impl StateWriter {
-    pub fn new(cfg: &KafkaConfig, topic: String) -> anyhow::Result<StateWriter> {
+impl CheckpointWriter {
+    pub fn new(cfg: &KafkaConfig, topic: String) -> anyhow::Result<CheckpointWriter> {
         let defaults = [
             ("client.id", "engagement-monitor-state"),
             ("acks", "all"),
@@ -151,7 +152,7 @@ impl StateWriter {
         let producer = crate::kafka::client_config(&cfg.brokers, &defaults, properties)
             .create_with_context(DeliveryCount::default())
             .map_err(|e| anyhow::anyhow!("cannot create the state producer: {}", crate::kafka::creation_error(&e)))?;
-        Ok(StateWriter { producer, topic })
+        Ok(CheckpointWriter { producer, topic })
     }
 
     /// Saves `base` (an engine) for `partition` in the slot `layout` does
@@ -248,13 +249,13 @@ impl StateWriter {
 
 /// Reads partitions of the state topic; one per shard, reused for every
 /// partition that arrives.
-pub struct StateReader {
+pub struct CheckpointReader {
     consumer: BaseConsumer<crate::kafka::Logged>,
     topic: String,
 }
 
-impl StateReader {
-    pub fn new(cfg: &KafkaConfig, topic: String) -> anyhow::Result<StateReader> {
+impl CheckpointReader {
+    pub fn new(cfg: &KafkaConfig, topic: String) -> anyhow::Result<CheckpointReader> {
         let defaults = super::reader_defaults("engagement-monitor-state-restore");
         let properties = cfg.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut config = crate::kafka::client_config(&cfg.brokers, &defaults, properties);
@@ -262,7 +263,7 @@ impl StateReader {
         let consumer = config
             .create_with_context(crate::kafka::Logged)
             .map_err(|e| anyhow::anyhow!("cannot create the state reader: {}", crate::kafka::creation_error(&e)))?;
-        Ok(StateReader { consumer, topic })
+        Ok(CheckpointReader { consumer, topic })
     }
 
     /// Reads partition `partition` to its end and rebuilds the engine its
