@@ -13,6 +13,7 @@ mod bounds;
 mod broker_restart;
 mod daemon;
 mod dashboard;
+mod docs;
 mod durability;
 mod failover;
 mod first_run;

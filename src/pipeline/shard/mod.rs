@@ -4,12 +4,14 @@
 //! - [`group`]: the group's consumer and its callbacks.
 //! - [`heartbeat`]: who owns each partition, from the owners' heartbeats.
 //! - [`owner`]: the partitions this shard owns, one engine each; publishes
-//!   their changed pages and saves their state.
-//! - [`state`]: a partition's state in the compacted state topic.
+//!   their changed pages and checkpoints them.
+//! - [`checkpoint`]: a partition's checkpoints in the compacted state
+//!   topic: a base and the increments after it.
 //! - [`table`]: every page of the topic from the page-totals topic, the
 //!   views built from it, and readiness.
 //!
-//! Two threads: `shard` (owner) and `totals` (table). They share the
+//! Three threads: `shard` (owner), `decode` (its decoding worker) and
+//! `totals` (table). The owner and the table share the
 //! topic's greatest watermark (the table reads it, the owner moves its
 //! engines to it), whether the owned partitions are caught up, and each
 //! partition's last heartbeat (the table notes it, the owner names the
