@@ -174,9 +174,15 @@ impl CheckpointWriter {
         new.base.0 = base.chunks(CHUNK).len() as u32;
         let keys = (0..new.base.0).map(|i| new.base_key(i));
         self.write(partition, keys.zip(base.chunks(CHUNK)), &new, next_offset, timeout)?;
+        // The older slot's keys go: the new base is whole and named. A
+        // tombstone lost here leaves unused keys behind (at most one base
+        // and its increments); the checkpoint stands either way.
         if layout.base.0 > 0 {
-            for key in layout.keys() {
-                self.send(partition, &key, None, timeout)?;
+            let failed = self.producer.context().failed();
+            let deleted = layout.keys().iter().try_for_each(|key| self.send(partition, key, None, timeout));
+            if let Err(e) = deleted.and_then(|()| self.settle(failed, timeout)) {
+                tracing::warn!(partition, error = %format!("{e:#}"),
+                    "the older checkpoint's keys were not all deleted from the state topic: unused, they stay until a later base in that slot");
             }
         }
         Ok(new)
