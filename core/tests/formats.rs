@@ -9,6 +9,7 @@ use engagement_core::engine::{Engine, Limits, OLDEST_STATE_VERSION};
 use engagement_core::event::{DecodeContext, decode};
 use engagement_core::view::View;
 
+#[allow(dead_code)] // the shared helpers; this test uses `rankings` only
 mod common;
 
 const V4: &[u8] = include_bytes!("fixtures/state-v4.bin");
