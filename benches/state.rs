@@ -16,11 +16,9 @@
 
 mod common;
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use engagement_core::engine::{Engine, Limits};
-use engagement_core::event::{Counts, Event, Tracking};
 use engagement_core::synth::{Rng, seed_quarter};
 use engagement_core::window::DAY_MS;
 use engagement_monitor::pipeline::shard::checkpoint::{CheckpointReader, CheckpointWriter, Layout};
@@ -34,28 +32,10 @@ fn change(engine: &mut Engine, n: u64, mut pick: impl FnMut() -> (u64, u64)) {
     let mut rng = Rng::new(7);
     for _ in 0..n {
         let (page, post) = pick();
-        let (page_id, post_id) = (format!("page_{page:07}"), format!("p{page:07}_{post:04}"));
-        let ev = Event {
-            platform: Cow::Borrowed("facebook"),
-            page_id: Cow::Borrowed(&page_id),
-            post_id: Cow::Borrowed(&post_id),
-            page_name: None,
-            // Any post: its first event fixed its publication time.
-            published_at: q.start(),
-            observed_at: q.start() + 85 * DAY_MS,
-            kind: Tracking::Snapshot,
-            // The build's ranges: a changed post enters its page's top
-            // list about as often as it would in life.
-            counts: Counts {
-                reactions: rng.below(100_000),
-                comments: rng.below(10_000),
-                shares: rng.below(5_000),
-                views: rng.below(1_000_000),
-            },
-            followers: Some(2_000_000 + page),
-            event_id: None,
-        };
-        engine.apply(&ev);
+        // Any post: its first event fixed its publication time. The
+        // build's count ranges: a changed post enters its page's top list
+        // about as often as it would in life.
+        common::snapshot(engine, &mut rng, (page, post), (q.start(), q.start() + 85 * DAY_MS), 2_000_000 + page);
     }
 }
 

@@ -60,33 +60,43 @@ pub fn build(pages: u64, per_page: u64, limits: engagement_core::engine::Limits)
     let q = engagement_core::synth::seed_quarter();
     let mut engine = engagement_core::engine::Engine::new(limits);
     let mut rng = engagement_core::synth::Rng::new(42);
-    let (mut page_id, mut post_id) = (String::new(), String::new());
     for page in 0..pages {
-        page_id.clear();
-        page_id.push_str(&format!("page_{page:07}"));
         for post in 0..per_page {
-            post_id.clear();
-            post_id.push_str(&format!("p{page:07}_{post:04}"));
             let published = q.start() + rng.below(80 * 86_400_000) as i64;
-            let ev = engagement_core::event::Event {
-                platform: std::borrow::Cow::Borrowed("facebook"),
-                page_id: std::borrow::Cow::Borrowed(&page_id),
-                post_id: std::borrow::Cow::Borrowed(&post_id),
-                page_name: None,
-                published_at: published,
-                observed_at: published + 3_600_000,
-                kind: engagement_core::event::Tracking::Snapshot,
-                counts: engagement_core::event::Counts {
-                    reactions: rng.below(100_000),
-                    comments: rng.below(10_000),
-                    shares: rng.below(5_000),
-                    views: rng.below(1_000_000),
-                },
-                followers: Some(1_000_000 + page),
-                event_id: None,
-            };
-            engine.apply(&ev);
+            snapshot(&mut engine, &mut rng, (page, post), (published, published + 3_600_000), 1_000_000 + page);
         }
     }
     engine
+}
+
+/// Applies a snapshot of post `post` of page `page` (ids `page_NNNNNNN`,
+/// `pNNNNNNN_NNNN`) published and observed at `times`, with counts drawn
+/// from `rng` in fixed ranges and a follower count.
+#[allow(dead_code)]
+pub fn snapshot(
+    engine: &mut engagement_core::engine::Engine,
+    rng: &mut engagement_core::synth::Rng,
+    (page, post): (u64, u64),
+    (published_at, observed_at): (i64, i64),
+    followers: u64,
+) {
+    let (page_id, post_id) = (format!("page_{page:07}"), format!("p{page:07}_{post:04}"));
+    let ev = engagement_core::event::Event {
+        platform: std::borrow::Cow::Borrowed("facebook"),
+        page_id: std::borrow::Cow::Borrowed(&page_id),
+        post_id: std::borrow::Cow::Borrowed(&post_id),
+        page_name: None,
+        published_at,
+        observed_at,
+        kind: engagement_core::event::Tracking::Snapshot,
+        counts: engagement_core::event::Counts {
+            reactions: rng.below(100_000),
+            comments: rng.below(10_000),
+            shares: rng.below(5_000),
+            views: rng.below(1_000_000),
+        },
+        followers: Some(followers),
+        event_id: None,
+    };
+    engine.apply(&ev);
 }

@@ -347,8 +347,16 @@ impl GlobalTable {
         }
     }
 
-    /// The input partitions whose owners report a history gap.
-    pub fn set_gaps(&mut self, gaps: Vec<u32>) {
-        self.gaps = gaps;
+    /// Notes whether input partition `partition`'s owner reports a history
+    /// gap; whether that changed.
+    pub fn note_gap(&mut self, partition: u32, gap: bool) -> bool {
+        if self.gaps.contains(&partition) == gap {
+            return false;
+        }
+        match gap {
+            true => self.gaps.push(partition),
+            false => self.gaps.retain(|g| *g != partition),
+        }
+        true
     }
 }

@@ -27,10 +27,10 @@
 use std::io;
 
 use super::changes::Marks;
-use super::persist::{read_windows, write_windows};
+use super::persist::{read_gaps, read_guards, read_windows, write_gaps, write_guards, write_windows};
 use super::posts::Rec;
 use super::tops::{ID_MAX, OwnedTopPost, TOP_MAX};
-use super::{DAY_MS, Engine, jump};
+use super::{DAY_MS, Engine};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::event::Counts;
 use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter};
@@ -60,6 +60,11 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    /// Nothing noted yet; `ids` says how many event ids are covered already.
+    fn after(ids: Vec<(Quarter, usize)>) -> Pending {
+        Pending { since: Millis::MAX, ids, ..Pending::default() }
+    }
+
     #[inline]
     pub(super) fn top_changed(&mut self, page: u32, change: super::TopChange) {
         match change {
@@ -88,8 +93,12 @@ impl Engine {
     /// Starts noting what changes, so that [`take_increment`](Self::take_increment)
     /// can write it; what the engine holds now is the base.
     pub fn track_increments(&mut self) {
-        let ids = self.event_ids.sets.iter().map(|s| (s.quarter, s.log.len())).collect();
-        self.increment = Some(Box::new(Pending { since: Millis::MAX, ids, ..Pending::default() }));
+        self.increment = Some(Box::new(Pending::after(self.id_marks())));
+    }
+
+    /// Per quarter of remembered event ids, how many there are now.
+    fn id_marks(&self) -> Vec<(Quarter, usize)> {
+        self.event_ids.sets.iter().map(|s| (s.quarter, s.log.len())).collect()
     }
 
     /// Whether an increment has anything to say (an event was applied since the
@@ -103,13 +112,13 @@ impl Engine {
     /// when tracking is off.
     pub fn take_increment(&mut self, out: &mut Vec<u8>) -> IncrementSize {
         let Some(mut marks) = self.increment.take() else {
-            self.write_increment(out, &mut Pending { since: Millis::MAX, ..Pending::default() })
-                .expect("writes to a Vec");
+            self.write_increment(out, &mut Pending::after(Vec::new())).expect("writes to a Vec");
             return IncrementSize::default();
         };
         let size = self.write_increment(out, &mut marks).expect("writes to a Vec");
-        marks.since = Millis::MAX;
-        marks.ids = self.event_ids.sets.iter().map(|s| (s.quarter, s.log.len())).collect();
+        // The lists were taken while writing; what is left to restart is
+        // the earliest observation and the event ids covered.
+        (marks.since, marks.ids) = (Millis::MAX, self.id_marks());
         self.increment = Some(marks);
         size
     }
@@ -119,18 +128,8 @@ impl Engine {
         w.u8(INCREMENT_VERSION)?;
         w.sample(self.watermark.map(|wm| (wm, 0)))?;
         write_windows(&mut w, &self.limits.windows)?;
-        w.u32(self.guards.0.len() as u32)?;
-        for (p, g) in &self.guards.0 {
-            w.u32(*p)?;
-            w.sample(g.watermark.map(|wm| (wm, 0)))?;
-            w.u32(g.past)?;
-            w.u32(g.within)?;
-        }
-        w.u32(self.gaps.0.len() as u32)?;
-        for g in self.gaps.iter() {
-            w.u32(g.partition)?;
-            w.sample(g.horizon.map(|h| (h, 0)))?;
-        }
+        write_guards(&mut w, &self.guards)?;
+        write_gaps(&mut w, &self.gaps)?;
         w.u32(self.event_ids.sets.len() as u32)?;
         for s in &self.event_ids.sets {
             let from = marks.ids.iter().find(|(q, _)| *q == s.quarter).map_or(0, |(_, n)| *n).min(s.log.len());
@@ -278,17 +277,8 @@ impl Engine {
             let configured = self.limits.windows.describe_fully();
             return Err(DecodeError::Windows { stored: stored.describe_fully(), configured });
         }
-        let mut guards = Vec::new();
-        for _ in 0..bounded(r.u32()?, jump::MAX_GUARDED_PARTITIONS, "guarded partitions")? {
-            let partition = r.u32()?;
-            let watermark = r.sample()?.map(|(wm, _)| wm);
-            guards.push((partition, jump::Guard { watermark, past: r.u32()?, within: r.u32()? }));
-        }
-        let mut gaps = Vec::new();
-        for _ in 0..bounded(r.u32()?, super::gaps::MAX_GAPS, "history gaps")? {
-            let partition = r.u32()?;
-            gaps.push(super::gaps::Gap { partition, horizon: r.sample()?.map(|(h, _)| h) });
-        }
+        let guards = read_guards(&mut r)?;
+        let gaps = read_gaps(&mut r)?;
         let mut ids = Vec::new();
         for _ in 0..bounded(r.u32()?, self.periods[0].ring.len(), "event id quarters")? {
             let q = Quarter::from_index(r.i32()?);
@@ -299,8 +289,8 @@ impl Engine {
         if let Some(wm) = watermark {
             self.advance_watermark_freeing(wm, false);
         }
-        self.guards.0 = guards;
-        self.gaps.0 = gaps;
+        self.guards = guards;
+        self.gaps = gaps;
         for (q, key) in ids {
             self.event_ids.restore(q, key);
         }
@@ -413,10 +403,7 @@ impl Engine {
             }
             Some((slot, old)) => {
                 self.posts.update(slot, &post);
-                let i = self.add_to_periods(post.page, &at, |t| t.apply_change(&old.counts, &post.counts));
-                for edge in self.edges.iter_mut().flatten() {
-                    edge.post_changed(quarter, i, post.published, &old.counts, &post.counts);
-                }
+                self.count_changed(&old, &post, &at);
             }
             None => {
                 if self.posts.len() >= self.limits.max_posts as usize {
@@ -427,10 +414,7 @@ impl Engine {
                     .posts
                     .insert(key, &post, |p| super::post_key(pages.key(p.page), p.hash))
                     .ok_or(DecodeError::Range("more posts than the post table holds"))?;
-                let i = self.add_to_periods(post.page, &at, |t| t.add_post(&post.counts));
-                for edge in self.edges.iter_mut().flatten() {
-                    edge.post_added(quarter, i, post.published, &post.counts, (post.page, slot));
-                }
+                self.count_added(&post, slot, &at);
             }
         }
         Ok(())

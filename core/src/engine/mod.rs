@@ -491,10 +491,7 @@ impl Engine {
         let Some(post_slot) = self.posts.insert(key, &post, |p| post_key(pages.key(p.page), p.hash)) else {
             return Outcome::Rejected(Bound::Posts);
         };
-        let i = self.add_to_periods(page, at, |t| t.add_post(&post.counts));
-        for edge in self.edges.iter_mut().flatten() {
-            edge.post_added(quarter, i, post.published, &post.counts, (page, post_slot));
-        }
+        self.count_added(&post, post_slot, at);
         let candidate = TopCandidate { hash, id: &ev.post_id, old: None, interactions: post.counts.interactions() };
         let top = self.pages.note_top_post(page, as_quarter(quarter), candidate);
         if let Some(d) = &mut self.increment {
@@ -523,6 +520,26 @@ impl Engine {
         quarter_slot
     }
 
+    /// Counts a post just stored in `slot` in its page's totals of the
+    /// periods `at` and in the rolling edges.
+    #[inline]
+    fn count_added(&mut self, post: &Post, slot: u32, at: &PeriodsAt) {
+        let i = self.add_to_periods(post.page, at, |t| t.add_post(&post.counts));
+        for edge in self.edges.iter_mut().flatten() {
+            edge.post_added(at[0], i, post.published, &post.counts, (post.page, slot));
+        }
+    }
+
+    /// Counts a stored post's change from `old` to `new` in its page's
+    /// totals of the periods `at` and in the rolling edges.
+    #[inline]
+    fn count_changed(&mut self, old: &Post, new: &Post, at: &PeriodsAt) {
+        let i = self.add_to_periods(new.page, at, |t| t.apply_change(&old.counts, &new.counts));
+        for edge in self.edges.iter_mut().flatten() {
+            edge.post_changed(at[0], i, new.published, &old.counts, &new.counts);
+        }
+    }
+
     fn apply_delta(&mut self, post: Post, quarter: CalendarPeriod, ev: &Event<'_>) -> Result<Post, Outcome> {
         if let Some(id) = &ev.event_id {
             match self.event_ids.insert(as_quarter(quarter), event_key(post.page, post.hash, id)) {
@@ -544,10 +561,7 @@ impl Engine {
 
     fn note_change(&mut self, old: &Post, new: &Post, at: &PeriodsAt, post_id: &str) {
         let quarter = at[0];
-        let i = self.add_to_periods(new.page, at, |t| t.apply_change(&old.counts, &new.counts));
-        for edge in self.edges.iter_mut().flatten() {
-            edge.post_changed(quarter, i, new.published, &old.counts, &new.counts);
-        }
+        self.count_changed(old, new, at);
         let candidate = TopCandidate {
             hash: new.hash,
             id: post_id,

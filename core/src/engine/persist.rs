@@ -26,6 +26,8 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use super::column::CHUNK;
+use super::gaps::{Gap, Gaps};
+use super::jump::{Guard, Guards};
 use super::pages::Ident;
 use super::periods::{PeriodTable, Sample, Slot, Totals};
 use super::posts::Rec;
@@ -93,25 +95,8 @@ impl Snapshot {
                 w.u64(*k)?;
             }
         }
-        w.len(self.guards.0.len())?;
-        for (p, g) in &self.guards.0 {
-            w.u32(*p)?;
-            match g.watermark {
-                None => w.u8(0)?,
-                Some(wm) => {
-                    w.u8(1)?;
-                    w.i64(wm)?;
-                }
-            }
-            w.u32(g.past)?;
-            w.u32(g.within)?;
-        }
-        w.len(self.gaps.0.len())?;
-        for g in self.gaps.iter() {
-            w.u32(g.partition)?;
-            w.sample(g.horizon.map(|h| (h, 0)))?;
-        }
-        Ok(())
+        write_guards(&mut w, &self.guards)?;
+        write_gaps(&mut w, &self.gaps)
     }
 
     fn encode_pages<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
@@ -253,22 +238,9 @@ impl Engine {
         engine.edges = edges;
         engine.decode_posts(&mut r)?;
         engine.decode_event_ids(&mut r)?;
-        for _ in 0..r.len(super::jump::MAX_GUARDED_PARTITIONS, "guarded partitions")? {
-            let partition = r.u32()?;
-            let watermark = match r.u8()? {
-                0 => None,
-                1 => Some(r.i64()?),
-                _ => return Err(DecodeError::Range("guard watermark flag")),
-            };
-            let guard = super::jump::Guard { watermark, past: r.u32()?, within: r.u32()? };
-            engine.guards.0.push((partition, guard));
-        }
+        engine.guards = read_guards(&mut r)?;
         if version >= 5 {
-            for _ in 0..r.len(super::gaps::MAX_GAPS, "history gaps")? {
-                let partition = r.u32()?;
-                let horizon = r.sample()?.map(|(h, _)| h);
-                engine.gaps.0.push(super::gaps::Gap { partition, horizon });
-            }
+            engine.gaps = read_gaps(&mut r)?;
         }
         Ok(engine)
     }
@@ -425,6 +397,58 @@ fn decode_edges<R: Read>(r: &mut Reader<R>, durations: usize) -> Result<Vec<[Edg
         Ok(e)
     };
     (0..n).map(|_| Ok([edge()?, edge()?])).collect()
+}
+
+/// Each guarded partition: number, watermark (flag and value), events past
+/// a jump, events within since.
+pub(super) fn write_guards<W: Write>(w: &mut Writer<W>, guards: &Guards) -> io::Result<()> {
+    w.len(guards.0.len())?;
+    for (p, g) in &guards.0 {
+        w.u32(*p)?;
+        match g.watermark {
+            None => w.u8(0)?,
+            Some(wm) => {
+                w.u8(1)?;
+                w.i64(wm)?;
+            }
+        }
+        w.u32(g.past)?;
+        w.u32(g.within)?;
+    }
+    Ok(())
+}
+
+pub(super) fn read_guards<R: Read>(r: &mut Reader<R>) -> Result<Guards, DecodeError> {
+    let mut guards = Guards::default();
+    for _ in 0..r.len(super::jump::MAX_GUARDED_PARTITIONS, "guarded partitions")? {
+        let partition = r.u32()?;
+        let watermark = match r.u8()? {
+            0 => None,
+            1 => Some(r.i64()?),
+            _ => return Err(DecodeError::Range("guard watermark flag")),
+        };
+        guards.0.push((partition, Guard { watermark, past: r.u32()?, within: r.u32()? }));
+    }
+    Ok(guards)
+}
+
+/// Each history gap: partition, horizon (a sample's flag and time).
+pub(super) fn write_gaps<W: Write>(w: &mut Writer<W>, gaps: &Gaps) -> io::Result<()> {
+    w.len(gaps.0.len())?;
+    for g in gaps.iter() {
+        w.u32(g.partition)?;
+        w.sample(g.horizon.map(|h| (h, 0)))?;
+    }
+    Ok(())
+}
+
+pub(super) fn read_gaps<R: Read>(r: &mut Reader<R>) -> Result<Gaps, DecodeError> {
+    let mut gaps = Gaps::default();
+    for _ in 0..r.len(super::gaps::MAX_GAPS, "history gaps")? {
+        let partition = r.u32()?;
+        gaps.0.push(Gap { partition, horizon: r.sample()?.map(|(h, _)| h) });
+    }
+    Ok(gaps)
 }
 
 /// The specification as (per kind: retention or 0xff) and the durations.

@@ -139,8 +139,6 @@ struct Reader {
     topic: crate::kafka::TopicReader,
     table: GlobalTable,
     refused: u64,
-    /// Input partitions whose last heartbeat reports a history gap.
-    gaps: Vec<u32>,
 }
 
 impl Reader {
@@ -148,7 +146,7 @@ impl Reader {
         let k = &io.config.kafka;
         let count = |client: &_| super::partition_count(client, topic, &io.shutdown);
         let topic = crate::kafka::TopicReader::new(k, topic, "totals-reader", count)?;
-        Ok(Reader { topic, table: GlobalTable::new(io.config.engine), refused: 0, gaps: Vec::new() })
+        Ok(Reader { topic, table: GlobalTable::new(io.config.engine), refused: 0 })
     }
 
     /// Reads one record into the table, or a heartbeat into `shared`; says
@@ -172,14 +170,7 @@ impl Reader {
             self.table.set_watermark(at);
         }
         // The partitions whose owners report a history gap mark their pages.
-        let gap_changed = self.gaps.contains(&(p as u32)) != beat.history_gap;
-        if gap_changed {
-            match beat.history_gap {
-                true => self.gaps.push(p as u32),
-                false => self.gaps.retain(|g| *g != p as u32),
-            }
-            self.table.set_gaps(self.gaps.clone());
-        }
+        let gap_changed = self.table.note_gap(p as u32, beat.history_gap);
         shared.partitions().heard(p, beat);
         Ok(self.table.watermark() != before || gap_changed)
     }
