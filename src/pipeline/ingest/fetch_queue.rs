@@ -161,6 +161,22 @@ impl Drop for FetchQueue {
     }
 }
 
+/// How many events wait in the consumer's own queue (rebalances, commit
+/// results, errors), without serving them.
+pub fn consumer_queue_len(client: *mut rd::rd_kafka_t) -> usize {
+    // SAFETY: a live client handle (the caller's); the queue reference
+    // taken here is released before returning.
+    unsafe {
+        let queue = rd::rd_kafka_queue_get_consumer(client);
+        if queue.is_null() {
+            return 0;
+        }
+        let n = rd::rd_kafka_queue_length(queue);
+        rd::rd_kafka_queue_destroy(queue);
+        n
+    }
+}
+
 /// Commits `offsets` asynchronously, the result posted to the consumer's
 /// queue, where `BaseConsumer::poll` hands it to the context's
 /// `commit_callback`. (`BaseConsumer::commit` in async mode asks

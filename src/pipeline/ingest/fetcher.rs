@@ -20,6 +20,12 @@
 //! poll that produced it (only when that poll ran dry, which is when they
 //! can differ from the last record's offset), so positions are only ever
 //! recorded together with everything polled before them.
+//!
+//! A loop whose assignment changes under it (shard mode: the group's
+//! callbacks run when it polls the consumer's own queue) [pauses](Fetcher::pause)
+//! the thread around that poll: every batch polled before is handed over
+//! first, and nothing is polled until it [resumes](Fetcher::resume), so a
+//! batch never mixes records from before and after a change.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -65,7 +71,7 @@ impl Payloads {
     }
 
     /// Copies `batch`, each key and payload up to `limit` bytes.
-    pub fn append(&mut self, batch: &[Record<'_>], limit: usize) {
+    fn append(&mut self, batch: &[Record<'_>], limit: usize) {
         for r in batch {
             let mut copy = |b: &[u8]| {
                 let at = self.bytes.len();
@@ -79,7 +85,7 @@ impl Payloads {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.meta.len()
     }
 
@@ -154,11 +160,21 @@ pub struct Fetched {
 #[derive(Debug)]
 pub struct Stopped;
 
+/// What the fetch thread sends.
+enum Out {
+    Batch(Fetched),
+    /// Paused: every batch polled before was sent.
+    Paused,
+}
+
 /// The fetch thread, seen from the ingest thread.
 pub struct Fetcher {
-    batches: Receiver<Fetched>,
+    batches: Receiver<Out>,
     free: SyncSender<Buffers>,
     stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    /// Lets a paused thread go on.
+    resume: SyncSender<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -178,10 +194,20 @@ impl Fetcher {
     pub fn spawn(feed: impl Feed, polling: Polling) -> std::io::Result<Fetcher> {
         let (batches_tx, batches) = sync_channel(IN_FLIGHT);
         let (free, free_rx) = sync_channel(IN_FLIGHT + 1);
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker { feed, polling, batches: batches_tx, free: free_rx, stop: stop.clone(), sent: Vec::new() };
+        let (resume, resume_rx) = sync_channel(1);
+        let (stop, pause) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let worker = Worker {
+            feed,
+            polling,
+            batches: batches_tx,
+            free: free_rx,
+            stop: stop.clone(),
+            pause: pause.clone(),
+            resume: resume_rx,
+            sent: Vec::new(),
+        };
         let thread = std::thread::Builder::new().name("fetch".into()).spawn(move || worker.run())?;
-        Ok(Fetcher { batches, free, stop, thread: Some(thread) })
+        Ok(Fetcher { batches, free, stop, pause, resume, thread: Some(thread) })
     }
 
     /// The next batch, waiting up to `timeout` (`Ok(None)` when none
@@ -189,10 +215,35 @@ impl Fetcher {
     /// unless it panicked).
     pub fn next(&mut self, timeout: Duration) -> Result<Option<Fetched>, Stopped> {
         match self.batches.recv_timeout(timeout) {
-            Ok(f) => Ok(Some(f)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Ok(Out::Batch(f)) => Ok(Some(f)),
+            // Only `pause` asks for it, and takes it.
+            Ok(Out::Paused) | Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Stopped),
         }
+    }
+
+    /// Stops polling between two polls and hands every batch polled before
+    /// to `apply`, in order (their buffers are reused). Returns once the
+    /// thread waits for [`resume`](Fetcher::resume): up to one poll's wait
+    /// when the source is idle.
+    pub fn pause(&mut self, apply: &mut dyn FnMut(&Fetched)) -> Result<(), Stopped> {
+        self.pause.store(true, Relaxed);
+        loop {
+            match self.batches.recv().map_err(|_| Stopped)? {
+                Out::Batch(f) => {
+                    apply(&f);
+                    self.recycle(f);
+                }
+                Out::Paused => return Ok(()),
+            }
+        }
+    }
+
+    /// Lets a paused thread poll again.
+    pub fn resume(&mut self) {
+        self.pause.store(false, Relaxed);
+        // Room for one: the thread takes it before it can pause again.
+        let _ = self.resume.try_send(());
     }
 
     /// Gives a batch's buffers back for reuse.
@@ -207,9 +258,11 @@ impl Fetcher {
     /// order, then waits for the thread to end.
     pub fn stop(&mut self, apply: &mut dyn FnMut(Fetched)) {
         self.stop.store(true, Relaxed);
+        self.resume();
         loop {
             match self.batches.recv_timeout(Duration::from_millis(10)) {
-                Ok(f) => apply(f),
+                Ok(Out::Batch(f)) => apply(f),
+                Ok(Out::Paused) => self.resume(),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
                     if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
@@ -233,9 +286,11 @@ impl Drop for Fetcher {
 struct Worker<F> {
     feed: F,
     polling: Polling,
-    batches: SyncSender<Fetched>,
+    batches: SyncSender<Out>,
     free: Receiver<Buffers>,
     stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    resume: Receiver<()>,
     /// The positions last sent, so that an idle poll sends them only when
     /// they move.
     sent: Vec<(i32, i64)>,
@@ -246,6 +301,14 @@ impl<F: Feed> Worker<F> {
         let mut spare: Option<Buffers> = None;
         let mut positions = Vec::new();
         while !self.stop.load(Relaxed) {
+            if self.pause.load(Relaxed) {
+                // Everything polled so far is sent: the loop may now change
+                // the assignment.
+                if self.batches.send(Out::Paused).is_err() || self.resume.recv().is_err() {
+                    return;
+                }
+                continue;
+            }
             let (mut payloads, events) = spare.take().or_else(|| self.free.try_recv().ok()).unwrap_or_default();
             payloads.clear();
             let Polling { wait, batch, mut cx } = self.polling;
@@ -263,7 +326,7 @@ impl<F: Feed> Worker<F> {
             cx.now = wall_ms();
             let decoded = Decoded::decode(payloads, events, &cx);
             let positions = if dry { positions.clone() } else { Vec::new() };
-            if self.batches.send(Fetched { decoded, positions, dry }).is_err() {
+            if self.batches.send(Out::Batch(Fetched { decoded, positions, dry })).is_err() {
                 return;
             }
         }
@@ -289,98 +352,6 @@ impl<F: Feed> Worker<F> {
                 return false;
             }
             wait = Duration::ZERO;
-        }
-    }
-}
-
-/// A decode-only worker, for a loop that polls itself (shard mode: its
-/// consumer's rebalances must be handled on the thread that polls, between
-/// two batches). The loop copies a polled batch into [`Payloads`] and sends
-/// it; the worker decodes it while the loop applies the previous one.
-/// Batches come back in the order sent.
-pub struct Decoder {
-    jobs: Option<SyncSender<(Payloads, Events<'static>, DecodeContext)>>,
-    done: Receiver<Decoded>,
-    spare_payloads: Vec<Payloads>,
-    spare_events: Vec<Events<'static>>,
-    /// Batches sent and not yet received.
-    pending: usize,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Decoder {
-    pub fn spawn() -> std::io::Result<Decoder> {
-        let (jobs, jobs_rx) = sync_channel::<(Payloads, Events<'static>, DecodeContext)>(1);
-        let (done_tx, done) = sync_channel(1);
-        let thread = std::thread::Builder::new().name("decode".into()).spawn(move || {
-            while let Ok((payloads, events, cx)) = jobs_rx.recv() {
-                if done_tx.send(Decoded::decode(payloads, events, &cx)).is_err() {
-                    return;
-                }
-            }
-        })?;
-        let (spare_payloads, spare_events) = (Vec::new(), Vec::new());
-        Ok(Decoder { jobs: Some(jobs), done, spare_payloads, spare_events, pending: 0, thread: Some(thread) })
-    }
-
-    /// Empty buffers for the next batch (reused once batches come back).
-    pub fn buffers(&mut self) -> Payloads {
-        let mut p = self.spare_payloads.pop().unwrap_or_default();
-        p.clear();
-        p
-    }
-
-    /// Sends a batch to be decoded (`now` taken from the wall clock).
-    pub fn send(&mut self, payloads: Payloads, mut cx: DecodeContext) -> Result<(), Stopped> {
-        let events = self.spare_events.pop().unwrap_or_default();
-        cx.now = wall_ms();
-        self.jobs.as_ref().ok_or(Stopped)?.send((payloads, events, cx)).map_err(|_| Stopped)?;
-        self.pending += 1;
-        Ok(())
-    }
-
-    /// Batches sent and not yet received.
-    pub fn pending(&self) -> usize {
-        self.pending
-    }
-
-    /// The oldest batch sent, decoded (waits for it); `None` when none is pending.
-    pub fn recv(&mut self) -> Result<Option<Decoded>, Stopped> {
-        if self.pending == 0 {
-            return Ok(None);
-        }
-        let decoded = self.done.recv().map_err(|_| Stopped)?;
-        self.pending -= 1;
-        Ok(Some(decoded))
-    }
-
-    /// Keeps a batch's buffers for reuse.
-    pub fn recycle(&mut self, d: Decoded) {
-        let (payloads, events) = d.into_buffers();
-        self.give_back(payloads);
-        if self.spare_events.len() < 2 {
-            self.spare_events.push(events);
-        }
-    }
-
-    /// Keeps buffers that were not sent.
-    pub fn give_back(&mut self, payloads: Payloads) {
-        if self.spare_payloads.len() < 2 {
-            self.spare_payloads.push(payloads);
-        }
-    }
-}
-
-impl Drop for Decoder {
-    fn drop(&mut self) {
-        self.jobs.take();
-        while self.done.try_recv().is_ok() {}
-        if let Some(t) = self.thread.take() {
-            // The worker ends once its job channel is closed and its result taken.
-            while !t.is_finished() {
-                while self.done.recv_timeout(Duration::from_millis(10)).is_ok() {}
-            }
-            let _ = t.join();
         }
     }
 }
@@ -513,6 +484,31 @@ mod tests {
         f.stop(&mut |b| offsets.extend(b.decoded.records().map(|r| r.offset)));
         let expected: Vec<i64> = (0..offsets.len() as i64).collect();
         assert_eq!(offsets, expected, "in order, nothing skipped");
+    }
+
+    #[test]
+    fn a_pause_hands_over_everything_polled_and_polls_nothing_until_resumed() {
+        let events = engagement_core::synth::seed_events();
+        let payloads: VecDeque<Vec<u8>> = events.iter().map(|e| e.clone().into_bytes()).collect();
+        let queue = Arc::new(Mutex::new(payloads));
+        let polling = Polling { wait: Duration::from_millis(5), batch: 4, cx: cx() };
+        let mut f = Fetcher::spawn(Script { payloads: queue.clone(), next: 0, per_poll: 2 }, polling).unwrap();
+        let first = f.next(Duration::from_secs(5)).unwrap().expect("a batch");
+        let mut offsets: Vec<i64> = first.decoded.records().map(|r| r.offset).collect();
+        f.recycle(first);
+        f.pause(&mut |b| offsets.extend(b.decoded.records().map(|r| r.offset))).unwrap();
+        let left = queue.lock().unwrap().len();
+        assert_eq!(offsets.len() + left, events.len(), "all that was polled was handed over");
+        assert!(f.next(Duration::from_millis(50)).unwrap().is_none(), "nothing comes while paused");
+        assert_eq!(queue.lock().unwrap().len(), left, "nothing is polled while paused");
+        f.resume();
+        while offsets.len() < events.len() {
+            let b = f.next(Duration::from_secs(5)).unwrap().expect("a batch after resuming");
+            offsets.extend(b.decoded.records().map(|r| r.offset));
+            f.recycle(b);
+        }
+        let expected: Vec<i64> = (0..events.len() as i64).collect();
+        assert_eq!(offsets, expected, "in order, nothing skipped or repeated");
     }
 
     #[test]

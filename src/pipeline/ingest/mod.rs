@@ -41,8 +41,8 @@ use crate::pipeline::status::StatusTx;
 use crate::serve::metrics::Metrics;
 
 pub use crate::pipeline::checkpoint::Offsets;
-pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async};
-pub(crate) use fetcher::{Decoded, Decoder, wall_ms};
+pub(crate) use fetch_queue::{FetchQueue, MessageBatch, commit_async, consumer_queue_len};
+pub(crate) use fetcher::{Decoded, Fetched, Fetcher, Polling, wall_ms};
 pub use preparer::Preparer;
 pub(crate) use progress::lag;
 pub(crate) use tally::Tally;

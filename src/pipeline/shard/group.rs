@@ -4,7 +4,8 @@
 //! assigned, and read from there in batches; the consumer's own queue
 //! carries only rebalances, commit results and errors. The callbacks note
 //! what moved; the owner's loop handles it right after the poll that ran
-//! them.
+//! them. The fetch queue is read on the fetch thread ([`GroupFeed`]),
+//! paused while the owner's loop polls the consumer's queue.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,10 +14,10 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::KafkaConfig;
-use crate::pipeline::ingest::FetchQueue;
+use crate::pipeline::ingest::{Feed, FetchQueue, MessageBatch, Record};
 use crate::serve::metrics::Metrics;
 use crate::serve::metrics::labels::Attempt;
-use crate::telemetry::events::{ClientError, Committed, InternalEvent};
+use crate::telemetry::events::{ClientError, Committed, ConsumerError, InternalEvent};
 
 /// A change of assignment, noted by the group callbacks and handled by
 /// the loop right after the poll that ran them.
@@ -108,4 +109,33 @@ pub fn group_consumer(
     // queue to the context.
     consumer.subscribe(&[&k.topic])?;
     Ok((consumer, Arc::new(queue)))
+}
+
+/// The fetch thread's half of the group's consumer: it reads only our
+/// fetch queue, never the consumer's own (where the group's callbacks run).
+pub struct GroupFeed {
+    queue: Arc<FetchQueue>,
+    metrics: Arc<Metrics>,
+    batch: MessageBatch,
+    records: Vec<Record<'static>>,
+}
+
+impl GroupFeed {
+    pub fn new(queue: Arc<FetchQueue>, metrics: Arc<Metrics>) -> GroupFeed {
+        GroupFeed { queue, metrics, batch: MessageBatch::default(), records: Vec::new() }
+    }
+}
+
+impl Feed for GroupFeed {
+    fn poll(&mut self, timeout: std::time::Duration, max: usize, f: &mut dyn FnMut(&[Record<'_>])) {
+        let metrics = &self.metrics;
+        self.queue
+            .consume(timeout, max, &mut self.batch, &mut self.records, f, &mut |e| ConsumerError(&e).emit(metrics));
+    }
+
+    /// None: a partition's next offset is the one after its last record
+    /// (what follows a topic's last record is not waited for in shard mode).
+    fn positions(&mut self, out: &mut Vec<(i32, i64)>) {
+        out.clear();
+    }
 }

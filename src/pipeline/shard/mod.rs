@@ -10,7 +10,7 @@
 //! - [`table`]: every page of the topic from the page-totals topic, the
 //!   views built from it, and readiness.
 //!
-//! Three threads: `shard` (owner), `decode` (its decoding worker) and
+//! Three threads: `shard` (owner), `fetch` (its fetch thread) and
 //! `totals` (table). The owner and the table share the
 //! topic's greatest watermark (the table reads it, the owner moves its
 //! engines to it), whether the owned partitions are caught up, and each

@@ -2,9 +2,10 @@
 //! (cooperative-sticky assignment, static membership), and for each one
 //! the shard keeps its own engine. A partition that arrives is restored
 //! from the state topic and applied from the offset its state covers (see
-//! [`checkpoint`](super::checkpoint)); one that leaves is dropped whole. Records
-//! are polled here, decoded on a worker while the previous batch is
-//! applied, and applied in runs of one partition.
+//! [`checkpoint`](super::checkpoint)); one that leaves is dropped whole.
+//! Records are polled, copied and decoded on the fetch thread (replica
+//! mode's [`Fetcher`], reading the group's fetch queue) while the previous
+//! batch is applied here, in runs of one partition.
 //!
 //! Once per ranking interval, each caught-up partition publishes the pages
 //! that changed to the page-totals topic (see
@@ -28,11 +29,11 @@ use engagement_core::event::{DecodeContext, Event, Invalid};
 use engagement_core::global::{PageRecord, page_key};
 
 use super::checkpoint::{CheckpointReader, CheckpointWriter, Layout};
-use super::group::{Ctx, Moved, group_consumer};
+use super::group::{Ctx, GroupFeed, Moved, group_consumer};
 use super::heartbeat::Heartbeat;
 use super::records::Deliveries;
 use super::{Shared, Topics, watermark_key};
-use crate::pipeline::ingest::{Decoded, Decoder, FetchQueue, MessageBatch, Record, Tally};
+use crate::pipeline::ingest::{Decoded, FetchQueue, Fetched, Fetcher, Polling, Record, Tally};
 use crate::telemetry::events::{CommitNotSent, ConsumerError, HistoryGap, InternalEvent, LagObserved};
 use crate::telemetry::shard::{
     CheckpointSaved, CheckpointUnusable, PartitionRestored, PartitionsMoved, PartitionsTakenOver, RankEventsPublisher,
@@ -46,8 +47,14 @@ const PUBLISHER_FLUSH: Duration = Duration::from_secs(5);
 
 /// Least time between two ticks.
 const TICK: Duration = Duration::from_millis(200);
-/// Most messages taken from the fetch queue at once.
+/// Most messages in one batch from the fetch thread.
 const BATCH: usize = 4096;
+/// How long the fetch thread waits for the first message of a batch.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Most time between two polls of the consumer's own queue, even when
+/// nothing waits in it (librdkafka leaves the group when it is not polled
+/// within `max.poll.interval.ms`).
+const SERVE_EVERY: Duration = Duration::from_secs(5);
 /// How long a checkpoint or a restore may take before it is given up.
 const STATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -111,8 +118,17 @@ impl Owner {
         let (consumer, queue) = group_consumer(k, &io.metrics, &instance)?;
         let writer = CheckpointWriter::new(k, topics.state.clone())?;
         let reader = CheckpointReader::new(k, topics.state.clone())?;
-        let totals_defaults =
-            [("client.id", "engagement-monitor-totals"), ("compression.type", "lz4"), ("linger.ms", "20")];
+        // A partition that catches up publishes every page it holds at
+        // once: librdkafka's default queue (100,000 messages) would make
+        // this thread wait for the broker's acknowledgements in the middle
+        // of it. The queue is bounded by its bytes instead.
+        let totals_defaults = [
+            ("client.id", "engagement-monitor-totals"),
+            ("compression.type", "lz4"),
+            ("linger.ms", "20"),
+            ("queue.buffering.max.messages", "2000000"),
+            ("queue.buffering.max.kbytes", "262144"),
+        ];
         let properties = k.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let totals = crate::kafka::client_config(&k.brokers, &totals_defaults, properties)
             .create_with_context(Deliveries::new(io.metrics.clone()))
@@ -149,69 +165,51 @@ impl Owner {
 
     /// Consumes until shutdown, then saves every partition and commits.
     ///
-    /// Polling stays on this thread (rebalances are handled here, between
-    /// two batches); decoding runs on a worker ([`Decoder`]): a polled
-    /// batch is copied and sent there, and the previous one, decoded, is
-    /// applied meanwhile. Before an assignment change is handled, every
-    /// batch polled before it is applied, as it would be without the worker.
+    /// The fetch thread polls, copies and decodes; this loop applies. The
+    /// consumer's own queue (rebalances, commit results, errors) is polled
+    /// here, with the fetch thread paused (see [`Fetcher::pause`]): every
+    /// batch polled before an assignment change is applied before it is
+    /// handled, and none is polled until it was.
     pub fn run(&mut self) -> anyhow::Result<()> {
-        let mut next_tick = Instant::now();
-        let (consumer, queue) = (self.consumer.clone(), self.queue.clone());
-        let (mut batch, mut records) = (MessageBatch::default(), Vec::new());
-        let mut decoder = Decoder::spawn()?;
-        let limit = self.cx.max_payload_bytes + 1;
+        let stopped = || anyhow::anyhow!("the fetch thread stopped; consumption cannot go on");
+        let feed = GroupFeed::new(self.queue.clone(), self.io.metrics.clone());
+        let polling = Polling { wait: POLL_WAIT, batch: BATCH, cx: self.cx };
+        let mut fetcher =
+            Fetcher::spawn(feed, polling).map_err(|e| anyhow::anyhow!("cannot start the fetch thread: {e}"))?;
+        let (mut next_tick, mut next_serve) = (Instant::now(), Instant::now());
+        let native = self.consumer.client().native_ptr();
         while !self.io.shutdown.is_cancelled() {
-            // The consumer's own queue: rebalances, commit results, errors.
-            while let Some(polled) = consumer.poll(Duration::ZERO) {
-                if let Err(e) = polled {
-                    ConsumerError(&e).emit(&self.io.metrics);
-                }
+            let now = Instant::now();
+            if now >= next_serve || crate::pipeline::ingest::consumer_queue_len(native) > 0 {
+                fetcher.pause(&mut |f| self.apply_decoded(&f.decoded)).map_err(|_| stopped())?;
+                let served = self.serve_group();
+                fetcher.resume();
+                served?;
+                next_serve = now + SERVE_EVERY;
             }
-            if self.has_moved() {
-                self.drain(&mut decoder)?;
-                self.moved()?;
-            }
-            let metrics = self.io.metrics.clone();
-            let mut payloads = decoder.buffers();
-            queue.consume(
-                Duration::from_millis(100),
-                BATCH,
-                &mut batch,
-                &mut records,
-                &mut |batch| payloads.append(batch, limit),
-                &mut |e| ConsumerError(&e).emit(&metrics),
-            );
-            let polled = payloads.len() > 0;
-            if polled {
-                decoder.send(payloads, self.cx).map_err(|_| anyhow::anyhow!("the decode thread stopped"))?;
-            } else {
-                decoder.give_back(payloads);
-            }
-            // One batch decodes while the one before it is applied; with
-            // nothing new, the last one is applied at once.
-            if decoder.pending() > 1 || !polled {
-                if let Some(d) = decoder.recv().map_err(|_| anyhow::anyhow!("the decode thread stopped"))? {
-                    self.apply_decoded(&d);
-                    decoder.recycle(d);
-                }
+            if let Some(f) = fetcher.next(POLL_WAIT).map_err(|_| stopped())? {
+                self.apply_decoded(&f.decoded);
+                fetcher.recycle(f);
             }
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + TICK;
             }
         }
-        self.drain(&mut decoder)?;
+        fetcher.stop(&mut |f: Fetched| self.apply_decoded(&f.decoded));
         self.checkpoint_all();
         Ok(())
     }
 
-    /// Applies every batch the decoder holds.
-    fn drain(&mut self, decoder: &mut Decoder) -> anyhow::Result<()> {
-        while let Some(d) = decoder.recv().map_err(|_| anyhow::anyhow!("the decode thread stopped"))? {
-            self.apply_decoded(&d);
-            decoder.recycle(d);
+    /// Polls the consumer's own queue (the group's callbacks run in it),
+    /// then handles the assignment changes they noted.
+    fn serve_group(&mut self) -> anyhow::Result<()> {
+        while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            if let Err(e) = polled {
+                ConsumerError(&e).emit(&self.io.metrics);
+            }
         }
-        Ok(())
+        if self.has_moved() { self.moved() } else { Ok(()) }
     }
 
     /// Whether the last poll changed the assignment.
