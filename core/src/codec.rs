@@ -47,6 +47,28 @@ impl<W: Write> Writer<W> {
         self.u32(s.len() as u32)?;
         self.bytes(s.as_bytes())
     }
+    /// An unsigned integer in 7-bit groups, least significant first (LEB128):
+    /// one byte below 128, at most ten.
+    pub fn uvar(&mut self, mut v: u64) -> io::Result<()> {
+        let (mut buf, mut n) = ([0u8; 10], 0);
+        while v >= 0x80 {
+            buf[n] = (v as u8) | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        buf[n] = v as u8;
+        self.bytes(&buf[..=n])
+    }
+    /// A signed integer as [`uvar`](Self::uvar) of its zigzag mapping
+    /// (0, -1, 1, -2, ... to 0, 1, 2, 3, ...): small magnitudes are short.
+    pub fn ivar(&mut self, v: i64) -> io::Result<()> {
+        self.uvar(((v << 1) ^ (v >> 63)) as u64)
+    }
+    /// A string as its length ([`uvar`](Self::uvar)) and its bytes.
+    pub fn str_var(&mut self, s: &str) -> io::Result<()> {
+        self.uvar(s.len() as u64)?;
+        self.bytes(s.as_bytes())
+    }
     /// `Some((at, value))` as a flag byte and two words.
     pub fn sample(&mut self, s: Option<(i64, u64)>) -> io::Result<()> {
         match s {
@@ -107,6 +129,27 @@ impl<R: Read> Reader<R> {
         self.bytes(&mut b)?;
         String::from_utf8(b).map_err(|_| DecodeError::Range(what))
     }
+    /// See [`Writer::uvar`]; more than 64 bits is an error.
+    pub fn uvar(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(DecodeError::Range("varint over 64 bits"));
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Range("varint over 64 bits"))
+    }
+    /// See [`Writer::ivar`].
+    pub fn ivar(&mut self) -> Result<i64, DecodeError> {
+        let u = self.uvar()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
     pub fn sample(&mut self) -> Result<Option<(i64, u64)>, DecodeError> {
         match self.u8()? {
             0 => Ok(None),
@@ -120,5 +163,38 @@ impl<W: Write> Writer<W> {
     /// A count, written as u64 (read back with [`Reader::len`]).
     pub fn len(&mut self, n: usize) -> io::Result<()> {
         self.u64(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_read_back_and_small_ones_are_short() {
+        let values = [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX >> 1, u64::MAX];
+        for v in values {
+            let mut w = Writer(Vec::new());
+            w.uvar(v).unwrap();
+            assert_eq!(w.0.len(), (64 - v.leading_zeros() as usize).div_ceil(7).max(1), "{v}");
+            assert_eq!(Reader(&w.0[..]).uvar().unwrap(), v);
+            for cut in 0..w.0.len() {
+                assert!(Reader(&w.0[..cut]).uvar().is_err(), "{v} cut at {cut}");
+            }
+        }
+        for v in [0, -1, 1, -64, 64, i64::MIN, i64::MAX] {
+            let mut w = Writer(Vec::new());
+            w.ivar(v).unwrap();
+            assert!(v.unsigned_abs() >= 64 || w.0.len() == 1, "{v} is one byte");
+            assert_eq!(Reader(&w.0[..]).ivar().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn a_varint_over_64_bits_is_an_error() {
+        let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert!(Reader(&over[..]).uvar().is_err());
+        let long = [0x80; 11];
+        assert!(Reader(&long[..]).uvar().is_err());
     }
 }

@@ -31,8 +31,12 @@ use crate::engine::column::Column;
 use crate::engine::{Limits, Named, Sample, Snapshot, TOP_MAX, Totals};
 use crate::window::{CalendarKind, CalendarPeriod, MAX_ROLLING, Millis, Quarter, Windows};
 
-/// Format version of a page record.
-const RECORD_VERSION: u8 = 2;
+/// Format version of a page record (varints).
+const RECORD_VERSION: u8 = 3;
+/// The previous format (fixed-width numbers), still read: a compacted
+/// page-totals topic keeps the records of an older release until their
+/// pages change.
+const FIXED_VERSION: u8 = 2;
 /// Most period figures a record carries: every kind at its longest
 /// retention within the windows' reach.
 const MAX_PERIODS: usize = 256;
@@ -108,97 +112,201 @@ impl PageRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(256));
+        let mut out = Vec::with_capacity(256);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Writes the record into `out` (cleared first), in the current format:
+    /// every number a varint, times relative to the watermark. About half
+    /// the bytes of format 2's fixed-width fields (docs/scaling.md).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let mut w = Writer(std::mem::take(out));
         self.write(&mut w).expect("writing to a Vec cannot fail");
-        w.0
+        *out = w.0;
     }
 
     fn write(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+        let wm = self.watermark;
+        let sample = |w: &mut Writer<Vec<u8>>, s: &Sample| match s.get() {
+            None => w.u8(0),
+            Some(s) => {
+                w.u8(1)?;
+                w.ivar(s.at.wrapping_sub(wm))?;
+                w.uvar(s.value)
+            }
+        };
         w.u8(RECORD_VERSION)?;
-        w.str(&self.platform)?;
-        w.str(&self.id)?;
-        w.i64(self.watermark)?;
-        w.u32(self.partition)?;
-        w.sample(self.followers.get().map(|s| (s.at, s.value)))?;
+        w.str_var(&self.platform)?;
+        w.str_var(&self.id)?;
+        w.ivar(wm)?;
+        w.uvar(self.partition.into())?;
+        sample(w, &self.followers)?;
         match &self.name {
             None => w.u8(0)?,
             Some(n) => {
                 w.u8(1)?;
-                w.i64(n.at)?;
-                w.str(&n.name)?;
+                w.ivar(n.at.wrapping_sub(wm))?;
+                w.str_var(&n.name)?;
             }
         }
         match &self.top {
             None => w.u8(0)?,
             Some((q, posts)) => {
                 w.u8(1)?;
-                w.i32(q.index())?;
-                w.len(posts.len())?;
+                w.ivar(q.index().into())?;
+                w.uvar(posts.len() as u64)?;
                 for (id, interactions) in posts {
-                    w.str(id)?;
-                    w.u64(*interactions)?;
+                    w.str_var(id)?;
+                    w.uvar(*interactions)?;
                 }
             }
         }
-        w.len(self.periods.len())?;
+        w.uvar(self.periods.len() as u64)?;
         for f in &self.periods {
             w.u8(f.period.kind as u8)?;
-            w.i32(f.period.index)?;
+            w.ivar(f.period.index.into())?;
             write_totals(w, &f.totals)?;
-            w.sample(f.followers.get().map(|s| (s.at, s.value)))?;
+            sample(w, &f.followers)?;
         }
-        w.len(self.since.len())?;
+        w.uvar(self.since.len() as u64)?;
         for (days, [start, before]) in &self.since {
-            w.u16(*days)?;
+            w.uvar((*days).into())?;
             write_totals(w, start)?;
             write_totals(w, before)?;
         }
         Ok(())
     }
 
-    /// Reads a record; any damage is an error, with bounded memory.
+    /// Reads a record of the current format or of format 2; any damage is
+    /// an error, with bounded memory.
     pub fn decode(bytes: &[u8]) -> Result<PageRecord, DecodeError> {
         let mut r = Reader(bytes);
-        if r.u8()? != RECORD_VERSION {
-            return Err(DecodeError::Range("page record version"));
-        }
-        let platform: Arc<str> = r.str(32, "platform")?.into();
-        let id: Box<str> = r.str(128, "page id")?.into();
-        let watermark = r.i64()?;
-        let partition = r.u32()?;
-        let followers = sample(r.sample()?);
-        let name = match r.u8()? {
-            0 => None,
-            _ => Some(Named { at: r.i64()?, name: r.str(256, "page name")?.into() }),
+        let compact = match r.u8()? {
+            RECORD_VERSION => true,
+            FIXED_VERSION => false,
+            _ => return Err(DecodeError::Range("page record version")),
         };
-        let top = match r.u8()? {
+        let mut f = Fields { r, compact, watermark: 0 };
+        let platform: Arc<str> = f.str(32, "platform")?.into();
+        let id: Box<str> = f.str(128, "page id")?.into();
+        let watermark = f.i64()?;
+        f.watermark = watermark;
+        let partition = f.u32()?;
+        let followers = f.sample()?;
+        let name = match f.r.u8()? {
+            0 => None,
+            _ => Some(Named { at: f.at()?, name: f.str(256, "page name")?.into() }),
+        };
+        let top = match f.r.u8()? {
             0 => None,
             _ => {
-                let q = Quarter::from_index(r.i32()?);
-                let n = r.len(TOP_MAX, "top posts")?;
+                let q = Quarter::from_index(f.i32()?);
+                let n = f.len(TOP_MAX, "top posts")?;
                 let mut posts = Vec::with_capacity(n);
                 for _ in 0..n {
-                    posts.push((r.str(crate::engine::ID_MAX, "post id")?.into(), r.u64()?));
+                    posts.push((f.str(crate::engine::ID_MAX, "post id")?.into(), f.u64()?));
                 }
                 Some((q, posts))
             }
         };
-        let n = r.len(MAX_PERIODS, "periods")?;
+        let n = f.len(MAX_PERIODS, "periods")?;
         let mut periods = Vec::with_capacity(n);
         for _ in 0..n {
-            let kind = *CalendarKind::ALL.get(usize::from(r.u8()?)).ok_or(DecodeError::Range("period kind"))?;
-            let period = CalendarPeriod { kind, index: r.i32()? };
-            periods.push(PeriodFigures { period, totals: read_totals(&mut r)?, followers: sample(r.sample()?) });
+            let kind = *CalendarKind::ALL.get(usize::from(f.r.u8()?)).ok_or(DecodeError::Range("period kind"))?;
+            let period = CalendarPeriod { kind, index: f.i32()? };
+            periods.push(PeriodFigures { period, totals: f.totals()?, followers: f.sample()? });
         }
-        let n = r.len(MAX_ROLLING, "rolling windows")?;
+        let n = f.len(MAX_ROLLING, "rolling windows")?;
         let mut since = Vec::with_capacity(n);
         for _ in 0..n {
-            since.push((r.u16()?, [read_totals(&mut r)?, read_totals(&mut r)?]));
+            since.push((f.u16()?, [f.totals()?, f.totals()?]));
         }
-        if !r.0.is_empty() {
+        if !f.r.0.is_empty() {
             return Err(DecodeError::Range("page record has trailing bytes"));
         }
         Ok(PageRecord { platform, id, name, followers, top, periods, since, watermark, partition })
+    }
+}
+
+/// A record's fields as its format writes them: varints with times
+/// relative to the watermark (current), or fixed width (format 2).
+struct Fields<'a> {
+    r: Reader<&'a [u8]>,
+    compact: bool,
+    watermark: Millis,
+}
+
+impl Fields<'_> {
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        if self.compact { self.r.uvar() } else { self.r.u64() }
+    }
+
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        if self.compact { self.r.ivar() } else { self.r.i64() }
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        match self.compact {
+            true => u16::try_from(self.r.uvar()?).map_err(|_| DecodeError::Range("a 16-bit field")),
+            false => self.r.u16(),
+        }
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        match self.compact {
+            true => u32::try_from(self.r.uvar()?).map_err(|_| DecodeError::Range("a 32-bit field")),
+            false => self.r.u32(),
+        }
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        match self.compact {
+            true => i32::try_from(self.r.ivar()?).map_err(|_| DecodeError::Range("a 32-bit field")),
+            false => self.r.i32(),
+        }
+    }
+
+    fn len(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let n = self.u64()?;
+        usize::try_from(n).ok().filter(|n| *n <= max).ok_or(DecodeError::Range(what))
+    }
+
+    fn str(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
+        if !self.compact {
+            return self.r.str(max, what);
+        }
+        let n = self.len(max, what)?;
+        let mut b = vec![0u8; n];
+        self.r.bytes(&mut b)?;
+        String::from_utf8(b).map_err(|_| DecodeError::Range(what))
+    }
+
+    /// A time: relative to the watermark in the current format.
+    fn at(&mut self) -> Result<Millis, DecodeError> {
+        match self.compact {
+            true => Ok(self.watermark.wrapping_add(self.r.ivar()?)),
+            false => self.r.i64(),
+        }
+    }
+
+    fn sample(&mut self) -> Result<Sample, DecodeError> {
+        match self.r.u8()? {
+            0 => Ok(Sample::NONE),
+            1 => Ok(Sample { at: self.at()?, value: self.u64()? }),
+            _ => Err(DecodeError::Range("sample flag")),
+        }
+    }
+
+    fn totals(&mut self) -> Result<Totals, DecodeError> {
+        Ok(Totals {
+            reactions: self.u64()?,
+            comments: self.u64()?,
+            shares: self.u64()?,
+            views: self.u64()?,
+            posts: self.u64()?,
+        })
     }
 }
 
@@ -211,19 +319,11 @@ pub fn page_key(platform: &str, id: &str) -> Vec<u8> {
     k
 }
 
-fn sample(s: Option<(i64, u64)>) -> Sample {
-    s.map_or(Sample::NONE, |(at, value)| Sample { at, value })
-}
-
 fn write_totals(w: &mut Writer<Vec<u8>>, t: &Totals) -> std::io::Result<()> {
     for v in [t.reactions, t.comments, t.shares, t.views, t.posts] {
-        w.u64(v)?;
+        w.uvar(v)?;
     }
     Ok(())
-}
-
-fn read_totals(r: &mut Reader<&[u8]>) -> Result<Totals, DecodeError> {
-    Ok(Totals { reactions: r.u64()?, comments: r.u64()?, shares: r.u64()?, views: r.u64()?, posts: r.u64()? })
 }
 
 /// The pages a global view reads: shared chunk by chunk with the table.

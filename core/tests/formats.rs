@@ -1,4 +1,4 @@
-//! A state written by the previous format (4, before pages carried their
+//! Formats of older releases still read. A state written by the previous format (4, before pages carried their
 //! partition and engines their history gaps) reads into an engine that
 //! answers as one built from the same events today, so an upgrade keeps
 //! its checkpoints and state topics. The fixture is the first 600 events
@@ -36,4 +36,43 @@ fn a_format_4_state_answers_as_the_events_it_was_built_from() {
     read.durable_snapshot().encode(&mut bytes).unwrap();
     let again = Engine::decode(&bytes[..], limits).unwrap();
     assert_eq!(common::rankings(&View::build(&again)), common::rankings(&View::build(&built)));
+}
+
+/// Page records of format 2 (fixed-width numbers, before varints) still
+/// read: a compacted page-totals topic keeps an older release's records
+/// until their pages change. The fixture holds the five pages of the whole
+/// seed data set on one partition, each record after its length (u32),
+/// encoded by the build of format 2.
+#[test]
+fn format_2_page_records_read_as_the_records_of_today() {
+    use engagement_core::global::PageRecord;
+    const V2: &[u8] = include_bytes!("fixtures/page-records-v2.bin");
+    let limits = Limits { max_watermark_jump: std::time::Duration::ZERO, ..Limits::default() };
+    let cx = DecodeContext { message_time: None, now: 4_000_000_000_000, max_skew: 0, max_payload_bytes: 1 << 16 };
+    let events = engagement_core::synth::seed_events();
+    let decoded: Vec<_> = events.iter().map(|j| decode(j.as_bytes(), &cx)).collect();
+    let mut built = Engine::new(limits);
+    built.apply_decoded(&decoded, &vec![0; decoded.len()], &mut Vec::new());
+    let snap = built.snapshot();
+    let today: Vec<PageRecord> = (0..snap.page_bound()).filter_map(|p| PageRecord::of(&snap, p, 0)).collect();
+
+    let mut old = Vec::new();
+    let mut rest = V2;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let (record, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+        assert_eq!(record[0], 2, "the fixture is of format 2");
+        old.push(PageRecord::decode(record).expect("a format 2 record reads"));
+        rest = tail;
+    }
+    assert_eq!(old.len(), 5);
+    assert_eq!(old, today);
+    assert!(old.iter().any(|r| r.top.is_some() && !r.periods.is_empty() && !r.since.is_empty()));
+    // Today's encoding reads back the same, in fewer bytes.
+    let (v2_bytes, mut v3_bytes) = (V2.len() - 4 * old.len(), 0);
+    for r in &today {
+        let bytes = r.encode();
+        v3_bytes += bytes.len();
+        assert_eq!(&PageRecord::decode(&bytes).unwrap(), r);
+    }
+    assert!(v3_bytes * 2 < v2_bytes, "format 3 takes {v3_bytes} bytes, format 2 {v2_bytes}");
 }

@@ -134,3 +134,32 @@ fn a_damaged_record_is_an_error() {
     other[0] = 9;
     assert!(PageRecord::decode(&other).is_err(), "an unknown version");
 }
+
+proptest! {
+    /// Whatever the page-totals topic holds, reading it never panics and
+    /// never allocates past the record's own bounds: bytes after either
+    /// version byte, and every byte of a valid record changed.
+    #[test]
+    fn any_bytes_read_as_a_record_or_an_error(
+        version in prop_oneof![Just(2u8), Just(3u8)],
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+        flip in any::<u8>(),
+    ) {
+        let mut b = vec![version];
+        b.extend_from_slice(&bytes);
+        if let Ok(r) = PageRecord::decode(&b) {
+            prop_assert_eq!(PageRecord::decode(&r.encode()).ok(), Some(r));
+        }
+        let mut engine = Engine::new(*LIMITS);
+        let ev = r#"{"page_id":"p1","post_id":"a","published_at":"2025-07-01T00:00:00Z","observed_at":"2025-07-02T00:00:00Z","reactions":3,"page_name":"P","followers":9}"#;
+        engine.apply(&decode(ev.as_bytes(), &cx()).unwrap());
+        let valid = PageRecord::of(&engine.snapshot(), 0, 0).unwrap().encode();
+        for i in 0..valid.len() {
+            let mut changed = valid.clone();
+            changed[i] ^= flip | 1;
+            if let Ok(r) = PageRecord::decode(&changed) {
+                prop_assert_eq!(PageRecord::decode(&r.encode()).ok(), Some(r));
+            }
+        }
+    }
+}

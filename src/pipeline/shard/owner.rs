@@ -106,6 +106,8 @@ pub struct Owner {
     table_seen: bool,
     /// Page records sent since the last progress report.
     records: u64,
+    /// The last page record encoded (the allocation reused).
+    encoded: Vec<u8>,
     next_publish: Instant,
     next_save: Instant,
 }
@@ -158,6 +160,7 @@ impl Owner {
             outcomes: Vec::new(),
             table_seen: false,
             records: 0,
+            encoded: Vec::new(),
             next_publish: now,
             next_save: now + checkpoint_interval,
         })
@@ -498,8 +501,10 @@ impl Owner {
             let snap = part.engine.snapshot();
             for page in changed.pages {
                 let Some(rec) = PageRecord::of(&snap, page, p as u32) else { continue };
-                let (key, value) = (rec.key(), rec.encode());
-                let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
+                rec.encode_into(&mut self.encoded);
+                let key = rec.key();
+                let record = BaseRecord::to(topic).key(&key).payload(&self.encoded);
+                let _ = crate::kafka::send_waiting(&self.totals, record);
                 self.records += 1;
             }
         }
