@@ -324,20 +324,33 @@ impl PostTable {
 
     /// Indexes every record, sizing the index once for all of them.
     pub(super) fn index_all(&mut self, key_of: impl Fn(&Post) -> u64) -> Result<(), &'static str> {
+        /// Posts between prefetching a key's bucket and inserting it: the
+        /// index is far larger than the caches, and one miss at a time
+        /// was most of a restore.
+        const AHEAD: usize = 16;
         let Self { index, arena, big, .. } = self;
         index.reserve(self.live, |s| key_of(&read(arena, big, s)));
+        let mut pending: std::collections::VecDeque<(u32, Rec, u64)> = std::collections::VecDeque::with_capacity(AHEAD);
+        let insert = |index: &mut Index, (slot, rec, key): (u32, Rec, u64)| {
+            let same = |s: u32| arena.rec(s).hash() == rec.hash() && arena.rec(s).page() == rec.page();
+            if index.find(key, same).is_some() {
+                return Err("post repeated");
+            }
+            index.insert(key, slot, |s| key_of(&read(arena, big, s)));
+            Ok(())
+        };
         for day in arena.days.keys() {
             for (slot, rec) in arena.day(*day) {
-                let post = read(arena, big, slot);
-                let key = key_of(&post);
-                if index.find(key, |s| arena.rec(s).hash() == rec.hash() && arena.rec(s).page() == rec.page()).is_some()
-                {
-                    return Err("post repeated");
+                let key = key_of(&read(arena, big, slot));
+                index.prefetch(key);
+                pending.push_back((slot, *rec, key));
+                if pending.len() > AHEAD {
+                    let next = pending.pop_front().expect("more than AHEAD pending");
+                    insert(index, next)?;
                 }
-                index.insert(key, slot, |s| key_of(&read(arena, big, s)));
             }
         }
-        Ok(())
+        pending.into_iter().try_for_each(|next| insert(index, next))
     }
 
     /// Replaces the post in `slot`; its page, hash and day must not change.
@@ -498,6 +511,31 @@ mod tests {
         t.update(s, &small);
         assert_eq!(t.find(key(&p), 1, p.hash).unwrap().1, small);
         assert!(t.big.is_empty());
+    }
+
+    #[test]
+    fn restored_records_are_all_indexed_and_a_repeat_is_refused() {
+        let day = 20_000 * DAY_MS;
+        let posts: Vec<Post> = (0..5_000u32).map(|i| post(i % 97, &i.to_string(), day, day + 1, i.into())).collect();
+        let restored = |order: &[usize]| {
+            let mut t = PostTable::default();
+            for &i in order {
+                let p = &posts[i];
+                t.restore(day_of(day), Rec::pack(p, day, false), None).expect("room");
+            }
+            t.index_all(key).map(|()| t)
+        };
+        let t = restored(&(0..posts.len()).collect::<Vec<_>>()).expect("no repeat");
+        for p in &posts {
+            assert_eq!(t.find(key(p), p.page, p.hash).map(|(_, q)| q).as_ref(), Some(p));
+        }
+        // A repeat is found whether it follows the first at once, within
+        // the prefetch distance, or far after it.
+        for gap in [1, 5, 16, 17, 4_000] {
+            let mut order: Vec<usize> = (0..posts.len()).collect();
+            order.insert(100 + gap, 100);
+            assert_eq!(restored(&order).err(), Some("post repeated"), "{gap} apart");
+        }
     }
 
     #[test]
