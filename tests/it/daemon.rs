@@ -51,6 +51,25 @@ fn the_spec_table_is_served_exactly() {
     assert_eq!(got, want);
     let per_1k = d.json("/v1/rankings?window=2025-Q3&metric=interactions_per_1k_followers&limit=1");
     assert_eq!(per_1k["entries"][0]["page_id"], "pmcambodia");
+    // The same ranking as CSV, read by Python's csv module: the same rows,
+    // the Ministry of Interior's name (Arabic, with a comma) whole.
+    let (code, csv) = d.get("/v1/rankings?window=2025-Q3&format=csv");
+    assert_eq!(code, 200, "{csv}");
+    let rows = python_csv(&csv);
+    let entries = body["entries"].as_array().unwrap();
+    assert_eq!(rows.len(), entries.len());
+    for (row, e) in rows.iter().zip(entries) {
+        for column in ["rank", "page_id", "page_name", "interactions", "reactions", "comments", "shares", "posts"] {
+            let want = match &e[column] {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            assert_eq!(row[column].as_str(), Some(want.as_str()), "{column} of {}", e["page_id"]);
+        }
+        let followers = e["followers"].as_u64().map(|f| f.to_string()).unwrap_or_default();
+        assert_eq!(row["followers"].as_str(), Some(followers.as_str()));
+    }
+    assert!(rows.iter().any(|r| r["page_name"] == "وزارة الداخلية - Egypt, Ministry of Interior"));
     let applied = seed_events().len() as f64;
     d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, applied, READY);
     assert_eq!(
@@ -349,4 +368,22 @@ fn pages_on_several_partitions_are_counted_and_logged() {
         (d.metric("engagement_state_entries{structure=\"posts\"}")? == posts).then_some(())
     });
     assert_eq!(d.metric("engagement_pages_on_several_partitions"), Some(0.0));
+}
+
+/// `text` read by Python's `csv.DictReader`: one JSON object per row.
+fn python_csv(text: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let script = "import csv, io, json, sys\n\
+                  rows = list(csv.DictReader(io.TextIOWrapper(sys.stdin.buffer, encoding='utf-8', newline='')))\n\
+                  print(json.dumps(rows))";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python's csv module read the answer");
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("rows as JSON")
 }

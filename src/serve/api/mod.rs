@@ -7,6 +7,7 @@
 //!   parameters are 400s)
 //! - `rankings`, `pages`, `windows`, `groups`, `health`: the endpoints and their
 //!   response types
+//! - `export`: answers as CSV (`format=csv` or `Accept: text/csv`)
 //! - `layers`: deadline, concurrency limit, query-length bound, headers
 //! - `compute`: CPU-heavy work on the blocking pool, at most N at once
 //! - `server`, `watch`: the accept loop, the connection cap, header and
@@ -18,6 +19,7 @@
 //! health checks are exempt), and each request has a deadline (408).
 
 mod compute;
+mod export;
 mod groups;
 mod health;
 mod layers;

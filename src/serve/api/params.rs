@@ -9,6 +9,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use engagement_core::ranking::{Filter, Metric};
 
+use super::export::Format;
 use super::{ApiError, MAX_LIMIT, MAX_OFFSET};
 
 /// The parameters of one endpoint.
@@ -103,6 +104,8 @@ pub(super) struct RankingQuery {
     pub groups: Vec<String>,
     pub limit: usize,
     pub offset: usize,
+    /// `format`, when given (else the `Accept` header decides).
+    pub format: Option<Format>,
 }
 
 impl RankingQuery {
@@ -115,7 +118,7 @@ impl RankingQuery {
 pub(super) const MAX_QUERY_GROUPS: usize = 8;
 
 impl QueryParams for RankingQuery {
-    const ALLOWED: &'static [&'static str] = &["window", "metric", "platform", "group", "limit", "offset"];
+    const ALLOWED: &'static [&'static str] = &["window", "metric", "platform", "group", "limit", "offset", "format"];
     const REPEATABLE: &'static [&'static str] = &["group"];
 
     fn read(pairs: &Pairs) -> Result<RankingQuery, ApiError> {
@@ -129,6 +132,7 @@ impl QueryParams for RankingQuery {
             limit: pairs.number("limit", 10, MAX_LIMIT)?,
             offset: pairs.number("offset", 0, MAX_OFFSET)?,
             window: pairs.get("window").unwrap_or("current").to_owned(),
+            format: Format::parse(pairs.get("format"))?,
         })
     }
 }

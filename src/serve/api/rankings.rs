@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -11,15 +12,53 @@ use engagement_core::ranking::Metric;
 use engagement_core::view::{Period, Row, Table, View};
 use engagement_core::window::{UnknownWindow, WindowId, Windows, format_rfc3339};
 
+use super::export::{self, Format};
 use super::groups::{self, PageGroups};
 use super::params::{RankingQuery, Strict};
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;
 
-pub(super) async fn rankings(State(ctx): State<Ctx>, Strict(q): Strict<RankingQuery>) -> Result<Response, ApiError> {
+pub(super) async fn rankings(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Strict(q): Strict<RankingQuery>,
+) -> Result<Response, ApiError> {
     let view = latest(&ctx.app.views);
-    ctx.compute.run(move || answer(&view, &q).map(|body| Json(body).into_response())).await?
+    let format = Format::negotiate(q.format, &headers);
+    ctx.compute
+        .run(move || {
+            let body = answer(&view, &q)?;
+            match format {
+                Format::Json => Ok(Json(body).into_response()),
+                Format::Csv => {
+                    let name = format!("rankings-{}-{}", body.window.id, body.metric);
+                    export::csv(&name, CSV_HEADER, body.entries.iter().map(Entry::csv_row))
+                }
+            }
+        })
+        .await?
 }
+
+/// The columns of a ranking as CSV: an entry's fields, its groups as
+/// `dimension:value` joined by `;`.
+const CSV_HEADER: &[&str] = &[
+    "rank",
+    "platform",
+    "page_id",
+    "page_name",
+    "interactions",
+    "reactions",
+    "comments",
+    "shares",
+    "views",
+    "posts",
+    "followers",
+    "interactions_per_post",
+    "interactions_per_1k_followers",
+    "previous_period_rank",
+    "history_complete",
+    "groups",
+];
 
 #[derive(Serialize)]
 struct Rankings<'v> {
@@ -46,6 +85,32 @@ struct Entry<'v> {
     #[serde(flatten)]
     figures: Figures,
     previous_period_rank: Option<u32>,
+}
+
+impl Entry<'_> {
+    fn csv_row(&self) -> Vec<String> {
+        let f = &self.figures;
+        let groups: Vec<String> =
+            self.groups.iter().flat_map(|(dim, values)| values.iter().map(move |v| format!("{dim}:{v}"))).collect();
+        vec![
+            self.rank.to_string(),
+            self.platform.to_owned(),
+            self.page_id.to_owned(),
+            self.page_name.unwrap_or_default().to_owned(),
+            f.interactions.to_string(),
+            f.reactions.to_string(),
+            f.comments.to_string(),
+            f.shares.to_string(),
+            f.views.to_string(),
+            f.posts.to_string(),
+            export::opt(f.followers),
+            export::opt(f.interactions_per_post),
+            export::opt(f.interactions_per_1k_followers),
+            export::opt(self.previous_period_rank),
+            self.history_complete.to_string(),
+            groups.join(";"),
+        ]
+    }
 }
 
 /// The ranking itself: the CPU-heavy part, run off the async threads.
@@ -104,7 +169,7 @@ fn table<'v>(view: &'v View, text: &str) -> Result<&'v Table, ApiError> {
 /// A window's id and bounds.
 #[derive(Serialize)]
 pub(super) struct WindowJson {
-    id: String,
+    pub(super) id: String,
     start: String,
     end: String,
 }

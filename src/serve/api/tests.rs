@@ -437,3 +437,80 @@ mod connections {
         assert!(answer.is_ok_and(|a| a.starts_with("HTTP/1.1 200")));
     }
 }
+
+/// The raw answer to `uri` with `accept`: status, content type, body.
+async fn get_raw(state: &AppState, uri: &str, accept: Option<&str>) -> (StatusCode, String, Vec<u8>) {
+    let mut req = HttpRequest::get(uri);
+    if let Some(a) = accept {
+        req = req.header(header::ACCEPT, a);
+    }
+    let resp = router(state.clone(), LIMITS).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = resp.status();
+    let ctype = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (status, ctype, axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_ranking_as_csv_holds_the_rows_of_its_json_quoted_where_needed() {
+    let mut events = seed_events();
+    // A page whose name needs quoting: a comma, a quote, Arabic text.
+    let odd = r#"{"page_id":"odd","post_id":"o1","published_at":"2025-07-02T00:00:00Z","observed_at":"2025-07-03T00:00:00Z","reactions":7,"page_name":"Ministry, \"Interior\" وزارة الداخلية"}"#;
+    events.push(odd.to_string());
+    let s = state_with(&events);
+    let (_, json) = get(&s, "/v1/rankings?window=2025-Q3&limit=100").await;
+    let (code, ctype, body) = get_raw(&s, "/v1/rankings?window=2025-Q3&limit=100&format=csv", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(ctype, "text/csv; charset=utf-8; header=present");
+    let text = String::from_utf8(body.clone()).expect("UTF-8");
+    assert!(text.contains("\"Ministry, \"\"Interior\"\" وزارة الداخلية\""), "RFC 4180 quoting: {text}");
+    assert_eq!(text.matches("\r\n").count(), text.matches('\n').count(), "CRLF line ends");
+    let mut rows = csv::Reader::from_reader(&body[..]);
+    let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(header[..4], ["rank", "platform", "page_id", "page_name"]);
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let entries = json["entries"].as_array().unwrap();
+    assert_eq!(records.len(), entries.len());
+    for (r, e) in records.iter().zip(entries) {
+        for (i, column) in header.iter().enumerate() {
+            let field = &r[i];
+            let expected = match &e[column.as_str()] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Object(groups) => {
+                    let mut g: Vec<String> = groups
+                        .iter()
+                        .flat_map(|(d, vs)| {
+                            vs.as_array().unwrap().iter().map(move |v| format!("{d}:{}", v.as_str().unwrap()))
+                        })
+                        .collect();
+                    g.sort();
+                    g.join(";")
+                }
+                serde_json::Value::Number(n) => {
+                    let read: f64 = field.parse().unwrap_or(f64::NAN);
+                    assert_eq!(read, n.as_f64().unwrap(), "column {column} of {}", e["page_id"]);
+                    continue;
+                }
+                v => v.to_string(),
+            };
+            assert_eq!(field, expected, "column {column} of {}", e["page_id"]);
+        }
+    }
+    assert!(records.iter().any(|r| &r[3] == "Ministry, \"Interior\" وزارة الداخلية"));
+}
+
+#[tokio::test]
+async fn csv_is_chosen_by_accept_without_format_and_a_bad_format_is_a_400() {
+    let s = state_with(&seed_events());
+    let (code, ctype, _) = get_raw(&s, "/v1/rankings", Some("text/html, text/csv;q=0.9")).await;
+    assert_eq!((code, ctype.as_str()), (StatusCode::OK, "text/csv; charset=utf-8; header=present"));
+    let (_, ctype, _) = get_raw(&s, "/v1/rankings?format=json", Some("text/csv")).await;
+    assert!(ctype.starts_with("application/json"), "the parameter wins: {ctype}");
+    let (_, ctype, _) = get_raw(&s, "/v1/rankings", Some("*/*")).await;
+    assert!(ctype.starts_with("application/json"), "{ctype}");
+    let (code, body) = get(&s, "/v1/rankings?format=xml").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "format must be json or csv");
+    let (code, body) = get(&s, "/v1/rankings?window=bogus&format=csv").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "errors stay JSON: {body}");
+}
