@@ -27,17 +27,20 @@ pub enum Metric {
     Reactions,
     Comments,
     Shares,
+    /// Views are not interactions (docs/events.md), but a ranking of their own.
+    Views,
     Posts,
     InteractionsPerPost,
     InteractionsPer1kFollowers,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Interactions,
         Metric::Reactions,
         Metric::Comments,
         Metric::Shares,
+        Metric::Views,
         Metric::Posts,
         Metric::InteractionsPerPost,
         Metric::InteractionsPer1kFollowers,
@@ -49,6 +52,7 @@ impl Metric {
             Metric::Reactions => "reactions",
             Metric::Comments => "comments",
             Metric::Shares => "shares",
+            Metric::Views => "views",
             Metric::Posts => "posts",
             Metric::InteractionsPerPost => "interactions_per_post",
             Metric::InteractionsPer1kFollowers => "interactions_per_1k_followers",
@@ -69,6 +73,7 @@ impl Metric {
             Metric::Reactions => whole(t.reactions),
             Metric::Comments => whole(t.comments),
             Metric::Shares => whole(t.shares),
+            Metric::Views => whole(t.views),
             Metric::Posts => whole(t.posts),
             Metric::InteractionsPerPost => (t.posts > 0).then(|| (u128::from(t.interactions()), u128::from(t.posts))),
             Metric::InteractionsPer1kFollowers => {
@@ -98,6 +103,7 @@ impl Metric {
             Metric::Reactions => Some(|r| r.totals.reactions),
             Metric::Comments => Some(|r| r.totals.comments),
             Metric::Shares => Some(|r| r.totals.shares),
+            Metric::Views => Some(|r| r.totals.views),
             Metric::Posts => Some(|r| r.totals.posts),
             Metric::InteractionsPerPost | Metric::InteractionsPer1kFollowers => None,
         }

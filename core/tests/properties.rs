@@ -305,6 +305,7 @@ fn model_value(m: Metric, f: &Figure) -> Option<(u128, u128)> {
         Metric::Reactions => Some((t[0], 1)),
         Metric::Comments => Some((t[1], 1)),
         Metric::Shares => Some((t[2], 1)),
+        Metric::Views => Some((t[3], 1)),
         Metric::Posts => Some((t[4], 1)),
         Metric::InteractionsPerPost => Some((inter, t[4])),
         Metric::InteractionsPer1kFollowers => f.1.filter(|f| *f > 0).map(|f| (inter * 1000, u128::from(f))),

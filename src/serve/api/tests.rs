@@ -514,3 +514,23 @@ async fn csv_is_chosen_by_accept_without_format_and_a_bad_format_is_a_400() {
     let (code, body) = get(&s, "/v1/rankings?window=bogus&format=csv").await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "errors stay JSON: {body}");
 }
+
+#[tokio::test]
+async fn views_are_a_ranking_metric() {
+    let ev = |page: &str, views: u64| {
+        format!(
+            r#"{{"page_id":"{page}","post_id":"{page}-1","published_at":"2025-07-02T00:00:00Z","observed_at":"2025-07-03T00:00:00Z","reactions":9,"views":{views}}}"#
+        )
+    };
+    let s = state_with(&[ev("few", 10), ev("many", 5_000), ev("none", 0)]);
+    let (code, body) = get(&s, "/v1/rankings?window=2025-Q3&metric=views").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["metric"], "views");
+    let order: Vec<(&str, u64)> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["page_id"].as_str().unwrap(), e["views"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(order, [("many", 5_000), ("few", 10), ("none", 0)]);
+}
