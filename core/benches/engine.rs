@@ -340,6 +340,11 @@ fn view_queries(c: &mut Criterion, quick: bool) {
             b.iter(|| view.ranking(t, m, &Filter::ALL, 0, 100).len())
         });
     }
+    // A search: the first on a view folds every page's id and name, later
+    // ones only scan them.
+    g.bench_function("search_first", |b| b.iter(|| View::build(&engine).search("page_0012", 20).1));
+    view.search("warm", 1);
+    g.bench_function("search", |b| b.iter(|| view.search(black_box("page_0012"), 20).1));
     g.finish();
 }
 

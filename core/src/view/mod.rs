@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
+pub mod search;
 mod selection;
 mod source;
 
@@ -135,6 +136,7 @@ pub struct View {
     periods: Vec<(Period, Millis, Millis)>,
     tables: Vec<OnceLock<Table>>,
     by_name: OnceLock<Vec<u32>>,
+    folded: OnceLock<search::Folded>,
     orders: Mutex<HashMap<RankingKey, Arc<Order>>>,
     directory: OnceLock<Arc<Directory>>,
 }
@@ -189,6 +191,7 @@ impl View {
             periods,
             tables,
             by_name: OnceLock::new(),
+            folded: OnceLock::new(),
             orders: Mutex::default(),
             directory: OnceLock::new(),
         }
@@ -253,6 +256,20 @@ impl View {
         let pages = self.by_name();
         let i = pages.binary_search_by(|p| (s.platform(*p), s.id(*p)).cmp(&(platform, id))).ok()?;
         Some(pages[i])
+    }
+
+    /// The pages whose id or name contains `query`, folded (case, accents,
+    /// Arabic marks: see [`search`]), in (platform, id) order: the first
+    /// `limit` and how many match.
+    pub fn search(&self, query: &str, limit: usize) -> (Vec<u32>, usize) {
+        let folded = self.folded.get_or_init(|| {
+            let Some(s) = &self.src else { return search::Folded::default() };
+            search::Folded::new(self.by_name().iter().map(|&p| {
+                let name = self.page(p).name.map(search::fold).unwrap_or_default();
+                (p, format!("{}\0{name}", search::fold(s.id(p))))
+            }))
+        });
+        folded.find(&search::fold(query), limit)
     }
 
     /// Every table, materialized: per calendar kind its retained periods

@@ -8,6 +8,7 @@
 //! - `rankings`, `pages`, `windows`, `groups`, `health`: the endpoints and their
 //!   response types
 //! - `export`: answers as CSV (`format=csv` or `Accept: text/csv`)
+//! - `search`: pages found by name or id
 //! - `layers`: deadline, concurrency limit, query-length bound, headers
 //! - `compute`: CPU-heavy work on the blocking pool, at most N at once
 //! - `server`, `watch`: the accept loop, the connection cap, header and
@@ -27,6 +28,7 @@ mod pages;
 mod params;
 mod rank_changes;
 mod rankings;
+mod search;
 mod server;
 mod watch;
 mod windows;
@@ -111,6 +113,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
     let ctx = Ctx { app: state, compute: Compute::new(limits.max_concurrent_requests, cpus) };
     let api = Router::new()
         .route("/v1/rankings", get(rankings::rankings))
+        .route("/v1/pages", get(search::search))
         .route("/v1/pages/{platform}/{page_id}", get(pages::page))
         .route("/v1/windows", get(windows::windows))
         .route("/v1/groups", get(groups::groups))

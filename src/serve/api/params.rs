@@ -92,6 +92,24 @@ impl QueryParams for NoParams {
     }
 }
 
+/// The parameters of `/v1/pages` (a search).
+pub(super) struct SearchQuery {
+    pub q: String,
+    pub limit: usize,
+}
+
+/// Most pages one search lists.
+pub(super) const MAX_SEARCH_LIMIT: usize = 100;
+
+impl QueryParams for SearchQuery {
+    const ALLOWED: &'static [&'static str] = &["q", "limit"];
+
+    fn read(pairs: &Pairs) -> Result<SearchQuery, ApiError> {
+        let q = pairs.get("q").ok_or_else(|| ApiError::bad("q is required: the text to find in page names and ids"))?;
+        Ok(SearchQuery { q: q.to_owned(), limit: pairs.number("limit", 20, MAX_SEARCH_LIMIT)? })
+    }
+}
+
 /// The parameters of `/v1/rankings`.
 pub(super) struct RankingQuery {
     /// Its error is reported only after "no events consumed yet" (404),

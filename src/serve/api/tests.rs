@@ -534,3 +534,32 @@ async fn views_are_a_ranking_metric() {
         .collect();
     assert_eq!(order, [("many", 5_000), ("few", 10), ("none", 0)]);
 }
+
+#[tokio::test]
+async fn pages_are_found_by_name_or_id_whatever_the_case_accents_or_arabic_marks() {
+    let s = state_with(&seed_events());
+    let (code, body) = get(&s, "/v1/pages?q=MINISTRY").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["pages"][0]["page_id"], "moi.egy");
+    assert_eq!(body["pages"][0]["page_name"], "وزارة الداخلية - Egypt, Ministry of Interior");
+    // Arabic without the taa marbuta's form and with a short vowel mark.
+    let (_, body) = get(&s, "/v1/pages?q=%D8%A7%D9%84%D8%AF%D8%A7%D8%AE%D9%84%D9%8A%D9%87").await;
+    assert_eq!(body["pages"][0]["page_id"], "moi.egy", "الداخليه: {body}");
+    let (_, body) = get(&s, "/v1/pages?q=whiteh").await;
+    assert_eq!((body["total"].as_u64(), body["pages"][0]["page_id"].as_str()), (Some(1), Some("whitehouse")));
+    let (_, body) = get(&s, "/v1/pages?q=e&limit=2").await;
+    assert_eq!(body["pages"].as_array().unwrap().len(), 2, "bounded by limit");
+    assert!(body["total"].as_u64().unwrap() > 2, "the total still counted: {body}");
+    let (_, body) = get(&s, "/v1/pages?q=nothing-like-this").await;
+    assert_eq!((body["total"].as_u64(), body["pages"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    for (uri, error) in [
+        ("/v1/pages", "q is required: the text to find in page names and ids"),
+        ("/v1/pages?q=%20%20", "q must hold 1 to 256 bytes of text once folded"),
+        ("/v1/pages?q=x&limit=101", "limit must be an integer from 0 to 100"),
+        ("/v1/pages?q=x&page=1", "unknown parameter \"page\"; allowed: q, limit"),
+    ] {
+        let (code, body) = get(&s, uri).await;
+        assert_eq!((code, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error)), "{uri}");
+    }
+}
