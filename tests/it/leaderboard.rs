@@ -267,6 +267,20 @@ fn the_page_shows_the_spec_table_in_a_real_browser() {
         assert!(dom.contains(link), "missing link {link}");
     }
 
+    // "Download CSV" answers the rows on screen, as the API ranks them.
+    let csv_href = r#"href="/v1/rankings?window=2025-Q3&amp;metric=interactions&amp;limit=10&amp;format=csv""#;
+    assert!(dom.contains(csv_href) && dom.contains(">Download CSV</a>"), "the CSV link follows the view");
+    let (code, csv) = d.get("/v1/rankings?window=2025-Q3&metric=interactions&limit=10&format=csv");
+    assert_eq!(code, 200, "{csv}");
+    let csv_rows: Vec<&str> = csv.split("\r\n").skip(1).filter(|l| !l.is_empty()).collect();
+    assert_eq!(csv_rows.len(), got.len(), "{csv}");
+    for (line, row) in csv_rows.iter().zip(&got) {
+        let id = format!(",{},{},", row.platform, row.page_id);
+        let interactions = row.value.replace(',', "");
+        assert!(line.starts_with(&format!("{}{id}", row.rank)), "{line} is row {} ({})", row.rank, row.page_id);
+        assert!(line.contains(&format!(",{interactions},")), "{line} holds {interactions}");
+    }
+
     // Another metric, chosen by URL: the per-follower ratio, 2 decimals, "—" without followers.
     let dom = dump_dom(&format!("{base}?window=2025-Q3&metric=interactions_per_1k_followers"));
     let got: Vec<(String, String)> = rows(&dom).into_iter().map(|r| (r.page_id, r.value)).collect();
