@@ -26,16 +26,36 @@ pub(super) async fn page(
     ctx.compute.run(answer).await?
 }
 
+/// A page as every answer names it.
 #[derive(Serialize)]
-struct PageJson<'v> {
-    platform: &'v str,
-    page_id: &'v str,
-    page_name: Option<&'v str>,
+pub(super) struct PageIdentity<'v> {
+    pub(super) platform: &'v str,
+    pub(super) page_id: &'v str,
+    pub(super) page_name: Option<&'v str>,
     /// The page's groups in the directory, by dimension.
-    groups: PageGroups<'v>,
+    pub(super) groups: PageGroups<'v>,
     /// False when an input partition the page's events come from lost
     /// records before they were applied: its figures may be short.
-    history_complete: bool,
+    pub(super) history_complete: bool,
+}
+
+impl PageIdentity<'_> {
+    pub(super) fn of(view: &View, page: u32) -> PageIdentity<'_> {
+        let p = view.page(page);
+        PageIdentity {
+            platform: p.platform,
+            page_id: p.id,
+            page_name: p.name,
+            groups: super::groups::of_page(view, p.platform, p.id),
+            history_complete: p.history_complete,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PageJson<'v> {
+    #[serde(flatten)]
+    page: PageIdentity<'v>,
     watermark: Option<String>,
     windows: Vec<PageWindow>,
     top_posts: Vec<TopPost<'v>>,
@@ -60,14 +80,9 @@ struct TopPost<'v> {
 
 fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJson<'v>, ApiError> {
     let i = view.find_page(platform, page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
-    let p = view.page(i);
     let windows = view.windows().map(|t| page_window(view, t, i)).collect();
     Ok(PageJson {
-        platform: p.platform,
-        page_id: p.id,
-        page_name: p.name,
-        groups: super::groups::of_page(view, p.platform, p.id),
-        history_complete: p.history_complete,
+        page: PageIdentity::of(view, i),
         watermark: view.watermark.map(format_rfc3339),
         windows,
         top_posts: view.top_posts(i).into_iter().map(|(id, n)| TopPost { post_id: id, interactions: n }).collect(),

@@ -13,7 +13,8 @@ use engagement_core::view::{Period, Row, Table, View};
 use engagement_core::window::{UnknownWindow, WindowId, Windows, format_rfc3339};
 
 use super::export::{self, Format};
-use super::groups::{self, PageGroups};
+use super::groups;
+use super::pages::PageIdentity;
 use super::params::{RankingQuery, Strict};
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;
@@ -74,14 +75,8 @@ struct Rankings<'v> {
 #[derive(Serialize)]
 struct Entry<'v> {
     rank: u32,
-    platform: &'v str,
-    page_id: &'v str,
-    page_name: Option<&'v str>,
-    /// The page's groups in the directory, by dimension.
-    groups: PageGroups<'v>,
-    /// False when an input partition the page's events come from lost
-    /// records before they were applied: its figures may be short.
-    history_complete: bool,
+    #[serde(flatten)]
+    page: PageIdentity<'v>,
     #[serde(flatten)]
     figures: Figures,
     previous_period_rank: Option<u32>,
@@ -89,14 +84,14 @@ struct Entry<'v> {
 
 impl Entry<'_> {
     fn csv_row(&self) -> Vec<String> {
-        let f = &self.figures;
+        let (f, p) = (&self.figures, &self.page);
         let groups: Vec<String> =
-            self.groups.iter().flat_map(|(dim, values)| values.iter().map(move |v| format!("{dim}:{v}"))).collect();
+            p.groups.iter().flat_map(|(dim, values)| values.iter().map(move |v| format!("{dim}:{v}"))).collect();
         vec![
             self.rank.to_string(),
-            self.platform.to_owned(),
-            self.page_id.to_owned(),
-            self.page_name.unwrap_or_default().to_owned(),
+            p.platform.to_owned(),
+            p.page_id.to_owned(),
+            p.page_name.unwrap_or_default().to_owned(),
             f.interactions.to_string(),
             f.reactions.to_string(),
             f.comments.to_string(),
@@ -107,7 +102,7 @@ impl Entry<'_> {
             export::opt(f.interactions_per_post),
             export::opt(f.interactions_per_1k_followers),
             export::opt(self.previous_period_rank),
-            self.history_complete.to_string(),
+            p.history_complete.to_string(),
             groups.join(";"),
         ]
     }
@@ -124,18 +119,11 @@ fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiEr
     let predecessor = view.predecessor(table);
     let entries = ranked
         .iter()
-        .map(|(rank, row)| {
-            let p = view.page(row.page);
-            Entry {
-                rank: *rank,
-                platform: p.platform,
-                page_id: p.id,
-                page_name: p.name,
-                groups: groups::of_page(view, p.platform, p.id),
-                history_complete: p.history_complete,
-                figures: Figures::of(row),
-                previous_period_rank: predecessor.and_then(|t| view.rank_of(t, q.metric, &filter, row.page)),
-            }
+        .map(|(rank, row)| Entry {
+            rank: *rank,
+            page: PageIdentity::of(view, row.page),
+            figures: Figures::of(row),
+            previous_period_rank: predecessor.and_then(|t| view.rank_of(t, q.metric, &filter, row.page)),
         })
         .collect();
     Ok(Rankings {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use engagement_core::view::View;
 use engagement_core::view::search::MAX_QUERY_BYTES;
 
-use super::groups::{self, PageGroups};
+use super::pages::PageIdentity;
 use super::params::{SearchQuery, Strict};
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;
@@ -19,16 +19,7 @@ struct Found<'v> {
     query: &'v str,
     /// Pages that match; `pages` lists the first `limit`.
     total: usize,
-    pages: Vec<FoundPage<'v>>,
-}
-
-#[derive(Serialize)]
-struct FoundPage<'v> {
-    platform: &'v str,
-    page_id: &'v str,
-    page_name: Option<&'v str>,
-    groups: PageGroups<'v>,
-    history_complete: bool,
+    pages: Vec<PageIdentity<'v>>,
 }
 
 pub(super) async fn search(State(ctx): State<Ctx>, Strict(q): Strict<SearchQuery>) -> Result<Response, ApiError> {
@@ -42,18 +33,6 @@ fn found<'v>(view: &'v View, q: &'v SearchQuery) -> Result<Found<'v>, ApiError> 
         return Err(ApiError::bad(format!("q must hold 1 to {MAX_QUERY_BYTES} bytes of text once folded")));
     }
     let (pages, total) = view.search(&q.q, q.limit);
-    let pages = pages
-        .into_iter()
-        .map(|p| {
-            let info = view.page(p);
-            FoundPage {
-                platform: info.platform,
-                page_id: info.id,
-                page_name: info.name,
-                groups: groups::of_page(view, info.platform, info.id),
-                history_complete: info.history_complete,
-            }
-        })
-        .collect();
+    let pages = pages.into_iter().map(|p| PageIdentity::of(view, p)).collect();
     Ok(Found { query: &q.q, total, pages })
 }
