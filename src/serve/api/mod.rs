@@ -6,7 +6,7 @@
 //! - `params`: query-string extractors (unknown, repeated and bad
 //!   parameters are 400s)
 //! - `rankings`, `pages`, `windows`, `groups`, `health`: the endpoints and their
-//!   response types
+//!   response types; `fields`: the parts several answers share
 //! - `export`: answers as CSV (`format=csv` or `Accept: text/csv`)
 //! - `search`: pages found by name or id
 //! - `layers`: deadline, concurrency limit, query-length bound, headers
@@ -21,6 +21,7 @@
 
 mod compute;
 mod export;
+mod fields;
 mod groups;
 mod health;
 mod layers;

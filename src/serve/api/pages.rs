@@ -10,8 +10,7 @@ use engagement_core::ranking::{Filter, Metric};
 use engagement_core::view::{Row, Table, View};
 use engagement_core::window::format_rfc3339;
 
-use super::groups::PageGroups;
-use super::rankings::{Figures, WindowJson};
+use super::fields::{Figures, PageIdentity, WindowJson};
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;
 
@@ -24,32 +23,6 @@ pub(super) async fn page(
     let view = latest(&ctx.app.views);
     let answer = move || page_json(&view, &platform, &page_id).map(|body| Json(body).into_response());
     ctx.compute.run(answer).await?
-}
-
-/// A page as every answer names it.
-#[derive(Serialize)]
-pub(super) struct PageIdentity<'v> {
-    pub(super) platform: &'v str,
-    pub(super) page_id: &'v str,
-    pub(super) page_name: Option<&'v str>,
-    /// The page's groups in the directory, by dimension.
-    pub(super) groups: PageGroups<'v>,
-    /// False when an input partition the page's events come from lost
-    /// records before they were applied: its figures may be short.
-    pub(super) history_complete: bool,
-}
-
-impl PageIdentity<'_> {
-    pub(super) fn of(view: &View, page: u32) -> PageIdentity<'_> {
-        let p = view.page(page);
-        PageIdentity {
-            platform: p.platform,
-            page_id: p.id,
-            page_name: p.name,
-            groups: super::groups::of_page(view, p.platform, p.id),
-            history_complete: p.history_complete,
-        }
-    }
 }
 
 #[derive(Serialize)]

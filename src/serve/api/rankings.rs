@@ -1,6 +1,5 @@
-//! `GET /v1/rankings`: the pages of one window ordered by one metric, and
-//! the response types the page endpoint shares (a window's id and bounds, a
-//! page's figures).
+//! `GET /v1/rankings`: the pages of one window ordered by one metric, as
+//! JSON or CSV.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,13 +7,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use engagement_core::ranking::Metric;
-use engagement_core::view::{Period, Row, Table, View};
-use engagement_core::window::{UnknownWindow, WindowId, Windows, format_rfc3339};
+use engagement_core::view::{Table, View};
+use engagement_core::window::{UnknownWindow, WindowId, format_rfc3339};
 
 use super::export::{self, Format};
+use super::fields::{Figures, PageIdentity, WindowJson};
 use super::groups;
-use super::pages::PageIdentity;
 use super::params::{RankingQuery, Strict};
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;
@@ -152,57 +150,4 @@ fn table<'v>(view: &'v View, text: &str) -> Result<&'v Table, ApiError> {
         WindowId::Period(p) => ApiError::not_found(format!("{} {p} is not retained", p.kind.as_str())),
         _ => ApiError::not_found("window not available"),
     })
-}
-
-/// A window's id and bounds.
-#[derive(Serialize)]
-pub(super) struct WindowJson {
-    pub(super) id: String,
-    start: String,
-    end: String,
-}
-
-impl WindowJson {
-    pub(super) fn of(t: &Table, windows: &Windows) -> WindowJson {
-        let id = match (t.period, t.period.id(windows)) {
-            (_, Some(id)) => id.to_string(),
-            (Period::RollingPrevious(d), None) => match Period::Rolling(d).id(windows) {
-                Some(WindowId::Rolling(None)) => "rolling_previous".into(),
-                _ => format!("rolling-{d}d_previous"),
-            },
-            (_, None) => String::new(),
-        };
-        WindowJson { id, start: format_rfc3339(t.start), end: format_rfc3339(t.end) }
-    }
-}
-
-/// A page's figures in a window.
-#[derive(Serialize)]
-pub(super) struct Figures {
-    interactions: u64,
-    reactions: u64,
-    comments: u64,
-    shares: u64,
-    views: u64,
-    posts: u64,
-    followers: Option<u64>,
-    interactions_per_post: Option<f64>,
-    interactions_per_1k_followers: Option<f64>,
-}
-
-impl Figures {
-    pub(super) fn of(r: &Row) -> Figures {
-        let t = &r.totals;
-        Figures {
-            interactions: t.interactions(),
-            reactions: t.reactions,
-            comments: t.comments,
-            shares: t.shares,
-            views: t.views,
-            posts: t.posts,
-            followers: r.followers,
-            interactions_per_post: Metric::InteractionsPerPost.value(r),
-            interactions_per_1k_followers: Metric::InteractionsPer1kFollowers.value(r),
-        }
-    }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use engagement_core::view::View;
 use engagement_core::view::search::MAX_QUERY_BYTES;
 
-use super::pages::PageIdentity;
+use super::fields::PageIdentity;
 use super::params::{SearchQuery, Strict};
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;

@@ -11,8 +11,8 @@ use serde::Serialize;
 use engagement_core::view::{Period, Table, View};
 use engagement_core::window::{WindowId, format_rfc3339};
 
+use super::fields::WindowJson;
 use super::params::{NoParams, Strict};
-use super::rankings::WindowJson;
 use super::{ApiError, Ctx};
 use crate::serve::published::latest;
 
