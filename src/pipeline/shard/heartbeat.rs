@@ -26,22 +26,33 @@ pub struct Heartbeat {
     /// applied (a history gap whose windows have not moved past it): every
     /// instance marks its pages (`history_complete: false`).
     pub history_gap: bool,
+    /// Whether the owner has caught up on the partition and the broker
+    /// acknowledged its pages: an instance that reads this (or a watermark,
+    /// which an owner sends only then) may count the partition's pages as
+    /// in the topic. An empty partition has no watermark but is ready.
+    pub ready: bool,
 }
 
 /// Instance ids are at most 249 bytes (config/mod.rs checks them).
 const MAX_OWNER: usize = 255;
 /// Appended when the partition has a history gap.
 const GAP: &[u8] = b"/gap";
+/// Appended (before [`GAP`]) when the owner is ready on the partition.
+const READY: &[u8] = b"/ready";
 
 impl Heartbeat {
     /// The record value: watermark (`i64::MIN`: none) and send time, both
-    /// little-endian, then the owner's id, then `/gap` when the partition
-    /// has a history gap (instance ids never hold a `/`; an older build
-    /// reads it as part of the owner's id).
+    /// little-endian, then the owner's id, then `/ready` when the owner is
+    /// ready on it, then `/gap` when the partition has a history gap
+    /// (instance ids never hold a `/`; an older build reads them as part of
+    /// the owner's id).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = self.watermark.unwrap_or(i64::MIN).to_le_bytes().to_vec();
         v.extend_from_slice(&self.sent_ms.to_le_bytes());
         v.extend_from_slice(self.owner.as_deref().unwrap_or_default().as_bytes());
+        if self.ready {
+            v.extend_from_slice(READY);
+        }
         if self.history_gap {
             v.extend_from_slice(GAP);
         }
@@ -49,11 +60,15 @@ impl Heartbeat {
     }
 
     /// Reads a record value. An older build's value is the watermark alone
-    /// (8 bytes): its send time is the record's timestamp `record_ms`.
+    /// (8 bytes): its send time is the record's timestamp `record_ms`. A
+    /// watermark says ready too: older builds send no `/ready`, but a
+    /// watermark only once caught up.
     pub fn decode(value: &[u8], record_ms: Option<i64>) -> Option<Heartbeat> {
         let at = |i: usize| value.get(i..i + 8).and_then(|b| b.try_into().ok()).map(i64::from_le_bytes);
         if value.len() == 8 {
-            return Some(Heartbeat { watermark: at(0), sent_ms: record_ms?, owner: None, history_gap: false });
+            let watermark = at(0);
+            let ready = watermark.is_some();
+            return Some(Heartbeat { watermark, sent_ms: record_ms?, owner: None, history_gap: false, ready });
         }
         let (watermark, sent_ms) = (at(0)?, at(8)?);
         let rest = value.get(16..)?;
@@ -61,9 +76,14 @@ impl Heartbeat {
             Some(owner) => (owner, true),
             None => (rest, false),
         };
+        let (rest, ready_flag) = match rest.strip_suffix(READY) {
+            Some(owner) => (owner, true),
+            None => (rest, false),
+        };
         let owner = std::str::from_utf8(rest).ok().filter(|o| !o.is_empty() && o.len() <= MAX_OWNER)?;
         let watermark = Some(watermark).filter(|w| *w != i64::MIN);
-        Some(Heartbeat { watermark, sent_ms, owner: Some(owner.into()), history_gap })
+        let ready = ready_flag || watermark.is_some();
+        Some(Heartbeat { watermark, sent_ms, owner: Some(owner.into()), history_gap, ready })
     }
 }
 
@@ -102,6 +122,13 @@ impl Partitions {
         if let Some(last) = usize::try_from(partition).ok().and_then(|p| self.last.get_mut(p)) {
             *last = Some(beat);
         }
+    }
+
+    /// Whether every partition's owner has said it is ready (the last
+    /// heartbeat heard of each): then every partition's pages are in the
+    /// topic, and a table read to its ends holds the whole input.
+    pub fn all_ready(&self) -> bool {
+        self.last.iter().all(|b| b.as_ref().is_some_and(|b| b.ready))
     }
 
     /// The last heartbeat of `partition`.
@@ -160,17 +187,25 @@ mod tests {
     use super::*;
 
     fn beat(sent_ms: i64, owner: &str) -> Heartbeat {
-        Heartbeat { watermark: Some(7), sent_ms, owner: Some(owner.into()), history_gap: false }
+        Heartbeat { watermark: Some(7), sent_ms, owner: Some(owner.into()), history_gap: false, ready: true }
     }
 
     #[test]
     fn a_heartbeat_round_trips_and_an_old_watermark_still_reads() {
-        let gap = Heartbeat { watermark: None, sent_ms: 5, owner: Some("a".into()), history_gap: true };
-        for b in [beat(1_700_000_000_000, "shard-2"), gap] {
+        let gap = Heartbeat { watermark: None, sent_ms: 5, owner: Some("a".into()), history_gap: true, ready: false };
+        let empty_ready = Heartbeat { ready: true, ..gap.clone() };
+        for b in [beat(1_700_000_000_000, "shard-2"), gap.clone(), empty_ready] {
             assert_eq!(Heartbeat::decode(&b.encode(), None), Some(b));
         }
         let old = Heartbeat::decode(&42i64.to_le_bytes(), Some(99));
-        assert_eq!(old, Some(Heartbeat { watermark: Some(42), sent_ms: 99, owner: None, history_gap: false }));
+        let want = Heartbeat { watermark: Some(42), sent_ms: 99, owner: None, history_gap: false, ready: true };
+        assert_eq!(old, Some(want), "a watermark says ready");
+        // The previous build's value: no `/ready`, ready by its watermark alone.
+        let mut previous = 7i64.to_le_bytes().to_vec();
+        previous.extend_from_slice(&5i64.to_le_bytes());
+        previous.extend_from_slice(b"a/gap");
+        let previous = Heartbeat::decode(&previous, None).unwrap();
+        assert_eq!((previous.owner.as_deref(), previous.ready, previous.history_gap), (Some("a"), true, true));
         assert_eq!(Heartbeat::decode(&42i64.to_le_bytes(), None), None, "no time, no heartbeat");
         for bad in [&b""[..], b"short", &[0; 16], &[0; 12]] {
             assert_eq!(Heartbeat::decode(bad, Some(1)), None, "{bad:?}");

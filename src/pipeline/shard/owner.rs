@@ -72,6 +72,9 @@ struct Part {
     /// The input offset the state topic holds the state up to.
     saved: i64,
     caught_up: bool,
+    /// Caught up, and the broker acknowledged the pages published then:
+    /// its heartbeats say ready (and carry its watermark) from then on.
+    announced: bool,
 }
 
 /// What the owner needs from the daemon.
@@ -346,7 +349,8 @@ impl Owner {
         PartitionRestored { partition: p, state_offset: next, start, posts, increments, took: started.elapsed() }
             .emit(&self.io.metrics);
         let base_due = !restored_any;
-        self.parts.insert(p, Part { engine, next: start, layout, base_due, saved: next, caught_up: false });
+        let part = Part { engine, next: start, layout, base_due, saved: next, caught_up: false, announced: false };
+        self.parts.insert(p, part);
         Ok(())
     }
 
@@ -474,12 +478,21 @@ impl Owner {
     fn publish(&mut self) {
         if self.table_seen {
             self.publish_pages();
+            // A partition says it is ready only once the broker holds the
+            // pages it published on catching up: an instance that reads
+            // every partition ready may then take the topic as whole.
+            if self.parts.values().any(|p| p.caught_up && !p.announced)
+                && self.totals.flush(Duration::from_secs(10)).is_ok()
+            {
+                self.parts.values_mut().filter(|p| p.caught_up).for_each(|p| p.announced = true);
+            }
         }
         let (topic, sent_ms) = (&self.topics.totals, crate::pipeline::ingest::wall_ms());
         for (&p, part) in &self.parts {
-            let watermark = part.engine.watermark().filter(|_| part.caught_up && self.table_seen);
+            let ready = part.announced;
+            let watermark = part.engine.watermark().filter(|_| ready);
             let history_gap = !part.engine.gaps().is_empty();
-            let beat = Heartbeat { watermark, sent_ms, owner: Some(self.instance.clone()), history_gap };
+            let beat = Heartbeat { watermark, sent_ms, owner: Some(self.instance.clone()), history_gap, ready };
             let (key, value) = (watermark_key(p), beat.encode());
             let _ = crate::kafka::send_waiting(&self.totals, BaseRecord::to(topic).key(&key).payload(&value));
         }

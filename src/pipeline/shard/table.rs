@@ -71,6 +71,9 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         // Read before the ends are asked for: the shard's own pages were
         // acknowledged before it was set, so those ends include them.
         let owned_ready = shared.owned_ready.load(Acquire);
+        // Likewise every partition's owner said ready before the ends are
+        // asked for: its pages were acknowledged before it said so.
+        let fleet_ready = ready || shared.partitions().all_ready();
         // Until ready, the true ends: a stale cached end would call the
         // table complete while the shards' latest records are unread.
         let totals_lag = reader.lag(!ready);
@@ -82,12 +85,13 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         if !ready {
             let behind = totals_lag + shared.behind.load(Relaxed);
             let directory_loaded = io.views.directory().loaded();
-            if owned_ready && totals_lag == 0 && behind <= io.config.ranking.ready_max_lag && directory_loaded {
+            let whole = owned_ready && fleet_ready && totals_lag == 0;
+            if whole && behind <= io.config.ranking.ready_max_lag && directory_loaded {
                 io.views.publish(Arc::new(View::of_table(&reader.table)), false, Some(0));
                 // The next view is built while ready: the rank changes'
                 // baseline, so the first change after the start is reported.
                 (ready, changed) = (true, true);
-            } else if !directory_loaded && owned_ready && totals_lag == 0 {
+            } else if !directory_loaded && whole {
                 let source = io.views.directory().source().to_owned();
                 io.status.send_replace(Readiness::LoadingDirectory { source });
             } else if shared.assigned.load(Relaxed) {
