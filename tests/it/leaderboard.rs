@@ -339,7 +339,55 @@ fn names_and_ids_from_input_stay_text() {
     assert!(!dom.contains("<img"), "no element was created from a name");
     assert!(!dom.contains("<b>"), "no element was created from a name");
     assert!(dom.contains(r#"data-page-id="evil&quot;id""#));
-    assert!(dom.contains(r#"href="/v1/pages/facebook/evil%22id""#), "page links are URL-encoded");
+    assert!(
+        dom.contains(r#"href="?window=2025-Q3&amp;metric=interactions&amp;page=facebook%2Fevil%22id""#),
+        "page links are URL-encoded"
+    );
+    // The page view of that page shows its name as text too.
+    let dom = dump_dom(&format!("http://{}/?window=2025-Q3&page=facebook%2Fevil%22id", d.addr));
+    assert_eq!(text_after(&dom, r#"id="pv-title""#).map(unescape).as_deref(), Some(evil_name));
+    assert!(!dom.contains("<img"), "no element was created from a name");
+}
+
+#[test]
+fn a_page_opens_in_its_own_view_and_pages_are_found_by_name() {
+    let d = start_with(&seed_events(), SEED_TABLE.len());
+    let base = format!("http://{}/", d.addr);
+    // Opened by its row's link (the URL it writes): the MoI in every window.
+    let dom = dump_dom(&format!("{base}?window=2025-Q3"));
+    let link = r#"href="?window=2025-Q3&amp;metric=interactions&amp;page=facebook%2Fmoi.egy""#;
+    assert!(dom.contains(link), "the row links to the page's view");
+    let dom = dump_dom(&format!("{base}?window=2025-Q3&metric=interactions&page=facebook%2Fmoi.egy"));
+    assert!(dom.contains(r#"<section class="card pageview" id="pageview" aria-labelledby="pv-title">"#), "shown");
+    assert_eq!(text_after(&dom, r#"id="pv-title""#), Some("وزارة الداخلية - Egypt, Ministry of Interior"));
+    assert_eq!(text_after(&dom, r#"id="pv-id""#), Some("facebook/moi.egy"));
+    let api = d.json("/v1/pages/facebook/moi.egy");
+    for w in api["windows"].as_array().unwrap() {
+        let id = w["id"].as_str().unwrap();
+        let rank = w["rank"].as_u64().map_or("—".to_string(), |r| format!("#{r}"));
+        let row = format!(
+            r#"<tr><th scope="row">{id}</th><td class="num">{}</td><td class="num">{}</td><td class="num">{rank}</td></tr>"#,
+            thousands(w["interactions"].as_u64().unwrap()),
+            thousands(w["posts"].as_u64().unwrap())
+        );
+        assert!(dom.contains(&row), "window {id}: {row}");
+    }
+    assert!(dom.contains(r#"<td class="num">24,370,680</td>"#), "the 2025-Q3 figure of the seed table");
+    let top = api["top_posts"].as_array().unwrap();
+    assert!(!top.is_empty());
+    assert_eq!(dom.matches(r#"<li><span class="pid" dir="auto">"#).count(), top.len(), "every top post listed");
+    assert!(dom.contains(r#"id="pv-close" href="?window=2025-Q3&amp;metric=interactions""#), "close keeps the view");
+    // Found by a word of its name, whatever the case; the URL keeps the search.
+    let dom = dump_dom(&format!("{base}?window=2025-Q3&find=MINISTRY"));
+    assert!(dom.contains(r#"type="search" placeholder="name or id" autocomplete="off" spellcheck="false" maxlength="64" aria-controls="found" value="MINISTRY""#), "the search box holds the URL's search");
+    assert_eq!(text_after(&dom, r#"id="found-note""#), Some("1 page found"));
+    assert!(
+        dom.contains(r#"href="?window=2025-Q3&amp;metric=interactions&amp;find=MINISTRY&amp;page=facebook%2Fmoi.egy""#)
+    );
+    // An unknown page says so in its view, and the table stays.
+    let dom = dump_dom(&format!("{base}?window=2025-Q3&page=facebook%2Fnobody"));
+    assert_eq!(text_after(&dom, r#"id="pv-note""#), Some("unknown page"));
+    assert_eq!(rows(&dom).len(), SEED_TABLE.len());
 }
 
 #[test]
