@@ -480,11 +480,15 @@ impl Owner {
             self.publish_pages();
             // A partition says it is ready only once the broker holds the
             // pages it published on catching up: an instance that reads
-            // every partition ready may then take the topic as whole.
-            if self.parts.values().any(|p| p.caught_up && !p.announced)
+            // every partition ready may then take the topic as whole. The
+            // wait for the broker comes once every owned partition has
+            // caught up: while one is behind it would hold up applying.
+            let all_caught_up = self.parts.values().all(|p| p.caught_up);
+            if all_caught_up
+                && self.parts.values().any(|p| !p.announced)
                 && self.totals.flush(Duration::from_secs(10)).is_ok()
             {
-                self.parts.values_mut().filter(|p| p.caught_up).for_each(|p| p.announced = true);
+                self.parts.values_mut().for_each(|p| p.announced = true);
             }
         }
         let (topic, sent_ms) = (&self.topics.totals, crate::pipeline::ingest::wall_ms());
