@@ -42,6 +42,11 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
     let (mut next_view, mut next_owners) = (Instant::now(), Instant::now());
     // Since when the table has read changes without a pause.
     let mut reading: Option<Instant> = None;
+    // Since when this instance would be ready but for another partition's
+    // owner: after `cluster.partition_silent_after` it turns ready anyway,
+    // so that an owner that never says ready (an older build's empty
+    // partition, a wedged shard) cannot keep the fleet out of service.
+    let mut waiting_for_owners: Option<Instant> = None;
     while !io.shutdown.is_cancelled() {
         if reader.poll(&io, &shared)? {
             shared.set_watermark(reader.table.watermark());
@@ -73,7 +78,9 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         let owned_ready = shared.owned_ready.load(Acquire);
         // Likewise every partition's owner said ready before the ends are
         // asked for: its pages were acknowledged before it said so.
-        let fleet_ready = ready || shared.partitions().all_ready();
+        let silent_after = io.config.cluster.partition_silent_after;
+        let waited_out = waiting_for_owners.is_some_and(|since| since.elapsed() >= silent_after);
+        let fleet_ready = ready || waited_out || shared.partitions().all_ready();
         // Until ready, the true ends: a stale cached end would call the
         // table complete while the shards' latest records are unread.
         let totals_lag = reader.lag(!ready);
@@ -86,7 +93,14 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
             let behind = totals_lag + shared.behind.load(Relaxed);
             let directory_loaded = io.views.directory().loaded();
             let whole = owned_ready && fleet_ready && totals_lag == 0;
+            if owned_ready && totals_lag == 0 && !fleet_ready {
+                waiting_for_owners.get_or_insert_with(Instant::now);
+            }
             if whole && behind <= io.config.ranking.ready_max_lag && directory_loaded {
+                if waited_out && !shared.partitions().all_ready() {
+                    tracing::warn!(waited = ?silent_after,
+                        "turning ready although some partition's owner has not said it is ready: its pages may be missing");
+                }
                 io.views.publish(Arc::new(View::of_table(&reader.table)), false, Some(0));
                 // The next view is built while ready: the rank changes'
                 // baseline, so the first change after the start is reported.
