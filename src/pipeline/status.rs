@@ -19,6 +19,10 @@ pub enum Readiness {
     PartitionEndsUnknown,
     /// Consuming history; some partition lags more than the bound.
     CatchingUp { behind: u64 },
+    /// Shard mode: this instance's partitions and the page-totals topic are
+    /// caught up, but the owners of `partitions` input partitions have not
+    /// said they are (their pages may be missing).
+    WaitingForOwners { partitions: usize },
     /// Caught up, but the page directory (`source`) is not read to its end yet.
     LoadingDirectory { source: String },
     /// Caught up: answers are current and rank changes are reported.
@@ -59,6 +63,7 @@ impl Readiness {
             | Readiness::WaitingForTopic { .. }
             | Readiness::PartitionEndsUnknown
             | Readiness::CatchingUp { .. }
+            | Readiness::WaitingForOwners { .. }
             | Readiness::LoadingDirectory { .. } => Phase::CatchingUp,
             Readiness::Ready => Phase::Ready,
             Readiness::Stopping => Phase::Stopping,
@@ -80,6 +85,9 @@ impl Readiness {
             Readiness::WaitingForTopic { topic } => format!("waiting for topic {topic} to exist"),
             Readiness::PartitionEndsUnknown => "partition ends not known yet".into(),
             Readiness::CatchingUp { behind } => format!("catching up: {behind} messages behind"),
+            Readiness::WaitingForOwners { partitions } => {
+                format!("waiting for the owners of {partitions} partitions to catch up and publish their pages")
+            }
             Readiness::LoadingDirectory { source } => format!("reading the page directory ({source}) to its end"),
             Readiness::Ready => String::new(),
             Readiness::Stopping => "shutting down".into(),
@@ -109,6 +117,7 @@ mod tests {
             Readiness::WaitingForTopic { topic: "t".into() },
             Readiness::PartitionEndsUnknown,
             Readiness::CatchingUp { behind: 7 },
+            Readiness::WaitingForOwners { partitions: 2 },
             Readiness::LoadingDirectory { source: "topic d".into() },
             Readiness::Ready,
             Readiness::Stopping,

@@ -128,7 +128,12 @@ impl Partitions {
     /// heartbeat heard of each): then every partition's pages are in the
     /// topic, and a table read to its ends holds the whole input.
     pub fn all_ready(&self) -> bool {
-        self.last.iter().all(|b| b.as_ref().is_some_and(|b| b.ready))
+        self.not_ready() == 0
+    }
+
+    /// Partitions whose owner has not said it is ready (or not spoken).
+    pub fn not_ready(&self) -> usize {
+        self.last.iter().filter(|b| !b.as_ref().is_some_and(|b| b.ready)).count()
     }
 
     /// The last heartbeat of `partition`.

@@ -105,6 +105,9 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
                 // The next view is built while ready: the rank changes'
                 // baseline, so the first change after the start is reported.
                 (ready, changed) = (true, true);
+            } else if owned_ready && totals_lag == 0 && !fleet_ready {
+                let partitions = shared.partitions().not_ready();
+                io.status.send_replace(Readiness::WaitingForOwners { partitions });
             } else if !directory_loaded && whole {
                 let source = io.views.directory().source().to_owned();
                 io.status.send_replace(Readiness::LoadingDirectory { source });
