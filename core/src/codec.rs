@@ -145,6 +145,13 @@ impl<R: Read> Reader<R> {
         }
         Err(DecodeError::Range("varint over 64 bits"))
     }
+    /// A string written by [`Writer::str_var`], of at most `max` bytes.
+    pub fn str_var(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
+        let n = usize::try_from(self.uvar()?).ok().filter(|n| *n <= max).ok_or(DecodeError::Range(what))?;
+        let mut b = vec![0u8; n];
+        self.bytes(&mut b)?;
+        String::from_utf8(b).map_err(|_| DecodeError::Range(what))
+    }
     /// See [`Writer::ivar`].
     pub fn ivar(&mut self) -> Result<i64, DecodeError> {
         let u = self.uvar()?;

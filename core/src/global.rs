@@ -122,14 +122,12 @@ impl PageRecord {
     /// the bytes of format 2's fixed-width fields (docs/scaling.md).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.clear();
-        let mut w = Writer(std::mem::take(out));
-        self.write(&mut w).expect("writing to a Vec cannot fail");
-        *out = w.0;
+        self.write(&mut Writer(out)).expect("writing to a Vec cannot fail");
     }
 
-    fn write(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+    fn write(&self, w: &mut Writer<&mut Vec<u8>>) -> std::io::Result<()> {
         let wm = self.watermark;
-        let sample = |w: &mut Writer<Vec<u8>>, s: &Sample| match s.get() {
+        let sample = |w: &mut Writer<&mut Vec<u8>>, s: &Sample| match s.get() {
             None => w.u8(0),
             Some(s) => {
                 w.u8(1)?;
@@ -274,13 +272,7 @@ impl Fields<'_> {
     }
 
     fn str(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
-        if !self.compact {
-            return self.r.str(max, what);
-        }
-        let n = self.len(max, what)?;
-        let mut b = vec![0u8; n];
-        self.r.bytes(&mut b)?;
-        String::from_utf8(b).map_err(|_| DecodeError::Range(what))
+        if self.compact { self.r.str_var(max, what) } else { self.r.str(max, what) }
     }
 
     /// A time: relative to the watermark in the current format.
@@ -319,7 +311,7 @@ pub fn page_key(platform: &str, id: &str) -> Vec<u8> {
     k
 }
 
-fn write_totals(w: &mut Writer<Vec<u8>>, t: &Totals) -> std::io::Result<()> {
+fn write_totals(w: &mut Writer<&mut Vec<u8>>, t: &Totals) -> std::io::Result<()> {
     for v in [t.reactions, t.comments, t.shares, t.views, t.posts] {
         w.uvar(v)?;
     }

@@ -258,18 +258,18 @@ impl View {
         Some(pages[i])
     }
 
-    /// The pages whose id or name contains `query`, folded (case, accents,
-    /// Arabic marks: see [`search`]), in (platform, id) order: the first
-    /// `limit` and how many match.
-    pub fn search(&self, query: &str, limit: usize) -> (Vec<u32>, usize) {
-        let folded = self.folded.get_or_init(|| {
+    /// The pages whose folded id or name contains `folded` (a query folded
+    /// by [`search::fold`]: case, accents, Arabic marks), in (platform, id)
+    /// order: the first `limit` and how many match.
+    pub fn search(&self, folded: &str, limit: usize) -> (Vec<u32>, usize) {
+        let index = self.folded.get_or_init(|| {
             let Some(s) = &self.src else { return search::Folded::default() };
             search::Folded::new(self.by_name().iter().map(|&p| {
                 let name = self.page(p).name.map(search::fold).unwrap_or_default();
                 (p, format!("{}\0{name}", search::fold(s.id(p))))
             }))
         });
-        folded.find(&search::fold(query), limit)
+        index.find(folded, limit)
     }
 
     /// Every table, materialized: per calendar kind its retained periods

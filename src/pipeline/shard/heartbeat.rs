@@ -124,14 +124,9 @@ impl Partitions {
         }
     }
 
-    /// Whether every partition's owner has said it is ready (the last
-    /// heartbeat heard of each): then every partition's pages are in the
-    /// topic, and a table read to its ends holds the whole input.
-    pub fn all_ready(&self) -> bool {
-        self.not_ready() == 0
-    }
-
-    /// Partitions whose owner has not said it is ready (or not spoken).
+    /// Partitions whose owner has not said it is ready (or not spoken), by
+    /// the last heartbeat heard of each. None: every partition's pages are
+    /// in the topic, and a table read to its ends holds the whole input.
     pub fn not_ready(&self) -> usize {
         self.last.iter().filter(|b| !b.as_ref().is_some_and(|b| b.ready)).count()
     }

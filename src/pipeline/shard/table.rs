@@ -80,7 +80,8 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         // asked for: its pages were acknowledged before it said so.
         let silent_after = io.config.cluster.partition_silent_after;
         let waited_out = waiting_for_owners.is_some_and(|since| since.elapsed() >= silent_after);
-        let fleet_ready = ready || waited_out || shared.partitions().all_ready();
+        let owners_not_ready = if ready { 0 } else { shared.partitions().not_ready() };
+        let fleet_ready = ready || waited_out || owners_not_ready == 0;
         // Until ready, the true ends: a stale cached end would call the
         // table complete while the shards' latest records are unread.
         let totals_lag = reader.lag(!ready);
@@ -92,12 +93,13 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
         if !ready {
             let behind = totals_lag + shared.behind.load(Relaxed);
             let directory_loaded = io.views.directory().loaded();
-            let whole = owned_ready && fleet_ready && totals_lag == 0;
-            if owned_ready && totals_lag == 0 && !fleet_ready {
+            let here = owned_ready && totals_lag == 0;
+            let whole = here && fleet_ready;
+            if here && !fleet_ready {
                 waiting_for_owners.get_or_insert_with(Instant::now);
             }
             if whole && behind <= io.config.ranking.ready_max_lag && directory_loaded {
-                if waited_out && !shared.partitions().all_ready() {
+                if owners_not_ready > 0 {
                     tracing::warn!(waited = ?silent_after,
                         "turning ready although some partition's owner has not said it is ready: its pages may be missing");
                 }
@@ -105,9 +107,8 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
                 // The next view is built while ready: the rank changes'
                 // baseline, so the first change after the start is reported.
                 (ready, changed) = (true, true);
-            } else if owned_ready && totals_lag == 0 && !fleet_ready {
-                let partitions = shared.partitions().not_ready();
-                io.status.send_replace(Readiness::WaitingForOwners { partitions });
+            } else if here && !fleet_ready {
+                io.status.send_replace(Readiness::WaitingForOwners { partitions: owners_not_ready });
             } else if !directory_loaded && whole {
                 let source = io.views.directory().source().to_owned();
                 io.status.send_replace(Readiness::LoadingDirectory { source });

@@ -56,8 +56,8 @@ pub(super) fn csv<R: AsRef<[u8]>>(
     // Names are built from window ids and metric names: [A-Za-z0-9_-].
     let name: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\"")).map_err(|_| ApiError::internal())?;
     let headers = [
         (CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present")),
         (CONTENT_DISPOSITION, disposition),

@@ -32,7 +32,7 @@ fn found<'v>(view: &'v View, q: &'v SearchQuery) -> Result<Found<'v>, ApiError> 
     if folded.trim().is_empty() || folded.len() > MAX_QUERY_BYTES {
         return Err(ApiError::bad(format!("q must hold 1 to {MAX_QUERY_BYTES} bytes of text once folded")));
     }
-    let (pages, total) = view.search(&q.q, q.limit);
+    let (pages, total) = view.search(&folded, q.limit);
     let pages = pages.into_iter().map(|p| PageIdentity::of(view, p)).collect();
     Ok(Found { query: &q.q, total, pages })
 }
