@@ -39,6 +39,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use engagement_core::engine::{Engine, Limits, Message, Outcome};
 use engagement_core::event::{DecodeContext, Invalid, decode};
+use engagement_core::global::PageRecord;
 use engagement_core::ranking::{Filter, Metric};
 use engagement_core::synth::{InsertStream, RandomStream, TrackerStream, seed_quarter};
 use engagement_core::view::View;
@@ -325,6 +326,7 @@ fn view_queries(c: &mut Criterion, quick: bool) {
         &mut Vec::new(),
     );
     let mut g = c.benchmark_group("view");
+    series(&mut g, quick);
     g.bench_function("tables_and_interactions_order", |b| {
         b.iter(|| {
             let view = View::build(&engine);
@@ -346,6 +348,76 @@ fn view_queries(c: &mut Criterion, quick: bool) {
     view.search("warm", 1);
     g.bench_function("search", |b| b.iter(|| view.search(black_box("page_0012"), 20).1));
     g.finish();
+}
+
+/// Pages' series at 10,000,000 posts over 100,000 pages published in one
+/// quarter, pages picked by popularity (as the tracker's): the memory the
+/// figures per day add per post (printed, with the same for pages picked
+/// uniformly: about one post per page and day), then `view/series/*`: one
+/// page's series by day in the stream's quarter (the most popular page and
+/// a median one) and a comparison of two, on a view whose tables are built
+/// (as the preparer leaves it).
+fn series(g: &mut BenchmarkGroup<'_, WallTime>, quick: bool) {
+    use engagement_core::view::series::Bucket;
+    let posts = if quick { 200_000 } else { 10_000_000 };
+    let build = |stream: InsertStream| {
+        let mut stream = stream;
+        let mut engine = Engine::new(limits());
+        let mut results = Vec::with_capacity(BATCH);
+        for _ in 0..posts / 1_000_000 + 1 {
+            let n = (posts - engine.usage().posts).min(1_000_000);
+            apply_all(&mut engine, &Corpus::of(n, |b| _ = stream.next_into(b)), &mut results);
+        }
+        engine
+    };
+    let per_post = |e: &Engine| e.series_bytes() as f64 / e.usage().posts as f64;
+    let uniform = per_post(&build(InsertStream::new(PAGES, seed_quarter(), 21)));
+    let engine = build(InsertStream::new(PAGES, seed_quarter(), 23).popular());
+    let view = View::build(&engine);
+    // The stream's last observations fall a minute into the next quarter.
+    let t = view.quarter(seed_quarter()).expect("the stream's quarter");
+    let days: usize = view.rows(t).iter().map(|r| engine_days(&view, t, r.page)).sum();
+    println!(
+        "series: {:.2} bytes per post at {} posts over {PAGES} pages picked by popularity ({:.2} posts per page and day); {uniform:.2} with pages picked uniformly",
+        per_post(&engine),
+        engine.usage().posts,
+        engine.usage().posts as f64 / days as f64,
+    );
+    // Shard mode carries the figures per day in each page record.
+    let snap = engine.snapshot();
+    let records: Vec<_> = (0..snap.page_bound()).filter_map(|p| PageRecord::of(&snap, p, 0)).collect();
+    let bytes = |r: &PageRecord| r.encode().len();
+    let with_days: usize = records.iter().map(bytes).sum();
+    let without: usize = records.iter().map(|r| bytes(&PageRecord { days: Vec::new(), ..r.clone() })).sum();
+    println!(
+        "series: page records of {} pages, {:.0} bytes on average with their figures per day, {:.0} without",
+        records.len(),
+        with_days as f64 / records.len() as f64,
+        without as f64 / records.len() as f64
+    );
+    let page =
+        |id: &str| view.find_page("", id).or_else(|| view.find_page("facebook", id)).expect("a page of the stream");
+    let (top, median) = (page("page_0000000"), page("page_0010000"));
+    view.ranking(t, Metric::Interactions, &Filter::ALL, 0, 1);
+    for (name, p) in [("popular", top), ("median", median)] {
+        g.bench_function(format!("series/{name}"), |b| {
+            b.iter(|| {
+                let span = view.series_span(t, Bucket::Day).expect("a series");
+                view.series(t, black_box(p), span, Bucket::Day).len()
+            })
+        });
+    }
+    g.bench_function("compare/two", |b| {
+        b.iter(|| view.compare(t, &[top, median], Bucket::Day, Metric::Interactions).map(|c| c.orders.len()))
+    });
+}
+
+/// The days with posts page `p` has in table `t` (a day bucket of its
+/// series with posts).
+fn engine_days(view: &View, t: &engagement_core::view::Table, p: u32) -> usize {
+    use engagement_core::view::series::Bucket;
+    let span = view.series_span(t, Bucket::Day).expect("a series");
+    view.series(t, p, span, Bucket::Day).iter().filter(|b| b.totals.posts > 0).count()
 }
 
 fn main() {

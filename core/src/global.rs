@@ -29,10 +29,14 @@ use std::sync::Arc;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::engine::column::Column;
 use crate::engine::{Limits, Named, Sample, Snapshot, TOP_MAX, Totals};
-use crate::window::{CalendarKind, CalendarPeriod, MAX_ROLLING, Millis, Quarter, Windows};
+use crate::window::{CalendarKind, CalendarPeriod, DAY_MS, MAX_ROLLING, Millis, Quarter, Windows};
 
-/// Format version of a page record (varints).
-const RECORD_VERSION: u8 = 3;
+/// Format version of a page record (varints, with the page's figures per
+/// day).
+const RECORD_VERSION: u8 = 4;
+/// Format 3: varints, without the figures per day; still read (a page
+/// whose record is of format 3 has an empty series until it changes).
+const COMPACT_VERSION: u8 = 3;
 /// The previous format (fixed-width numbers), still read: a compacted
 /// page-totals topic keeps the records of an older release until their
 /// pages change.
@@ -40,6 +44,10 @@ const FIXED_VERSION: u8 = 2;
 /// Most period figures a record carries: every kind at its longest
 /// retention within the windows' reach.
 const MAX_PERIODS: usize = 256;
+/// Most days with posts a record carries: the cutoff lies at most the
+/// longest retention (8 quarters, or twice the longest rolling window)
+/// before the watermark.
+const MAX_DAYS: usize = 1024;
 
 /// One period's figures of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,9 @@ pub struct PageRecord {
     /// Per rolling window (its days): totals of the page's posts published
     /// at or after the window's start, and its predecessor's start.
     pub since: Vec<(u16, [Totals; 2])>,
+    /// The page's days with posts (days since the epoch) and their figures,
+    /// in day order (see [`series`](crate::engine::series)).
+    pub days: Vec<(i32, Totals)>,
     /// The watermark these figures are as of.
     pub watermark: Millis,
     /// The input partition the page's events come from.
@@ -100,6 +111,7 @@ impl PageRecord {
             top,
             periods,
             since,
+            days: s.days(p).collect(),
             watermark,
             partition,
         })
@@ -174,6 +186,15 @@ impl PageRecord {
             write_totals(w, start)?;
             write_totals(w, before)?;
         }
+        // Each day after the previous one (the first after the
+        // watermark's day, so negative).
+        w.uvar(self.days.len() as u64)?;
+        let mut prev = wm.div_euclid(DAY_MS);
+        for (day, totals) in &self.days {
+            w.ivar(i64::from(*day) - prev)?;
+            prev = i64::from(*day);
+            write_totals(w, totals)?;
+        }
         Ok(())
     }
 
@@ -181,8 +202,9 @@ impl PageRecord {
     /// an error, with bounded memory.
     pub fn decode(bytes: &[u8]) -> Result<PageRecord, DecodeError> {
         let mut r = Reader(bytes);
-        let compact = match r.u8()? {
-            RECORD_VERSION => true,
+        let version = r.u8()?;
+        let compact = match version {
+            RECORD_VERSION | COMPACT_VERSION => true,
             FIXED_VERSION => false,
             _ => return Err(DecodeError::Range("page record version")),
         };
@@ -221,10 +243,25 @@ impl PageRecord {
         for _ in 0..n {
             since.push((f.u16()?, [f.totals()?, f.totals()?]));
         }
+        let mut days = Vec::new();
+        if version == RECORD_VERSION {
+            let n = f.len(MAX_DAYS, "days")?;
+            days.reserve_exact(n);
+            let mut prev = watermark.div_euclid(DAY_MS);
+            for _ in 0..n {
+                let day = prev.checked_add(f.r.ivar()?).ok_or(DecodeError::Range("day"))?;
+                if !days.is_empty() && day <= prev {
+                    return Err(DecodeError::Range("days out of order"));
+                }
+                prev = day;
+                let day = i32::try_from(day).map_err(|_| DecodeError::Range("day"))?;
+                days.push((day, f.totals()?));
+            }
+        }
         if !f.r.0.is_empty() {
             return Err(DecodeError::Range("page record has trailing bytes"));
         }
-        Ok(PageRecord { platform, id, name, followers, top, periods, since, watermark, partition })
+        Ok(PageRecord { platform, id, name, followers, top, periods, since, days, watermark, partition })
     }
 }
 

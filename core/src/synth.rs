@@ -347,6 +347,33 @@ fn write_snapshot(
     buf.push(b'}');
 }
 
+/// Page popularity like a crawler's: page `k` weighs 1 / (k + 10).
+#[derive(Debug, Clone)]
+struct Zipf {
+    /// Cumulative weights of the pages.
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(pages: u64) -> Zipf {
+        let mut total = 0.0;
+        Zipf {
+            cdf: (0..pages)
+                .map(|k| {
+                    total += 1.0 / (k as f64 + 10.0);
+                    total
+                })
+                .collect(),
+        }
+    }
+
+    fn page(&self, rng: &mut Rng) -> u64 {
+        let total = *self.cdf.last().unwrap_or(&1.0);
+        let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        self.cdf.partition_point(|c| *c < x) as u64
+    }
+}
+
 /// A stream where every event is a new post: pages uniform, one post per
 /// event, published in one quarter. The worst case for the post table.
 #[derive(Debug, Clone)]
@@ -355,16 +382,27 @@ pub struct InsertStream {
     quarter: Quarter,
     rng: Rng,
     seq: u64,
+    zipf: Option<Zipf>,
 }
 
 impl InsertStream {
     pub fn new(pages: u64, quarter: Quarter, seed: u64) -> InsertStream {
-        InsertStream { pages, quarter, rng: Rng::new(seed), seq: 0 }
+        InsertStream { pages, quarter, rng: Rng::new(seed), seq: 0, zipf: None }
+    }
+
+    /// Pages picked by popularity like [`TrackerStream`]'s instead of
+    /// uniformly: a few pages publish many posts a day, most a few a week.
+    pub fn popular(mut self) -> InsertStream {
+        self.zipf = Some(Zipf::new(self.pages));
+        self
     }
 
     /// Like [`RandomStream::next_into`].
     pub fn next_into(&mut self, buf: &mut Vec<u8>) -> u64 {
-        let page = self.rng.below(self.pages);
+        let page = match &self.zipf {
+            Some(z) => z.page(&mut self.rng),
+            None => self.rng.below(self.pages),
+        };
         let q = self.quarter;
         let span = (q.end() - q.start()) as u64;
         self.seq += 1;
@@ -398,8 +436,7 @@ struct Tracked {
 pub struct TrackerStream {
     quarter: Quarter,
     rng: Rng,
-    /// Cumulative weights of pages (weight of page k ∝ 1 / (k + 10)).
-    cdf: Vec<f64>,
+    zipf: Zipf,
     tracked: Vec<Tracked>,
     next_post: u64,
     seq: u64,
@@ -409,17 +446,10 @@ pub struct TrackerStream {
 impl TrackerStream {
     /// Follows `active` posts at a time over `pages` pages.
     pub fn new(pages: u64, active: usize, quarter: Quarter, seed: u64) -> TrackerStream {
-        let mut total = 0.0;
-        let cdf = (0..pages)
-            .map(|k| {
-                total += 1.0 / (k as f64 + 10.0);
-                total
-            })
-            .collect();
         let mut s = TrackerStream {
             quarter,
             rng: Rng::new(seed),
-            cdf,
+            zipf: Zipf::new(pages),
             tracked: Vec::with_capacity(active),
             next_post: 0,
             seq: 0,
@@ -443,16 +473,16 @@ impl TrackerStream {
         self.quarter.start() + self.seq as Millis * 100
     }
 
-    fn zipf_page(&mut self) -> u64 {
-        let total = *self.cdf.last().unwrap_or(&1.0);
-        let x = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-        self.cdf.partition_point(|c| *c < x) as u64
-    }
-
     fn new_post(&mut self) -> Tracked {
         self.next_post += 1;
         let left = 10 + self.rng.below(41) as u32;
-        Tracked { page: self.zipf_page(), post: self.next_post, published: self.now(), left, interactions: 0 }
+        Tracked {
+            page: self.zipf.page(&mut self.rng),
+            post: self.next_post,
+            published: self.now(),
+            left,
+            interactions: 0,
+        }
     }
 
     /// Like [`RandomStream::next_into`].

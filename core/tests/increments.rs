@@ -71,6 +71,7 @@ proptest! {
             let read = restored.apply_increment(&bytes).unwrap();
             prop_assert_eq!(wrote, read);
             prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
+            prop_assert_eq!(series(&View::build(&original)), series(&View::build(&restored)));
             prop_assert_eq!(held(&original), held(&restored));
             prop_assert_eq!(original.usage().event_ids, restored.usage().event_ids);
             // Every truncation is refused, never a panic.

@@ -11,6 +11,7 @@ use engagement_core::view::View;
 use engagement_core::window::{DAY_MS, Millis};
 use proptest::prelude::*;
 
+#[allow(dead_code)] // what the other property tests use of it
 mod common;
 
 use common::*;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use engagement_core::engine::{Engine, Outcome};
 use engagement_core::event::{Event, Tracking, decode};
 use engagement_core::ranking::{Filter, Metric, top};
+use engagement_core::view::series::{Bucket, SeriesError};
 use engagement_core::view::{Period, Table, View};
 use engagement_core::window::{CalendarKind, CalendarPeriod, DAY_MS, Millis, Rolling};
 use proptest::prelude::*;
@@ -77,6 +78,7 @@ proptest! {
         original.durable_snapshot().encode(&mut bytes).unwrap();
         let mut restored = Engine::decode(&bytes[..], *LIMITS).unwrap();
         prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
+        prop_assert_eq!(series(&View::build(&original)), series(&View::build(&restored)));
         for r in tail {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
                 prop_assert_eq!(original.apply(&ev), restored.apply(&ev), "{}", r);
@@ -105,6 +107,88 @@ proptest! {
         prop_assert_eq!(tables_of_view(&view), model.tables());
         prop_assert_eq!(rankings_of_view(&view), model.rankings());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn every_series_sums_to_its_window_and_agrees_with_the_model_across_a_restore(
+        records in proptest::collection::vec(record(), 1..200), cut in any::<prop::sample::Index>()
+    ) {
+        let json: Vec<String> = records.iter().map(render).collect();
+        let (head, tail) = json.split_at(cut.index(json.len() + 1));
+        let mut engine = Engine::new(*LIMITS);
+        let mut model = Model::default();
+        let feed = |engine: &mut Engine, model: &mut Model, records: &[String]| {
+            for r in records {
+                if let Ok(ev) = decode(r.as_bytes(), &cx()) {
+                    engine.apply(&ev);
+                    model.apply(&ev);
+                }
+            }
+        };
+        feed(&mut engine, &mut model, head);
+        check_series(&View::build(&engine), &model)?;
+        let mut bytes = Vec::new();
+        engine.durable_snapshot().encode(&mut bytes).unwrap();
+        let mut restored = Engine::decode(&bytes[..], *LIMITS).unwrap();
+        check_series(&View::build(&restored), &model)?;
+        feed(&mut restored, &mut model, tail);
+        check_series(&View::build(&restored), &model)?;
+    }
+}
+
+/// Every page's series in every window the view names, by day and by
+/// week: each bucket equal to the model's figures of the posts published
+/// in it, and the last running total equal to the page's window figures.
+fn check_series(view: &View, model: &Model) -> Result<(), TestCaseError> {
+    let Some(wm) = view.watermark else { return Ok(()) };
+    for t in view.windows() {
+        let end = if matches!(t.period, Period::Rolling(_)) { wm + 1 } else { t.end };
+        for bucket in [Bucket::Day, Bucket::Week] {
+            let span = match view.series_span(t, bucket) {
+                Err(SeriesError::BucketTooLong) if t.end - t.start < 7 * DAY_MS => continue,
+                other => other.unwrap(),
+            };
+            let buckets: Vec<(i64, i64)> = span.buckets(bucket).collect();
+            let wanted: Vec<Figures> = buckets
+                .iter()
+                .map(|(first, last)| {
+                    let from = (first * DAY_MS).max(t.start);
+                    model.figures(from, ((last + 1) * DAY_MS).min(end), |_| None)
+                })
+                .collect();
+            for row in view.rows(t) {
+                let series = view.series(t, row.page, span, bucket);
+                let p = view.page(row.page);
+                let key = (p.platform.to_string(), p.id.to_string());
+                prop_assert_eq!(
+                    series.last().map(|b| b.running),
+                    Some(row.totals),
+                    "{:?} {:?} {:?}",
+                    t.period,
+                    bucket,
+                    key
+                );
+                for (point, want) in series.iter().zip(&wanted) {
+                    let x = point.totals;
+                    let want = want.get(&key).map_or([0; 5], |f| f.0);
+                    prop_assert_eq!(
+                        [x.reactions, x.comments, x.shares, x.views, x.posts],
+                        want,
+                        "{:?} {:?} {:?} bucket {}..{}",
+                        t.period,
+                        bucket,
+                        key,
+                        point.first,
+                        point.last
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

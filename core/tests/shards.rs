@@ -96,6 +96,7 @@ proptest! {
         prop_assert_eq!(single.watermark, global.watermark);
         prop_assert_eq!(rankings(&single), rankings(&global));
         prop_assert_eq!(pages(&single), pages(&global));
+        prop_assert_eq!(series(&single), series(&global));
         prop_assert_eq!(single.usage.pages, table.len());
         prop_assert_eq!(global.usage.split_pages, 0);
     }

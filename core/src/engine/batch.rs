@@ -4,9 +4,11 @@
 //! Each event touches a page and a post somewhere in a working set much
 //! larger than the caches; one at a time, every access is a stall. Here the
 //! index buckets of event `i + 4D`, the page and post records of event
-//! `i + 3D`, the page's entries in the period indexes of event `i + 2D`
-//! and its period slots of event `i + D` are prefetched while event `i` is
-//! applied, so the misses overlap. Prefetching is only a hint: lookups are redone for real, in
+//! `i + 3D`, the page's entries in the period indexes of event `i + 2D`,
+//! its period slots and its days of the quarter (see
+//! [`series`](super::series)) of event `i + D`, and the cell of the post's
+//! day of event `i + D/2` are prefetched while event `i` is applied, so
+//! the misses overlap. Prefetching is only a hint: lookups are redone for real, in
 //! order, so the outcome is exactly that of applying one event at a time.
 
 use super::posts::{post_hash, post_key};
@@ -119,6 +121,9 @@ impl Engine {
             if let Some(Some(k)) = keys.get(i + DISTANCE) {
                 self.prefetch_slots(k);
             }
+            if let Some(Some(k)) = keys.get(i + DISTANCE / 2) {
+                self.prefetch_day(k);
+            }
             outcomes.push(match &events[i] {
                 Ok(ev) => Ok(self.apply_keyed(ev, keys[i], partitions.get(i).copied())),
                 Err(invalid) => Err(*invalid),
@@ -168,8 +173,19 @@ impl Engine {
         let q = k.periods[0];
         if let Some(slot) = self.periods[0].prefetch_slot(q, page) {
             self.edges.iter().flatten().for_each(|e| e.prefetch(q, slot, k.published));
+            self.series.prefetch_reference(q, slot);
         }
         self.pages.prefetch_top(page, crate::window::Quarter::from_index(q.index), k.interactions);
+    }
+
+    /// The cell of the post's day among the page's days of its quarter
+    /// (through the reference prefetched a stage earlier).
+    fn prefetch_day(&self, k: &Keys) {
+        let Some(page) = self.pages.guess(k.page) else { return };
+        let q = k.periods[0];
+        if let Some(slot) = self.periods[0].slot_index(q, page) {
+            self.series.prefetch_cell(q, slot, super::posts::day_of(k.published));
+        }
     }
 
     fn prefetch_records(&self, k: &Keys) {

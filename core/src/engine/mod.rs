@@ -40,6 +40,7 @@ pub mod periods;
 mod persist;
 mod posts;
 mod rolling;
+pub mod series;
 mod snapshot;
 mod tops;
 
@@ -87,6 +88,8 @@ pub struct Engine {
     periods: Vec<periods::Periods>,
     pages: Pages,
     posts: PostTable,
+    /// Per page, its figures per publication day (see [`series`]).
+    series: series::DaySeries,
     event_ids: EventIds,
     /// Per rolling duration (in the specification's order), the start of the
     /// window and of its predecessor; empty before the first event.
@@ -121,6 +124,7 @@ impl Engine {
             pages: Pages::new(limits.max_pages, limits.max_platforms as usize, limits.top_posts as usize),
             periods: std::iter::once(quarters).chain(others).collect(),
             posts: PostTable::default(),
+            series: series::DaySeries::new((w.quarter_span() as usize).next_power_of_two()),
             event_ids: EventIds::new(limits.max_event_ids as usize),
             watermark: None,
             next_day: Millis::MIN,
@@ -174,8 +178,14 @@ impl Engine {
                 + self.periods.iter().map(periods::Periods::heap_bytes).sum::<usize>()
                 + self.edges.iter().flatten().map(Edge::heap_bytes).sum::<usize>()
                 + self.posts.heap_bytes()
+                + self.series.heap_bytes()
                 + self.event_ids.heap_bytes(),
         }
+    }
+
+    /// Heap bytes the pages' figures per day hold (see [`series`]).
+    pub fn series_bytes(&self) -> usize {
+        self.series.heap_bytes()
     }
 
     /// Starts noting which pages change (see [`take_changes`](Self::take_changes)),
@@ -375,6 +385,8 @@ impl Engine {
         }
         self.cutoff = self.limits.windows.cutoff(wm);
         self.gaps.expire(self.cutoff);
+        let quarters = &self.periods[0];
+        self.series.retain(|q| quarters.table(q).is_some());
         let day = day_of(self.cutoff);
         while let Some(d) = self.posts.first_day().filter(|d| *d < day) {
             let pages = &self.pages;
@@ -430,6 +442,11 @@ impl Engine {
     }
 
     fn free_page(&mut self, p: u32) {
+        for t in self.periods[0].ring.iter().flatten() {
+            if let Some((i, _)) = t.slot(p) {
+                self.series.clear(t.period, i, p);
+            }
+        }
         self.periods.iter_mut().for_each(|k| k.clear(p));
         self.pages.free(p);
     }
@@ -525,6 +542,7 @@ impl Engine {
     #[inline]
     fn count_added(&mut self, post: &Post, slot: u32, at: &PeriodsAt) {
         let i = self.add_to_periods(post.page, at, |t| t.add_post(&post.counts));
+        self.series.change(at[0], i, post.page, day_of(post.published), |t| t.add_post(&post.counts));
         for edge in self.edges.iter_mut().flatten() {
             edge.post_added(at[0], i, post.published, &post.counts, (post.page, slot));
         }
@@ -535,6 +553,8 @@ impl Engine {
     #[inline]
     fn count_changed(&mut self, old: &Post, new: &Post, at: &PeriodsAt) {
         let i = self.add_to_periods(new.page, at, |t| t.apply_change(&old.counts, &new.counts));
+        let day = day_of(new.published);
+        self.series.change(at[0], i, new.page, day, |t| t.apply_change(&old.counts, &new.counts));
         for edge in self.edges.iter_mut().flatten() {
             edge.post_changed(at[0], i, new.published, &old.counts, &new.counts);
         }

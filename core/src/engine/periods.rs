@@ -289,11 +289,18 @@ impl Periods {
     /// index entry, which should be on its way already); the slot's index.
     #[inline]
     pub fn prefetch_slot(&self, p: CalendarPeriod, page: u32) -> Option<usize> {
+        let i = self.slot_index(p, page)?;
+        self.table(p)?.slots.prefetch(i);
+        Some(i)
+    }
+
+    /// The number of page `page`'s slot in period `p` (from its index
+    /// entry alone, which should be in the cache).
+    #[inline]
+    pub fn slot_index(&self, p: CalendarPeriod, page: u32) -> Option<usize> {
         let t = self.table(p)?;
         let e = page as usize;
-        let i = (e < t.index.len()).then(|| *t.index.get(e)).and_then(|d| d.checked_sub(1))? as usize;
-        t.slots.prefetch(i);
-        Some(i)
+        (e < t.index.len()).then(|| *t.index.get(e)).and_then(|d| d.checked_sub(1)).map(|i| i as usize)
     }
 
     /// Moves the current period to the one holding `wm` and drops the

@@ -355,7 +355,16 @@ impl Engine {
             restored += n;
         }
         let pages = &self.pages;
-        self.posts.index_all(|p| super::posts::post_key(pages.key(p.page), p.hash)).map_err(DecodeError::Range)
+        self.posts.index_all(|p| super::posts::post_key(pages.key(p.page), p.hash)).map_err(DecodeError::Range)?;
+        // The figures per day are rebuilt from the posts (see `series`).
+        for post in self.posts.iter() {
+            let q = self.periods[0].period_of(post.published);
+            if let Some((i, _)) = self.periods[0].slot(q, post.page) {
+                let day = super::posts::day_of(post.published);
+                self.series.change(q, i, post.page, day, |t| t.add_post(&post.counts));
+            }
+        }
+        Ok(())
     }
 
     fn decode_event_ids<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {

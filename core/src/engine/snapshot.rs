@@ -65,6 +65,7 @@ pub struct Snapshot {
     tables: Vec<PeriodTable>,
     /// Posts published before this count in no window.
     pub cutoff: Millis,
+    series: super::series::DaySeries,
     /// Per rolling duration of `limits.windows`, the start of the window
     /// and of its predecessor (empty before the first event).
     pub edges: Vec<[EdgeView; 2]>,
@@ -92,6 +93,7 @@ impl Engine {
             top_blocks: self.pages.top_blocks.blocks().clone(),
             tables,
             cutoff: self.cutoff,
+            series: self.series.clone(),
             edges: self.edges.iter().map(|[s, s2]| [EdgeView::of(s), EdgeView::of(s2)]).collect(),
             guards: self.guards.clone(),
             gaps: self.gaps.clone(),
@@ -179,6 +181,18 @@ impl Snapshot {
             }
         }
         sum
+    }
+
+    /// Page `p`'s days with posts (days since the epoch) and their
+    /// figures, in day order.
+    pub fn days(&self, p: u32) -> impl Iterator<Item = (i32, Totals)> + '_ {
+        let cutoff = super::posts::day_of(self.cutoff);
+        // Quarters oldest first; each gives its days in order.
+        let quarters = self.tables.iter().rev().filter(|t| t.period.kind == CalendarKind::Quarter);
+        quarters
+            .filter_map(move |t| Some((t.period, t.slot(p)?.0)))
+            .flat_map(move |(q, i)| self.series.days(q, i, p))
+            .filter(move |(d, _)| *d >= cutoff)
     }
 
     /// The edges of the rolling window of `days`.

@@ -22,6 +22,7 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 pub mod search;
 mod selection;
+pub mod series;
 mod source;
 
 pub use selection::Selection;

@@ -103,6 +103,15 @@ impl Source {
         }
     }
 
+    /// The page's days with posts (days since the epoch) and their
+    /// figures, in day order.
+    pub fn days(&self, p: u32) -> Vec<(i32, Totals)> {
+        match self {
+            Source::Engine(s) => s.days(p).collect(),
+            Source::Pages(s) => Self::record(s, p).days.clone(),
+        }
+    }
+
     /// The latest follower sample overall.
     pub fn followers(&self, p: u32) -> Option<Sample> {
         match self {

@@ -138,3 +138,21 @@ pub fn rankings(v: &View) -> Vec<String> {
     }
     out
 }
+
+/// Every page's series in every window a view names, by day and by week,
+/// flattened for comparison.
+pub fn series(v: &View) -> Vec<String> {
+    use engagement_core::view::series::Bucket;
+    let mut out = Vec::new();
+    for t in v.windows() {
+        for bucket in [Bucket::Day, Bucket::Week] {
+            let Ok(span) = v.series_span(t, bucket) else { continue };
+            for row in v.rows(t) {
+                let p = v.page(row.page);
+                let points = v.series(t, row.page, span, bucket);
+                out.push(format!("{:?} {bucket:?} {}/{} {points:?}", t.period, p.platform, p.id));
+            }
+        }
+    }
+    out
+}
