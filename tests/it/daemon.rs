@@ -78,6 +78,78 @@ fn the_spec_table_is_served_exactly() {
     );
 }
 
+/// The seed quarter with a viral post of the Ministry of Interior on
+/// 2025-09-28: each page's series sums to its row of the ranking, and the
+/// comparison names the day the running totals cross, as recomputed here
+/// from the events themselves.
+#[test]
+fn series_sum_to_the_ranking_and_the_comparison_names_the_crossing_day() {
+    let topic = unique("series");
+    create_topic(&topic, 3);
+    let mut events = seed_events();
+    events.push(viral_post_of_the_ministry());
+    produce_strings(&topic, 3, &events);
+    let d = Daemon::start(&topic, &[], &[]);
+    d.wait_ready(READY);
+    d.wait_metric(r#"engagement_events_total{outcome="applied"}"#, events.len() as f64, READY);
+    let ranking = d.json("/v1/rankings?window=2025-Q3");
+    let figures = ["posts", "interactions", "reactions", "comments", "shares", "views"];
+    for page in ["moi.egy", "whitehouse"] {
+        let row = ranking["entries"].as_array().unwrap().iter().find(|e| e["page_id"] == page).unwrap();
+        for bucket in ["day", "week"] {
+            let series = d.json(&format!("/v1/pages/facebook/{page}/series?window=2025-Q3&bucket={bucket}"));
+            let buckets = series["buckets"].as_array().unwrap();
+            for f in figures {
+                let sum: u64 = buckets.iter().map(|b| b[f].as_u64().unwrap()).sum();
+                assert_eq!(Some(sum), row[f].as_u64(), "{page} {bucket} {f}");
+                assert_eq!(buckets.last().unwrap()["running"][f], row[f], "{page} {bucket} running {f}");
+            }
+        }
+    }
+    // Per page and publication day, the interactions of the events (one
+    // snapshot per post), then the days one's running total passes the other's.
+    let mut per_day: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for e in &events {
+        let e: serde_json::Value = serde_json::from_str(e).unwrap();
+        let page = e["page_id"].as_str().unwrap();
+        let day = &e["published_at"].as_str().unwrap()[..10];
+        if ["moi.egy", "whitehouse"].contains(&page) && day.starts_with("2025-0") && day >= "2025-07-01" {
+            let n = ["reactions", "comments", "shares"].iter().map(|k| e[k].as_u64().unwrap_or(0)).sum::<u64>();
+            *per_day.entry((day.to_owned(), page.to_owned())).or_default() += n;
+        }
+    }
+    let (mut moi, mut wh, mut moi_ahead, mut crossings) = (0, 0, None, Vec::new());
+    let days: std::collections::BTreeSet<&String> = per_day.keys().map(|(day, _)| day).collect();
+    for day in days {
+        moi += per_day.get(&(day.clone(), "moi.egy".into())).copied().unwrap_or(0);
+        wh += per_day.get(&(day.clone(), "whitehouse".into())).copied().unwrap_or(0);
+        let ahead = moi > wh;
+        if moi_ahead.is_some_and(|was| was != ahead) && moi != wh {
+            let (page, passed) = if ahead { ("moi.egy", "whitehouse") } else { ("whitehouse", "moi.egy") };
+            crossings.push(serde_json::json!({"start": day, "page": format!("facebook/{page}"), "passed": format!("facebook/{passed}")}));
+        }
+        moi_ahead = Some(ahead);
+    }
+    assert_eq!(crossings.len(), 1, "the viral post makes one crossing: {crossings:?}");
+    let c = d.json("/v1/compare?page=facebook/moi.egy&page=facebook/whitehouse&window=2025-Q3");
+    assert_eq!(c["overtakes"], serde_json::Value::Array(crossings));
+    let last = c["buckets"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["order"], serde_json::json!(["facebook/moi.egy", "facebook/whitehouse"]));
+    // The series as CSV, read by Python's csv module: a row per day, the
+    // figures of the JSON.
+    let json = d.json("/v1/pages/facebook/moi.egy/series?window=2025-Q3");
+    let (code, csv) = d.get("/v1/pages/facebook/moi.egy/series?window=2025-Q3&format=csv");
+    assert_eq!(code, 200, "{csv}");
+    let rows = python_csv(&csv);
+    let buckets = json["buckets"].as_array().unwrap();
+    assert_eq!(rows.len(), buckets.len());
+    for (row, b) in rows.iter().zip(buckets) {
+        assert_eq!(row["start"], b["start"]);
+        assert_eq!(row["interactions"].as_str(), Some(b["interactions"].to_string().as_str()));
+        assert_eq!(row["running_interactions"].as_str(), Some(b["running"]["interactions"].to_string().as_str()));
+    }
+}
+
 #[test]
 fn every_outcome_is_counted() {
     let topic = unique("outcomes");

@@ -433,3 +433,16 @@ pub fn delete_records(topic: &str, offsets: &[i64]) {
         assert_eq!(low, *o, "partition {p} starts at the given offset now");
     }
 }
+
+/// A post of the Ministry of Interior on 2025-09-28 with 3,000,000
+/// interactions: its quarter then ends at 27,370,680, above the White
+/// House's 26,243,488, which led every day before.
+pub fn viral_post_of_the_ministry() -> String {
+    let moi = &engagement_core::synth::SEED_TABLE[1];
+    serde_json::json!({
+        "page_id": moi.id, "platform": "facebook", "page_name": moi.name, "post_id": "moi.egy-viral",
+        "published_at": "2025-09-28T12:00:00Z", "observed_at": "2025-09-28T13:00:00Z",
+        "reactions": 2_400_000, "comments": 375_000, "shares": 225_000, "followers": moi.followers,
+    })
+    .to_string()
+}

@@ -9,6 +9,7 @@
 //!   response types; `fields`: the parts several answers share
 //! - `export`: answers as CSV (`format=csv` or `Accept: text/csv`)
 //! - `search`: pages found by name or id
+//! - `series`: a page's figures per day or week, and pages compared
 //! - `layers`: deadline, concurrency limit, query-length bound, headers
 //! - `compute`: CPU-heavy work on the blocking pool, at most N at once
 //! - `server`, `watch`: the accept loop, the connection cap, header and
@@ -30,6 +31,7 @@ mod params;
 mod rank_changes;
 mod rankings;
 mod search;
+mod series;
 mod server;
 mod watch;
 mod windows;
@@ -116,6 +118,8 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/v1/rankings", get(rankings::rankings))
         .route("/v1/pages", get(search::search))
         .route("/v1/pages/{platform}/{page_id}", get(pages::page))
+        .route("/v1/pages/{platform}/{page_id}/series", get(series::series))
+        .route("/v1/compare", get(series::compare))
         .route("/v1/windows", get(windows::windows))
         .route("/v1/groups", get(groups::groups))
         .route("/v1/rank-changes", get(rank_changes::recent))

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use engagement_core::ranking::{Filter, Metric};
+use engagement_core::view::series::Bucket;
 
 use super::export::Format;
 use super::{ApiError, MAX_LIMIT, MAX_OFFSET};
@@ -153,6 +154,89 @@ impl QueryParams for RankingQuery {
             format: Format::parse(pairs.get("format"))?,
         })
     }
+}
+
+/// The parameters of `/v1/pages/{platform}/{page_id}/series`.
+pub(super) struct SeriesQuery {
+    /// As [`RankingQuery::window`].
+    pub window: String,
+    pub bucket: Bucket,
+    pub format: Option<Format>,
+}
+
+impl QueryParams for SeriesQuery {
+    const ALLOWED: &'static [&'static str] = &["window", "bucket", "format"];
+
+    fn read(pairs: &Pairs) -> Result<SeriesQuery, ApiError> {
+        Ok(SeriesQuery {
+            bucket: bucket(pairs.get("bucket"))?,
+            window: pairs.get("window").unwrap_or("current").to_owned(),
+            format: Format::parse(pairs.get("format"))?,
+        })
+    }
+}
+
+/// Fewest and most pages one comparison takes.
+pub(super) const COMPARED_PAGES: std::ops::RangeInclusive<usize> = 2..=8;
+
+/// The parameters of `/v1/compare`.
+pub(super) struct CompareQuery {
+    /// (platform, page_id) of each page, in the order given.
+    pub pages: Vec<(String, String)>,
+    /// As [`RankingQuery::window`].
+    pub window: String,
+    pub bucket: Bucket,
+    pub metric: Metric,
+    pub format: Option<Format>,
+}
+
+impl QueryParams for CompareQuery {
+    const ALLOWED: &'static [&'static str] = &["page", "window", "bucket", "metric", "format"];
+    const REPEATABLE: &'static [&'static str] = &["page"];
+
+    fn read(pairs: &Pairs) -> Result<CompareQuery, ApiError> {
+        let mut pages: Vec<(String, String)> = Vec::new();
+        for given in pairs.all("page") {
+            if pages.len() == *COMPARED_PAGES.end() {
+                return Err(ApiError::bad(format!("at most {} page parameters", COMPARED_PAGES.end())));
+            }
+            let page = page_ref(given)?;
+            if pages.contains(&page) {
+                return Err(ApiError::bad(format!("page {:?} given twice", truncate(given))));
+            }
+            pages.push(page);
+        }
+        if pages.len() < *COMPARED_PAGES.start() {
+            return Err(ApiError::bad(format!(
+                "compare takes {} to {} page parameters, each platform/page_id",
+                COMPARED_PAGES.start(),
+                COMPARED_PAGES.end()
+            )));
+        }
+        Ok(CompareQuery {
+            pages,
+            metric: metric(pairs.get("metric").unwrap_or("interactions"))?,
+            bucket: bucket(pairs.get("bucket"))?,
+            window: pairs.get("window").unwrap_or("current").to_owned(),
+            format: Format::parse(pairs.get("format"))?,
+        })
+    }
+}
+
+/// A `page` parameter: `platform/page_id` (the id may hold `/`; at most
+/// 128 bytes, as an event's).
+fn page_ref(given: &str) -> Result<(String, String), ApiError> {
+    let bad = || ApiError::bad(format!("page {:?} is not platform/page_id", truncate(given)));
+    let (p, id) = given.split_once('/').ok_or_else(bad)?;
+    let valid_id = (1..=128).contains(&id.len()) && !id.chars().any(char::is_control);
+    if !valid_id {
+        return Err(bad());
+    }
+    Ok((platform(p).map_err(|_| bad())?, id.to_owned()))
+}
+
+fn bucket(given: Option<&str>) -> Result<Bucket, ApiError> {
+    given.map_or(Ok(Bucket::Day), |b| Bucket::parse(b).ok_or_else(|| ApiError::bad("bucket must be day or week")))
 }
 
 fn metric(name: &str) -> Result<Metric, ApiError> {

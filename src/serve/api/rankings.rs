@@ -138,7 +138,7 @@ fn answer<'v>(view: &'v View, q: &'v RankingQuery) -> Result<Rankings<'v>, ApiEr
 /// (whatever the window), then 400 for a bad name, 404 for a window not held.
 /// A window of a kind not configured is a 404 that lists the configured
 /// ones; a period not retained a 404 that names it.
-fn table<'v>(view: &'v View, text: &str) -> Result<&'v Table, ApiError> {
+pub(super) fn table<'v>(view: &'v View, text: &str) -> Result<&'v Table, ApiError> {
     if view.watermark.is_none() {
         return Err(ApiError::not_found("no events consumed yet"));
     }

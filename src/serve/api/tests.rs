@@ -563,3 +563,118 @@ async fn pages_are_found_by_name_or_id_whatever_the_case_accents_or_arabic_marks
         assert_eq!((code, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error)), "{uri}");
     }
 }
+
+#[tokio::test]
+async fn a_series_sums_to_the_window_and_a_comparison_orders_each_bucket() {
+    let s = state_with(&seed_events());
+    let (code, body) = get(&s, "/v1/pages/facebook/moi.egy/series?window=2025-Q3").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let buckets = body["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 92, "every day of the quarter, empty ones included");
+    assert_eq!((buckets[0]["start"].as_str(), buckets[91]["end"].as_str()), (Some("2025-07-01"), Some("2025-09-30")));
+    let sum = |key: &str| buckets.iter().map(|b| b[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("interactions"), sum("posts")), (24_370_680, 1_780));
+    assert_eq!(buckets[91]["running"]["interactions"], 24_370_680);
+    assert_eq!(body["totals"]["posts"], 1_780);
+    assert_eq!((body["rank"].as_u64(), body["bucket"].as_str()), (Some(2), Some("day")));
+
+    let (code, weeks) = get(&s, "/v1/pages/facebook/moi.egy/series?window=2025-Q3&bucket=week").await;
+    assert_eq!(code, StatusCode::OK);
+    let weeks = weeks["buckets"].as_array().unwrap();
+    // 2025-07-01 is a Tuesday: a short first week, 12 whole ones, then Monday 29 to Tuesday 30 September.
+    assert_eq!(weeks.len(), 14);
+    assert_eq!((weeks[0]["end"].as_str(), weeks[13]["start"].as_str()), (Some("2025-07-06"), Some("2025-09-29")));
+    assert_eq!(weeks[13]["running"]["interactions"], 24_370_680);
+
+    let (code, c) = get(&s, "/v1/compare?page=facebook/moi.egy&page=facebook/whitehouse&window=2025-Q3").await;
+    assert_eq!(code, StatusCode::OK, "{c}");
+    assert_eq!(c["pages"][0]["page_id"], "moi.egy");
+    assert_eq!(c["pages"][1]["rank"], 1);
+    let last = &c["buckets"][91];
+    assert_eq!(last["values"][1]["running"]["interactions"], 26_243_488);
+    assert_eq!(last["order"], serde_json::json!(["facebook/whitehouse", "facebook/moi.egy"]));
+    // The White House leads from the first day on: nobody overtakes.
+    assert_eq!(c["overtakes"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bad_series_and_comparison_requests_are_400_or_404() {
+    let s = state_with(&seed_events());
+    let cases = [
+        ("/v1/pages/facebook/nobody/series", StatusCode::NOT_FOUND, "unknown page"),
+        ("/v1/pages/facebook/moi.egy/series?bucket=month", StatusCode::BAD_REQUEST, "bucket must be day or week"),
+        ("/v1/pages/facebook/moi.egy/series?window=2019-Q1", StatusCode::NOT_FOUND, "not retained"),
+        ("/v1/pages/facebook/moi.egy/series?limit=3", StatusCode::BAD_REQUEST, "unknown parameter"),
+        ("/v1/compare?page=facebook/moi.egy", StatusCode::BAD_REQUEST, "2 to 8 page parameters"),
+        ("/v1/compare?page=facebook/moi.egy&page=moi.egy", StatusCode::BAD_REQUEST, "is not platform/page_id"),
+        ("/v1/compare?page=facebook/moi.egy&page=Face%20book/x", StatusCode::BAD_REQUEST, "is not platform/page_id"),
+        ("/v1/compare?page=facebook/moi.egy&page=facebook/moi.egy", StatusCode::BAD_REQUEST, "given twice"),
+        (
+            "/v1/compare?page=facebook/moi.egy&page=facebook/nobody",
+            StatusCode::NOT_FOUND,
+            "unknown page facebook/nobody",
+        ),
+        ("/v1/compare?page=facebook/a&page=facebook/b&metric=likes", StatusCode::BAD_REQUEST, "metric must be"),
+    ];
+    for (uri, status, message) in cases {
+        let (code, body) = get(&s, uri).await;
+        assert_eq!(code, status, "{uri}: {body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains(message), "{uri}: {body}");
+    }
+    let nine: String = (0..9).map(|i| format!("page=facebook/p{i}&")).collect();
+    let (code, body) = get(&s, &format!("/v1/compare?{nine}")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("at most 8"), "{body}");
+    let (code, _) = get(&state_with(&[]), "/v1/pages/facebook/moi.egy/series").await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "before the first event");
+}
+
+#[tokio::test]
+async fn a_week_bucket_does_not_fit_a_window_shorter_than_a_week() {
+    let mut e = Engine::new(Limits {
+        windows: engagement_core::window::Windows::new(&[("quarter", None)], &["3d"]).unwrap(),
+        ..Limits::default()
+    });
+    let cx = DecodeContext { message_time: None, now: i64::MAX / 4, max_skew: 0, max_payload_bytes: 1 << 16 };
+    for json in seed_events() {
+        e.apply(&decode(json.as_bytes(), &cx).unwrap());
+    }
+    let (s, _status) = fixture(&[]);
+    let (views_tx, views) = crate::serve::published::channel();
+    views_tx.send_replace(crate::serve::published::Published { view: Arc::new(View::build(&e)), ready: true });
+    let s = AppState { views, ..s };
+    let (code, body) = get(&s, "/v1/pages/facebook/moi.egy/series?window=rolling&bucket=week").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "bucket=week needs a window of at least 7 days");
+    let (code, body) = get(&s, "/v1/pages/facebook/moi.egy/series?window=rolling").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["buckets"].as_array().unwrap().len(), 4, "three days and the part of a fourth");
+}
+
+#[tokio::test]
+async fn a_series_and_a_comparison_as_csv() {
+    let s = state_with(&seed_events());
+    let (code, ty, body) = get_raw(&s, "/v1/pages/facebook/moi.egy/series?window=2025-Q3&format=csv", None).await;
+    assert_eq!((code, ty.starts_with("text/csv")), (StatusCode::OK, true));
+    let text = String::from_utf8(body).unwrap();
+    let mut lines = text.split("\r\n");
+    assert_eq!(
+        lines.next(),
+        Some(
+            "start,end,posts,interactions,reactions,comments,shares,views,running_posts,running_interactions,running_reactions,running_comments,running_shares,running_views"
+        )
+    );
+    assert_eq!(text.split("\r\n").filter(|l| !l.is_empty()).count(), 93);
+    let (code, _, body) = get_raw(
+        &s,
+        "/v1/compare?page=facebook/moi.egy&page=facebook/whitehouse&window=2025-Q3&bucket=week",
+        Some("text/csv"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with("start,end,platform,page_id,page_name,position,posts,"), "{text}");
+    // Two rows a week; the Ministry's name holds a comma, so it is quoted.
+    assert_eq!(text.split("\r\n").filter(|l| !l.is_empty()).count(), 1 + 2 * 14);
+    assert!(text.contains(",moi.egy,\"وزارة الداخلية - Egypt, Ministry of Interior\",2,"), "{text}");
+}
