@@ -586,3 +586,182 @@ fn the_page_opens_on_the_configured_group_and_picks_all_pages() {
         Some("No page is in category: vanished any more, so all pages are shown.")
     );
 }
+
+/// Counts, in a PNG screenshot, the pixels near each colour given as `rrggbb`
+/// (every channel within 24, for antialiased edges) and prints
+/// `width height count...`. Python's zlib inflates the image data, as no PNG
+/// decoder is a dependency of the tests; Chromium writes 8-bit RGB(A) PNGs
+/// without interlacing.
+const PNG_COLOURS: &str = r#"
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+pos, idat = 8, b""
+while pos < len(data):
+    n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b"IHDR":
+        w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+    elif kind == b"IDAT":
+        idat += body
+    pos += 12 + n
+assert depth == 8 and ctype in (2, 6) and interlace == 0, (depth, ctype, interlace)
+bpp = 3 if ctype == 2 else 4
+raw, stride, prev = zlib.decompress(idat), w * bpp, bytearray(w * bpp)
+want = [tuple(int(c[i:i + 2], 16) for i in (0, 2, 4)) for c in sys.argv[2:]]
+counts = [0] * len(want)
+for y in range(h):
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    prev = line
+    for x in range(0, stride, bpp):
+        for k, (r, g, b) in enumerate(want):
+            if abs(line[x] - r) <= 24 and abs(line[x + 1] - g) <= 24 and abs(line[x + 2] - b) <= 24:
+                counts[k] += 1
+print(w, h, *counts)
+"#;
+
+/// How many pixels of `png` are near each of `colours` (`#rrggbb`).
+fn colour_counts(png: &Path, colours: &[&str]) -> Vec<u64> {
+    let out = Command::new("python3")
+        .args(["-c", PNG_COLOURS])
+        .arg(png)
+        .args(colours.iter().map(|c| c.trim_start_matches('#')))
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "reading {}: {}", png.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().skip(2).map(|n| n.parse().unwrap()).collect()
+}
+
+/// A screenshot of `url` at 1280×900 in `artifacts_dir()/name`, with the
+/// console checked.
+fn screenshot(url: &str, name: &str) -> PathBuf {
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join(name);
+    let _ = std::fs::remove_file(&png);
+    let shot = chromium(&[&format!("--screenshot={}", png.display()), "--window-size=1280,900"], url);
+    assert_eq!(shot.console_lines(), Vec::<&str>::new(), "console output while taking the screenshot of {url}");
+    assert!(png.exists(), "no screenshot at {}", png.display());
+    png
+}
+
+/// The light-mode value of a CSS custom property of the page, e.g. `--c0`.
+fn css_colour(dom: &str, name: &str) -> String {
+    let at =
+        dom.find(&format!("{name}: #")).unwrap_or_else(|| panic!("{name} is not in the page's style")) + name.len() + 2;
+    dom[at..at + 7].to_string()
+}
+
+/// The chart of the page view: its `<svg>` element.
+fn chart_svg(dom: &str) -> &str {
+    let at = dom.find(r#"<svg id="ch-svg""#).expect("the chart's svg in the page view");
+    &dom[at..at + dom[at..].find("</svg>").expect("the end of the chart")]
+}
+
+/// The running-total lines of a chart: each page with its points, y
+/// growing downwards as in SVG.
+fn chart_lines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+    svg.split("<polyline")
+        .skip(1)
+        .map(|tag| {
+            let tag = &tag[..tag.find('>').unwrap()];
+            let points = attr(tag, "points").expect("points").split(' ').map(|p| {
+                let (x, y) = p.split_once(',').expect("x,y");
+                (x.parse().unwrap(), y.parse().unwrap())
+            });
+            (unescape(attr(tag, "data-page").expect("data-page")), points.collect())
+        })
+        .collect()
+}
+
+/// The page view charts the page's days in the selected window and, with
+/// `compare=` pages, every page's running total: the Ministry of Interior
+/// starts below the White House and ends above it, and the view says when
+/// it passed. The screenshot shows both lines in their colours.
+#[test]
+fn the_page_view_charts_a_comparison_and_names_its_overtakes() {
+    let mut events = seed_events();
+    events.push(viral_post_of_the_ministry());
+    let d = start_with(&events, SEED_TABLE.len());
+    wait_until("the viral post in the view", READY, || {
+        (d.json("/v1/rankings?window=2025-Q3&limit=1")["entries"][0]["page_id"] == "moi.egy").then_some(())
+    });
+    let base = format!("http://{}/", d.addr);
+    let (moi, wh) = (&SEED_TABLE[1], &SEED_TABLE[0]);
+    let compared = format!("{base}?page=facebook/moi.egy&compare=facebook/whitehouse&window=2025-Q3");
+
+    // Two running totals that cross: the MoI from below to above.
+    let dom = dump_dom(&compared);
+    let svg = chart_svg(&dom);
+    assert!(svg.contains(r#"role="img""#) && svg.contains(r#"aria-labelledby="ch-title""#), "the chart has a name");
+    assert!(svg.contains(r#"<title id="ch-title">Running total of interactions, 2025-Q3</title>"#), "{svg}");
+    let lines = chart_lines(svg);
+    let pages: Vec<&str> = lines.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(pages, ["facebook/moi.egy", "facebook/whitehouse"], "one line per page, in the URL's order");
+    let (moi_line, wh_line) = (&lines[0].1, &lines[1].1);
+    assert_eq!((moi_line.len(), wh_line.len()), (92, 92), "a point per day of 2025-Q3");
+    assert!(moi_line[0].1 > wh_line[0].1, "the MoI starts below: {:?} vs {:?}", moi_line[0], wh_line[0]);
+    let (moi_end, wh_end) = (moi_line.last().unwrap(), wh_line.last().unwrap());
+    assert!(moi_end.1 < wh_end.1, "the MoI ends above: {moi_end:?} vs {wh_end:?}");
+    let overtakes = dom.split(r#"<ol id="ch-overtakes" aria-label="Overtakes">"#).nth(1).expect("the overtakes");
+    let passed = format!(
+        r#"<li><bdi>{}</bdi> passed <bdi>{}</bdi> on <time datetime="2025-09-28">2025-09-28</time></li></ol>"#,
+        moi.name, wh.name
+    );
+    assert!(overtakes.starts_with(&passed), "the overtake is named: {}", &overtakes[..overtakes.len().min(600)]);
+    assert!(dom.contains(r#"aria-label="Remove The White House from the comparison">Remove</button>"#));
+    assert!(
+        dom.contains(r#"id="pv-close" href="?window=2025-Q3&amp;metric=interactions""#),
+        "close ends the comparison"
+    );
+
+    // Both CSV links answer a day per row.
+    for (id, want) in [
+        ("ch-csv", "/v1/pages/facebook/moi.egy/series?window=2025-Q3&bucket=day&format=csv"),
+        (
+            "cmp-csv",
+            "/v1/compare?page=facebook/moi.egy&page=facebook/whitehouse&window=2025-Q3&bucket=day&metric=interactions&format=csv",
+        ),
+    ] {
+        let tag = &dom[dom.find(&format!(r#"id="{id}""#)).expect(id)..];
+        let href = unescape(attr(&tag[..tag.find('>').unwrap()], "href").expect("href"));
+        assert_eq!(href, want, "{id}");
+        let (code, csv) = d.get(&href);
+        assert_eq!(code, 200, "{href}: {csv}");
+        assert!(csv.lines().filter(|l| !l.is_empty()).count() > 92 && csv.contains("2025-09-28"), "{href}: {csv}");
+    }
+
+    // One page alone: its days as bars, its running total, its rank.
+    let dom = dump_dom(&format!("{base}?page=facebook/moi.egy&window=2025-Q3"));
+    let svg = chart_svg(&dom);
+    assert!(svg.contains(r#"<title id="ch-title">Interactions per day, 2025-Q3</title>"#), "{svg}");
+    assert_eq!(svg.matches(r#"<rect class="bar""#).count(), 92, "a bar per day");
+    assert_eq!(chart_lines(svg).len(), 1, "the running total");
+    let rank = d.json("/v1/pages/facebook/moi.egy/series?window=2025-Q3&bucket=day")["rank"].as_u64().expect("a rank");
+    assert_eq!(rank, 1, "the viral post puts the MoI first");
+    assert_eq!(text_after(&dom, r#"id="ch-rank""#), Some("rank #1 in 2025-Q3 by interactions"));
+    assert!(dom.contains(r#"id="cmp-csv" href="/v1/rankings" download="" hidden="">"#), "no comparison, no link");
+
+    // In the screenshot, the pixels of each page's line colour: a line
+    // across the chart has a thousand; the leaderboard alone has none.
+    let colours = [css_colour(&dom, "--c0"), css_colour(&dom, "--c1")];
+    let colours: Vec<&str> = colours.iter().map(String::as_str).collect();
+    let with_chart = colour_counts(&screenshot(&compared, "leaderboard-compare.png"), &colours);
+    assert!(
+        with_chart.iter().all(|&n| n >= 400),
+        "both lines in the screenshot, pixels of {colours:?}: {with_chart:?}"
+    );
+    let without = colour_counts(&screenshot(&format!("{base}?window=2025-Q3"), "leaderboard-no-chart.png"), &colours);
+    assert!(without.iter().all(|&n| n < 40), "the colours are the chart's alone, pixels of {colours:?}: {without:?}");
+}
