@@ -9,8 +9,11 @@
 //! by publication day as raw 32-byte records (a record with large counts is
 //! followed by them); the remembered event ids per quarter; per input
 //! partition, the watermark guard (its watermark, events past a jump and
-//! within since); the history gaps (partition, horizon). Version 5 added
-//! each page's partition and split flag after its identity, and the gaps.
+//! within since); the history gaps (partition, horizon); each page's
+//! figures per day by quarter (see [`series`](super::series)). Version 5
+//! added each page's partition and split flag after its identity, and the
+//! gaps; version 6 the figures per day (rebuilt from the posts when an
+//! older checkpoint is read).
 //!
 //! A checkpoint written under another windows specification is refused
 //! with [`DecodeError::Windows`]: its tables are not those the
@@ -39,7 +42,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter, Windows};
 
 /// Format version of the engine state in a checkpoint.
-pub const STATE_VERSION: u32 = 5;
+pub const STATE_VERSION: u32 = 6;
 /// The oldest version this build reads: 4 lacks each page's partition and
 /// the history gaps (read as unknown and none).
 pub const OLDEST_STATE_VERSION: u32 = 4;
@@ -96,7 +99,8 @@ impl Snapshot {
             }
         }
         write_guards(&mut w, &self.guards)?;
-        write_gaps(&mut w, &self.gaps)
+        write_gaps(&mut w, &self.gaps)?;
+        self.series.write(&mut w)
     }
 
     fn encode_pages<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
@@ -242,6 +246,13 @@ impl Engine {
         if version >= 5 {
             engine.gaps = read_gaps(&mut r)?;
         }
+        if version >= 6 {
+            let quarters = &engine.periods[0];
+            let slots = |q| quarters.table(q).map(|t| t.slots.len());
+            engine.series.read(&mut r, slots, limits.max_posts as usize)?;
+        } else {
+            rebuild_series(&engine.posts, &engine.periods[0], &mut engine.series);
+        }
         Ok(engine)
     }
 
@@ -355,16 +366,7 @@ impl Engine {
             restored += n;
         }
         let pages = &self.pages;
-        self.posts.index_all(|p| super::posts::post_key(pages.key(p.page), p.hash)).map_err(DecodeError::Range)?;
-        // The figures per day are rebuilt from the posts (see `series`).
-        for post in self.posts.iter() {
-            let q = self.periods[0].period_of(post.published);
-            if let Some((i, _)) = self.periods[0].slot(q, post.page) {
-                let day = super::posts::day_of(post.published);
-                self.series.change(q, i, post.page, day, |t| t.add_post(&post.counts));
-            }
-        }
-        Ok(())
+        self.posts.index_all(|p| super::posts::post_key(pages.key(p.page), p.hash)).map_err(DecodeError::Range)
     }
 
     fn decode_event_ids<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
@@ -485,4 +487,44 @@ pub(super) fn read_windows<R: Read>(r: &mut Reader<R>) -> Result<Windows, Decode
         .collect::<Result<_, DecodeError>>()?;
     let days: Vec<&str> = days.iter().map(String::as_str).collect();
     Windows::new(&kinds, &days).map_err(|_| DecodeError::Range("windows"))
+}
+
+/// Rebuilds the pages' figures per day from the posts (see
+/// [`series`](super::series)) when a checkpoint older than format 6 is
+/// read: day by day, each post's cell going after the page's others. Like
+/// the batch loop, it prefetches: the page's index entry in its quarter
+/// for the post 16 ahead, its days of the quarter for the post 8 ahead,
+/// their last cell for the post 4 ahead.
+fn rebuild_series(
+    posts: &super::posts::PostTable,
+    quarters: &super::periods::Periods,
+    series: &mut super::series::DaySeries,
+) {
+    use super::posts::day_of;
+    const AHEAD: usize = 16;
+    let mut ahead: std::collections::VecDeque<super::Post> = std::collections::VecDeque::with_capacity(AHEAD);
+    let mut all = posts.iter();
+    loop {
+        while ahead.len() < AHEAD {
+            let Some(p) = all.next() else { break };
+            quarters.prefetch_entry(quarters.period_of(p.published), p.page);
+            ahead.push_back(p);
+        }
+        let Some(post) = ahead.pop_front() else { break };
+        for (n, day_ref) in [(AHEAD / 2, true), (AHEAD / 4, false)] {
+            if let Some(p) = ahead.get(n) {
+                let q = quarters.period_of(p.published);
+                if let Some(slot) = quarters.slot_index(q, p.page) {
+                    match day_ref {
+                        true => series.prefetch_reference(q, slot),
+                        false => series.prefetch_cell(q, slot, day_of(p.published)),
+                    }
+                }
+            }
+        }
+        let q = quarters.period_of(post.published);
+        if let Some(slot) = quarters.slot_index(q, post.page) {
+            series.change(q, slot, post.page, day_of(post.published), |t| t.add_post(&post.counts));
+        }
+    }
 }

@@ -27,12 +27,14 @@
 //! post in a kept quarter, spare room at most an eighth plus four cells.
 
 use std::collections::HashMap;
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use super::column::{Column, prefetch, prefetch_slice};
 use super::periods::Totals;
 use super::posts::Day;
-use crate::window::{CalendarPeriod, DAY_MS};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::window::{CalendarKind, CalendarPeriod, DAY_MS};
 
 /// A page's posts of one day: 20 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -253,6 +255,77 @@ impl DaySeries {
         })
     }
 
+    /// Writes the days (checkpoint format 6): per quarter with days, its
+    /// index and references (the bitmap, then each cell's five numbers);
+    /// then the wide cells' figures.
+    pub(super) fn write<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        let kept: Vec<&QuarterDays> = self.quarters.iter().flatten().collect();
+        w.len(kept.len())?;
+        for q in kept {
+            w.i32(q.quarter.index)?;
+            w.len(q.refs.len())?;
+            for r in q.refs.iter() {
+                w.u64(r.bits[0])?;
+                w.u64(r.bits[1])?;
+                for c in &r.cells {
+                    w.u32(c.posts)?;
+                    c.sums.iter().try_for_each(|s| w.u32(*s))?;
+                }
+            }
+        }
+        w.len(self.wide.len())?;
+        for ((page, day), t) in self.wide.iter() {
+            w.u32(*page)?;
+            w.i32(*day)?;
+            [t.reactions, t.comments, t.shares, t.views, t.posts].iter().try_for_each(|v| w.u64(*v))?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`write`](Self::write) wrote; `slots` gives the slots of
+    /// a kept quarter's table (the most references it can have).
+    pub(super) fn read<R: Read>(
+        &mut self,
+        r: &mut Reader<R>,
+        slots: impl Fn(CalendarPeriod) -> Option<usize>,
+        max_cells: usize,
+    ) -> Result<(), DecodeError> {
+        for _ in 0..r.len(self.quarters.len(), "series quarters")? {
+            let quarter = CalendarPeriod { kind: CalendarKind::Quarter, index: r.i32()? };
+            let bound = slots(quarter).ok_or(DecodeError::Range("series of a quarter not kept"))?;
+            let pos = self.position(quarter);
+            if self.quarters[pos].is_some() {
+                return Err(DecodeError::Range("series quarter repeated"));
+            }
+            let mut refs = Column::default();
+            for _ in 0..r.len(bound, "series references")? {
+                let bits = [r.u64()?, r.u64()?];
+                // A quarter has at most 92 days: bits 0 to 91.
+                if bits[1] >> 28 != 0 {
+                    return Err(DecodeError::Range("series days"));
+                }
+                let n = (bits[0].count_ones() + bits[1].count_ones()) as usize;
+                let mut cells = Vec::with_capacity(n);
+                for _ in 0..n {
+                    cells.push(Cell { posts: r.u32()?, sums: [r.u32()?, r.u32()?, r.u32()?, r.u32()?] });
+                }
+                self.capacity += cells.capacity();
+                refs.push(DayRef { bits, cells });
+            }
+            self.quarters[pos] = Some(QuarterDays { quarter, first_day: day_of(quarter.start()), refs });
+        }
+        let n = r.len(max_cells, "wide series cells")?;
+        if n > 0 {
+            let map = Arc::make_mut(&mut self.wide);
+            for _ in 0..n {
+                let key = (r.u32()?, r.i32()?);
+                let [reactions, comments, shares, views, posts] = [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?];
+                map.insert(key, Totals { reactions, comments, shares, views, posts });
+            }
+        }
+        Ok(())
+    }
+
     /// Heap bytes held: the references, the blocks and the wide map.
     pub fn heap_bytes(&self) -> usize {
         self.quarters.iter().flatten().map(|d| d.refs.heap_bytes()).sum::<usize>()
@@ -264,7 +337,7 @@ impl DaySeries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::{CalendarKind, Quarter};
+    use crate::window::Quarter;
 
     fn q3() -> CalendarPeriod {
         CalendarPeriod { kind: CalendarKind::Quarter, index: Quarter::new(2025, 3).unwrap().index() }

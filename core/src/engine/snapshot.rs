@@ -65,7 +65,7 @@ pub struct Snapshot {
     tables: Vec<PeriodTable>,
     /// Posts published before this count in no window.
     pub cutoff: Millis,
-    series: super::series::DaySeries,
+    pub(super) series: super::series::DaySeries,
     /// Per rolling duration of `limits.windows`, the start of the window
     /// and of its predecessor (empty before the first event).
     pub edges: Vec<[EdgeView; 2]>,
