@@ -4,18 +4,20 @@
 //! of its posts.
 //!
 //! The days hang off the page's slot in the post's quarter, which every
-//! event touches already: per quarter slot a [`DayRef`], the days of the
-//! quarter with a post as a bitmap and their cells; per day with a post a
-//! [`Cell`] of 20 bytes, in day order. A cell's place is the number of days
-//! before it in the bitmap, so the batch loop prefetches the very line an
-//! event will change (docs/architecture.md), and a new day shifts only the
+//! event touches already: per quarter slot a [`DayRef`] of one cache line,
+//! the days of the quarter with a post as a bitmap, the latest day's cell
+//! and the earlier days' cells; per day with a post a [`Cell`] of 20
+//! bytes, in day order. An event on the page's latest day touches that
+//! line alone; an earlier day's cell has its place from the bitmap (the
+//! days before it), so the batch loop prefetches the very line an event
+//! will change (docs/architecture.md), and a new day shifts only the
 //! cells after it. Sums above 2^32 − 1 make a cell *wide*: its figures move
 //! to a side map, so every figure stays exact.
 //!
 //! The references are a [`Column`] per quarter, shared copy-on-write with
 //! snapshots chunk by chunk like every other; a chunk copied after a
-//! snapshot copies its pages' cells. A page's cells grow by an eighth plus
-//! four at a time, so their spare room stays small (size-class blocks were
+//! snapshot copies its pages' cells. A page's earlier cells grow by an
+//! eighth plus four at a time, so their spare room stays small (size-class blocks were
 //! tried: pages that grow together through a quarter each leave a block of
 //! every size behind, five times the cells at the quarter's end).
 //!
@@ -23,8 +25,9 @@
 //! does, a freed page's with it, and a restored engine rebuilds them from
 //! its posts.
 //!
-//! Bound: one reference per quarter slot, one cell per page and day with a
-//! post in a kept quarter, spare room at most an eighth plus four cells.
+//! Bound: one reference (64 bytes, the latest cell in it) per quarter
+//! slot, one cell per page and day with a post in a kept quarter, spare
+//! room at most an eighth plus four cells.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -68,37 +71,80 @@ impl Cell {
 }
 
 /// A page's days in one quarter: which have a post (bit `d` for the
-/// quarter's day `d`), and their cells in day order.
+/// quarter's day `d`), the latest day's cell, and the earlier days' cells
+/// in day order. One cache line: an event on the page's latest day (most
+/// of a tracker's) reads and writes nothing else.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[repr(align(64))]
 pub struct DayRef {
     bits: [u64; 2],
-    cells: Vec<Cell>,
+    latest: Cell,
+    earlier: Vec<Cell>,
 }
 
 impl DayRef {
-    /// Makes room for a cell at `place` (zero); the cells' capacity change.
-    fn open(&mut self, place: usize) -> isize {
-        let before = self.cells.capacity();
-        if self.cells.len() == before {
-            self.cells.reserve_exact(4 + before / 8);
-        }
-        self.cells.insert(place, Cell::default());
-        self.cells.capacity() as isize - before as isize
+    fn len(&self) -> usize {
+        (self.bits[0].count_ones() + self.bits[1].count_ones()) as usize
     }
 
     fn has(&self, d: usize) -> bool {
         self.bits[d / 64] >> (d % 64) & 1 == 1
     }
 
-    /// The place of day `d`'s cell: the days before it.
+    /// The latest day with a post (`None` without one).
+    fn last(&self) -> Option<usize> {
+        match self.bits {
+            [0, 0] => None,
+            [w, 0] => Some(63 - w.leading_zeros() as usize),
+            [_, w] => Some(127 - w.leading_zeros() as usize),
+        }
+    }
+
+    /// The place of day `d`'s cell among the earlier ones: the days before it.
     fn place(&self, d: usize) -> usize {
         let below = |w: u64, n: usize| if n >= 64 { w.count_ones() } else { (w & ((1 << n) - 1)).count_ones() };
         (below(self.bits[0], d) + if d > 64 { below(self.bits[1], d - 64) } else { 0 }) as usize
     }
 
+    /// Adds day `d` (not held) with a zero cell; the earlier cells'
+    /// capacity change.
+    fn add(&mut self, d: usize) -> isize {
+        let before = self.earlier.capacity();
+        match self.last() {
+            None => self.latest = Cell::default(),
+            Some(last) => {
+                if self.earlier.len() == before {
+                    self.earlier.reserve_exact(4 + before / 8);
+                }
+                if d > last {
+                    self.earlier.push(std::mem::take(&mut self.latest));
+                } else {
+                    self.earlier.insert(self.place(d), Cell::default());
+                }
+            }
+        }
+        self.bits[d / 64] |= 1 << (d % 64);
+        self.earlier.capacity() as isize - before as isize
+    }
+
+    /// The cell of day `d` (held).
+    fn cell_mut(&mut self, d: usize) -> &mut Cell {
+        if self.last() == Some(d) {
+            return &mut self.latest;
+        }
+        let place = self.place(d);
+        &mut self.earlier[place]
+    }
+
     /// The quarter's days with a post, in order.
     fn days(&self) -> impl Iterator<Item = usize> + '_ {
         (0..128).filter(|d| self.has(*d))
+    }
+
+    /// The cells in day order.
+    fn cells(&self) -> impl Iterator<Item = &Cell> {
+        let latest = (self.len() > 0).then_some(&self.latest);
+        self.earlier.iter().chain(latest)
     }
 }
 
@@ -156,7 +202,7 @@ impl DaySeries {
             Some(d) if d.quarter == q => d,
             other => {
                 if let Some(old) = other.take() {
-                    self.capacity -= old.refs.iter().map(|r| r.cells.capacity()).sum::<usize>();
+                    self.capacity -= old.refs.iter().map(|r| r.earlier.capacity()).sum::<usize>();
                 }
                 other.insert(QuarterDays { quarter: q, first_day: day_of(q.start()), refs: Column::default() })
             }
@@ -167,12 +213,10 @@ impl DaySeries {
         let r = days.refs.get_mut(slot);
         let d = (day - days.first_day) as usize;
         debug_assert!(d < 92, "a day of the quarter");
-        let place = r.place(d);
         if !r.has(d) {
-            self.capacity = self.capacity.wrapping_add_signed(r.open(place));
-            r.bits[d / 64] |= 1 << (d % 64);
+            self.capacity = self.capacity.wrapping_add_signed(r.add(d));
         }
-        let cell = &mut r.cells[place];
+        let cell = r.cell_mut(d);
         let key = (page, day);
         let mut totals = if cell.is_wide() { self.wide.get(&key).copied().unwrap_or_default() } else { cell.totals() };
         change(&mut totals);
@@ -200,8 +244,10 @@ impl DaySeries {
     pub fn prefetch_cell(&self, q: CalendarPeriod, slot: usize, day: Day) {
         let Some((days, r)) = self.reference(q, slot) else { return };
         let d = (day - days.first_day) as usize;
-        if !r.cells.is_empty() && d < 92 {
-            let cells = &r.cells;
+        // The latest day's cell is in the reference; an earlier one, or a
+        // new day before the latest, is in the earlier cells.
+        if r.last().is_some_and(|last| d < last) && !r.earlier.is_empty() {
+            let cells = &r.earlier;
             let place = r.place(d).min(cells.len() - 1);
             if r.has(d) {
                 prefetch(&cells[place]);
@@ -217,7 +263,7 @@ impl DaySeries {
         for q in &mut self.quarters {
             if q.as_ref().is_some_and(|d| !kept(d.quarter)) {
                 let gone = q.take().expect("just checked");
-                self.capacity -= gone.refs.iter().map(|r| r.cells.capacity()).sum::<usize>();
+                self.capacity -= gone.refs.iter().map(|r| r.earlier.capacity()).sum::<usize>();
                 let first = gone.first_day;
                 let last = day_of(gone.quarter.end());
                 if self.wide.keys().any(|(_, d)| (first..last).contains(d)) {
@@ -235,8 +281,8 @@ impl DaySeries {
         };
         let r = std::mem::take(days.refs.get_mut(slot));
         let first = days.first_day;
-        self.capacity -= r.cells.capacity();
-        if r.cells.iter().any(Cell::is_wide) {
+        self.capacity -= r.earlier.capacity();
+        if r.cells().any(Cell::is_wide) {
             let map = Arc::make_mut(&mut self.wide);
             r.days().for_each(|d| _ = map.remove(&(page, first + d as Day)));
         }
@@ -246,7 +292,7 @@ impl DaySeries {
     /// `slot`, and their figures, in day order.
     pub fn days(&self, q: CalendarPeriod, slot: usize, page: u32) -> impl Iterator<Item = (Day, Totals)> + '_ {
         let found = self.reference(q, slot);
-        let cells = found.map_or(&[][..], |(_, r)| &r.cells[..]);
+        let cells = found.into_iter().flat_map(|(_, r)| r.cells());
         let days = found.into_iter().flat_map(|(d, r)| r.days().map(move |x| d.first_day + x as Day));
         days.zip(cells).map(move |(day, c)| {
             let totals =
@@ -267,7 +313,7 @@ impl DaySeries {
             for r in q.refs.iter() {
                 w.u64(r.bits[0])?;
                 w.u64(r.bits[1])?;
-                for c in &r.cells {
+                for c in r.cells() {
                     w.u32(c.posts)?;
                     c.sums.iter().try_for_each(|s| w.u32(*s))?;
                 }
@@ -305,12 +351,14 @@ impl DaySeries {
                     return Err(DecodeError::Range("series days"));
                 }
                 let n = (bits[0].count_ones() + bits[1].count_ones()) as usize;
-                let mut cells = Vec::with_capacity(n);
-                for _ in 0..n {
-                    cells.push(Cell { posts: r.u32()?, sums: [r.u32()?, r.u32()?, r.u32()?, r.u32()?] });
+                let mut earlier = Vec::with_capacity(n.saturating_sub(1));
+                let mut latest = Cell::default();
+                for i in 0..n {
+                    let cell = Cell { posts: r.u32()?, sums: [r.u32()?, r.u32()?, r.u32()?, r.u32()?] };
+                    if i + 1 < n { earlier.push(cell) } else { latest = cell }
                 }
-                self.capacity += cells.capacity();
-                refs.push(DayRef { bits, cells });
+                self.capacity += earlier.capacity();
+                refs.push(DayRef { bits, latest, earlier });
             }
             self.quarters[pos] = Some(QuarterDays { quarter, first_day: day_of(quarter.start()), refs });
         }
