@@ -63,6 +63,11 @@ fn queries() -> Vec<String> {
     }
     q.extend(SEED_TABLE.iter().map(|p| format!("/v1/pages/facebook/{}", p.id)));
     q.push("/v1/pages/facebook/nobody".into());
+    // Series: the page records carry every page's figures per day.
+    for w in ["2025-Q3", "rolling"] {
+        q.extend(SEED_TABLE.iter().map(|p| format!("/v1/pages/facebook/{}/series?window={w}", p.id)));
+    }
+    q.push("/v1/compare?page=facebook/moi.egy&page=facebook/whitehouse&page=facebook/ice.gov&bucket=week".into());
     q
 }
 
