@@ -17,13 +17,13 @@
 //! The references are a [`Column`] per quarter, shared copy-on-write with
 //! snapshots chunk by chunk like every other; a chunk copied after a
 //! snapshot copies its pages' cells. A page's earlier cells grow by an
-//! eighth plus four at a time, so their spare room stays small (size-class blocks were
-//! tried: pages that grow together through a quarter each leave a block of
+//! eighth plus four at a time, so their spare room stays small
+//! (size-class blocks were tried: pages that grow together through a quarter each leave a block of
 //! every size behind, five times the cells at the quarter's end).
 //!
 //! Cells follow the quarter tables: a quarter's days go when its table
-//! does, a freed page's with it, and a restored engine rebuilds them from
-//! its posts.
+//! does, a freed page's with it. Checkpoints carry them (format 6); a
+//! checkpoint of an older format has them rebuilt from its posts.
 //!
 //! Bound: one reference (64 bytes, the latest cell in it) per quarter
 //! slot, one cell per page and day with a post in a kept quarter, spare
@@ -35,9 +35,9 @@ use std::sync::Arc;
 
 use super::column::{Column, prefetch, prefetch_slice};
 use super::periods::Totals;
-use super::posts::Day;
+use super::posts::{Day, day_of};
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::window::{CalendarKind, CalendarPeriod, DAY_MS};
+use crate::window::{CalendarKind, CalendarPeriod};
 
 /// A page's posts of one day: 20 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,11 +167,6 @@ pub struct DaySeries {
     wide: Arc<HashMap<(u32, Day), Totals>>,
 }
 
-/// The day of the instant `ms`.
-fn day_of(ms: i64) -> Day {
-    ms.div_euclid(DAY_MS) as Day
-}
-
 impl DaySeries {
     /// Room for `ring` quarters at once (a power of two, as the quarter
     /// periods' ring).
@@ -198,15 +193,12 @@ impl DaySeries {
     #[inline]
     pub fn change(&mut self, q: CalendarPeriod, slot: usize, page: u32, day: Day, change: impl FnOnce(&mut Totals)) {
         let pos = self.position(q);
-        let days = match &mut self.quarters[pos] {
-            Some(d) if d.quarter == q => d,
-            other => {
-                if let Some(old) = other.take() {
-                    self.capacity -= old.refs.iter().map(|r| r.earlier.capacity()).sum::<usize>();
-                }
-                other.insert(QuarterDays { quarter: q, first_day: day_of(q.start()), refs: Column::default() })
-            }
-        };
+        if self.quarters[pos].as_ref().is_none_or(|d| d.quarter != q) {
+            self.drop_quarter(pos);
+            self.quarters[pos] =
+                Some(QuarterDays { quarter: q, first_day: day_of(q.start()), refs: Column::default() });
+        }
+        let days = self.quarters[pos].as_mut().expect("just ensured");
         if slot >= days.refs.len() {
             days.refs.resize(slot + 1, DayRef::default());
         }
@@ -260,16 +252,21 @@ impl DaySeries {
 
     /// Drops the days of the quarters `kept` says no to.
     pub fn retain(&mut self, kept: impl Fn(CalendarPeriod) -> bool) {
-        for q in &mut self.quarters {
-            if q.as_ref().is_some_and(|d| !kept(d.quarter)) {
-                let gone = q.take().expect("just checked");
-                self.capacity -= gone.refs.iter().map(|r| r.earlier.capacity()).sum::<usize>();
-                let first = gone.first_day;
-                let last = day_of(gone.quarter.end());
-                if self.wide.keys().any(|(_, d)| (first..last).contains(d)) {
-                    Arc::make_mut(&mut self.wide).retain(|(_, d), _| !(first..last).contains(d));
-                }
+        for pos in 0..self.quarters.len() {
+            if self.quarters[pos].as_ref().is_some_and(|d| !kept(d.quarter)) {
+                self.drop_quarter(pos);
             }
+        }
+    }
+
+    /// Drops the days of the quarter at ring position `pos`, if any, with
+    /// their wide cells.
+    fn drop_quarter(&mut self, pos: usize) {
+        let Some(gone) = self.quarters[pos].take() else { return };
+        self.capacity -= gone.refs.iter().map(|r| r.earlier.capacity()).sum::<usize>();
+        let days = gone.first_day..day_of(gone.quarter.end());
+        if self.wide.keys().any(|(_, d)| days.contains(d)) {
+            Arc::make_mut(&mut self.wide).retain(|(_, d), _| !days.contains(d));
         }
     }
 
@@ -374,7 +371,7 @@ impl DaySeries {
         Ok(())
     }
 
-    /// Heap bytes held: the references, the blocks and the wide map.
+    /// Heap bytes held: the references, the earlier cells and the wide map.
     pub fn heap_bytes(&self) -> usize {
         self.quarters.iter().flatten().map(|d| d.refs.heap_bytes()).sum::<usize>()
             + self.capacity * size_of::<Cell>()

@@ -124,26 +124,21 @@ impl View {
     /// [`series_span`](Self::series_span)).
     pub fn series(&self, t: &Table, page: u32, span: Span, bucket: Bucket) -> Vec<Point> {
         let window = self.row(t, page).map(|r| r.totals).unwrap_or_default();
-        let days: Vec<(i64, Totals)> = self
-            .src()
-            .days(page)
-            .into_iter()
-            .map(|(d, totals)| (i64::from(d), totals))
-            .filter(|(d, _)| (span.first..=span.last).contains(d))
-            .collect();
         let mut points: Vec<Point> = span
             .buckets(bucket)
             .map(|(first, last)| Point { first, last, totals: Totals::default(), running: Totals::default() })
             .collect();
+        // The days in order: each lands in the first bucket ending at or after it.
         let mut at = 0;
-        for (day, totals) in &days {
-            if span.partial && *day == span.first {
+        for (day, totals) in self.src().days(page) {
+            let day = i64::from(day);
+            if !(span.first..=span.last).contains(&day) || span.partial && day == span.first {
                 continue;
             }
-            while points[at].last < *day {
+            while points[at].last < day {
                 at += 1;
             }
-            points[at].totals = points[at].totals.plus(totals);
+            points[at].totals = points[at].totals.plus(&totals);
         }
         if span.partial {
             // The window's figures less its later days: the posts of the

@@ -4,9 +4,11 @@
 //! doubled inside), UTF-8 with no byte-order mark; an absent figure is an
 //! empty field. Served as an attachment named after what it holds.
 
+use axum::Json;
 use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::ApiError;
 
@@ -38,6 +40,18 @@ impl Format {
             });
             if accepts_csv { Format::Csv } else { Format::Json }
         })
+    }
+}
+
+/// `body` as JSON, or as the CSV that `csv` writes of it.
+pub(super) fn answer<B: Serialize>(
+    format: Format,
+    body: B,
+    csv: impl FnOnce(&B) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    match format {
+        Format::Json => Ok(Json(body).into_response()),
+        Format::Csv => csv(&body),
     }
 }
 

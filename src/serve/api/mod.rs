@@ -7,7 +7,7 @@
 //!   parameters are 400s)
 //! - `rankings`, `pages`, `windows`, `groups`, `health`: the endpoints and their
 //!   response types; `fields`: the parts several answers share
-//! - `export`: answers as CSV (`format=csv` or `Accept: text/csv`)
+//! - `export`: an answer as JSON or as CSV (`format=csv` or `Accept: text/csv`)
 //! - `search`: pages found by name or id
 //! - `series`: a page's figures per day or week, and pages compared
 //! - `layers`: deadline, concurrency limit, query-length bound, headers

@@ -63,6 +63,12 @@ impl Pairs {
         self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// The `window` parameter as given (`current` when absent): resolved
+    /// against the view's windows by the handler, after "no events yet".
+    fn window(&self) -> String {
+        self.get("window").unwrap_or("current").to_owned()
+    }
+
     fn number(&self, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
         let Some(v) = self.get(key) else {
             return Ok(default);
@@ -150,7 +156,7 @@ impl QueryParams for RankingQuery {
             groups,
             limit: pairs.number("limit", 10, MAX_LIMIT)?,
             offset: pairs.number("offset", 0, MAX_OFFSET)?,
-            window: pairs.get("window").unwrap_or("current").to_owned(),
+            window: pairs.window(),
             format: Format::parse(pairs.get("format"))?,
         })
     }
@@ -170,7 +176,7 @@ impl QueryParams for SeriesQuery {
     fn read(pairs: &Pairs) -> Result<SeriesQuery, ApiError> {
         Ok(SeriesQuery {
             bucket: bucket(pairs.get("bucket"))?,
-            window: pairs.get("window").unwrap_or("current").to_owned(),
+            window: pairs.window(),
             format: Format::parse(pairs.get("format"))?,
         })
     }
@@ -217,7 +223,7 @@ impl QueryParams for CompareQuery {
             pages,
             metric: metric(pairs.get("metric").unwrap_or("interactions"))?,
             bucket: bucket(pairs.get("bucket"))?,
-            window: pairs.get("window").unwrap_or("current").to_owned(),
+            window: pairs.window(),
             format: Format::parse(pairs.get("format"))?,
         })
     }

@@ -1,10 +1,9 @@
 //! `GET /v1/rankings`: the pages of one window ordered by one metric, as
 //! JSON or CSV.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use engagement_core::view::{Table, View};
@@ -26,14 +25,10 @@ pub(super) async fn rankings(
     let format = Format::negotiate(q.format, &headers);
     ctx.compute
         .run(move || {
-            let body = answer(&view, &q)?;
-            match format {
-                Format::Json => Ok(Json(body).into_response()),
-                Format::Csv => {
-                    let name = format!("rankings-{}-{}", body.window.id, body.metric);
-                    export::csv(&name, CSV_HEADER, body.entries.iter().map(Entry::csv_row))
-                }
-            }
+            export::answer(format, answer(&view, &q)?, |body| {
+                let name = format!("rankings-{}-{}", body.window.id, body.metric);
+                export::csv(&name, CSV_HEADER, body.entries.iter().map(Entry::csv_row))
+            })
         })
         .await?
 }

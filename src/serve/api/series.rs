@@ -3,17 +3,16 @@
 //! /v1/compare`: several pages' series on the same buckets, with their
 //! order per bucket and each overtaking. JSON or CSV (docs/api.md#series).
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use engagement_core::engine::Totals;
 use engagement_core::ranking::{Filter, Metric};
-use engagement_core::view::series::{Bucket, Point, SeriesError, Span};
-use engagement_core::view::{Table, View};
+use engagement_core::view::View;
+use engagement_core::view::series::{Point, SeriesError};
 use engagement_core::window::{DAY_MS, format_rfc3339};
 
 use super::export::{self, Format};
@@ -34,19 +33,15 @@ pub(super) async fn series(
     let format = Format::negotiate(q.format, &headers);
     ctx.compute
         .run(move || {
-            let body = series_json(&view, &platform, &page_id, &q)?;
-            match format {
-                Format::Json => Ok(Json(body).into_response()),
-                Format::Csv => {
-                    let name = format!("series-{platform}-{page_id}-{}-{}", body.window.id, body.bucket);
-                    let rows = body.buckets.iter().map(|b| {
-                        let mut row = vec![b.start.clone(), b.end.clone()];
-                        row.extend(b.sums.fields().into_iter().chain(b.running.fields()));
-                        row
-                    });
-                    export::csv(&name, &series_header(&["start", "end"]), rows)
-                }
-            }
+            export::answer(format, series_json(&view, &platform, &page_id, &q)?, |body| {
+                let name = format!("series-{platform}-{page_id}-{}-{}", body.window.id, body.bucket);
+                let rows = body.buckets.iter().map(|b| {
+                    let mut row = vec![b.start.clone(), b.end.clone()];
+                    row.extend(b.sums.fields().into_iter().chain(b.running.fields()));
+                    row
+                });
+                export::csv(&name, &header(&["start", "end"]), rows)
+            })
         })
         .await?
 }
@@ -60,29 +55,17 @@ pub(super) async fn compare(
     let format = Format::negotiate(q.format, &headers);
     ctx.compute
         .run(move || {
-            let body = compare_json(&view, &q)?;
-            match format {
-                Format::Json => Ok(Json(body).into_response()),
-                Format::Csv => {
-                    let name = format!("compare-{}-{}-{}", body.window.id, body.bucket, body.metric);
-                    export::csv(&name, &series_header(COMPARE_COLUMNS), compare_rows(&body))
-                }
-            }
+            export::answer(format, compare_json(&view, &q)?, |body| {
+                let name = format!("compare-{}-{}-{}", body.window.id, body.bucket, body.metric);
+                export::csv(&name, &header(COMPARE_COLUMNS), compare_rows(body))
+            })
         })
         .await?
 }
 
 /// A series' CSV columns: `first`, then each figure, then each running one.
-fn series_header(first: &[&'static str]) -> Vec<&'static str> {
-    let running = Sums::NAMES.map(|n| match n {
-        "posts" => "running_posts",
-        "interactions" => "running_interactions",
-        "reactions" => "running_reactions",
-        "comments" => "running_comments",
-        "shares" => "running_shares",
-        _ => "running_views",
-    });
-    first.iter().copied().chain(Sums::NAMES).chain(running).collect()
+fn header(first: &[&'static str]) -> Vec<&'static str> {
+    first.iter().copied().chain(Sums::NAMES).chain(Sums::RUNNING).collect()
 }
 
 /// A comparison's CSV columns before the figures: one row per bucket and
@@ -122,6 +105,15 @@ struct Sums {
 
 impl Sums {
     const NAMES: [&'static str; 6] = ["posts", "interactions", "reactions", "comments", "shares", "views"];
+    /// The CSV columns of the running figures, in the same order.
+    const RUNNING: [&'static str; 6] = [
+        "running_posts",
+        "running_interactions",
+        "running_reactions",
+        "running_comments",
+        "running_shares",
+        "running_views",
+    ];
 
     fn of(t: &Totals) -> Sums {
         Sums {
@@ -180,7 +172,7 @@ struct SeriesJson<'v> {
 fn series_json<'v>(view: &'v View, platform: &str, page_id: &str, q: &SeriesQuery) -> Result<SeriesJson<'v>, ApiError> {
     let t = table(view, &q.window)?;
     let page = view.find_page(platform, page_id).ok_or_else(|| ApiError::not_found("unknown page"))?;
-    let span = span(view, t, q.bucket)?;
+    let span = view.series_span(t, q.bucket).map_err(refused)?;
     let points = view.series(t, page, span, q.bucket);
     Ok(SeriesJson {
         page: PageIdentity::of(view, page),
@@ -193,11 +185,12 @@ fn series_json<'v>(view: &'v View, platform: &str, page_id: &str, q: &SeriesQuer
     })
 }
 
-fn span(view: &View, t: &Table, bucket: Bucket) -> Result<Span, ApiError> {
-    view.series_span(t, bucket).map_err(|e| match e {
+/// Why a series cannot be given, as an answer.
+fn refused(e: SeriesError) -> ApiError {
+    match e {
         SeriesError::Empty => ApiError::not_found("no events consumed yet"),
         other => ApiError::bad(other.to_string()),
-    })
+    }
 }
 
 #[derive(Serialize)]
@@ -257,8 +250,7 @@ fn compare_json<'v>(view: &'v View, q: &CompareQuery) -> Result<CompareJson<'v>,
         let found = view.find_page(platform, id);
         pages.push(found.ok_or_else(|| ApiError::not_found(format!("unknown page {}", page_key(platform, id))))?);
     }
-    span(view, t, q.bucket)?;
-    let c = view.compare(t, &pages, q.bucket, q.metric).map_err(|e| ApiError::bad(e.to_string()))?;
+    let c = view.compare(t, &pages, q.bucket, q.metric).map_err(refused)?;
     let keys: Vec<String> = q.pages.iter().map(|(p, id)| page_key(p, id)).collect();
     let buckets = c.orders.iter().enumerate().map(|(b, order)| {
         let (start, end) = dates(&c.series[0][b]);
