@@ -62,7 +62,7 @@ func runCompare(args []string) error {
 		fmt.Fprintln(os.Stderr, p)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%s and %s differ: %d problems", leftFile, rightFile, len(problems))
+		return fmt.Errorf("%s and %s differ (problems: %d)", leftFile, rightFile, len(problems))
 	}
 	fmt.Printf("%s = %s: %d objects the same", leftFile, rightFile, len(left)-len(onlyLeft))
 	if n := len(onlyLeft) + len(onlyRight); n > 0 {

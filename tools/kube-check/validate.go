@@ -80,7 +80,7 @@ func runValidate(files []string) error {
 		fmt.Printf("%s: %d objects\n", file, len(docs))
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d problems in %d objects", failed, total)
+		return fmt.Errorf("problems: %d in %d objects", failed, total)
 	}
 	return nil
 }
