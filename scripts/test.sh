@@ -2,8 +2,9 @@
 # The one command that runs every test of engagement-monitor on a fresh
 # Debian machine: installs what the tests need, checks formatting and lints,
 # starts the project's Apache Kafka broker, runs unit, property and
-# integration tests against it, smoke-runs the benches and checks the
-# Prometheus rules with promtool. Exits non-zero on the first failure.
+# integration tests against it, smoke-runs the benches, checks the
+# Prometheus rules with promtool and the Helm chart and Kubernetes kits
+# with scripts/kube-check.sh. Exits non-zero on the first failure.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,5 +52,12 @@ if [ -f deploy/prometheus/rules.test.yml ]; then
   promtool check rules deploy/prometheus/rules.yml
   promtool test rules deploy/prometheus/rules.test.yml
 fi
+
+# Lints the Helm chart, strictly validates it and the kustomize kits
+# against the Kubernetes and Prometheus Operator types, and checks that the
+# chart renders the kits' objects in both modes (Go, Helm from the Go
+# module proxy; offline after the first run).
+step "Helm chart and Kubernetes kits (scripts/kube-check.sh)"
+scripts/kube-check.sh
 
 step "all tests passed"
