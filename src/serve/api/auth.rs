@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -38,7 +38,7 @@ pub(super) struct Users {
     hashes: BTreeMap<String, String>,
     /// Checked for unknown users, to take the time a known one takes.
     decoy: String,
-    remembered: Mutex<HashSet<[u8; 32]>>,
+    remembered: Arc<Mutex<HashSet<[u8; 32]>>>,
     turns: Arc<Semaphore>,
 }
 
@@ -50,7 +50,7 @@ impl Users {
         Some(Users {
             hashes: hashes.clone(),
             decoy,
-            remembered: Mutex::new(HashSet::new()),
+            remembered: Arc::new(Mutex::new(HashSet::new())),
             turns: Arc::new(Semaphore::new(cpus)),
         })
     }
@@ -64,30 +64,38 @@ impl Users {
             return true;
         }
         let Ok(turn) = self.turns.clone().acquire_owned().await else { return false };
-        let password = password.to_owned();
-        // The turn moves into the task: a request that gives up (its
-        // deadline passed) does not free it before bcrypt is done.
-        let verified = tokio::task::spawn_blocking(move || {
+        let (password, known, remembered) = (password.to_owned(), known.is_some(), self.remembered.clone());
+        // The turn moves into the task, and a success is remembered there:
+        // a request that gives up (its deadline passed, the client left)
+        // neither frees the turn before bcrypt is done nor wastes its result.
+        tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            bcrypt::verify(password, &hash).unwrap_or(false)
+            let ok = bcrypt::verify(password, &hash).unwrap_or(false) && known;
+            if ok {
+                remember(&remembered, digest);
+            }
+            ok
         })
         .await
-        .unwrap_or(false);
-        let ok = verified && known.is_some();
-        if ok {
-            let mut remembered = self.remembered();
-            if remembered.len() >= MAX_REMEMBERED {
-                remembered.clear();
-            }
-            remembered.insert(digest);
-        }
-        ok
+        .unwrap_or(false)
     }
 
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        // A set of digests cannot be left half-changed by a panic.
-        self.remembered.lock().unwrap_or_else(PoisonError::into_inner)
+    fn remembered(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+        lock(&self.remembered)
     }
+}
+
+fn remember(remembered: &Mutex<HashSet<[u8; 32]>>, digest: [u8; 32]) {
+    let mut remembered = lock(remembered);
+    if remembered.len() >= MAX_REMEMBERED {
+        remembered.clear();
+    }
+    remembered.insert(digest);
+}
+
+fn lock(remembered: &Mutex<HashSet<[u8; 32]>>) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+    // A set of digests cannot be left half-changed by a panic.
+    remembered.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Length-prefixed, so no two (user, hash, password) triples share a digest input.
@@ -153,6 +161,8 @@ fn unauthorized() -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
 
     fn basic(text: &str) -> HeaderMap {
@@ -192,6 +202,19 @@ mod tests {
         }
         assert!(users.check("alice", "s3cret").await, "right, checked again");
         assert_eq!(users.remembered().len(), 1, "a full memory is cleared, not grown");
+    }
+
+    #[tokio::test]
+    async fn a_success_is_remembered_even_when_the_request_gave_up() {
+        let hash = bcrypt::hash("s3cret", 10).unwrap();
+        let users = Users::new(&BTreeMap::from([("alice".to_owned(), hash.clone())])).unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(1), users.check("alice", "s3cret")).await;
+        assert!(gave_up.is_err(), "bcrypt at cost 10 outlasts 1 ms");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !users.remembered().contains(&digest("alice", &hash, "s3cret")) {
+            assert!(Instant::now() < deadline, "the check's result was lost with its request");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
