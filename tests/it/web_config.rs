@@ -285,6 +285,36 @@ fn client_certificates_are_required_and_verified() {
 }
 
 #[test]
+fn the_other_client_auth_types_and_min_version_do_what_they_say() {
+    let pki = Pki::new();
+    let (cert, key) = (pki.s("client.crt"), pki.s("client.key"));
+    let (stranger, stranger_key) = (pki.s("stranger.crt"), pki.s("stranger.key"));
+    let ca = pki.path("ca.crt");
+
+    // RequireAnyClientCert: some certificate, whoever signed it.
+    let any = start(&unique("any-cert"), &pki.web_config("  client_auth_type: RequireAnyClientCert\n", ""), &[]);
+    let foreign = https(&any.addr, "/v1/windows", &ca, &["--cert", &stranger, "--key", &stranger_key]);
+    assert_eq!(foreign.map(|a| a.status), Ok(200), "any certificate will do");
+    assert!(https(&any.addr, "/v1/windows", &ca, &[]).is_err(), "but one is required");
+
+    // VerifyClientCertIfGiven, TLS 1.3 only: none is fine, a foreign one is not.
+    let tls = "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n  min_version: TLS13\n";
+    let given = start(&unique("if-given"), &pki.web_config(tls, ""), &[]);
+    assert_eq!(https(&given.addr, "/v1/windows", &ca, &[]).map(|a| a.status), Ok(200), "no certificate");
+    let ok = https(&given.addr, "/v1/windows", &ca, &["--cert", &cert, "--key", &key]);
+    assert_eq!(ok.map(|a| a.status), Ok(200), "the CA's certificate");
+    let foreign = https(&given.addr, "/v1/windows", &ca, &["--cert", &stranger, "--key", &stranger_key]);
+    assert!(foreign.is_err(), "a certificate given is verified: {foreign:?}");
+    let old = https(&given.addr, "/v1/windows", &ca, &["--tls-max", "1.2"]);
+    assert!(old.is_err(), "TLS 1.2 is below min_version: {old:?}");
+    assert_eq!(
+        https(&any.addr, "/v1/windows", &ca, &["--tls-max", "1.2", "--cert", &cert, "--key", &key]).map(|a| a.status),
+        Ok(200),
+        "TLS 1.2 by default"
+    );
+}
+
+#[test]
 fn a_silent_client_loses_its_slot_at_the_header_timeout() {
     let pki = Pki::new();
     let config = pki.web_config("", "");
