@@ -16,6 +16,8 @@
 #   fonts-liberation  so headless chromium renders text
 #   pkg-config libssl-dev zlib1g-dev cmake build-essential   building rdkafka-sys (vendored librdkafka)
 #   curl jq bc      test and benchmark helpers
+#   openssl apache2-utils   the web config test: certificates made at test time, and
+#                   bcrypt password hashes from htpasswd
 #   default-jre-headless maven   Kafka test broker (scripts/kafka.sh fetches its jars via mvn)
 set -euo pipefail
 
@@ -33,6 +35,8 @@ PKGS=(
   curl
   jq
   bc
+  openssl
+  apache2-utils
 )
 # The Kafka broker needs Java 17+ and Maven, and the transactions test compiles its
 # producer with javac; only add them when they are not on PATH.

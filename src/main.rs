@@ -81,6 +81,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::CheckConfig(args) => {
             let env = Env::from_os(std::env::vars_os())?;
             let loaded = config::load(Some(&args.file), &env, &Overrides::default())?;
+            // Certificates and keys are loaded as `run` loads them.
+            daemon::web(&loaded.config)?;
             print!("{}", config::render_effective(&loaded));
             Ok(())
         }

@@ -22,6 +22,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod watches;
+mod web;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +42,7 @@ pub use watches::{
     MAX_HOLD, MAX_PLATFORM_SCOPES, MAX_WATCH_GROUPS, MAX_WATCH_TOP_N, MAX_WATCHED_PAGES, MAX_WATCHES, PageKey, Scope,
     WATCHES_KEY, Watch, default_watches, group_watch,
 };
+pub use web::{ClientAuth, Pem, TlsSettings, TlsVersion, WebConfig};
 
 /// The `[windows]` table as configured (docs/windows.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +130,15 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    /// The `http.*` settings besides `listen`, as the HTTP layer takes them.
+    /// The `http.*` limits, as the HTTP layer takes them.
     pub limits: HttpLimits,
+    /// The web config file (TLS, headers, basic auth; exporter-toolkit
+    /// format), read at start; `None` serves plain HTTP without auth.
+    pub web_config_file: Option<PathBuf>,
+    /// What `web_config_file` holds, once [`load`] has read it.
+    pub web: WebConfig,
+    /// `/healthz` and `/readyz` answer without basic auth.
+    pub probes_without_auth: bool,
 }
 
 /// Limits of the HTTP layer: per request (the first three) and per
@@ -336,6 +345,9 @@ impl Default for Config {
                     idle_timeout: Duration::from_secs(60),
                     max_connections: 1024,
                 },
+                web_config_file: None,
+                web: WebConfig::default(),
+                probes_without_auth: false,
             },
             events: EventsConfig {
                 max_future_skew: Duration::from_secs(3600),
@@ -418,6 +430,19 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Reads and checks the file `http.web_config_file` names, if any,
+    /// into `http.web`.
+    fn read_web_config(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.config.http.web_config_file.clone() else {
+            return Ok(());
+        };
+        let origin = self.sources.get("http.web_config_file").unwrap_or(&Source::Default).origin();
+        let fail = |reason: String| ConfigError::WebConfig { path: path.clone(), origin: origin.clone(), reason };
+        let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        self.config.http.web = web::parse(&path, &text).map_err(fail)?;
+        Ok(())
+    }
+
     /// Every setting at its default, each sourced as such: the base the
     /// layers are applied on.
     fn defaults() -> Loaded {
@@ -451,6 +476,10 @@ pub enum ConfigError {
     Invalid { key: String, value: String, origin: String, expected: String },
     #[error("invalid value {value} for {key} ({origin}): {rule}")]
     Rule { key: String, value: String, origin: String, rule: String },
+    /// The web config file could not be read or is not valid; `reason`
+    /// names the key in it and never quotes a password hash or a key.
+    #[error("web config file {} (http.web_config_file, {origin}): {reason}", path.display())]
+    WebConfig { path: PathBuf, origin: String, reason: String },
     #[error("kafka property {name} ({origin}) cannot be passed through: {reason}")]
     Reserved { name: String, origin: String, reason: &'static str },
     /// librdkafka refused the property as `run` would when it creates its
@@ -469,7 +498,9 @@ pub fn load(file: Option<&Path>, env: &Env, flags: &Overrides) -> Result<Loaded,
         ),
         None => None,
     };
-    load_text(file.zip(text.as_deref()), env, flags)
+    let mut loaded = load_text(file.zip(text.as_deref()), env, flags)?;
+    loaded.read_web_config()?;
+    Ok(loaded)
 }
 
 /// [`load`] with the file already read: `(path, contents)`.

@@ -143,6 +143,12 @@ pub const SETTINGS: &[Setting] = &[
     setting!("http.max_connections", "connections",
         "Open HTTP connections; further ones wait, not accepted, until one closes.",
         http.limits.max_connections, |v| int(v, 1, 1_000_000), int_value),
+    setting!("http.web_config_file", "path, empty = none",
+        "Web config file (Prometheus exporter-toolkit format): TLS, client certificates, headers, basic auth.",
+        http.web_config_file, optional_path, path_value),
+    setting!("http.probes_without_auth", "boolean",
+        "Whether /healthz and /readyz answer without the basic auth of the web config file.",
+        http.probes_without_auth, boolean, bool_value),
     setting!("events.max_future_skew", "duration",
         "How far observed_at may lie ahead of the wall clock.",
         events.max_future_skew, duration, duration_value),
@@ -456,6 +462,20 @@ fn optional_path(v: Raw<'_>) -> Result<Option<PathBuf>, String> {
         "" => Ok(None),
         s => Ok(Some(PathBuf::from(s))),
     }
+}
+
+/// `true` or `false`: a TOML boolean, or that text in the environment.
+fn boolean(v: Raw<'_>) -> Result<bool, String> {
+    match v {
+        Raw::Toml(Value::Boolean(b)) => Ok(*b),
+        Raw::Text("true") => Ok(true),
+        Raw::Text("false") => Ok(false),
+        _ => Err("true or false".into()),
+    }
+}
+
+fn bool_value(b: &bool) -> Value {
+    Value::Boolean(*b)
 }
 
 fn log_format(v: Raw<'_>) -> Result<LogFormat, String> {

@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Address of the HTTP API and /metrics [http.listen].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Web config file (Prometheus exporter-toolkit format): TLS, client
+    /// certificates, headers, basic auth [http.web_config_file].
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<String>,
     /// Checkpoint directory [state.dir].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<String>,
@@ -87,6 +91,7 @@ impl RunArgs {
             .set("kafka.topic", "--topic", self.topic.as_deref())
             .set("kafka.group_id", "--group", self.group.as_deref())
             .set("http.listen", "--listen", self.listen.as_deref())
+            .set("http.web_config_file", "--web.config.file", self.web_config_file.as_deref())
             .set("state.dir", "--state-dir", self.state_dir.as_deref())
             .set("log.format", "--log-format", self.log_format.as_deref())
             .set("cluster.mode", "--mode", self.mode.as_deref())
@@ -352,6 +357,8 @@ mod tests {
             "shard",
             "--instance-id",
             "em-0",
+            "--web.config.file",
+            "",
         ]);
         let loaded = load(None, &Env::default(), &run.overrides()).expect("valid flags");
         let c = &loaded.config;
@@ -369,6 +376,14 @@ mod tests {
         assert_eq!(c.cluster.instance_id(), "em-0");
         assert_eq!(loaded.sources["cluster.mode"], Source::Flag("--mode"));
         assert_eq!(loaded.sources["cluster.instance_id"], Source::Flag("--instance-id"));
+        assert_eq!(loaded.sources["http.web_config_file"], Source::Flag("--web.config.file"));
+    }
+
+    #[test]
+    fn the_web_config_flag_names_itself_when_its_file_is_missing() {
+        let run = run_args(&["--web.config.file", "/nonexistent/web.yml"]);
+        let err = load(None, &Env::default(), &run.overrides()).unwrap_err().to_string();
+        assert!(err.starts_with("web config file /nonexistent/web.yml (http.web_config_file, from flag --web.config.file): cannot read it"), "{err}");
     }
 
     #[test]

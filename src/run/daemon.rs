@@ -24,6 +24,7 @@ use crate::{directory, kafka};
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_state_dir(&config)?;
+    let web = web(&config)?;
     let config = Arc::new(config);
     let (views_tx, views) = published::channel();
     let (status_tx, status) = status::channel();
@@ -43,7 +44,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     let brokers = redact_brokers(&config.kafka.brokers);
-    tracing::info!(listen = %listener.local_addr()?, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
+    let tls = matches!(web.transport, api::Transport::Tls(_));
+    tracing::info!(listen = %listener.local_addr()?, tls, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
     let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let status_tx = Arc::new(status_tx);
@@ -66,7 +68,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let state = AppState { views, status, metrics, groups, shard };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();
-    let server = tokio::spawn(api::serve(listener, api::router(state, limits), limits, stop_serving.clone()));
+    let app = api::guarded(state, limits, &web.guard);
+    let server = tokio::spawn(api::serve_on(listener, app, limits, web.transport, stop_serving.clone()));
 
     let result = stop_ingest(ingest_done, &shutdown, config.shutdown_timeout).await;
     let deadline = result.1;
@@ -91,6 +94,15 @@ fn ranking_parts(config: &Config, metrics: &Arc<Metrics>, publisher: &Arc<Publis
         metrics: metrics.clone(),
         publisher: publisher.clone(),
     }
+}
+
+/// The TLS acceptor and the request guard of `http.web_config_file`,
+/// certificates and keys loaded: a bad one stops the start, naming the file.
+pub fn web(config: &Config) -> anyhow::Result<api::Web> {
+    api::Web::new(&config.http).map_err(|e| match &config.http.web_config_file {
+        Some(path) => anyhow::anyhow!("web config file {} (http.web_config_file): {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    })
 }
 
 /// Checks that `state.dir`, when set, can hold checkpoints: found now, not

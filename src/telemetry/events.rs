@@ -18,7 +18,7 @@ use rdkafka::error::KafkaError;
 
 use crate::alerts::rank_changes::detect::{Change, Kind, scope_label};
 use crate::serve::metrics::Metrics;
-use crate::serve::metrics::labels::{Attempt, Delivery, Restore, Topic};
+use crate::serve::metrics::labels::{Attempt, AuthFailure, Delivery, Restore, Topic};
 
 /// Something that happened, logged and counted by one call.
 pub trait InternalEvent {
@@ -31,6 +31,22 @@ pub(crate) fn limited(m: &Metrics, log: impl FnOnce()) {
         log();
     } else {
         m.events.log_suppressed.inc();
+    }
+}
+
+/// An HTTP request refused by basic auth: counted by reason, logged
+/// through the rate limit (clients decide how often it happens) without
+/// the user name, which may be a password typed in the wrong field.
+pub struct AuthRefused {
+    pub reason: AuthFailure,
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl InternalEvent for AuthRefused {
+    fn emit(self, m: &Metrics) {
+        m.auth_failures.with_label_values(&[self.reason.as_str()]).inc();
+        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        limited(m, || tracing::warn!(reason = self.reason.as_str(), peer, "HTTP request refused by basic auth"));
     }
 }
 

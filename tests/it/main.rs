@@ -33,4 +33,5 @@ mod support;
 mod transactions;
 mod unreachable;
 mod watermark;
+mod web_config;
 mod windows;

@@ -100,6 +100,42 @@ pub fn prometheus(targets: &Targets, alertmanager: Option<&str>) -> Service {
     Service::configured("prometheus", "prometheus", &config, "--storage.tsdb.path", &[])
 }
 
+/// Prometheus scraping `target` every second over TLS (trusting only
+/// `ca_file`) with basic auth, as an operator would against a daemon with
+/// a web config file.
+pub fn prometheus_tls(target: &str, ca_file: &Path, user: &str, password: &str) -> Service {
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: engagement-monitor\n    scheme: https\n\
+         \x20   tls_config:\n      ca_file: {ca}\n\
+         \x20   basic_auth:\n      username: {user}\n      password: {password}\n\
+         \x20   static_configs:\n      - targets: [\"{target}\"]\n",
+        ca = ca_file.display(),
+    );
+    Service::configured("prometheus", "prometheus", &config, "--storage.tsdb.path", &[])
+}
+
+/// Waits until `promql` has a sample of `value`; the last value seen
+/// (`None`: no sample) when `timeout` passes first.
+pub fn wait_for_value(prometheus: &Service, promql: &str, value: f64, timeout: Duration) -> Option<f64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = query(prometheus, promql).first().and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok());
+        if last == Some(value) || Instant::now() >= deadline {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `lastError` of each active scrape target, for failure messages.
+pub fn target_error(prometheus: &Service) -> String {
+    match http_get(&prometheus.addr, "/api/v1/targets") {
+        Ok((_, body)) => body,
+        Err(e) => format!("(targets unavailable: {e})"),
+    }
+}
+
 /// Alertmanager sending every alert on its own (`group_by: ['...']`) to
 /// `webhook`, firing and resolved, with one-second waits.
 pub fn alertmanager(webhook: &str) -> Service {

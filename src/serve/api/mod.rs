@@ -14,12 +14,15 @@
 //! - `compute`: CPU-heavy work on the blocking pool, at most N at once
 //! - `server`, `watch`: the accept loop, the connection cap, header and
 //!   idle timeouts, graceful shutdown
+//! - `web`: what the web config file asks (`tls`: the rustls acceptor and
+//!   client certificates; `auth`: basic auth; response headers)
 //!
 //! Limits: query strings longer than `max_query_bytes` are refused (400),
 //! `limit` is at most 1000, `offset` at most 1,000,000, at most
 //! `max_concurrent_requests` API requests run at once (503 beyond; the
 //! health checks are exempt), and each request has a deadline (408).
 
+mod auth;
 mod compute;
 mod export;
 mod fields;
@@ -33,7 +36,9 @@ mod rankings;
 mod search;
 mod series;
 mod server;
+mod tls;
 mod watch;
+mod web;
 mod windows;
 
 use std::sync::Arc;
@@ -50,7 +55,8 @@ use crate::serve::metrics::Metrics;
 use crate::serve::published::ViewRx;
 use compute::Compute;
 
-pub use server::serve;
+pub use server::{serve, serve_on};
+pub use web::{Guard, Transport, Web, WebError};
 
 pub const MAX_LIMIT: usize = 1000;
 pub const MAX_OFFSET: usize = 1_000_000;
@@ -108,10 +114,18 @@ struct Ctx {
     compute: Compute,
 }
 
+/// The whole app without a web config: no authentication, no headers
+/// besides the usual ones.
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    guarded(state, limits, &Guard::default())
+}
+
 /// The whole app. The `/v1` endpoints and `/metrics` share the concurrency
 /// limit; `/`, `/healthz` and `/readyz` do not, so that a busy API never
-/// fails a liveness probe. Every path has the deadline and the headers.
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
+/// fails a liveness probe. Every path has the deadline and the headers,
+/// and `guard`'s basic auth and headers.
+pub fn guarded(state: AppState, limits: HttpLimits, guard: &Guard) -> Router {
+    let metrics = state.metrics.clone();
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let ctx = Ctx { app: state, compute: Compute::new(limits.max_concurrent_requests, cpus) };
     let api = Router::new()
@@ -136,7 +150,8 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             ApiError(StatusCode::METHOD_NOT_ALLOWED, "method not allowed; use GET or HEAD".into())
         })
         .with_state(ctx);
-    layers::around(app, &limits)
+    let app = guard.authenticate(app, &metrics);
+    guard.set_headers(layers::around(app, &limits))
 }
 
 #[cfg(test)]

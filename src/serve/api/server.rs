@@ -5,15 +5,24 @@
 //! the daemon no per-connection state. On `stop` the loop stops accepting,
 //! asks every connection to finish its request in flight and close, and
 //! returns once all have; the caller bounds that wait.
+//!
+//! Over TLS ([`Transport::Tls`]) a connection's handshake runs in its own
+//! task, holding its slot, and must end within the header timeout: a
+//! client that connects and stays silent cannot keep a slot longer than
+//! one that sends half a request. The header and idle timeouts then watch
+//! the decrypted bytes as they watch plain ones.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -21,17 +30,37 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::watch::{Watch, Watched};
+use super::web::Transport;
 use crate::config::HttpLimits;
 
-/// Serves `app` on `listener` until `stop` is cancelled, then lets the
-/// requests in flight finish.
+/// Serves `app` over plain HTTP on `listener` until `stop` is cancelled,
+/// then lets the requests in flight finish.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, stop: CancellationToken) {
+    serve_on(listener, app, limits, Transport::Plain, stop).await;
+}
+
+/// [`serve`] over `transport`.
+pub async fn serve_on(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    transport: Transport,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
-    while let Some((stream, slot)) = accept(&listener, &slots, &stop).await {
-        let (app, stop) = (app.clone(), stop.clone());
+    while let Some((stream, peer, slot)) = accept(&listener, &slots, &stop).await {
+        let (app, stop, transport) = (app.clone(), stop.clone(), transport.clone());
         connections.spawn(async move {
-            connection(stream, app, limits, stop).await;
+            let app = Peer { app, addr: peer };
+            match transport {
+                Transport::Plain => connection(stream, app, limits, stop).await,
+                Transport::Tls(acceptor) => {
+                    if let Some(tls) = handshake(&acceptor, stream, limits.header_timeout, &stop).await {
+                        connection(tls, app, limits, stop).await;
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -45,7 +74,7 @@ async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
     stop: &CancellationToken,
-) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     let slot = tokio::select! {
         () = stop.cancelled() => return None,
         slot = slots.clone().acquire_owned() => slot.ok()?,
@@ -56,10 +85,10 @@ async fn accept(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 // Answers are written whole; do not hold their last segment back.
                 let _ = stream.set_nodelay(true);
-                return Some((stream, slot));
+                return Some((stream, peer, slot));
             }
             Err(e) => {
                 // Typically out of file descriptors: back off rather than spin.
@@ -73,18 +102,58 @@ async fn accept(
     }
 }
 
+/// The TLS handshake of `stream`, at most `timeout` long; `None` when it
+/// failed (a plain HTTP request, an untrusted or missing client
+/// certificate: the client's doing, logged at DEBUG), timed out, or `stop`
+/// came first.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accepted = tokio::select! {
+        () = stop.cancelled() => return None,
+        accepted = tokio::time::timeout(timeout, acceptor.accept(stream)) => accepted,
+    };
+    match accepted {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The app and the address of the client it answers, which requests carry
+/// as [`ConnectInfo`] (basic auth logs it).
+#[derive(Clone)]
+struct Peer {
+    app: Router,
+    addr: SocketAddr,
+}
+
 /// Serves one connection until the client closes it, a timeout of its
 /// [`Watch`] expires (the socket is dropped), or `stop` is cancelled and
 /// its request in flight is answered.
-async fn connection(stream: TcpStream, app: Router, limits: HttpLimits, stop: CancellationToken) {
+async fn connection<S>(stream: S, peer: Peer, limits: HttpLimits, stop: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let watch = Watch::new(limits.header_timeout, limits.idle_timeout);
     let io = TokioIo::new(Watched::new(stream, watch.clone()));
     let observed = watch.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         observed.request_started();
-        let (observed, app) = (observed.clone(), app.clone());
+        let (observed, Peer { app, addr }) = (observed.clone(), peer.clone());
         async move {
-            let response = app.oneshot(req.map(Body::new)).await;
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectInfo(addr));
+            let response = app.oneshot(req).await;
             observed.request_answered();
             response
         }

@@ -46,3 +46,10 @@ label_values! {
     /// What became of a produced message (the `result` label).
     Delivery { Queued => "queued", Dropped => "dropped", Delivered => "delivered", Failed => "failed" }
 }
+
+label_values! {
+    /// Why a request was refused by basic auth (`engagement_http_auth_failures_total`):
+    /// no `Authorization` header; one that is not `Basic` with base64 of
+    /// `user:password`; an unknown user or a wrong password.
+    AuthFailure { Missing => "missing", Malformed => "malformed", Wrong => "wrong" }
+}

@@ -26,7 +26,7 @@ use crate::config::Watch;
 use crate::pipeline::status::{Phase, StatusRx};
 use crate::serve::published::ViewRx;
 use crate::telemetry::LogLimiter;
-use labels::{Attempt, Delivery, Restore, Topic};
+use labels::{Attempt, AuthFailure, Delivery, Restore, Topic};
 
 /// The content type Prometheus 3 requires for the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -46,6 +46,8 @@ pub struct Metrics {
     pub(crate) shard: ShardMetrics,
     pub(crate) directory: directory::DirectoryMetrics,
     pub(crate) produced: IntCounterVec,
+    /// Requests refused by basic auth, by reason.
+    pub(crate) auth_failures: IntCounterVec,
     /// The watches' counters, held changes and recent changes.
     pub watches: Arc<watches::WatchBoard>,
 }
@@ -436,6 +438,12 @@ impl Metrics {
                 produced.with_label_values(&[topic.as_str(), delivery.as_str()]);
             }
         }
+        let auth_failures = f.counters(
+            "engagement_http_auth_failures_total",
+            "HTTP requests refused by the basic auth of the web config file, by reason.",
+            "reason",
+            &AuthFailure::labels(),
+        );
         f.int_gauge("engagement_top_n", "Pages per window exported as series and watched for rank changes.")
             .set(s.top_n as i64);
         f.gauges("engagement_build_info", "Always 1; the version label says which build is running.", &["version"])
@@ -467,6 +475,7 @@ impl Metrics {
             status: s.status,
             phase,
             produced,
+            auth_failures,
             registry,
             watches,
         }
