@@ -17,6 +17,10 @@
 //! - [`run`]: the command line, the daemon's start and stop, signals;
 //!   [`tools`]: the demo, `produce`, `repartition`.
 pub mod alerts;
+
+/// The git revision the binary was built from (build.rs): twelve hex
+/// digits, `-dirty` when the tree had changes, or `unknown`.
+pub const REVISION: &str = env!("ENGAGEMENT_MONITOR_REVISION");
 pub mod config;
 pub mod directory;
 pub mod kafka;

@@ -14,7 +14,11 @@ use crate::tools::{produce, repartition};
 /// Ranks social-media pages by engagement, live from Kafka, for Prometheus
 /// and a JSON API.
 #[derive(Debug, Parser)]
-#[command(name = "engagement-monitor", version, propagate_version = true)]
+#[command(
+    name = "engagement-monitor",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("ENGAGEMENT_MONITOR_REVISION"), ")"),
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

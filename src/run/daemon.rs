@@ -45,7 +45,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     let brokers = redact_brokers(&config.kafka.brokers);
     let tls = matches!(web.transport, api::Transport::Tls(_));
-    tracing::info!(listen = %listener.local_addr()?, tls, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), revision = crate::REVISION, listen = %listener.local_addr()?, tls, topic = %config.kafka.topic, brokers = %brokers, "engagement-monitor started");
 
     let ranks = tokio::spawn(rank_changes::run(views.clone(), ranking_parts(&config, &metrics, &publisher)));
     let status_tx = Arc::new(status_tx);

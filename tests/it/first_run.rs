@@ -13,6 +13,26 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `--version` names the release and the commit the binary was built
+/// from, as `git` sees the checkout (CI builds from a clone).
+#[test]
+fn the_version_names_the_git_revision() {
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let head = git(&["rev-parse", "--short=12", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let revision = if dirty { format!("{head}-dirty") } else { head };
+    let out = Command::new(env!("CARGO_BIN_EXE_engagement-monitor")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("engagement-monitor {} (revision {revision})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 #[test]
 fn the_demo_ranks_the_seed_pages_and_changes_ranks_live() {
     let addr = format!("127.0.0.1:{}", free_port());

@@ -164,7 +164,9 @@ async fn metrics_have_the_prometheus_3_content_type_and_top_pages() {
         "{text}"
     );
     assert!(text.contains(r#"engagement_events_total{outcome="conflict"} 0"#));
-    assert!(text.contains("engagement_build_info{version="));
+    let build =
+        format!(r#"engagement_build_info{{revision="{}",version="{}"}} 1"#, crate::REVISION, env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&build), "{text}");
 }
 
 #[tokio::test]

@@ -446,9 +446,13 @@ impl Metrics {
         );
         f.int_gauge("engagement_top_n", "Pages per window exported as series and watched for rank changes.")
             .set(s.top_n as i64);
-        f.gauges("engagement_build_info", "Always 1; the version label says which build is running.", &["version"])
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        f.gauges(
+            "engagement_build_info",
+            "Always 1; the version and revision labels say which build is running.",
+            &["version", "revision"],
+        )
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
+        .set(1);
         f.add(top_pages::TopPages::new(s.views, s.top_n, s.groups));
         let watch_changes = f.add(
             IntCounterVec::new(

@@ -1,0 +1,38 @@
+//! Stamps the binary with the git revision it was built from, for
+//! `--version`, the start-up log line and `engagement_build_info`.
+//!
+//! `ENGAGEMENT_MONITOR_REVISION` in the build's environment wins (a build
+//! without `.git`, such as the container image's, passes it in); else
+//! `git rev-parse` of the checkout, with `-dirty` when tracked files differ
+//! from it; else `unknown`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=ENGAGEMENT_MONITOR_REVISION");
+    let given = std::env::var("ENGAGEMENT_MONITOR_REVISION").ok().filter(|r| !r.is_empty());
+    let revision = given.or_else(|| {
+        let head = git(&["rev-parse", "--short=12", "HEAD"])?;
+        // Rerun when HEAD moves (a commit, a checkout) and when a source
+        // file changes (the tree may become dirty or clean again).
+        if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+            let dir = Path::new(&dir);
+            // Only files that exist: a missing one would rerun this every build.
+            for f in ["HEAD", "index", "packed-refs"].map(|f| dir.join(f)).iter().filter(|f| f.exists()) {
+                println!("cargo:rerun-if-changed={}", f.display());
+            }
+        }
+        for p in ["src", "core/src", "Cargo.toml", "Cargo.lock"] {
+            println!("cargo:rerun-if-changed={p}");
+        }
+        let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        Some(if dirty { format!("{head}-dirty") } else { head })
+    });
+    println!("cargo:rustc-env=ENGAGEMENT_MONITOR_REVISION={}", revision.as_deref().unwrap_or("unknown"));
+}
