@@ -1,5 +1,5 @@
 //! The docs name files that exist: every relative link of `docs/*.md`,
-//! `README.md` and `deploy/README.md` leads to a file or folder of the
+//! `README.md`, `deploy/README.md` and `CHANGELOG.md` leads to a file or folder of the
 //! repository, and so does every repository path written in backquotes
 //! (`src/...`, `core/src/...`, `tests/...`, `benches/...`, `scripts/...`,
 //! `deploy/...`). Moving a file without its docs fails here.
@@ -16,7 +16,7 @@ fn documents() -> Vec<PathBuf> {
         .filter_map(|e| Some(e.ok()?.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "md"))
         .collect();
-    docs.extend([repo().join("README.md"), repo().join("deploy/README.md")]);
+    docs.extend(["README.md", "deploy/README.md", "CHANGELOG.md"].map(|f| repo().join(f)));
     docs.sort();
     docs
 }
