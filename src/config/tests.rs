@@ -737,7 +737,7 @@ const TABLES: [&str; 10] =
 /// Markdown files of the repository a reader is sent to.
 fn documents() -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut docs = vec![root.join("README.md"), root.join("deploy/README.md")];
+    let mut docs = vec![root.join("README.md"), root.join("deploy/README.md"), root.join("CHANGELOG.md")];
     let dir = std::fs::read_dir(root.join("docs")).expect("docs/");
     docs.extend(dir.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")));
     docs
@@ -777,7 +777,10 @@ fn docs_link_to_what_exists_and_name_real_settings() {
             let key = quoted.split([' ', '=', '[', ',']).next().unwrap_or_default();
             let Some((table, _)) = key.split_once('.') else { continue };
             let file = [".rs", ".md", ".toml", ".yaml", ".yml", ".json", ".sh"].iter().any(|x| key.ends_with(x));
-            if !TABLES.contains(&table) || file || key.ends_with('.') || key.contains(['*', '…', '<']) {
+            // Settings are snake_case: a camelCase key is a Helm value
+            // (`kafka.sasl.existingSecret`), not a setting.
+            let helm_value = key.contains(|c: char| c.is_ascii_uppercase());
+            if !TABLES.contains(&table) || file || helm_value || key.ends_with('.') || key.contains(['*', '…', '<']) {
                 continue;
             }
             let known = keys.contains(&key)
