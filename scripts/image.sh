@@ -468,7 +468,7 @@ prove_process() {
 
 T0=$SECONDS
 REVISION=$(revision)
-SPEC=$(dockerfile_spec "$REVISION")
+SPEC=$(dockerfile_spec "$REVISION") || die "$DOCKERFILE: cannot take the image from it (above)"
 TOPIC="image-check-$(date +%s)-$$"
 build_binary
 build_rootfs
