@@ -61,11 +61,14 @@ step() { printf '\n--> image: %s\n' "$*"; }
 die() { echo "image.sh: ERROR: $*" >&2; exit 1; }
 elapsed() { echo "($((SECONDS - $1)) s)"; }
 
-[[ $(id -u) -eq 0 ]] || die "needs root (mmdebstrap, chroot, mount namespace)"
-for c in mmdebstrap umoci jq python3 curl ldd chroot unshare; do
-  command -v "$c" >/dev/null || die "$c not found: run scripts/install-deps.sh"
-done
-[[ -n "${KAFKA_BROKERS:-}" ]] || die "KAFKA_BROKERS is not set (eval \"\$(scripts/kafka.sh env)\")"
+preflight() {
+  [[ $(id -u) -eq 0 ]] || die "needs root (mmdebstrap, chroot, mount namespace)"
+  local c
+  for c in mmdebstrap umoci jq python3 curl ldd chroot unshare; do
+    command -v "$c" >/dev/null || die "$c not found: run scripts/install-deps.sh"
+  done
+  [[ -n "${KAFKA_BROKERS:-}" ]] || die "KAFKA_BROKERS is not set (eval \"\$(scripts/kafka.sh env)\")"
+}
 
 # ------------------------------------------------------------ the Dockerfile
 
@@ -174,23 +177,43 @@ build_binary() {
 
 # Debian packages: the libraries with their dependencies (extracted, not
 # installed: no maintainer scripts, no dpkg or shell needed), the data
-# packages without theirs. debs/ is put in apt's archive before the
-# download, so apt fetches only what changed, and refreshed afterwards.
+# packages without theirs (extract_data_packages, run by mmdebstrap as a
+# hook). debs/ is put in apt's archive before the download, so apt fetches
+# only what changed, and afterwards holds just the debs of this run.
 debootstrap_rootfs() {
   mkdir -p "$OUT/debs"
   rm -rf "$ROOTFS"
   # shellcheck disable=SC2016 # the hooks are sh scripts of their own: mmdebstrap passes $1
-  DEBS="$PWD/$OUT/debs" DATA_PACKAGES="$DATA_PACKAGES" mmdebstrap --quiet --mode=root --variant=extract \
+  IMAGE_SH="$REPO/scripts/image.sh" DEBS="$REPO/$OUT/debs" mmdebstrap --quiet --mode=root --variant=extract \
     --include="$LIBRARY_PACKAGES" \
     --aptopt='APT::Sandbox::User "root"' \
     --setup-hook='mkdir -p "$1/var/cache/apt/archives" && find "$DEBS" -name "*.deb" -exec cp -l {} "$1/var/cache/apt/archives/" \;' \
-    --extract-hook='set -e; cd "$1/var/cache/apt/archives"
-      APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get download -qq $DATA_PACKAGES
-      for p in $DATA_PACKAGES; do dpkg-deb --extract "$p"_*.deb "$1"; done
-      mkdir -p "$1/var/lib/dpkg/status.d"
-      for d in *.deb; do dpkg-deb --field "$d" > "$1/var/lib/dpkg/status.d/${d%%_*}"; done
-      find "$DEBS" -name "*.deb" -delete; cp -l *.deb "$DEBS/"' \
+    --extract-hook='"$IMAGE_SH" --extract-hook "$1"' \
     "$SUITE" "$ROOTFS" "${MIRRORS[@]}"
+}
+
+# In mmdebstrap's extract hook, with its apt configuration: extracts the
+# data packages, writes a dpkg status file per package for image scanners
+# (/var/lib/dpkg/status.d/, as distroless does), keeps this run's debs in
+# debs/. The file names come from apt (--print-uris), never from a glob
+# that would also match a stale version in the cache.
+extract_data_packages() {
+  local root=$1 archives=$1/var/cache/apt/archives names files f
+  export APT_CONFIG=$MMDEBSTRAP_APT_CONFIG
+  # shellcheck disable=SC2086 # package lists
+  names=$(apt-get install --simulate -qq ${LIBRARY_PACKAGES//,/ } | awk '/^Inst /{print $2}')
+  # shellcheck disable=SC2086
+  files=$(apt-get download --print-uris -qq $names $DATA_PACKAGES | awk '{print $2}')
+  # shellcheck disable=SC2086
+  (cd "$archives" && apt-get download -qq $DATA_PACKAGES)
+  mkdir -p "$root/var/lib/dpkg/status.d"
+  for f in $files; do
+    [[ -f "$archives/$f" ]] || die "apt did not fetch $f"
+    if [[ " $DATA_PACKAGES " == *" ${f%%_*} "* ]]; then dpkg-deb --extract "$archives/$f" "$root"; fi
+    dpkg-deb --field "$archives/$f" >"$root/var/lib/dpkg/status.d/${f%%_*}"
+  done
+  find "$DEBS" -name '*.deb' -delete
+  for f in $files; do cp -l "$archives/$f" "$DEBS/"; done
 }
 
 # What distroless adds to the packages: users and groups, homes, /tmp,
@@ -466,6 +489,8 @@ prove_process() {
 
 # ------------------------------------------------------------------- main
 
+if [[ "${1:-}" == --extract-hook ]]; then extract_data_packages "$2"; exit 0; fi
+preflight
 T0=$SECONDS
 REVISION=$(revision)
 SPEC=$(dockerfile_spec "$REVISION") || die "$DOCKERFILE: cannot take the image from it (above)"
