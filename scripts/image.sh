@@ -17,6 +17,10 @@
 #
 #   scripts/image.sh          # KAFKA_BROKERS must name a running broker
 #
+# ENGAGEMENT_MONITOR_REVISION replaces the revision from git (as in
+# build.rs); IMAGE_START_DEADLINE (60) is the seconds allowed until
+# /readyz answers 200.
+#
 # Everything goes to target/image/ (git-ignored): the cargo target dir
 # (incremental), debs/ (the Debian packages, reused while their versions
 # stay), rootfs/, oci/ (the image layout), bundle/ (the unpacked copy that
@@ -447,6 +451,8 @@ run_daemon() {
     --brokers "$KAFKA_BROKERS" --topic "$TOPIC" --listen "127.0.0.1:$port" >"$LOGS/run.log" 2>&1 &
   DAEMON=$!
   trap 'daemon_failed "interrupted"' INT TERM
+  # Whatever ends the script, the daemon does not outlive it.
+  trap 'kill -KILL "$DAEMON" 2>/dev/null || true' EXIT
   deadline=$((SECONDS + START_DEADLINE))
   until [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" == 200 ]]; do
     kill -0 "$DAEMON" 2>/dev/null || daemon_failed "the daemon exited before it was ready"
@@ -462,7 +468,7 @@ run_daemon() {
     sleep 0.2
   done
   status=0; wait "$DAEMON" || status=$?
-  trap - INT TERM
+  trap - INT TERM EXIT
   ((status == 0)) || daemon_failed "exit status $status after SIGTERM"
   echo "clean exit (status 0) after SIGTERM"
   compgen -G "$RUN_ROOT/var/lib/engagement-monitor/checkpoint-*.bin" >/dev/null ||
