@@ -19,6 +19,8 @@
 #   openssl apache2-utils   the web config test: certificates made at test time, and
 #                   bcrypt password hashes from htpasswd
 #   default-jre-headless maven   Kafka test broker (scripts/kafka.sh fetches its jars via mvn)
+#   mmdebstrap umoci python3   scripts/image.sh: the runtime image's root filesystem from
+#                   Debian packages, packed as an OCI image layout; python3 reads the Dockerfile
 set -euo pipefail
 
 PKGS=(
@@ -37,6 +39,9 @@ PKGS=(
   bc
   openssl
   apache2-utils
+  mmdebstrap
+  umoci
+  python3
 )
 # The Kafka broker needs Java 17+ and Maven, and the transactions test compiles its
 # producer with javac; only add them when they are not on PATH.

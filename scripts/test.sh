@@ -4,7 +4,8 @@
 # starts the project's Apache Kafka broker, runs unit, property and
 # integration tests against it, smoke-runs the benches, checks the
 # Prometheus rules with promtool and the Helm chart and Kubernetes kits
-# with scripts/kube-check.sh. Exits non-zero on the first failure.
+# with scripts/kube-check.sh, and builds and runs the container image
+# with scripts/image.sh. Exits non-zero on the first failure.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +40,14 @@ cargo test --workspace --all-targets --no-fail-fast
 
 step "broker restart test (alone: it stops and restarts the broker)"
 cargo test --test it -- --ignored broker_restart::
+
+# No container engine here: build the runtime image of deploy/Dockerfile
+# from the Debian packages distroless is made of, pack it with umoci,
+# compare its config with the Dockerfile and run it under chroot as its
+# user against the broker (--version, check-config, produce, run to
+# /readyz, SIGTERM, status 0).
+step "the container image, built without an engine and run (scripts/image.sh)"
+scripts/image.sh
 
 step "fuzzing the event decoder for 60 s (cargo-fuzz, nightly)"
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
