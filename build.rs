@@ -1,10 +1,13 @@
 //! Stamps the binary with the git revision it was built from, for
 //! `--version`, the start-up log line and `engagement_build_info`.
 //!
-//! `ENGAGEMENT_MONITOR_REVISION` in the build's environment wins (a build
-//! without `.git`, such as the container image's, passes it in); else
-//! `git rev-parse` of the checkout, with `-dirty` when tracked files differ
-//! from it; else `unknown`.
+//! `ENGAGEMENT_BUILD_REVISION` in the build's environment wins: a build
+//! without `.git`, such as the container image's, passes it in. Else `git
+//! rev-parse` of the checkout, with `-dirty` when tracked files differ
+//! from it; else `unknown`. (Not `ENGAGEMENT_MONITOR_…`: cargo hands a
+//! build script's variables to the processes `cargo test` and `cargo run`
+//! start, and the daemon refuses variables of its own prefix that name no
+//! setting.)
 
 use std::path::Path;
 use std::process::Command;
@@ -15,8 +18,8 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=ENGAGEMENT_MONITOR_REVISION");
-    let given = std::env::var("ENGAGEMENT_MONITOR_REVISION").ok().filter(|r| !r.is_empty());
+    println!("cargo:rerun-if-env-changed=ENGAGEMENT_BUILD_REVISION");
+    let given = std::env::var("ENGAGEMENT_BUILD_REVISION").ok().filter(|r| !r.is_empty());
     let revision = given.or_else(|| {
         let head = git(&["rev-parse", "--short=12", "HEAD"])?;
         // Rerun when HEAD moves (a commit, a checkout) and when a source
@@ -34,5 +37,5 @@ fn main() {
         let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
         Some(if dirty { format!("{head}-dirty") } else { head })
     });
-    println!("cargo:rustc-env=ENGAGEMENT_MONITOR_REVISION={}", revision.as_deref().unwrap_or("unknown"));
+    println!("cargo:rustc-env=ENGAGEMENT_BUILD_REVISION={}", revision.as_deref().unwrap_or("unknown"));
 }

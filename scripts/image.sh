@@ -17,7 +17,7 @@
 #
 #   scripts/image.sh          # KAFKA_BROKERS must name a running broker
 #
-# ENGAGEMENT_MONITOR_REVISION replaces the revision from git (as in
+# ENGAGEMENT_BUILD_REVISION replaces the revision from git (as in
 # build.rs); IMAGE_START_DEADLINE (60) is the seconds allowed until
 # /readyz answers 200.
 #
@@ -125,7 +125,7 @@ for op, rest in final["ops"]:
     if op == "ARG":
         k, _, v = rest.partition("=")
         known[k] = unquote(v) if v else unquote(args.get(k, ""))
-        if k == "ENGAGEMENT_MONITOR_REVISION":
+        if k == "ENGAGEMENT_BUILD_REVISION":
             known[k] = revision
     elif op == "USER":
         spec["User"] = rest
@@ -154,7 +154,7 @@ PY
 # ---------------------------------------------------------------- 1. binary
 
 revision() {
-  if [[ -n "${ENGAGEMENT_MONITOR_REVISION:-}" ]]; then echo "$ENGAGEMENT_MONITOR_REVISION"; return; fi
+  if [[ -n "${ENGAGEMENT_BUILD_REVISION:-}" ]]; then echo "$ENGAGEMENT_BUILD_REVISION"; return; fi
   local head
   head=$(git rev-parse --short=12 HEAD)
   if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then head="$head-dirty"; fi
@@ -164,7 +164,7 @@ revision() {
 build_binary() {
   local t=$SECONDS
   step "release binary, as the Dockerfile builds it (revision $REVISION)"
-  LIBZ_SYS_STATIC=1 CARGO_TARGET_DIR=$OUT ENGAGEMENT_MONITOR_REVISION=$REVISION \
+  LIBZ_SYS_STATIC=1 CARGO_TARGET_DIR=$OUT ENGAGEMENT_BUILD_REVISION=$REVISION \
     cargo build --release --locked
   BINARY=$OUT/release/engagement-monitor
   ldd "$BINARY"

@@ -20,7 +20,7 @@ pub mod alerts;
 
 /// The git revision the binary was built from (build.rs): twelve hex
 /// digits, `-dirty` when the tree had changes, or `unknown`.
-pub const REVISION: &str = env!("ENGAGEMENT_MONITOR_REVISION");
+pub const REVISION: &str = env!("ENGAGEMENT_BUILD_REVISION");
 pub mod config;
 pub mod directory;
 pub mod kafka;

@@ -16,7 +16,7 @@ use crate::tools::{produce, repartition};
 #[derive(Debug, Parser)]
 #[command(
     name = "engagement-monitor",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("ENGAGEMENT_MONITOR_REVISION"), ")"),
+    version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("ENGAGEMENT_BUILD_REVISION"), ")"),
     propagate_version = true
 )]
 pub struct Cli {

@@ -173,9 +173,20 @@ impl Daemon {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = wait_until("the daemon to log its listen address", Duration::from_secs(30), || {
-            logs.lock().unwrap().iter().find_map(|l| listen_address(l))
-        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Some(addr) = logs.lock().unwrap().iter().find_map(|l| listen_address(l)) {
+                break addr;
+            }
+            if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+                let status = child.try_wait().ok().flatten();
+                panic!(
+                    "the daemon logged no listen address (exit: {status:?}); its log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         Daemon { child, addr, logs }
     }
 
