@@ -347,3 +347,24 @@ fn the_shard_pods_configuration_loads_in_shard_mode() {
     let grace: u64 = value(doc(&base, "StatefulSet", ""), "terminationGracePeriodSeconds").parse().expect("seconds");
     assert!(c.shutdown_timeout.as_secs() < grace, "{:?} vs {grace} s", c.shutdown_timeout);
 }
+
+/// The image's build stage copies every input of the release build:
+/// without `build.rs` the crate does not compile (its revision comes from
+/// it), and no container engine runs here to find out.
+#[test]
+fn the_dockerfile_copies_every_input_of_the_build() {
+    let dockerfile = read("deploy/Dockerfile");
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    for input in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "core/Cargo.toml", "core/src", "config"] {
+        assert!(path(input).exists(), "{input} is no longer an input of the build: update this list");
+        assert!(copied.contains(&input), "deploy/Dockerfile does not COPY {input}: {copied:?}");
+    }
+}
