@@ -14,12 +14,11 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
 use tokio_rustls::TlsAcceptor;
 
-use super::web::WebError;
 use crate::config::{ClientAuth, Pem, TlsSettings, TlsVersion};
 
 /// The acceptor for `settings`: certificate chain and key, versions,
 /// client certificates, and HTTP/1.1 announced by ALPN.
-pub(super) fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, WebError> {
+pub(super) fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions: Vec<_> = [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
         .into_iter()
@@ -28,20 +27,20 @@ pub(super) fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, WebError> 
         .collect();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| WebError(format!("tls_server_config: {e}")))?;
+        .map_err(|e| format!("tls_server_config: {e}"))?;
     let chain = certificates(&settings.cert, "cert_file")?;
     let key = private_key(&settings.key)?;
     let mut config = builder
         .with_client_cert_verifier(verifier(settings, &provider)?)
         .with_single_cert(chain, key)
-        .map_err(|e| WebError(format!("tls_server_config: the certificate and key cannot be used together: {e}")))?;
+        .map_err(|e| format!("tls_server_config: the certificate and key cannot be used together: {e}"))?;
     config.ignore_client_order = settings.prefer_server_order;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// How client certificates are asked for and checked.
-fn verifier(settings: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn ClientCertVerifier>, WebError> {
+fn verifier(settings: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn ClientCertVerifier>, String> {
     let auth = settings.client_auth;
     match auth {
         ClientAuth::NoClientCert => Ok(WebPkiClientVerifier::no_client_auth()),
@@ -54,9 +53,8 @@ fn verifier(settings: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Ar
             let ca = settings
                 .client_ca
                 .as_ref()
-                .ok_or_else(|| WebError(format!("tls_server_config.client_auth_type {auth:?} needs client_ca_file")))?;
-            let bad =
-                |e: &dyn std::fmt::Display| WebError(format!("tls_server_config.client_ca_file {}: {e}", name(ca)));
+                .ok_or_else(|| format!("tls_server_config.client_auth_type {auth:?} needs client_ca_file"))?;
+            let bad = |e: &dyn std::fmt::Display| format!("tls_server_config.client_ca_file {}: {e}", name(ca));
             let mut roots = RootCertStore::empty();
             for cert in certificates(ca, "client_ca_file")? {
                 roots.add(cert).map_err(|e| bad(&e))?;
@@ -69,9 +67,9 @@ fn verifier(settings: &TlsSettings, provider: &Arc<CryptoProvider>) -> Result<Ar
 }
 
 /// The PEM certificates of `pem`, at least one.
-fn certificates(pem: &Pem, key: &str) -> Result<Vec<CertificateDer<'static>>, WebError> {
+fn certificates(pem: &Pem, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(pem, key)?;
-    let bad = |why: String| WebError(format!("tls_server_config.{key} {}: {why}", name(pem)));
+    let bad = |why: String| format!("tls_server_config.{key} {}: {why}", name(pem));
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
@@ -82,16 +80,17 @@ fn certificates(pem: &Pem, key: &str) -> Result<Vec<CertificateDer<'static>>, We
 }
 
 /// The first private key of `pem` (PKCS#8, PKCS#1 or SEC1).
-fn private_key(pem: &Pem) -> Result<PrivateKeyDer<'static>, WebError> {
+fn private_key(pem: &Pem) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = read(pem, "key_file")?;
     PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| WebError(format!("tls_server_config.key_file {}: no usable PEM private key ({e})", name(pem))))
+        .map_err(|e| format!("tls_server_config.key_file {}: no usable PEM private key ({e})", name(pem)))
 }
 
-fn read(pem: &Pem, key: &str) -> Result<Vec<u8>, WebError> {
+fn read(pem: &Pem, key: &str) -> Result<Vec<u8>, String> {
     match pem {
-        Pem::File(path) => std::fs::read(path)
-            .map_err(|e| WebError(format!("tls_server_config.{key}: cannot read {}: {e}", path.display()))),
+        Pem::File(path) => {
+            std::fs::read(path).map_err(|e| format!("tls_server_config.{key}: cannot read {}: {e}", path.display()))
+        }
         Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
     }
 }

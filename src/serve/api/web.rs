@@ -47,7 +47,7 @@ impl Web {
     /// the web config the parser could not see.
     pub fn new(http: &HttpConfig) -> Result<Web, WebError> {
         let transport = match &http.web.tls {
-            Some(settings) => Transport::Tls(super::tls::acceptor(settings)?),
+            Some(settings) => Transport::Tls(super::tls::acceptor(settings).map_err(WebError)?),
             None => Transport::Plain,
         };
         let headers = http
