@@ -85,3 +85,16 @@ limits:
   memory: {{ div (mul $memoryMiB (int64 $s.limitPercent)) 100 }}Mi
 {{- end }}
 {{- end }}
+
+{{/*
+A probe of values.probes: with web.tls set, an httpGet probe speaks HTTPS.
+Called with (list probe web).
+*/}}
+{{- define "engagement-monitor.probe" -}}
+{{- $probe := deepCopy (index . 0) -}}
+{{- $web := index . 1 -}}
+{{- if and $web.existingSecret $web.tls $probe.httpGet -}}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" -}}
+{{- end -}}
+{{- toYaml $probe -}}
+{{- end }}
