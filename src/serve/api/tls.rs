@@ -1,5 +1,5 @@
 //! The TLS side of the web config file: a rustls server configuration
-//! (ring provider) from `tls_server_config`, with the client certificate
+//! (aws-lc-rs provider) from `tls_server_config`, with the client certificate
 //! policy of `client_auth_type`. Built once at start, so a bad certificate,
 //! key or CA stops the daemon with a message naming the file.
 
