@@ -103,10 +103,13 @@ pub fn run(io: TableParts, topics: Topics, shared: Arc<Shared>) -> anyhow::Resul
                     tracing::warn!(waited = ?silent_after,
                         "turning ready although some partition's owner has not said it is ready: its pages may be missing");
                 }
-                io.views.publish(Arc::new(View::of_table(&reader.table)), false, Some(0));
-                // The next view is built while ready: the rank changes'
-                // baseline, so the first change after the start is reported.
-                (ready, changed) = (true, true);
+                // This view is ready: it is the rank changes' baseline, so
+                // the first change after the start is reported, however
+                // soon it comes (as in replica mode). Had the baseline
+                // waited for the next view, a change read before it would
+                // have become part of it, unreported.
+                io.views.publish(Arc::new(View::of_table(&reader.table)), true, Some(0));
+                (ready, changed) = (true, false);
             } else if here && !fleet_ready {
                 io.status.send_replace(Readiness::WaitingForOwners { partitions: owners_not_ready });
             } else if !directory_loaded && whole {
