@@ -3,14 +3,18 @@
 //!
 //! `ENGAGEMENT_BUILD_REVISION` in the build's environment wins: a build
 //! without `.git`, such as the container image's, passes it in. Else `git
-//! rev-parse` of the checkout, with `-dirty` when tracked files differ
-//! from it; else `unknown`. (Not `ENGAGEMENT_MONITOR_…`: cargo hands a
+//! rev-parse` of the checkout, with `-dirty` when the binary's sources
+//! differ from it; else `unknown`. (Not `ENGAGEMENT_MONITOR_…`: cargo hands a
 //! build script's variables to the processes `cargo test` and `cargo run`
 //! start, and the daemon refuses variables of its own prefix that name no
 //! setting.)
 
 use std::path::Path;
 use std::process::Command;
+
+/// What the binary is built from; `-dirty` says one of them differs from
+/// HEAD (tests/it/first_run.rs asks git the same of the same paths).
+const SOURCES: [&str; 5] = ["src", "core/src", "Cargo.toml", "Cargo.lock", "build.rs"];
 
 fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git").args(args).output().ok()?;
@@ -31,10 +35,13 @@ fn main() {
                 println!("cargo:rerun-if-changed={}", f.display());
             }
         }
-        for p in ["src", "core/src", "Cargo.toml", "Cargo.lock"] {
+        for p in SOURCES {
             println!("cargo:rerun-if-changed={p}");
         }
-        let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        // Dirty means the binary's own sources differ from HEAD: a changed
+        // test or document does not make the binary another build.
+        let status = [&["status", "--porcelain", "--untracked-files=no", "--"][..], &SOURCES].concat();
+        let dirty = git(&status).is_some_and(|s| !s.is_empty());
         Some(if dirty { format!("{head}-dirty") } else { head })
     });
     println!("cargo:rustc-env=ENGAGEMENT_BUILD_REVISION={}", revision.as_deref().unwrap_or("unknown"));
