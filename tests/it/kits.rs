@@ -128,6 +128,16 @@ fn the_kustomization_applies_every_manifest_in_one_namespace() {
     for dir in subdirs {
         assert!(path(&format!("deploy/kubernetes/{dir}/kustomization.yaml")).exists(), "{dir} is no kustomization");
     }
+    // No Secret: an applied placeholder would overwrite the operator's own.
+    // The one the pods read is the one deploy/README.md has them create.
+    let files = manifests.iter().map(|m| format!("deploy/kubernetes/base/{m}"));
+    for file in files.chain([SHARD.to_string()]) {
+        assert!(!format!("\n{}", read(&file)).contains("\nkind: Secret\n"), "{file} ships a Secret");
+    }
+    let secret_ref = section(&read(BASE), "secretKeyRef");
+    let referenced = value(&secret_ref, "name");
+    let readme = read("deploy/README.md");
+    assert!(readme.contains(&format!("create secret generic {referenced} ")), "deploy/README.md creates {referenced}");
 }
 
 const BASE: &str = "deploy/kubernetes/base/engagement-monitor.yaml";
@@ -269,8 +279,9 @@ fn the_shard_statefulset_is_sharded_by_pod_name_and_spread_over_nodes() {
         other => panic!("group id {other:?}"),
     }
 
-    // Preferred anti-affinity by node, selecting the shards themselves.
-    let anti = section(&patch, "podAntiAffinity");
+    // Preferred anti-affinity by node, selecting the pods themselves: the
+    // base's, so replicas spread as shards do.
+    let anti = section(base_set, "podAntiAffinity");
     let preferred = section(&anti, "preferredDuringSchedulingIgnoredDuringExecution");
     assert_eq!(value(&preferred, "topologyKey"), "kubernetes.io/hostname");
     assert!(subset_of(&mapping(&section(&preferred, "matchLabels")), &pod_labels));
@@ -281,8 +292,9 @@ fn the_shard_statefulset_is_sharded_by_pod_name_and_spread_over_nodes() {
     let state_mount = value(&base_mounts[base_mounts.find("- name: state\n").expect("the state mount")..], "mountPath");
     let mounts = section(&patch, "volumeMounts");
     assert!(mounts.contains(&format!("- mountPath: {state_mount}\n")) && mounts.contains("$patch: delete"));
-    // Probes, resources, security context and grace period: the base's.
+    // Anti-affinity, probes, resources, security context and grace period: the base's.
     for key in [
+        "affinity",
         "startupProbe",
         "livenessProbe",
         "readinessProbe",
