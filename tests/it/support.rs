@@ -252,11 +252,43 @@ fn listen_address(line: &str) -> Option<String> {
 }
 
 impl Drop for Daemon {
+    /// Stops the daemon; when a test fails, shows what it logged (every
+    /// warning and error, and the last lines), so a failure in CI can be
+    /// read from its output alone.
     fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        // What the daemon says of itself, asked before it is stopped.
+        let said = if panicking { http_get(&self.addr, "/metrics").map(|(_, text)| text).ok() } else { None };
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if panicking {
+            let logs = self.logs();
+            let last = logs.len().saturating_sub(LOG_TAIL);
+            let shown =
+                logs.iter().enumerate().filter(|(i, l)| *i >= last || l.contains("WARN") || l.contains("ERROR"));
+            let shown: Vec<&str> = shown.map(|(_, l)| l.as_str()).collect();
+            eprintln!("--- daemon {} ({} log lines; warnings, errors and the last {LOG_TAIL}):", self.addr, logs.len());
+            eprintln!("{}", shown.join("\n"));
+            let said = said.unwrap_or_default();
+            let samples = said.lines().filter(|l| SHOWN_METRICS.iter().any(|m| l.starts_with(m)) && !l.ends_with(" 0"));
+            eprintln!("--- its metrics (non-zero):\n{}", samples.collect::<Vec<_>>().join("\n"));
+        }
     }
 }
+
+/// The metrics a failed test shows of each daemon: where it is in its
+/// life, what it consumed, owns, detected and sent.
+const SHOWN_METRICS: [&str; 6] = [
+    "engagement_phase",
+    "engagement_events_total",
+    "engagement_shard_partitions_owned",
+    "engagement_watch_changes_total",
+    "engagement_rank_events_",
+    "engagement_produced_messages_total",
+];
+
+/// How many of a daemon's last log lines a failed test shows.
+const LOG_TAIL: usize = 40;
 
 /// A minimal HTTP/1.1 GET over a fresh connection.
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
