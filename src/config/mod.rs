@@ -22,7 +22,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod watches;
-mod web;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -24,7 +24,7 @@ use crate::{directory, kafka};
 /// Runs the daemon until `shutdown` is cancelled (or ingest fails).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     check_state_dir(&config)?;
-    let web = web(&config)?;
+    let mut web = web(&config)?;
     let config = Arc::new(config);
     let (views_tx, views) = published::channel();
     let (status_tx, status) = status::channel();
@@ -65,6 +65,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     let groups = config.ranking.groups.clone().into();
     let shard = config.cluster.mode == ClusterMode::Shard;
+    if let Some(reloader) = web.reloader() {
+        tokio::spawn(api::reload_until(reloader, metrics.clone(), shutdown.clone()));
+    }
     let state = AppState { views, status, metrics, groups, shard };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();

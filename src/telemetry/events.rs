@@ -50,6 +50,28 @@ impl InternalEvent for AuthRefused {
     }
 }
 
+/// The web config file read again because it or a file it names
+/// changed: served, or refused with the reason (the reading before stays
+/// served). Said once per change, so not rate-limited.
+pub struct WebConfigReloaded<'a> {
+    pub path: &'a std::path::Path,
+    pub refused: Option<&'a str>,
+}
+
+impl InternalEvent for WebConfigReloaded<'_> {
+    fn emit(self, m: &Metrics) {
+        let result = if self.refused.is_some() { Attempt::Failed } else { Attempt::Ok };
+        m.web_config_reloads.with_label_values(&[result.as_str()]).inc();
+        m.web_config_reload_ok.set(i64::from(self.refused.is_none()));
+        let path = self.path.display();
+        match self.refused {
+            None => tracing::info!(%path, "web config file changed: read again and served"),
+            Some(reason) => tracing::error!(%path, reason,
+                "web config file changed but cannot be served; the reading before it stays served"),
+        }
+    }
+}
+
 /// The outcomes of a run of events, counted in bulk: the consume loop
 /// tallies them locally, a label lookup per event would cost more than
 /// decoding it.

@@ -86,8 +86,13 @@ fn openssl(args: &str) {
 
 /// `basic_auth_users` with USER's bcrypt hash (cost 10) made by htpasswd.
 fn users() -> String {
+    users_with(PASSWORD)
+}
+
+/// `basic_auth_users` with a bcrypt hash of `password` for USER.
+fn users_with(password: &str) -> String {
     let out = Command::new("htpasswd")
-        .args(["-nbBC", "10", USER, PASSWORD])
+        .args(["-nbBC", "10", USER, password])
         .output()
         .expect("htpasswd runs (apache2-utils; scripts/install-deps.sh installs it)");
     assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
@@ -244,6 +249,88 @@ fn tls_and_basic_auth_let_in_the_right_password_only() {
     assert!(untrusted.as_ref().is_err_and(|e| e.contains("exit Some(60)")), "{untrusted:?}");
     let untrusted = python(&url, &pki.s("other-ca.crt"), USER, PASSWORD, "", "");
     assert!(untrusted["error"].as_str().is_some_and(|e| e.contains("CERTIFICATE_VERIFY_FAILED")), "{untrusted}");
+}
+
+/// Replaces `path` with `text` at once (as Kubernetes swaps a mounted
+/// Secret): written beside it, then renamed over it.
+fn replace(path: &Path, text: &str) {
+    let new = path.with_extension("new");
+    std::fs::write(&new, text).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+#[test]
+fn a_changed_web_config_is_served_without_a_restart_and_a_bad_change_is_refused() {
+    let pki = Pki::new();
+    pki.ca("next-ca");
+    pki.leaf("renewed", "next-ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+    let config = pki.web_config("", &users());
+    let d = start(&unique("reload"), &config, &[]);
+    let addr = d.addr.as_str();
+    let (ca, next_ca) = (pki.path("ca.crt"), pki.path("next-ca.crt"));
+    let reloads = |ca: &Path, result: &str| {
+        metric(addr, ca, &format!("engagement_http_web_config_reloads_total{{result=\"{result}\"}}"))
+    };
+    let successful = "engagement_http_web_config_last_reload_successful";
+    assert_eq!(https(addr, "/v1/windows", &ca, &["-u", &with_password(PASSWORD)]).unwrap().status, 200);
+    assert_eq!((reloads(&ca, "ok"), reloads(&ca, "failed")), (Some(0.0), Some(0.0)));
+    assert_eq!(metric(addr, &ca, successful), Some(1.0));
+
+    // A renewed certificate (of another CA, so that the test can tell) and
+    // another password: the next connection has both, without a restart.
+    let renewed = "tls_server_config:\n  cert_file: renewed.crt\n  key_file: renewed.key\n";
+    let good = format!("{renewed}{}", users_with(WRONG));
+    replace(&config, &good);
+    wait_until("the renewed certificate to be served", Duration::from_secs(15), || {
+        https(addr, "/healthz", &next_ca, &["-u", &with_password(WRONG)]).ok().filter(|a| a.status == 200)
+    });
+    let old_ca = https(addr, "/healthz", &ca, &["-u", &with_password(WRONG)]);
+    assert!(old_ca.as_ref().is_err_and(|e| e.contains("exit Some(60)")), "the old certificate is gone: {old_ca:?}");
+    let old_password = https(addr, "/v1/windows", &next_ca, &["-u", &with_password(PASSWORD)]).unwrap();
+    assert_eq!(old_password.status, 401, "the old password is refused: {old_password:?}");
+    let now = |sample: &str| {
+        let answer = https(addr, "/metrics", &next_ca, &["-u", &with_password(WRONG)]).expect("metrics over TLS");
+        answer.body.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok())
+    };
+    let ok = r#"engagement_http_web_config_reloads_total{result="ok"}"#;
+    let failed = r#"engagement_http_web_config_reloads_total{result="failed"}"#;
+    assert_eq!((now(ok), now(failed), now(successful)), (Some(1.0), Some(0.0), Some(1.0)));
+    let served = d.logs().iter().filter(|l| l.contains("web config file changed: read again and served")).count();
+    assert_eq!(served, 1, "said once");
+
+    // A change that cannot be served is refused, said once, and counted;
+    // what was served stays served. Switching TLS off is one such change.
+    for (n, (bad, why)) in [
+        (
+            "tls_server_config:\n  cert_file: renewed.crt\n  key_file: key-that-is-not-there.key\n".to_string(),
+            "cannot read",
+        ),
+        (users_with(WRONG), "switching it needs a restart"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        replace(&config, &bad);
+        let n = n as f64 + 1.0;
+        wait_until(&format!("refusal {n} to be counted"), Duration::from_secs(15), || {
+            (now(failed)? == n).then_some(())
+        });
+        assert_eq!(now(successful), Some(0.0));
+        let said: Vec<String> =
+            d.logs().into_iter().filter(|l| l.contains("cannot be served") && l.contains(why)).collect();
+        assert_eq!(said.len(), 1, "{why}: said once, naming the reason: {said:#?}");
+        assert!(said[0].contains("ERROR") && said[0].contains(&config.display().to_string()), "{}", said[0]);
+        let still = https(addr, "/v1/windows", &next_ca, &["-u", &with_password(WRONG)]).unwrap();
+        assert_eq!(still.status, 200, "the reading before is still served: {still:?}");
+    }
+    // Two reload periods with no change: nothing is read or said again.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(now(failed), Some(2.0), "an unchanged refused file is not read again every second");
+
+    // Put right, it is served again.
+    replace(&config, &good);
+    wait_until("the mended file to be served", Duration::from_secs(15), || (now(successful)? == 1.0).then_some(()));
+    assert_eq!((now(ok), now(failed)), (Some(2.0), Some(2.0)));
 }
 
 #[test]

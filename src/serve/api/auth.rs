@@ -1,6 +1,6 @@
-//! Basic authentication against the bcrypt hashes of `basic_auth_users`,
-//! as a middleware around every path (the probes too, unless
-//! `http.probes_without_auth`).
+//! Basic authentication against the bcrypt hashes of `basic_auth_users`
+//! of the latest reading of the web config file, as a middleware around
+//! every path (the probes too, unless `http.probes_without_auth`).
 //!
 //! bcrypt is slow by design (tens of milliseconds at cost 10), so it never
 //! runs on the runtime's threads: at most one check per CPU runs on the
@@ -111,7 +111,8 @@ fn digest(user: &str, hash: &str, password: &str) -> [u8; 32] {
 /// What the middleware needs.
 #[derive(Clone)]
 pub(super) struct Gate {
-    pub users: Arc<Users>,
+    /// The users of the latest reading of the web config file.
+    pub current: super::web::Current,
     pub metrics: Arc<Metrics>,
     pub open_probes: bool,
 }
@@ -120,11 +121,13 @@ pub(super) struct Gate {
 /// open probe), else 401 with `WWW-Authenticate: Basic`.
 pub(super) async fn require(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    let users = gate.current.borrow().users().cloned();
+    let Some(users) = users else { return next.run(req).await };
     if gate.open_probes && (path == "/healthz" || path == "/readyz") {
         return next.run(req).await;
     }
     let refused = match credentials(req.headers()) {
-        Ok((user, password)) if gate.users.check(&user, &password).await => None,
+        Ok((user, password)) if users.check(&user, &password).await => None,
         Ok(_) => Some(AuthFailure::Wrong),
         Err(failure) => Some(failure),
     };

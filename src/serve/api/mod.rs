@@ -56,7 +56,7 @@ use crate::serve::published::ViewRx;
 use compute::Compute;
 
 pub use server::{serve, serve_on};
-pub use web::{Guard, Transport, Web, WebError};
+pub use web::{Guard, Reloader, Transport, Web, WebError, reload_until};
 
 pub const MAX_LIMIT: usize = 1000;
 pub const MAX_OFFSET: usize = 1_000_000;

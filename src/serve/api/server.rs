@@ -6,7 +6,8 @@
 //! asks every connection to finish its request in flight and close, and
 //! returns once all have; the caller bounds that wait.
 //!
-//! Over TLS ([`Transport::Tls`]) a connection's handshake runs in its own
+//! Over TLS ([`Transport::Tls`], with the certificates of the web config
+//! file's latest reading) a connection's handshake runs in its own
 //! task, holding its slot, and must end within the header timeout: a
 //! client that connects and stays silent cannot keep a slot longer than
 //! one that sends half a request. The header and idle timeouts then watch
@@ -53,9 +54,10 @@ pub async fn serve_on(
         let (app, stop, transport) = (app.clone(), stop.clone(), transport.clone());
         connections.spawn(async move {
             let app = Peer { app, addr: peer };
-            match transport {
-                Transport::Plain => connection(stream, app, limits, stop).await,
-                Transport::Tls(acceptor) => {
+            // The certificates of the web config file's latest reading.
+            match transport.acceptor() {
+                None => connection(stream, app, limits, stop).await,
+                Some(acceptor) => {
                     if let Some(tls) = handshake(&acceptor, stream, limits.header_timeout, &stop).await {
                         connection(tls, app, limits, stop).await;
                     }

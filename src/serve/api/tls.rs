@@ -1,7 +1,8 @@
 //! The TLS side of the web config file: a rustls server configuration
 //! (aws-lc-rs provider) from `tls_server_config`, with the client certificate
-//! policy of `client_auth_type`. Built once at start, so a bad certificate,
-//! key or CA stops the daemon with a message naming the file.
+//! policy of `client_auth_type`. Built at start, where a bad certificate,
+//! key or CA stops the daemon with a message naming the file, and again
+//! for each changed reading of the file (`web.rs`).
 
 use std::sync::Arc;
 

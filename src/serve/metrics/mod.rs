@@ -48,6 +48,8 @@ pub struct Metrics {
     pub(crate) produced: IntCounterVec,
     /// Requests refused by basic auth, by reason.
     pub(crate) auth_failures: IntCounterVec,
+    pub(crate) web_config_reloads: IntCounterVec,
+    pub(crate) web_config_reload_ok: IntGauge,
     /// The watches' counters, held changes and recent changes.
     pub watches: Arc<watches::WatchBoard>,
 }
@@ -444,6 +446,17 @@ impl Metrics {
             "reason",
             &AuthFailure::labels(),
         );
+        let web_config_reloads = f.counters(
+            "engagement_http_web_config_reloads_total",
+            "Readings of the web config file after the start, made because it or a file it names changed, by result.",
+            "result",
+            &Attempt::labels(),
+        );
+        let web_config_reload_ok = f.int_gauge(
+            "engagement_http_web_config_last_reload_successful",
+            "0 once a changed web config file was refused (the reading before is served), until a change is served; 1 otherwise, also without the file.",
+        );
+        web_config_reload_ok.set(1);
         f.int_gauge("engagement_top_n", "Pages per window exported as series and watched for rank changes.")
             .set(s.top_n as i64);
         f.gauges(
@@ -480,6 +493,8 @@ impl Metrics {
             phase,
             produced,
             auth_failures,
+            web_config_reloads,
+            web_config_reload_ok,
             registry,
             watches,
         }
