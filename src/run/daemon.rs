@@ -68,11 +68,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if let Some(reloader) = web.reloader() {
         tokio::spawn(api::reload_until(reloader, metrics.clone(), shutdown.clone()));
     }
+    let failures = Some(metrics.tls_handshake_failures.clone());
     let state = AppState { views, status, metrics, groups, shard };
     let limits = config.http.limits;
     let stop_serving = CancellationToken::new();
     let app = api::guarded(state, limits, &web.guard);
-    let server = tokio::spawn(api::serve_on(listener, app, limits, web.transport, stop_serving.clone()));
+    let server = tokio::spawn(api::serve_on(listener, app, limits, web.transport, failures, stop_serving.clone()));
 
     let result = stop_ingest(ingest_done, &shutdown, config.shutdown_timeout).await;
     let deadline = result.1;

@@ -249,6 +249,15 @@ fn tls_and_basic_auth_let_in_the_right_password_only() {
     assert!(untrusted.as_ref().is_err_and(|e| e.contains("exit Some(60)")), "{untrusted:?}");
     let untrusted = python(&url, &pki.s("other-ca.crt"), USER, PASSWORD, "", "");
     assert!(untrusted["error"].as_str().is_some_and(|e| e.contains("CERTIFICATE_VERIFY_FAILED")), "{untrusted}");
+    // Each of those four is a failed handshake, counted once its
+    // connection is done.
+    let failed = r#"engagement_http_tls_handshake_failures_total{reason="failed"}"#;
+    wait_until("four failed handshakes counted", Duration::from_secs(10), || {
+        (metric(addr, &ca, failed)? >= 4.0).then_some(())
+    });
+    assert_eq!(metric(addr, &ca, failed), Some(4.0));
+    let timed_out = r#"engagement_http_tls_handshake_failures_total{reason="timed_out"}"#;
+    assert_eq!(metric(addr, &ca, timed_out), Some(0.0));
 }
 
 /// Replaces `path` with `text` at once (as Kubernetes swaps a mounted
@@ -424,6 +433,10 @@ fn a_silent_client_loses_its_slot_at_the_header_timeout() {
     assert!(by_server && held < Duration::from_secs(8), "closed by the daemon: {closed:?} after {held:?}");
     assert!(held >= Duration::from_millis(900), "closed at the header timeout, not before: {held:?}");
     assert_eq!(https(addr, "/healthz", &ca, &[]).unwrap().status, 200, "the slot is free again");
+    let sample = r#"engagement_http_tls_handshake_failures_total{reason="timed_out"}"#;
+    let (_, text) = https(addr, "/metrics", &ca, &[]).map(|a| (a.status, a.body)).unwrap();
+    let timed_out = text.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok());
+    assert_eq!(timed_out, Some(1.0), "the silent client's handshake is counted as timed out");
 }
 
 #[test]

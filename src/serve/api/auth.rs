@@ -111,8 +111,8 @@ fn digest(user: &str, hash: &str, password: &str) -> [u8; 32] {
 /// What the middleware needs.
 #[derive(Clone)]
 pub(super) struct Gate {
-    /// The users of the latest reading of the web config file.
-    pub current: super::web::Current,
+    /// The users of the latest reading of the web config file, if any.
+    pub users: Arc<dyn Fn() -> Option<Arc<Users>> + Send + Sync>,
     pub metrics: Arc<Metrics>,
     pub open_probes: bool,
 }
@@ -121,8 +121,7 @@ pub(super) struct Gate {
 /// open probe), else 401 with `WWW-Authenticate: Basic`.
 pub(super) async fn require(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let users = gate.current.borrow().users().cloned();
-    let Some(users) = users else { return next.run(req).await };
+    let Some(users) = (gate.users)() else { return next.run(req).await };
     if gate.open_probes && (path == "/healthz" || path == "/readyz") {
         return next.run(req).await;
     }

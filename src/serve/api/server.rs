@@ -33,35 +33,41 @@ use tower::ServiceExt;
 use super::watch::{Watch, Watched};
 use super::web::Transport;
 use crate::config::HttpLimits;
+use crate::serve::metrics::labels::HandshakeFailure;
+use prometheus::IntCounterVec;
 
 /// Serves `app` over plain HTTP on `listener` until `stop` is cancelled,
 /// then lets the requests in flight finish.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, stop: CancellationToken) {
-    serve_on(listener, app, limits, Transport::Plain, stop).await;
+    serve_on(listener, app, limits, Transport::Plain, None, stop).await;
 }
 
-/// [`serve`] over `transport`.
+/// [`serve`] over `transport`, counting failed TLS handshakes by reason
+/// in `failures` (`engagement_http_tls_handshake_failures_total`).
 pub async fn serve_on(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     transport: Transport,
+    failures: Option<IntCounterVec>,
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     while let Some((stream, peer, slot)) = accept(&listener, &slots, &stop).await {
-        let (app, stop, transport) = (app.clone(), stop.clone(), transport.clone());
+        let (app, stop, transport, failures) = (app.clone(), stop.clone(), transport.clone(), failures.clone());
         connections.spawn(async move {
             let app = Peer { app, addr: peer };
             // The certificates of the web config file's latest reading.
             match transport.acceptor() {
                 None => connection(stream, app, limits, stop).await,
-                Some(acceptor) => {
-                    if let Some(tls) = handshake(&acceptor, stream, limits.header_timeout, &stop).await {
-                        connection(tls, app, limits, stop).await;
+                Some(acceptor) => match handshake(&acceptor, stream, limits.header_timeout, &stop).await {
+                    Ok(tls) => connection(tls, app, limits, stop).await,
+                    Err(Some(reason)) => {
+                        failures.iter().for_each(|f| f.with_label_values(&[reason.as_str()]).inc());
                     }
-                }
+                    Err(None) => {}
+                },
             }
             drop(slot);
         });
@@ -104,29 +110,30 @@ async fn accept(
     }
 }
 
-/// The TLS handshake of `stream`, at most `timeout` long; `None` when it
-/// failed (a plain HTTP request, an untrusted or missing client
-/// certificate: the client's doing, logged at DEBUG), timed out, or `stop`
-/// came first.
+/// The TLS handshake of `stream`, at most `timeout` long; else why not:
+/// it failed (a plain HTTP request, an untrusted or missing client
+/// certificate, a client that does not trust the server's: the client's
+/// doing, so logged at DEBUG only and counted) or timed out, or `None`
+/// when `stop` came first.
 async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     stream: TcpStream,
     timeout: Duration,
     stop: &CancellationToken,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, Option<HandshakeFailure>> {
     let accepted = tokio::select! {
-        () = stop.cancelled() => return None,
+        () = stop.cancelled() => return Err(None),
         accepted = tokio::time::timeout(timeout, acceptor.accept(stream)) => accepted,
     };
     match accepted {
-        Ok(Ok(tls)) => Some(tls),
+        Ok(Ok(tls)) => Ok(tls),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
-            None
+            Err(Some(HandshakeFailure::Failed))
         }
         Err(_) => {
             tracing::debug!("TLS handshake timed out");
-            None
+            Err(Some(HandshakeFailure::TimedOut))
         }
     }
 }

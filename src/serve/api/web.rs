@@ -246,8 +246,9 @@ impl Guard {
     /// bounds the wait for a bcrypt turn. Without users in a reading, its
     /// requests pass.
     pub(super) fn authenticate(&self, app: Router, metrics: &Arc<Metrics>) -> Router {
-        let Some(current) = &self.current else { return app };
-        let gate = Gate { current: current.clone(), metrics: metrics.clone(), open_probes: self.open_probes };
+        let Some(current) = self.current.clone() else { return app };
+        let users = Arc::new(move || current.borrow().users.clone());
+        let gate = Gate { users, metrics: metrics.clone(), open_probes: self.open_probes };
         app.layer(axum::middleware::from_fn_with_state(gate, auth::require))
     }
 
@@ -256,12 +257,6 @@ impl Guard {
     pub(super) fn set_headers(&self, app: Router) -> Router {
         let Some(current) = &self.current else { return app };
         app.layer(axum::middleware::from_fn_with_state(current.clone(), headers))
-    }
-}
-
-impl Served {
-    pub(super) fn users(&self) -> Option<&Arc<Users>> {
-        self.users.as_ref()
     }
 }
 

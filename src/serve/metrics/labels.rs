@@ -53,3 +53,10 @@ label_values! {
     /// `user:password`; an unknown user or a wrong password.
     AuthFailure { Missing => "missing", Malformed => "malformed", Wrong => "wrong" }
 }
+
+label_values! {
+    /// Why a TLS handshake did not complete (`engagement_http_tls_handshake_failures_total`):
+    /// refused by either side (no TLS spoken, an untrusted certificate, a
+    /// missing client certificate) or not done within `http.header_timeout`.
+    HandshakeFailure { Failed => "failed", TimedOut => "timed_out" }
+}

@@ -26,7 +26,7 @@ use crate::config::Watch;
 use crate::pipeline::status::{Phase, StatusRx};
 use crate::serve::published::ViewRx;
 use crate::telemetry::LogLimiter;
-use labels::{Attempt, AuthFailure, Delivery, Restore, Topic};
+use labels::{Attempt, AuthFailure, Delivery, HandshakeFailure, Restore, Topic};
 
 /// The content type Prometheus 3 requires for the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -49,6 +49,7 @@ pub struct Metrics {
     /// Requests refused by basic auth, by reason.
     pub(crate) auth_failures: IntCounterVec,
     pub(crate) web_config_reloads: IntCounterVec,
+    pub(crate) tls_handshake_failures: IntCounterVec,
     pub(crate) web_config_reload_ok: IntGauge,
     /// The watches' counters, held changes and recent changes.
     pub watches: Arc<watches::WatchBoard>,
@@ -446,6 +447,12 @@ impl Metrics {
             "reason",
             &AuthFailure::labels(),
         );
+        let tls_handshake_failures = f.counters(
+            "engagement_http_tls_handshake_failures_total",
+            "TLS handshakes with HTTP clients that did not complete, by reason (refused by either side, or timed out).",
+            "reason",
+            &HandshakeFailure::labels(),
+        );
         let web_config_reloads = f.counters(
             "engagement_http_web_config_reloads_total",
             "Readings of the web config file after the start, made because it or a file it names changed, by result.",
@@ -495,6 +502,7 @@ impl Metrics {
             auth_failures,
             web_config_reloads,
             web_config_reload_ok,
+            tls_handshake_failures,
             registry,
             watches,
         }
