@@ -41,7 +41,6 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
 pub struct WebError(pub(super) String);
 
 /// What one reading of the web config file serves.
-#[derive(Default)]
 pub struct Served {
     acceptor: Option<TlsAcceptor>,
     users: Option<Arc<Users>>,
