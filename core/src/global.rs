@@ -32,8 +32,11 @@ use crate::engine::{Limits, Named, Sample, Snapshot, TOP_MAX, Totals};
 use crate::window::{CalendarKind, CalendarPeriod, DAY_MS, MAX_ROLLING, Millis, Quarter, Windows};
 
 /// Format version of a page record (varints, with the page's figures per
-/// day).
-const RECORD_VERSION: u8 = 4;
+/// day and its top lists kept for earlier quarters).
+const RECORD_VERSION: u8 = 5;
+/// Format 4: without the kept top lists; still read (none until the page
+/// changes).
+const DAYS_VERSION: u8 = 4;
 /// Format 3: varints, without the figures per day; still read (a page
 /// whose record is of format 3 has an empty series until it changes).
 const COMPACT_VERSION: u8 = 3;
@@ -71,6 +74,8 @@ pub struct PageRecord {
     pub followers: Sample,
     /// The top posts of the quarter named.
     pub top: Option<TopPosts>,
+    /// The top posts kept for earlier quarters, newest first.
+    pub kept: Vec<TopPosts>,
     /// Periods where the page has a slot: by kind, newest first.
     pub periods: Vec<PeriodFigures>,
     /// Per rolling window (its days): totals of the page's posts published
@@ -102,13 +107,22 @@ impl PageRecord {
             .collect();
         let days = s.limits.windows.rolling().iter();
         let since = days.zip(&s.edges).map(|(d, [e, e2])| (*d, [s.since(p, e), s.since(p, e2)])).collect();
-        let top = s.top(p).map(|t| (t.quarter, t.posts().map(|x| (Box::from(x.id), x.interactions)).collect()));
+        let owned =
+            |t: crate::engine::TopList<'_>| (t.quarter, t.posts().map(|x| (Box::from(x.id), x.interactions)).collect());
+        let top = s.top(p).map(owned);
+        let live = top.as_ref().map(|(q, _)| *q);
+        let kept = s
+            .periods()
+            .filter(|q| q.kind == CalendarKind::Quarter && Some(Quarter::from_index(q.index)) != live)
+            .filter_map(|q| s.top_of(p, Quarter::from_index(q.index)).map(owned))
+            .collect();
         Some(PageRecord {
             platform: s.platform(p).clone(),
             id: s.ident(p).id.as_str().into(),
             name: s.name(p).cloned(),
             followers: s.followers(p).unwrap_or(Sample::NONE),
             top,
+            kept,
             periods,
             since,
             days: s.days(p).collect(),
@@ -161,16 +175,20 @@ impl PageRecord {
                 w.str_var(&n.name)?;
             }
         }
+        let top = |w: &mut Writer<&mut Vec<u8>>, (q, posts): &TopPosts| {
+            w.ivar(q.index().into())?;
+            w.uvar(posts.len() as u64)?;
+            for (id, interactions) in posts {
+                w.str_var(id)?;
+                w.uvar(*interactions)?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
         match &self.top {
             None => w.u8(0)?,
-            Some((q, posts)) => {
+            Some(t) => {
                 w.u8(1)?;
-                w.ivar(q.index().into())?;
-                w.uvar(posts.len() as u64)?;
-                for (id, interactions) in posts {
-                    w.str_var(id)?;
-                    w.uvar(*interactions)?;
-                }
+                top(w, t)?;
             }
         }
         w.uvar(self.periods.len() as u64)?;
@@ -195,6 +213,10 @@ impl PageRecord {
             prev = i64::from(*day);
             write_totals(w, totals)?;
         }
+        w.uvar(self.kept.len() as u64)?;
+        for t in &self.kept {
+            top(w, t)?;
+        }
         Ok(())
     }
 
@@ -204,7 +226,7 @@ impl PageRecord {
         let mut r = Reader(bytes);
         let version = r.u8()?;
         let compact = match version {
-            RECORD_VERSION | COMPACT_VERSION => true,
+            RECORD_VERSION | DAYS_VERSION | COMPACT_VERSION => true,
             FIXED_VERSION => false,
             _ => return Err(DecodeError::Range("page record version")),
         };
@@ -221,15 +243,7 @@ impl PageRecord {
         };
         let top = match f.r.u8()? {
             0 => None,
-            _ => {
-                let q = Quarter::from_index(f.i32()?);
-                let n = f.len(TOP_MAX, "top posts")?;
-                let mut posts = Vec::with_capacity(n);
-                for _ in 0..n {
-                    posts.push((f.str(crate::engine::ID_MAX, "post id")?.into(), f.u64()?));
-                }
-                Some((q, posts))
-            }
+            _ => Some(f.top()?),
         };
         let n = f.len(MAX_PERIODS, "periods")?;
         let mut periods = Vec::with_capacity(n);
@@ -244,7 +258,7 @@ impl PageRecord {
             since.push((f.u16()?, [f.totals()?, f.totals()?]));
         }
         let mut days = Vec::new();
-        if version == RECORD_VERSION {
+        if version >= DAYS_VERSION {
             let n = f.len(MAX_DAYS, "days")?;
             days.reserve_exact(n);
             let mut prev = watermark.div_euclid(DAY_MS);
@@ -258,10 +272,16 @@ impl PageRecord {
                 days.push((day, f.totals()?));
             }
         }
+        let mut kept = Vec::new();
+        if version >= RECORD_VERSION {
+            for _ in 0..f.len(MAX_PERIODS, "kept top lists")? {
+                kept.push(f.top()?);
+            }
+        }
         if !f.r.0.is_empty() {
             return Err(DecodeError::Range("page record has trailing bytes"));
         }
-        Ok(PageRecord { platform, id, name, followers, top, periods, since, days, watermark, partition })
+        Ok(PageRecord { platform, id, name, followers, top, kept, periods, since, days, watermark, partition })
     }
 }
 
@@ -274,6 +294,17 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
+    /// A top list: its quarter and its posts (id, interactions).
+    fn top(&mut self) -> Result<TopPosts, DecodeError> {
+        let q = Quarter::from_index(self.i32()?);
+        let n = self.len(TOP_MAX, "top posts")?;
+        let mut posts = Vec::with_capacity(n);
+        for _ in 0..n {
+            posts.push((self.str(crate::engine::ID_MAX, "post id")?.into(), self.u64()?));
+        }
+        Ok((q, posts))
+    }
+
     fn u64(&mut self) -> Result<u64, DecodeError> {
         if self.compact { self.r.uvar() } else { self.r.u64() }
     }

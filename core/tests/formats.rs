@@ -71,7 +71,11 @@ fn format_2_page_records_read_as_the_records_of_today() {
     // next record.
     assert!(old.iter().all(|r| r.days.is_empty()));
     assert!(today.iter().all(|r| !r.days.is_empty()));
-    let without_days: Vec<PageRecord> = today.iter().map(|r| PageRecord { days: Vec::new(), ..r.clone() }).collect();
+    // Nor lists kept for earlier quarters (the seed's posts are all of one
+    // quarter, so today's have none either).
+    assert!(old.iter().all(|r| r.kept.is_empty()));
+    let without_days: Vec<PageRecord> =
+        today.iter().map(|r| PageRecord { days: Vec::new(), kept: Vec::new(), ..r.clone() }).collect();
     assert_eq!(old, without_days);
     assert!(old.iter().any(|r| r.top.is_some() && !r.periods.is_empty() && !r.since.is_empty()));
     // Today's encoding reads back the same; without the days (format 3's
@@ -79,9 +83,14 @@ fn format_2_page_records_read_as_the_records_of_today() {
     let (v2_bytes, mut v3_bytes) = (V2.len() - 4 * old.len(), 0);
     for (r, bare) in today.iter().zip(&without_days) {
         assert_eq!(&PageRecord::decode(&r.encode()).unwrap(), r);
-        // Format 3 is format 4 without the trailing day count.
-        let mut v3 = bare.encode();
-        assert_eq!((v3[0], v3.pop()), (4, Some(0)));
+        // Format 4 is format 5 without the trailing count of kept lists,
+        // and format 3 is format 4 without the trailing day count.
+        let mut v4 = bare.encode();
+        assert_eq!((v4[0], v4.pop()), (5, Some(0)));
+        v4[0] = 4;
+        assert_eq!(&PageRecord::decode(&v4).expect("a format 4 record reads"), bare);
+        let mut v3 = v4;
+        assert_eq!(v3.pop(), Some(0));
         v3[0] = 3;
         v3_bytes += v3.len();
         assert_eq!(&PageRecord::decode(&v3).expect("a format 3 record reads"), bare);

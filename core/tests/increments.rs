@@ -24,7 +24,8 @@ fn run(engine: &mut Engine, records: &[String]) {
     }
 }
 
-/// Every post and top list, by page identity (page numbers may differ).
+/// Every post and top list (live and kept for earlier quarters), by page
+/// identity (page numbers may differ).
 fn held(e: &Engine) -> (BTreeSet<String>, BTreeSet<String>) {
     let s = e.snapshot();
     let name = |p: u32| format!("{}/{}", s.platform(p), s.ident(p).id);
@@ -32,16 +33,7 @@ fn held(e: &Engine) -> (BTreeSet<String>, BTreeSet<String>) {
         .posts()
         .map(|p| format!("{} {} {} {} {:?} {:?}", name(p.page), p.hash, p.published, p.observed, p.kind, p.counts))
         .collect();
-    let tops = s
-        .pages()
-        .filter_map(|p| {
-            let t = s.top(p)?;
-            let mut posts: Vec<String> = t.posts().map(|t| format!("{} {} {}", t.hash, t.interactions, t.id)).collect();
-            posts.sort();
-            Some(format!("{} {:?} {posts:?}", name(p), t.quarter))
-        })
-        .collect();
-    (posts, tops)
+    (posts, top_lists(e))
 }
 
 proptest! {

@@ -79,12 +79,14 @@ proptest! {
         let mut restored = Engine::decode(&bytes[..], *LIMITS).unwrap();
         prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
         prop_assert_eq!(series(&View::build(&original)), series(&View::build(&restored)));
+        prop_assert_eq!(top_lists(&original), top_lists(&restored));
         for r in tail {
             if let Ok(ev) = decode(r.as_bytes(), &cx()) {
                 prop_assert_eq!(original.apply(&ev), restored.apply(&ev), "{}", r);
             }
         }
         prop_assert_eq!(rankings(&View::build(&original)), rankings(&View::build(&restored)));
+        prop_assert_eq!(top_lists(&original), top_lists(&restored));
         // Every truncation of the body is refused, never a panic.
         for len in (0..bytes.len()).step_by(bytes.len() / 50 + 1) {
             prop_assert!(Engine::decode(&bytes[..len], *LIMITS).is_err());

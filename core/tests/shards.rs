@@ -3,13 +3,15 @@
 //! and decoded, at random moments) into one global table, answers every
 //! ranking and page exactly as one engine over the whole stream.
 
+#[allow(dead_code)] // what the other property tests use of it
 mod common;
 
 use common::*;
 use engagement_core::engine::Engine;
 use engagement_core::event::decode;
 use engagement_core::global::{GlobalTable, PageRecord, page_key};
-use engagement_core::view::View;
+use engagement_core::view::{Period, View};
+use engagement_core::window::{CalendarKind, Quarter};
 use proptest::prelude::*;
 
 /// Publishes what changed in `shard` (number `k`) into the table, as a
@@ -32,15 +34,22 @@ fn publish(k: u32, shard: &mut Engine, table: &mut GlobalTable) {
     }
 }
 
-/// Per page: its name, top posts, and where `find_page` finds it.
+/// Per page: its name, top posts (of the current quarter, and of a
+/// quarter's table, kept for an earlier one), and where `find_page` finds it.
 fn pages(v: &View) -> Vec<String> {
     let mut out = Vec::new();
     for t in v.tables() {
         for row in v.rows(t) {
             let p = v.page(row.page);
             let found = v.find_page(p.platform, p.id).map(|q| v.page(q).id.to_string());
+            let quarter = match t.period {
+                Period::Calendar(q) if q.kind == CalendarKind::Quarter => {
+                    v.top_posts_of(row.page, Quarter::from_index(q.index))
+                }
+                _ => Vec::new(),
+            };
             out.push(format!(
-                "{:?} {}/{} {:?} {:?} {found:?}",
+                "{:?} {}/{} {:?} {:?} {quarter:?} {found:?}",
                 t.period,
                 p.platform,
                 p.id,

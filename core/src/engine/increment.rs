@@ -35,8 +35,9 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::event::Counts;
 use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter};
 
-/// Format version of an increment.
-pub const INCREMENT_VERSION: u8 = 1;
+/// Format version of an increment: 2 carries the kept top lists of
+/// earlier quarters; 1 (without them) is read too.
+pub const INCREMENT_VERSION: u8 = 2;
 
 /// What changed since the last increment (or base).
 #[derive(Debug, Clone, Default)]
@@ -47,6 +48,8 @@ pub(super) struct Pending {
     pub(super) tops: Marks,
     /// Pages whose top list changed only the interactions of listed posts.
     pub(super) top_counts: Marks,
+    /// Pages whose kept top list of an earlier quarter changed.
+    pub(super) kept_tops: Marks,
     /// Pages added (their numbers are new to the reader).
     pub(super) new_pages: Marks,
     /// Post slots written.
@@ -81,6 +84,8 @@ const FOLLOWERS: u8 = 2;
 const NAME: u8 = 4;
 const TOP: u8 = 8;
 const TOP_COUNTS: u8 = 16;
+/// The page's kept top lists of earlier quarters follow its posts (format 2).
+const KEPT: u8 = 32;
 
 /// What an increment held, for the caller to count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -166,6 +171,7 @@ impl Engine {
         };
         let (tops, top_counts, new_pages) =
             (sorted(&mut marks.tops), sorted(&mut marks.top_counts), sorted(&mut marks.new_pages));
+        let kept_tops = sorted(&mut marks.kept_tops);
         let has = |v: &[u32], p: u32| v.binary_search(&p).is_ok();
         let mut pages = marks.pages.take();
         pages.retain(|p| self.pages.is_live(*p));
@@ -187,6 +193,7 @@ impl Engine {
                 Some(_) if has(&top_counts, p) => TOP_COUNTS,
                 _ => 0,
             };
+            flags |= if has(&kept_tops, p) { KEPT } else { 0 };
             w.u32(p)?;
             w.u8(flags)?;
             w.u16(state.partition().map_or(u16::MAX, |p| p as u16))?;
@@ -258,6 +265,9 @@ impl Engine {
                     }
                 }
             }
+            if flags & KEPT != 0 {
+                self.write_kept_tops(&mut w, p)?;
+            }
         }
         Ok(IncrementSize { pages: pages.len(), posts: posts.len() })
     }
@@ -268,7 +278,7 @@ impl Engine {
     /// hold part of the increment and must be rebuilt.
     pub fn apply_increment(&mut self, bytes: &[u8]) -> Result<IncrementSize, DecodeError> {
         let mut r = Reader(bytes);
-        if r.u8()? != INCREMENT_VERSION {
+        if !(1..=INCREMENT_VERSION).contains(&r.u8()?) {
             return Err(DecodeError::Range("increment version"));
         }
         let watermark = r.sample()?.map(|(wm, _)| wm);
@@ -383,6 +393,10 @@ impl Engine {
                 self.upsert(post)?;
             }
             size.posts += n;
+            // After the posts: they make the slots the lists are kept in.
+            if flags & KEPT != 0 {
+                self.read_kept_tops(&mut r, p)?;
+            }
         }
         Ok(size)
     }
@@ -416,6 +430,41 @@ impl Engine {
                     .ok_or(DecodeError::Range("more posts than the post table holds"))?;
                 self.count_added(&post, slot, &at);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Page `p`'s kept top lists of earlier quarters, each with its quarter.
+    fn write_kept_tops(&self, w: &mut Writer<&mut Vec<u8>>, p: u32) -> io::Result<()> {
+        let kept: Vec<_> = self.periods[0]
+            .ring
+            .iter()
+            .flatten()
+            .filter_map(|t| {
+                let (i, _) = t.slot(p)?;
+                let list = t.top(i);
+                (!list.is_empty()).then(|| (Quarter::from_index(t.period.index), list))
+            })
+            .collect();
+        w.u32(kept.len() as u32)?;
+        for (q, list) in kept {
+            super::persist::write_top(w, self.pages.list(q, list))?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`write_kept_tops`](Self::write_kept_tops) wrote, into the
+    /// slots page `p` has in those quarters.
+    fn read_kept_tops(&mut self, r: &mut Reader<&[u8]>, p: u32) -> Result<(), DecodeError> {
+        for _ in 0..bounded(r.u32()?, self.periods[0].ring.len(), "kept top lists")? {
+            let (quarter, posts) = super::persist::decode_top(r)?;
+            let q = CalendarPeriod { kind: CalendarKind::Quarter, index: quarter.index() };
+            // A quarter this engine no longer holds (or not yet: a base
+            // keeps only the retained ones) has nothing to keep it in.
+            let Some(slot) = self.periods[0].slot_index(q, p) else { continue };
+            self.restore_kept_top(quarter, slot, posts)?;
         }
         Ok(())
     }

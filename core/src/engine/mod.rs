@@ -61,8 +61,9 @@ use crate::event::{Counts, Event, Tracking};
 use crate::window::{CalendarKind, CalendarPeriod, DAY_MS, Millis, Quarter};
 use changes::Changes;
 use event_ids::{EventIds, Remembered, event_key};
-use pages::Pages;
+use pages::{Noted, Pages};
 use posts::{PostTable, day_of};
+use tops::TopRef;
 
 /// Most calendar kinds an engine keeps.
 const MAX_KINDS: usize = CalendarKind::ALL.len();
@@ -383,6 +384,7 @@ impl Engine {
             };
             kind.advance(wm, |p| changes.mark(p), dropped);
         }
+        self.release_kept_tops();
         self.cutoff = self.limits.windows.cutoff(wm);
         self.gaps.expire(self.cutoff);
         let quarters = &self.periods[0];
@@ -448,6 +450,7 @@ impl Engine {
             }
         }
         self.periods.iter_mut().for_each(|k| k.clear(p));
+        self.release_kept_tops();
         self.pages.free(p);
     }
 
@@ -510,10 +513,9 @@ impl Engine {
         };
         self.count_added(&post, post_slot, at);
         let candidate = TopCandidate { hash, id: &ev.post_id, old: None, interactions: post.counts.interactions() };
-        let top = self.pages.note_top_post(page, as_quarter(quarter), candidate);
+        self.note_top(page, quarter, &candidate);
         if let Some(d) = &mut self.increment {
             d.posts.mark(post_slot);
-            d.top_changed(page, top);
         }
         Outcome::Applied
     }
@@ -588,9 +590,82 @@ impl Engine {
             old: Some(old.counts.interactions()),
             interactions: new.counts.interactions(),
         };
-        let top = self.pages.note_top_post(new.page, as_quarter(quarter), candidate);
+        self.note_top(new.page, quarter, &candidate);
+    }
+
+    /// Notes a post for its page's top list of `quarter`: the live list,
+    /// or, for a post of an earlier quarter, that quarter's kept list (in
+    /// its table, while the quarter is kept). A live list that a later
+    /// quarter's replaces is kept in its quarter's table the same way.
+    fn note_top(&mut self, page: u32, quarter: CalendarPeriod, post: &TopCandidate<'_>) {
+        let (change, kept_changed) = match self.pages.note_top_post(page, as_quarter(quarter), post) {
+            Noted::Live(change) => (change, false),
+            Noted::Began { old, quarter: was } => {
+                let was = CalendarPeriod { kind: CalendarKind::Quarter, index: was.index() };
+                self.keep_top(page, was, old);
+                (TopChange::Members, true)
+            }
+            Noted::Earlier if !self.names_quarter(quarter) => (TopChange::None, false),
+            Noted::Earlier => {
+                let quarters = &mut self.periods[0];
+                let Some(i) = quarters.slot_index(quarter, page) else { return };
+                let Some(table) = quarters.table_for(quarter) else { return };
+                let (list, change) = self.pages.offer(table.top(i), post);
+                table.set_top(i, list);
+                (TopChange::None, change != TopChange::None)
+            }
+        };
         if let Some(d) = &mut self.increment {
-            d.top_changed(new.page, top);
+            d.top_changed(page, change);
+            if kept_changed {
+                d.kept_tops.mark(page);
+            }
+        }
+    }
+
+    /// Keeps `list`, page `page`'s top list of quarter `q`, in that
+    /// quarter's table while it is kept (the page has a slot there: the
+    /// list's posts were counted in it); frees it otherwise.
+    fn keep_top(&mut self, page: u32, q: CalendarPeriod, list: TopRef) {
+        if !self.names_quarter(q) {
+            return self.pages.release_top(list);
+        }
+        let quarters = &mut self.periods[0];
+        let slot = quarters.slot_index(q, page);
+        match (slot, quarters.table_for(q)) {
+            (Some(i), Some(table)) => {
+                let replaced = table.set_top(i, list);
+                self.pages.release_top(replaced);
+            }
+            _ => self.pages.release_top(list),
+        }
+    }
+
+    /// Whether quarter `q` is one the windows name (a kept list is kept
+    /// for those only: a quarter table held longer, for the rolling
+    /// windows' edges, is no window).
+    fn names_quarter(&self, q: CalendarPeriod) -> bool {
+        let (Some(kept), Some(current)) =
+            (self.limits.windows.retention(CalendarKind::Quarter), self.periods[0].current())
+        else {
+            return false;
+        };
+        q <= current && q >= current.minus(kept)
+    }
+
+    /// Frees the kept top lists of dropped quarters, of quarters no window
+    /// names any more, and of cleared slots.
+    fn release_kept_tops(&mut self) {
+        if let Some(current) = self.periods[0].current() {
+            let oldest = self
+                .limits
+                .windows
+                .retention(CalendarKind::Quarter)
+                .map_or(CalendarPeriod { index: current.index + 1, ..current }, |k| current.minus(k));
+            self.periods[0].release_tops_before(oldest);
+        }
+        for list in self.periods[0].take_released() {
+            self.pages.release_top(list);
         }
     }
 }

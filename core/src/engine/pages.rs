@@ -89,6 +89,18 @@ pub enum TopChange {
     Members,
 }
 
+/// What noting a post did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noted {
+    /// The live list took it, or not.
+    Live(TopChange),
+    /// The post began the list of a later quarter; `old`, the live list of
+    /// `quarter` until now, is taken out for the caller to keep or free.
+    Began { old: TopRef, quarter: Quarter },
+    /// The post is of a quarter before the live list's.
+    Earlier,
+}
+
 /// A post whose interactions may put it in its page's top list.
 pub struct TopCandidate<'a> {
     pub hash: u64,
@@ -431,13 +443,10 @@ impl Pages {
 
     /// Restores a page's top list; a list longer than the configured
     /// maximum keeps its posts with the most interactions.
-    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, mut posts: Vec<OwnedTopPost>) {
-        if posts.len() > self.top_blocks.max() {
-            posts.sort_by(|a, b| b.interactions.cmp(&a.interactions).then_with(|| a.hash.cmp(&b.hash)));
-        }
+    pub(super) fn restore_top(&mut self, p: u32, quarter: Quarter, posts: Vec<OwnedTopPost>) {
         let old = std::mem::take(self.tops.get_mut(p as usize));
         self.top_blocks.release(old);
-        *self.tops.get_mut(p as usize) = self.top_blocks.create(&posts);
+        *self.tops.get_mut(p as usize) = self.create_top(posts);
         self.summarize_top(p, quarter);
     }
 
@@ -470,16 +479,18 @@ impl Pages {
         top_list(self.state(p), *self.tops.get(p as usize), self.top_blocks.blocks())
     }
 
-    /// Records a post's interactions for the top list of quarter `q` (the
-    /// newest quarter a post was noted for; an older quarter is ignored).
-    /// A listed post whose count falls keeps its place until another post
-    /// passes it. Lists hold at most the configured `top_posts`.
-    /// What changed of the list.
-    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: TopCandidate<'_>) -> TopChange {
+    /// Records a post's interactions for the top list of quarter `q`: the
+    /// page's live list, of the latest quarter a post was noted for. A post
+    /// of an earlier quarter is the caller's, for that quarter's kept list
+    /// ([`Noted::Earlier`]); a post of a later one starts a new live list,
+    /// and the one it replaces is handed out ([`Noted::Began`]).
+    pub fn note_top_post(&mut self, p: u32, q: Quarter, post: &TopCandidate<'_>) -> Noted {
         let state = self.state(p);
-        let max = self.top_blocks.max();
-        if state.top_quarter > q.index() || max == 0 {
-            return TopChange::None;
+        if self.top_blocks.max() == 0 {
+            return Noted::Live(TopChange::None);
+        }
+        if state.top_quarter > q.index() {
+            return Noted::Earlier;
         }
         // A listed post's recorded count is its previous count, never below
         // the list's minimum; with a full list and no gain past the minimum
@@ -490,36 +501,67 @@ impl Pages {
             && post.old.is_none_or(|o| o < min)
             && post.interactions <= min
         {
-            return TopChange::None;
+            return Noted::Live(TopChange::None);
         }
         let mut list = *self.tops.get(p as usize);
-        let mut change = TopChange::Members;
+        let mut began = None;
         if state.top_quarter < q.index() {
-            // A newer quarter: its list starts with this post.
-            self.top_blocks.release(list);
-            list = TopRef::default();
+            // A later quarter: its list starts with this post.
+            let old = std::mem::take(&mut list);
+            began = (!old.is_empty()).then(|| (old, Quarter::from_index(state.top_quarter)));
         }
+        let (list, change) = self.offer(list, post);
+        *self.tops.get_mut(p as usize) = list;
+        if change != TopChange::None {
+            self.summarize_top(p, q);
+        }
+        match began {
+            Some((old, quarter)) => Noted::Began { old, quarter },
+            None => Noted::Live(change),
+        }
+    }
+
+    /// The top-list rule, for any list: a listed post takes its new count;
+    /// otherwise it is appended while the list is short, or replaces the
+    /// first post with the fewest interactions when it has more. Returns
+    /// the list (moved when it grew) and what changed.
+    pub(super) fn offer(&mut self, list: TopRef, post: &TopCandidate<'_>) -> (TopRef, TopChange) {
         let posts = self.top_blocks.get(list);
         let listed = posts.iter().position(|t| t.hash == post.hash);
         let lowest = || posts.iter().enumerate().min_by_key(|(_, t)| t.interactions).map(|(i, _)| i);
         match listed {
             Some(i) => {
                 self.top_blocks.set_interactions(list, i, post.interactions);
-                change = TopChange::Counts;
+                (list, TopChange::Counts)
             }
-            None if list.len() >= max => match lowest() {
+            None if list.len() >= self.top_blocks.max() => match lowest() {
                 Some(i) if post.interactions > posts[i].interactions => {
                     self.top_blocks.set(list, i, post.hash, post.interactions, post.id);
+                    (list, TopChange::Members)
                 }
-                _ => return TopChange::None,
+                _ => (list, TopChange::None),
             },
-            None => {
-                list = self.top_blocks.push(list, post.hash, post.interactions, post.id);
-                *self.tops.get_mut(p as usize) = list;
-            }
+            None => (self.top_blocks.push(list, post.hash, post.interactions, post.id), TopChange::Members),
         }
-        self.summarize_top(p, q);
-        change
+    }
+
+    /// List `list` of quarter `q`, read from these blocks.
+    pub(super) fn list(&self, q: Quarter, list: TopRef) -> TopList<'_> {
+        TopList::new(q, list, self.top_blocks.blocks())
+    }
+
+    /// Frees a list taken out of a page (a kept quarter's, when the
+    /// quarter goes).
+    pub(super) fn release_top(&mut self, list: TopRef) {
+        self.top_blocks.release(list);
+    }
+
+    /// A list of `posts` (a kept quarter's, restored).
+    pub(super) fn create_top(&mut self, mut posts: Vec<OwnedTopPost>) -> TopRef {
+        if posts.len() > self.top_blocks.max() {
+            posts.sort_by(|a, b| b.interactions.cmp(&a.interactions).then_with(|| a.hash.cmp(&b.hash)));
+        }
+        self.top_blocks.create(&posts)
     }
 
     /// Sets the interactions of listed posts (by hash) of page `p`'s top
@@ -647,7 +689,9 @@ mod tests {
                         let id = format!("post-{post}-with-an-id-longer-than-inline");
                         let old = counts.insert((page, post), interactions);
                         let candidate = TopCandidate { hash: post, id: &id, old, interactions };
-                        pages.note_top_post(page, Quarter::from_index(quarter), candidate);
+                        if let Noted::Began { old, .. } = pages.note_top_post(page, Quarter::from_index(quarter), &candidate) {
+                            pages.release_top(old);
+                        }
                         model.note(page, quarter, post, interactions, max);
                         let listed = pages.top(page).and_then(|t| t.posts().find(|t| t.hash == post).map(|t| t.id.to_owned()));
                         if let Some(listed) = listed {

@@ -8,6 +8,7 @@ use crate::event::Counts;
 use crate::window::{Bounds, CalendarKind, CalendarPeriod, Millis};
 
 use super::column::Column;
+use super::tops::TopRef;
 
 /// Sums over a set of posts. Sums saturate at `u64::MAX` rather than wrap:
 /// hostile input can reach it, and a saturated figure is honest where a
@@ -138,11 +139,31 @@ pub struct PeriodTable {
     pub slots: Column<Slot>,
     /// Per page number: 1 + the page's slot, or 0.
     index: Column<u32>,
+    /// Quarters only: per slot, the page's top list of this quarter once
+    /// its live list has gone on to a later quarter (see
+    /// [`pages`](super::pages)); as long as the last slot with one.
+    pub(super) tops: Column<TopRef>,
 }
 
 impl PeriodTable {
     pub(super) fn new(period: CalendarPeriod) -> PeriodTable {
-        PeriodTable { period, slots: Column::default(), index: Column::default() }
+        PeriodTable { period, slots: Column::default(), index: Column::default(), tops: Column::default() }
+    }
+
+    /// The kept top list of slot `i` (empty: none).
+    pub fn top(&self, i: usize) -> TopRef {
+        if i < self.tops.len() { *self.tops.get(i) } else { TopRef::default() }
+    }
+
+    /// Sets the kept top list of slot `i`; returns the one it replaces.
+    pub(super) fn set_top(&mut self, i: usize, list: TopRef) -> TopRef {
+        if i >= self.tops.len() {
+            if list.is_empty() {
+                return TopRef::default();
+            }
+            self.tops.resize(i + 1, TopRef::default());
+        }
+        std::mem::replace(self.tops.get_mut(i), list)
     }
 
     /// Page `page`'s slot, with its index in the table.
@@ -180,15 +201,16 @@ impl PeriodTable {
         i
     }
 
-    /// Forgets page `page`'s slot (its number is about to be reused).
-    fn clear(&mut self, page: u32) {
-        if self.slot(page).is_some() {
-            *self.index.get_mut(page as usize) = 0;
-        }
+    /// Forgets page `page`'s slot (its number is about to be reused); its
+    /// kept top list, if any, is returned to be freed.
+    fn clear(&mut self, page: u32) -> TopRef {
+        let Some((i, _)) = self.slot(page) else { return TopRef::default() };
+        *self.index.get_mut(page as usize) = 0;
+        self.set_top(i, TopRef::default())
     }
 
     fn heap_bytes(&self) -> usize {
-        self.slots.heap_bytes() + self.index.heap_bytes()
+        self.slots.heap_bytes() + self.index.heap_bytes() + self.tops.heap_bytes()
     }
 }
 
@@ -203,6 +225,9 @@ pub struct Periods {
     /// The period holding the watermark.
     current: Option<CalendarPeriod>,
     bounds: Bounds,
+    /// Kept top lists of dropped tables and cleared slots, for the engine
+    /// to free ([`Periods::take_released`]).
+    released: Vec<TopRef>,
 }
 
 impl Periods {
@@ -215,6 +240,7 @@ impl Periods {
             ring: vec![None; (retention as usize + 1).next_power_of_two()],
             current: None,
             bounds: Bounds::around(epoch, 0),
+            released: Vec::new(),
         }
     }
 
@@ -324,6 +350,7 @@ impl Periods {
             if t.as_ref().is_some_and(|t| t.period < oldest) {
                 let gone = t.take().expect("just checked");
                 gone.slots.iter().for_each(|s| dropped(s.page));
+                self.released.extend(gone.tops.iter().filter(|r| !r.is_empty()));
                 retired(gone.period, gone.slots.len());
             }
         }
@@ -347,7 +374,31 @@ impl Periods {
 
     /// Forgets page `page` in every table.
     pub fn clear(&mut self, page: u32) {
-        self.ring.iter_mut().flatten().for_each(|t| t.clear(page));
+        for t in self.ring.iter_mut().flatten() {
+            let list = t.clear(page);
+            if !list.is_empty() {
+                self.released.push(list);
+            }
+        }
+    }
+
+    /// Lets go of the kept top lists of the tables of periods before `p`.
+    pub(super) fn release_tops_before(&mut self, p: CalendarPeriod) {
+        for t in self.ring.iter_mut().flatten().filter(|t| t.period < p && !t.tops.is_empty()) {
+            self.released.extend(t.tops.iter().filter(|r| !r.is_empty()));
+            t.tops = Column::default();
+        }
+    }
+
+    /// The kept top lists let go since the last call, to be freed.
+    pub(super) fn take_released(&mut self) -> Vec<TopRef> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// The table of period `p`, when the ring holds it.
+    pub(super) fn table_for(&mut self, p: CalendarPeriod) -> Option<&mut PeriodTable> {
+        let pos = self.position(p);
+        self.ring[pos].as_mut().filter(|t| t.period == p)
     }
 
     /// Whether page `page` has a slot in a retained table.

@@ -13,7 +13,9 @@
 //! figures per day by quarter (see [`series`](super::series)). Version 5
 //! added each page's partition and split flag after its identity, and the
 //! gaps; version 6 the figures per day (rebuilt from the posts when an
-//! older checkpoint is read).
+//! older checkpoint is read); version 7 the top lists kept for earlier
+//! quarters (per list: its slot in its quarter's table, the quarter, the
+//! posts; none when an older checkpoint is read).
 //!
 //! A checkpoint written under another windows specification is refused
 //! with [`DecodeError::Windows`]: its tables are not those the
@@ -42,7 +44,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::window::{CalendarKind, CalendarPeriod, Millis, Quarter, Windows};
 
 /// Format version of the engine state in a checkpoint.
-pub const STATE_VERSION: u32 = 6;
+pub const STATE_VERSION: u32 = 7;
 /// The oldest version this build reads: 4 lacks each page's partition and
 /// the history gaps (read as unknown and none).
 pub const OLDEST_STATE_VERSION: u32 = 4;
@@ -100,7 +102,25 @@ impl Snapshot {
         }
         write_guards(&mut w, &self.guards)?;
         write_gaps(&mut w, &self.gaps)?;
-        self.series.write(&mut w)
+        self.series.write(&mut w)?;
+        self.encode_kept_tops(&mut w)
+    }
+
+    /// The kept top lists of earlier quarters (format 7): per list its
+    /// quarter, its slot in that quarter's table, and its posts.
+    fn encode_kept_tops<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
+        let kept: Vec<(&PeriodTable, usize)> = self
+            .tables()
+            .iter()
+            .filter(|t| t.period.kind == CalendarKind::Quarter)
+            .flat_map(|t| (0..t.tops.len()).filter(|i| !t.top(*i).is_empty()).map(move |i| (t, i)))
+            .collect();
+        w.len(kept.len())?;
+        for (t, i) in kept {
+            w.len(i)?;
+            write_top(w, self.list(Quarter::from_index(t.period.index), t.top(i)))?;
+        }
+        Ok(())
     }
 
     fn encode_pages<W: Write>(&self, w: &mut Writer<W>) -> io::Result<()> {
@@ -128,13 +148,7 @@ impl Snapshot {
                 None => w.u8(0)?,
                 Some(t) => {
                     w.u8(1)?;
-                    w.i32(t.quarter.index())?;
-                    w.len(t.len())?;
-                    for post in t.posts() {
-                        w.u64(post.hash)?;
-                        w.u64(post.interactions)?;
-                        w.str(post.id)?;
-                    }
+                    write_top(w, t)?;
                 }
             }
         }
@@ -253,7 +267,41 @@ impl Engine {
         } else {
             rebuild_series(&engine.posts, &engine.periods[0], &mut engine.series);
         }
+        if version >= 7 {
+            engine.decode_kept_tops(&mut r)?;
+        }
         Ok(engine)
+    }
+
+    /// Reads what [`Snapshot::encode_kept_tops`] wrote.
+    fn decode_kept_tops<R: Read>(&mut self, r: &mut Reader<R>) -> Result<(), DecodeError> {
+        let most = super::posts::MAX_PAGES as usize * self.periods[0].ring.len();
+        for _ in 0..r.len(most, "kept top lists")? {
+            let slot = r.len(super::posts::MAX_PAGES as usize, "kept top list slot")?;
+            let (quarter, posts) = decode_top(r)?;
+            self.restore_kept_top(quarter, slot, posts)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `posts` as the top list of slot `slot` of `quarter`'s table;
+    /// nothing when this engine holds no such table or slot (a quarter
+    /// out of its retention).
+    pub(super) fn restore_kept_top(
+        &mut self,
+        quarter: Quarter,
+        slot: usize,
+        posts: Vec<OwnedTopPost>,
+    ) -> Result<(), DecodeError> {
+        if posts.is_empty() {
+            return Err(DecodeError::Range("an empty kept top list"));
+        }
+        let q = CalendarPeriod { kind: CalendarKind::Quarter, index: quarter.index() };
+        let Some(table) = self.periods[0].table_for(q).filter(|t| slot < t.slots.len()) else { return Ok(()) };
+        let list = self.pages.create_top(posts);
+        let replaced = table.set_top(slot, list);
+        self.pages.release_top(replaced);
+        Ok(())
     }
 
     fn decode_pages<R: Read>(&mut self, r: &mut Reader<R>, version: u32) -> Result<(), DecodeError> {
@@ -383,7 +431,20 @@ impl Engine {
     }
 }
 
-fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<OwnedTopPost>), DecodeError> {
+/// A top list: its quarter, then each post's hash, interactions and id.
+pub(super) fn write_top<W: Write>(w: &mut Writer<W>, t: super::TopList<'_>) -> io::Result<()> {
+    w.i32(t.quarter.index())?;
+    w.len(t.len())?;
+    for post in t.posts() {
+        w.u64(post.hash)?;
+        w.u64(post.interactions)?;
+        w.str(post.id)?;
+    }
+    Ok(())
+}
+
+/// Reads what [`write_top`] wrote.
+pub(super) fn decode_top<R: Read>(r: &mut Reader<R>) -> Result<(Quarter, Vec<OwnedTopPost>), DecodeError> {
     let quarter = Quarter::from_index(r.i32()?);
     let mut posts = Vec::new();
     for _ in 0..r.len(TOP_MAX, "top posts")? {

@@ -142,6 +142,24 @@ impl Snapshot {
         top_list(self.states.get(p as usize), *self.tops.get(p as usize), &self.top_blocks)
     }
 
+    /// Page `p`'s top list of quarter `q`: its live list when that is of
+    /// `q`, else the one kept in `q`'s table, if any.
+    pub fn top_of(&self, p: u32, q: crate::window::Quarter) -> Option<TopList<'_>> {
+        if let Some(live) = self.top(p).filter(|t| t.quarter == q) {
+            return Some(live);
+        }
+        let table =
+            self.tables.iter().find(|t| t.period.kind == CalendarKind::Quarter && t.period.index == q.index())?;
+        let (i, _) = table.slot(p)?;
+        let list = table.top(i);
+        (!list.is_empty()).then(|| self.list(q, list))
+    }
+
+    /// List `list` of quarter `q`, read from this snapshot's blocks.
+    pub(super) fn list(&self, q: crate::window::Quarter, list: TopRef) -> TopList<'_> {
+        TopList::new(q, list, &self.top_blocks)
+    }
+
     pub(super) fn state(&self, p: u32) -> &PageState {
         self.states.get(p as usize)
     }

@@ -368,3 +368,37 @@ fn one_event_far_ahead_cannot_move_the_watermark_or_drop_a_quarter() {
         .collect();
     assert!(dropped.contains(&"2025-Q3".to_string()), "retention dropped 2025-Q3, and said so: {notices:?}");
 }
+
+/// The posts of page `pg`'s top list of `quarter`, as (id, interactions).
+fn top_of(e: &Engine, quarter: &str) -> Vec<(String, u64)> {
+    let v = View::build(e);
+    let page = v.find_page("facebook", "pg").expect("page known");
+    v.top_posts_of(page, q(quarter)).into_iter().map(|(id, n)| (id.to_owned(), n)).collect()
+}
+
+#[test]
+fn a_quarters_top_list_is_kept_once_the_next_begins_and_goes_with_its_quarter() {
+    // The history jumps by quarters: no watermark guard.
+    let limits = Limits { top_posts: 2, max_watermark_jump: std::time::Duration::ZERO, ..Limits::default() };
+    let mut e = Engine::new(limits);
+    let kept = limits.windows.retention(CalendarKind::Quarter).expect("quarters are configured");
+    for (post, n) in [("q2-a", 5), ("q2-b", 9), ("q2-c", 1)] {
+        assert_eq!(apply(&mut e, &snap(post, "2025-05-01T00:00:00Z", "2025-05-02T00:00:00Z", n)), Outcome::Applied);
+    }
+    assert_eq!(top_of(&e, "2025-Q2"), [("q2-b".into(), 9), ("q2-a".into(), 5)]);
+    // The first post of Q3 begins its list; Q2's is kept, and late
+    // observations of Q2's posts still change it, by the same rule.
+    assert_eq!(apply(&mut e, &snap("q3-a", "2025-07-05T00:00:00Z", "2025-07-06T00:00:00Z", 3)), Outcome::Applied);
+    assert_eq!(top_of(&e, "2025-Q3"), [("q3-a".into(), 3)]);
+    assert_eq!(top_of(&e, "2025-Q2"), [("q2-b".into(), 9), ("q2-a".into(), 5)]);
+    assert_eq!(apply(&mut e, &snap("q2-c", "2025-05-01T00:00:00Z", "2025-07-07T00:00:00Z", 20)), Outcome::Applied);
+    assert_eq!(apply(&mut e, &snap("q2-d", "2025-06-30T00:00:00Z", "2025-07-07T00:00:00Z", 2)), Outcome::Applied);
+    assert_eq!(top_of(&e, "2025-Q2"), [("q2-c".into(), 20), ("q2-b".into(), 9)]);
+    assert_eq!(top_of(&e, "2025-Q3"), [("q3-a".into(), 3)], "the live list is untouched");
+    // Once no window names Q2 any more, its list goes.
+    let later = Quarter::from_index(q("2025-Q2").index() + kept as i32 + 1);
+    let start = later.start();
+    let at = crate::window::format_rfc3339(start + DAY_MS);
+    assert_eq!(apply(&mut e, &snap("late", &at, &at, 1)), Outcome::Applied);
+    assert!(top_of(&e, "2025-Q2").is_empty(), "Q2 is out of the windows");
+}

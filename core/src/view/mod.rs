@@ -241,7 +241,13 @@ impl View {
     /// The top posts of the current quarter, by interactions, descending.
     pub fn top_posts(&self, p: u32) -> Vec<(&str, u64)> {
         let Some(current) = self.watermark.map(Quarter::containing) else { return Vec::new() };
-        let mut posts = self.src().top_posts(p, current);
+        self.top_posts_of(p, current)
+    }
+
+    /// The top posts of quarter `q` (the current one or a kept one), by
+    /// interactions, descending.
+    pub fn top_posts_of(&self, p: u32, q: Quarter) -> Vec<(&str, u64)> {
+        let mut posts = self.src().top_posts(p, q);
         posts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         posts
     }

@@ -88,18 +88,18 @@ impl Source {
         }
     }
 
-    /// The page's top posts if its list is of quarter `q`.
+    /// The page's top posts of quarter `q`: its live list, or the one kept
+    /// for an earlier quarter.
     pub fn top_posts(&self, p: u32, q: Quarter) -> Vec<(&str, u64)> {
         match self {
-            Source::Engine(s) => s
-                .top(p)
-                .filter(|t| t.quarter == q)
-                .map(|t| t.posts().map(|p| (p.id, p.interactions)).collect())
-                .unwrap_or_default(),
-            Source::Pages(s) => match &Self::record(s, p).top {
-                Some((tq, posts)) if *tq == q => posts.iter().map(|(id, n)| (&**id, *n)).collect(),
-                _ => Vec::new(),
-            },
+            Source::Engine(s) => {
+                s.top_of(p, q).map(|t| t.posts().map(|p| (p.id, p.interactions)).collect()).unwrap_or_default()
+            }
+            Source::Pages(s) => {
+                let r = Self::record(s, p);
+                let list = r.top.iter().chain(&r.kept).find(|(tq, _)| *tq == q);
+                list.map(|(_, posts)| posts.iter().map(|(id, n)| (&**id, *n)).collect()).unwrap_or_default()
+            }
         }
     }
 

@@ -156,3 +156,22 @@ pub fn series(v: &View) -> Vec<String> {
     }
     out
 }
+
+/// Every page's top lists, live and kept for earlier quarters, by page
+/// identity (page numbers may differ between engines).
+pub fn top_lists(e: &engagement_core::engine::Engine) -> std::collections::BTreeSet<String> {
+    use engagement_core::window::{CalendarKind, Quarter};
+    let s = e.snapshot();
+    let name = |p: u32| format!("{}/{}", s.platform(p), s.ident(p).id);
+    let quarters: Vec<Quarter> =
+        s.periods().filter(|q| q.kind == CalendarKind::Quarter).map(|q| Quarter::from_index(q.index)).collect();
+    let mut tops = std::collections::BTreeSet::new();
+    for p in s.pages() {
+        for t in s.top(p).into_iter().chain(quarters.iter().filter_map(|q| s.top_of(p, *q))) {
+            let mut posts: Vec<String> = t.posts().map(|t| format!("{} {} {}", t.hash, t.interactions, t.id)).collect();
+            posts.sort();
+            tops.insert(format!("{} {:?} {posts:?}", name(p), t.quarter));
+        }
+    }
+    tops
+}

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use engagement_core::ranking::{Filter, Metric};
-use engagement_core::view::{Row, Table, View};
-use engagement_core::window::format_rfc3339;
+use engagement_core::view::{Period, Row, Table, View};
+use engagement_core::window::{CalendarKind, Quarter, format_rfc3339};
 
 use super::fields::{Figures, PageIdentity, WindowJson};
 use super::{ApiError, Ctx};
@@ -30,19 +30,22 @@ struct PageJson<'v> {
     #[serde(flatten)]
     page: PageIdentity<'v>,
     watermark: Option<String>,
-    windows: Vec<PageWindow>,
+    windows: Vec<PageWindow<'v>>,
     top_posts: Vec<TopPost<'v>>,
 }
 
 /// The page in one window: the window, the page's figures there and its
-/// rank by interactions (`None` without a post there).
+/// rank by interactions (`None` without a post there); for a quarter, its
+/// top posts (kept for every quarter the windows name).
 #[derive(Serialize)]
-struct PageWindow {
+struct PageWindow<'v> {
     #[serde(flatten)]
     window: WindowJson,
     #[serde(flatten)]
     figures: Figures,
     rank: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_posts: Option<Vec<TopPost<'v>>>,
 }
 
 #[derive(Serialize)]
@@ -58,15 +61,26 @@ fn page_json<'v>(view: &'v View, platform: &str, page_id: &str) -> Result<PageJs
         page: PageIdentity::of(view, i),
         watermark: view.watermark.map(format_rfc3339),
         windows,
-        top_posts: view.top_posts(i).into_iter().map(|(id, n)| TopPost { post_id: id, interactions: n }).collect(),
+        top_posts: posts(view.top_posts(i)),
     })
 }
 
-fn page_window(view: &View, t: &Table, page: u32) -> PageWindow {
+fn posts(list: Vec<(&str, u64)>) -> Vec<TopPost<'_>> {
+    list.into_iter().map(|(id, n)| TopPost { post_id: id, interactions: n }).collect()
+}
+
+fn page_window<'v>(view: &'v View, t: &Table, page: u32) -> PageWindow<'v> {
     let empty = Row { page, totals: Default::default(), followers: None };
+    let top_posts = match t.period {
+        Period::Calendar(q) if q.kind == CalendarKind::Quarter => {
+            Some(posts(view.top_posts_of(page, Quarter::from_index(q.index))))
+        }
+        _ => None,
+    };
     PageWindow {
         window: WindowJson::of(t, &view.windows),
         figures: Figures::of(&view.row(t, page).unwrap_or(empty)),
         rank: view.rank_of(t, Metric::Interactions, &Filter::ALL, page),
+        top_posts,
     }
 }

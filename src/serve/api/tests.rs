@@ -143,6 +143,34 @@ async fn page_endpoint_lists_windows_ranks_and_top_posts() {
 }
 
 #[tokio::test]
+async fn every_quarter_window_of_a_page_has_its_own_top_posts() {
+    // Late observations of two posts published in 2025-Q2, after the
+    // seed's Q3: the page's live list stays Q3's, Q2 gets a list of its own.
+    let mut events = seed_events();
+    for (post, reactions) in [("june-1", 700), ("june-2", 900)] {
+        events.push(format!(
+            r#"{{"page_id":"moi.egy","post_id":"{post}","published_at":"2025-06-10T00:00:00Z","observed_at":"2025-09-29T00:00:00Z","reactions":{reactions}}}"#
+        ));
+    }
+    let s = state_with(&events);
+    let (code, body) = get(&s, "/v1/pages/facebook/moi.egy").await;
+    assert_eq!(code, StatusCode::OK);
+    let window = |id: &str| body["windows"].as_array().unwrap().iter().find(|w| w["id"] == id).cloned().unwrap();
+    let (q2, q3) = (window("2025-Q2"), window("2025-Q3"));
+    assert_eq!(q2["posts"], 2);
+    assert_eq!(
+        q2["top_posts"],
+        serde_json::json!([{"post_id": "june-2", "interactions": 900}, {"post_id": "june-1", "interactions": 700}])
+    );
+    assert_eq!(q3["top_posts"], body["top_posts"], "the current quarter's list, as at the top level");
+    assert_eq!(q3["top_posts"].as_array().unwrap().len(), 10);
+    for w in body["windows"].as_array().unwrap() {
+        let quarter = w["id"].as_str().unwrap().contains("-Q");
+        assert_eq!(w.get("top_posts").is_some(), quarter, "only quarters have their own list: {}", w["id"]);
+    }
+}
+
+#[tokio::test]
 async fn windows_endpoint_lists_retained_quarters() {
     let s = state_with(&seed_events());
     let (_, body) = get(&s, "/v1/windows").await;
