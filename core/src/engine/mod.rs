@@ -641,27 +641,28 @@ impl Engine {
         }
     }
 
-    /// Whether quarter `q` is one the windows name (a kept list is kept
-    /// for those only: a quarter table held longer, for the rolling
-    /// windows' edges, is no window).
-    fn names_quarter(&self, q: CalendarPeriod) -> bool {
-        let (Some(kept), Some(current)) =
-            (self.limits.windows.retention(CalendarKind::Quarter), self.periods[0].current())
-        else {
-            return false;
+    /// The quarters the windows name, as (oldest, current): a list is kept
+    /// for those only (a quarter table held longer, for the rolling
+    /// windows' edges, is no window). `None` before the first event;
+    /// oldest past current when no quarter is configured.
+    fn named_quarters(&self) -> Option<(CalendarPeriod, CalendarPeriod)> {
+        let current = self.periods[0].current()?;
+        let oldest = match self.limits.windows.retention(CalendarKind::Quarter) {
+            Some(kept) => current.minus(kept),
+            None => CalendarPeriod { index: current.index + 1, ..current },
         };
-        q <= current && q >= current.minus(kept)
+        Some((oldest, current))
+    }
+
+    /// Whether quarter `q` is one the windows name.
+    fn names_quarter(&self, q: CalendarPeriod) -> bool {
+        self.named_quarters().is_some_and(|(oldest, current)| oldest <= q && q <= current)
     }
 
     /// Frees the kept top lists of dropped quarters, of quarters no window
     /// names any more, and of cleared slots.
     fn release_kept_tops(&mut self) {
-        if let Some(current) = self.periods[0].current() {
-            let oldest = self
-                .limits
-                .windows
-                .retention(CalendarKind::Quarter)
-                .map_or(CalendarPeriod { index: current.index + 1, ..current }, |k| current.minus(k));
+        if let Some((oldest, _)) = self.named_quarters() {
             self.periods[0].release_tops_before(oldest);
         }
         for list in self.periods[0].take_released() {
