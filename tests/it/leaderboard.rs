@@ -390,6 +390,44 @@ fn a_page_opens_in_its_own_view_and_pages_are_found_by_name() {
     assert_eq!(rows(&dom).len(), SEED_TABLE.len());
 }
 
+/// The post ids a page view lists as its top posts, in order.
+fn listed_posts(dom: &str) -> Vec<String> {
+    let list = dom.split(r#"id="pv-top""#).nth(1).unwrap_or("").split("</ol>").next().unwrap_or("");
+    list.split(r#"<span class="pid" dir="auto">"#)
+        .skip(1)
+        .map(|s| unescape(s.split('<').next().unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn the_page_view_lists_the_top_posts_of_the_quarter_on_screen() {
+    // The seed's quarter, then two posts of the MoI in the next: 2025-Q3's
+    // list is kept when 2025-Q4's begins.
+    let mut events = seed_events();
+    for (post, reactions) in [("moi-q4-a", 7_000_000), ("moi-q4-b", 9_000_000)] {
+        let extra = format!(r#","reactions":{reactions}"#);
+        events.push(crate::daemon::event("moi.egy", post, "2025-10-01T08:00:00Z", "2025-10-01T09:00:00Z", &extra));
+    }
+    let d = start_with(&events, SEED_TABLE.len());
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|t| t["post_id"].as_str().unwrap().to_string()).collect()
+    };
+    let api = wait_until("the MoI's posts of 2025-Q4 in its current list", READY, || {
+        let api = d.json("/v1/pages/facebook/moi.egy");
+        (ids(&api["top_posts"]) == ["moi-q4-b", "moi-q4-a"]).then_some(api)
+    });
+    let q3 = api["windows"].as_array().unwrap().iter().find(|w| w["id"] == "2025-Q3").expect("2025-Q3 is named");
+    let q3_posts = ids(&q3["top_posts"]);
+    assert!(!q3_posts.is_empty() && q3_posts.iter().all(|p| p.starts_with("moi.egy-")), "2025-Q3's list: {q3_posts:?}");
+    let base = format!("http://{}/?metric=interactions&page=facebook%2Fmoi.egy", d.addr);
+    let dom = dump_dom(&format!("{base}&window=2025-Q3"));
+    assert_eq!(text_after(&dom, r#"id="pv-top-title""#), Some("Top posts of 2025-Q3"));
+    assert_eq!(listed_posts(&dom), q3_posts, "the kept list of the quarter on screen");
+    let dom = dump_dom(&format!("{base}&window=current"));
+    assert_eq!(text_after(&dom, r#"id="pv-top-title""#), Some("Top posts of 2025-Q4"));
+    assert_eq!(listed_posts(&dom), ["moi-q4-b", "moi-q4-a"], "the live list of the current quarter");
+}
+
 #[test]
 fn without_data_the_page_shows_the_api_error() {
     let d = Daemon::launch("127.0.0.1:1", "nowhere", &[], &[]);
