@@ -8,7 +8,8 @@
 #   - every manifest `helm template` and the kits render is strictly decoded
 #     into its Kubernetes or Prometheus Operator type (tools/kube-check);
 #   - the chart with the kits' settings (ci/replica-values.yaml,
-#     ci/shard-values.yaml) renders the same objects as the kits, in both modes.
+#     ci/shard-values.yaml) renders the same objects as the kits, in both modes;
+#   - deploy/README.md's overlay mounting a private CA renders over both kits.
 #
 #   scripts/kube-check.sh
 #
@@ -97,6 +98,27 @@ if command -v kubectl >/dev/null 2>&1; then
       fail "kubectl kustomize $dir renders other objects than kustomize/api of tools/kube-check"
   done
 fi
+
+say "deploy/README.md's overlay mounting a private CA, over both kits"
+# The yaml block of the README's "A private CA for Kafka" item, as an
+# overlay of each kit: it must render, mount the Secret and validate.
+readme_patch=$(awk '/\*\*A private CA for Kafka\*\*/ { item = 1 }
+  item && /```yaml/ { inside = 1; next }
+  inside && /```/ { exit }
+  inside { sub(/^  /, ""); print }' deploy/README.md)
+[[ $readme_patch == *"patches:"* ]] || fail "deploy/README.md: no yaml block under \"A private CA for Kafka\""
+for mode in replica shard; do
+  dir=deploy/kubernetes; [[ $mode == shard ]] && dir=deploy/kubernetes/shard
+  mkdir -p "$WORK/ca-$mode"
+  # kustomize takes a base by a relative path only.
+  base=$(realpath --relative-to="$WORK/ca-$mode" "$REPO/$dir")
+  { echo "resources: [\"$base\"]"; echo "$readme_patch"; } >"$WORK/ca-$mode/kustomization.yaml"
+  "$KUBE_CHECK" kustomize "$WORK/ca-$mode" >"$WORK/kit-ca-$mode.yaml" ||
+    fail "deploy/README.md's CA overlay does not render over $dir"
+  for want in "mountPath: /etc/kafka-ca" "secretName: kafka-ca"; do
+    grep -Eq "^[ -]*$want\$" "$WORK/kit-ca-$mode.yaml" || fail "deploy/README.md's CA overlay over $dir: no \"$want\""
+  done
+done
 
 say "strict validation of every rendering"
 (cd "$WORK" && "$KUBE_CHECK" validate chart-*.yaml kit-*.yaml)
