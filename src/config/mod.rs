@@ -133,7 +133,8 @@ pub struct HttpConfig {
     /// The `http.*` limits, as the HTTP layer takes them.
     pub limits: HttpLimits,
     /// The web config file (TLS, headers, basic auth; exporter-toolkit
-    /// format), read at start; `None` serves plain HTTP without auth.
+    /// format), read at start and again when it changes; `None` serves
+    /// plain HTTP without auth.
     pub web_config_file: Option<PathBuf>,
     /// What `web_config_file` holds, once [`load`] has read it.
     pub web: WebConfig,
