@@ -65,21 +65,21 @@ fn main() {
     let limits = default_limits();
 
     println!("--- plain HTTP");
-    let (addr, stop, server) = start_server(view, limits, None);
-    let client = Client { addr, tls: None, authorization: None };
-    single_client_latency(&client);
-    let heavy = run_load(&client, &size);
-    stop.cancel();
-    let _ = server.join();
-    heavy.print(limits);
-
+    serve_and_load(view, limits, &size, None);
     println!("--- TLS and basic auth (a web config file)");
-    let pki = Pki::new();
-    let (addr, stop, server) = start_server(again, limits, Some(&pki.web_config));
-    let client = pki.client(addr);
-    new_connections(&client, 200);
+    serve_and_load(again, limits, &size, Some(&Pki::new()));
+}
+
+/// Serves `view` (through `pki`'s web config file, if any), then measures
+/// it: new connections (with TLS only), one client, and the load.
+fn serve_and_load(view: Arc<View>, limits: HttpLimits, size: &Size, pki: Option<&Pki>) {
+    let (addr, stop, server) = start_server(view, limits, pki.map(|p| p.web_config.as_path()));
+    let client = pki.map_or(Client { addr, tls: None, authorization: None }, |p| p.client(addr));
+    if client.tls.is_some() {
+        new_connections(&client, 200);
+    }
     single_client_latency(&client);
-    let heavy = run_load(&client, &size);
+    let heavy = run_load(&client, size);
     stop.cancel();
     let _ = server.join();
     heavy.print(limits);
