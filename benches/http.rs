@@ -260,13 +260,18 @@ fn start_server(
 async fn connect(client: &Client) -> Option<SendRequest<Body>> {
     let stream = TcpStream::connect(client.addr).await.ok()?;
     let _ = stream.set_nodelay(true);
-    let Some(tls) = &client.tls else {
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
-        tokio::spawn(conn);
-        return Some(send);
-    };
-    let stream = tls.connect(ServerName::IpAddress(client.addr.ip().into()), stream).await.ok()?;
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+    match &client.tls {
+        None => http1(stream).await,
+        Some(tls) => http1(tls.connect(ServerName::IpAddress(client.addr.ip().into()), stream).await.ok()?).await,
+    }
+}
+
+/// HTTP/1.1 over `io`, its connection driven by a task of its own.
+async fn http1<T>(io: T) -> Option<SendRequest<Body>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.ok()?;
     tokio::spawn(conn);
     Some(send)
 }
